@@ -1,0 +1,81 @@
+/*
+ * parallel.c: see parallel.h.
+ */
+#include "parallel.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "common.h"
+
+static int g_threads = 1;
+
+static int core_is(const char *have, const char *const *list) {
+    for (; *list; list++)
+        if (strcasecmp(have, *list) == 0) return 1;
+    return 0;
+}
+
+void parallel_init(int argc, char **argv) {
+    (void)argc;
+    if (!getenv("OPENBLAS_CORETYPE") && !getenv("BEARD_NO_REEXEC")) {
+        static const char *const avx512[] = {"SkylakeX", "Cooperlake", "SapphireRapids", NULL};
+        static const char *const avx2[] = {"SkylakeX", "Cooperlake", "SapphireRapids", "Haswell",
+                                           "Zen",      "Skylake",    NULL};
+        const char *have = openblas_get_corename();
+        const char *want = NULL;
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+            if (!core_is(have, avx512)) want = "SkylakeX";
+        } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+            if (!core_is(have, avx2)) want = "Haswell";
+        }
+        if (want) {
+            setenv("OPENBLAS_CORETYPE", want, 1);
+            setenv("BEARD_NO_REEXEC", "1", 1);
+            execv("/proc/self/exe", argv);
+            // exec failed: carry on with the kernels we have
+        }
+    }
+    parallel_set_threads(0);
+}
+
+void parallel_set_threads(int n) {
+    if (n <= 0) n = omp_get_num_procs();
+    if (n < 1) n = 1;
+    g_threads = n;
+    omp_set_num_threads(n);
+    omp_set_max_active_levels(1);
+    openblas_set_num_threads(1);
+}
+
+int parallel_threads(void) { return g_threads; }
+
+const char *parallel_blas_core(void) { return openblas_get_corename(); }
+
+void parallel_blas_threads(int n) { openblas_set_num_threads(n > 0 ? n : g_threads); }
+
+static _Thread_local float *tl_buf[SCRATCH_SLOTS];
+static _Thread_local size_t tl_cap[SCRATCH_SLOTS];
+
+float *scratch_f32(int slot, size_t n) {
+    if (n > tl_cap[slot]) {
+        xfree(tl_buf[slot]);
+        size_t cap = n + n / 4 + 1024;
+        tl_buf[slot] = xmalloc(cap * sizeof(float));
+        if (!tl_buf[slot]) {
+            // kernels have no error path; scratch is small (one sample's im2col), so
+            // running out here means the machine is out of memory altogether
+            fprintf(stderr, "beard: out of memory (scratch of %zu floats)\n", cap);
+            abort();
+        }
+        tl_cap[slot] = cap;
+    }
+    return tl_buf[slot];
+}

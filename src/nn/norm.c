@@ -1,0 +1,286 @@
+/*
+ * norm.c: GroupNorm (and InstanceNorm as GroupNorm(C, C)), LayerNorm and BatchNorm2d.
+ *
+ * All three normalise x to xhat = (x - mean) * rstd with rstd = 1/sqrt(var + eps) and the
+ * biased variance, then apply gamma * xhat + beta, exactly as PyTorch defines them. They
+ * share one backward rule per normalisation group of N values:
+ *   dxhat = dy * gamma
+ *   dx    = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+ * which is computed from two per-channel sums, s1 = sum(dy) and s2 = sum(dy * x).
+ *
+ * Sums use 16 float lanes (so that the compiler vectorises them without -ffast-math)
+ * combined in double, and the variance is the two-pass sum of squared deviations.
+ *
+ * Per-sample parameter-gradient contributions (dgamma, dbeta of Group/LayerNorm) are
+ * written to a (B, C) buffer and reduced in sample order, so they do not depend on the
+ * thread count.
+ */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "../core/common.h"
+#include "nn.h"
+
+#define LANES 16
+
+static double sum_f(const float *x, size_t n) {
+    float acc[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] += x[i + j];
+    double s = 0.0;
+    for (int j = 0; j < LANES; j++) s += acc[j];
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+static double sumsq_dev(const float *x, size_t n, float mean) {
+    float acc[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            float d = x[i + j] - mean;
+            acc[j] += d * d;
+        }
+    double s = 0.0;
+    for (int j = 0; j < LANES; j++) s += acc[j];
+    for (; i < n; i++) {
+        double d = (double)x[i] - mean;
+        s += d * d;
+    }
+    return s;
+}
+
+static double dot_f(const float *a, const float *b, size_t n) {
+    float acc[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] += a[i + j] * b[i + j];
+    double s = 0.0;
+    for (int j = 0; j < LANES; j++) s += acc[j];
+    for (; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+static void affine_f(float *out, const float *in, size_t n, float a, float b) {
+    for (size_t i = 0; i < n; i++) out[i] = in[i] * a + b;
+}
+
+// ----------------------------------------------------------------------------
+// GroupNorm
+
+static void groupnorm_sample_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+                                     const float *beta, int C, int HW, int G, float eps) {
+    int cpg = C / G;
+    size_t N = (size_t)cpg * HW;
+    for (int g = 0; g < G; g++) {
+        const float *x = in + (size_t)g * N;
+        float m = (float)(sum_f(x, N) / (double)N);
+        double var = sumsq_dev(x, N, m) / (double)N;
+        float r = (float)(1.0 / sqrt(var + eps));
+        mean[g] = m;
+        rstd[g] = r;
+        for (int c = g * cpg; c < (g + 1) * cpg; c++) {
+            float a = gamma ? gamma[c] * r : r;
+            float b = (beta ? beta[c] : 0.0f) - m * a;
+            affine_f(out + (size_t)c * HW, in + (size_t)c * HW, (size_t)HW, a, b);
+        }
+    }
+}
+
+void groupnorm_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma, const float *beta,
+                       int B, int C, int HW, int G, float eps) {
+    size_t sz = (size_t)C * HW;
+#pragma omp parallel for schedule(static) if (B > 1)
+    for (int b = 0; b < B; b++)
+        groupnorm_sample_forward(out + b * sz, mean + (size_t)b * G, rstd + (size_t)b * G, in + b * sz, gamma, beta,
+                                 C, HW, G, eps);
+}
+
+// one sample; pgamma/pbeta receive this sample's contributions (overwritten)
+static void groupnorm_sample_backward(float *din, float *pgamma, float *pbeta, const float *dout, const float *mean,
+                                      const float *rstd, const float *in, const float *gamma, int C, int HW, int G) {
+    int cpg = C / G;
+    double N = (double)cpg * HW;
+    for (int g = 0; g < G; g++) {
+        double m = mean[g], r = rstd[g];
+        double sum_dxhat = 0.0, sum_dxhat_xhat = 0.0;
+        for (int c = g * cpg; c < (g + 1) * cpg; c++) {
+            const float *dy = dout + (size_t)c * HW, *x = in + (size_t)c * HW;
+            double s1 = sum_f(dy, (size_t)HW), s2 = dot_f(dy, x, (size_t)HW);
+            double gxh = (s2 - m * s1) * r; // sum(dy * xhat) over the channel
+            double gm = gamma ? gamma[c] : 1.0;
+            sum_dxhat += gm * s1;
+            sum_dxhat_xhat += gm * gxh;
+            if (pgamma) pgamma[c] = (float)gxh;
+            if (pbeta) pbeta[c] = (float)s1;
+        }
+        if (!din) continue;
+        // dx = r*gm*dy - r*sum_dxhat/N - xhat*r*sum_dxhat_xhat/N, with xhat = (x - m) r
+        double k2 = r * r * sum_dxhat_xhat / N;
+        double k3 = -r * sum_dxhat / N + m * k2;
+        for (int c = g * cpg; c < (g + 1) * cpg; c++) {
+            float k1 = (float)(r * (gamma ? gamma[c] : 1.0));
+            float a = (float)-k2, b = (float)k3;
+            const float *dy = dout + (size_t)c * HW, *x = in + (size_t)c * HW;
+            float *dx = din + (size_t)c * HW;
+            for (int i = 0; i < HW; i++) dx[i] += k1 * dy[i] + a * x[i] + b;
+        }
+    }
+}
+
+void groupnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *mean,
+                        const float *rstd, const float *in, const float *gamma, int B, int C, int HW, int G) {
+    size_t sz = (size_t)C * HW;
+    int want = dgamma || dbeta;
+    float *pg = NULL;
+    if (want) {
+        pg = xmalloc(sizeof(float) * (size_t)B * 2 * C);
+        if (!pg) want = 0, dgamma = dbeta = NULL; // cannot happen in practice: (B, 2C) floats
+    }
+#pragma omp parallel for schedule(static) if (B > 1)
+    for (int b = 0; b < B; b++)
+        groupnorm_sample_backward(din ? din + b * sz : NULL, dgamma ? pg + (size_t)b * 2 * C : NULL,
+                                  dbeta ? pg + (size_t)b * 2 * C + C : NULL, dout + b * sz, mean + (size_t)b * G,
+                                  rstd + (size_t)b * G, in + b * sz, gamma, C, HW, G);
+    if (want) {
+        for (int b = 0; b < B; b++) {
+            const float *p = pg + (size_t)b * 2 * C;
+            for (int c = 0; c < C; c++) {
+                if (dgamma) dgamma[c] += p[c];
+                if (dbeta) dbeta[c] += p[C + c];
+            }
+        }
+    }
+    xfree(pg);
+}
+
+// ----------------------------------------------------------------------------
+// LayerNorm over (C, H, W) with elementwise affine
+
+void layernorm_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma, const float *beta,
+                       int B, int D, float eps) {
+#pragma omp parallel for schedule(static) if (B > 1)
+    for (int b = 0; b < B; b++) {
+        const float *x = in + (size_t)b * D;
+        float *y = out + (size_t)b * D;
+        float m = (float)(sum_f(x, (size_t)D) / D);
+        float r = (float)(1.0 / sqrt(sumsq_dev(x, (size_t)D, m) / D + eps));
+        mean[b] = m;
+        rstd[b] = r;
+        for (int i = 0; i < D; i++) {
+            float xh = (x[i] - m) * r;
+            y[i] = gamma ? xh * gamma[i] + (beta ? beta[i] : 0.0f) : xh + (beta ? beta[i] : 0.0f);
+        }
+    }
+}
+
+void layernorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *mean,
+                        const float *rstd, const float *in, const float *gamma, int B, int D) {
+    if (dgamma || dbeta) {
+        // parameter gradients: a sum over the batch per element; parallel over elements
+#pragma omp parallel for schedule(static) if (B * D > (1 << 16))
+        for (int i = 0; i < D; i++) {
+            double sg = 0.0, sb = 0.0;
+            for (int b = 0; b < B; b++) {
+                float dy = dout[(size_t)b * D + i];
+                sg += (double)dy * ((in[(size_t)b * D + i] - mean[b]) * rstd[b]);
+                sb += dy;
+            }
+            if (dgamma) dgamma[i] += (float)sg;
+            if (dbeta) dbeta[i] += (float)sb;
+        }
+    }
+    if (!din) return;
+#pragma omp parallel for schedule(static) if (B > 1)
+    for (int b = 0; b < B; b++) {
+        const float *dy = dout + (size_t)b * D, *x = in + (size_t)b * D;
+        float *dx = din + (size_t)b * D;
+        double m = mean[b], r = rstd[b];
+        double s_dxhat = 0.0, s_dxhat_xhat = 0.0;
+        for (int i = 0; i < D; i++) {
+            double dxh = (double)dy[i] * (gamma ? gamma[i] : 1.0f);
+            s_dxhat += dxh;
+            s_dxhat_xhat += dxh * ((x[i] - m) * r);
+        }
+        float a = (float)(s_dxhat / D), c = (float)(s_dxhat_xhat / D);
+        for (int i = 0; i < D; i++) {
+            float dxh = dy[i] * (gamma ? gamma[i] : 1.0f);
+            float xh = (float)((x[i] - m) * r);
+            dx[i] += (float)r * (dxh - a - xh * c);
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// BatchNorm2d
+
+void batchnorm_forward(float *out, float *mean, float *rstd, float *running_mean, float *running_var,
+                       const float *in, const float *gamma, const float *beta, int B, int C, int HW, float eps,
+                       float momentum, int train) {
+    size_t sz = (size_t)C * HW;
+#pragma omp parallel for schedule(static) if (C > 1 && B * HW > 4096)
+    for (int c = 0; c < C; c++) {
+        float m, r;
+        if (train) {
+            double s = 0.0;
+            for (int b = 0; b < B; b++) s += sum_f(in + b * sz + (size_t)c * HW, (size_t)HW);
+            double n = (double)B * HW;
+            m = (float)(s / n);
+            double ss = 0.0;
+            for (int b = 0; b < B; b++) ss += sumsq_dev(in + b * sz + (size_t)c * HW, (size_t)HW, m);
+            double var = ss / n;
+            r = (float)(1.0 / sqrt(var + eps));
+            if (running_mean) running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * m;
+            if (running_var) {
+                double unbiased = n > 1 ? ss / (n - 1) : var;
+                running_var[c] = (1.0f - momentum) * running_var[c] + momentum * (float)unbiased;
+            }
+        } else {
+            m = running_mean[c];
+            r = (float)(1.0 / sqrt((double)running_var[c] + eps));
+        }
+        mean[c] = m;
+        rstd[c] = r;
+        float a = gamma ? gamma[c] * r : r;
+        float bb = (beta ? beta[c] : 0.0f) - m * a;
+        for (int b = 0; b < B; b++) affine_f(out + b * sz + (size_t)c * HW, in + b * sz + (size_t)c * HW, (size_t)HW, a, bb);
+    }
+}
+
+void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *mean,
+                        const float *rstd, const float *in, const float *gamma, int B, int C, int HW, int train) {
+    size_t sz = (size_t)C * HW;
+#pragma omp parallel for schedule(static) if (C > 1 && B * HW > 4096)
+    for (int c = 0; c < C; c++) {
+        double m = mean[c], r = rstd[c];
+        double s1 = 0.0, s2 = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *dy = dout + b * sz + (size_t)c * HW, *x = in + b * sz + (size_t)c * HW;
+            s1 += sum_f(dy, (size_t)HW);
+            s2 += dot_f(dy, x, (size_t)HW);
+        }
+        double gxh = (s2 - m * s1) * r;
+        if (dgamma) dgamma[c] += (float)gxh;
+        if (dbeta) dbeta[c] += (float)s1;
+        if (!din) continue;
+        double gm = gamma ? gamma[c] : 1.0;
+        float k1 = (float)(r * gm), a, bb;
+        if (train) {
+            double N = (double)B * HW;
+            double k2 = r * r * gm * gxh / N;
+            double k3 = -r * gm * s1 / N + m * k2;
+            a = (float)-k2;
+            bb = (float)k3;
+        } else { // running statistics are constants: dx = dy * gamma * rstd
+            a = 0.0f;
+            bb = 0.0f;
+        }
+        for (int b = 0; b < B; b++) {
+            const float *dy = dout + b * sz + (size_t)c * HW, *x = in + b * sz + (size_t)c * HW;
+            float *dx = din + b * sz + (size_t)c * HW;
+            for (int i = 0; i < HW; i++) dx[i] += k1 * dy[i] + a * x[i] + bb;
+        }
+    }
+}

@@ -1,0 +1,84 @@
+/*
+ * pool.c: AvgPool2d and MaxPool2d (torch.nn, no padding, floor mode).
+ * Max pooling saves the argmax of each window for backward; ties go to the first maximum
+ * in row-major order and a NaN wins its window, as in PyTorch.
+ */
+#include <math.h>
+#include <omp.h>
+
+#include "nn.h"
+
+void avgpool_forward(float *out, const float *in, int B, int C, int H, int W, int K, int stride) {
+    int Ho = pool_out_size(H, K, stride), Wo = pool_out_size(W, K, stride);
+    long planes = (long)B * C;
+#pragma omp parallel for schedule(static) if (planes > 64)
+    for (long p = 0; p < planes; p++) {
+        const float *x = in + (size_t)p * H * W;
+        float *y = out + (size_t)p * Ho * Wo;
+        for (int oh = 0; oh < Ho; oh++)
+            for (int ow = 0; ow < Wo; ow++) {
+                float s = 0.0f;
+                for (int i = 0; i < K; i++)
+                    for (int j = 0; j < K; j++) s += x[(size_t)(oh * stride + i) * W + ow * stride + j];
+                y[oh * Wo + ow] = s / (float)(K * K);
+            }
+    }
+}
+
+void avgpool_backward(float *din, const float *dout, int B, int C, int H, int W, int K, int stride) {
+    int Ho = pool_out_size(H, K, stride), Wo = pool_out_size(W, K, stride);
+    long planes = (long)B * C;
+#pragma omp parallel for schedule(static) if (planes > 64)
+    for (long p = 0; p < planes; p++) {
+        float *dx = din + (size_t)p * H * W;
+        const float *dy = dout + (size_t)p * Ho * Wo;
+        for (int oh = 0; oh < Ho; oh++)
+            for (int ow = 0; ow < Wo; ow++) {
+                float g = dy[oh * Wo + ow] / (float)(K * K);
+                for (int i = 0; i < K; i++)
+                    for (int j = 0; j < K; j++) dx[(size_t)(oh * stride + i) * W + ow * stride + j] += g;
+            }
+    }
+}
+
+void maxpool_forward(float *out, int *argmax, const float *in, int B, int C, int H, int W, int K, int stride) {
+    int Ho = pool_out_size(H, K, stride), Wo = pool_out_size(W, K, stride);
+    long planes = (long)B * C;
+#pragma omp parallel for schedule(static) if (planes > 64)
+    for (long p = 0; p < planes; p++) {
+        const float *x = in + (size_t)p * H * W;
+        float *y = out + (size_t)p * Ho * Wo;
+        int *am = argmax + (size_t)p * Ho * Wo;
+        for (int oh = 0; oh < Ho; oh++)
+            for (int ow = 0; ow < Wo; ow++) {
+                float best = -INFINITY;
+                int bi = (oh * stride) * W + ow * stride;
+                for (int i = 0; i < K; i++)
+                    for (int j = 0; j < K; j++) {
+                        int idx = (oh * stride + i) * W + ow * stride + j;
+                        float v = x[idx];
+                        if (v > best || isnan(v)) {
+                            best = v;
+                            bi = idx;
+                            if (isnan(v)) goto done;
+                        }
+                    }
+            done:
+                y[oh * Wo + ow] = best;
+                am[oh * Wo + ow] = bi;
+            }
+    }
+}
+
+void maxpool_backward(float *din, const float *dout, const int *argmax, int B, int C, int H, int W, int K,
+                      int stride) {
+    int Ho = pool_out_size(H, K, stride), Wo = pool_out_size(W, K, stride);
+    long planes = (long)B * C;
+#pragma omp parallel for schedule(static) if (planes > 64)
+    for (long p = 0; p < planes; p++) {
+        float *dx = din + (size_t)p * H * W;
+        const float *dy = dout + (size_t)p * Ho * Wo;
+        const int *am = argmax + (size_t)p * Ho * Wo;
+        for (int o = 0; o < Ho * Wo; o++) dx[am[o]] += dy[o];
+    }
+}
