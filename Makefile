@@ -50,6 +50,17 @@ $(B)/tests/%: tests/%.c $(TEST_LIB) $(B)/libbeard.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_LIB) $(B)/libbeard.a $(LDLIBS)
 
+# the nn kernels once more in double precision, for the gradient check (see src/nn/real.h)
+NN64_OBJ = $(wildcard src/nn/*.c)
+NN64_OBJ := $(filter-out src/nn/optim.c,$(NN64_OBJ))
+NN64_OBJ := $(NN64_OBJ:src/nn/%.c=$(B)/nn64/%.o)
+$(B)/nn64/%.o: src/nn/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DNN_REAL_DOUBLE -c $< -o $@
+$(B)/tests/test_gradcheck: tests/test_gradcheck.c $(TEST_LIB) $(NN64_OBJ) $(B)/libbeard.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DNN_REAL_DOUBLE -Itests -o $@ $< $(TEST_LIB) $(NN64_OBJ) $(B)/libbeard.a $(LDLIBS)
+
 tests: $(TEST_BIN) $(B)/beard
 
 # the README's test command
@@ -78,4 +89,4 @@ $(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
 clean:
 	rm -rf $(B) beard
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(NN64_OBJ:.o=.d)

@@ -6,7 +6,7 @@
  * BEARD's checkpoints) call shared_path(); when it returns NULL they print SKIP with the
  * reason and carry on with the rest.
  *
- * Fixtures are the reference tensors that tests/scripts/*.py write from PyTorch, in a
+ * Fixtures are the reference tensors that tests/scripts/ (Python) write from PyTorch, in a
  * small binary format (see fixture_load): "BEARDFIX", u32 count, then per tensor
  * u16 name length, name, u8 ndim, int64 shape[ndim], float32 data, all little-endian.
  */

@@ -30,7 +30,13 @@ int err_wrap(Err *e, const char *fmt, ...) {
     va_end(ap);
     memcpy(old, e->msg, sizeof(old));
     old[ERR_MAX - 1] = 0;
-    snprintf(e->msg, sizeof(e->msg), "%s: %s", prefix, old);
+    size_t np = strlen(prefix), no = strlen(old);
+    if (np > ERR_MAX - 3) np = ERR_MAX - 3;
+    memcpy(e->msg, prefix, np);
+    memcpy(e->msg + np, ": ", 2);
+    if (no > ERR_MAX - 3 - np) no = ERR_MAX - 3 - np;
+    memcpy(e->msg + np + 2, old, no);
+    e->msg[np + 2 + no] = 0;
     return -1;
 }
 

@@ -7,9 +7,9 @@
 
 #include "nn.h"
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+static inline real sigm(real x) { return (real)1 / ((real)1 + rexp(-x)); }
 
-void act_forward(float *out, const float *in, size_t n, ActKind kind, float slope) {
+void act_forward(real *out, const real *in, size_t n, ActKind kind, real slope) {
     long N = (long)n;
     switch (kind) {
     case ACT_RELU:
@@ -22,21 +22,21 @@ void act_forward(float *out, const float *in, size_t n, ActKind kind, float slop
         break;
     case ACT_SIGMOID:
 #pragma omp parallel for schedule(static) if (N > (1 << 16))
-        for (long i = 0; i < N; i++) out[i] = sigmoidf(in[i]);
+        for (long i = 0; i < N; i++) out[i] = sigm(in[i]);
         break;
     case ACT_SILU:
 #pragma omp parallel for schedule(static) if (N > (1 << 16))
-        for (long i = 0; i < N; i++) out[i] = in[i] * sigmoidf(in[i]);
+        for (long i = 0; i < N; i++) out[i] = in[i] * sigm(in[i]);
         break;
     case ACT_GELU:
 #pragma omp parallel for schedule(static) if (N > (1 << 16))
-        for (long i = 0; i < N; i++) out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * (float)M_SQRT1_2));
+        for (long i = 0; i < N; i++) out[i] = 0.5f * in[i] * (1.0f + rerf(in[i] * (real)M_SQRT1_2));
         break;
     default: break;
     }
 }
 
-void act_backward(float *din, const float *dout, const float *in, size_t n, ActKind kind, float slope) {
+void act_backward(real *din, const real *dout, const real *in, size_t n, ActKind kind, real slope) {
     long N = (long)n;
     switch (kind) {
     case ACT_RELU:
@@ -51,23 +51,23 @@ void act_backward(float *din, const float *dout, const float *in, size_t n, ActK
     case ACT_SIGMOID:
 #pragma omp parallel for schedule(static) if (N > (1 << 16))
         for (long i = 0; i < N; i++) {
-            float s = sigmoidf(in[i]);
+            real s = sigm(in[i]);
             din[i] += dout[i] * s * (1.0f - s);
         }
         break;
     case ACT_SILU:
 #pragma omp parallel for schedule(static) if (N > (1 << 16))
         for (long i = 0; i < N; i++) {
-            float s = sigmoidf(in[i]);
+            real s = sigm(in[i]);
             din[i] += dout[i] * s * (1.0f + in[i] * (1.0f - s));
         }
         break;
     case ACT_GELU:
 #pragma omp parallel for schedule(static) if (N > (1 << 16))
         for (long i = 0; i < N; i++) {
-            float x = in[i];
-            float cdf = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
-            float pdf = expf(-0.5f * x * x) * 0.3989422804014327f;
+            real x = in[i];
+            real cdf = 0.5f * (1.0f + rerf(x * (real)M_SQRT1_2));
+            real pdf = rexp((real)-0.5 * x * x) * (real)0.3989422804014327;
             din[i] += dout[i] * (cdf + x * pdf);
         }
         break;

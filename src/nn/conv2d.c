@@ -19,28 +19,28 @@
 #include "nn.h"
 
 // col (Cin*K*K, Ho*Wo) from one sample's in (Cin, H, W)
-static void im2col(float *col, const float *in, int Cin, int H, int W, int K, int stride, int pad, int Ho, int Wo) {
+static void im2col(real *col, const real *in, int Cin, int H, int W, int K, int stride, int pad, int Ho, int Wo) {
     size_t P = (size_t)Ho * Wo;
     for (int c = 0; c < Cin; c++) {
-        const float *inc = in + (size_t)c * H * W;
+        const real *inc = in + (size_t)c * H * W;
         for (int ki = 0; ki < K; ki++) {
             for (int kj = 0; kj < K; kj++) {
-                float *row = col + ((size_t)(c * K + ki) * K + kj) * P;
+                real *row = col + ((size_t)(c * K + ki) * K + kj) * P;
                 // output columns whose input column iw = ow*stride - pad + kj is inside [0, W)
                 int ow_lo = 0, ow_hi = Wo;
                 while (ow_lo < Wo && ow_lo * stride - pad + kj < 0) ow_lo++;
                 while (ow_hi > ow_lo && (ow_hi - 1) * stride - pad + kj >= W) ow_hi--;
                 for (int oh = 0; oh < Ho; oh++) {
-                    float *r = row + (size_t)oh * Wo;
+                    real *r = row + (size_t)oh * Wo;
                     int ih = oh * stride - pad + ki;
                     if (ih < 0 || ih >= H) {
-                        memset(r, 0, sizeof(float) * (size_t)Wo);
+                        memset(r, 0, sizeof(real) * (size_t)Wo);
                         continue;
                     }
-                    const float *src = inc + (size_t)ih * W;
+                    const real *src = inc + (size_t)ih * W;
                     for (int ow = 0; ow < ow_lo; ow++) r[ow] = 0.0f;
                     if (stride == 1) {
-                        memcpy(r + ow_lo, src + ow_lo - pad + kj, sizeof(float) * (size_t)(ow_hi - ow_lo));
+                        memcpy(r + ow_lo, src + ow_lo - pad + kj, sizeof(real) * (size_t)(ow_hi - ow_lo));
                     } else {
                         for (int ow = ow_lo; ow < ow_hi; ow++) r[ow] = src[ow * stride - pad + kj];
                     }
@@ -52,24 +52,24 @@ static void im2col(float *col, const float *in, int Cin, int H, int W, int K, in
 }
 
 // din (Cin, H, W) += col2im(col)
-static void col2im_add(float *din, const float *col, int Cin, int H, int W, int K, int stride, int pad, int Ho,
+static void col2im_add(real *din, const real *col, int Cin, int H, int W, int K, int stride, int pad, int Ho,
                        int Wo) {
     size_t P = (size_t)Ho * Wo;
     for (int c = 0; c < Cin; c++) {
-        float *dc = din + (size_t)c * H * W;
+        real *dc = din + (size_t)c * H * W;
         for (int ki = 0; ki < K; ki++) {
             for (int kj = 0; kj < K; kj++) {
-                const float *row = col + ((size_t)(c * K + ki) * K + kj) * P;
+                const real *row = col + ((size_t)(c * K + ki) * K + kj) * P;
                 int ow_lo = 0, ow_hi = Wo;
                 while (ow_lo < Wo && ow_lo * stride - pad + kj < 0) ow_lo++;
                 while (ow_hi > ow_lo && (ow_hi - 1) * stride - pad + kj >= W) ow_hi--;
                 for (int oh = 0; oh < Ho; oh++) {
                     int ih = oh * stride - pad + ki;
                     if (ih < 0 || ih >= H) continue;
-                    const float *r = row + (size_t)oh * Wo;
-                    float *dst = dc + (size_t)ih * W;
+                    const real *r = row + (size_t)oh * Wo;
+                    real *dst = dc + (size_t)ih * W;
                     if (stride == 1) {
-                        float *d = dst - pad + kj;
+                        real *d = dst - pad + kj;
                         for (int ow = ow_lo; ow < ow_hi; ow++) d[ow] += r[ow];
                     } else {
                         for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow * stride - pad + kj] += r[ow];
@@ -82,24 +82,24 @@ static void col2im_add(float *din, const float *col, int Cin, int H, int W, int 
 
 static int direct_1x1(int K, int stride, int pad) { return K == 1 && stride == 1 && pad == 0; }
 
-static void conv_sample_forward(float *out, const float *in, const float *weight, const float *bias, int Cin,
+static void conv_sample_forward(real *out, const real *in, const real *weight, const real *bias, int Cin,
                                 int H, int W, int Cout, int K, int stride, int pad, int Ho, int Wo) {
     int P = Ho * Wo, Kc = Cin * K * K;
-    const float *col = in;
+    const real *col = in;
     if (!direct_1x1(K, stride, pad)) {
-        float *c = scratch_f32(SCRATCH_COL, (size_t)Kc * P);
+        real *c = scratch_real(SCRATCH_COL, (size_t)Kc * P);
         im2col(c, in, Cin, H, W, K, stride, pad, Ho, Wo);
         col = c;
     }
     for (int o = 0; o < Cout; o++) {
-        float b = bias ? bias[o] : 0.0f;
-        float *r = out + (size_t)o * P;
+        real b = bias ? bias[o] : 0.0f;
+        real *r = out + (size_t)o * P;
         for (int p = 0; p < P; p++) r[p] = b;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, P, Kc, 1.0f, weight, Kc, col, P, 1.0f, out, P);
+    cblas_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, P, Kc, 1.0f, weight, Kc, col, P, 1.0f, out, P);
 }
 
-void conv2d_forward(float *out, const float *in, const float *weight, const float *bias, int B, int Cin, int H,
+void conv2d_forward(real *out, const real *in, const real *weight, const real *bias, int B, int Cin, int H,
                     int W, int Cout, int K, int stride, int pad) {
     int Ho = conv2d_out_size(H, K, stride, pad), Wo = conv2d_out_size(W, K, stride, pad);
     size_t in_sz = (size_t)Cin * H * W, out_sz = (size_t)Cout * Ho * Wo;
@@ -108,42 +108,42 @@ void conv2d_forward(float *out, const float *in, const float *weight, const floa
         conv_sample_forward(out + b * out_sz, in + b * in_sz, weight, bias, Cin, H, W, Cout, K, stride, pad, Ho, Wo);
 }
 
-static void conv_sample_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
-                                 const float *weight, int Cin, int H, int W, int Cout, int K, int stride, int pad,
+static void conv_sample_backward(real *din, real *dweight, real *dbias, const real *dout, const real *in,
+                                 const real *weight, int Cin, int H, int W, int Cout, int K, int stride, int pad,
                                  int Ho, int Wo) {
     int P = Ho * Wo, Kc = Cin * K * K;
     int direct = direct_1x1(K, stride, pad);
     if (dbias) {
         for (int o = 0; o < Cout; o++) {
-            const float *r = dout + (size_t)o * P;
-            float s = 0.0f;
+            const real *r = dout + (size_t)o * P;
+            real s = 0.0f;
             for (int p = 0; p < P; p++) s += r[p];
             dbias[o] += s;
         }
     }
     if (dweight) {
-        const float *col = in;
+        const real *col = in;
         if (!direct) {
-            float *c = scratch_f32(SCRATCH_COL, (size_t)Kc * P);
+            real *c = scratch_real(SCRATCH_COL, (size_t)Kc * P);
             im2col(c, in, Cin, H, W, K, stride, pad, Ho, Wo);
             col = c;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, Kc, P, 1.0f, dout, P, col, P, 1.0f, dweight, Kc);
+        cblas_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, Kc, P, 1.0f, dout, P, col, P, 1.0f, dweight, Kc);
     }
     if (din) {
         if (direct) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Kc, P, Cout, 1.0f, weight, Kc, dout, P, 1.0f, din, P);
+            cblas_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, Kc, P, Cout, 1.0f, weight, Kc, dout, P, 1.0f, din, P);
         } else {
-            float *dcol = scratch_f32(SCRATCH_COL2, (size_t)Kc * P);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Kc, P, Cout, 1.0f, weight, Kc, dout, P, 0.0f, dcol,
+            real *dcol = scratch_real(SCRATCH_COL2, (size_t)Kc * P);
+            cblas_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, Kc, P, Cout, 1.0f, weight, Kc, dout, P, 0.0f, dcol,
                         P);
             col2im_add(din, dcol, Cin, H, W, K, stride, pad, Ho, Wo);
         }
     }
 }
 
-void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
-                     const float *weight, int B, int Cin, int H, int W, int Cout, int K, int stride, int pad) {
+void conv2d_backward(real *din, real *dweight, real *dbias, const real *dout, const real *in,
+                     const real *weight, int B, int Cin, int H, int W, int Cout, int K, int stride, int pad) {
     int Ho = conv2d_out_size(H, K, stride, pad), Wo = conv2d_out_size(W, K, stride, pad);
     size_t in_sz = (size_t)Cin * H * W, out_sz = (size_t)Cout * Ho * Wo;
     size_t wsz = (size_t)Cout * Cin * K * K;
@@ -158,7 +158,7 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
     }
     // per-thread partial weight gradients, reduced in thread order (deterministic)
     size_t per = wsz + (size_t)Cout;
-    float *partial = xcalloc(sizeof(float) * per * (size_t)nt);
+    real *partial = xcalloc(sizeof(real) * per * (size_t)nt);
     if (!partial) { // no memory for partials: fall back to one thread
         for (int b = 0; b < B; b++)
             conv_sample_backward(din ? din + b * in_sz : NULL, dweight, dbias, dout + b * out_sz, in + b * in_sz,
@@ -168,14 +168,14 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
 #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num();
-        float *pw = partial + (size_t)t * per;
+        real *pw = partial + (size_t)t * per;
         int lo = (int)((long)B * t / nt), hi = (int)((long)B * (t + 1) / nt);
         for (int b = lo; b < hi; b++)
             conv_sample_backward(din ? din + b * in_sz : NULL, dweight ? pw : NULL, dbias ? pw + wsz : NULL,
                                  dout + b * out_sz, in + b * in_sz, weight, Cin, H, W, Cout, K, stride, pad, Ho, Wo);
     }
     for (int t = 0; t < nt; t++) {
-        const float *pw = partial + (size_t)t * per;
+        const real *pw = partial + (size_t)t * per;
         if (dweight)
             for (size_t i = 0; i < wsz; i++) dweight[i] += pw[i];
         if (dbias)
@@ -187,7 +187,7 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
 // ----------------------------------------------------------------------------
 // naive references, straight from the definition
 
-void conv2d_forward_ref(float *out, const float *in, const float *weight, const float *bias, int B, int Cin,
+void conv2d_forward_ref(real *out, const real *in, const real *weight, const real *bias, int B, int Cin,
                         int H, int W, int Cout, int K, int stride, int pad) {
     int Ho = conv2d_out_size(H, K, stride, pad), Wo = conv2d_out_size(W, K, stride, pad);
     for (int b = 0; b < B; b++)
@@ -203,18 +203,18 @@ void conv2d_forward_ref(float *out, const float *in, const float *weight, const 
                                 s += (double)in[(((size_t)b * Cin + c) * H + ih) * W + iw] *
                                      weight[(((size_t)o * Cin + c) * K + ki) * K + kj];
                             }
-                    out[(((size_t)b * Cout + o) * Ho + oh) * Wo + ow] = (float)s;
+                    out[(((size_t)b * Cout + o) * Ho + oh) * Wo + ow] = (real)s;
                 }
 }
 
-void conv2d_backward_ref(float *din, float *dweight, float *dbias, const float *dout, const float *in,
-                         const float *weight, int B, int Cin, int H, int W, int Cout, int K, int stride, int pad) {
+void conv2d_backward_ref(real *din, real *dweight, real *dbias, const real *dout, const real *in,
+                         const real *weight, int B, int Cin, int H, int W, int Cout, int K, int stride, int pad) {
     int Ho = conv2d_out_size(H, K, stride, pad), Wo = conv2d_out_size(W, K, stride, pad);
     for (int b = 0; b < B; b++)
         for (int o = 0; o < Cout; o++)
             for (int oh = 0; oh < Ho; oh++)
                 for (int ow = 0; ow < Wo; ow++) {
-                    float g = dout[(((size_t)b * Cout + o) * Ho + oh) * Wo + ow];
+                    real g = dout[(((size_t)b * Cout + o) * Ho + oh) * Wo + ow];
                     if (dbias) dbias[o] += g;
                     for (int c = 0; c < Cin; c++)
                         for (int ki = 0; ki < K; ki++)

@@ -6,10 +6,10 @@
  */
 #include "nn.h"
 
-void init_uniform(float *w, size_t n, float bound, Rng *rng) {
+void init_uniform(real *w, size_t n, real bound, Rng *rng) {
     for (size_t i = 0; i < n; i++) w[i] = (2.0f * rng_uniform(rng) - 1.0f) * bound;
 }
 
-void init_fill(float *w, size_t n, float value) {
+void init_fill(real *w, size_t n, real value) {
     for (size_t i = 0; i < n; i++) w[i] = value;
 }

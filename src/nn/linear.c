@@ -19,7 +19,7 @@ static int nthreads_for(size_t work) {
     return nt;
 }
 
-void linear_forward(float *out, const float *in, const float *weight, const float *bias, int B, int C, int OC) {
+void linear_forward(real *out, const real *in, const real *weight, const real *bias, int B, int C, int OC) {
     int nt = nthreads_for((size_t)B * C * OC);
 #pragma omp parallel num_threads(nt)
     {
@@ -28,14 +28,14 @@ void linear_forward(float *out, const float *in, const float *weight, const floa
         if (hi > lo) {
             for (int b = lo; b < hi; b++)
                 for (int o = 0; o < OC; o++) out[(size_t)b * OC + o] = bias ? bias[o] : 0.0f;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, OC, C, 1.0f, in + (size_t)lo * C, C,
+            cblas_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, OC, C, 1.0f, in + (size_t)lo * C, C,
                         weight, C, 1.0f, out + (size_t)lo * OC, OC);
         }
     }
 }
 
-void linear_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
-                     const float *weight, int B, int C, int OC) {
+void linear_backward(real *din, real *dweight, real *dbias, const real *dout, const real *in,
+                     const real *weight, int B, int C, int OC) {
     if (dbias) {
         for (int b = 0; b < B; b++)
             for (int o = 0; o < OC; o++) dbias[o] += dout[(size_t)b * OC + o];
@@ -47,23 +47,23 @@ void linear_backward(float *din, float *dweight, float *dbias, const float *dout
         if (din) {
             int lo = (int)((long)B * t / n), hi = (int)((long)B * (t + 1) / n);
             if (hi > lo)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, C, OC, 1.0f, dout + (size_t)lo * OC,
+                cblas_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, C, OC, 1.0f, dout + (size_t)lo * OC,
                             OC, weight, C, 1.0f, din + (size_t)lo * C, C);
         }
         if (dweight) {
             int lo = (int)((long)C * t / n), hi = (int)((long)C * (t + 1) / n);
             if (hi > lo)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, hi - lo, B, 1.0f, dout, OC, in + lo, C, 1.0f,
+                cblas_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, hi - lo, B, 1.0f, dout, OC, in + lo, C, 1.0f,
                             dweight + lo, C);
         }
     }
 }
 
-void linear_forward_ref(float *out, const float *in, const float *weight, const float *bias, int B, int C, int OC) {
+void linear_forward_ref(real *out, const real *in, const real *weight, const real *bias, int B, int C, int OC) {
     for (int b = 0; b < B; b++)
         for (int o = 0; o < OC; o++) {
             double s = bias ? bias[o] : 0.0;
             for (int c = 0; c < C; c++) s += (double)in[(size_t)b * C + c] * weight[(size_t)o * C + c];
-            out[(size_t)b * OC + o] = (float)s;
+            out[(size_t)b * OC + o] = (real)s;
         }
 }

@@ -10,33 +10,33 @@
 #include "nn.h"
 
 // log-sum-exp of one row, and the softmax into p (may be NULL)
-static double logsumexp_row(float *p, const float *z, int K) {
-    float mx = -INFINITY;
+static double logsumexp_row(real *p, const real *z, int K) {
+    real mx = -INFINITY;
     for (int k = 0; k < K; k++) mx = z[k] > mx ? z[k] : mx;
     double s = 0.0;
     for (int k = 0; k < K; k++) s += exp((double)z[k] - mx);
     double lse = mx + log(s);
     if (p)
-        for (int k = 0; k < K; k++) p[k] = (float)exp((double)z[k] - lse);
+        for (int k = 0; k < K; k++) p[k] = (real)exp((double)z[k] - lse);
     return lse;
 }
 
-double crossentropy_sample(float *dlogits, const float *logits, int label, int K) {
+double crossentropy_sample(real *dlogits, const real *logits, int label, int K) {
     double lse = logsumexp_row(dlogits, logits, K);
     if (dlogits) dlogits[label] -= 1.0f;
     return lse - logits[label];
 }
 
-double crossentropy_forward_backward(float *dlogits, const float *logits, const int *labels, const float *targets,
+double crossentropy_forward_backward(real *dlogits, const real *logits, const int *labels, const real *targets,
                                      int B, int K) {
     double total = 0.0;
-    float invB = 1.0f / (float)B;
+    real invB = 1.0f / (real)B;
     for (int b = 0; b < B; b++) {
-        const float *z = logits + (size_t)b * K;
-        float *dz = dlogits ? dlogits + (size_t)b * K : NULL;
+        const real *z = logits + (size_t)b * K;
+        real *dz = dlogits ? dlogits + (size_t)b * K : NULL;
         double lse = logsumexp_row(dz, z, K);
         if (targets) {
-            const float *t = targets + (size_t)b * K;
+            const real *t = targets + (size_t)b * K;
             double tsum = 0.0, l = 0.0;
             for (int k = 0; k < K; k++) {
                 tsum += t[k];
@@ -44,7 +44,7 @@ double crossentropy_forward_backward(float *dlogits, const float *logits, const 
             }
             total += l;
             if (dz)
-                for (int k = 0; k < K; k++) dz[k] = (float)((dz[k] * tsum - t[k]) * invB);
+                for (int k = 0; k < K; k++) dz[k] = (real)((dz[k] * tsum - t[k]) * invB);
         } else {
             total += lse - z[labels[b]];
             if (dz) {

@@ -23,45 +23,46 @@
 #include <stddef.h>
 
 #include "../core/rng.h"
+#include "real.h"
 
 // ----------------------------------------------------------------------------
 // conv2d (torch.nn.Conv2d, groups=1, dilation=1): im2col + sgemm per sample
 
 static inline int conv2d_out_size(int in, int k, int stride, int pad) { return (in + 2 * pad - k) / stride + 1; }
 
-void conv2d_forward(float *out,          // (B, Cout, Ho, Wo)
-                    const float *in,     // (B, Cin, H, W)
-                    const float *weight, // (Cout, Cin, K, K)
-                    const float *bias,   // (Cout) or NULL
+void conv2d_forward(real *out,          // (B, Cout, Ho, Wo)
+                    const real *in,     // (B, Cin, H, W)
+                    const real *weight, // (Cout, Cin, K, K)
+                    const real *bias,   // (Cout) or NULL
                     int B, int Cin, int H, int W, int Cout, int K, int stride, int pad);
-void conv2d_backward(float *din,          // (B, Cin, H, W) or NULL
-                     float *dweight,      // (Cout, Cin, K, K) or NULL
-                     float *dbias,        // (Cout) or NULL
-                     const float *dout,   // (B, Cout, Ho, Wo)
-                     const float *in,     // (B, Cin, H, W)
-                     const float *weight, // (Cout, Cin, K, K)
+void conv2d_backward(real *din,          // (B, Cin, H, W) or NULL
+                     real *dweight,      // (Cout, Cin, K, K) or NULL
+                     real *dbias,        // (Cout) or NULL
+                     const real *dout,   // (B, Cout, Ho, Wo)
+                     const real *in,     // (B, Cin, H, W)
+                     const real *weight, // (Cout, Cin, K, K)
                      int B, int Cin, int H, int W, int Cout, int K, int stride, int pad);
-void conv2d_forward_ref(float *out, const float *in, const float *weight, const float *bias, int B, int Cin,
+void conv2d_forward_ref(real *out, const real *in, const real *weight, const real *bias, int B, int Cin,
                         int H, int W, int Cout, int K, int stride, int pad);
-void conv2d_backward_ref(float *din, float *dweight, float *dbias, const float *dout, const float *in,
-                         const float *weight, int B, int Cin, int H, int W, int Cout, int K, int stride, int pad);
+void conv2d_backward_ref(real *din, real *dweight, real *dbias, const real *dout, const real *in,
+                         const real *weight, int B, int Cin, int H, int W, int Cout, int K, int stride, int pad);
 
 // ----------------------------------------------------------------------------
 // linear (torch.nn.Linear): out = in W^T + b
 
-void linear_forward(float *out,          // (B, OC)
-                    const float *in,     // (B, C)
-                    const float *weight, // (OC, C)
-                    const float *bias,   // (OC) or NULL
+void linear_forward(real *out,          // (B, OC)
+                    const real *in,     // (B, C)
+                    const real *weight, // (OC, C)
+                    const real *bias,   // (OC) or NULL
                     int B, int C, int OC);
-void linear_backward(float *din,          // (B, C) or NULL
-                     float *dweight,      // (OC, C) or NULL
-                     float *dbias,        // (OC) or NULL
-                     const float *dout,   // (B, OC)
-                     const float *in,     // (B, C)
-                     const float *weight, // (OC, C)
+void linear_backward(real *din,          // (B, C) or NULL
+                     real *dweight,      // (OC, C) or NULL
+                     real *dbias,        // (OC) or NULL
+                     const real *dout,   // (B, OC)
+                     const real *in,     // (B, C)
+                     const real *weight, // (OC, C)
                      int B, int C, int OC);
-void linear_forward_ref(float *out, const float *in, const float *weight, const float *bias, int B, int C, int OC);
+void linear_forward_ref(real *out, const real *in, const real *weight, const real *bias, int B, int C, int OC);
 
 // ----------------------------------------------------------------------------
 // activations, elementwise over n values
@@ -76,64 +77,64 @@ typedef enum {
 } ActKind;
 
 // out and in may alias in forward. Backward needs the forward input.
-void act_forward(float *out, const float *in, size_t n, ActKind kind, float slope);
-void act_backward(float *din, const float *dout, const float *in, size_t n, ActKind kind, float slope);
+void act_forward(real *out, const real *in, size_t n, ActKind kind, real slope);
+void act_backward(real *din, const real *dout, const real *in, size_t n, ActKind kind, real slope);
 
 // ----------------------------------------------------------------------------
 // normalisation
 
 // GroupNorm(G, C) (torch.nn.GroupNorm); InstanceNorm with affine weights is G = C, which is
 // what DC/BEARD's ConvNet uses. Saves mean and rstd per (sample, group).
-void groupnorm_forward(float *out,         // (B, C, HW)
-                       float *mean,        // (B, G)
-                       float *rstd,        // (B, G)
-                       const float *in,    // (B, C, HW)
-                       const float *gamma, // (C) or NULL (no affine)
-                       const float *beta,  // (C) or NULL
-                       int B, int C, int HW, int G, float eps);
-void groupnorm_backward(float *din,         // (B, C, HW) or NULL
-                        float *dgamma,      // (C) or NULL
-                        float *dbeta,       // (C) or NULL
-                        const float *dout,  // (B, C, HW)
-                        const float *mean,  // (B, G)
-                        const float *rstd,  // (B, G)
-                        const float *in,    // (B, C, HW)
-                        const float *gamma, // (C) or NULL
+void groupnorm_forward(real *out,         // (B, C, HW)
+                       real *mean,        // (B, G)
+                       real *rstd,        // (B, G)
+                       const real *in,    // (B, C, HW)
+                       const real *gamma, // (C) or NULL (no affine)
+                       const real *beta,  // (C) or NULL
+                       int B, int C, int HW, int G, real eps);
+void groupnorm_backward(real *din,         // (B, C, HW) or NULL
+                        real *dgamma,      // (C) or NULL
+                        real *dbeta,       // (C) or NULL
+                        const real *dout,  // (B, C, HW)
+                        const real *mean,  // (B, G)
+                        const real *rstd,  // (B, G)
+                        const real *in,    // (B, C, HW)
+                        const real *gamma, // (C) or NULL
                         int B, int C, int HW, int G);
 
 // LayerNorm over (C, H, W) per sample with elementwise affine weights of shape (C, H, W)
 // (torch.nn.LayerNorm([C, H, W])), as DC's ConvNetLN builds it.
-void layernorm_forward(float *out, float *mean, float *rstd, // (B, D), (B), (B)
-                       const float *in, const float *gamma, const float *beta, // (B, D), (D), (D)
-                       int B, int D, float eps);
-void layernorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *mean,
-                        const float *rstd, const float *in, const float *gamma, int B, int D);
+void layernorm_forward(real *out, real *mean, real *rstd, // (B, D), (B), (B)
+                       const real *in, const real *gamma, const real *beta, // (B, D), (D), (D)
+                       int B, int D, real eps);
+void layernorm_backward(real *din, real *dgamma, real *dbeta, const real *dout, const real *mean,
+                        const real *rstd, const real *in, const real *gamma, int B, int D);
 
 // BatchNorm2d. In training mode it normalises with the batch statistics (biased variance),
 // saves them for backward, and updates the running statistics with momentum as PyTorch
 // does (running_var takes the unbiased variance). In eval mode it uses the running
 // statistics and saves nothing batch-dependent.
-void batchnorm_forward(float *out,          // (B, C, HW)
-                       float *mean,         // (C) batch mean (train) or running mean (eval)
-                       float *rstd,         // (C) the 1/sqrt(var + eps) actually used
-                       float *running_mean, // (C), updated in train mode
-                       float *running_var,  // (C), updated in train mode
-                       const float *in, const float *gamma, const float *beta, int B, int C, int HW, float eps,
-                       float momentum, int train);
-void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *mean,
-                        const float *rstd, const float *in, const float *gamma, int B, int C, int HW, int train);
+void batchnorm_forward(real *out,          // (B, C, HW)
+                       real *mean,         // (C) batch mean (train) or running mean (eval)
+                       real *rstd,         // (C) the 1/sqrt(var + eps) actually used
+                       real *running_mean, // (C), updated in train mode
+                       real *running_var,  // (C), updated in train mode
+                       const real *in, const real *gamma, const real *beta, int B, int C, int HW, real eps,
+                       real momentum, int train);
+void batchnorm_backward(real *din, real *dgamma, real *dbeta, const real *dout, const real *mean,
+                        const real *rstd, const real *in, const real *gamma, int B, int C, int HW, int train);
 
 // ----------------------------------------------------------------------------
 // pooling (no padding, floor mode, as torch.nn.AvgPool2d(k, s) / MaxPool2d(k, s))
 
 static inline int pool_out_size(int in, int k, int stride) { return (in - k) / stride + 1; }
 
-void avgpool_forward(float *out, const float *in, int B, int C, int H, int W, int K, int stride);
-void avgpool_backward(float *din, const float *dout, int B, int C, int H, int W, int K, int stride);
+void avgpool_forward(real *out, const real *in, int B, int C, int H, int W, int K, int stride);
+void avgpool_backward(real *din, const real *dout, int B, int C, int H, int W, int K, int stride);
 // argmax: index into the (H, W) plane of the chosen input, per output value. Ties go to the
 // first maximum in row-major order, NaN wins (as PyTorch does).
-void maxpool_forward(float *out, int *argmax, const float *in, int B, int C, int H, int W, int K, int stride);
-void maxpool_backward(float *din, const float *dout, const int *argmax, int B, int C, int H, int W, int K,
+void maxpool_forward(real *out, int *argmax, const real *in, int B, int C, int H, int W, int K, int stride);
+void maxpool_backward(real *din, const real *dout, const int *argmax, int B, int C, int H, int W, int K,
                       int stride);
 
 // ----------------------------------------------------------------------------
@@ -142,17 +143,17 @@ void maxpool_backward(float *din, const float *dout, const int *argmax, int B, i
 // (B, K) matrix of class probabilities (rows need not sum to 1, as in PyTorch).
 // Returns the mean loss; writes d(loss)/d(logits) into dlogits (overwrite, may be NULL).
 
-double crossentropy_forward_backward(float *dlogits, const float *logits, const int *labels,
-                                     const float *targets, int B, int K);
+double crossentropy_forward_backward(real *dlogits, const real *logits, const int *labels,
+                                     const real *targets, int B, int K);
 // per-sample loss and gradient without the 1/B (what attacks use)
-double crossentropy_sample(float *dlogits, const float *logits, int label, int K);
+double crossentropy_sample(real *dlogits, const real *logits, int label, int K);
 
 // ----------------------------------------------------------------------------
 // parameter initialisation with PyTorch's default distributions
 // Conv2d / Linear: weight ~ kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
 // bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 
-void init_uniform(float *w, size_t n, float bound, Rng *rng);
-void init_fill(float *w, size_t n, float value);
+void init_uniform(real *w, size_t n, real bound, Rng *rng);
+void init_fill(real *w, size_t n, real value);
 
 #endif

@@ -8,7 +8,7 @@
  *   dx    = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
  * which is computed from two per-channel sums, s1 = sum(dy) and s2 = sum(dy * x).
  *
- * Sums use 16 float lanes (so that the compiler vectorises them without -ffast-math)
+ * Sums use 16 real lanes (so that the compiler vectorises them without -ffast-math)
  * combined in double, and the variance is the two-pass sum of squared deviations.
  *
  * Per-sample parameter-gradient contributions (dgamma, dbeta of Group/LayerNorm) are
@@ -24,8 +24,8 @@
 
 #define LANES 16
 
-static double sum_f(const float *x, size_t n) {
-    float acc[LANES] = {0};
+static double sum_f(const real *x, size_t n) {
+    real acc[LANES] = {0};
     size_t i = 0;
     for (; i + LANES <= n; i += LANES)
         for (int j = 0; j < LANES; j++) acc[j] += x[i + j];
@@ -35,12 +35,12 @@ static double sum_f(const float *x, size_t n) {
     return s;
 }
 
-static double sumsq_dev(const float *x, size_t n, float mean) {
-    float acc[LANES] = {0};
+static double sumsq_dev(const real *x, size_t n, real mean) {
+    real acc[LANES] = {0};
     size_t i = 0;
     for (; i + LANES <= n; i += LANES)
         for (int j = 0; j < LANES; j++) {
-            float d = x[i + j] - mean;
+            real d = x[i + j] - mean;
             acc[j] += d * d;
         }
     double s = 0.0;
@@ -52,8 +52,8 @@ static double sumsq_dev(const float *x, size_t n, float mean) {
     return s;
 }
 
-static double dot_f(const float *a, const float *b, size_t n) {
-    float acc[LANES] = {0};
+static double dot_f(const real *a, const real *b, size_t n) {
+    real acc[LANES] = {0};
     size_t i = 0;
     for (; i + LANES <= n; i += LANES)
         for (int j = 0; j < LANES; j++) acc[j] += a[i + j] * b[i + j];
@@ -63,34 +63,34 @@ static double dot_f(const float *a, const float *b, size_t n) {
     return s;
 }
 
-static void affine_f(float *out, const float *in, size_t n, float a, float b) {
+static void affine_f(real *out, const real *in, size_t n, real a, real b) {
     for (size_t i = 0; i < n; i++) out[i] = in[i] * a + b;
 }
 
 // ----------------------------------------------------------------------------
 // GroupNorm
 
-static void groupnorm_sample_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma,
-                                     const float *beta, int C, int HW, int G, float eps) {
+static void groupnorm_sample_forward(real *out, real *mean, real *rstd, const real *in, const real *gamma,
+                                     const real *beta, int C, int HW, int G, real eps) {
     int cpg = C / G;
     size_t N = (size_t)cpg * HW;
     for (int g = 0; g < G; g++) {
-        const float *x = in + (size_t)g * N;
-        float m = (float)(sum_f(x, N) / (double)N);
+        const real *x = in + (size_t)g * N;
+        real m = (real)(sum_f(x, N) / (double)N);
         double var = sumsq_dev(x, N, m) / (double)N;
-        float r = (float)(1.0 / sqrt(var + eps));
+        real r = (real)(1.0 / sqrt(var + eps));
         mean[g] = m;
         rstd[g] = r;
         for (int c = g * cpg; c < (g + 1) * cpg; c++) {
-            float a = gamma ? gamma[c] * r : r;
-            float b = (beta ? beta[c] : 0.0f) - m * a;
+            real a = gamma ? gamma[c] * r : r;
+            real b = (beta ? beta[c] : 0.0f) - m * a;
             affine_f(out + (size_t)c * HW, in + (size_t)c * HW, (size_t)HW, a, b);
         }
     }
 }
 
-void groupnorm_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma, const float *beta,
-                       int B, int C, int HW, int G, float eps) {
+void groupnorm_forward(real *out, real *mean, real *rstd, const real *in, const real *gamma, const real *beta,
+                       int B, int C, int HW, int G, real eps) {
     size_t sz = (size_t)C * HW;
 #pragma omp parallel for schedule(static) if (B > 1)
     for (int b = 0; b < B; b++)
@@ -99,44 +99,44 @@ void groupnorm_forward(float *out, float *mean, float *rstd, const float *in, co
 }
 
 // one sample; pgamma/pbeta receive this sample's contributions (overwritten)
-static void groupnorm_sample_backward(float *din, float *pgamma, float *pbeta, const float *dout, const float *mean,
-                                      const float *rstd, const float *in, const float *gamma, int C, int HW, int G) {
+static void groupnorm_sample_backward(real *din, real *pgamma, real *pbeta, const real *dout, const real *mean,
+                                      const real *rstd, const real *in, const real *gamma, int C, int HW, int G) {
     int cpg = C / G;
     double N = (double)cpg * HW;
     for (int g = 0; g < G; g++) {
         double m = mean[g], r = rstd[g];
         double sum_dxhat = 0.0, sum_dxhat_xhat = 0.0;
         for (int c = g * cpg; c < (g + 1) * cpg; c++) {
-            const float *dy = dout + (size_t)c * HW, *x = in + (size_t)c * HW;
+            const real *dy = dout + (size_t)c * HW, *x = in + (size_t)c * HW;
             double s1 = sum_f(dy, (size_t)HW), s2 = dot_f(dy, x, (size_t)HW);
             double gxh = (s2 - m * s1) * r; // sum(dy * xhat) over the channel
             double gm = gamma ? gamma[c] : 1.0;
             sum_dxhat += gm * s1;
             sum_dxhat_xhat += gm * gxh;
-            if (pgamma) pgamma[c] = (float)gxh;
-            if (pbeta) pbeta[c] = (float)s1;
+            if (pgamma) pgamma[c] = (real)gxh;
+            if (pbeta) pbeta[c] = (real)s1;
         }
         if (!din) continue;
         // dx = r*gm*dy - r*sum_dxhat/N - xhat*r*sum_dxhat_xhat/N, with xhat = (x - m) r
         double k2 = r * r * sum_dxhat_xhat / N;
         double k3 = -r * sum_dxhat / N + m * k2;
         for (int c = g * cpg; c < (g + 1) * cpg; c++) {
-            float k1 = (float)(r * (gamma ? gamma[c] : 1.0));
-            float a = (float)-k2, b = (float)k3;
-            const float *dy = dout + (size_t)c * HW, *x = in + (size_t)c * HW;
-            float *dx = din + (size_t)c * HW;
+            real k1 = (real)(r * (gamma ? gamma[c] : 1.0));
+            real a = (real)-k2, b = (real)k3;
+            const real *dy = dout + (size_t)c * HW, *x = in + (size_t)c * HW;
+            real *dx = din + (size_t)c * HW;
             for (int i = 0; i < HW; i++) dx[i] += k1 * dy[i] + a * x[i] + b;
         }
     }
 }
 
-void groupnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *mean,
-                        const float *rstd, const float *in, const float *gamma, int B, int C, int HW, int G) {
+void groupnorm_backward(real *din, real *dgamma, real *dbeta, const real *dout, const real *mean,
+                        const real *rstd, const real *in, const real *gamma, int B, int C, int HW, int G) {
     size_t sz = (size_t)C * HW;
     int want = dgamma || dbeta;
-    float *pg = NULL;
+    real *pg = NULL;
     if (want) {
-        pg = xmalloc(sizeof(float) * (size_t)B * 2 * C);
+        pg = xmalloc(sizeof(real) * (size_t)B * 2 * C);
         if (!pg) want = 0, dgamma = dbeta = NULL; // cannot happen in practice: (B, 2C) floats
     }
 #pragma omp parallel for schedule(static) if (B > 1)
@@ -146,7 +146,7 @@ void groupnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
                                   rstd + (size_t)b * G, in + b * sz, gamma, C, HW, G);
     if (want) {
         for (int b = 0; b < B; b++) {
-            const float *p = pg + (size_t)b * 2 * C;
+            const real *p = pg + (size_t)b * 2 * C;
             for (int c = 0; c < C; c++) {
                 if (dgamma) dgamma[c] += p[c];
                 if (dbeta) dbeta[c] += p[C + c];
@@ -159,44 +159,44 @@ void groupnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
 // ----------------------------------------------------------------------------
 // LayerNorm over (C, H, W) with elementwise affine
 
-void layernorm_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma, const float *beta,
-                       int B, int D, float eps) {
+void layernorm_forward(real *out, real *mean, real *rstd, const real *in, const real *gamma, const real *beta,
+                       int B, int D, real eps) {
 #pragma omp parallel for schedule(static) if (B > 1)
     for (int b = 0; b < B; b++) {
-        const float *x = in + (size_t)b * D;
-        float *y = out + (size_t)b * D;
-        float m = (float)(sum_f(x, (size_t)D) / D);
-        float r = (float)(1.0 / sqrt(sumsq_dev(x, (size_t)D, m) / D + eps));
+        const real *x = in + (size_t)b * D;
+        real *y = out + (size_t)b * D;
+        real m = (real)(sum_f(x, (size_t)D) / D);
+        real r = (real)(1.0 / sqrt(sumsq_dev(x, (size_t)D, m) / D + eps));
         mean[b] = m;
         rstd[b] = r;
         for (int i = 0; i < D; i++) {
-            float xh = (x[i] - m) * r;
+            real xh = (x[i] - m) * r;
             y[i] = gamma ? xh * gamma[i] + (beta ? beta[i] : 0.0f) : xh + (beta ? beta[i] : 0.0f);
         }
     }
 }
 
-void layernorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *mean,
-                        const float *rstd, const float *in, const float *gamma, int B, int D) {
+void layernorm_backward(real *din, real *dgamma, real *dbeta, const real *dout, const real *mean,
+                        const real *rstd, const real *in, const real *gamma, int B, int D) {
     if (dgamma || dbeta) {
         // parameter gradients: a sum over the batch per element; parallel over elements
 #pragma omp parallel for schedule(static) if (B * D > (1 << 16))
         for (int i = 0; i < D; i++) {
             double sg = 0.0, sb = 0.0;
             for (int b = 0; b < B; b++) {
-                float dy = dout[(size_t)b * D + i];
+                real dy = dout[(size_t)b * D + i];
                 sg += (double)dy * ((in[(size_t)b * D + i] - mean[b]) * rstd[b]);
                 sb += dy;
             }
-            if (dgamma) dgamma[i] += (float)sg;
-            if (dbeta) dbeta[i] += (float)sb;
+            if (dgamma) dgamma[i] += (real)sg;
+            if (dbeta) dbeta[i] += (real)sb;
         }
     }
     if (!din) return;
 #pragma omp parallel for schedule(static) if (B > 1)
     for (int b = 0; b < B; b++) {
-        const float *dy = dout + (size_t)b * D, *x = in + (size_t)b * D;
-        float *dx = din + (size_t)b * D;
+        const real *dy = dout + (size_t)b * D, *x = in + (size_t)b * D;
+        real *dx = din + (size_t)b * D;
         double m = mean[b], r = rstd[b];
         double s_dxhat = 0.0, s_dxhat_xhat = 0.0;
         for (int i = 0; i < D; i++) {
@@ -204,11 +204,11 @@ void layernorm_backward(float *din, float *dgamma, float *dbeta, const float *do
             s_dxhat += dxh;
             s_dxhat_xhat += dxh * ((x[i] - m) * r);
         }
-        float a = (float)(s_dxhat / D), c = (float)(s_dxhat_xhat / D);
+        real a = (real)(s_dxhat / D), c = (real)(s_dxhat_xhat / D);
         for (int i = 0; i < D; i++) {
-            float dxh = dy[i] * (gamma ? gamma[i] : 1.0f);
-            float xh = (float)((x[i] - m) * r);
-            dx[i] += (float)r * (dxh - a - xh * c);
+            real dxh = dy[i] * (gamma ? gamma[i] : 1.0f);
+            real xh = (real)((x[i] - m) * r);
+            dx[i] += (real)r * (dxh - a - xh * c);
         }
     }
 }
@@ -216,70 +216,70 @@ void layernorm_backward(float *din, float *dgamma, float *dbeta, const float *do
 // ----------------------------------------------------------------------------
 // BatchNorm2d
 
-void batchnorm_forward(float *out, float *mean, float *rstd, float *running_mean, float *running_var,
-                       const float *in, const float *gamma, const float *beta, int B, int C, int HW, float eps,
-                       float momentum, int train) {
+void batchnorm_forward(real *out, real *mean, real *rstd, real *running_mean, real *running_var,
+                       const real *in, const real *gamma, const real *beta, int B, int C, int HW, real eps,
+                       real momentum, int train) {
     size_t sz = (size_t)C * HW;
 #pragma omp parallel for schedule(static) if (C > 1 && B * HW > 4096)
     for (int c = 0; c < C; c++) {
-        float m, r;
+        real m, r;
         if (train) {
             double s = 0.0;
             for (int b = 0; b < B; b++) s += sum_f(in + b * sz + (size_t)c * HW, (size_t)HW);
             double n = (double)B * HW;
-            m = (float)(s / n);
+            m = (real)(s / n);
             double ss = 0.0;
             for (int b = 0; b < B; b++) ss += sumsq_dev(in + b * sz + (size_t)c * HW, (size_t)HW, m);
             double var = ss / n;
-            r = (float)(1.0 / sqrt(var + eps));
+            r = (real)(1.0 / sqrt(var + eps));
             if (running_mean) running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * m;
             if (running_var) {
                 double unbiased = n > 1 ? ss / (n - 1) : var;
-                running_var[c] = (1.0f - momentum) * running_var[c] + momentum * (float)unbiased;
+                running_var[c] = (1.0f - momentum) * running_var[c] + momentum * (real)unbiased;
             }
         } else {
             m = running_mean[c];
-            r = (float)(1.0 / sqrt((double)running_var[c] + eps));
+            r = (real)(1.0 / sqrt((double)running_var[c] + eps));
         }
         mean[c] = m;
         rstd[c] = r;
-        float a = gamma ? gamma[c] * r : r;
-        float bb = (beta ? beta[c] : 0.0f) - m * a;
+        real a = gamma ? gamma[c] * r : r;
+        real bb = (beta ? beta[c] : 0.0f) - m * a;
         for (int b = 0; b < B; b++) affine_f(out + b * sz + (size_t)c * HW, in + b * sz + (size_t)c * HW, (size_t)HW, a, bb);
     }
 }
 
-void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *mean,
-                        const float *rstd, const float *in, const float *gamma, int B, int C, int HW, int train) {
+void batchnorm_backward(real *din, real *dgamma, real *dbeta, const real *dout, const real *mean,
+                        const real *rstd, const real *in, const real *gamma, int B, int C, int HW, int train) {
     size_t sz = (size_t)C * HW;
 #pragma omp parallel for schedule(static) if (C > 1 && B * HW > 4096)
     for (int c = 0; c < C; c++) {
         double m = mean[c], r = rstd[c];
         double s1 = 0.0, s2 = 0.0;
         for (int b = 0; b < B; b++) {
-            const float *dy = dout + b * sz + (size_t)c * HW, *x = in + b * sz + (size_t)c * HW;
+            const real *dy = dout + b * sz + (size_t)c * HW, *x = in + b * sz + (size_t)c * HW;
             s1 += sum_f(dy, (size_t)HW);
             s2 += dot_f(dy, x, (size_t)HW);
         }
         double gxh = (s2 - m * s1) * r;
-        if (dgamma) dgamma[c] += (float)gxh;
-        if (dbeta) dbeta[c] += (float)s1;
+        if (dgamma) dgamma[c] += (real)gxh;
+        if (dbeta) dbeta[c] += (real)s1;
         if (!din) continue;
         double gm = gamma ? gamma[c] : 1.0;
-        float k1 = (float)(r * gm), a, bb;
+        real k1 = (real)(r * gm), a, bb;
         if (train) {
             double N = (double)B * HW;
             double k2 = r * r * gm * gxh / N;
             double k3 = -r * gm * s1 / N + m * k2;
-            a = (float)-k2;
-            bb = (float)k3;
+            a = (real)-k2;
+            bb = (real)k3;
         } else { // running statistics are constants: dx = dy * gamma * rstd
             a = 0.0f;
             bb = 0.0f;
         }
         for (int b = 0; b < B; b++) {
-            const float *dy = dout + b * sz + (size_t)c * HW, *x = in + b * sz + (size_t)c * HW;
-            float *dx = din + b * sz + (size_t)c * HW;
+            const real *dy = dout + b * sz + (size_t)c * HW, *x = in + b * sz + (size_t)c * HW;
+            real *dx = din + b * sz + (size_t)c * HW;
             for (int i = 0; i < HW; i++) dx[i] += k1 * dy[i] + a * x[i] + bb;
         }
     }

@@ -1,0 +1,248 @@
+/*
+ * cmd_bench.c: `beard bench`, throughput of the engine.
+ *
+ * Measures images per second for (1) forward, (2) forward + backward to the input (what
+ * every gradient attack spends its time on) and (3) a full SGD training step (forward,
+ * backward to the parameters, update), on random inputs of the dataset's shape. With
+ * --gemm it measures the machine's sgemm GFLOP/s instead, so that the figures can be read
+ * as a fraction of peak. With --torch it also runs scripts/bench_torch.py (PyTorch, CPU,
+ * same threads and batch) in the same invocation and prints the ratios: speed claims are
+ * only meaningful side by side on one machine.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/parallel.h"
+#include "../core/rng.h"
+#include "../models/convnet.h"
+#include "../nn/optim.h"
+#include "cli.h"
+
+static const char *usage_text =
+    "usage: beard bench [--arch ConvNet] [--dataset cifar10] [--batch 256] [--threads N]\n"
+    "                   [--seconds S] [--json OUT] [--torch] [--python PY]\n"
+    "       beard bench --gemm [--threads N] [--json OUT]\n"
+    "\n"
+    "Measures images/s of forward, forward+backward-to-input (attack cost) and an SGD\n"
+    "train step, on random inputs. --seconds: minimum time per measurement (default 3).\n"
+    "--torch also runs scripts/bench_torch.py with PyTorch on the CPU (same threads and\n"
+    "batch; --python names the interpreter, default /usr/bin/python3) and prints ratios.\n"
+    "--gemm measures sgemm GFLOP/s (OpenBLAS, square matrices) single- and multi-threaded.\n";
+
+typedef struct {
+    int label_count;
+    const int *labels;
+} CeCtx;
+
+static double ce_loss(void *ctx, int i, const float *logits, float *dlogits) {
+    const CeCtx *c = ctx;
+    return crossentropy_sample(dlogits, logits, c->labels[i], c->label_count);
+}
+
+// runs fn until `seconds` have passed (after one warm-up call); returns seconds per call
+typedef int (*BenchFn)(void *ctx);
+static double time_calls(BenchFn fn, void *ctx, double seconds, int *calls) {
+    if (fn(ctx)) return -1;
+    int n = 0;
+    double t0 = time_now(), t;
+    do {
+        if (fn(ctx)) return -1;
+        n++;
+        t = time_now() - t0;
+    } while (t < seconds || n < 3);
+    *calls = n;
+    return t / n;
+}
+
+typedef struct {
+    Net *net;
+    float *x, *logits, *dx;
+    int *labels;
+    int B;
+    Optim *opt;
+} BenchCtx;
+
+static int run_forward(void *p) {
+    BenchCtx *c = p;
+    return net_forward(c->net, c->x, c->B, c->logits, NULL);
+}
+
+static int run_fwd_bwd(void *p) {
+    BenchCtx *c = p;
+    CeCtx ce = {c->net->n_classes, c->labels};
+    NetBackward nb = {.loss = ce_loss, .ctx = &ce, .nvec = 1, .logits = c->logits, .dx = c->dx};
+    return net_forward_backward(c->net, c->x, c->B, &nb, NULL);
+}
+
+static int run_train_step(void *p) {
+    BenchCtx *c = p;
+    CeCtx ce = {c->net->n_classes, c->labels};
+    NetBackward nb = {.loss = ce_loss, .ctx = &ce, .nvec = 1, .logits = c->logits, .param_grads = 1};
+    net_zero_grads(c->net);
+    if (net_forward_backward(c->net, c->x, c->B, &nb, NULL)) return -1;
+    // the loss callback gives per-sample gradients; the mean reduction's 1/B goes here
+    float inv = 1.0f / (float)c->B;
+    for (size_t i = 0; i < c->net->n_params; i++) c->net->grads[i] *= inv;
+    optim_step(c->opt, c->net->params, c->net->grads);
+    return 0;
+}
+
+static double gemm_gflops(int n, int threads, double seconds) {
+    float *A = xmalloc(sizeof(float) * (size_t)n * n), *Bm = xmalloc(sizeof(float) * (size_t)n * n),
+          *C = xmalloc(sizeof(float) * (size_t)n * n);
+    if (!A || !Bm || !C) {
+        xfree(A), xfree(Bm), xfree(C);
+        return -1;
+    }
+    Rng r;
+    rng_init(&r, 1, 0);
+    for (size_t i = 0; i < (size_t)n * n; i++) A[i] = rng_uniform(&r), Bm[i] = rng_uniform(&r);
+    parallel_blas_threads(threads);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, Bm, n, 0.0f, C, n);
+    int calls = 0;
+    double t0 = time_now(), t;
+    do {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, Bm, n, 0.0f, C, n);
+        calls++;
+        t = time_now() - t0;
+    } while (t < seconds || calls < 2);
+    parallel_blas_threads(1);
+    xfree(A), xfree(Bm), xfree(C);
+    return 2.0 * n * n * (double)n * calls / t / 1e9;
+}
+
+// runs the PyTorch side; fills fwd/fb/train (images/s); returns 0 on success
+static int torch_bench(const char *python, const char *arch, int B, int threads, double seconds, double out[3]) {
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "%s scripts/bench_torch.py --arch %s --batch %d --threads %d --seconds %g", python,
+             arch, B, threads, seconds);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    char line[512];
+    int got = 0;
+    while (fgets(line, sizeof(line), p)) {
+        if (sscanf(line, "TORCH %lf %lf %lf", &out[0], &out[1], &out[2]) == 3) got = 1;
+        else fputs(line, stderr);
+    }
+    int rc = pclose(p);
+    return got && rc == 0 ? 0 : -1;
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *C = "bench", *arch = "ConvNet", *dataset = "cifar10", *json = NULL, *python = "/usr/bin/python3";
+    long B = 256, threads = 0;
+    double seconds = 3.0;
+    int gemm = 0, torch = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int missing = 0;
+        if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if (cli_flag(argv, i, "--gemm")) gemm = 1;
+        else if (cli_flag(argv, i, "--torch")) torch = 1;
+        else if ((v = cli_opt(argc, argv, &i, "--arch", &missing))) arch = v;
+        else if ((v = cli_opt(argc, argv, &i, "--dataset", &missing))) dataset = v;
+        else if ((v = cli_opt(argc, argv, &i, "--json", &missing))) json = v;
+        else if ((v = cli_opt(argc, argv, &i, "--python", &missing))) python = v;
+        else if ((v = cli_opt(argc, argv, &i, "--batch", &missing))) {
+            if (cli_parse_int(C, "--batch", v, 1, 1 << 16, &B)) return 2;
+        } else if ((v = cli_opt(argc, argv, &i, "--threads", &missing))) {
+            if (cli_parse_int(C, "--threads", v, 0, 256, &threads)) return 2;
+        } else if ((v = cli_opt(argc, argv, &i, "--seconds", &missing))) {
+            if (cli_parse_num(C, "--seconds", v, &seconds) || seconds <= 0) return cli_usage_error(C, "--seconds must be > 0");
+        } else if (missing) return 2;
+        else return cli_usage_error(C, "unknown option '%s' (see beard bench --help)", argv[i]);
+    }
+    parallel_set_threads((int)threads);
+    int nt = parallel_threads();
+    FILE *jf = NULL;
+    if (json && !(jf = fopen(json, "w"))) return cli_error(C, "cannot write %s", json);
+
+    if (gemm) {
+        printf("sgemm (OpenBLAS, kernels: %s), GFLOP/s:\n", parallel_blas_core());
+        if (jf) fprintf(jf, "{\"blas_core\": \"%s\", \"threads\": %d, \"gemm\": [", parallel_blas_core(), nt);
+        int sizes[] = {256, 512, 1024, 2048};
+        for (int s = 0; s < 4; s++) {
+            double g1 = gemm_gflops(sizes[s], 1, seconds / 4), gn = gemm_gflops(sizes[s], nt, seconds / 4);
+            printf("  n=%-5d 1 thread %7.1f   %d threads %7.1f\n", sizes[s], g1, nt, gn);
+            if (jf) fprintf(jf, "%s{\"n\": %d, \"gflops_1\": %.2f, \"gflops_n\": %.2f}", s ? ", " : "", sizes[s], g1, gn);
+        }
+        if (jf) fprintf(jf, "]}\n"), fclose(jf);
+        return 0;
+    }
+
+    const struct {
+        const char *name;
+        int c, h, w, k;
+    } shapes[] = {{"cifar10", 3, 32, 32, 10}, {"cifar100", 3, 32, 32, 100}, {"mnist", 1, 28, 28, 10},
+                  {"fashionmnist", 1, 28, 28, 10}, {"svhn", 3, 32, 32, 10}, {"tinyimagenet", 3, 64, 64, 200}};
+    int si = -1;
+    for (int s = 0; s < 6; s++)
+        if (!strcasecmp(dataset, shapes[s].name)) si = s;
+    if (si < 0) return cli_usage_error(C, "unknown dataset '%s' (cifar10, cifar100, mnist, fashionmnist, svhn, tinyimagenet)", dataset);
+
+    Err e;
+    Net net;
+    if (model_create(&net, arch, shapes[si].c, shapes[si].k, shapes[si].h, shapes[si].w, &e)) return cli_error(C, "%s", e.msg);
+    net_init_params(&net, 0);
+    int n = (int)B;
+    size_t in = net_in_size(&net);
+    BenchCtx c = {.net = &net, .B = n};
+    c.x = xmalloc(sizeof(float) * in * n);
+    c.dx = xmalloc(sizeof(float) * in * n);
+    c.logits = xmalloc(sizeof(float) * (size_t)n * net.n_classes);
+    c.labels = xmalloc(sizeof(int) * n);
+    Optim opt;
+    if (!c.x || !c.dx || !c.logits || !c.labels || net_alloc_grads(&net, &e) ||
+        optim_init(&opt, OPTIM_SGD, net.n_params, 0.01f, 0.9f, 5e-4f))
+        return cli_error(C, "out of memory for a batch of %d", n);
+    c.opt = &opt;
+    Rng r;
+    rng_init(&r, 0, 0);
+    for (size_t i = 0; i < in * n; i++) c.x[i] = rng_uniform(&r);
+    for (int i = 0; i < n; i++) c.labels[i] = (int)rng_below(&r, (uint32_t)net.n_classes);
+
+    printf("beard bench: %s on %s-shaped input, batch %d, %d threads, BLAS kernels %s\n", net.arch, shapes[si].name, n, nt,
+           parallel_blas_core());
+    int calls[3];
+    double t_f = time_calls(run_forward, &c, seconds, &calls[0]);
+    double t_fb = time_calls(run_fwd_bwd, &c, seconds, &calls[1]);
+    net.train = 1;
+    double t_tr = time_calls(run_train_step, &c, seconds, &calls[2]);
+    net.train = 0;
+    double ips[3] = {n / t_f, n / t_fb, n / t_tr};
+    const char *names[3] = {"forward", "forward+backward (to input)", "SGD train step"};
+    for (int k = 0; k < 3; k++) printf("  %-28s %9.1f images/s  (%d calls)\n", names[k], ips[k], calls[k]);
+
+    double tb[3] = {0, 0, 0};
+    int have_torch = 0;
+    if (torch) {
+        if (torch_bench(python, net.arch, n, nt, seconds, tb) == 0) {
+            have_torch = 1;
+            printf("PyTorch (CPU, %d threads, batch %d):\n", nt, n);
+            for (int k = 0; k < 3; k++) printf("  %-28s %9.1f images/s  -> beard is %.2fx\n", names[k], tb[k], ips[k] / tb[k]);
+        } else {
+            printf("PyTorch comparison unavailable (%s scripts/bench_torch.py failed; is torch installed?)\n", python);
+        }
+    }
+    if (jf) {
+        fprintf(jf,
+                "{\"arch\": \"%s\", \"dataset\": \"%s\", \"batch\": %d, \"threads\": %d, \"blas_core\": \"%s\", "
+                "\"forward_ips\": %.2f, \"forward_backward_ips\": %.2f, \"train_step_ips\": %.2f",
+                net.arch, shapes[si].name, n, nt, parallel_blas_core(), ips[0], ips[1], ips[2]);
+        if (have_torch)
+            fprintf(jf,
+                    ", \"torch\": {\"forward_ips\": %.2f, \"forward_backward_ips\": %.2f, \"train_step_ips\": %.2f}, "
+                    "\"ratio\": {\"forward\": %.3f, \"forward_backward\": %.3f, \"train_step\": %.3f}",
+                    tb[0], tb[1], tb[2], ips[0] / tb[0], ips[1] / tb[1], ips[2] / tb[2]);
+        fprintf(jf, "}\n");
+        fclose(jf);
+    }
+    optim_free(&opt);
+    xfree(c.x), xfree(c.dx), xfree(c.logits), xfree(c.labels);
+    net_free(&net);
+    return 0;
+}

@@ -1,0 +1,286 @@
+/*
+ * test_gradcheck.c: central-difference gradient checks in double precision.
+ *
+ * This program is compiled with -DNN_REAL_DOUBLE and linked against the nn sources built
+ * a second time in double (see src/nn/real.h and the Makefile), so the backward code
+ * under test is the library's own, not a re-implementation. For each op the loss is
+ * L = sum(R * out) for a fixed random R; the analytic gradient is the op's backward with
+ * dout = R, the numeric one is (L(v + h) - L(v - h)) / 2h for every input and parameter
+ * value v. Points within a few h of a ReLU/LeakyReLU kink or of a max-pool tie are
+ * skipped, since the derivative is not defined there.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/core/parallel.h"
+#include "../src/nn/nn.h"
+#include "harness.h"
+
+#define H 1e-6
+#define ATOL 1e-7
+#define RTOL 1e-5
+
+static Rng rng;
+
+static real *rnd(size_t n, double scale, double shift) {
+    real *p = calloc(n ? n : 1, sizeof(real));
+    for (size_t i = 0; i < n; i++) p[i] = (real)(rng_normal(&rng) * scale + shift);
+    return p;
+}
+static real *zero(size_t n) { return calloc(n ? n : 1, sizeof(real)); }
+
+// the op under test, as a closure: forward into out from the current values of its inputs
+typedef struct Op Op;
+struct Op {
+    void (*forward)(Op *op, real *out);
+    size_t n_out;
+    const real *R; // projection defining the scalar loss
+    void *ctx;
+};
+
+static double op_loss(Op *op) {
+    real *out = zero(op->n_out);
+    op->forward(op, out);
+    double s = 0.0;
+    for (size_t i = 0; i < op->n_out; i++) s += (double)out[i] * op->R[i];
+    free(out);
+    return s;
+}
+
+// compares analytic against central differences for every value of v; skip(i) may veto
+static void gradcheck(const char *what, Op *op, real *v, size_t n, const real *analytic, int (*skip)(void *, size_t),
+                      void *skip_ctx) {
+    int bad = 0, checked = 0;
+    double worst = 0.0;
+    size_t worst_i = 0;
+    double worst_num = 0, worst_ana = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (skip && skip(skip_ctx, i)) continue;
+        real keep = v[i];
+        v[i] = keep + H;
+        double lp = op_loss(op);
+        v[i] = keep - H;
+        double lm = op_loss(op);
+        v[i] = keep;
+        double num = (lp - lm) / (2 * H), ana = analytic[i];
+        double err = fabs(num - ana), tol = ATOL + RTOL * fabs(ana);
+        checked++;
+        if (err > tol) {
+            bad++;
+            if (err - tol > worst) worst = err - tol, worst_i = i, worst_num = num, worst_ana = ana;
+        }
+    }
+    CHECK(bad == 0, "%s: %d of %d gradients off; worst at %zu: numeric %.10g, analytic %.10g", what, bad, checked,
+          worst_i, worst_num, worst_ana);
+    CHECK(checked > 0, "%s: no point checked", what);
+}
+
+// ----------------------------------------------------------------------------
+
+typedef struct {
+    real *x, *w, *b;
+    int B, C, Hh, W, O, K, S, P;
+} ConvCtx;
+
+static void conv_fwd(Op *op, real *out) {
+    ConvCtx *c = op->ctx;
+    conv2d_forward(out, c->x, c->w, c->b, c->B, c->C, c->Hh, c->W, c->O, c->K, c->S, c->P);
+}
+
+static void check_conv(int K, int S, int P) {
+    ConvCtx c = {.B = 2, .C = 3, .Hh = 6, .W = 5, .O = 4, .K = K, .S = S, .P = P};
+    int Ho = conv2d_out_size(c.Hh, K, S, P), Wo = conv2d_out_size(c.W, K, S, P);
+    size_t nx = (size_t)c.B * c.C * c.Hh * c.W, nw = (size_t)c.O * c.C * K * K, no = (size_t)c.B * c.O * Ho * Wo;
+    c.x = rnd(nx, 1, 0), c.w = rnd(nw, 0.5, 0), c.b = rnd(c.O, 0.5, 0);
+    real *R = rnd(no, 1, 0), *dx = zero(nx), *dw = zero(nw), *db = zero(c.O);
+    conv2d_backward(dx, dw, db, R, c.x, c.w, c.B, c.C, c.Hh, c.W, c.O, K, S, P);
+    Op op = {conv_fwd, no, R, &c};
+    char what[64];
+    snprintf(what, sizeof(what), "conv k%d s%d p%d dx", K, S, P);
+    gradcheck(what, &op, c.x, nx, dx, NULL, NULL);
+    snprintf(what, sizeof(what), "conv k%d s%d p%d dweight", K, S, P);
+    gradcheck(what, &op, c.w, nw, dw, NULL, NULL);
+    snprintf(what, sizeof(what), "conv k%d s%d p%d dbias", K, S, P);
+    gradcheck(what, &op, c.b, c.O, db, NULL, NULL);
+    free(c.x), free(c.w), free(c.b), free(R), free(dx), free(dw), free(db);
+}
+
+typedef struct {
+    real *x, *w, *b;
+    int B, C, O;
+} LinCtx;
+static void lin_fwd(Op *op, real *out) {
+    LinCtx *c = op->ctx;
+    linear_forward(out, c->x, c->w, c->b, c->B, c->C, c->O);
+}
+static void check_linear(void) {
+    LinCtx c = {.B = 3, .C = 7, .O = 4};
+    c.x = rnd(21, 1, 0), c.w = rnd(28, 0.5, 0), c.b = rnd(4, 0.5, 0);
+    real *R = rnd(12, 1, 0), *dx = zero(21), *dw = zero(28), *db = zero(4);
+    linear_backward(dx, dw, db, R, c.x, c.w, 3, 7, 4);
+    Op op = {lin_fwd, 12, R, &c};
+    gradcheck("linear dx", &op, c.x, 21, dx, NULL, NULL);
+    gradcheck("linear dweight", &op, c.w, 28, dw, NULL, NULL);
+    gradcheck("linear dbias", &op, c.b, 4, db, NULL, NULL);
+    free(c.x), free(c.w), free(c.b), free(R), free(dx), free(dw), free(db);
+}
+
+typedef struct {
+    real *x;
+    size_t n;
+    ActKind kind;
+    real slope;
+} ActCtx;
+static void act_fwd(Op *op, real *out) {
+    ActCtx *c = op->ctx;
+    act_forward(out, c->x, c->n, c->kind, c->slope);
+}
+static int near_kink(void *ctx, size_t i) {
+    ActCtx *c = ctx;
+    return (c->kind == ACT_RELU || c->kind == ACT_LEAKY_RELU) && fabs((double)c->x[i]) < 100 * H;
+}
+static void check_act(const char *name, ActKind kind, real slope) {
+    ActCtx c = {.n = 40, .kind = kind, .slope = slope};
+    c.x = rnd(c.n, 2, 0);
+    real *R = rnd(c.n, 1, 0), *dx = zero(c.n);
+    act_backward(dx, R, c.x, c.n, kind, slope);
+    Op op = {act_fwd, c.n, R, &c};
+    gradcheck(name, &op, c.x, c.n, dx, near_kink, &c);
+    free(c.x), free(R), free(dx);
+}
+
+typedef struct {
+    real *x, *g, *b, *mean, *rstd, *rm, *rv;
+    int B, C, HW, G, kind, train; // kind 0 group, 1 layer, 2 batch
+} NormCtx;
+static void norm_fwd(Op *op, real *out) {
+    NormCtx *c = op->ctx;
+    if (c->kind == 0) groupnorm_forward(out, c->mean, c->rstd, c->x, c->g, c->b, c->B, c->C, c->HW, c->G, (real)1e-5);
+    if (c->kind == 1) layernorm_forward(out, c->mean, c->rstd, c->x, c->g, c->b, c->B, c->C * c->HW, (real)1e-5);
+    if (c->kind == 2) {
+        // running statistics are state, not inputs: keep them fixed between evaluations
+        real rm[16], rv[16];
+        memcpy(rm, c->rm, sizeof(real) * c->C);
+        memcpy(rv, c->rv, sizeof(real) * c->C);
+        batchnorm_forward(out, c->mean, c->rstd, rm, rv, c->x, c->g, c->b, c->B, c->C, c->HW, (real)1e-5, (real)0.1, c->train);
+    }
+}
+static void check_norm(const char *name, int kind, int G, int train) {
+    NormCtx c = {.B = 3, .C = 4, .HW = 6, .G = G, .kind = kind, .train = train};
+    size_t nx = (size_t)c.B * c.C * c.HW, np = kind == 1 ? (size_t)c.C * c.HW : (size_t)c.C;
+    c.x = rnd(nx, 2, 0.3), c.g = rnd(np, 0.5, 1), c.b = rnd(np, 0.5, 0);
+    c.mean = zero(64), c.rstd = zero(64), c.rm = rnd(c.C, 0.1, 0), c.rv = rnd(c.C, 0.1, 1);
+    real *R = rnd(nx, 1, 0), *dx = zero(nx), *dg = zero(np), *db = zero(np), *out = zero(nx);
+    Op op = {norm_fwd, nx, R, &c};
+    norm_fwd(&op, out); // saves mean/rstd for backward
+    if (kind == 0) groupnorm_backward(dx, dg, db, R, c.mean, c.rstd, c.x, c.g, c.B, c.C, c.HW, c.G);
+    if (kind == 1) layernorm_backward(dx, dg, db, R, c.mean, c.rstd, c.x, c.g, c.B, c.C * c.HW);
+    if (kind == 2) batchnorm_backward(dx, dg, db, R, c.mean, c.rstd, c.x, c.g, c.B, c.C, c.HW, train);
+    char what[64];
+    snprintf(what, sizeof(what), "%s dx", name);
+    gradcheck(what, &op, c.x, nx, dx, NULL, NULL);
+    snprintf(what, sizeof(what), "%s dweight", name);
+    gradcheck(what, &op, c.g, np, dg, NULL, NULL);
+    snprintf(what, sizeof(what), "%s dbias", name);
+    gradcheck(what, &op, c.b, np, db, NULL, NULL);
+    free(c.x), free(c.g), free(c.b), free(c.mean), free(c.rstd), free(c.rm), free(c.rv), free(R), free(dx), free(dg),
+        free(db), free(out);
+}
+
+typedef struct {
+    real *x;
+    int *am;
+    int B, C, Hh, W, K, S, max;
+} PoolCtx;
+static void pool_fwd(Op *op, real *out) {
+    PoolCtx *c = op->ctx;
+    if (c->max) maxpool_forward(out, c->am, c->x, c->B, c->C, c->Hh, c->W, c->K, c->S);
+    else avgpool_forward(out, c->x, c->B, c->C, c->Hh, c->W, c->K, c->S);
+}
+// skip inputs whose window (any window containing them) has a near-tie for the maximum
+static int near_tie(void *ctx, size_t i) {
+    PoolCtx *c = ctx;
+    if (!c->max) return 0;
+    size_t plane = (size_t)c->Hh * c->W;
+    const real *x = c->x + (i / plane) * plane;
+    int ih = (int)((i % plane) / c->W), iw = (int)(i % c->W);
+    for (int oh = 0; oh < pool_out_size(c->Hh, c->K, c->S); oh++)
+        for (int ow = 0; ow < pool_out_size(c->W, c->K, c->S); ow++) {
+            if (ih < oh * c->S || ih >= oh * c->S + c->K || iw < ow * c->S || iw >= ow * c->S + c->K) continue;
+            double v = x[ih * c->W + iw];
+            for (int a = 0; a < c->K; a++)
+                for (int b = 0; b < c->K; b++) {
+                    int j = (oh * c->S + a) * c->W + ow * c->S + b;
+                    if (j != ih * c->W + iw && fabs((double)x[j] - v) < 100 * H) return 1;
+                }
+        }
+    return 0;
+}
+static void check_pool(int max, int K, int S) {
+    PoolCtx c = {.B = 2, .C = 2, .Hh = 6, .W = 7, .K = K, .S = S, .max = max};
+    size_t nx = (size_t)c.B * c.C * c.Hh * c.W;
+    size_t no = (size_t)c.B * c.C * pool_out_size(c.Hh, K, S) * pool_out_size(c.W, K, S);
+    c.x = rnd(nx, 1, 0), c.am = calloc(no, sizeof(int));
+    real *R = rnd(no, 1, 0), *dx = zero(nx), *out = zero(no);
+    Op op = {pool_fwd, no, R, &c};
+    pool_fwd(&op, out);
+    if (max) maxpool_backward(dx, R, c.am, c.B, c.C, c.Hh, c.W, K, S);
+    else avgpool_backward(dx, R, c.B, c.C, c.Hh, c.W, K, S);
+    char what[64];
+    snprintf(what, sizeof(what), "%s k%d s%d", max ? "maxpool" : "avgpool", K, S);
+    gradcheck(what, &op, c.x, nx, dx, near_tie, &c);
+    free(c.x), free(c.am), free(R), free(dx), free(out);
+}
+
+typedef struct {
+    real *z, *t;
+    int labels[4];
+} CeCtx;
+static void ce_fwd(Op *op, real *out) {
+    CeCtx *c = op->ctx;
+    out[0] = (real)crossentropy_forward_backward(NULL, c->z, c->labels, c->t, 4, 5);
+}
+static void check_ce(int soft) {
+    CeCtx c = {.labels = {0, 4, 2, 2}};
+    c.z = rnd(20, 2, 0);
+    c.t = NULL;
+    if (soft) {
+        c.t = rnd(20, 1, 0);
+        for (int i = 0; i < 20; i++) c.t[i] = c.t[i] * c.t[i]; // non-negative, rows not normalised
+    }
+    real one = 1, *dz = zero(20);
+    crossentropy_forward_backward(dz, c.z, c.labels, c.t, 4, 5);
+    Op op = {ce_fwd, 1, &one, &c};
+    gradcheck(soft ? "cross-entropy (soft)" : "cross-entropy (hard)", &op, c.z, 20, dz, NULL, NULL);
+    free(c.z), free(c.t), free(dz);
+}
+
+int main(int argc, char **argv) {
+    parallel_init(argc, argv);
+    rng_init(&rng, 42, 0);
+    check_conv(3, 1, 1);
+    check_conv(3, 2, 1);
+    check_conv(3, 1, 0);
+    check_conv(1, 1, 0);
+    check_conv(5, 2, 2);
+    check_conv(2, 2, 0);
+    check_linear();
+    check_act("relu", ACT_RELU, 0);
+    check_act("leaky_relu", ACT_LEAKY_RELU, (real)0.01);
+    check_act("sigmoid", ACT_SIGMOID, 0);
+    check_act("silu", ACT_SILU, 0);
+    check_act("gelu", ACT_GELU, 0);
+    check_norm("groupnorm(2)", 0, 2, 0);
+    check_norm("instancenorm", 0, 4, 0);
+    check_norm("layernorm", 1, 0, 0);
+    check_norm("batchnorm train", 2, 0, 1);
+    check_norm("batchnorm eval", 2, 0, 0);
+    check_pool(0, 2, 2);
+    check_pool(0, 3, 2);
+    check_pool(1, 2, 2);
+    check_pool(1, 3, 1);
+    check_ce(0);
+    check_ce(1);
+    return test_done("test_gradcheck");
+}

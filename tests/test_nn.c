@@ -1,0 +1,408 @@
+/*
+ * test_nn.c: every nn layer against PyTorch's forward output and autograd gradients
+ * (tests/fixtures/nn_layers.bin, from tests/scripts/gen_nn_fixtures.py), the optimised
+ * kernels against their naive references, and small ConvNet variants end to end against
+ * PyTorch (tests/fixtures/nn_models.bin): logits and the input gradient, in both input
+ * conventions (normalised input, and pixels with the model normalising).
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/core/parallel.h"
+#include "../src/models/convnet.h"
+#include "../src/nn/nn.h"
+#include "../src/nn/optim.h"
+#include "harness.h"
+
+static Fixture F;
+
+static const FixTensor *T(const char *fmt, ...) {
+    char name[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof(name), fmt, ap);
+    va_end(ap);
+    return fixture_get(&F, name);
+}
+
+static float *zeros(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
+
+#define ATOL 2e-5
+#define RTOL 1e-4
+
+static void test_conv(int k, int s, int p) {
+    char pre[32];
+    snprintf(pre, sizeof(pre), "conv_k%ds%dp%d", k, s, p);
+    const FixTensor *x = T("%s.x", pre), *w = T("%s.weight", pre), *b = T("%s.bias", pre), *out = T("%s.out", pre),
+                    *dout = T("%s.dout", pre), *dx = T("%s.dx", pre), *dw = T("%s.dweight", pre),
+                    *db = T("%s.dbias", pre);
+    if (!x || !w || !b || !out || !dout || !dx || !dw || !db) return;
+    int B = (int)x->shape[0], C = (int)x->shape[1], H = (int)x->shape[2], W = (int)x->shape[3], O = (int)w->shape[0];
+    float *y = zeros(out->n), *yr = zeros(out->n);
+    conv2d_forward(y, x->data, w->data, b->data, B, C, H, W, O, k, s, p);
+    conv2d_forward_ref(yr, x->data, w->data, b->data, B, C, H, W, O, k, s, p);
+    char what[64];
+    snprintf(what, sizeof(what), "%s forward", pre);
+    check_close(what, y, out->data, out->n, ATOL, RTOL);
+    snprintf(what, sizeof(what), "%s forward vs naive", pre);
+    check_close(what, y, yr, out->n, ATOL, RTOL);
+    float *gx = zeros(x->n), *gw = zeros(w->n), *gb = zeros(b->n);
+    float *gxr = zeros(x->n), *gwr = zeros(w->n), *gbr = zeros(b->n);
+    conv2d_backward(gx, gw, gb, dout->data, x->data, w->data, B, C, H, W, O, k, s, p);
+    conv2d_backward_ref(gxr, gwr, gbr, dout->data, x->data, w->data, B, C, H, W, O, k, s, p);
+    snprintf(what, sizeof(what), "%s dx", pre);
+    check_close(what, gx, dx->data, dx->n, ATOL, RTOL);
+    snprintf(what, sizeof(what), "%s dweight", pre);
+    check_close(what, gw, dw->data, dw->n, ATOL, RTOL);
+    snprintf(what, sizeof(what), "%s dbias", pre);
+    check_close(what, gb, db->data, db->n, ATOL, RTOL);
+    snprintf(what, sizeof(what), "%s dx vs naive", pre);
+    check_close(what, gx, gxr, x->n, ATOL, RTOL);
+    snprintf(what, sizeof(what), "%s dweight vs naive", pre);
+    check_close(what, gw, gwr, w->n, ATOL, RTOL);
+    // backward accumulates: a second call doubles every gradient
+    conv2d_backward(gx, gw, gb, dout->data, x->data, w->data, B, C, H, W, O, k, s, p);
+    for (size_t i = 0; i < x->n; i++) gxr[i] = 2 * dx->data[i];
+    snprintf(what, sizeof(what), "%s dx accumulates", pre);
+    check_close(what, gx, gxr, x->n, 2 * ATOL, RTOL);
+    free(y), free(yr), free(gx), free(gw), free(gb), free(gxr), free(gwr), free(gbr);
+}
+
+static void test_linear(void) {
+    const FixTensor *x = T("linear.x"), *w = T("linear.weight"), *b = T("linear.bias"), *out = T("linear.out"),
+                    *dout = T("linear.dout"), *dx = T("linear.dx"), *dw = T("linear.dweight"), *db = T("linear.dbias");
+    if (!x || !w || !b || !out || !dout || !dx || !dw || !db) return;
+    int B = (int)x->shape[0], C = (int)x->shape[1], O = (int)w->shape[0];
+    float *y = zeros(out->n), *yr = zeros(out->n), *gx = zeros(x->n), *gw = zeros(w->n), *gb = zeros(b->n);
+    linear_forward(y, x->data, w->data, b->data, B, C, O);
+    linear_forward_ref(yr, x->data, w->data, b->data, B, C, O);
+    check_close("linear forward", y, out->data, out->n, ATOL, RTOL);
+    check_close("linear forward vs naive", y, yr, out->n, ATOL, RTOL);
+    linear_backward(gx, gw, gb, dout->data, x->data, w->data, B, C, O);
+    check_close("linear dx", gx, dx->data, dx->n, ATOL, RTOL);
+    check_close("linear dweight", gw, dw->data, dw->n, ATOL, RTOL);
+    check_close("linear dbias", gb, db->data, db->n, ATOL, RTOL);
+    free(y), free(yr), free(gx), free(gw), free(gb);
+}
+
+static void test_act(const char *name, ActKind kind, float slope) {
+    const FixTensor *x = T("%s.x", name), *out = T("%s.out", name), *dout = T("%s.dout", name), *dx = T("%s.dx", name);
+    if (!x || !out || !dout || !dx) return;
+    float *y = zeros(x->n), *g = zeros(x->n);
+    act_forward(y, x->data, x->n, kind, slope);
+    act_backward(g, dout->data, x->data, x->n, kind, slope);
+    char what[64];
+    snprintf(what, sizeof(what), "%s forward", name);
+    check_close(what, y, out->data, x->n, 1e-6, 1e-5);
+    snprintf(what, sizeof(what), "%s backward", name);
+    check_close(what, g, dx->data, x->n, 1e-6, 1e-5);
+    free(y), free(g);
+}
+
+static void test_groupnorm(const char *name) {
+    const FixTensor *x = T("%s.x", name), *w = T("%s.weight", name), *b = T("%s.bias", name), *out = T("%s.out", name),
+                    *dout = T("%s.dout", name), *dx = T("%s.dx", name), *dw = T("%s.dweight", name),
+                    *db = T("%s.dbias", name);
+    if (!x || !w || !b || !out || !dout || !dx || !dw || !db) return;
+    int B = (int)x->shape[0], C = (int)x->shape[1], HW = (int)(x->shape[2] * x->shape[3]);
+    int G = !strcmp(name, "groupnorm") ? 3 : C;
+    float *y = zeros(x->n), *mean = zeros((size_t)B * G), *rstd = zeros((size_t)B * G);
+    float *gx = zeros(x->n), *gw = zeros(w->n), *gb = zeros(b->n);
+    groupnorm_forward(y, mean, rstd, x->data, w->data, b->data, B, C, HW, G, 1e-5f);
+    groupnorm_backward(gx, gw, gb, dout->data, mean, rstd, x->data, w->data, B, C, HW, G);
+    char what[64];
+    snprintf(what, sizeof(what), "%s forward", name);
+    check_close(what, y, out->data, x->n, ATOL, RTOL);
+    snprintf(what, sizeof(what), "%s dx", name);
+    check_close(what, gx, dx->data, x->n, ATOL, RTOL);
+    snprintf(what, sizeof(what), "%s dweight", name);
+    check_close(what, gw, dw->data, w->n, ATOL, RTOL);
+    snprintf(what, sizeof(what), "%s dbias", name);
+    check_close(what, gb, db->data, b->n, ATOL, RTOL);
+    free(y), free(mean), free(rstd), free(gx), free(gw), free(gb);
+}
+
+static void test_layernorm(void) {
+    const FixTensor *x = T("layernorm.x"), *w = T("layernorm.weight"), *b = T("layernorm.bias"),
+                    *out = T("layernorm.out"), *dout = T("layernorm.dout"), *dx = T("layernorm.dx"),
+                    *dw = T("layernorm.dweight"), *db = T("layernorm.dbias");
+    if (!x || !w || !b || !out || !dout || !dx || !dw || !db) return;
+    int B = (int)x->shape[0], D = (int)(x->n / B);
+    float *y = zeros(x->n), *mean = zeros(B), *rstd = zeros(B), *gx = zeros(x->n), *gw = zeros(w->n), *gb = zeros(b->n);
+    layernorm_forward(y, mean, rstd, x->data, w->data, b->data, B, D, 1e-5f);
+    layernorm_backward(gx, gw, gb, dout->data, mean, rstd, x->data, w->data, B, D);
+    check_close("layernorm forward", y, out->data, x->n, ATOL, RTOL);
+    check_close("layernorm dx", gx, dx->data, x->n, ATOL, RTOL);
+    check_close("layernorm dweight", gw, dw->data, w->n, ATOL, RTOL);
+    check_close("layernorm dbias", gb, db->data, b->n, ATOL, RTOL);
+    free(y), free(mean), free(rstd), free(gx), free(gw), free(gb);
+}
+
+static void test_batchnorm(int train) {
+    const char *name = train ? "batchnorm_train" : "batchnorm_eval";
+    const FixTensor *x = T("%s.x", name), *w = T("%s.weight", name), *b = T("%s.bias", name), *out = T("%s.out", name),
+                    *dout = T("%s.dout", name), *dx = T("%s.dx", name), *dw = T("%s.dweight", name),
+                    *db = T("%s.dbias", name), *rm = T("%s.running_mean", name), *rv = T("%s.running_var", name);
+    if (!x || !w || !b || !out || !dout || !dx || !dw || !db || !rm || !rv) return;
+    int B = (int)x->shape[0], C = (int)x->shape[1], HW = (int)(x->shape[2] * x->shape[3]);
+    float *y = zeros(x->n), *mean = zeros(C), *rstd = zeros(C), *gx = zeros(x->n), *gw = zeros(C), *gb = zeros(C);
+    float *run_m = zeros(C), *run_v = zeros(C);
+    const FixTensor *rm0 = train ? T("%s.running_mean0", name) : rm, *rv0 = train ? T("%s.running_var0", name) : rv;
+    if (!rm0 || !rv0) return;
+    memcpy(run_m, rm0->data, sizeof(float) * C);
+    memcpy(run_v, rv0->data, sizeof(float) * C);
+    batchnorm_forward(y, mean, rstd, run_m, run_v, x->data, w->data, b->data, B, C, HW, 1e-5f, 0.1f, train);
+    batchnorm_backward(gx, gw, gb, dout->data, mean, rstd, x->data, w->data, B, C, HW, train);
+    char what[64];
+    snprintf(what, sizeof(what), "%s forward", name);
+    check_close(what, y, out->data, x->n, ATOL, RTOL);
+    snprintf(what, sizeof(what), "%s running_mean", name);
+    check_close(what, run_m, rm->data, C, 1e-6, 1e-5);
+    snprintf(what, sizeof(what), "%s running_var", name);
+    check_close(what, run_v, rv->data, C, 1e-6, 1e-5);
+    snprintf(what, sizeof(what), "%s dx", name);
+    check_close(what, gx, dx->data, x->n, ATOL, RTOL);
+    snprintf(what, sizeof(what), "%s dweight", name);
+    check_close(what, gw, dw->data, C, ATOL, RTOL);
+    snprintf(what, sizeof(what), "%s dbias", name);
+    check_close(what, gb, db->data, C, ATOL, RTOL);
+    free(y), free(mean), free(rstd), free(gx), free(gw), free(gb), free(run_m), free(run_v);
+}
+
+static void test_pool(int maxpool, int k, int s) {
+    char name[32];
+    snprintf(name, sizeof(name), "%s_k%ds%d", maxpool ? "maxpool" : "avgpool", k, s);
+    const FixTensor *x = T("%s.x", name), *out = T("%s.out", name), *dout = T("%s.dout", name), *dx = T("%s.dx", name);
+    if (!x || !out || !dout || !dx) return;
+    int B = (int)x->shape[0], C = (int)x->shape[1], H = (int)x->shape[2], W = (int)x->shape[3];
+    float *y = zeros(out->n), *g = zeros(x->n);
+    int *am = calloc(out->n, sizeof(int));
+    if (maxpool) {
+        maxpool_forward(y, am, x->data, B, C, H, W, k, s);
+        maxpool_backward(g, dout->data, am, B, C, H, W, k, s);
+    } else {
+        avgpool_forward(y, x->data, B, C, H, W, k, s);
+        avgpool_backward(g, dout->data, B, C, H, W, k, s);
+    }
+    char what[64];
+    snprintf(what, sizeof(what), "%s forward", name);
+    check_close(what, y, out->data, out->n, 1e-6, 1e-5);
+    snprintf(what, sizeof(what), "%s backward", name);
+    check_close(what, g, dx->data, x->n, 1e-6, 1e-5);
+    free(y), free(g), free(am);
+}
+
+static void test_crossentropy(void) {
+    const FixTensor *z = T("ce_hard.logits"), *lab = T("ce_hard.labels"), *loss = T("ce_hard.loss"),
+                    *dz = T("ce_hard.dlogits"), *t = T("ce_soft.targets"), *loss_s = T("ce_soft.loss"),
+                    *dz_s = T("ce_soft.dlogits");
+    if (!z || !lab || !loss || !dz || !t || !loss_s || !dz_s) return;
+    int B = (int)z->shape[0], K = (int)z->shape[1];
+    int labels[16];
+    for (int i = 0; i < B; i++) labels[i] = (int)lab->data[i];
+    float *g = zeros(z->n);
+    float l = (float)crossentropy_forward_backward(g, z->data, labels, NULL, B, K);
+    check_close("cross-entropy (hard) loss", &l, loss->data, 1, 1e-6, 1e-5);
+    check_close("cross-entropy (hard) dlogits", g, dz->data, z->n, 1e-7, 1e-5);
+    l = (float)crossentropy_forward_backward(g, z->data, NULL, t->data, B, K);
+    check_close("cross-entropy (soft) loss", &l, loss_s->data, 1, 1e-6, 1e-5);
+    check_close("cross-entropy (soft) dlogits", g, dz_s->data, z->n, 1e-7, 1e-5);
+    // per-sample form = batch form times B
+    float gs[16];
+    float sum = 0;
+    for (int i = 0; i < B; i++) {
+        sum += (float)crossentropy_sample(gs, z->data + i * K, labels[i], K);
+        for (int k = 0; k < K; k++) CHECK(fabsf(gs[k] - B * dz->data[i * K + k]) < 1e-6f, "per-sample CE gradient");
+    }
+    CHECK(fabsf(sum / B - loss->data[0]) < 1e-5f, "per-sample CE loss sums to the batch mean");
+    free(g);
+}
+
+// ----------------------------------------------------------------------------
+// whole models
+
+typedef struct {
+    const int *labels;
+    int K;
+} Ce;
+static double ce_fn(void *ctx, int i, const float *logits, float *dlogits) {
+    const Ce *c = ctx;
+    return crossentropy_sample(dlogits, logits, c->labels[i], c->K);
+}
+
+static void test_model(const char *name, const char *norm, const char *act, const char *pool, int depth, int ch, int im) {
+    ConvNetConfig cfg = {.width = 8, .depth = depth};
+    snprintf(cfg.arch, sizeof(cfg.arch), "test-%s", name);
+    snprintf(cfg.norm, sizeof(cfg.norm), "%s", norm);
+    snprintf(cfg.act, sizeof(cfg.act), "%s", act);
+    snprintf(cfg.pool, sizeof(cfg.pool), "%s", pool);
+    Net net;
+    Err e;
+    if (convnet_build(&net, &cfg, ch, 10, im, im, &e)) {
+        CHECK(0, "build %s: %s", name, e.msg);
+        return;
+    }
+    TensorDict sd;
+    tensordict_init(&sd);
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "%s.sd.", name);
+    for (int i = 0; i < F.n; i++) {
+        if (strncmp(F.t[i].name, prefix, strlen(prefix))) continue;
+        Tensor t;
+        tensor_init(&t, DTYPE_F32, F.t[i].ndim, F.t[i].shape, NULL);
+        memcpy(t.data, F.t[i].data, sizeof(float) * F.t[i].n);
+        tensordict_add(&sd, F.t[i].name + strlen(prefix), &t, NULL);
+    }
+    int rc = net_load_state_dict(&net, &sd, 0, &e);
+    CHECK(rc == 0, "load %s state_dict: %s", name, rc ? e.msg : "");
+    const FixTensor *x = T("%s.x", name), *lg = T("%s.logits", name), *dx = T("%s.dx", name);
+    if (rc || !x || !lg || !dx) goto done;
+    int B = (int)x->shape[0];
+    float logits[64], *g = zeros(x->n);
+    net_forward(&net, x->data, B, logits, NULL);
+    char what[64];
+    snprintf(what, sizeof(what), "model %s logits", name);
+    check_close(what, logits, lg->data, lg->n, 1e-4, 1e-4);
+    int labels[2] = {1, 9};
+    Ce ce = {labels, 10};
+    NetBackward nb = {.loss = ce_fn, .ctx = &ce, .nvec = 1, .logits = logits, .dx = g};
+    CHECK(net_forward_backward(&net, x->data, B, &nb, &e) == 0, "forward_backward %s", name);
+    snprintf(what, sizeof(what), "model %s dx", name);
+    check_close(what, g, dx->data, dx->n, 1e-5, 1e-3);
+
+    // pixel convention: the model normalises itself, gradients come back in pixel units
+    float mean[4] = {0.4914f, 0.4822f, 0.4465f}, std[4] = {0.2023f, 0.1994f, 0.2010f};
+    float *xp = zeros(x->n), *gp = zeros(x->n), *gexp = zeros(x->n);
+    size_t plane = (size_t)im * im;
+    for (size_t i = 0; i < x->n; i++) {
+        int c = (int)((i / plane) % ch);
+        xp[i] = x->data[i] * std[c] + mean[c];
+        gexp[i] = dx->data[i] / std[c];
+    }
+    net_set_normalize(&net, 1, mean, std);
+    nb.dx = gp;
+    CHECK(net_forward_backward(&net, xp, B, &nb, &e) == 0, "forward_backward (pixel) %s", name);
+    snprintf(what, sizeof(what), "model %s logits (pixel input)", name);
+    check_close(what, logits, lg->data, lg->n, 1e-4, 1e-3);
+    snprintf(what, sizeof(what), "model %s dx (pixel input)", name);
+    check_close(what, gp, gexp, x->n, 1e-4, 2e-3);
+    free(xp), free(gp), free(gexp);
+
+    free(g);
+done:
+    tensordict_free(&sd);
+    net_free(&net);
+}
+
+static double unit_fn(void *ctx, int i, const float *logits, float *dlogits) {
+    for (int v = 0; v < 10; v++)
+        for (int k = 0; k < 10; k++) dlogits[v * 10 + k] = v == k ? 1.0f : 0.0f;
+    return 0.0;
+}
+
+// the fused per-sample driver and the layer-wise one agree, and so do thread counts
+static void test_drivers(void) {
+    Net net;
+    Err e;
+    if (model_create(&net, "ConvNetBN", 3, 10, 32, 32, &e)) {
+        CHECK(0, "%s", e.msg);
+        return;
+    }
+    net_init_params(&net, 7);
+    int B = 5;
+    size_t in = net_in_size(&net);
+    float *x = zeros(in * B), *g1 = zeros(in * B), *g2 = zeros(in * B), l1[50], l2[50];
+    Rng r;
+    rng_init(&r, 3, 0);
+    for (size_t i = 0; i < in * B; i++) x[i] = (float)rng_normal(&r);
+    int labels[5] = {0, 1, 2, 3, 4};
+    Ce ce = {labels, 10};
+    // eval mode: fused driver; with 1 and 2 threads the results are identical
+    NetBackward nb = {.loss = ce_fn, .ctx = &ce, .nvec = 1, .logits = l1, .dx = g1};
+    parallel_set_threads(1);
+    net_forward_backward(&net, x, B, &nb, &e);
+    parallel_set_threads(2);
+    nb.logits = l2, nb.dx = g2;
+    net_forward_backward(&net, x, B, &nb, &e);
+    CHECK(!memcmp(l1, l2, sizeof(float) * B * 10) && !memcmp(g1, g2, sizeof(float) * in * B),
+          "fused driver: 1 and 2 threads give identical results");
+    // net_forward gives the same logits
+    net_forward(&net, x, B, l2, &e);
+    CHECK(!memcmp(l1, l2, sizeof(float) * B * 10), "net_forward equals the forward of net_forward_backward");
+    // Jacobian: nvec = 10 unit vectors; the CE gradient must equal sum_k p_k J_k - J_y
+    float *jac = zeros(in * B * 10);
+    NetBackward nj = {.loss = unit_fn, .ctx = NULL, .nvec = 10, .dx = jac};
+    CHECK(net_forward_backward(&net, x, B, &nj, &e) == 0, "Jacobian pass");
+    float *comb = zeros(in * B);
+    for (int b = 0; b < B; b++) {
+        float p[10];
+        crossentropy_sample(p, l1 + b * 10, 0, 10);
+        p[0] += 1.0f; // softmax
+        for (int k = 0; k < 10; k++) {
+            float wk = p[k] - (k == labels[b] ? 1.0f : 0.0f);
+            for (size_t i = 0; i < in; i++) comb[b * in + i] += wk * jac[((size_t)b * 10 + k) * in + i];
+        }
+    }
+    check_close("Jacobian rows combine into the CE gradient", comb, g1, in * B, 1e-5, 1e-3);
+    free(jac), free(comb);
+    free(x), free(g1), free(g2);
+    net_free(&net);
+}
+
+static void test_sgd(void) {
+    // two steps by hand: p=1, g=0.5, lr 0.1, momentum 0.9, wd 0.01
+    Optim o;
+    float p = 1.0f, g = 0.5f;
+    optim_init(&o, OPTIM_SGD, 1, 0.1f, 0.9f, 0.01f);
+    optim_step(&o, &p, &g);
+    float d1 = 0.5f + 0.01f * 1.0f;
+    float p1 = 1.0f - 0.1f * d1;
+    CHECK(fabsf(p - p1) < 1e-7f, "SGD first step %g vs %g", p, p1);
+    optim_step(&o, &p, &g);
+    float d2 = 0.5f + 0.01f * p1, buf = 0.9f * d1 + d2;
+    CHECK(fabsf(p - (p1 - 0.1f * buf)) < 1e-7f, "SGD momentum step");
+    optim_free(&o);
+}
+
+int main(int argc, char **argv) {
+    parallel_init(argc, argv);
+    if (fixture_load("tests/fixtures/nn_layers.bin", &F) == 0) {
+        int convs[][3] = {{3, 1, 1}, {3, 2, 1}, {3, 1, 0}, {1, 1, 0}, {5, 2, 2}, {3, 1, 3}, {2, 2, 0}};
+        for (int i = 0; i < 7; i++) test_conv(convs[i][0], convs[i][1], convs[i][2]);
+        test_linear();
+        test_act("relu", ACT_RELU, 0);
+        test_act("leaky_relu", ACT_LEAKY_RELU, 0.01f);
+        test_act("sigmoid", ACT_SIGMOID, 0);
+        test_act("silu", ACT_SILU, 0);
+        test_act("gelu", ACT_GELU, 0);
+        test_groupnorm("groupnorm");
+        test_groupnorm("instancenorm");
+        test_layernorm();
+        test_batchnorm(1);
+        test_batchnorm(0);
+        int pools[][2] = {{2, 2}, {3, 2}, {3, 1}};
+        for (int i = 0; i < 3; i++) test_pool(0, pools[i][0], pools[i][1]), test_pool(1, pools[i][0], pools[i][1]);
+        test_crossentropy();
+        fixture_free(&F);
+    }
+    if (fixture_load("tests/fixtures/nn_models.bin", &F) == 0) {
+        test_model("default", "instancenorm", "relu", "avgpooling", 3, 3, 32);
+        test_model("bn", "batchnorm", "relu", "avgpooling", 3, 3, 32);
+        test_model("ln", "layernorm", "relu", "avgpooling", 3, 3, 32);
+        test_model("gn", "groupnorm", "relu", "avgpooling", 3, 3, 32);
+        test_model("nn", "none", "relu", "avgpooling", 3, 3, 32);
+        test_model("mp", "instancenorm", "relu", "maxpooling", 3, 3, 32);
+        test_model("np", "instancenorm", "relu", "none", 2, 3, 16);
+        test_model("as", "instancenorm", "sigmoid", "avgpooling", 3, 3, 32);
+        test_model("al", "instancenorm", "leakyrelu", "avgpooling", 3, 3, 32);
+        test_model("swish", "instancenorm", "swish", "avgpooling", 3, 3, 32);
+        test_model("d1", "instancenorm", "relu", "avgpooling", 1, 3, 32);
+        test_model("mnist", "instancenorm", "relu", "avgpooling", 3, 1, 28);
+        fixture_free(&F);
+    }
+    test_drivers();
+    test_sgd();
+    return test_done("test_nn");
+}
