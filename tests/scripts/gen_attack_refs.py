@@ -1,0 +1,160 @@
+"""torchattacks 3.5.1 reference figures for beard's attack-fidelity test (run by hand).
+
+    python tests/scripts/gen_attack_refs.py --model BACON.pth --data DIR/test_batch.bin \
+        --out tests/fixtures/attacks/torchattacks_bacon.json [--device cuda] [--only FGSM,PGD]
+
+Runs every attack BEARD uses, with the parameters BEARD passes (Code/eva_utils.py: epoch()),
+on the first --limit CIFAR-10 test images, in batches of 256 as BEARD's test loader does, in
+both semantics and both targeted modes:
+  beard: the model sees mean/std-normalised tensors and the attack clamps to [0, 1] in that
+         space (what BEARD does by handing normalised data to torchattacks);
+  pixel: the attack works on [0, 1] pixels and the model normalises internally.
+Targeted runs use BEARD's targets (y + 1) % 10 via set_mode_targeted_by_label. Accuracy is
+scored against the true labels. Results are appended to the JSON file as they finish, with
+the per-sample correctness as a 0/1 string and the predicted classes as a digit string, so an interrupted run keeps what it did.
+
+On a GPU, TF32 is switched off so that convolutions are computed in full float32.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torchattacks
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_models import ConvNet  # noqa: E402
+
+MEAN = [0.4914, 0.4822, 0.4465]
+STD = [0.2023, 0.1994, 0.2010]
+
+
+def load_cifar_bin(path, limit):
+    raw = np.fromfile(path, dtype=np.uint8).reshape(-1, 3073)[:limit]
+    labels = torch.from_numpy(raw[:, 0].astype(np.int64))
+    x = torch.from_numpy(raw[:, 1:].reshape(-1, 3, 32, 32).copy()).float().div(255)
+    return x, labels
+
+
+class Normalized(nn.Module):
+    """pixel semantics: the model takes [0, 1] pixels and normalises itself"""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(MEAN).reshape(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(STD).reshape(1, 3, 1, 1))
+
+    def forward(self, x):
+        return self.net((x - self.mean) / self.std)
+
+
+# name -> (constructor, supports targeted), exactly BEARD's parameters
+def beard_attacks():
+    return {
+        "FGSM": (lambda m: torchattacks.FGSM(m, eps=8 / 255), True),
+        "PGD": (lambda m: torchattacks.PGD(m, eps=8 / 255, alpha=2 / 225, steps=10, random_start=False), True),
+        "PGD_L2": (lambda m: torchattacks.PGDL2(m, eps=128 / 255, alpha=15 / 255, steps=10, random_start=False), True),
+        "CW": (lambda m: torchattacks.CW(m, c=1, kappa=0, steps=100, lr=0.01), True),
+        "Deepfool": (lambda m: torchattacks.DeepFool(m, steps=50, overshoot=0.02), False),
+        "AA": (lambda m: torchattacks.AutoAttack(m, eps=8 / 255, seed=0), False),
+        "Square": (lambda m: torchattacks.Square(m, norm="Linf", eps=8 / 255, n_queries=5000, n_restarts=1,
+                                                 p_init=0.8, seed=0, verbose=False, loss="margin",
+                                                 resc_schedule=True), True),
+        # torchattacks defaults for the attacks BEARD does not parameterise
+        "BIM": (lambda m: torchattacks.BIM(m, eps=8 / 255, alpha=2 / 255, steps=10), True),
+        "MIFGSM": (lambda m: torchattacks.MIFGSM(m, eps=8 / 255, alpha=2 / 255, steps=10, decay=1.0), True),
+        "TPGD": (lambda m: torchattacks.TPGD(m, eps=8 / 255, alpha=2 / 255, steps=10), False),
+        # APGD, APGD-T and FAB have no user-targeted mode in torchattacks 3.5.1 (APGD-T and
+        # FAB multi-targeted pick their own target classes)
+        "APGD": (lambda m: torchattacks.APGD(m, eps=8 / 255, steps=10, seed=0), False),
+        "APGD_DLR": (lambda m: torchattacks.APGD(m, eps=8 / 255, steps=10, seed=0, loss="dlr"), False),
+        "APGDT": (lambda m: torchattacks.APGDT(m, eps=8 / 255, steps=10, seed=0), False),
+        "FAB": (lambda m: torchattacks.FAB(m, eps=8 / 255, steps=10, seed=0), False),
+        "FAB_T": (lambda m: torchattacks.FAB(m, eps=8 / 255, steps=10, seed=0, multi_targeted=True), False),
+        "SPSA": (lambda m: torchattacks.SPSA(m, eps=8 / 255), True),
+    }
+
+
+def run_attack(make, model, x, y, targeted, device, batch=256):
+    atk = make(model)
+    if targeted:
+        atk.set_mode_targeted_by_label(quiet=True)
+    correct, preds = [], []
+    t0 = time.time()
+    for i in range(0, len(x), batch):
+        xb, yb = x[i:i + batch].to(device), y[i:i + batch].to(device)
+        torch.manual_seed(0)
+        adv = atk(xb, (yb + 1) % 10 if targeted else yb)
+        with torch.no_grad():
+            pred = model(adv).argmax(1)
+        correct.append((pred == yb).cpu())
+        preds.append(pred.cpu())
+    secs = time.time() - t0
+    return torch.cat(correct), secs, torch.cat(preds)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--data", required=True, help="CIFAR-10 test_batch.bin")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--limit", type=int, default=761)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--semantics", default="beard,pixel")
+    ap.add_argument("--modes", default="targeted,untargeted")
+    a = ap.parse_args()
+    if a.device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    net = ConvNet(3, 10)
+    net.load_state_dict(torch.load(a.model, map_location="cpu"))
+    net.eval().to(a.device)
+    xpix, y = load_cifar_bin(a.data, a.limit)
+    mean = torch.tensor(MEAN).reshape(1, 3, 1, 1)
+    std = torch.tensor(STD).reshape(1, 3, 1, 1)
+    xnorm = (xpix - mean) / std
+    results = json.load(open(a.out)) if os.path.exists(a.out) else {"n": a.limit, "results": []}
+    with torch.no_grad():
+        clean = (net(xnorm.to(a.device)).argmax(1).cpu() == y)
+    results["clean_accuracy"] = round(100.0 * clean.float().mean().item(), 4)
+    results["torch"] = torch.__version__
+    results["torchattacks"] = torchattacks.__version__
+    done = {(r["attack"], r["semantics"], r["targeted"]) for r in results["results"]}
+    attacks = beard_attacks()
+    only = [s for s in a.only.split(",") if s]
+    for name, (make, can_target) in attacks.items():
+        if only and name not in only:
+            continue
+        for sem in a.semantics.split(","):
+            model = net if sem == "beard" else Normalized(net).to(a.device)
+            x = xnorm if sem == "beard" else xpix
+            for mode in a.modes.split(","):
+                targeted = mode == "targeted"
+                if targeted and not can_target:
+                    continue
+                if (name, sem, targeted) in done:
+                    continue
+                c, secs, pred = run_attack(make, model, x, y, targeted, a.device)
+                acc = 100.0 * c.float().mean().item()
+                print(f"{name:9s} {sem:5s} {'targeted' if targeted else 'untargeted':10s} acc {acc:6.2f}  ({secs:.1f}s)",
+                      flush=True)
+                results["results"].append({
+                    "attack": name, "semantics": sem, "targeted": targeted, "accuracy": round(acc, 4),
+                    "seconds": round(secs, 2), "device": a.device,
+                    "correct": "".join("1" if v else "0" for v in c.tolist()),
+                    "pred": "".join(str(int(v)) for v in pred.tolist()),
+                })
+                with open(a.out, "w") as f:
+                    json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
