@@ -9,6 +9,7 @@
 #include "../core/common.h"
 
 int cmd_eval(int argc, char **argv);
+int cmd_attack(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 
@@ -26,5 +27,23 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 // parse helpers that print the error themselves; return 0 on success
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_num(const char *cmd, const char *opt, const char *s, double *out);
+
+// ----------------------------------------------------------------------------
+// loading what most subcommands need (cli_data.c); each prints its own error
+
+#include "../attacks/runner.h"
+#include "../data/dataset.h"
+
+typedef struct {
+    Dataset ds;
+    const DatasetInfo *info;
+    float *x; // (n, C, H, W) pixels in [0, 1]
+    AttackData ad;
+} CliTestSet;
+
+// the test split of `dataset` from `dir` (default: ./data), at most `limit` images
+int cli_load_testset(const char *cmd, const char *dataset, const char *dir, long limit, CliTestSet *ts);
+void cli_testset_free(CliTestSet *ts);
+int cli_load_model(const char *cmd, const char *path, const char *arch, const DatasetInfo *info, Net *net);
 
 #endif

@@ -16,7 +16,10 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
+    {"eval", cmd_eval, "clean accuracy of a checkpoint on a test set"},
+    {"attack", cmd_attack, "run attacks (FGSM, PGD, CW, DeepFool, AutoAttack, ...) on a checkpoint"},
     {"bench", cmd_bench, "throughput of forward, forward+backward and a train step; --gemm for sgemm"},
+    {"inspect", cmd_inspect, "print the object tree of a .pt/.pth/.pkl/.safetensors file"},
 };
 
 static void usage(FILE *f) {

@@ -8,9 +8,42 @@
 
 #include "nn.h"
 
+// the 2x2 / stride 2 case every pooled ConvNet uses, summed in PyTorch's order
+static void avgpool2_forward(real *out, const real *in, long planes, int H, int W) {
+    int Ho = H / 2, Wo = W / 2;
+#pragma omp parallel for schedule(static) if (planes > 64)
+    for (long p = 0; p < planes; p++) {
+        const real *x = in + (size_t)p * H * W;
+        real *y = out + (size_t)p * Ho * Wo;
+        for (int oh = 0; oh < Ho; oh++) {
+            const real *r0 = x + (size_t)(2 * oh) * W, *r1 = r0 + W;
+            real *yo = y + (size_t)oh * Wo;
+            for (int ow = 0; ow < Wo; ow++) yo[ow] = (r0[2 * ow] + r0[2 * ow + 1] + r1[2 * ow] + r1[2 * ow + 1]) / (real)4;
+        }
+    }
+}
+
+static void avgpool2_backward(real *din, const real *dout, long planes, int H, int W) {
+    int Ho = H / 2, Wo = W / 2;
+#pragma omp parallel for schedule(static) if (planes > 64)
+    for (long p = 0; p < planes; p++) {
+        real *dx = din + (size_t)p * H * W;
+        const real *dy = dout + (size_t)p * Ho * Wo;
+        for (int oh = 0; oh < Ho; oh++) {
+            real *r0 = dx + (size_t)(2 * oh) * W, *r1 = r0 + W;
+            const real *g = dy + (size_t)oh * Wo;
+            for (int ow = 0; ow < Wo; ow++) {
+                real v = g[ow] / (real)4;
+                r0[2 * ow] += v, r0[2 * ow + 1] += v, r1[2 * ow] += v, r1[2 * ow + 1] += v;
+            }
+        }
+    }
+}
+
 void avgpool_forward(real *out, const real *in, int B, int C, int H, int W, int K, int stride) {
     int Ho = pool_out_size(H, K, stride), Wo = pool_out_size(W, K, stride);
     long planes = (long)B * C;
+    if (K == 2 && stride == 2) return avgpool2_forward(out, in, planes, H, W);
 #pragma omp parallel for schedule(static) if (planes > 64)
     for (long p = 0; p < planes; p++) {
         const real *x = in + (size_t)p * H * W;
@@ -28,6 +61,7 @@ void avgpool_forward(real *out, const real *in, int B, int C, int H, int W, int 
 void avgpool_backward(real *din, const real *dout, int B, int C, int H, int W, int K, int stride) {
     int Ho = pool_out_size(H, K, stride), Wo = pool_out_size(W, K, stride);
     long planes = (long)B * C;
+    if (K == 2 && stride == 2) return avgpool2_backward(din, dout, planes, H, W);
 #pragma omp parallel for schedule(static) if (planes > 64)
     for (long p = 0; p < planes; p++) {
         real *dx = din + (size_t)p * H * W;

@@ -16,7 +16,7 @@ def write_fixture(path, tensors):
         for name, t in tensors.items():
             if hasattr(t, "detach"):
                 t = t.detach().cpu().numpy()
-            a = np.ascontiguousarray(np.asarray(t, dtype=np.float32))
+            a = np.require(np.asarray(t, dtype=np.float32), requirements="C")
             nb = name.encode()
             f.write(struct.pack("<H", len(nb)))
             f.write(nb)

@@ -1,0 +1,40 @@
+/*
+ * torch_pt.h: PyTorch checkpoints (.pt/.pth) and pickled tensors (.pkl), read through the
+ * restricted unpickler (pickle.h), and state_dicts written so that torch.load reads them.
+ *
+ * Three layouts are read, told apart by their first bytes:
+ *   - the zip format of torch >= 1.6: "<prefix>/data.pkl" plus one record
+ *     "<prefix>/data/<key>" per storage (the prefix is the archive's top folder, which
+ *     torch names after the file, so it varies);
+ *   - the legacy format of torch < 1.6 (and `_use_new_zipfile_serialization=False`):
+ *     five pickles back to back (magic number, protocol 1001, sys_info, the object with
+ *     storages as persistent ids, the storage keys) followed by each storage's int64
+ *     element count and raw little-endian bytes;
+ *   - a plain pickle (pickle.dump((images, labels)) as IDM/BACON write it), in which every
+ *     tensor's storage is a legacy torch.save blob passed to
+ *     torch.storage._load_from_bytes.
+ * Tensors come back contiguous; storage locations (cuda:0) are ignored.
+ */
+#ifndef BEARD_TORCH_PT_H
+#define BEARD_TORCH_PT_H
+
+#include "pickle.h"
+#include "tensordict.h"
+
+// The whole object tree of a .pt/.pth/.pkl file, tensors resolved; pickle_free(*out).
+int torch_load(const char *path, PickleValue **out, Err *e);
+// The same from memory (zip, legacy or plain pickle).
+int torch_loads(const uint8_t *buf, size_t n, PickleValue **out, Err *e);
+
+// A state_dict: the file's top-level dict, or the dict under 'state_dict',
+// 'model_state_dict', 'model' or 'net'. Nested dicts are flattened with '.', the
+// DataParallel prefix 'module.' is dropped, non-tensor entries are skipped. Error if no
+// tensor is found. out must be initialised (tensordict_init); entries are added to it.
+int torch_load_state_dict(const char *path, TensorDict *out, Err *e);
+int torch_state_dict_from(const PickleValue *root, TensorDict *out, Err *e);
+
+// Writes sd as torch.save(OrderedDict) would in the zip format (protocol 2 pickle, one
+// uncompressed record per tensor, version 3), so that torch.load returns it exactly.
+int torch_save_state_dict(const char *path, const TensorDict *sd, Err *e);
+
+#endif

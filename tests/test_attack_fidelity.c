@@ -1,0 +1,118 @@
+/*
+ * test_attack_fidelity.c: beard's attacks against torchattacks 3.5.1 on BEARD's BACON
+ * checkpoint and the real CIFAR-10 test images (../shared), in both semantics and both
+ * targeted modes, with the parameters BEARD passes.
+ *
+ * The reference (tests/fixtures/attacks/torchattacks_bacon.json, written by
+ * tests/scripts/gen_attack_refs.py) holds each run's per-sample correctness, so the
+ * comparison can use the first N images: N = $BEARD_FIDELITY_N (default 128, which keeps
+ * the suite short; `make fidelity` runs all 761). Tolerances, in accuracy points:
+ * deterministic attacks 0.3, C&W and DeepFool 1.0, stochastic attacks 1.5, but never
+ * less than one sample's worth (100/N), since a count cannot differ by a fraction.
+ */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/attacks/runner.h"
+#include "../src/core/parallel.h"
+#include "../src/data/dataset.h"
+#include "../src/models/checkpoint.h"
+#include "harness.h"
+
+typedef struct {
+    const char *ref_name; // name in the fixture
+    const char *attack;   // beard's attack
+    Preset preset;
+    const char *overrides; // "name=value,..." on top of the preset
+    double tol;           // accuracy points
+} Case;
+
+static const Case cases[] = {
+    {"FGSM", "FGSM", PRESET_BEARD, "", 0.3},
+    {"PGD", "PGD", PRESET_BEARD, "", 0.3},
+};
+
+static char *read_file_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    if (fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
+    s[n] = 0;
+    fclose(f);
+    return s;
+}
+
+int main(int argc, char **argv) {
+    parallel_init(argc, argv);
+    const char *model = shared_path("beard/model_pool/BACON_ConvNet_CIFAR10_50_None_0.6995.pth", "attack fidelity");
+    const char *data = shared_path("data/cifar-10-batches-bin", "attack fidelity");
+    if (!model || !data) return test_done("test_attack_fidelity");
+    const char *only = getenv("BEARD_FIDELITY_ONLY");
+    int N = 128;
+    if (getenv("BEARD_FIDELITY_N")) N = atoi(getenv("BEARD_FIDELITY_N"));
+    char *text = read_file_text("tests/fixtures/attacks/torchattacks_bacon.json");
+    cJSON *ref = text ? cJSON_Parse(text) : NULL;
+    CHECK(ref != NULL, "cannot read the torchattacks reference fixture");
+    if (!ref) return test_done("test_attack_fidelity");
+    Dataset ds;
+    Err e;
+    CHECK(dataset_load(&ds, "cifar10", data, 0, N, &e) == 0, "test set: %s", e.msg);
+    N = ds.n;
+    const DatasetInfo *info = dataset_info("cifar10");
+    float *x = malloc(sizeof(float) * 3072 * N);
+    dataset_to_float(&ds, 0, N, x, 0);
+    AttackData ad = {.x = x, .y = ds.labels, .n = N, .C = 3, .H = 32, .W = 32, .mean = info->mean, .std = info->std};
+    Net net;
+    CHECK(checkpoint_load(&net, model, "ConvNet", 3, 10, 32, 32, &e) == 0, "model: %s", e.msg);
+    printf("fidelity against torchattacks 3.5.1 on the first %d test images\n", N);
+    cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(ref, "results")) {
+        const char *name = cJSON_GetObjectItem(r, "attack")->valuestring;
+        const Case *c = NULL;
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+            if (!strcmp(cases[i].ref_name, name)) c = &cases[i];
+        if (!c || (only && !strstr(only, name))) continue;
+        const AttackDef *def = attack_find(c->attack);
+        CHECK(def != NULL, "attack %s is not registered", c->attack);
+        if (!def) continue;
+        Semantics sem = !strcmp(cJSON_GetObjectItem(r, "semantics")->valuestring, "beard") ? SEM_BEARD : SEM_PIXEL;
+        int targeted = cJSON_IsTrue(cJSON_GetObjectItem(r, "targeted"));
+        const char *correct = cJSON_GetObjectItem(r, "correct")->valuestring;
+        int ref_ok = 0;
+        for (int i = 0; i < N; i++) ref_ok += correct[i] == '1';
+        AttackParams p;
+        attack_params_init(&p, def, c->preset);
+        char ov[256];
+        snprintf(ov, sizeof(ov), "%s", c->overrides);
+        for (char *tok = strtok(ov, ","); tok; tok = strtok(NULL, ",")) {
+            char *eq = strchr(tok, '=');
+            *eq = 0;
+            CHECK(attack_params_set_text(&p, def, tok, eq + 1) == 0, "%s: bad override %s", name, tok);
+        }
+        RunConfig cfg = {.sem = sem, .policy = TARGET_BEARD, .batch = 256, .seed = 0};
+        AttackResult res;
+        if (attack_evaluate(&net, &ad, def, &p, targeted, &cfg, &res, &e)) {
+            CHECK(0, "%s: %s", name, e.msg);
+            continue;
+        }
+        double ref_acc = 100.0 * ref_ok / N, tol = fmax(c->tol, 100.0 / N + 1e-9);
+        int agree = 0;
+        for (int i = 0; i < N; i++) agree += res.adv_ok[i] == (correct[i] == '1');
+        printf("  %-9s %-5s %-10s beard %6.2f  torchattacks %6.2f  (per-sample agreement %d/%d, %.1fs)\n", name,
+               semantics_name(sem), targeted ? "targeted" : "untargeted", res.accuracy, ref_acc, agree, N, res.seconds);
+        CHECK(fabs(res.accuracy - ref_acc) <= tol, "%s %s %s: accuracy %.2f vs torchattacks %.2f (tolerance %.2f)", name,
+              semantics_name(sem), targeted ? "targeted" : "untargeted", res.accuracy, ref_acc, tol);
+        attack_result_free(&res);
+    }
+    net_free(&net);
+    free(x);
+    dataset_free(&ds);
+    cJSON_Delete(ref);
+    free(text);
+    return test_done("test_attack_fidelity");
+}
