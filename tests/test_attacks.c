@@ -208,6 +208,32 @@ static void test_fgsm_pgd(void) {
     for (int i = 0; i < d.n; i++) norms_ok &= r.linf[i] <= 8.0f / 255 * 1.0001f && r.l2[i] >= r.linf[i];
     CHECK(norms_ok, "per-sample norms: Linf within eps, L2 >= Linf");
     attack_result_free(&r);
+
+    // transfer: examples kept and scored on another model; on the surrogate itself the
+    // transfer accuracy is the white-box accuracy
+    cfg.keep_adv = 1;
+    CHECK(attack_evaluate(&net, &ad, pgd, &p, 0, &cfg, &r, &e) == 0 && r.x_adv, "runner keeps x_adv");
+    TransferResult tr;
+    CHECK(attack_transfer(&net, &ad, SEM_PIXEL, r.x_adv, 5, &tr, &e) == 0, "transfer: %s", e.msg);
+    CHECK(tr.adv_correct == r.adv_correct && tr.clean_correct == r.clean_correct, "transfer to the surrogate itself");
+    transfer_result_free(&tr);
+    Net other;
+    ConvNetConfig oc = {.arch = "other", .width = 8, .depth = 2, .act = "relu", .norm = "batchnorm", .pool = "maxpooling"};
+    CHECK(convnet_build(&other, &oc, 3, 10, 16, 16, &e) == 0, "other model");
+    net_init_params(&other, 5);
+    CHECK(attack_transfer(&other, &ad, SEM_PIXEL, r.x_adv, 64, &tr, &e) == 0, "transfer to another model");
+    int manual = 0;
+    float z[10];
+    for (int i = 0; i < d.n; i++) {
+        net_forward(&other, r.x_adv + (size_t)i * D, 1, z, NULL);
+        int b = 0;
+        for (int k = 1; k < 10; k++) if (z[k] > z[b]) b = k;
+        manual += b == d.y[i];
+    }
+    CHECK(tr.adv_correct == manual, "transfer accuracy is the target's accuracy on x_adv (%d vs %d)", tr.adv_correct, manual);
+    transfer_result_free(&tr);
+    net_free(&other);
+    attack_result_free(&r);
     free(d.x), free(d.y);
 }
 

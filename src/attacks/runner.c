@@ -112,7 +112,54 @@ void attack_targets(TargetPolicy p, const int *y, const float *clean_logits, int
 void attack_result_free(AttackResult *r) {
     free(r->clean_ok), free(r->adv_ok), free(r->pred), free(r->targets);
     free(r->l2), free(r->linf), free(r->l2_pixel), free(r->linf_pixel);
+    xfree(r->x_adv);
     memset(r, 0, sizeof(*r));
+}
+
+void transfer_result_free(TransferResult *tr) {
+    free(tr->clean_ok), free(tr->adv_ok);
+    memset(tr, 0, sizeof(*tr));
+}
+
+int attack_transfer(Net *target, const AttackData *d, Semantics sem, const float *x_adv, int batch, TransferResult *tr,
+                    Err *e) {
+    memset(tr, 0, sizeof(*tr));
+    int n = d->n, K = target->n_classes;
+    size_t D = (size_t)d->C * d->H * d->W;
+    if (batch <= 0) batch = 256;
+    tr->n = n;
+    tr->clean_ok = calloc(n, 1);
+    tr->adv_ok = calloc(n, 1);
+    int *pred = calloc(n, sizeof(int));
+    float *z = xmalloc(sizeof(float) * (size_t)K * batch);
+    if (!tr->clean_ok || !tr->adv_ok || !pred || !z) {
+        free(pred), xfree(z), transfer_result_free(tr);
+        return err_set(e, "out of memory for %d samples", n);
+    }
+    if (attack_clean_predict(target, d, sem, batch, pred, NULL, e)) {
+        free(pred), xfree(z), transfer_result_free(tr);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) tr->clean_ok[i] = pred[i] == d->y[i];
+    // attack_clean_predict left the target in `sem`'s input convention
+    for (int s = 0; s < n; s += batch) {
+        int B = MIN(batch, n - s);
+        if (net_forward(target, x_adv + s * D, B, z, e)) {
+            free(pred), xfree(z), transfer_result_free(tr);
+            return -1;
+        }
+        for (int b = 0; b < B; b++) tr->adv_ok[s + b] = argmax_row(z + (size_t)b * K, K) == d->y[s + b];
+    }
+    for (int i = 0; i < n; i++) {
+        tr->clean_correct += tr->clean_ok[i];
+        tr->adv_correct += tr->adv_ok[i];
+        tr->success += tr->clean_ok[i] && !tr->adv_ok[i];
+    }
+    tr->clean_accuracy = 100.0 * tr->clean_correct / n;
+    tr->accuracy = 100.0 * tr->adv_correct / n;
+    tr->asr = tr->clean_correct ? 100.0 * tr->success / tr->clean_correct : 0.0;
+    free(pred), xfree(z);
+    return 0;
 }
 
 int attack_evaluate(Net *net, const AttackData *d, const AttackDef *def, const AttackParams *params, int targeted,
@@ -135,12 +182,13 @@ int attack_evaluate(Net *net, const AttackData *d, const AttackDef *def, const A
     res->l2_pixel = calloc(n, sizeof(float));
     res->linf_pixel = calloc(n, sizeof(float));
     res->targets = targeted ? calloc(n, sizeof(int)) : NULL;
+    res->x_adv = cfg->keep_adv ? xmalloc(sizeof(float) * D * n) : NULL;
     float *x = xmalloc(sizeof(float) * D * n), *adv = xmalloc(sizeof(float) * D * batch);
     float *clean_logits = xmalloc(sizeof(float) * (size_t)K * n);
     int *cpred = calloc(n, sizeof(int)), *ids = calloc(batch, sizeof(int)), *apred = calloc(batch, sizeof(int));
     int rc = -1;
     if (!res->clean_ok || !res->adv_ok || !res->pred || !res->l2 || !res->linf || !res->l2_pixel ||
-        !res->linf_pixel || (targeted && !res->targets) || !x || !adv || !clean_logits || !cpred || !ids || !apred) {
+        !res->linf_pixel || (targeted && !res->targets) || (cfg->keep_adv && !res->x_adv) || !x || !adv || !clean_logits || !cpred || !ids || !apred) {
         err_set(e, "out of memory for %d samples", n);
         goto done;
     }
@@ -173,6 +221,7 @@ int attack_evaluate(Net *net, const AttackData *d, const AttackDef *def, const A
         }
         fwd += net->n_forward - f0, bwd += net->n_backward - b0;
         if (attack_predict(&ctx, adv, B, apred, e)) goto done;
+        if (res->x_adv) memcpy(res->x_adv + s * D, adv, sizeof(float) * D * B);
         for (int b = 0; b < B; b++) {
             int i = s + b;
             res->pred[i] = apred[b];

@@ -19,6 +19,7 @@ typedef struct {
     uint64_t seed;
     int progress;   // show a progress bar for long runs
     int n_classes_cap; // 0: none; BEARD's policy uses 10
+    int keep_adv;      // keep the adversarial examples in AttackResult.x_adv (transfer)
 } RunConfig;
 
 // The test set as pixels in [0, 1], with the dataset's normalisation constants.
@@ -46,7 +47,16 @@ typedef struct {
     int *targets;                     // (n), NULL when untargeted
     float *l2, *linf;                 // (n) perturbation norms in attack space
     float *l2_pixel, *linf_pixel;     // (n) in pixel units
+    float *x_adv;                     // (n, D) in attack space, when RunConfig.keep_adv
 } AttackResult;
+
+// Transfer (black-box) evaluation: examples crafted on one model (a surrogate), scored
+// on another. Both models must read the same input space (same semantics and dataset).
+typedef struct {
+    int n, clean_correct, adv_correct, success;
+    double clean_accuracy, accuracy, asr; // percent
+    unsigned char *clean_ok, *adv_ok;     // (n)
+} TransferResult;
 
 const char *semantics_name(Semantics s);
 int semantics_parse(const char *s, Semantics *out);
@@ -65,6 +75,11 @@ void attack_targets(TargetPolicy p, const int *y, const float *clean_logits, int
 int attack_evaluate(Net *net, const AttackData *d, const AttackDef *def, const AttackParams *params, int targeted,
                     const RunConfig *cfg, AttackResult *res, Err *e);
 void attack_result_free(AttackResult *r);
+
+// scores x_adv (n, D, attack space of `sem`) on `target` against the true labels
+int attack_transfer(Net *target, const AttackData *d, Semantics sem, const float *x_adv, int batch, TransferResult *tr,
+                    Err *e);
+void transfer_result_free(TransferResult *tr);
 
 // fills x (n, D) in attack space for the semantics (pixels, or normalised in float32 as
 // torchvision's Normalize computes it) and sets net->normalize accordingly

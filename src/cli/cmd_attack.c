@@ -17,6 +17,7 @@ static void usage(FILE *f) {
           "                    [--target-policy next|beard|random|least-likely]\n"
           "                    [--preset torchattacks|beard|fra31] [--arch ConvNet] [--limit N]\n"
           "                    [--batch 256] [--seed S] [--threads N] [--json OUT] [--per-sample]\n"
+          "                    [--transfer-to FILE[,FILE...]]\n"
           "                    [attack options, e.g. --eps 8/255 --alpha 2/225 --steps 10]\n"
           "\n"
           "Runs each attack on the test split and prints one line per attack and mode: robust\n"
@@ -28,6 +29,8 @@ static void usage(FILE *f) {
           "--semantics beard reproduces BEARD: attacks act on mean/std-normalised tensors with\n"
           "eps in normalised units and clamps to [0,1] in normalised space.\n"
           "Numbers accept fractions (8/255). --per-sample adds per-sample arrays to the JSON.\n"
+          "--transfer-to: a transfer (black-box) attack. The examples are crafted on --model (the\n"
+          "surrogate) and also scored on each listed checkpoint (same --arch and dataset).\n"
           "\nattacks (names are case-insensitive; BEARD's spellings work too):\n",
           f);
     for (int i = 0; i < attack_count(); i++) {
@@ -46,7 +49,7 @@ static void usage(FILE *f) {
 
 int cmd_attack(int argc, char **argv) {
     const char *C = "attack", *model = NULL, *dataset = NULL, *data = NULL, *arch = "ConvNet", *json = NULL,
-               *list = NULL, *targeted_s = "no", *sem_s = "pixel", *policy_s = NULL, *preset_s = "torchattacks";
+               *list = NULL, *transfer = NULL, *targeted_s = "no", *sem_s = "pixel", *policy_s = NULL, *preset_s = "torchattacks";
     long limit = 0, batch = 256, threads = 0, seed = 0;
     int per_sample = 0;
     char **extra = calloc(argc, sizeof(char *));
@@ -65,6 +68,7 @@ int cmd_attack(int argc, char **argv) {
         else if ((v = cli_opt(argc, argv, &i, "--arch", &missing))) arch = v;
         else if ((v = cli_opt(argc, argv, &i, "--json", &missing))) json = v;
         else if ((v = cli_opt(argc, argv, &i, "--attack", &missing))) list = v;
+        else if ((v = cli_opt(argc, argv, &i, "--transfer-to", &missing))) transfer = v;
         else if ((v = cli_opt(argc, argv, &i, "--targeted", &missing))) targeted_s = v;
         else if ((v = cli_opt(argc, argv, &i, "--semantics", &missing))) sem_s = v;
         else if ((v = cli_opt(argc, argv, &i, "--target-policy", &missing))) policy_s = v;
@@ -169,7 +173,27 @@ int cmd_attack(int argc, char **argv) {
         cli_testset_free(&ts);
         return 1;
     }
-    RunConfig cfg = {.sem = sem, .policy = policy, .batch = (int)batch, .seed = (uint64_t)seed, .progress = 1};
+    // transfer targets: loaded up front so that a bad path fails before any attack runs
+    enum { MAX_TARGETS = 16 };
+    Net targets[MAX_TARGETS];
+    char *target_names[MAX_TARGETS];
+    int n_targets = 0;
+    if (transfer) {
+        char *tl = xstrdup(transfer);
+        for (char *tok = strtok(tl, ","); tok && n_targets < MAX_TARGETS; tok = strtok(NULL, ",")) {
+            if (cli_load_model(C, tok, arch, ts.info, &targets[n_targets])) {
+                for (int k = 0; k < n_targets; k++) net_free(&targets[k]), xfree(target_names[k]);
+                xfree(tl);
+                net_free(&net);
+                cli_testset_free(&ts);
+                return 1;
+            }
+            target_names[n_targets++] = xstrdup(tok);
+        }
+        xfree(tl);
+    }
+    RunConfig cfg = {.sem = sem, .policy = policy, .batch = (int)batch, .seed = (uint64_t)seed, .progress = 1,
+                     .keep_adv = n_targets > 0};
     cJSON *root = cJSON_CreateObject(), *results = cJSON_CreateArray();
     int status = 0;
     double clean = -1;
@@ -196,6 +220,25 @@ int cmd_attack(int argc, char **argv) {
             fflush(stdout);
             cJSON *o = attack_result_json(&r, per_sample);
             if (tg) cJSON_AddStringToObject(o, "target_policy", target_policy_name(policy));
+            if (n_targets) {
+                cJSON *tj = cJSON_AddArrayToObject(o, "transfer");
+                for (int k = 0; k < n_targets && !status; k++) {
+                    TransferResult tr;
+                    if (attack_transfer(&targets[k], &ts.ad, sem, r.x_adv, (int)batch, &tr, &e)) {
+                        status = cli_error(C, "transfer to %s: %s", target_names[k], e.msg);
+                        break;
+                    }
+                    printf("      -> %-40s accuracy %6.2f%%  (clean %6.2f%%)  ASR %6.2f%%\n", target_names[k], tr.accuracy,
+                           tr.clean_accuracy, tr.asr);
+                    cJSON *t = cJSON_CreateObject();
+                    cJSON_AddStringToObject(t, "model", target_names[k]);
+                    cJSON_AddNumberToObject(t, "accuracy", tr.accuracy);
+                    cJSON_AddNumberToObject(t, "clean_accuracy", tr.clean_accuracy);
+                    cJSON_AddNumberToObject(t, "asr", tr.asr);
+                    cJSON_AddItemToArray(tj, t);
+                    transfer_result_free(&tr);
+                }
+            }
             cJSON_AddItemToArray(results, o);
             attack_result_free(&r);
         }
@@ -222,6 +265,7 @@ int cmd_attack(int argc, char **argv) {
     }
     cJSON_Delete(results);
     cJSON_Delete(root);
+    for (int k = 0; k < n_targets; k++) net_free(&targets[k]), xfree(target_names[k]);
     net_free(&net);
     cli_testset_free(&ts);
     return status;
