@@ -12,6 +12,11 @@ int cmd_eval(int argc, char **argv);
 int cmd_attack(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_evaluate(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
+int cmd_download(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 // Matches argv[*i] against "--name" (value in the next argument) or "--name=value".
 // On a match returns the value and advances *i past it; on "--name" without a value it

@@ -16,10 +16,15 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
+    {"train", cmd_train, "train a model pool on a distilled set (BEARD/DC-bench recipe, DSA, adversarial training)"},
     {"eval", cmd_eval, "clean accuracy of a checkpoint on a test set"},
     {"attack", cmd_attack, "run attacks (FGSM, PGD, CW, DeepFool, AutoAttack, ...) on a checkpoint"},
     {"bench", cmd_bench, "throughput of forward, forward+backward and a train step; --gemm for sgemm"},
     {"inspect", cmd_inspect, "print the object tree of a .pt/.pth/.pkl/.safetensors file"},
+    {"evaluate", cmd_evaluate, "BEARD's evaluation stage from its evaluate_config.json: BEARD log + results.json"},
+    {"metrics", cmd_metrics, "RR, AE, CREI (and ASR, AST, bootstrap CIs) from BEARD logs and results.json"},
+    {"download", cmd_download, "fetch and verify a dataset (cifar10, cifar100, mnist, fashionmnist, svhn, tinyimagenet)"},
+    {"demo", cmd_demo, "a small end-to-end benchmark with a summary table (real data if found, else synthetic)"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,330 @@
+/*
+ * beardlog.c: see beardlog.h.
+ */
+#include "beardlog.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "../io/file.h"
+
+// ----------------------------------------------------------------------------
+// writing
+
+static int is_word_char(char c) { return isalnum((unsigned char)c) || c == '_'; }
+
+int beardlog_is_word(const char *s) {
+    if (!s || !*s) return 0;
+    for (; *s; s++)
+        if (!is_word_char(*s)) return 0;
+    return 1;
+}
+
+// appends with snprintf semantics: *off counts what would have been written
+static void put(char *buf, size_t n, size_t *off, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void put(char *buf, size_t n, size_t *off, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(*off < n ? buf + *off : NULL, *off < n ? n - *off : 0, fmt, ap);
+    va_end(ap);
+    if (k > 0) *off += (size_t)k;
+}
+
+// Python's repr(str): single quotes unless the text holds ' and no "
+static void repr_str(char *buf, size_t n, size_t *off, const char *s) {
+    char q = strchr(s, '\'') && !strchr(s, '"') ? '"' : '\'';
+    put(buf, n, off, "%c", q);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '\\') put(buf, n, off, "\\\\");
+        else if (*p == (unsigned char)q) put(buf, n, off, "\\%c", q);
+        else if (*p == '\n') put(buf, n, off, "\\n");
+        else if (*p == '\r') put(buf, n, off, "\\r");
+        else if (*p == '\t') put(buf, n, off, "\\t");
+        else if (*p < 0x20 || *p == 0x7f) put(buf, n, off, "\\x%02x", *p);
+        else put(buf, n, off, "%c", *p);
+    }
+    put(buf, n, off, "%c", q);
+}
+
+int beardlog_repr_strs(char *buf, size_t n, const char *const *s, int count) {
+    size_t off = 0;
+    if (n) buf[0] = 0;
+    put(buf, n, &off, "[");
+    for (int i = 0; i < count; i++) {
+        if (i) put(buf, n, &off, ", ");
+        repr_str(buf, n, &off, s[i]);
+    }
+    put(buf, n, &off, "]");
+    return (int)off;
+}
+
+int beardlog_repr_bools(char *buf, size_t n, const int *v, int count) {
+    size_t off = 0;
+    if (n) buf[0] = 0;
+    put(buf, n, &off, "[");
+    for (int i = 0; i < count; i++) put(buf, n, &off, "%s%s", i ? ", " : "", v[i] ? "True" : "False");
+    put(buf, n, &off, "]");
+    return (int)off;
+}
+
+int beardlog_format(char *buf, size_t n, const BeardLogLine *l, const BeardLogContext *c) {
+    size_t off = 0;
+    if (n) buf[0] = 0;
+    // evaluate_model.py's format string, field for field
+    put(buf, n, &off,
+        "%s attack on %s: final acc is:  target_attack: %.2f +- %.2f, attack time is %.2f; "
+        "non_target_attack: %.2f +- %.2f, attack time is %.2f, dataset: %s, IPC: %s, DSA:%s, num_eval: %d, "
+        "aug:%s , model: %s, attack_type: ",
+        l->attack, l->method, l->acc[0], l->std[0], l->seconds[0], l->acc[1], l->std[1], l->seconds[1], c->dataset,
+        c->ipc, c->dsa ? "True" : "False", c->num_eval, c->aug ? "True" : "False", c->model);
+    size_t need = (size_t)beardlog_repr_strs(NULL, 0, c->attacks, c->n_attacks);
+    if (off < n) beardlog_repr_strs(buf + off, n - off, c->attacks, c->n_attacks);
+    off += need;
+    put(buf, n, &off, ", target_attack: ");
+    need = (size_t)beardlog_repr_bools(NULL, 0, c->targets, c->n_targets);
+    if (off < n) beardlog_repr_bools(buf + off, n - off, c->targets, c->n_targets);
+    off += need;
+    put(buf, n, &off, ", src_dataset: %s", c->src_dataset ? "True" : "False");
+    return (int)off;
+}
+
+void beardlog_timestamp(char *buf, size_t n) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    time_t t = tv.tv_sec;
+    localtime_r(&t, &tm);
+    char base[32];
+    strftime(base, sizeof(base), "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(buf, n, "%s,%03d", base, (int)(tv.tv_usec / 1000));
+}
+
+int beardlog_mkdirs(const char *path, Err *e) {
+    char p[1024];
+    if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p)) return err_set(e, "path too long: %s", path);
+    size_t len = strlen(p);
+    while (len > 1 && p[len - 1] == '/') p[--len] = 0;
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) return err_set(e, "cannot create directory %s: %s", p, strerror(errno));
+        *s = '/';
+    }
+    if (mkdir(p, 0777) != 0 && errno != EEXIST) return err_set(e, "cannot create directory %s: %s", p, strerror(errno));
+    struct stat st;
+    if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) return err_set(e, "%s exists and is not a directory", p);
+    return 0;
+}
+
+int beardlog_open(BeardLog *log, const char *save_path, const char *model, const char *dataset, const char *ipc,
+                  Err *e) {
+    memset(log, 0, sizeof(*log));
+    const char *dir = save_path && *save_path ? save_path : ".";
+    if (beardlog_mkdirs(dir, e)) return -1;
+    size_t dl = strlen(dir);
+    // os.path.join: no second slash when save_path already ends with one
+    int k = snprintf(log->path, sizeof(log->path), "%s%s%s_%s_%s_evaluation_log.txt", dir,
+                     dl && dir[dl - 1] == '/' ? "" : "/", model, dataset, ipc);
+    if (k >= (int)sizeof(log->path)) return err_set(e, "log path too long under %s", dir);
+    log->f = fopen(log->path, "a");
+    if (!log->f) return err_set(e, "cannot open %s for writing: %s", log->path, strerror(errno));
+    return beardlog_info(log, "Logging setup complete.", e);
+}
+
+int beardlog_info(BeardLog *log, const char *message, Err *e) {
+    char ts[48];
+    beardlog_timestamp(ts, sizeof(ts));
+    if (fprintf(log->f, "%s - INFO - %s\n", ts, message) < 0 || fflush(log->f) != 0)
+        return err_set(e, "cannot write %s: %s", log->path, strerror(errno));
+    return 0;
+}
+
+void beardlog_close(BeardLog *log) {
+    if (log->f) fclose(log->f);
+    log->f = NULL;
+}
+
+// ----------------------------------------------------------------------------
+// reading
+
+// [\d.]+ followed by what float() accepts: digits with at most one dot, not just "."
+// Returns the characters consumed, 0 when there is no [\d.]+ here, -1 when it is there
+// but is not a number.
+static int scan_number(const char *s, double *v) {
+    int k = 0, dots = 0, digits = 0;
+    while (isdigit((unsigned char)s[k]) || s[k] == '.') {
+        if (s[k] == '.') dots++;
+        else digits++;
+        k++;
+    }
+    if (k == 0) return 0;
+    if (dots > 1 || digits == 0) return -1;
+    char tmp[64];
+    if (k >= (int)sizeof(tmp)) return -1;
+    memcpy(tmp, s, k);
+    tmp[k] = 0;
+    *v = strtod(tmp, NULL);
+    return k;
+}
+
+// matches a literal; advances *p
+static int lit(const char **p, const char *s) {
+    size_t n = strlen(s);
+    if (strncmp(*p, s, n)) return 0;
+    *p += n;
+    return 1;
+}
+
+// 1: parsed; 0: not a result line; -1: a result line with a malformed number
+static int parse_line(const char *line, BeardLogLine *out) {
+    memset(out, 0, sizeof(*out));
+    for (const char *at = strstr(line, " attack on "); at; at = strstr(at + 1, " attack on ")) {
+        // the attack name: the run of word characters ending right before " attack on "
+        const char *b = at;
+        while (b > line && is_word_char(b[-1])) b--;
+        if (b == at || at - b >= (long)sizeof(out->attack)) continue;
+        memcpy(out->attack, b, at - b);
+        out->attack[at - b] = 0;
+        const char *p = at + strlen(" attack on ");
+        const char *m = p;
+        while (is_word_char(*p)) p++;
+        if (p == m || p - m >= (long)sizeof(out->method)) continue;
+        memcpy(out->method, m, p - m);
+        out->method[p - m] = 0;
+        if (!lit(&p, ": final acc is:") || !isspace((unsigned char)*p)) continue;
+        while (isspace((unsigned char)*p)) p++;
+        static const char *const heads[2] = {"target_attack: ", "non_target_attack: "};
+        int ok = 1; // 1 parsed so far, 0 not a result line, -1 a malformed number
+        for (int mode = 0; mode < 2 && ok == 1; mode++) {
+            double *fields[3] = {&out->acc[mode], &out->std[mode], &out->seconds[mode]};
+            static const char *const after[3] = {" +- ", ", attack time is ", ""};
+            if ((mode == 1 && !lit(&p, "; ")) || !lit(&p, heads[mode])) {
+                ok = 0;
+                break;
+            }
+            for (int f = 0; f < 3; f++) {
+                int k = scan_number(p, fields[f]);
+                if (k <= 0) {
+                    ok = k < 0 ? -1 : 0;
+                    break;
+                }
+                p += k;
+                if (!lit(&p, after[f])) {
+                    ok = 0;
+                    break;
+                }
+            }
+        }
+        if (ok < 0) return -1;
+        if (!ok) continue;
+        // the optional tail: ", dataset: X, IPC: N, ..."
+        const char *d = strstr(p, ", dataset: ");
+        if (d) {
+            d += strlen(", dataset: ");
+            size_t k = strcspn(d, ",\r\n");
+            if (k < sizeof(out->dataset)) memcpy(out->dataset, d, k), out->dataset[k] = 0;
+        }
+        const char *q = strstr(p, ", IPC: ");
+        if (q) {
+            q += strlen(", IPC: ");
+            size_t k = strcspn(q, ",\r\n");
+            if (k < sizeof(out->ipc)) memcpy(out->ipc, q, k), out->ipc[k] = 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+int beardlog_parse(BeardLogFile *out, const char *text, const char *name, Err *e) {
+    memset(out, 0, sizeof(*out));
+    int cap = 0, lineno = 0;
+    const char *s = text;
+    char *line = NULL;
+    size_t line_cap = 0;
+    while (*s) {
+        lineno++;
+        size_t len = strcspn(s, "\n");
+        if (len + 1 > line_cap) {
+            line_cap = len + 1;
+            char *nl = realloc(line, line_cap);
+            if (!nl) {
+                free(line);
+                beardlog_file_free(out);
+                return err_set(e, "%s: out of memory", name);
+            }
+            line = nl;
+        }
+        memcpy(line, s, len);
+        line[len] = 0;
+        s += len + (s[len] == '\n');
+        BeardLogLine l;
+        int rc = parse_line(line, &l);
+        if (rc < 0) {
+            free(line);
+            beardlog_file_free(out);
+            return err_set(e, "%s:%d: malformed number in a result line", name, lineno);
+        }
+        if (rc == 0) {
+            if (strstr(line, " attack on ")) {
+                if (!out->n_unparsed) out->first_unparsed = lineno;
+                out->n_unparsed++;
+            }
+            continue;
+        }
+        l.line = lineno;
+        int dup = -1;
+        for (int i = 0; i < out->n; i++)
+            if (!strcmp(out->lines[i].attack, l.attack)) dup = i;
+        if (dup >= 0) {
+            // the rerun supersedes the earlier line, and takes its place at the end
+            memmove(out->lines + dup, out->lines + dup + 1, sizeof(BeardLogLine) * (out->n - dup - 1));
+            out->n--;
+            out->n_duplicates++;
+        }
+        if (out->n == cap) {
+            cap = cap ? 2 * cap : 16;
+            BeardLogLine *nl = realloc(out->lines, sizeof(BeardLogLine) * cap);
+            if (!nl) {
+                free(line);
+                beardlog_file_free(out);
+                return err_set(e, "%s: out of memory", name);
+            }
+            out->lines = nl;
+        }
+        out->lines[out->n++] = l;
+    }
+    free(line);
+    return 0;
+}
+
+int beardlog_read(BeardLogFile *out, const char *path, Err *e) {
+    memset(out, 0, sizeof(*out));
+    uint8_t *buf;
+    size_t n;
+    if (file_read_all(path, (size_t)1 << 30, &buf, &n, e)) return -1;
+    if (memchr(buf, 0, n)) {
+        free(buf);
+        return err_set(e, "%s is not a text file", path);
+    }
+    int rc = beardlog_parse(out, (const char *)buf, path, e);
+    free(buf);
+    return rc;
+}
+
+void beardlog_file_free(BeardLogFile *f) {
+    free(f->lines);
+    memset(f, 0, sizeof(*f));
+}
+
+const BeardLogLine *beardlog_find(const BeardLogFile *f, const char *attack) {
+    for (int i = 0; i < f->n; i++)
+        if (!strcmp(f->lines[i].attack, attack)) return &f->lines[i];
+    return NULL;
+}

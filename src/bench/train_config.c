@@ -1,0 +1,235 @@
+/*
+ * train_config.c: see train_config.h.
+ */
+#include "train_config.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../io/file.h"
+
+void train_settings_default(TrainSettings *s) {
+    memset(s, 0, sizeof(*s));
+    snprintf(s->arch, sizeof(s->arch), "ConvNet");
+    snprintf(s->data_path, sizeof(s->data_path), "data");
+    snprintf(s->optimizer, sizeof(s->optimizer), "sgd");
+    snprintf(s->dsa_strategy, sizeof(s->dsa_strategy), "color_crop_cutout_flip_scale_rotate");
+    snprintf(s->train_attack, sizeof(s->train_attack), "None");
+    s->exp = -1;
+    s->epochs = 1000;
+    s->batch = 256;
+    s->runs = 5;
+    s->lr = 0.01;
+    s->momentum = 0.9;
+    s->weight_decay = 5e-4;
+    s->lr_decay = 1;
+    s->eval_every = 100;
+    s->log_every = 1;
+}
+
+static void warn(TrainSettings *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(TrainSettings *s, const char *fmt, ...) {
+    size_t used = strlen(s->warnings);
+    if (used + 2 >= sizeof(s->warnings)) return;
+    if (used) s->warnings[used++] = '\n';
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->warnings + used, sizeof(s->warnings) - used, fmt, ap);
+    va_end(ap);
+}
+
+static const char *json_type(const cJSON *v) {
+    if (cJSON_IsString(v)) return "a string";
+    if (cJSON_IsNumber(v)) return "a number";
+    if (cJSON_IsBool(v)) return "a boolean";
+    if (cJSON_IsArray(v)) return "a list";
+    if (cJSON_IsObject(v)) return "an object";
+    if (cJSON_IsNull(v)) return "null";
+    return "something else";
+}
+
+static int get_str(const cJSON *v, char *dst, size_t n, Err *e) {
+    if (!cJSON_IsString(v)) return err_set(e, "\"%s\" must be a string, not %s", v->string, json_type(v));
+    if (strlen(v->valuestring) >= n) return err_set(e, "\"%s\" is too long (%zu characters at most)", v->string, n - 1);
+    snprintf(dst, n, "%s", v->valuestring);
+    return 0;
+}
+
+static int get_bool(const cJSON *v, int *dst, Err *e) {
+    if (!cJSON_IsBool(v)) return err_set(e, "\"%s\" must be true or false, not %s", v->string, json_type(v));
+    *dst = cJSON_IsTrue(v);
+    return 0;
+}
+
+static int get_int(const cJSON *v, long lo, long hi, int *dst, Err *e) {
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi)
+        return err_set(e, "\"%s\" must be an integer in [%ld, %ld], not %s", v->string, lo, hi,
+                       cJSON_IsNumber(v) ? "that number" : json_type(v));
+    *dst = (int)v->valuedouble;
+    return 0;
+}
+
+static int get_num(const cJSON *v, double lo, double *dst, Err *e) {
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < lo)
+        return err_set(e, "\"%s\" must be a number >= %g, not %s", v->string, lo,
+                       cJSON_IsNumber(v) ? "that number" : json_type(v));
+    *dst = v->valuedouble;
+    return 0;
+}
+
+int train_settings_add_param(TrainSettings *s, const char *name, const char *value, Err *e) {
+    if (strlen(name) >= sizeof(s->param_names[0]) || strlen(value) >= sizeof(s->param_values[0]))
+        return err_set(e, "attack parameter %s=%s is too long", name, value);
+    int i = 0;
+    while (i < s->n_params && strcasecmp(s->param_names[i], name)) i++;
+    if (i == s->n_params) {
+        if (s->n_params == TRAIN_MAX_PARAMS) return err_set(e, "at most %d attack parameters", TRAIN_MAX_PARAMS);
+        s->n_params++;
+    }
+    snprintf(s->param_names[i], sizeof(s->param_names[i]), "%s", name);
+    snprintf(s->param_values[i], sizeof(s->param_values[i]), "%s", value);
+    return 0;
+}
+
+static int apply_key(TrainSettings *s, const cJSON *v, Err *e) {
+    const char *k = v->string;
+    int b;
+    // BEARD's keys
+    if (!strcmp(k, "dataset")) return get_str(v, s->dataset, sizeof(s->dataset), e);
+    if (!strcmp(k, "model") || !strcmp(k, "arch")) return get_str(v, s->arch, sizeof(s->arch), e);
+    if (!strcmp(k, "method")) return get_str(v, s->method, sizeof(s->method), e);
+    if (!strcmp(k, "ipc")) {
+        if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && v->valuedouble >= 0 && v->valuedouble < 1e9) {
+            snprintf(s->ipc, sizeof(s->ipc), "%d", (int)v->valuedouble);
+            return 0;
+        }
+        if (cJSON_IsString(v)) return get_str(v, s->ipc, sizeof(s->ipc), e);
+        return err_set(e, "\"ipc\" must be a number or a string, not %s", json_type(v));
+    }
+    if (!strcmp(k, "dsa_strategy")) return get_str(v, s->dsa_strategy, sizeof(s->dsa_strategy), e);
+    if (!strcmp(k, "aug") || !strcmp(k, "unpack4")) return get_bool(v, &s->unpack4, e);
+    if (!strcmp(k, "data_file")) return get_str(v, s->data_file, sizeof(s->data_file), e);
+    if (!strcmp(k, "save_path")) return get_str(v, s->save_path, sizeof(s->save_path), e);
+    if (!strcmp(k, "data_path") || !strcmp(k, "data")) return get_str(v, s->data_path, sizeof(s->data_path), e);
+    if (!strcmp(k, "train_attack")) {
+        if (cJSON_IsNull(v) || cJSON_IsFalse(v)) {
+            snprintf(s->train_attack, sizeof(s->train_attack), "None");
+            return 0;
+        }
+        return get_str(v, s->train_attack, sizeof(s->train_attack), e);
+    }
+    if (!strcmp(k, "target_attack") || !strcmp(k, "train_targeted")) {
+        if (cJSON_IsArray(v))
+            return err_set(e, "\"target_attack\" must be one boolean for training (a list is an evaluation setting)");
+        return get_bool(v, &s->target_attack, e);
+    }
+    if (!strcmp(k, "src_dataset")) return get_bool(v, &s->src_dataset, e);
+    if (!strcmp(k, "epoch_eval_train") || !strcmp(k, "epochs")) return get_int(v, 0, 10000000, &s->epochs, e);
+    if (!strcmp(k, "lr_net") || !strcmp(k, "lr")) {
+        s->set_lr = 1;
+        if (get_num(v, 0, &s->lr, e)) return -1;
+        return s->lr > 0 ? 0 : err_set(e, "\"%s\" must be positive", k);
+    }
+    if (!strcmp(k, "batch_train") || !strcmp(k, "batch")) {
+        s->set_batch = 1;
+        return get_int(v, 1, 1 << 20, &s->batch, e);
+    }
+    if (!strcmp(k, "eval_mode")) {
+        char m[8];
+        if (get_str(v, m, sizeof(m), e)) return -1;
+        if (strcmp(m, "S") && strcmp(m, "SS"))
+            return err_set(e, "\"eval_mode\" \"%s\" trains other architectures; beard train supports \"S\" (use --arch)", m);
+        return 0;
+    }
+    // BEARD keys that do not affect training (distillation or evaluation settings)
+    if (!strcmp(k, "syn_ce")) return get_bool(v, &b, e);
+    if (!strcmp(k, "ce_weight")) {
+        double d;
+        return get_num(v, -INFINITY, &d, e);
+    }
+    if (!strcmp(k, "Iteration") || !strcmp(k, "eval_interval")) return get_int(v, 0, 1L << 30, &b, e);
+    if (!strcmp(k, "test_attack")) {
+        if (!cJSON_IsString(v) && !cJSON_IsArray(v) && !cJSON_IsNull(v))
+            return err_set(e, "\"test_attack\" must be a string or a list, not %s", json_type(v));
+        return 0;
+    }
+    // beard's own keys
+    if (!strcmp(k, "runs")) return get_int(v, 1, 1000, &s->runs, e);
+    if (!strcmp(k, "seed")) {
+        double d;
+        if (get_num(v, 0, &d, e)) return -1;
+        if (d != floor(d) || d > 9e15) return err_set(e, "\"seed\" must be a non-negative integer");
+        s->seed = (long long)d;
+        return 0;
+    }
+    if (!strcmp(k, "optimizer")) {
+        if (get_str(v, s->optimizer, sizeof(s->optimizer), e)) return -1;
+        if (strcasecmp(s->optimizer, "sgd") && strcasecmp(s->optimizer, "adam"))
+            return err_set(e, "\"optimizer\" must be \"sgd\" or \"adam\"");
+        return 0;
+    }
+    if (!strcmp(k, "momentum")) return get_num(v, 0, &s->momentum, e);
+    if (!strcmp(k, "weight_decay")) {
+        s->set_weight_decay = 1;
+        return get_num(v, 0, &s->weight_decay, e);
+    }
+    if (!strcmp(k, "lr_decay")) return get_bool(v, &s->lr_decay, e);
+    if (!strcmp(k, "learned_lr")) return get_bool(v, &s->learned_lr, e);
+    if (!strcmp(k, "pixels")) return get_bool(v, &s->pixels, e);
+    if (!strcmp(k, "exp")) return get_int(v, -1000000, 1000000, &s->exp, e);
+    if (!strcmp(k, "eval_every")) return get_int(v, 0, 10000000, &s->eval_every, e);
+    if (!strcmp(k, "log_every")) return get_int(v, 0, 10000000, &s->log_every, e);
+    if (!strcmp(k, "threads")) return get_int(v, 0, 256, &s->threads, e);
+    if (!strcmp(k, "train_semantics")) {
+        if (get_str(v, s->train_semantics, sizeof(s->train_semantics), e)) return -1;
+        if (strcasecmp(s->train_semantics, "beard") && strcasecmp(s->train_semantics, "pixel"))
+            return err_set(e, "\"train_semantics\" must be \"beard\" or \"pixel\"");
+        return 0;
+    }
+    if (!strcmp(k, "train_params")) {
+        if (!cJSON_IsObject(v)) return err_set(e, "\"train_params\" must be an object such as {\"eps\": 0.03}");
+        const cJSON *it;
+        cJSON_ArrayForEach(it, v) {
+            char val[64];
+            if (cJSON_IsNumber(it)) snprintf(val, sizeof(val), "%.17g", it->valuedouble);
+            else if (cJSON_IsBool(it)) snprintf(val, sizeof(val), "%s", cJSON_IsTrue(it) ? "true" : "false");
+            else if (cJSON_IsString(it) && strlen(it->valuestring) < sizeof(val)) snprintf(val, sizeof(val), "%s", it->valuestring);
+            else return err_set(e, "\"train_params\".%s must be a number, a boolean or a short string", it->string);
+            if (train_settings_add_param(s, it->string, val, e)) return -1;
+        }
+        return 0;
+    }
+    warn(s, "unknown key \"%s\" ignored", k);
+    return 0;
+}
+
+int train_settings_load_json(TrainSettings *s, const char *path, Err *e) {
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    if (file_read_all(path, 1 << 20, &buf, &n, e)) return -1;
+    cJSON *root = cJSON_ParseWithLength((const char *)buf, n);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        long off = at && at >= (const char *)buf && at <= (const char *)buf + n ? (long)(at - (const char *)buf) : -1;
+        free(buf);
+        return err_set(e, "%s: not valid JSON (near byte %ld)", path, off);
+    }
+    int rc = 0;
+    if (!cJSON_IsObject(root)) rc = err_set(e, "%s: expected a JSON object of settings", path);
+    const cJSON *v;
+    if (!rc)
+        cJSON_ArrayForEach(v, root) {
+            if (apply_key(s, v, e)) {
+                err_wrap(e, "%s", path);
+                rc = -1;
+                break;
+            }
+        }
+    cJSON_Delete(root);
+    free(buf);
+    return rc;
+}

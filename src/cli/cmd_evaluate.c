@@ -1,0 +1,224 @@
+/*
+ * cmd_evaluate.c: `beard evaluate --config evaluate_config.json`, BEARD's evaluation
+ * stage (Code/evaluate_model.py) from BEARD's own config file: the same log lines, plus
+ * results.json and optionally a per-sample CSV. The stage itself is src/bench/evaluate.c;
+ * the config keys are documented in src/bench/eval_config.h.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../bench/evaluate.h"
+#include "../core/parallel.h"
+#include "../io/file.h"
+#include "cli.h"
+
+static const char *usage_text =
+    "usage: beard evaluate --config evaluate_config.json [--load-file FILE] [--data DIR]\n"
+    "                      [--save-path DIR] [--n-examples N] [--attacks Clean,FGSM,...]\n"
+    "                      [--semantics beard|pixel] [--seed S] [--threads N] [--batch B]\n"
+    "                      [--csv] [--no-per-sample] [--results FILE]\n"
+    "\n"
+    "Runs BEARD's evaluation stage from BEARD's evaluate_config.json: each attack of\n"
+    "test_attack in each mode of target_attack, on the checkpoint load_file, over the test\n"
+    "split of dataset in data_path. Writes, in save_path:\n"
+    "  {model}_{dataset}_{ipc}_evaluation_log.txt   BEARD's log lines, appended, exactly as\n"
+    "                                               BEARD writes them (its toolkit reads them)\n"
+    "  {model}_{dataset}_{ipc}_results.json         every figure, per attack and mode, with\n"
+    "                                               per-sample data, config, seed, machine\n"
+    "  {model}_{dataset}_{ipc}_per_sample.csv       with --csv (or \"per_sample_csv\": true)\n"
+    "Defaults reproduce BEARD: semantics beard (attacks on normalised tensors), BEARD's\n"
+    "attack parameters and targets (y+1) mod 10. beard's own config keys: semantics,\n"
+    "target_policy, preset, n_examples, seed, threads, batch, attack_params ({\"PGD\":\n"
+    "{\"steps\": 20}}), per_sample, per_sample_csv, results_json. Unknown keys are warned\n"
+    "about. Paths in the config are relative to the current directory, as in BEARD; the\n"
+    "options above override the config. Targeted DeepFool and AA do not exist: null in\n"
+    "results.json, and the clean figures in the log line, as BEARD writes them.\n";
+
+// sets key in the config object, replacing what is there
+static void set_item(cJSON *root, const char *key, cJSON *v) {
+    cJSON_DeleteItemFromObjectCaseSensitive(root, key);
+    cJSON_AddItemToObject(root, key, v);
+}
+
+typedef struct {
+    const EvalConfig *cfg;
+} PrintCtx;
+
+static void on_progress(void *ctx, const EvalReport *rep, int entry, int mode) {
+    const PrintCtx *p = ctx;
+    if (entry < 0) {
+        printf("  %-10s %-10s  accuracy %6.2f%%                       %8.2fs\n", "Clean", "", rep->clean_accuracy,
+               rep->clean_seconds[p->cfg->targets[0] ? 0 : 1]);
+        fflush(stdout);
+        return;
+    }
+    const EvalEntry *en = &rep->entries[entry];
+    if (en->spec->clean) return;
+    if (mode < 0) {
+        printf("  %-10s skipped: not in this build of beard\n", en->spec->name);
+        fflush(stdout);
+        return;
+    }
+    const EvalMode *em = &en->mode[mode];
+    const char *mname = mode == 0 ? "targeted" : "untargeted";
+    if (em->status == EVAL_FAILED)
+        printf("  %-10s %-10s  FAILED: %s\n", en->spec->name, mname, em->error);
+    else if (em->status == EVAL_NOT_APPLICABLE)
+        printf("  %-10s %-10s  n/a (no %s mode; the log line carries the clean figures)\n", en->spec->name, mname,
+               mname);
+    else
+        printf("  %-10s %-10s  accuracy %6.2f%%  ASR %6.2f%%  %8.2fs  %7.1f passes/sample\n", en->spec->name, mname,
+               em->accuracy, em->res.asr, em->seconds, em->res.forward_per_sample + em->res.backward_per_sample);
+    fflush(stdout);
+}
+
+int cmd_evaluate(int argc, char **argv) {
+    const char *C = "evaluate", *config = NULL, *load = NULL, *data = NULL, *save = NULL, *attacks = NULL,
+               *sem = NULL, *results = NULL;
+    long n_examples = -1, seed = -1, threads = -1, batch = -1;
+    int csv = 0, no_per_sample = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int missing = 0;
+        if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if (cli_flag(argv, i, "--csv")) csv = 1;
+        else if (cli_flag(argv, i, "--no-per-sample")) no_per_sample = 1;
+        else if ((v = cli_opt(argc, argv, &i, "--config", &missing))) config = v;
+        else if ((v = cli_opt(argc, argv, &i, "--load-file", &missing))) load = v;
+        else if ((v = cli_opt(argc, argv, &i, "--data", &missing))) data = v;
+        else if ((v = cli_opt(argc, argv, &i, "--save-path", &missing))) save = v;
+        else if ((v = cli_opt(argc, argv, &i, "--attacks", &missing))) attacks = v;
+        else if ((v = cli_opt(argc, argv, &i, "--semantics", &missing))) sem = v;
+        else if ((v = cli_opt(argc, argv, &i, "--results", &missing))) results = v;
+        else if ((v = cli_opt(argc, argv, &i, "--n-examples", &missing)) || (v = cli_opt(argc, argv, &i, "--limit", &missing))) {
+            if (cli_parse_int(C, "--n-examples", v, 0, 1L << 30, &n_examples)) return 2;
+        } else if ((v = cli_opt(argc, argv, &i, "--seed", &missing))) {
+            if (cli_parse_int(C, "--seed", v, 0, 1L << 53, &seed)) return 2;
+        } else if ((v = cli_opt(argc, argv, &i, "--threads", &missing))) {
+            if (cli_parse_int(C, "--threads", v, 0, 256, &threads)) return 2;
+        } else if ((v = cli_opt(argc, argv, &i, "--batch", &missing))) {
+            if (cli_parse_int(C, "--batch", v, 1, 1 << 16, &batch)) return 2;
+        } else if (missing) return 2;
+        else return cli_usage_error(C, "unknown option '%s' (see beard evaluate --help)", argv[i]);
+    }
+    if (!config) return cli_usage_error(C, "--config FILE is required (BEARD's evaluate_config.json; see --help)");
+
+    // the config file, with the command line's overrides merged in before validation
+    uint8_t *buf;
+    size_t len;
+    Err e;
+    if (file_read_all(config, 1 << 24, &buf, &len, &e)) return cli_error(C, "%s", e.msg);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts((const char *)buf, len, &end, 0);
+    if (!root) {
+        int line = 1;
+        for (const char *p = (const char *)buf; end && p < end; p++) line += *p == '\n';
+        free(buf);
+        return cli_error(C, "%s: invalid JSON near line %d", config, line);
+    }
+    free(buf);
+    if (cJSON_IsObject(root)) {
+        if (load) set_item(root, "load_file", cJSON_CreateString(load));
+        if (data) set_item(root, "data_path", cJSON_CreateString(data));
+        if (save) set_item(root, "save_path", cJSON_CreateString(save));
+        if (sem) set_item(root, "semantics", cJSON_CreateString(sem));
+        if (results) set_item(root, "results_json", cJSON_CreateString(results));
+        if (n_examples >= 0) set_item(root, "n_examples", cJSON_CreateNumber((double)n_examples));
+        if (seed >= 0) set_item(root, "seed", cJSON_CreateNumber((double)seed));
+        if (threads >= 0) set_item(root, "threads", cJSON_CreateNumber((double)threads));
+        if (batch >= 0) set_item(root, "batch", cJSON_CreateNumber((double)batch));
+        if (csv) set_item(root, "per_sample_csv", cJSON_CreateTrue());
+        if (no_per_sample) set_item(root, "per_sample", cJSON_CreateFalse());
+        if (attacks) {
+            cJSON *a = cJSON_CreateArray();
+            char *list = xstrdup(attacks);
+            for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+                while (*tok == ' ') tok++;
+                if (*tok) cJSON_AddItemToArray(a, cJSON_CreateString(tok));
+            }
+            xfree(list);
+            set_item(root, "test_attack", a);
+        }
+    }
+    EvalConfig *cfg = malloc(sizeof(EvalConfig));
+    if (!cfg) {
+        cJSON_Delete(root);
+        return cli_error(C, "out of memory");
+    }
+    int rc = eval_config_from_json(cfg, root, &e);
+    cJSON_Delete(root);
+    if (rc) {
+        free(cfg);
+        return cli_error(C, "%s: %s", config, e.msg);
+    }
+    for (int i = 0; i < cfg->n_warnings; i++) fprintf(stderr, "beard evaluate: warning: %s\n", cfg->warnings[i]);
+    parallel_set_threads(cfg->threads);
+
+    CliTestSet ts;
+    if (cli_load_testset(C, cfg->dataset, cfg->data_path, cfg->n_examples, &ts)) {
+        free(cfg);
+        return 1;
+    }
+    Net net;
+    if (cli_load_model(C, cfg->load_file, cfg->model, ts.info, &net)) {
+        fprintf(stderr, "beard evaluate: (paths in the config are relative to the current directory, as in BEARD;"
+                        " --load-file overrides load_file)\n");
+        cli_testset_free(&ts);
+        free(cfg);
+        return 1;
+    }
+    // BEARD names files with the dataset as its config spells it; keep that
+    BeardLog log = {0};
+    int status = 0, have_log = cfg->n_targets == 2;
+    if (have_log && beardlog_open(&log, cfg->save_path, cfg->model, cfg->dataset, cfg->ipc, &e)) {
+        status = cli_error(C, "%s", e.msg);
+        goto done;
+    }
+    if (!have_log && beardlog_mkdirs(cfg->save_path, &e)) {
+        status = cli_error(C, "%s", e.msg);
+        goto done;
+    }
+    printf("%s (%s) on %s, %d test images, IPC %s, %s semantics, preset %s, seed %llu, %d threads\n", cfg->method,
+           net.arch, ts.info->name, ts.ad.n, cfg->ipc, semantics_name(cfg->sem), preset_name(cfg->preset),
+           (unsigned long long)cfg->seed, parallel_threads());
+    EvalReport rep;
+    PrintCtx pc = {cfg};
+    if (evaluate_run(cfg, &net, &ts.ad, have_log ? &log : NULL, on_progress, &pc, &rep, &e)) {
+        status = cli_error(C, "%s", e.msg);
+        evaluate_report_free(&rep);
+        goto done;
+    }
+    char jpath[1200], cpath[1200];
+    if (cfg->results_json[0]) snprintf(jpath, sizeof(jpath), "%s", cfg->results_json);
+    else eval_config_output_path(cfg, "results.json", jpath, sizeof(jpath));
+    cJSON *extra = cJSON_CreateObject();
+    cJSON_AddStringToObject(extra, "load_file", cfg->load_file);
+    cJSON_AddStringToObject(extra, "dataset_name", ts.info->name);
+    cJSON *res = evaluate_results_json(cfg, &rep, &ts.ad, &net, have_log ? log.path : NULL, extra);
+    if (evaluate_write_json(jpath, res, &e)) status = cli_error(C, "%s", e.msg);
+    cJSON_Delete(res);
+    if (!status && cfg->per_sample_csv) {
+        eval_config_output_path(cfg, "per_sample.csv", cpath, sizeof(cpath));
+        if (evaluate_write_csv(cpath, &rep, &ts.ad, &e)) status = cli_error(C, "%s", e.msg);
+    }
+    if (!status && rep.n_failed)
+        status = cli_error(C, "%d attack run(s) failed (see above; their errors are in %s); the others are written",
+                           rep.n_failed, jpath);
+    if (!status || rep.n_failed) {
+        if (have_log) printf("log:     %s\n", log.path);
+        printf("results: %s\n", jpath);
+        if (cfg->per_sample_csv) printf("samples: %s\n", cpath);
+        printf("metrics: beard metrics %s%s\n", have_log ? log.path : jpath,
+               have_log ? "   (or the results.json, for passes-based AE and bootstrap CIs)" : "");
+    }
+    evaluate_report_free(&rep);
+done:
+    beardlog_close(&log);
+    net_free(&net);
+    cli_testset_free(&ts);
+    free(cfg);
+    return status;
+}

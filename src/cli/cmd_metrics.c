@@ -1,0 +1,141 @@
+/*
+ * cmd_metrics.c: `beard metrics`, BEARD's RR/AE/CREI (and ASR, AST, a passes-based AE,
+ * bootstrap intervals) from any mix of BEARD evaluation logs and beard results.json
+ * files. The computation and its choices are in src/bench/metrics.c.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../bench/beardlog.h"
+#include "../bench/evaluate.h"
+#include "../bench/metrics.h"
+#include "../core/parallel.h"
+#include "cli.h"
+
+static const char *usage_text =
+    "usage: beard metrics FILE... [--alpha 0.5] [--metrics-type beard|rome] [--output-dir DIR]\n"
+    "                     [--bootstrap 1000] [--seed 0] [--threads N]\n"
+    "\n"
+    "Reads BEARD evaluation logs (*_evaluation_log.txt, as BEARD or `beard evaluate` write\n"
+    "them) and beard results.json files, in any mix; each is one run (one model at one IPC).\n"
+    "Prints Markdown tables: per run RR, AE, CREI for targeted and untargeted attacks; over\n"
+    "all runs RRM, AEM, CREIM (BEARD's combined figures); per attack over the runs RRS, AES,\n"
+    "CREIS; and per attack accuracy, ASR (accuracy drop, and per-sample from results.json),\n"
+    "attack time. Targeted Deepfool and AA are left out of the metrics, as BEARD does.\n"
+    "From results.json also: AE from passes per sample (hardware-independent) and bootstrap\n"
+    "95% intervals over test samples (--bootstrap resamples, 0 to skip).\n"
+    "Writes <method>_metrics_<type>.json and .csv into --output-dir (default: .).\n"
+    "  RR   = 100 (1 - (c - mean a) / (c - min a))      (--metrics-type rome:\n"
+    "         100 (1 - (c - mean a)(c - min a) / c^2))\n"
+    "  AE   = 100 (mean t - t_c) / (max t - t_c),  t_c = min(clean targeted, untargeted time)\n"
+    "  CREI = alpha RR + (1 - alpha) AE\n";
+
+static int run_order(const void *pa, const void *pb) {
+    const MetricsRun *a = pa, *b = pb;
+    int c = strcmp(a->method, b->method);
+    if (c) return c;
+    char *ea, *eb;
+    long ia = strtol(a->ipc, &ea, 10), ib = strtol(b->ipc, &eb, 10);
+    if (a->ipc[0] && b->ipc[0] && !*ea && !*eb && ia != ib) return ia < ib ? -1 : 1;
+    c = strcmp(a->ipc, b->ipc);
+    return c ? c : strcmp(a->path, b->path);
+}
+
+int cmd_metrics(int argc, char **argv) {
+    const char *C = "metrics", *outdir = ".", *type_s = "beard";
+    double alpha = 0.5;
+    long boot = 1000, seed = 0, threads = 0;
+    const char **files = calloc(argc, sizeof(char *));
+    int n_files = 0;
+    if (!files) return cli_error(C, "out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int missing = 0;
+        if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
+            fputs(usage_text, stdout);
+            free(files);
+            return 0;
+        } else if ((v = cli_opt(argc, argv, &i, "--output-dir", &missing))) outdir = v;
+        else if ((v = cli_opt(argc, argv, &i, "--metrics-type", &missing))) type_s = v;
+        else if ((v = cli_opt(argc, argv, &i, "--alpha", &missing))) {
+            if (cli_parse_num(C, "--alpha", v, &alpha)) goto usage;
+        } else if ((v = cli_opt(argc, argv, &i, "--bootstrap", &missing))) {
+            if (cli_parse_int(C, "--bootstrap", v, 0, 1000000, &boot)) goto usage;
+        } else if ((v = cli_opt(argc, argv, &i, "--seed", &missing))) {
+            if (cli_parse_int(C, "--seed", v, 0, 0x7fffffffffffffffL, &seed)) goto usage;
+        } else if ((v = cli_opt(argc, argv, &i, "--threads", &missing))) {
+            if (cli_parse_int(C, "--threads", v, 0, 256, &threads)) goto usage;
+        } else if (missing) goto usage;
+        else if (!strncmp(argv[i], "--", 2)) {
+            cli_usage_error(C, "unknown option '%s' (see beard metrics --help)", argv[i]);
+            goto usage;
+        } else files[n_files++] = argv[i];
+    }
+    if (n_files == 0) {
+        cli_usage_error(C, "give one or more BEARD logs or results.json files (see beard metrics --help)");
+        goto usage;
+    }
+    MetricsOptions opt;
+    metrics_options_default(&opt);
+    if (metrics_type_parse(type_s, &opt.type)) {
+        cli_usage_error(C, "--metrics-type must be beard or rome, not '%s'", type_s);
+        goto usage;
+    }
+    if (!(alpha >= 0 && alpha <= 1)) {
+        cli_usage_error(C, "--alpha must be in [0, 1], not %g", alpha);
+        goto usage;
+    }
+    opt.alpha = alpha;
+    opt.bootstrap = (int)boot;
+    opt.seed = (uint64_t)seed;
+    parallel_set_threads((int)threads);
+
+    MetricsRun *runs = calloc(n_files, sizeof(MetricsRun));
+    if (!runs) {
+        free(files);
+        return cli_error(C, "out of memory");
+    }
+    int status = 0, loaded = 0;
+    Err e;
+    for (int i = 0; i < n_files && !status; i++) {
+        if (metrics_run_load(&runs[i], files[i], &e)) status = cli_error(C, "%s", e.msg);
+        else loaded++;
+    }
+    // present the runs as BEARD's toolkit does: by method, then IPC (numerically here)
+    if (!status) qsort(runs, n_files, sizeof(MetricsRun), run_order);
+    MetricsReport rep;
+    int have_rep = 0;
+    if (!status) {
+        if (metrics_compute(&rep, runs, n_files, &opt, &e)) status = cli_error(C, "%s", e.msg);
+        else have_rep = 1;
+    }
+    if (have_rep) {
+        metrics_report_markdown(&rep, stdout);
+        fflush(stdout);
+        // BEARD's toolkit names its output {method}_metrics_{type}.json
+        char method[64];
+        snprintf(method, sizeof(method), "%s", runs[0].method[0] ? runs[0].method : "beard");
+        for (char *p = method; *p; p++) *p = (char)tolower((unsigned char)*p);
+        char jpath[1200], cpath[1200];
+        snprintf(jpath, sizeof(jpath), "%s/%s_metrics_%s.json", outdir, method, metrics_type_name(opt.type));
+        snprintf(cpath, sizeof(cpath), "%s/%s_metrics_%s.csv", outdir, method, metrics_type_name(opt.type));
+        cJSON *j = metrics_report_json(&rep);
+        if (beardlog_mkdirs(outdir, &e) || evaluate_write_json(jpath, j, &e)) status = cli_error(C, "%s", e.msg);
+        cJSON_Delete(j);
+        if (!status) {
+            FILE *f = fopen(cpath, "w");
+            if (!f || metrics_report_csv(&rep, f)) status = cli_error(C, "cannot write %s", cpath);
+            if (f && fclose(f) && !status) status = cli_error(C, "cannot write %s", cpath);
+        }
+        if (!status) fprintf(stderr, "beard metrics: wrote %s and %s\n", jpath, cpath);
+        metrics_report_free(&rep);
+    }
+    for (int i = 0; i < loaded; i++) metrics_run_free(&runs[i]);
+    free(runs);
+    free(files);
+    return status;
+usage:
+    free(files);
+    return 2;
+}

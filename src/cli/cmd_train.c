@@ -1,0 +1,379 @@
+/*
+ * cmd_train.c: `beard train`, BEARD's training stage: a model pool from a distilled set.
+ *
+ * Settings come from beard's defaults (BEARD/DC-bench's evaluate_synset recipe), then an
+ * optional BEARD train_config.json (--config), then the command line (train_config.h).
+ * The library side is src/bench/train.c; this file loads the data, prints, and writes the
+ * JSON summary.
+ */
+#include <cjson/cJSON.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../bench/train.h"
+#include "../bench/train_config.h"
+#include "../core/parallel.h"
+#include "cli.h"
+
+static const char *usage_text =
+    "usage: beard train --data-file POOL_FILE --dataset cifar10 [--data DIR] [options]\n"
+    "       beard train --config train_config.json [options]\n"
+    "\n"
+    "Trains --runs models on a distilled set with BEARD/DC-bench's recipe and reports the\n"
+    "mean and std of their test accuracy. POOL_FILE: a DC/DSA/DM res_*.pt, an MTT folder\n"
+    "(images_best.pt, labels_best.pt[, lr_best.pt]), an IDM/BACON .pkl, a legacy .pt, or a\n"
+    "folder of class sub-folders of PNG/JPEG images (SRe2L, CDA, ...).\n"
+    "\n"
+    "data:      --data DIR (the dataset; default ./data)   --src-dataset (train on the real\n"
+    "           training set)   --exp N (res_*.pt experiment; default -1, the last)\n"
+    "           --unpack4 (IDM/BACON's 4-in-1 unpacking; BEARD's \"aug\")   --pixels (float\n"
+    "           images in the file are [0,1] pixels, not normalised)   --test-limit N\n"
+    "recipe:    --arch ConvNet  --epochs 1000 (trains epochs+1)  --runs 5  --seed 0 (run r\n"
+    "           uses seed+r)  --optimizer sgd|adam (adam: lr 1e-4, batch 128)  --lr 0.01\n"
+    "           --batch 256  --momentum 0.9  --weight-decay 5e-4  --no-lr-decay\n"
+    "           --learned-lr (MTT's lr_best.pt)  --no-aug (no DSA)  --dsa-strategy S\n"
+    "adversarial training:\n"
+    "           --train-attack NAME (None, TRADES, or any attack: PGD, FGSM, ..., and BEARD's\n"
+    "           PGD_e4, PGD_s2, ...)  --train-targeted  --train-semantics beard|pixel\n"
+    "           (beard: BEARD's code, normalised batch, no random start, targets (y+1)%10;\n"
+    "           pixel: Madry PGD-AT on [0,1] pixels with random start; default pixel, or beard\n"
+    "           with --config)  --train-param NAME=VALUE (e.g. eps=8/255; TRADES: beta, eps,\n"
+    "           step_size, steps)\n"
+    "output:    --save-path DIR (saves {method}_{model}_{dataset}_{ipc}_{attack}_{acc}.pth, the\n"
+    "           best evaluated snapshot, and ..._{attack}.pth, the final model of the best\n"
+    "           run)  --method NAME  --ipc N  --json OUT  --eval-every 100  --log-every 1\n"
+    "           --threads N\n";
+
+// DC's file names: res_<method>_<dataset>_<model>_<ipc>ipc.pt
+static void guess_method(const char *path, int mtt, char *out, size_t n) {
+    char tmp[1024];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    const char *b = basename(tmp);
+    if (mtt) {
+        snprintf(out, n, "MTT");
+        return;
+    }
+    if (!strncmp(b, "res_", 4)) {
+        const char *u = strchr(b + 4, '_');
+        if (u) {
+            snprintf(out, n, "%.*s", (int)(u - b - 4), b + 4);
+            return;
+        }
+    }
+    snprintf(out, n, "custom");
+}
+
+static int parse_opts(int argc, char **argv, TrainSettings *s, const char **json, int *quiet) {
+    const char *C = "train";
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int missing = 0;
+        long l;
+        double d;
+        Err e;
+        if (cli_flag(argv, i, "--src-dataset")) s->src_dataset = 1;
+        else if (cli_flag(argv, i, "--unpack4")) s->unpack4 = 1;
+        else if (cli_flag(argv, i, "--pixels")) s->pixels = 1;
+        else if (cli_flag(argv, i, "--no-aug")) snprintf(s->dsa_strategy, sizeof(s->dsa_strategy), "None");
+        else if (cli_flag(argv, i, "--no-lr-decay")) s->lr_decay = 0;
+        else if (cli_flag(argv, i, "--learned-lr")) s->learned_lr = 1;
+        else if (cli_flag(argv, i, "--train-targeted")) s->target_attack = 1;
+        else if (cli_flag(argv, i, "--quiet")) *quiet = 1;
+        else if ((v = cli_opt(argc, argv, &i, "--config", &missing))) continue; // read first
+        else if ((v = cli_opt(argc, argv, &i, "--data-file", &missing))) snprintf(s->data_file, sizeof(s->data_file), "%s", v);
+        else if ((v = cli_opt(argc, argv, &i, "--dataset", &missing))) snprintf(s->dataset, sizeof(s->dataset), "%s", v);
+        else if ((v = cli_opt(argc, argv, &i, "--data", &missing))) snprintf(s->data_path, sizeof(s->data_path), "%s", v);
+        else if ((v = cli_opt(argc, argv, &i, "--arch", &missing)) || (v = cli_opt(argc, argv, &i, "--model", &missing)))
+            snprintf(s->arch, sizeof(s->arch), "%s", v);
+        else if ((v = cli_opt(argc, argv, &i, "--method", &missing))) snprintf(s->method, sizeof(s->method), "%s", v);
+        else if ((v = cli_opt(argc, argv, &i, "--ipc", &missing))) snprintf(s->ipc, sizeof(s->ipc), "%s", v);
+        else if ((v = cli_opt(argc, argv, &i, "--save-path", &missing))) snprintf(s->save_path, sizeof(s->save_path), "%s", v);
+        else if ((v = cli_opt(argc, argv, &i, "--json", &missing))) *json = v;
+        else if ((v = cli_opt(argc, argv, &i, "--dsa-strategy", &missing)))
+            snprintf(s->dsa_strategy, sizeof(s->dsa_strategy), "%s", v);
+        else if ((v = cli_opt(argc, argv, &i, "--train-attack", &missing)))
+            snprintf(s->train_attack, sizeof(s->train_attack), "%s", v);
+        else if ((v = cli_opt(argc, argv, &i, "--train-semantics", &missing))) {
+            if (strcasecmp(v, "beard") && strcasecmp(v, "pixel"))
+                return cli_usage_error(C, "--train-semantics must be beard or pixel, not '%s'", v);
+            snprintf(s->train_semantics, sizeof(s->train_semantics), "%s", v);
+        } else if ((v = cli_opt(argc, argv, &i, "--train-param", &missing))) {
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v) return cli_usage_error(C, "--train-param expects NAME=VALUE, got '%s'", v);
+            char name[32];
+            snprintf(name, sizeof(name), "%.*s", (int)(eq - v), v);
+            if (train_settings_add_param(s, name, eq + 1, &e)) return cli_usage_error(C, "%s", e.msg);
+        } else if ((v = cli_opt(argc, argv, &i, "--optimizer", &missing))) {
+            if (strcasecmp(v, "sgd") && strcasecmp(v, "adam"))
+                return cli_usage_error(C, "--optimizer must be sgd or adam, not '%s'", v);
+            snprintf(s->optimizer, sizeof(s->optimizer), "%s", v);
+        } else if ((v = cli_opt(argc, argv, &i, "--epochs", &missing))) {
+            if (cli_parse_int(C, "--epochs", v, 0, 10000000, &l)) return 2;
+            s->epochs = (int)l;
+        } else if ((v = cli_opt(argc, argv, &i, "--runs", &missing))) {
+            if (cli_parse_int(C, "--runs", v, 1, TRAIN_MAX_RUNS, &l)) return 2;
+            s->runs = (int)l;
+        } else if ((v = cli_opt(argc, argv, &i, "--seed", &missing))) {
+            if (cli_parse_int(C, "--seed", v, 0, 1L << 53, &l)) return 2;
+            s->seed = l;
+        } else if ((v = cli_opt(argc, argv, &i, "--batch", &missing))) {
+            if (cli_parse_int(C, "--batch", v, 1, 1 << 20, &l)) return 2;
+            s->batch = (int)l, s->set_batch = 1;
+        } else if ((v = cli_opt(argc, argv, &i, "--exp", &missing))) {
+            if (cli_parse_int(C, "--exp", v, -1000000, 1000000, &l)) return 2;
+            s->exp = (int)l;
+        } else if ((v = cli_opt(argc, argv, &i, "--eval-every", &missing))) {
+            if (cli_parse_int(C, "--eval-every", v, 0, 10000000, &l)) return 2;
+            s->eval_every = (int)l;
+        } else if ((v = cli_opt(argc, argv, &i, "--log-every", &missing))) {
+            if (cli_parse_int(C, "--log-every", v, 0, 10000000, &l)) return 2;
+            s->log_every = (int)l;
+        } else if ((v = cli_opt(argc, argv, &i, "--threads", &missing))) {
+            if (cli_parse_int(C, "--threads", v, 0, 256, &l)) return 2;
+            s->threads = (int)l;
+        } else if ((v = cli_opt(argc, argv, &i, "--test-limit", &missing))) {
+            if (cli_parse_int(C, "--test-limit", v, 0, 1L << 30, &l)) return 2;
+            s->test_limit = l;
+        } else if ((v = cli_opt(argc, argv, &i, "--lr", &missing))) {
+            if (cli_parse_num(C, "--lr", v, &d)) return 2;
+            if (!(d > 0)) return cli_usage_error(C, "--lr must be positive");
+            s->lr = d, s->set_lr = 1;
+        } else if ((v = cli_opt(argc, argv, &i, "--momentum", &missing))) {
+            if (cli_parse_num(C, "--momentum", v, &d) || d < 0) return cli_usage_error(C, "--momentum must be >= 0");
+            s->momentum = d;
+        } else if ((v = cli_opt(argc, argv, &i, "--weight-decay", &missing))) {
+            if (cli_parse_num(C, "--weight-decay", v, &d) || d < 0) return cli_usage_error(C, "--weight-decay must be >= 0");
+            s->weight_decay = d, s->set_weight_decay = 1;
+        } else if (missing) return 2;
+        else return cli_usage_error(C, "unknown option '%s' (see beard train --help)", argv[i]);
+    }
+    return 0;
+}
+
+// the test split, normalised (what BEARD's test loader yields)
+static float *normalised_testset(const CliTestSet *ts) {
+    size_t plane = (size_t)ts->ds.h * ts->ds.w, D = plane * ts->ds.c;
+    float *x = xmalloc(sizeof(float) * D * ts->ds.n);
+    if (x) dataset_to_float(&ts->ds, 0, ts->ds.n, x, 1);
+    return x;
+}
+
+static int write_json(const char *path, const TrainSettings *s, const TrainConfig *cfg, double lr, const Pool *pool,
+                      const TrainSummary *sum, int n_test, int threads) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "method", s->method);
+    cJSON_AddStringToObject(o, "model", s->arch);
+    cJSON_AddStringToObject(o, "dataset", dataset_info(s->dataset)->name);
+    cJSON_AddStringToObject(o, "ipc", s->ipc);
+    cJSON_AddStringToObject(o, "data_file", s->src_dataset ? "" : s->data_file);
+    cJSON_AddStringToObject(o, "format", pool->format);
+    if (pool->n_exps) cJSON_AddNumberToObject(o, "experiment", pool->exp);
+    cJSON_AddNumberToObject(o, "n_train", pool->n);
+    cJSON_AddBoolToObject(o, "soft_labels", pool->soft != NULL);
+    cJSON_AddNumberToObject(o, "n_test", n_test);
+    cJSON_AddNumberToObject(o, "epochs", cfg->epochs);
+    cJSON_AddNumberToObject(o, "batch", cfg->batch);
+    cJSON_AddStringToObject(o, "optimizer", cfg->optimizer == OPTIM_ADAM ? "adam" : "sgd");
+    cJSON_AddNumberToObject(o, "lr", lr);
+    cJSON_AddStringToObject(o, "dsa_strategy", cfg->dsa ? s->dsa_strategy : "None");
+    cJSON_AddStringToObject(o, "train_attack", cfg->adv.name);
+    if (cfg->adv.kind != TRAIN_ADV_NONE) {
+        cJSON_AddStringToObject(o, "train_semantics", semantics_name(cfg->adv.sem));
+        cJSON_AddBoolToObject(o, "train_targeted", cfg->adv.targeted);
+    }
+    cJSON_AddNumberToObject(o, "seed", (double)s->seed);
+    cJSON_AddNumberToObject(o, "threads", threads);
+    cJSON_AddNumberToObject(o, "runs", sum->runs);
+    cJSON *acc = cJSON_AddArrayToObject(o, "accuracies"), *bacc = cJSON_AddArrayToObject(o, "best_accuracies"),
+          *secs = cJSON_AddArrayToObject(o, "seconds");
+    for (int r = 0; r < sum->runs; r++) {
+        cJSON_AddItemToArray(acc, cJSON_CreateNumber(sum->acc[r]));
+        cJSON_AddItemToArray(bacc, cJSON_CreateNumber(sum->best_acc[r]));
+        cJSON_AddItemToArray(secs, cJSON_CreateNumber(sum->seconds[r]));
+    }
+    cJSON_AddNumberToObject(o, "mean_accuracy", sum->mean);
+    cJSON_AddNumberToObject(o, "std_accuracy", sum->std);
+    cJSON_AddNumberToObject(o, "best_accuracy", sum->best);
+    cJSON_AddNumberToObject(o, "best_run", sum->best_run);
+    cJSON_AddNumberToObject(o, "final_run", sum->final_run);
+    cJSON *saved = cJSON_AddObjectToObject(o, "saved");
+    if (sum->best_path[0]) cJSON_AddStringToObject(saved, "best", sum->best_path);
+    if (sum->final_path[0]) cJSON_AddStringToObject(saved, "final", sum->final_path);
+    char *txt = cJSON_Print(o);
+    FILE *f = fopen(path, "w");
+    int ok = f && txt && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
+    if (f) ok &= fclose(f) == 0;
+    free(txt);
+    cJSON_Delete(o);
+    return ok ? 0 : -1;
+}
+
+int cmd_train(int argc, char **argv) {
+    const char *C = "train", *config = NULL, *json = NULL;
+    int quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        int missing = 0;
+        const char *v;
+        if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        if ((v = cli_opt(argc, argv, &i, "--config", &missing))) config = v;
+        else if (missing) return 2;
+    }
+    TrainSettings s;
+    train_settings_default(&s);
+    Err e;
+    if (config) {
+        if (train_settings_load_json(&s, config, &e)) return cli_error(C, "%s", e.msg);
+        if (s.warnings[0]) {
+            for (char *l = s.warnings; l && *l;) {
+                char *nl = strchr(l, '\n');
+                fprintf(stderr, "beard train: warning: %s: %.*s\n", config, nl ? (int)(nl - l) : (int)strlen(l), l);
+                l = nl ? nl + 1 : NULL;
+            }
+        }
+    }
+    int rcp = parse_opts(argc, argv, &s, &json, &quiet);
+    if (rcp) return rcp;
+    if (!s.dataset[0]) return cli_usage_error(C, "--dataset is required (e.g. --dataset cifar10)");
+    const DatasetInfo *info = dataset_info(s.dataset);
+    if (!info) return cli_usage_error(C, "unknown dataset '%s' (cifar10, cifar100, mnist, fashionmnist, svhn, tinyimagenet)", s.dataset);
+    if (!s.src_dataset && !s.data_file[0])
+        return cli_usage_error(C, "--data-file POOL_FILE is required (or --src-dataset for the real training set)");
+    int adam = !strcasecmp(s.optimizer, "adam");
+    if (adam && !s.set_lr) s.lr = 1e-4;
+    if (adam && !s.set_batch) s.batch = 128;
+    parallel_set_threads(s.threads);
+
+    // the recipe
+    TrainConfig cfg;
+    train_config_default(&cfg);
+    cfg.epochs = s.epochs;
+    cfg.batch = s.batch;
+    cfg.optimizer = adam ? OPTIM_ADAM : OPTIM_SGD;
+    cfg.lr = (float)s.lr;
+    cfg.momentum = (float)s.momentum;
+    cfg.weight_decay = (float)s.weight_decay;
+    cfg.lr_decay = s.lr_decay;
+    cfg.eval_every = s.eval_every;
+    cfg.log_every = quiet ? 0 : s.log_every;
+    cfg.log = stdout;
+    cfg.progress = !quiet;
+    if (dsa_strategy_parse(&cfg.strategy, s.dsa_strategy, &e)) return cli_usage_error(C, "%s", e.msg);
+    cfg.dsa = cfg.strategy.n_ops > 0;
+    Semantics sem = SEM_PIXEL;
+    if (s.train_semantics[0]) semantics_parse(s.train_semantics, &sem);
+    else if (config) sem = SEM_BEARD;
+    if (train_adv_setup(&cfg.adv, s.train_attack, sem, s.target_attack, &e)) return cli_usage_error(C, "%s", e.msg);
+    for (int k = 0; k < s.n_params; k++) {
+        const char *name = s.param_names[k], *val = s.param_values[k];
+        if (cfg.adv.kind == TRAIN_ADV_NONE) return cli_usage_error(C, "--train-param %s without --train-attack", name);
+        if (cfg.adv.kind == TRAIN_ADV_TRADES) {
+            double d;
+            if (parse_number(val, &d)) return cli_usage_error(C, "TRADES %s: '%s' is not a number", name, val);
+            if (!strcasecmp(name, "beta")) cfg.adv.beta = (float)d;
+            else if (!strcasecmp(name, "eps")) cfg.adv.eps = (float)d;
+            else if (!strcasecmp(name, "step_size") || !strcasecmp(name, "step-size") || !strcasecmp(name, "alpha"))
+                cfg.adv.step_size = (float)d;
+            else if (!strcasecmp(name, "steps") && d >= 0 && d == (int)d) cfg.adv.steps = (int)d;
+            else return cli_usage_error(C, "TRADES has parameters beta, eps, step_size, steps; not '%s=%s'", name, val);
+            continue;
+        }
+        int r = attack_params_set_text(&cfg.adv.params, cfg.adv.def, name, val);
+        if (r == -1) return cli_usage_error(C, "%s has no parameter '%s'", cfg.adv.def->name, name);
+        if (r == -2) return cli_usage_error(C, "%s: bad value '%s' for %s", cfg.adv.def->name, val, name);
+    }
+
+    // data
+    CliTestSet ts;
+    if (cli_load_testset(C, s.dataset, s.data_path, s.test_limit, &ts)) return 1;
+    float *xt = normalised_testset(&ts);
+    if (!xt) {
+        cli_testset_free(&ts);
+        return cli_error(C, "out of memory");
+    }
+    TrainTest test = {.x = xt, .y = ts.ds.labels, .n = ts.ds.n};
+    Pool pool;
+    Dataset train_ds;
+    memset(&train_ds, 0, sizeof(train_ds));
+    int status = 1, n_orig;
+    if (s.src_dataset) {
+        if (dataset_load(&train_ds, s.dataset, s.data_path, 1, 0, &e) || pool_from_dataset(&pool, &train_ds, info, &e)) {
+            cli_error(C, "%s", e.msg);
+            memset(&pool, 0, sizeof(pool));
+            goto done;
+        }
+    } else {
+        PoolOptions po = {.info = info, .exp = s.exp, .pixels = s.pixels};
+        if (pool_load(&pool, s.data_file, &po, &e)) {
+            cli_error(C, "%s", e.msg);
+            goto done;
+        }
+    }
+    n_orig = pool.n;
+    if (s.unpack4 && pool_unpack4(&pool, &e)) {
+        cli_error(C, "%s", e.msg);
+        goto done;
+    }
+    if (s.learned_lr) {
+        if (!(pool.lr > 0)) {
+            cli_error(C, "--learned-lr: %s has no learned learning rate (MTT's lr_best.pt)", s.data_file);
+            goto done;
+        }
+        cfg.lr = (float)pool.lr;
+    }
+    if (!s.method[0]) guess_method(s.src_dataset ? "full" : s.data_file, !strcmp(pool.format, "mtt"), s.method, sizeof(s.method));
+    if (s.src_dataset && !strcmp(s.method, "custom")) snprintf(s.method, sizeof(s.method), "Full");
+    if (!s.ipc[0]) snprintf(s.ipc, sizeof(s.ipc), "%d", n_orig % info->n_classes ? n_orig : n_orig / info->n_classes);
+
+    printf("beard train: %s on %s, %s ipc %s: %d training images (%s", s.arch, info->name, s.method, s.ipc, pool.n,
+           pool.format);
+    if (pool.n_exps > 1) printf(", experiment %d of %d", pool.exp, pool.n_exps);
+    if (pool.unpacked) printf(", 4-in-1 unpacked from %d", n_orig);
+    if (pool.soft) printf(", soft labels");
+    printf("), %d test images\n", test.n);
+    printf("  %d runs x %d epochs, batch %d, %s lr %g%s, momentum %g, weight decay %g, DSA %s, train attack %s", s.runs,
+           cfg.epochs + 1, cfg.batch, adam ? "Adam" : "SGD", cfg.lr, s.learned_lr ? " (learned)" : "", cfg.momentum,
+           cfg.weight_decay, cfg.dsa ? s.dsa_strategy : "off", cfg.adv.name);
+    if (cfg.adv.kind != TRAIN_ADV_NONE)
+        printf(" (%s semantics%s)", semantics_name(cfg.adv.sem), cfg.adv.targeted ? ", targeted" : "");
+    printf(", seed %lld, %d threads\n", s.seed, parallel_threads());
+    fflush(stdout);
+
+    TrainRunsConfig rc = {.runs = s.runs, .seed = (uint64_t)s.seed, .arch = s.arch, .info = info,
+                          .save_dir = s.save_path[0] ? s.save_path : NULL, .method = s.method, .ipc = s.ipc};
+    TrainSummary *sum = calloc(1, sizeof(TrainSummary));
+    if (!sum) {
+        cli_error(C, "out of memory");
+        goto done;
+    }
+    if (train_runs(&pool, &test, &cfg, &rc, sum, &e)) {
+        cli_error(C, "%s", e.msg);
+        free(sum);
+        goto done;
+    }
+    printf("test accuracy over %d run%s: %.2f +- %.2f%%  (", sum->runs, sum->runs > 1 ? "s" : "", sum->mean, sum->std);
+    for (int r = 0; r < sum->runs; r++) printf("%s%.2f", r ? ", " : "", sum->acc[r]);
+    double tsec = 0;
+    for (int r = 0; r < sum->runs; r++) tsec += sum->seconds[r];
+    printf(")  %.1fs training per run\n", tsec / sum->runs);
+    if (sum->best_path[0])
+        printf("saved %s (best evaluated: run %d, %.2f%%)\n", sum->best_path, sum->best_run + 1, sum->best);
+    if (sum->final_path[0]) printf("saved %s (final model of run %d)\n", sum->final_path, sum->final_run + 1);
+    if (json && write_json(json, &s, &cfg, s.learned_lr ? pool.lr : s.lr, &pool, sum, test.n, parallel_threads())) {
+        cli_error(C, "cannot write %s", json);
+        free(sum);
+        goto done;
+    }
+    free(sum);
+    status = 0;
+done:
+    pool_free(&pool);
+    dataset_free(&train_ds);
+    xfree(xt);
+    cli_testset_free(&ts);
+    return status;
+}

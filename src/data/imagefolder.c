@@ -1,0 +1,284 @@
+/*
+ * imagefolder.c: distilled sets saved as image files, one sub-folder per class, as
+ * SRe2L (Yin et al., arXiv:2306.13092), CDA (arXiv:2311.18838), DELT and G-VBSM
+ * (arXiv:2311.17950) write them: <dir>/<class folder>/<image>.png or .jpg.
+ *
+ * Reference: torchvision.datasets.ImageFolder with the default PIL loader, which those
+ * methods' evaluation code uses: class folders sorted by name are classes 0, 1, ...;
+ * images are opened with PIL and converted to RGB ('L' for one-channel datasets), then
+ * ToTensor and Normalize with the dataset's mean/std. Decoding uses libpng's simplified
+ * API and libjpeg (islow DCT, fancy upsampling: libjpeg's defaults, which are PIL's).
+ * Deliberate differences: only .png, .jpg and .jpeg files are read (another image
+ * extension in a class folder is an error, not silently skipped), class folders are not
+ * searched recursively, and images must already have the dataset's size (the methods
+ * save them at that size; nothing is resized).
+ */
+#include <dirent.h>
+#include <stdio.h> // before jpeglib.h, which uses FILE
+#include <jpeglib.h>
+#include <png.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "pool.h"
+
+// ----------------------------------------------------------------------------
+// decoders
+
+static int png_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, Err *e) {
+    png_image im;
+    memset(&im, 0, sizeof(im));
+    im.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_file(&im, path)) return err_set(e, "%s: %s", path, im.message);
+    if (im.width == 0 || im.height == 0 || im.width > 16384 || im.height > 16384) {
+        png_image_free(&im);
+        return err_set(e, "%s: implausible PNG size %ux%u", path, im.width, im.height);
+    }
+    // read as RGBA and drop alpha, as PIL's convert('RGB') does (libpng would composite
+    // it onto a background otherwise)
+    im.format = PNG_FORMAT_RGBA;
+    size_t n = (size_t)im.width * im.height;
+    uint8_t *rgba = xmalloc(n * 4);
+    if (!rgba) {
+        png_image_free(&im);
+        return err_set(e, "%s: out of memory", path);
+    }
+    if (!png_image_finish_read(&im, NULL, rgba, 0, NULL)) {
+        xfree(rgba);
+        return err_set(e, "%s: %s", path, im.message);
+    }
+    *rgb = xmalloc(n * 3);
+    if (!*rgb) {
+        xfree(rgba);
+        return err_set(e, "%s: out of memory", path);
+    }
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++) (*rgb)[i * 3 + c] = rgba[i * 4 + c];
+    xfree(rgba);
+    *w = (int)im.width, *h = (int)im.height;
+    return 0;
+}
+
+typedef struct {
+    struct jpeg_error_mgr pub;
+    jmp_buf jump;
+    char msg[JMSG_LENGTH_MAX];
+} JpegErr;
+
+// libjpeg calls exit() on errors by default; jump back to the caller instead
+static void jpeg_on_error(j_common_ptr cinfo) {
+    JpegErr *je = (JpegErr *)cinfo->err;
+    (*cinfo->err->format_message)(cinfo, je->msg);
+    longjmp(je->jump, 1);
+}
+
+static void jpeg_quiet(j_common_ptr cinfo, int level) { (void)cinfo, (void)level; }
+
+static int jpeg_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, Err *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(e, "cannot open %s", path);
+    struct jpeg_decompress_struct cinfo;
+    JpegErr je;
+    // volatile: modified between setjmp and longjmp
+    uint8_t *volatile out = NULL;
+    cinfo.err = jpeg_std_error(&je.pub);
+    je.pub.error_exit = jpeg_on_error;
+    je.pub.emit_message = jpeg_quiet;
+    if (setjmp(je.jump)) {
+        jpeg_destroy_decompress(&cinfo);
+        fclose(f);
+        xfree(out);
+        return err_set(e, "%s: %s", path, je.msg);
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_stdio_src(&cinfo, f);
+    jpeg_read_header(&cinfo, TRUE);
+    if (cinfo.num_components != 1 && cinfo.num_components != 3) {
+        snprintf(je.msg, sizeof(je.msg), "%d-component JPEG (CMYK?) is not supported", cinfo.num_components);
+        longjmp(je.jump, 1);
+    }
+    cinfo.out_color_space = JCS_RGB;
+    jpeg_start_decompress(&cinfo);
+    if (cinfo.output_width == 0 || cinfo.output_height == 0 || cinfo.output_width > 16384 ||
+        cinfo.output_height > 16384 || cinfo.output_components != 3) {
+        snprintf(je.msg, sizeof(je.msg), "implausible JPEG %ux%u", cinfo.output_width, cinfo.output_height);
+        longjmp(je.jump, 1);
+    }
+    size_t stride = (size_t)cinfo.output_width * 3;
+    out = xmalloc(stride * cinfo.output_height);
+    if (!out) {
+        snprintf(je.msg, sizeof(je.msg), "out of memory");
+        longjmp(je.jump, 1);
+    }
+    while (cinfo.output_scanline < cinfo.output_height) {
+        JSAMPROW row = out + stride * cinfo.output_scanline;
+        jpeg_read_scanlines(&cinfo, &row, 1);
+    }
+    *w = (int)cinfo.output_width, *h = (int)cinfo.output_height;
+    jpeg_finish_decompress(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    fclose(f);
+    *rgb = out;
+    return 0;
+}
+
+int image_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, Err *e) {
+    *rgb = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(e, "cannot open %s", path);
+    uint8_t sig[8] = {0};
+    size_t got = fread(sig, 1, 8, f);
+    fclose(f);
+    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (got == 8 && !memcmp(sig, png_sig, 8)) return png_read_rgb(path, rgb, w, h, e);
+    if (got >= 3 && sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF) return jpeg_read_rgb(path, rgb, w, h, e);
+    return err_set(e, "%s is neither a PNG nor a JPEG file", path);
+}
+
+// ----------------------------------------------------------------------------
+// the folder
+
+typedef struct {
+    char **items;
+    int n, cap;
+} Names;
+
+static int names_add(Names *s, const char *name) {
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 64;
+        char **it = realloc(s->items, sizeof(char *) * (size_t)cap);
+        if (!it) return -1;
+        s->items = it, s->cap = cap;
+    }
+    if (!(s->items[s->n] = xstrdup(name))) return -1;
+    s->n++;
+    return 0;
+}
+
+static void names_free(Names *s) {
+    for (int i = 0; i < s->n; i++) xfree(s->items[i]);
+    free(s->items);
+    memset(s, 0, sizeof(*s));
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int has_ext(const char *name, const char *const *exts) {
+    const char *dot = strrchr(name, '.');
+    if (!dot) return 0;
+    for (; *exts; exts++)
+        if (!strcasecmp(dot, *exts)) return 1;
+    return 0;
+}
+
+static const char *const readable[] = {".png", ".jpg", ".jpeg", NULL};
+// what torchvision's ImageFolder would also pick up (IMG_EXTENSIONS)
+static const char *const other_images[] = {".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", NULL};
+
+// the entries of dir that are folders (want_dirs) or files, sorted; hidden ones skipped
+static int list_dir(const char *dir, int want_dirs, Names *out, Err *e) {
+    DIR *d = opendir(dir);
+    if (!d) return err_set(e, "cannot open folder %s", dir);
+    struct dirent *de;
+    char path[2048];
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (stat(path, &st) != 0) continue;
+        if ((want_dirs && S_ISDIR(st.st_mode)) || (!want_dirs && S_ISREG(st.st_mode))) {
+            if (names_add(out, de->d_name)) {
+                closedir(d);
+                return err_set(e, "out of memory listing %s", dir);
+            }
+        }
+    }
+    closedir(d);
+    if (out->n > 1) qsort(out->items, (size_t)out->n, sizeof(char *), cmp_str);
+    return 0;
+}
+
+int pool_load_imagefolder(Pool *p, const char *dir, const DatasetInfo *info, Err *e) {
+    memset(p, 0, sizeof(*p));
+    p->exp = -1;
+    p->n_classes = info->n_classes;
+    Names classes = {0}, files = {0};
+    int rc = -1, cap = 0;
+    uint8_t *rgb = NULL;
+    if (list_dir(dir, 1, &classes, e)) goto done;
+    if (classes.n == 0) {
+        err_set(e, "%s has no class sub-folders (expected <dir>/<class>/<image>.png|jpg, or an MTT folder with "
+                   "images_best.pt)", dir);
+        goto done;
+    }
+    if (classes.n > info->n_classes) {
+        err_set(e, "%s has %d class folders but %s has %d classes", dir, classes.n, info->name, info->n_classes);
+        goto done;
+    }
+    p->c = info->c, p->h = info->h, p->w = info->w;
+    size_t plane = (size_t)p->h * p->w, D = plane * p->c;
+    char path[4096], cdir[2048];
+    for (int k = 0; k < classes.n; k++) {
+        snprintf(cdir, sizeof(cdir), "%s/%s", dir, classes.items[k]);
+        names_free(&files);
+        if (list_dir(cdir, 0, &files, e)) goto done;
+        for (int f = 0; f < files.n; f++) {
+            const char *name = files.items[f];
+            snprintf(path, sizeof(path), "%s/%s", cdir, name);
+            if (has_ext(name, other_images)) {
+                err_set(e, "%s: only PNG and JPEG images are supported", path);
+                goto done;
+            }
+            if (!has_ext(name, readable)) continue; // ImageFolder skips non-images too
+            int w, h;
+            if (image_read_rgb(path, &rgb, &w, &h, e)) goto done;
+            if (w != p->w || h != p->h) {
+                err_set(e, "%s is %dx%d but %s images are %dx%d (resize them first)", path, w, h, info->name, p->w, p->h);
+                goto done;
+            }
+            if (p->n == cap) {
+                cap = cap ? 2 * cap : 256;
+                if (cap > (1 << 24)) {
+                    err_set(e, "%s: too many images", dir);
+                    goto done;
+                }
+                float *x = realloc(p->x, sizeof(float) * D * (size_t)cap);
+                int *y = realloc(p->y, sizeof(int) * (size_t)cap);
+                if (x) p->x = x;
+                if (y) p->y = y;
+                if (!x || !y) {
+                    err_set(e, "out of memory reading %s", dir);
+                    goto done;
+                }
+            }
+            float *dst = p->x + (size_t)p->n * D;
+            for (size_t i = 0; i < plane; i++) {
+                const uint8_t *px = rgb + i * 3;
+                if (p->c == 1) {
+                    // PIL's convert('L'): ITU-R 601-2 luma in 16-bit fixed point
+                    uint8_t l = (uint8_t)((px[0] * 19595 + px[1] * 38470 + px[2] * 7471 + 0x8000) >> 16);
+                    dst[i] = ((float)l / 255.0f - info->mean[0]) / info->std[0];
+                } else {
+                    for (int c = 0; c < 3; c++) dst[c * plane + i] = ((float)px[c] / 255.0f - info->mean[c]) / info->std[c];
+                }
+            }
+            xfree(rgb);
+            rgb = NULL;
+            p->y[p->n++] = k;
+        }
+    }
+    if (p->n == 0) {
+        err_set(e, "%s: no .png or .jpg images in its %d class folders", dir, classes.n);
+        goto done;
+    }
+    snprintf(p->format, sizeof(p->format), "imagefolder");
+    rc = 0;
+done:
+    xfree(rgb);
+    names_free(&classes);
+    names_free(&files);
+    return rc;
+}
