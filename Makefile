@@ -30,7 +30,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(B)/%.o)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(B)/tests/%)
 
-.PHONY: all test check asan fuzz clean
+.PHONY: all test check asan fuzz clean fidelity train-fidelity
 all: $(B)/beard beard
 
 beard: $(B)/beard
@@ -72,6 +72,19 @@ test: all tests
 	sh tests/run_fuzz.sh
 
 check: test
+
+# The full acceptance runs, too slow for the suite (need ../shared, or BEARD_SHARED):
+#   fidelity        every attack against torchattacks 3.5.1 on all 761 test images
+#   train-fidelity  300 epochs x 3 seeds on the 10-ipc pool file, against PyTorch's figure
+SHARED ?= ../shared
+fidelity: $(B)/tests/test_attack_fidelity
+	BEARD_SHARED=$(SHARED) BEARD_FIDELITY_N=761 $(B)/tests/test_attack_fidelity
+
+train-fidelity: $(B)/beard
+	$(B)/beard train --data-file $(SHARED)/beard/dataset_pool/res_RandomReal_CIFAR10_ConvNet_10ipc.pt --dataset cifar10 \
+		--data $(SHARED)/data --epochs 300 --runs 3 --no-aug --eval-every 50 --log-every 50 \
+		--save-path $(B)/train-fidelity --json $(B)/train-fidelity/beard.json
+	/usr/bin/python3 tests/scripts/train_fidelity.py --beard-json $(B)/train-fidelity/beard.json
 
 # Sanitizer build: same sources, -O1, no OpenMP races hidden by optimisation.
 asan:
