@@ -9,10 +9,16 @@
 #include "attack.h"
 
 extern const AttackDef attack_fgsm, attack_pgd;
+extern const AttackDef attack_bim, attack_mifgsm, attack_tpgd, attack_pgdl2, attack_cw;
+extern const AttackDef attack_deepfool, attack_fab;
+extern const AttackDef attack_apgd, attack_apgdt, attack_square, attack_spsa, attack_autoattack;
 
 static const AttackDef *const attacks[] = {
     &attack_fgsm,
     &attack_pgd,
+    &attack_bim, &attack_mifgsm, &attack_tpgd, &attack_pgdl2, &attack_cw,
+    &attack_deepfool, &attack_fab,
+    &attack_apgd, &attack_apgdt, &attack_square, &attack_spsa, &attack_autoattack,
 };
 
 int attack_count(void) { return (int)(sizeof(attacks) / sizeof(attacks[0])); }

@@ -1,0 +1,114 @@
+/*
+ * apgdt.c: APGD-T, Auto-PGD on the targeted DLR loss run against several target classes
+ * in turn (Croce & Hein, arXiv:2003.01690), as torchattacks 3.5.1 APGDT computes it.
+ *
+ * For target_class = 2 .. n_target_classes + 1 (and each restart), the points not yet
+ * fooled get one APGD run (apgd.c) on
+ *   L = -(z_y - z_t) / (z_(1) - z_(3)/2 - z_(4)/2 + 1e-12)
+ * where t is the class with the target_class-th largest clean logit and z_(k) the k-th
+ * largest logit at the iterate. A point counts as fooled when an iterate is misclassified
+ * (any class, not necessarily t), and its output is that iterate; points never fooled
+ * come back clean. torchattacks sets n_target_classes = n_classes - 1 with n_classes = 10,
+ * i.e. 9 targets, as fra31/auto-attack's standard version does.
+ *
+ * It picks its own targets, so in the runner's terms it is an untargeted attack
+ * (torchattacks' supported_mode is "default" only).
+ *
+ * Deliberate differences:
+ * - Random starts draw from beard's per-sample Philox streams (attack_rng, stream 0x1000
+ *   + run number), not from torch's generator reseeded with `seed`: equal to torchattacks
+ *   in distribution, not in value, and independent of batch size and threads.
+ * - torchattacks computes the clean logits again for every target and restart (to rank
+ *   the targets); beard computes them once (the same numbers, one forward pass instead
+ *   of n_target_classes * n_restarts).
+ * - Ties in the ranking of the targets go to the higher class index (a stable ascending
+ *   sort read from its end); torch's sort does not promise an order for ties.
+ * fra31's APGDAttack_targeted is the same algorithm with 100 iterations (preset fra31)
+ * and a denominator z_(1) - (z_(3) + z_(4)) / 2 that differs in the last bit only.
+ */
+#include <string.h>
+
+#include "apgd.h"
+
+static const AttackParamDef params[] = {
+    {"norm", 0, P_SAME, P_SAME, "threat model", "Linf,L2"},
+    {"eps", 8.0 / 255, 8.0 / 255, P_SAME, "maximum perturbation (Linf or L2)"},
+    {"steps", 10, P_SAME, 100, "iterations per run (fra31: n_iter)"},
+    {"n_restarts", 1, P_SAME, P_SAME, "random restarts per target class"},
+    {"n_target_classes", 9, P_SAME, P_SAME, "target classes, ranked 2nd, 3rd, ... by the clean logits "
+                                            "(torchattacks: n_classes - 1 with n_classes = 10)"},
+    {"eot_iter", 1, P_SAME, P_SAME, "gradients averaged per step (EOT)"},
+    {"rho", 0.75, P_SAME, P_SAME, "step-size checkpoint threshold"},
+    {NULL},
+};
+
+// class ranked r-th (1 = largest) by the logits z; ties: higher index first
+static int ranked(const float *z, int K, int r) {
+    // count, for each class, how many classes rank before it
+    for (int k = 0; k < K; k++) {
+        int before = 0;
+        for (int j = 0; j < K; j++) before += z[j] > z[k] || (z[j] == z[k] && j > k);
+        if (before == r - 1) return k;
+    }
+    return 0;
+}
+
+static int apgdt_run(const AttackCtx *ctx, const float *x, const int *y, const int *t, int B, float *x_adv, Err *e) {
+    size_t D = ctx->D;
+    int K = ctx->K;
+    ApgdConfig cfg = {attack_param_int(ctx, "norm"), attack_param(ctx, "eps"), attack_param_int(ctx, "steps"),
+                      attack_param_int(ctx, "eot_iter"), attack_param(ctx, "rho"), APGD_LOSS_DLR_TARGETED};
+    int R = attack_param_int(ctx, "n_restarts"), T = attack_param_int(ctx, "n_target_classes");
+    if (K < 4) return err_set(e, "the targeted DLR loss needs at least 4 classes (the model has %d)", K);
+    if (T < 1 || T > K - 1)
+        return err_set(e, "n_target_classes %d: must be between 1 and the number of classes - 1 (%d)", T, K - 1);
+    memcpy(x_adv, x, sizeof(float) * D * B);
+    float *logits = xmalloc(sizeof(float) * (size_t)B * K);
+    int *idx = xmalloc(sizeof(int) * B), *ids = xmalloc(sizeof(int) * B);
+    int *ys = xmalloc(sizeof(int) * B), *yt = xmalloc(sizeof(int) * B);
+    unsigned char *acc = xmalloc(B), *acc_s = xmalloc(B);
+    float *xs = xmalloc(sizeof(float) * D * B), *adv = xmalloc(sizeof(float) * D * B);
+    int rc = -1;
+    if (!logits || !idx || !ids || !ys || !yt || !acc || !acc_s || !xs || !adv) {
+        err_set(e, "out of memory");
+        goto done;
+    }
+    if (attack_logits(ctx, x, B, logits, e)) goto done;
+    for (int b = 0; b < B; b++) acc[b] = apgd_argmax(logits + (size_t)b * K, K) == y[b];
+    int runs = T * R;
+    for (int tc = 2; tc < T + 2; tc++)
+        for (int r = 0; r < R; r++) {
+            int run = (tc - 2) * R + r, m = 0;
+            for (int b = 0; b < B; b++)
+                if (acc[b]) idx[m++] = b;
+            if (!m) continue;
+            for (int j = 0; j < m; j++) {
+                memcpy(xs + j * D, x + idx[j] * D, sizeof(float) * D);
+                ys[j] = y[idx[j]];
+                yt[j] = ranked(logits + (size_t)idx[j] * K, K, tc);
+            }
+            AttackCtx sub = attack_subctx(ctx, idx, m, ids, (double)run / runs, (double)(run + 1) / runs);
+            uint32_t stream = 0x1000u + (uint32_t)(run & 0xfff);
+            if (apgd_single_run(&sub, &cfg, xs, ys, yt, m, stream, acc_s, adv, NULL, 0, 1, e)) goto done;
+            for (int j = 0; j < m; j++)
+                if (!acc_s[j]) {
+                    acc[idx[j]] = 0;
+                    memcpy(x_adv + idx[j] * D, adv + j * D, sizeof(float) * D);
+                }
+        }
+    attack_progress(ctx, 1.0);
+    rc = 0;
+done:
+    xfree(logits), xfree(idx), xfree(ids), xfree(ys), xfree(yt), xfree(acc), xfree(acc_s), xfree(xs), xfree(adv);
+    return rc;
+}
+
+const AttackDef attack_apgdt = {
+    .name = "APGDT",
+    .aliases = "apgd-t,apgd_t,apgd_targeted",
+    .summary = "APGD-T: Auto-PGD on the targeted DLR loss over the top target classes (arXiv:2003.01690)",
+    .untargeted_ok = 1,
+    .targeted_ok = 0,
+    .params = params,
+    .run = apgdt_run,
+};
