@@ -30,6 +30,7 @@ typedef struct {
     const char *overrides; // "name=value,..." on top of the preset
     double tol;           // accuracy points
     int max_n;            // expensive attacks: at most this many images unless $BEARD_FIDELITY_N is set (0: all)
+    int ties;             // report how many adversarial examples sit on the decision boundary
 } Case;
 
 static const Case cases[] = {
@@ -40,7 +41,7 @@ static const Case cases[] = {
     {"BIM", "BIM", PRESET_TORCHATTACKS, "", 0.3},
     {"MIFGSM", "MIFGSM", PRESET_TORCHATTACKS, "", 0.3},
     {"TPGD", "TPGD", PRESET_TORCHATTACKS, "", 5.0}, // pixel: torchattacks' own seeds spread 37.7-41.7 at N=761, see tpgd.c
-    {"Deepfool", "DeepFool", PRESET_BEARD, "", 4.0}, // beard: robust = float ties, sd 3.6 pts at N=128 (deepfool.c)
+    {"Deepfool", "DeepFool", PRESET_BEARD, "", 4.0, 0, 1}, // beard: robust = float ties, sd 3.6 pts at N=128 (deepfool.c)
     {"FAB", "FAB", PRESET_TORCHATTACKS, "", 1.5},
     {"FAB_T", "FAB", PRESET_TORCHATTACKS, "multi_targeted=1", 1.5},
     {"APGD", "APGD", PRESET_TORCHATTACKS, "", 1.5},
@@ -115,7 +116,7 @@ int main(int argc, char **argv) {
             *eq = 0;
             CHECK(attack_params_set_text(&p, def, tok, eq + 1) == 0, "%s: bad override %s", name, tok);
         }
-        RunConfig cfg = {.sem = sem, .policy = TARGET_BEARD, .batch = 256, .seed = 0};
+        RunConfig cfg = {.sem = sem, .policy = TARGET_BEARD, .batch = 256, .seed = 0, .keep_adv = c->ties};
         AttackResult res;
         if (attack_evaluate(&net, &adn, def, &p, targeted, &cfg, &res, &e)) {
             CHECK(0, "%s: %s", name, e.msg);
@@ -128,6 +129,24 @@ int main(int argc, char **argv) {
                semantics_name(sem), targeted ? "targeted" : "untargeted", res.accuracy, ref_acc, agree, n, res.seconds);
         CHECK(fabs(res.accuracy - ref_acc) <= tol, "%s %s %s: accuracy %.2f vs torchattacks %.2f (tolerance %.2f)", name,
               semantics_name(sem), targeted ? "targeted" : "untargeted", res.accuracy, ref_acc, tol);
+        if (c->ties) {
+            int K = net.n_classes, hist[8] = {0};
+            float *z = malloc(sizeof(float) * K * n);
+            net_forward(&net, res.x_adv, n, z, &e);
+            for (int i = 0; i < n; i++) {
+                const float *row = z + i * K;
+                float best = -INFINITY;
+                for (int k = 0; k < K; k++)
+                    if (k != ad.y[i] && row[k] > best) best = row[k];
+                double m = fabs(row[ad.y[i]] - best) / (1 + fabs(row[ad.y[i]]));
+                int h = m < 1e-7 ? 0 : m < 1e-6 ? 1 : m < 1e-5 ? 2 : m < 1e-4 ? 3 : m < 1e-3 ? 4 : m < 1e-2 ? 5 : m < 1e-1 ? 6 : 7;
+                hist[h]++;
+            }
+            printf("    margin hist:");
+            for (int h = 0; h < 8; h++) printf(" %d", hist[h]);
+            printf("\n");
+            free(z);
+        }
         attack_result_free(&res);
     }
     net_free(&net);

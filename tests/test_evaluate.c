@@ -2,8 +2,9 @@
  * test_evaluate.c: the evaluation stage (src/bench/evaluate.c), its config reader
  * (src/bench/eval_config.c), and the `beard evaluate` / `beard demo` commands.
  *
- * The stage must (1) accept BEARD's own evaluate_config.json as it is
- * (tests/fixtures/evaluate/evaluate_config.json is a copy of ../shared's), (2) write log
+ * The stage must (1) accept BEARD's own evaluate_config.json as it is (../shared's, when
+ * it is there; tests/fixtures/evaluate/beard_keys_config.json is ours, with every key
+ * BEARD's configs carry, so the check also runs without ../shared), (2) write log
  * lines in exactly BEARD's format, which BEARD's regular expression parses (checked with
  * Python's re when python3 is there), and (3) give the figures `beard attack` gives for
  * the same settings. The library checks run on a small random ConvNet and the synthetic
@@ -24,6 +25,8 @@
 #include "../src/io/file.h"
 #include "../src/models/convnet.h"
 #include "harness.h"
+
+#define CFG "tests/fixtures/evaluate/beard_keys_config.json"
 
 static const char *beard_bin(void) {
     const char *b = getenv("BEARD");
@@ -65,20 +68,26 @@ static int has_warning(const EvalConfig *c, const char *s) {
 static void test_config(void) {
     static EvalConfig c;
     Err e;
-    // BEARD's own config, as it is
-    CHECK(eval_config_load(&c, "tests/fixtures/evaluate/evaluate_config.json", &e) == 0, "BEARD's config: %s", e.msg);
-    CHECK(!strcmp(c.dataset, "CIFAR10") && !strcmp(c.model, "ConvNet") && !strcmp(c.method, "BACON") &&
-              !strcmp(c.ipc, "50"),
+    // a config with every key BEARD's configs carry (ours), then BEARD's own, as it is
+    CHECK(eval_config_load(&c, CFG, &e) == 0, "BEARD's keys: %s", e.msg);
+    CHECK(!strcmp(c.dataset, "CIFAR10") && !strcmp(c.model, "ConvNet") && !strcmp(c.method, "DM") &&
+              !strcmp(c.ipc, "10"),
           "BEARD's keys read");
-    CHECK(c.n_attacks == 9 && c.attacks[0].clean && !strcmp(c.attacks[8].name, "SPSA"), "test_attack read");
-    CHECK(c.n_targets == 2 && c.targets[0] == 1 && c.targets[1] == 0, "target_attack read");
-    CHECK(c.src_dataset == 1 && c.aug == 0 && c.dsa == 1, "src_dataset, aug, DSA");
+    CHECK(c.n_attacks == 9 && c.attacks[0].clean && !strcmp(c.attacks[8].name, "Square"), "test_attack read");
+    CHECK(c.n_targets == 2 && c.targets[0] == 0 && c.targets[1] == 1, "target_attack read");
+    CHECK(c.src_dataset == 0 && c.aug == 0 && c.dsa == 1, "src_dataset, aug, DSA");
     CHECK(c.sem == SEM_BEARD && c.policy == TARGET_BEARD && c.preset == PRESET_BEARD, "BEARD's semantics by default");
     CHECK(!has_warning(&c, "unknown key"), "none of BEARD's keys is unknown");
     const EvalAttackSpec *pgd = &c.attacks[2];
     CHECK(pgd->def && fabs(pgd->params.values[1] - 2.0 / 225) < 1e-12, "PGD gets BEARD's alpha 2/225");
     const char *shared = shared_path("beard/evaluate_config.json", "BEARD's config in ../shared");
-    if (shared) CHECK(eval_config_load(&c, shared, &e) == 0 && c.n_attacks == 9, "../shared config: %s", e.msg);
+    if (shared) {
+        CHECK(eval_config_load(&c, shared, &e) == 0, "../shared config: %s", e.msg);
+        CHECK(!strcmp(c.method, "BACON") && !strcmp(c.ipc, "50") && c.n_attacks == 9 && c.attacks[0].clean &&
+                  !strcmp(c.attacks[8].name, "SPSA") && c.n_targets == 2 && c.targets[0] == 1 && c.targets[1] == 0,
+              "../shared config read");
+        CHECK(!has_warning(&c, "unknown key"), "none of the keys of BEARD's own config is unknown");
+    }
 
     // beard's keys, overrides, warnings
     CHECK(parse_config(&c,
@@ -321,26 +330,27 @@ static void test_cli(void) {
     CHECK(rc == 2 && strstr(out, "--config"), "no --config: usage error (%d)", rc);
     rc = run_cli(out, sizeof(out), "evaluate --config tests/fixtures/metrics/garbage_evaluation_log.txt");
     CHECK(rc == 1 && strstr(out, "invalid JSON"), "not JSON: exit 1 (%d): %s", rc, out);
-    rc = run_cli(out, sizeof(out), "evaluate --config tests/fixtures/evaluate/evaluate_config.json --load-file "
+    rc = run_cli(out, sizeof(out), "evaluate --config " CFG " --load-file "
                                    "/nonexistent/model.pth --data tests/fixtures/io/cifar10_py --save-path %s",
                  dir);
     CHECK(rc == 1 && strstr(out, "/nonexistent/model.pth"), "missing checkpoint: exit 1 naming it (%d): %s", rc, out);
-    rc = run_cli(out, sizeof(out), "evaluate --config tests/fixtures/evaluate/evaluate_config.json --data /nonexistent "
+    rc = run_cli(out, sizeof(out), "evaluate --config " CFG " --data /nonexistent "
                                    "--save-path %s",
                  dir);
     CHECK(rc == 1 && strstr(out, "beard download"), "missing data: exit 1 with the way out (%d): %s", rc, out);
-    rc = run_cli(out, sizeof(out), "evaluate --config tests/fixtures/evaluate/evaluate_config.json --semantics foo");
+    rc = run_cli(out, sizeof(out), "evaluate --config " CFG " --semantics foo");
     CHECK(rc == 1 && strstr(out, "\"semantics\" must be"), "bad override: exit 1 (%d): %s", rc, out);
 
     // BEARD's config on BEARD's checkpoint, and `beard attack` with the same settings
     const char *model = shared_path("beard/model_pool/BACON_ConvNet_CIFAR10_50_None_0.6995.pth", "BEARD's BACON checkpoint");
     const char *data = shared_path("data", "CIFAR-10 in ../shared/data");
-    if (!model || !data) return;
+    const char *config = shared_path("beard/evaluate_config.json", "BEARD's config in ../shared");
+    if (!model || !data || !config) return;
     int n = getenv("BEARD_SANITIZED") ? 4 : 12;
     rc = run_cli(out, sizeof(out),
-                 "evaluate --config tests/fixtures/evaluate/evaluate_config.json --load-file %s --data %s "
+                 "evaluate --config %s --load-file %s --data %s "
                  "--save-path %s --n-examples %d --attacks Clean,FGSM,PGD",
-                 model, data, dir, n);
+                 config, model, data, dir, n);
     CHECK(rc == 0, "beard evaluate on BEARD's config (%d): %s", rc, out);
     char lpath[1200], jpath[1200], apath[1200];
     snprintf(lpath, sizeof(lpath), "%s/ConvNet_CIFAR10_50_evaluation_log.txt", dir);
