@@ -6,11 +6,24 @@
  * The reference (tests/fixtures/attacks/torchattacks_bacon.json, written by
  * tests/scripts/gen_attack_refs.py) holds each run's per-sample correctness, so the
  * comparison can use the first N images: N = $BEARD_FIDELITY_N (default 128, which keeps
- * the suite short, 16 under the sanitizers; `make fidelity` runs all 761). Tolerances, in accuracy points:
- * deterministic attacks 0.3, C&W and DeepFool 1.0, stochastic attacks 1.5, but never
- * less than one sample's worth (100/N), since a count cannot differ by a fraction. The
- * query-hungry attacks (Square's and AutoAttack's 5000 queries per robust point, SPSA's 256
- * passes per point) use at most their case's max_n images unless $BEARD_FIDELITY_N is set.
+ * the suite short, 16 under the sanitizers; `make fidelity` runs all 761).
+ *
+ * Tolerances, in accuracy points, are the acceptance ones at N = 761: deterministic
+ * attacks 0.3, C&W and DeepFool 1.0, stochastic attacks 1.5. On fewer images a difference
+ * of a few boundary samples is worth more points, so below 761 a tolerance grows as
+ * sqrt(761 / N) (sampling noise), and never drops below one sample's worth (100 / N).
+ * Two cases are judged differently, as their file headers explain:
+ * - TPGD in pixel semantics: its first step is a coin flip per sample in torchattacks
+ *   too (torch seeds 0-4 give 37.7-41.7% on the 761 images), so 5.0 there.
+ * - DeepFool: iterates that converge onto the decision boundary to within float32
+ *   rounding ("ties", a relative margin below 1e-6; 246 of 761 under beard semantics)
+ *   score by rounding noise in torchattacks too. Every sample that is not a tie must agree
+ *   with the reference (one disagreement allowed per 200 samples), and the accuracy must
+ *   be within the tolerance plus twice the standard deviation of the difference of two
+ *   independent coin flips on the ties (100 sqrt(ties / 2) / N).
+ * The query-hungry attacks (Square's and AutoAttack's 5000 queries per robust point,
+ * SPSA's 256 passes per point) use at most their case's max_n images unless
+ * $BEARD_FIDELITY_N is set.
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -28,20 +41,21 @@ typedef struct {
     const char *attack;   // beard's attack
     Preset preset;
     const char *overrides; // "name=value,..." on top of the preset
-    double tol;           // accuracy points
-    int max_n;            // expensive attacks: at most this many images unless $BEARD_FIDELITY_N is set (0: all)
-    int ties;             // report how many adversarial examples sit on the decision boundary
+    double tol;            // accuracy points at N = 761
+    int max_n;             // expensive attacks: at most this many images unless $BEARD_FIDELITY_N is set (0: all)
+    int ties;              // judge boundary ties separately (DeepFool)
+    double tol_pixel;      // if not 0: the tolerance in pixel semantics
 } Case;
 
 static const Case cases[] = {
     {"FGSM", "FGSM", PRESET_BEARD, "", 0.3},
     {"PGD", "PGD", PRESET_BEARD, "", 0.3},
     {"PGD_L2", "PGDL2", PRESET_BEARD, "", 0.3},
-    {"CW", "CW", PRESET_BEARD, "", 1.6}, // chaotic near the boundary: +-2 samples at N=128, see cw.c
+    {"CW", "CW", PRESET_BEARD, "", 1.0},
     {"BIM", "BIM", PRESET_TORCHATTACKS, "", 0.3},
     {"MIFGSM", "MIFGSM", PRESET_TORCHATTACKS, "", 0.3},
-    {"TPGD", "TPGD", PRESET_TORCHATTACKS, "", 5.0}, // pixel: torchattacks' own seeds spread 37.7-41.7 at N=761, see tpgd.c
-    {"Deepfool", "DeepFool", PRESET_BEARD, "", 4.0, 0, 1}, // beard: robust = float ties, sd 3.6 pts at N=128 (deepfool.c)
+    {"TPGD", "TPGD", PRESET_TORCHATTACKS, "", 1.5, 0, 0, 5.0},
+    {"Deepfool", "DeepFool", PRESET_BEARD, "", 1.0, 0, 1},
     {"FAB", "FAB", PRESET_TORCHATTACKS, "", 1.5},
     {"FAB_T", "FAB", PRESET_TORCHATTACKS, "multi_targeted=1", 1.5},
     {"APGD", "APGD", PRESET_TORCHATTACKS, "", 1.5},
@@ -122,31 +136,36 @@ int main(int argc, char **argv) {
             CHECK(0, "%s: %s", name, e.msg);
             continue;
         }
-        double ref_acc = 100.0 * ref_ok / n, tol = fmax(c->tol, 100.0 / n + 1e-9);
+        double ref_acc = 100.0 * ref_ok / n, tol = sem == SEM_PIXEL && c->tol_pixel ? c->tol_pixel : c->tol;
+        if (n < 761) tol = fmax(tol * sqrt(761.0 / n), 100.0 / n + 1e-9);
         int agree = 0;
         for (int i = 0; i < n; i++) agree += res.adv_ok[i] == (correct[i] == '1');
         printf("  %-9s %-5s %-10s beard %6.2f  torchattacks %6.2f  (per-sample agreement %d/%d, %.1fs)\n", name,
                semantics_name(sem), targeted ? "targeted" : "untargeted", res.accuracy, ref_acc, agree, n, res.seconds);
-        CHECK(fabs(res.accuracy - ref_acc) <= tol, "%s %s %s: accuracy %.2f vs torchattacks %.2f (tolerance %.2f)", name,
-              semantics_name(sem), targeted ? "targeted" : "untargeted", res.accuracy, ref_acc, tol);
         if (c->ties) {
-            int K = net.n_classes, hist[8] = {0};
+            // margins of the adversarial examples: ties sit on the boundary within rounding
+            int K = net.n_classes, ties = 0, off = 0;
             float *z = malloc(sizeof(float) * K * n);
-            net_forward(&net, res.x_adv, n, z, &e);
-            for (int i = 0; i < n; i++) {
+            CHECK(z && net_forward(&net, res.x_adv, n, z, &e) == 0, "%s: logits of the examples", name);
+            for (int i = 0; z && i < n; i++) {
                 const float *row = z + i * K;
                 float best = -INFINITY;
                 for (int k = 0; k < K; k++)
                     if (k != ad.y[i] && row[k] > best) best = row[k];
-                double m = fabs(row[ad.y[i]] - best) / (1 + fabs(row[ad.y[i]]));
-                int h = m < 1e-7 ? 0 : m < 1e-6 ? 1 : m < 1e-5 ? 2 : m < 1e-4 ? 3 : m < 1e-3 ? 4 : m < 1e-2 ? 5 : m < 1e-1 ? 6 : 7;
-                hist[h]++;
+                int tie = fabs(row[ad.y[i]] - best) < 1e-6 * (1 + fabs(row[ad.y[i]]));
+                ties += tie;
+                if (!tie && res.adv_ok[i] != (correct[i] == '1')) off++;
             }
-            printf("    margin hist:");
-            for (int h = 0; h < 8; h++) printf(" %d", hist[h]);
-            printf("\n");
             free(z);
+            double noise = 2 * 100.0 * sqrt(ties / 2.0) / n;
+            printf("    %d ties on the boundary; off the ties %d of %d disagree; tolerance %.2f + %.2f\n", ties, off,
+                   n - ties, tol, noise);
+            CHECK(off <= MAX(1, n / 200), "%s %s: %d samples off the boundary disagree with torchattacks", name,
+                  semantics_name(sem), off);
+            tol += noise;
         }
+        CHECK(fabs(res.accuracy - ref_acc) <= tol, "%s %s %s: accuracy %.2f vs torchattacks %.2f (tolerance %.2f)", name,
+              semantics_name(sem), targeted ? "targeted" : "untargeted", res.accuracy, ref_acc, tol);
         attack_result_free(&res);
     }
     net_free(&net);
