@@ -289,47 +289,70 @@ static const AttackParamDef params[] = {
     {NULL},
 };
 
-static int apgd_run(const AttackCtx *ctx, const float *x, const int *y, const int *t, int B, float *x_adv, Err *e) {
+int attack_on_robust(const AttackCtx *ctx, const float *x, const int *lab, int B, unsigned char *robust, int runs,
+                     AttackSubsetRun fn, void *user, float *x_adv, Err *e) {
     size_t D = ctx->D;
+    int *sel = xmalloc(sizeof(int) * B), *ids = xmalloc(sizeof(int) * B), *ys = xmalloc(sizeof(int) * B);
+    unsigned char *fooled = xmalloc(B);
+    float *xs = xmalloc(sizeof(float) * D * B), *adv = xmalloc(sizeof(float) * D * B);
+    int rc = -1;
+    if (!sel || !ids || !ys || !fooled || !xs || !adv) {
+        err_set(e, "out of memory");
+        goto done;
+    }
+    for (int r = 0; r < runs; r++) {
+        int m = 0;
+        for (int b = 0; b < B; b++)
+            if (robust[b]) sel[m++] = b;
+        if (!m) continue;
+        for (int j = 0; j < m; j++) {
+            memcpy(xs + j * D, x + sel[j] * D, sizeof(float) * D);
+            ys[j] = lab[sel[j]];
+        }
+        AttackCtx sub = attack_subctx(ctx, sel, m, ids, (double)r / runs, (double)(r + 1) / runs);
+        memset(fooled, 0, m);
+        if (fn(&sub, xs, ys, sel, m, r, fooled, adv, user, e)) goto done;
+        for (int j = 0; j < m; j++)
+            if (fooled[j]) {
+                robust[sel[j]] = 0;
+                memcpy(x_adv + sel[j] * D, adv + j * D, sizeof(float) * D);
+            }
+    }
+    rc = 0;
+done:
+    xfree(sel), xfree(ids), xfree(ys), xfree(fooled), xfree(xs), xfree(adv);
+    return rc;
+}
+
+static int apgd_subset(const AttackCtx *sub, const float *xs, const int *ys, const int *sel, int m, int r,
+                       unsigned char *fooled, float *adv, void *user, Err *e) {
+    if (apgd_single_run(sub, user, xs, ys, NULL, m, 0x100u + (uint32_t)(r & 0xff), fooled, adv, NULL, 0, 1, e))
+        return -1;
+    for (int j = 0; j < m; j++) fooled[j] = !fooled[j]; // the run reports "never misclassified"
+    return 0;
+}
+
+static int apgd_run(const AttackCtx *ctx, const float *x, const int *y, const int *t, int B, float *x_adv, Err *e) {
     ApgdConfig cfg = {attack_param_int(ctx, "norm"), attack_param(ctx, "eps"), attack_param_int(ctx, "steps"),
                       attack_param_int(ctx, "eot_iter"), attack_param(ctx, "rho"),
                       attack_param_int(ctx, "loss") ? APGD_LOSS_DLR : APGD_LOSS_CE};
     int R = attack_param_int(ctx, "n_restarts");
     if (cfg.loss == APGD_LOSS_DLR && ctx->K < 3) return err_set(e, "the DLR loss needs at least 3 classes");
-    memcpy(x_adv, x, sizeof(float) * D * B);
-    int *pred = xmalloc(sizeof(int) * B), *idx = xmalloc(sizeof(int) * B), *ids = xmalloc(sizeof(int) * B);
-    int *ys = xmalloc(sizeof(int) * B);
-    unsigned char *acc = xmalloc(B), *acc_s = xmalloc(B);
-    float *xs = xmalloc(sizeof(float) * D * B), *adv = xmalloc(sizeof(float) * D * B);
+    memcpy(x_adv, x, sizeof(float) * ctx->D * B);
+    int *pred = xmalloc(sizeof(int) * B);
+    unsigned char *acc = xmalloc(B);
     int rc = -1;
-    if (!pred || !idx || !ids || !ys || !acc || !acc_s || !xs || !adv) {
+    if (!pred || !acc) {
         err_set(e, "out of memory");
         goto done;
     }
     if (attack_predict(ctx, x, B, pred, e)) goto done;
     for (int b = 0; b < B; b++) acc[b] = pred[b] == y[b];
-    for (int r = 0; r < R; r++) {
-        int m = 0;
-        for (int b = 0; b < B; b++)
-            if (acc[b]) idx[m++] = b;
-        if (!m) continue;
-        for (int j = 0; j < m; j++) {
-            memcpy(xs + j * D, x + idx[j] * D, sizeof(float) * D);
-            ys[j] = y[idx[j]];
-        }
-        AttackCtx sub = attack_subctx(ctx, idx, m, ids, (double)r / R, (double)(r + 1) / R);
-        if (apgd_single_run(&sub, &cfg, xs, ys, NULL, m, 0x100u + (uint32_t)(r & 0xff), acc_s, adv, NULL, 0, 1, e))
-            goto done;
-        for (int j = 0; j < m; j++)
-            if (!acc_s[j]) {
-                acc[idx[j]] = 0;
-                memcpy(x_adv + idx[j] * D, adv + j * D, sizeof(float) * D);
-            }
-    }
+    if (attack_on_robust(ctx, x, y, B, acc, R, apgd_subset, &cfg, x_adv, e)) goto done;
     attack_progress(ctx, 1.0);
     rc = 0;
 done:
-    xfree(pred), xfree(idx), xfree(ids), xfree(ys), xfree(acc), xfree(acc_s), xfree(xs), xfree(adv);
+    xfree(pred), xfree(acc);
     return rc;
 }
 

@@ -53,4 +53,17 @@ static inline AttackCtx attack_subctx(const AttackCtx *ctx, const int *idx, int 
     return s;
 }
 
+// One run of an attack on a subset of a batch: the m points xs (m, D) with labels ys (m)
+// (sel (m): their indices in the batch), as run number `run`. Fills fooled (m) and, where
+// fooled, adv (m, D).
+typedef int (*AttackSubsetRun)(const AttackCtx *sub, const float *xs, const int *ys, const int *sel, int m, int run,
+                               unsigned char *fooled, float *adv, void *user, Err *e);
+
+// Runs fn `runs` times, each time on the points of the batch x (B, D) still marked in
+// robust (B), with their labels lab (B): a point a run fools is unmarked and its example
+// copied into x_adv (B, D). Run r gets the progress share [r / runs, (r + 1) / runs].
+// (torchattacks' restart loops of APGD, APGD-T and Square.)
+int attack_on_robust(const AttackCtx *ctx, const float *x, const int *lab, int B, unsigned char *robust, int runs,
+                     AttackSubsetRun fn, void *user, float *x_adv, Err *e);
+
 #endif

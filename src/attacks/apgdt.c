@@ -53,53 +53,53 @@ static int ranked(const float *z, int K, int r) {
     return 0;
 }
 
+typedef struct {
+    ApgdConfig cfg;
+    const float *logits; // (B, K) clean logits, for the ranking of the targets
+    int K, R;
+    int *yt; // (B) targets of the current run
+} ApgdtRuns;
+
+// run = (target rank - 2) * R + restart, as torchattacks loops
+static int apgdt_subset(const AttackCtx *sub, const float *xs, const int *ys, const int *sel, int m, int run,
+                        unsigned char *fooled, float *adv, void *user, Err *e) {
+    ApgdtRuns *a = user;
+    int tc = 2 + run / a->R;
+    for (int j = 0; j < m; j++) a->yt[j] = ranked(a->logits + (size_t)sel[j] * a->K, a->K, tc);
+    if (apgd_single_run(sub, &a->cfg, xs, ys, a->yt, m, 0x1000u + (uint32_t)(run & 0xfff), fooled, adv, NULL, 0, 1, e))
+        return -1;
+    for (int j = 0; j < m; j++) fooled[j] = !fooled[j]; // the run reports "never misclassified"
+    return 0;
+}
+
 static int apgdt_run(const AttackCtx *ctx, const float *x, const int *y, const int *t, int B, float *x_adv, Err *e) {
-    size_t D = ctx->D;
     int K = ctx->K;
-    ApgdConfig cfg = {attack_param_int(ctx, "norm"), attack_param(ctx, "eps"), attack_param_int(ctx, "steps"),
-                      attack_param_int(ctx, "eot_iter"), attack_param(ctx, "rho"), APGD_LOSS_DLR_TARGETED};
-    int R = attack_param_int(ctx, "n_restarts"), T = attack_param_int(ctx, "n_target_classes");
+    ApgdtRuns a = {.cfg = {attack_param_int(ctx, "norm"), attack_param(ctx, "eps"), attack_param_int(ctx, "steps"),
+                           attack_param_int(ctx, "eot_iter"), attack_param(ctx, "rho"), APGD_LOSS_DLR_TARGETED},
+                   .K = K,
+                   .R = attack_param_int(ctx, "n_restarts")};
+    int T = attack_param_int(ctx, "n_target_classes");
     if (K < 4) return err_set(e, "the targeted DLR loss needs at least 4 classes (the model has %d)", K);
     if (T < 1 || T > K - 1)
         return err_set(e, "n_target_classes %d: must be between 1 and the number of classes - 1 (%d)", T, K - 1);
-    memcpy(x_adv, x, sizeof(float) * D * B);
+    memcpy(x_adv, x, sizeof(float) * ctx->D * B);
     float *logits = xmalloc(sizeof(float) * (size_t)B * K);
-    int *idx = xmalloc(sizeof(int) * B), *ids = xmalloc(sizeof(int) * B);
-    int *ys = xmalloc(sizeof(int) * B), *yt = xmalloc(sizeof(int) * B);
-    unsigned char *acc = xmalloc(B), *acc_s = xmalloc(B);
-    float *xs = xmalloc(sizeof(float) * D * B), *adv = xmalloc(sizeof(float) * D * B);
+    int *yt = xmalloc(sizeof(int) * B);
+    unsigned char *acc = xmalloc(B);
     int rc = -1;
-    if (!logits || !idx || !ids || !ys || !yt || !acc || !acc_s || !xs || !adv) {
+    if (!logits || !yt || !acc) {
         err_set(e, "out of memory");
         goto done;
     }
     if (attack_logits(ctx, x, B, logits, e)) goto done;
     for (int b = 0; b < B; b++) acc[b] = apgd_argmax(logits + (size_t)b * K, K) == y[b];
-    int runs = T * R;
-    for (int tc = 2; tc < T + 2; tc++)
-        for (int r = 0; r < R; r++) {
-            int run = (tc - 2) * R + r, m = 0;
-            for (int b = 0; b < B; b++)
-                if (acc[b]) idx[m++] = b;
-            if (!m) continue;
-            for (int j = 0; j < m; j++) {
-                memcpy(xs + j * D, x + idx[j] * D, sizeof(float) * D);
-                ys[j] = y[idx[j]];
-                yt[j] = ranked(logits + (size_t)idx[j] * K, K, tc);
-            }
-            AttackCtx sub = attack_subctx(ctx, idx, m, ids, (double)run / runs, (double)(run + 1) / runs);
-            uint32_t stream = 0x1000u + (uint32_t)(run & 0xfff);
-            if (apgd_single_run(&sub, &cfg, xs, ys, yt, m, stream, acc_s, adv, NULL, 0, 1, e)) goto done;
-            for (int j = 0; j < m; j++)
-                if (!acc_s[j]) {
-                    acc[idx[j]] = 0;
-                    memcpy(x_adv + idx[j] * D, adv + j * D, sizeof(float) * D);
-                }
-        }
+    a.logits = logits;
+    a.yt = yt;
+    if (attack_on_robust(ctx, x, y, B, acc, T * a.R, apgdt_subset, &a, x_adv, e)) goto done;
     attack_progress(ctx, 1.0);
     rc = 0;
 done:
-    xfree(logits), xfree(idx), xfree(ids), xfree(ys), xfree(yt), xfree(acc), xfree(acc_s), xfree(xs), xfree(adv);
+    xfree(logits), xfree(yt), xfree(acc);
     return rc;
 }
 

@@ -321,31 +321,22 @@ int fab_project(int norm, float *d, const float *t, const float *w, float b, siz
 // ----------------------------------------------------------------------------
 // norms of one sample, float32 results
 
-static float norm_of(int norm, const float *v, size_t D) {
-    if (norm == FAB_LINF) {
-        float m = 0.0f;
-        for (size_t i = 0; i < D; i++) m = tmax(m, fabsf(v[i]));
-        return m;
-    }
-    double s = 0.0;
-    for (size_t i = 0; i < D; i++) s += norm == FAB_L2 ? (double)v[i] * v[i] : fabs((double)v[i]);
-    return norm == FAB_L2 ? (float)sqrt(s) : (float)s;
-}
-
-// |a - b| in the norm
+// |a - b| in the norm (|a| when b is NULL)
 static float dist_of(int norm, const float *a, const float *b, size_t D) {
     if (norm == FAB_LINF) {
         float m = 0.0f;
-        for (size_t i = 0; i < D; i++) m = tmax(m, fabsf(a[i] - b[i]));
+        for (size_t i = 0; i < D; i++) m = tmax(m, fabsf(b ? a[i] - b[i] : a[i]));
         return m;
     }
     double s = 0.0;
     for (size_t i = 0; i < D; i++) {
-        float v = a[i] - b[i];
+        float v = b ? a[i] - b[i] : a[i];
         s += norm == FAB_L2 ? (double)v * v : fabs((double)v);
     }
     return norm == FAB_L2 ? (float)sqrt(s) : (float)s;
 }
+
+static float norm_of(int norm, const float *v, size_t D) { return dist_of(norm, v, NULL, D); }
 
 // the dual norm of a gradient difference g_k - g_y, the denominator of FAB's distance
 static float dual_norm_diff(int norm, const float *gk, const float *gy, size_t D) {

@@ -231,7 +231,7 @@ static void square_candidate(const Cfg *c, double p, const float *x, const float
 
 // one run (torchattacks' attack_single_run) on n samples; fooled (n) out, x_best (n, D) out
 static int square_single_run(const AttackCtx *ctx, const Cfg *c, const float *x, const int *lab, int n, uint32_t stream,
-                             unsigned char *fooled, float *x_best, double prog0, double prog1, Err *e) {
+                             unsigned char *fooled, float *x_best, Err *e) {
     size_t D = ctx->D;
     int K = ctx->K;
     int S = MAX(c->H, c->W) + 1;
@@ -279,7 +279,7 @@ static int square_single_run(const AttackCtx *ctx, const Cfg *c, const float *x,
                 pred[b] = apgd_argmax(logits + (size_t)j * K, K);
             }
         }
-        if ((it & 15) == 15) attack_progress(ctx, prog0 + (prog1 - prog0) * (it + 1) / c->n_queries);
+        if ((it & 15) == 15) attack_progress(ctx, (double)(it + 1) / c->n_queries);
     }
     for (int b = 0; b < n; b++) fooled[b] = c->targeted ? pred[b] == lab[b] : pred[b] != lab[b];
     rc = 0;
@@ -287,6 +287,11 @@ done:
     xfree(rng), xfree(margin), xfree(lossm), xfree(pred), xfree(act), xfree(xn), xfree(logits);
     xfree(delta), xfree(e1), xfree(e2), xfree(nw);
     return rc;
+}
+
+static int square_subset(const AttackCtx *sub, const float *xs, const int *ys, const int *sel, int m, int r,
+                         unsigned char *fooled, float *adv, void *user, Err *e) {
+    return square_single_run(sub, user, xs, ys, m, 0x2000u + (uint32_t)(r & 0xfff), fooled, adv, e);
 }
 
 static int square_run(const AttackCtx *ctx, const float *x, const int *y, const int *t, int B, float *x_adv, Err *e) {
@@ -302,40 +307,20 @@ static int square_run(const AttackCtx *ctx, const float *x, const int *y, const 
     if (c.H < 1 || c.W < 1) return err_set(e, "empty image");
     const int *lab = ctx->targeted ? t : y;
     memcpy(x_adv, x, sizeof(float) * D * B);
-    int *pred = xmalloc(sizeof(int) * B), *idx = xmalloc(sizeof(int) * B), *ids = xmalloc(sizeof(int) * B);
-    int *ls = xmalloc(sizeof(int) * B);
-    unsigned char *acc = xmalloc(B), *fooled = xmalloc(B);
-    float *xs = xmalloc(sizeof(float) * D * B), *adv = xmalloc(sizeof(float) * D * B);
+    int *pred = xmalloc(sizeof(int) * B);
+    unsigned char *acc = xmalloc(B);
     int rc = -1;
-    if (!pred || !idx || !ids || !ls || !acc || !fooled || !xs || !adv) {
+    if (!pred || !acc) {
         err_set(e, "out of memory");
         goto done;
     }
     if (attack_predict(ctx, x, B, pred, e)) goto done;
     for (int b = 0; b < B; b++) acc[b] = ctx->targeted ? pred[b] != lab[b] : pred[b] == lab[b];
-    for (int r = 0; r < R; r++) {
-        int m = 0;
-        for (int b = 0; b < B; b++)
-            if (acc[b]) idx[m++] = b;
-        if (!m) continue;
-        for (int j = 0; j < m; j++) {
-            memcpy(xs + j * D, x + idx[j] * D, sizeof(float) * D);
-            ls[j] = lab[idx[j]];
-        }
-        AttackCtx sub = attack_subctx(ctx, idx, m, ids, 0, 1);
-        if (square_single_run(&sub, &c, xs, ls, m, 0x2000u + (uint32_t)(r & 0xfff), fooled, adv, (double)r / R,
-                              (double)(r + 1) / R, e))
-            goto done;
-        for (int j = 0; j < m; j++)
-            if (fooled[j]) {
-                acc[idx[j]] = 0;
-                memcpy(x_adv + idx[j] * D, adv + j * D, sizeof(float) * D);
-            }
-    }
+    if (attack_on_robust(ctx, x, lab, B, acc, R, square_subset, &c, x_adv, e)) goto done;
     attack_progress(ctx, 1.0);
     rc = 0;
 done:
-    xfree(pred), xfree(idx), xfree(ids), xfree(ls), xfree(acc), xfree(fooled), xfree(xs), xfree(adv);
+    xfree(pred), xfree(acc);
     return rc;
 }
 
