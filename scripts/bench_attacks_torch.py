@@ -26,27 +26,15 @@ import time
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torchattacks
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "scripts"))
-from torch_models import ConvNet  # noqa: E402
+from torch_models import ConvNet, Normalized  # noqa: E402
 
 MEAN = [0.4914, 0.4822, 0.4465]
 STD = [0.2023, 0.1994, 0.2010]
 SHARED = os.environ.get("BEARD_SHARED", os.path.join(HERE, "..", "..", "shared"))
-
-
-class Normalized(nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-        self.register_buffer("mean", torch.tensor(MEAN).reshape(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(STD).reshape(1, 3, 1, 1))
-
-    def forward(self, x):
-        return self.net((x - self.mean) / self.std)
 
 
 # beard name -> (torchattacks constructor with BEARD's / the fixture's parameters, beard preset)

@@ -293,12 +293,18 @@ int attack_on_robust(const AttackCtx *ctx, const float *x, const int *lab, int B
                      AttackSubsetRun fn, void *user, float *x_adv, Err *e) {
     size_t D = ctx->D;
     int *sel = xmalloc(sizeof(int) * B), *ids = xmalloc(sizeof(int) * B), *ys = xmalloc(sizeof(int) * B);
-    unsigned char *fooled = xmalloc(B);
+    unsigned char *fooled = xmalloc(B), *own = robust ? NULL : xmalloc(B);
     float *xs = xmalloc(sizeof(float) * D * B), *adv = xmalloc(sizeof(float) * D * B);
     int rc = -1;
-    if (!sel || !ids || !ys || !fooled || !xs || !adv) {
+    if (!sel || !ids || !ys || !fooled || !xs || !adv || (!robust && !own)) {
         err_set(e, "out of memory");
         goto done;
+    }
+    memcpy(x_adv, x, sizeof(float) * D * B);
+    if (!robust) {
+        if (attack_predict(ctx, x, B, sel, e)) goto done;
+        for (int b = 0; b < B; b++) own[b] = ctx->targeted ? sel[b] != lab[b] : sel[b] == lab[b];
+        robust = own;
     }
     for (int r = 0; r < runs; r++) {
         int m = 0;
@@ -320,7 +326,7 @@ int attack_on_robust(const AttackCtx *ctx, const float *x, const int *lab, int B
     }
     rc = 0;
 done:
-    xfree(sel), xfree(ids), xfree(ys), xfree(fooled), xfree(xs), xfree(adv);
+    xfree(sel), xfree(ids), xfree(ys), xfree(fooled), xfree(own), xfree(xs), xfree(adv);
     return rc;
 }
 
@@ -338,22 +344,9 @@ static int apgd_run(const AttackCtx *ctx, const float *x, const int *y, const in
                       attack_param_int(ctx, "loss") ? APGD_LOSS_DLR : APGD_LOSS_CE};
     int R = attack_param_int(ctx, "n_restarts");
     if (cfg.loss == APGD_LOSS_DLR && ctx->K < 3) return err_set(e, "the DLR loss needs at least 3 classes");
-    memcpy(x_adv, x, sizeof(float) * ctx->D * B);
-    int *pred = xmalloc(sizeof(int) * B);
-    unsigned char *acc = xmalloc(B);
-    int rc = -1;
-    if (!pred || !acc) {
-        err_set(e, "out of memory");
-        goto done;
-    }
-    if (attack_predict(ctx, x, B, pred, e)) goto done;
-    for (int b = 0; b < B; b++) acc[b] = pred[b] == y[b];
-    if (attack_on_robust(ctx, x, y, B, acc, R, apgd_subset, &cfg, x_adv, e)) goto done;
+    if (attack_on_robust(ctx, x, y, B, NULL, R, apgd_subset, &cfg, x_adv, e)) return -1;
     attack_progress(ctx, 1.0);
-    rc = 0;
-done:
-    xfree(pred), xfree(acc);
-    return rc;
+    return 0;
 }
 
 const AttackDef attack_apgd = {

@@ -62,7 +62,8 @@ typedef int (*AttackSubsetRun)(const AttackCtx *sub, const float *xs, const int 
 // Runs fn `runs` times, each time on the points of the batch x (B, D) still marked in
 // robust (B), with their labels lab (B): a point a run fools is unmarked and its example
 // copied into x_adv (B, D). Run r gets the progress share [r / runs, (r + 1) / runs].
-// (torchattacks' restart loops of APGD, APGD-T and Square.)
+// robust NULL: the points the model classifies as lab (targeted: not as lab) to start with.
+// x_adv starts as x. (torchattacks' restart loops of APGD, APGD-T and Square.)
 int attack_on_robust(const AttackCtx *ctx, const float *x, const int *lab, int B, unsigned char *robust, int runs,
                      AttackSubsetRun fn, void *user, float *x_adv, Err *e);
 

@@ -82,7 +82,6 @@ static int apgdt_run(const AttackCtx *ctx, const float *x, const int *y, const i
     if (K < 4) return err_set(e, "the targeted DLR loss needs at least 4 classes (the model has %d)", K);
     if (T < 1 || T > K - 1)
         return err_set(e, "n_target_classes %d: must be between 1 and the number of classes - 1 (%d)", T, K - 1);
-    memcpy(x_adv, x, sizeof(float) * ctx->D * B);
     float *logits = xmalloc(sizeof(float) * (size_t)B * K);
     int *yt = xmalloc(sizeof(int) * B);
     unsigned char *acc = xmalloc(B);

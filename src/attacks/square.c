@@ -305,23 +305,9 @@ static int square_run(const AttackCtx *ctx, const float *x, const int *y, const 
     if ((size_t)c.C * c.H * c.W != D) return err_set(e, "Square needs image inputs");
     if (c.norm == 1 && (c.H < 5 || c.W < 5)) return err_set(e, "Square L2 needs images of at least 5x5 pixels");
     if (c.H < 1 || c.W < 1) return err_set(e, "empty image");
-    const int *lab = ctx->targeted ? t : y;
-    memcpy(x_adv, x, sizeof(float) * D * B);
-    int *pred = xmalloc(sizeof(int) * B);
-    unsigned char *acc = xmalloc(B);
-    int rc = -1;
-    if (!pred || !acc) {
-        err_set(e, "out of memory");
-        goto done;
-    }
-    if (attack_predict(ctx, x, B, pred, e)) goto done;
-    for (int b = 0; b < B; b++) acc[b] = ctx->targeted ? pred[b] != lab[b] : pred[b] == lab[b];
-    if (attack_on_robust(ctx, x, lab, B, acc, R, square_subset, &c, x_adv, e)) goto done;
+    if (attack_on_robust(ctx, x, ctx->targeted ? t : y, B, NULL, R, square_subset, &c, x_adv, e)) return -1;
     attack_progress(ctx, 1.0);
-    rc = 0;
-done:
-    xfree(pred), xfree(acc);
-    return rc;
+    return 0;
 }
 
 const AttackDef attack_square = {

@@ -23,11 +23,10 @@ import time
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torchattacks
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_models import ConvNet  # noqa: E402
+from torch_models import ConvNet, Normalized  # noqa: E402
 
 MEAN = [0.4914, 0.4822, 0.4465]
 STD = [0.2023, 0.1994, 0.2010]
@@ -38,19 +37,6 @@ def load_cifar_bin(path, limit):
     labels = torch.from_numpy(raw[:, 0].astype(np.int64))
     x = torch.from_numpy(raw[:, 1:].reshape(-1, 3, 32, 32).copy()).float().div(255)
     return x, labels
-
-
-class Normalized(nn.Module):
-    """pixel semantics: the model takes [0, 1] pixels and normalises itself"""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-        self.register_buffer("mean", torch.tensor(MEAN).reshape(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(STD).reshape(1, 3, 1, 1))
-
-    def forward(self, x):
-        return self.net((x - self.mean) / self.std)
 
 
 # name -> (constructor, supports targeted), exactly BEARD's parameters

@@ -78,3 +78,20 @@ VARIANTS = {
 
 def get_network(arch, channel=3, num_classes=10, im_size=(32, 32)):
     return ConvNet(channel, num_classes, im_size=im_size, **VARIANTS[arch])
+
+
+CIFAR10_MEAN = [0.4914, 0.4822, 0.4465]
+CIFAR10_STD = [0.2023, 0.1994, 0.2010]
+
+
+class Normalized(nn.Module):
+    """pixel semantics: the model takes [0, 1] pixels and normalises itself"""
+
+    def __init__(self, net, mean=CIFAR10_MEAN, std=CIFAR10_STD):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean).reshape(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).reshape(1, 3, 1, 1))
+
+    def forward(self, x):
+        return self.net((x - self.mean) / self.std)
