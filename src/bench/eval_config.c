@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "../io/file.h"
+#include "../io/jsonval.h"
 #include "beardlog.h"
 
 void eval_config_defaults(EvalConfig *c) {
@@ -36,42 +37,6 @@ static void warn(EvalConfig *c, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(c->warnings[c->n_warnings++], sizeof(c->warnings[0]), fmt, ap);
     va_end(ap);
-}
-
-static const char *json_type(const cJSON *v) {
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsArray(v)) return "a list";
-    if (cJSON_IsObject(v)) return "an object";
-    if (cJSON_IsNull(v)) return "null";
-    return "something else";
-}
-
-static int get_str(const cJSON *v, char *dst, size_t n, Err *e) {
-    if (!cJSON_IsString(v)) return err_set(e, "\"%s\" must be a string, not %s", v->string, json_type(v));
-    if (strlen(v->valuestring) >= n) return err_set(e, "\"%s\" is too long (%zu characters at most)", v->string, n - 1);
-    snprintf(dst, n, "%s", v->valuestring);
-    return 0;
-}
-
-static int get_bool(const cJSON *v, int *dst, Err *e) {
-    if (!cJSON_IsBool(v)) return err_set(e, "\"%s\" must be true or false, not %s", v->string, json_type(v));
-    *dst = cJSON_IsTrue(v);
-    return 0;
-}
-
-static int get_int(const cJSON *v, long lo, long hi, long *dst, Err *e) {
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi)
-        return err_set(e, "\"%s\" must be an integer in [%ld, %ld], not %s", v->string, lo, hi,
-                       cJSON_IsNumber(v) ? "that number" : json_type(v));
-    *dst = (long)v->valuedouble;
-    return 0;
-}
-
-static int get_num(const cJSON *v, Err *e) {
-    if (!cJSON_IsNumber(v)) return err_set(e, "\"%s\" must be a number, not %s", v->string, json_type(v));
-    return 0;
 }
 
 typedef enum { K_STR, K_BOOL, K_INT, K_NUM, K_STR_OR_BOOL, K_SPECIAL } KeyKind;
@@ -191,24 +156,24 @@ int eval_config_from_json(EvalConfig *c, const cJSON *root, Err *e) {
         const char *k = v->string;
         long n;
         int rc = 0;
-        if (!strcmp(k, "dataset")) rc = get_str(v, c->dataset, sizeof(c->dataset), e), have_dataset = 1;
-        else if (!strcmp(k, "model")) rc = get_str(v, c->model, sizeof(c->model), e);
-        else if (!strcmp(k, "method")) rc = get_str(v, c->method, sizeof(c->method), e), have_method = 1;
+        if (!strcmp(k, "dataset")) rc = json_get_str(v, c->dataset, sizeof(c->dataset), e), have_dataset = 1;
+        else if (!strcmp(k, "model")) rc = json_get_str(v, c->model, sizeof(c->model), e);
+        else if (!strcmp(k, "method")) rc = json_get_str(v, c->method, sizeof(c->method), e), have_method = 1;
         else if (!strcmp(k, "ipc")) {
-            if (cJSON_IsString(v)) rc = get_str(v, c->ipc, sizeof(c->ipc), e);
+            if (cJSON_IsString(v)) rc = json_get_str(v, c->ipc, sizeof(c->ipc), e);
             else if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && v->valuedouble >= 0 && v->valuedouble < 1e9)
                 snprintf(c->ipc, sizeof(c->ipc), "%ld", (long)v->valuedouble);
             else rc = err_set(e, "\"ipc\" must be a string such as \"50\" or an integer, not %s", json_type(v));
-        } else if (!strcmp(k, "load_file")) rc = get_str(v, c->load_file, sizeof(c->load_file), e), have_load = 1;
-        else if (!strcmp(k, "save_path")) rc = get_str(v, c->save_path, sizeof(c->save_path), e);
-        else if (!strcmp(k, "data_path")) rc = get_str(v, c->data_path, sizeof(c->data_path), e);
+        } else if (!strcmp(k, "load_file")) rc = json_get_str(v, c->load_file, sizeof(c->load_file), e), have_load = 1;
+        else if (!strcmp(k, "save_path")) rc = json_get_str(v, c->save_path, sizeof(c->save_path), e);
+        else if (!strcmp(k, "data_path")) rc = json_get_str(v, c->data_path, sizeof(c->data_path), e);
         else if (!strcmp(k, "test_attack")) rc = parse_attacks(c, v, e), have_attacks = 1;
         else if (!strcmp(k, "target_attack")) rc = parse_targets(c, v, e);
-        else if (!strcmp(k, "src_dataset")) rc = get_bool(v, &c->src_dataset, e);
-        else if (!strcmp(k, "aug")) rc = get_bool(v, &c->aug, e);
-        else if (!strcmp(k, "dsa_strategy")) rc = get_str(v, c->dsa_strategy, sizeof(c->dsa_strategy), e);
+        else if (!strcmp(k, "src_dataset")) rc = json_get_bool(v, &c->src_dataset, e);
+        else if (!strcmp(k, "aug")) rc = json_get_bool(v, &c->aug, e);
+        else if (!strcmp(k, "dsa_strategy")) rc = json_get_str(v, c->dsa_strategy, sizeof(c->dsa_strategy), e);
         else if (!strcmp(k, "num_eval")) {
-            if (!(rc = get_int(v, 0, 1000000, &n, e))) c->num_eval = (int)n;
+            if (!(rc = json_get_long(v, 0, 1000000, &n, e))) c->num_eval = (int)n;
         } else if (!strcmp(k, "semantics")) {
             if (!cJSON_IsString(v) || semantics_parse(v->valuestring, &c->sem))
                 rc = err_set(e, "\"semantics\" must be \"pixel\" or \"beard\"");
@@ -218,16 +183,16 @@ int eval_config_from_json(EvalConfig *c, const cJSON *root, Err *e) {
         } else if (!strcmp(k, "preset")) {
             if (!cJSON_IsString(v) || preset_parse(v->valuestring, &c->preset))
                 rc = err_set(e, "\"preset\" must be \"torchattacks\", \"beard\" or \"fra31\"");
-        } else if (!strcmp(k, "n_examples")) rc = get_int(v, 0, 1L << 30, &c->n_examples, e);
+        } else if (!strcmp(k, "n_examples")) rc = json_get_long(v, 0, 1L << 30, &c->n_examples, e);
         else if (!strcmp(k, "seed")) {
-            if (!(rc = get_int(v, 0, 1L << 53, &n, e))) c->seed = (uint64_t)n;
+            if (!(rc = json_get_long(v, 0, 1L << 53, &n, e))) c->seed = (uint64_t)n;
         } else if (!strcmp(k, "threads")) {
-            if (!(rc = get_int(v, 0, 256, &n, e))) c->threads = (int)n;
+            if (!(rc = json_get_long(v, 0, 256, &n, e))) c->threads = (int)n;
         } else if (!strcmp(k, "batch")) {
-            if (!(rc = get_int(v, 1, 1 << 16, &n, e))) c->batch = (int)n;
-        } else if (!strcmp(k, "per_sample")) rc = get_bool(v, &c->per_sample, e);
-        else if (!strcmp(k, "per_sample_csv")) rc = get_bool(v, &c->per_sample_csv, e);
-        else if (!strcmp(k, "results_json")) rc = get_str(v, c->results_json, sizeof(c->results_json), e);
+            if (!(rc = json_get_long(v, 1, 1 << 16, &n, e))) c->batch = (int)n;
+        } else if (!strcmp(k, "per_sample")) rc = json_get_bool(v, &c->per_sample, e);
+        else if (!strcmp(k, "per_sample_csv")) rc = json_get_bool(v, &c->per_sample_csv, e);
+        else if (!strcmp(k, "results_json")) rc = json_get_str(v, c->results_json, sizeof(c->results_json), e);
         else if (!strcmp(k, "attack_params")) {
             if (!cJSON_IsObject(v))
                 rc = err_set(e, "\"attack_params\" must be an object such as {\"PGD\": {\"steps\": 20}}, not %s", json_type(v));
@@ -243,8 +208,8 @@ int eval_config_from_json(EvalConfig *c, const cJSON *root, Err *e) {
             switch (inert_keys[inert].kind) {
             case K_STR: rc = cJSON_IsString(v) ? 0 : err_set(e, "\"%s\" must be a string, not %s", k, json_type(v)); break;
             case K_BOOL: rc = cJSON_IsBool(v) ? 0 : err_set(e, "\"%s\" must be true or false, not %s", k, json_type(v)); break;
-            case K_INT: rc = get_int(v, 0, 1L << 40, &n, e); break;
-            case K_NUM: rc = get_num(v, e); break;
+            case K_INT: rc = json_get_long(v, 0, 1L << 40, &n, e); break;
+            case K_NUM: rc = json_get_num(v, -INFINITY, NULL, e); break;
             case K_STR_OR_BOOL:
                 rc = cJSON_IsString(v) || cJSON_IsBool(v) ? 0 : err_set(e, "\"%s\" must be a string or a boolean, not %s", k, json_type(v));
                 break;

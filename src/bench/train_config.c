@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "../io/file.h"
+#include "../io/jsonval.h"
 
 void train_settings_default(TrainSettings *s) {
     memset(s, 0, sizeof(*s));
@@ -42,45 +43,6 @@ static void warn(TrainSettings *s, const char *fmt, ...) {
     va_end(ap);
 }
 
-static const char *json_type(const cJSON *v) {
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsArray(v)) return "a list";
-    if (cJSON_IsObject(v)) return "an object";
-    if (cJSON_IsNull(v)) return "null";
-    return "something else";
-}
-
-static int get_str(const cJSON *v, char *dst, size_t n, Err *e) {
-    if (!cJSON_IsString(v)) return err_set(e, "\"%s\" must be a string, not %s", v->string, json_type(v));
-    if (strlen(v->valuestring) >= n) return err_set(e, "\"%s\" is too long (%zu characters at most)", v->string, n - 1);
-    snprintf(dst, n, "%s", v->valuestring);
-    return 0;
-}
-
-static int get_bool(const cJSON *v, int *dst, Err *e) {
-    if (!cJSON_IsBool(v)) return err_set(e, "\"%s\" must be true or false, not %s", v->string, json_type(v));
-    *dst = cJSON_IsTrue(v);
-    return 0;
-}
-
-static int get_int(const cJSON *v, long lo, long hi, int *dst, Err *e) {
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi)
-        return err_set(e, "\"%s\" must be an integer in [%ld, %ld], not %s", v->string, lo, hi,
-                       cJSON_IsNumber(v) ? "that number" : json_type(v));
-    *dst = (int)v->valuedouble;
-    return 0;
-}
-
-static int get_num(const cJSON *v, double lo, double *dst, Err *e) {
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < lo)
-        return err_set(e, "\"%s\" must be a number >= %g, not %s", v->string, lo,
-                       cJSON_IsNumber(v) ? "that number" : json_type(v));
-    *dst = v->valuedouble;
-    return 0;
-}
-
 int train_settings_add_param(TrainSettings *s, const char *name, const char *value, Err *e) {
     if (strlen(name) >= sizeof(s->param_names[0]) || strlen(value) >= sizeof(s->param_values[0]))
         return err_set(e, "attack parameter %s=%s is too long", name, value);
@@ -99,93 +61,93 @@ static int apply_key(TrainSettings *s, const cJSON *v, Err *e) {
     const char *k = v->string;
     int b;
     // BEARD's keys
-    if (!strcmp(k, "dataset")) return get_str(v, s->dataset, sizeof(s->dataset), e);
-    if (!strcmp(k, "model") || !strcmp(k, "arch")) return get_str(v, s->arch, sizeof(s->arch), e);
-    if (!strcmp(k, "method")) return get_str(v, s->method, sizeof(s->method), e);
+    if (!strcmp(k, "dataset")) return json_get_str(v, s->dataset, sizeof(s->dataset), e);
+    if (!strcmp(k, "model") || !strcmp(k, "arch")) return json_get_str(v, s->arch, sizeof(s->arch), e);
+    if (!strcmp(k, "method")) return json_get_str(v, s->method, sizeof(s->method), e);
     if (!strcmp(k, "ipc")) {
         if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && v->valuedouble >= 0 && v->valuedouble < 1e9) {
             snprintf(s->ipc, sizeof(s->ipc), "%d", (int)v->valuedouble);
             return 0;
         }
-        if (cJSON_IsString(v)) return get_str(v, s->ipc, sizeof(s->ipc), e);
+        if (cJSON_IsString(v)) return json_get_str(v, s->ipc, sizeof(s->ipc), e);
         return err_set(e, "\"ipc\" must be a number or a string, not %s", json_type(v));
     }
-    if (!strcmp(k, "dsa_strategy")) return get_str(v, s->dsa_strategy, sizeof(s->dsa_strategy), e);
-    if (!strcmp(k, "aug") || !strcmp(k, "unpack4")) return get_bool(v, &s->unpack4, e);
-    if (!strcmp(k, "data_file")) return get_str(v, s->data_file, sizeof(s->data_file), e);
-    if (!strcmp(k, "save_path")) return get_str(v, s->save_path, sizeof(s->save_path), e);
-    if (!strcmp(k, "data_path") || !strcmp(k, "data")) return get_str(v, s->data_path, sizeof(s->data_path), e);
+    if (!strcmp(k, "dsa_strategy")) return json_get_str(v, s->dsa_strategy, sizeof(s->dsa_strategy), e);
+    if (!strcmp(k, "aug") || !strcmp(k, "unpack4")) return json_get_bool(v, &s->unpack4, e);
+    if (!strcmp(k, "data_file")) return json_get_str(v, s->data_file, sizeof(s->data_file), e);
+    if (!strcmp(k, "save_path")) return json_get_str(v, s->save_path, sizeof(s->save_path), e);
+    if (!strcmp(k, "data_path") || !strcmp(k, "data")) return json_get_str(v, s->data_path, sizeof(s->data_path), e);
     if (!strcmp(k, "train_attack")) {
         if (cJSON_IsNull(v) || cJSON_IsFalse(v)) {
             snprintf(s->train_attack, sizeof(s->train_attack), "None");
             return 0;
         }
-        return get_str(v, s->train_attack, sizeof(s->train_attack), e);
+        return json_get_str(v, s->train_attack, sizeof(s->train_attack), e);
     }
     if (!strcmp(k, "target_attack") || !strcmp(k, "train_targeted")) {
         if (cJSON_IsArray(v))
             return err_set(e, "\"target_attack\" must be one boolean for training (a list is an evaluation setting)");
-        return get_bool(v, &s->target_attack, e);
+        return json_get_bool(v, &s->target_attack, e);
     }
-    if (!strcmp(k, "src_dataset")) return get_bool(v, &s->src_dataset, e);
-    if (!strcmp(k, "epoch_eval_train") || !strcmp(k, "epochs")) return get_int(v, 0, 10000000, &s->epochs, e);
+    if (!strcmp(k, "src_dataset")) return json_get_bool(v, &s->src_dataset, e);
+    if (!strcmp(k, "epoch_eval_train") || !strcmp(k, "epochs")) return json_get_int(v, 0, 10000000, &s->epochs, e);
     if (!strcmp(k, "lr_net") || !strcmp(k, "lr")) {
         s->set_lr = 1;
-        if (get_num(v, 0, &s->lr, e)) return -1;
+        if (json_get_num(v, 0, &s->lr, e)) return -1;
         return s->lr > 0 ? 0 : err_set(e, "\"%s\" must be positive", k);
     }
     if (!strcmp(k, "batch_train") || !strcmp(k, "batch")) {
         s->set_batch = 1;
-        return get_int(v, 1, 1 << 20, &s->batch, e);
+        return json_get_int(v, 1, 1 << 20, &s->batch, e);
     }
     if (!strcmp(k, "eval_mode")) {
         char m[8];
-        if (get_str(v, m, sizeof(m), e)) return -1;
+        if (json_get_str(v, m, sizeof(m), e)) return -1;
         if (strcmp(m, "S") && strcmp(m, "SS"))
             return err_set(e, "\"eval_mode\" \"%s\" trains other architectures; beard train supports \"S\" (use --arch)", m);
         return 0;
     }
     // BEARD keys that do not affect training (distillation or evaluation settings)
-    if (!strcmp(k, "syn_ce")) return get_bool(v, &b, e);
+    if (!strcmp(k, "syn_ce")) return json_get_bool(v, &b, e);
     if (!strcmp(k, "ce_weight")) {
         double d;
-        return get_num(v, -INFINITY, &d, e);
+        return json_get_num(v, -INFINITY, &d, e);
     }
-    if (!strcmp(k, "Iteration") || !strcmp(k, "eval_interval")) return get_int(v, 0, 1L << 30, &b, e);
+    if (!strcmp(k, "Iteration") || !strcmp(k, "eval_interval")) return json_get_int(v, 0, 1L << 30, &b, e);
     if (!strcmp(k, "test_attack")) {
         if (!cJSON_IsString(v) && !cJSON_IsArray(v) && !cJSON_IsNull(v))
             return err_set(e, "\"test_attack\" must be a string or a list, not %s", json_type(v));
         return 0;
     }
     // beard's own keys
-    if (!strcmp(k, "runs")) return get_int(v, 1, 1000, &s->runs, e);
+    if (!strcmp(k, "runs")) return json_get_int(v, 1, 1000, &s->runs, e);
     if (!strcmp(k, "seed")) {
         double d;
-        if (get_num(v, 0, &d, e)) return -1;
+        if (json_get_num(v, 0, &d, e)) return -1;
         if (d != floor(d) || d > 9e15) return err_set(e, "\"seed\" must be a non-negative integer");
         s->seed = (long long)d;
         return 0;
     }
     if (!strcmp(k, "optimizer")) {
-        if (get_str(v, s->optimizer, sizeof(s->optimizer), e)) return -1;
+        if (json_get_str(v, s->optimizer, sizeof(s->optimizer), e)) return -1;
         if (strcasecmp(s->optimizer, "sgd") && strcasecmp(s->optimizer, "adam"))
             return err_set(e, "\"optimizer\" must be \"sgd\" or \"adam\"");
         return 0;
     }
-    if (!strcmp(k, "momentum")) return get_num(v, 0, &s->momentum, e);
+    if (!strcmp(k, "momentum")) return json_get_num(v, 0, &s->momentum, e);
     if (!strcmp(k, "weight_decay")) {
         s->set_weight_decay = 1;
-        return get_num(v, 0, &s->weight_decay, e);
+        return json_get_num(v, 0, &s->weight_decay, e);
     }
-    if (!strcmp(k, "lr_decay")) return get_bool(v, &s->lr_decay, e);
-    if (!strcmp(k, "learned_lr")) return get_bool(v, &s->learned_lr, e);
-    if (!strcmp(k, "pixels")) return get_bool(v, &s->pixels, e);
-    if (!strcmp(k, "exp")) return get_int(v, -1000000, 1000000, &s->exp, e);
-    if (!strcmp(k, "eval_every")) return get_int(v, 0, 10000000, &s->eval_every, e);
-    if (!strcmp(k, "log_every")) return get_int(v, 0, 10000000, &s->log_every, e);
-    if (!strcmp(k, "threads")) return get_int(v, 0, 256, &s->threads, e);
+    if (!strcmp(k, "lr_decay")) return json_get_bool(v, &s->lr_decay, e);
+    if (!strcmp(k, "learned_lr")) return json_get_bool(v, &s->learned_lr, e);
+    if (!strcmp(k, "pixels")) return json_get_bool(v, &s->pixels, e);
+    if (!strcmp(k, "exp")) return json_get_int(v, -1000000, 1000000, &s->exp, e);
+    if (!strcmp(k, "eval_every")) return json_get_int(v, 0, 10000000, &s->eval_every, e);
+    if (!strcmp(k, "log_every")) return json_get_int(v, 0, 10000000, &s->log_every, e);
+    if (!strcmp(k, "threads")) return json_get_int(v, 0, 256, &s->threads, e);
     if (!strcmp(k, "train_semantics")) {
-        if (get_str(v, s->train_semantics, sizeof(s->train_semantics), e)) return -1;
+        if (json_get_str(v, s->train_semantics, sizeof(s->train_semantics), e)) return -1;
         if (strcasecmp(s->train_semantics, "beard") && strcasecmp(s->train_semantics, "pixel"))
             return err_set(e, "\"train_semantics\" must be \"beard\" or \"pixel\"");
         return 0;
