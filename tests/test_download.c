@@ -7,40 +7,15 @@
  */
 #include <archive.h>
 #include <archive_entry.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../src/data/dataset.h"
 #include "../src/data/download.h"
 #include "../src/io/file.h"
 #include "harness.h"
-
-static const char *beard_bin(void) {
-    const char *b = getenv("BEARD");
-    if (!b) b = "build/beard";
-    return access(b, X_OK) == 0 ? b : NULL;
-}
-
-static int run_cli(char *out, size_t n, const char *fmt, ...) {
-    char args[4096], cmd[4600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof(args), fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof(cmd), "BEARD_NO_PROGRESS=1 %s %s 2>&1", beard_bin(), args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t k = fread(out, 1, n - 1, p);
-    out[k] = 0;
-    while (fgetc(p) != EOF) {
-    }
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static int exists(const char *p) {
     struct stat st;

@@ -12,11 +12,9 @@
  * images and the cheap attacks, to keep the suite fast.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../src/bench/evaluate.h"
@@ -27,29 +25,6 @@
 #include "harness.h"
 
 #define CFG "tests/fixtures/evaluate/beard_keys_config.json"
-
-static const char *beard_bin(void) {
-    const char *b = getenv("BEARD");
-    if (!b) b = "build/beard";
-    return access(b, X_OK) == 0 ? b : NULL;
-}
-
-static int run_cli(char *out, size_t n, const char *fmt, ...) {
-    char args[4096], cmd[4600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof(args), fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof(cmd), "BEARD_NO_PROGRESS=1 %s %s 2>&1", beard_bin(), args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t k = fread(out, 1, n - 1, p);
-    out[k] = 0;
-    while (fgetc(p) != EOF) {
-    }
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static int parse_config(EvalConfig *c, const char *json, Err *e) {
     cJSON *root = cJSON_Parse(json);

@@ -18,7 +18,6 @@
  */
 #include <cjson/cJSON.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -462,13 +461,6 @@ static void test_fidelity_short(void) {
     pool_free(&p);
 }
 
-static int run_cmd(const char *cmd, char *out, size_t cap) {
-    FILE *f = popen(cmd, "r");
-    size_t n = f ? fread(out, 1, cap - 1, f) : 0;
-    out[n] = 0;
-    return f ? pclose(f) : -1;
-}
-
 static void test_cli(void) {
     const char *beard = getenv("BEARD");
     if (!beard) {
@@ -476,20 +468,17 @@ static void test_cli(void) {
         return;
     }
     char cmd[4096], out[16384];
-    snprintf(cmd, sizeof(cmd), "%s train --dataset cifar10 2>&1", beard);
-    CHECK(run_cmd(cmd, out, sizeof(out)) != 0 && strstr(out, "--data-file"), "missing --data-file: %s", out);
-    snprintf(cmd, sizeof(cmd), "%s train --data-file x.pt --dataset cifar10 --train-attack Nope 2>&1", beard);
-    CHECK(run_cmd(cmd, out, sizeof(out)) != 0 && strstr(out, "Nope"), "unknown attack: %s", out);
+    CHECK(run_cli(out, sizeof(out), "train --dataset cifar10") != 0 && strstr(out, "--data-file"), "missing --data-file: %s", out);
+    CHECK(run_cli(out, sizeof(out), "train --data-file x.pt --dataset cifar10 --train-attack Nope") != 0 && strstr(out, "Nope"), "unknown attack: %s", out);
     const char *pool = shared_path("beard/dataset_pool/res_RandomReal_CIFAR10_ConvNet_1ipc.pt", "beard train CLI");
     const char *data = shared_path("data", "beard train CLI");
     const char *config = shared_path("beard/train_config.json", "beard train --config");
     if (!pool || !data) return;
     const char *json = test_tmp("train.json");
-    snprintf(cmd, sizeof(cmd),
-             "BEARD_NO_PROGRESS=1 %s train --data-file %s --dataset cifar10 --data %s --epochs 1 --runs 2 --test-limit 100 "
-             "--log-every 1 --json %s 2>&1",
-             beard, pool, data, json);
-    int rc = run_cmd(cmd, out, sizeof(out));
+    int rc = run_cli(out, sizeof(out),
+                     "train --data-file %s --dataset cifar10 --data %s --epochs 1 --runs 2 --test-limit 100 "
+                     "--log-every 1 --json %s",
+                     pool, data, json);
     CHECK(rc == 0 && strstr(out, "run 2/2: epoch    1/1") && strstr(out, "test accuracy over 2 runs"), "beard train: %s",
           out);
     double mean = json_number(json, "mean_accuracy"), std = json_number(json, "std_accuracy");
@@ -500,11 +489,10 @@ static void test_cli(void) {
     // BEARD's train_config.json as it is, with the data file and the output redirected
     char dir[512];
     snprintf(dir, sizeof(dir), "%s", test_tmp("cfg_pool"));
-    snprintf(cmd, sizeof(cmd),
-             "BEARD_NO_PROGRESS=1 %s train --config %s --data-file %s/beard/dataset_pool/idm_style_ipc10.pkl --data %s "
-             "--save-path %s --epochs 0 --runs 1 --test-limit 50 --quiet --json %s 2>&1",
-             beard, config, shared_path("", ""), data, dir, json);
-    rc = run_cmd(cmd, out, sizeof(out));
+    rc = run_cli(out, sizeof(out),
+                 "train --config %s --data-file %s/beard/dataset_pool/idm_style_ipc10.pkl --data %s "
+                 "--save-path %s --epochs 0 --runs 1 --test-limit 50 --quiet --json %s",
+                 config, shared_path("", ""), data, dir, json);
     CHECK(rc == 0 && strstr(out, "400 training images") && strstr(out, "4-in-1 unpacked from 100") &&
               strstr(out, "BACON_ConvNet_CIFAR10_50_None_0."),
           "beard train --config train_config.json: %s", out);
