@@ -17,8 +17,7 @@ static const DatasetInfo datasets[] = {
     {"TinyImageNet", 3, 64, 64, 200, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}},
 };
 
-// compares ignoring case, '-' and '_'
-static int name_eq(const char *a, const char *b) {
+int dataset_name_eq(const char *a, const char *b) {
     for (;;) {
         while (*a == '-' || *a == '_') a++;
         while (*b == '-' || *b == '_') b++;
@@ -31,7 +30,7 @@ static int name_eq(const char *a, const char *b) {
 const DatasetInfo *dataset_info(const char *name) {
     if (!name) return NULL;
     for (size_t i = 0; i < sizeof(datasets) / sizeof(datasets[0]); i++)
-        if (name_eq(name, datasets[i].name)) return &datasets[i];
+        if (dataset_name_eq(name, datasets[i].name)) return &datasets[i];
     return NULL;
 }
 

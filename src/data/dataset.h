@@ -31,6 +31,8 @@ typedef struct {
 // case-insensitive ('-' and '_' ignored): cifar10, cifar100, mnist, fashionmnist, svhn,
 // tinyimagenet; NULL if unknown
 const DatasetInfo *dataset_info(const char *name);
+// dataset names compare equal ignoring case, '-' and '_' (cifar10 = CIFAR-10)
+int dataset_name_eq(const char *a, const char *b);
 
 typedef struct {
     char name[32];

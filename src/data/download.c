@@ -8,7 +8,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <openssl/evp.h>
@@ -19,6 +18,7 @@
 #include <unistd.h>
 
 #include "../core/progress.h"
+#include "dataset.h"
 
 #define MNIST_A "https://ossci-datasets.s3.amazonaws.com/mnist/"
 #define MNIST_B "http://yann.lecun.com/exdb/mnist/"
@@ -64,19 +64,9 @@ static const DownloadSpec specs[] = {
      "in tiny-imagenet-200/"},
 };
 
-static int name_eq(const char *a, const char *b) {
-    for (;;) {
-        while (*a == '-' || *a == '_') a++;
-        while (*b == '-' || *b == '_') b++;
-        if (tolower((unsigned char)*a) != tolower((unsigned char)*b)) return 0;
-        if (!*a) return 1;
-        a++, b++;
-    }
-}
-
 const DownloadSpec *download_find(const char *name) {
     for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++)
-        if (name_eq(name, specs[i].name)) return &specs[i];
+        if (dataset_name_eq(name, specs[i].name)) return &specs[i];
     return NULL;
 }
 
