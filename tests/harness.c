@@ -151,3 +151,12 @@ int run_cli(char *out, size_t n, const char *fmt, ...) {
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+const FixTensor *fixture_getf(const Fixture *f, const char *fmt, ...) {
+    char name[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof(name), fmt, ap);
+    va_end(ap);
+    return fixture_get(f, name);
+}

@@ -57,6 +57,8 @@ typedef struct {
 int fixture_load(const char *path, Fixture *f);
 // the tensor named name, or NULL after counting a failure
 const FixTensor *fixture_get(const Fixture *f, const char *name);
+// the same with the name formatted from fmt
+const FixTensor *fixture_getf(const Fixture *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void fixture_free(Fixture *f);
 
 // the beard CLI under test: $BEARD, else build/beard; NULL if it is not executable

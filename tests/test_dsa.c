@@ -7,7 +7,6 @@
  * frequencies, the Siamese option and determinism, and strategy parsing.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,14 +15,7 @@
 
 static Fixture F;
 
-static const FixTensor *T(const char *fmt, ...) {
-    char name[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof(name), fmt, ap);
-    va_end(ap);
-    return fixture_get(&F, name);
-}
+#define T(...) fixture_getf(&F, __VA_ARGS__)
 
 // the fixture's per-sample draws into DsaSamples
 static int load_samples(const char *c, DsaSample *s, int B) {

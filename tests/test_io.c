@@ -6,7 +6,6 @@
  * an error, never a crash), and BEARD's real checkpoints and distilled sets in ../shared.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,14 +21,7 @@
 
 static Fixture F;
 
-static const FixTensor *ref(const char *fmt, ...) {
-    char name[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof(name), fmt, ap);
-    va_end(ap);
-    return fixture_get(&F, name);
-}
+#define ref(...) fixture_getf(&F, __VA_ARGS__)
 
 // dtype, shape and every value (as float32) of t against a reference
 static void check_tensor(const char *what, const Tensor *t, DType dt, const FixTensor *r, double rtol) {

@@ -6,7 +6,6 @@
  * conventions (normalised input, and pixels with the model normalising).
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,14 +17,7 @@
 
 static Fixture F;
 
-static const FixTensor *T(const char *fmt, ...) {
-    char name[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof(name), fmt, ap);
-    va_end(ap);
-    return fixture_get(&F, name);
-}
+#define T(...) fixture_getf(&F, __VA_ARGS__)
 
 static float *zeros(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
 
