@@ -43,7 +43,7 @@ static void setup(void) {
     float z[N * NK];
     net_forward(&net, X, N, z, NULL);
     for (int i = 0; i < N; i++) {
-        Y[i] = apgd_argmax(z + i * NK, NK);
+        Y[i] = logits_argmax(z + i * NK, NK);
         if (i >= N - 2) Y[i] = (Y[i] + 3) % NK;
         T[i] = (Y[i] + 1) % NK;
         IDS[i] = i;
@@ -76,7 +76,7 @@ static int run(const char *name, Preset preset, const char *ov, int targeted, ui
 static void predict(const float *x, int n, int *pred) {
     float z[N * NK];
     net_forward(&net, x, n, z, NULL);
-    for (int i = 0; i < n; i++) pred[i] = apgd_argmax(z + i * NK, NK);
+    for (int i = 0; i < n; i++) pred[i] = logits_argmax(z + i * NK, NK);
 }
 
 static int n_correct(const float *x) {

@@ -198,7 +198,7 @@ int apgd_single_run(const AttackCtx *ctx, const ApgdConfig *cfg, const float *x,
     if (eot_gradient(ctx, cfg, &lc, x_adv, n, logits, grad, tmp, e)) goto done;
     memcpy(grad_best, grad, sizeof(float) * nd);
     for (int b = 0; b < n; b++) {
-        acc[b] = apgd_argmax(logits + (size_t)b * K, K) == y[b];
+        acc[b] = logits_argmax(logits + (size_t)b * K, K) == y[b];
         loss_best[b] = loss_last[b] = loss[b];
         step[b] = 2.0f * eps;
         reduced[b] = 1;
@@ -231,7 +231,7 @@ int apgd_single_run(const AttackCtx *ctx, const ApgdConfig *cfg, const float *x,
         if (eot_gradient(ctx, cfg, &lc, x_adv, n, logits, grad, tmp, e)) goto done;
         float *ls = loss_steps + (size_t)i * n;
         for (int b = 0; b < n; b++) {
-            int pred_ok = apgd_argmax(logits + (size_t)b * K, K) == y[b];
+            int pred_ok = logits_argmax(logits + (size_t)b * K, K) == y[b];
             if (!pred_ok) {
                 acc[b] = 0;
                 memcpy(x_best_adv + b * D, x_adv + b * D, sizeof(float) * D);

@@ -33,14 +33,6 @@ int apgd_single_run(const AttackCtx *ctx, const ApgdConfig *cfg, const float *x,
                     uint32_t stream, unsigned char *acc, float *x_best_adv, float *loss_best, double prog0,
                     double prog1, Err *e);
 
-// argmax of a row of logits as torch's max(1)[1]: the first maximum, NaN wins
-static inline int apgd_argmax(const float *z, int K) {
-    int best = 0;
-    for (int k = 1; k < K; k++)
-        if (z[k] > z[best] || (isnan(z[k]) && !isnan(z[best]))) best = k;
-    return best;
-}
-
 // A context for the subset idx (m) of ctx's batch: sample j of the subset keeps the
 // random streams of sample idx[j] (ids (m) is caller storage), and its progress covers
 // [f0, f1] of ctx's share.

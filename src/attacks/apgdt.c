@@ -91,7 +91,7 @@ static int apgdt_run(const AttackCtx *ctx, const float *x, const int *y, const i
         goto done;
     }
     if (attack_logits(ctx, x, B, logits, e)) goto done;
-    for (int b = 0; b < B; b++) acc[b] = apgd_argmax(logits + (size_t)b * K, K) == y[b];
+    for (int b = 0; b < B; b++) acc[b] = logits_argmax(logits + (size_t)b * K, K) == y[b];
     a.logits = logits;
     a.yt = yt;
     if (attack_on_robust(ctx, x, y, B, acc, T * a.R, apgdt_subset, &a, x_adv, e)) goto done;

@@ -110,7 +110,7 @@ static int aa_run(const AttackCtx *ctx, const float *x, const int *y, const int 
                 prob &= z[k] < 1.0f + 1e-5f && z[k] > -1e-5f;
             }
             prob &= fabs(s - 1.0) < 1e-5;
-            if (apgd_argmax(z, K) == y[b]) fails[m++] = b;
+            if (logits_argmax(z, K) == y[b]) fails[m++] = b;
         }
         if (prob && B > 0 && !warned_probabilities++)
             fprintf(stderr, "AutoAttack warning: the outputs look like a probability distribution; "

@@ -119,14 +119,7 @@ int attack_predict(const AttackCtx *ctx, const float *x, int B, int *pred, Err *
         xfree(logits);
         return -1;
     }
-    for (int b = 0; b < B; b++) {
-        const float *z = logits + (size_t)b * ctx->K;
-        int best = 0;
-        // torch.argmax: first maximum; NaN counts as the maximum
-        for (int k = 1; k < ctx->K; k++)
-            if (z[k] > z[best] || (isnan(z[k]) && !isnan(z[best]))) best = k;
-        pred[b] = best;
-    }
+    for (int b = 0; b < B; b++) pred[b] = logits_argmax(logits + (size_t)b * ctx->K, ctx->K);
     xfree(logits);
     return 0;
 }

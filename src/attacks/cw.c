@@ -94,13 +94,6 @@ static double cw_loss(void *c, int i, const float *z, float *dz) {
     return f;
 }
 
-static int argmax_first(const float *z, int K) {
-    int best = 0;
-    for (int k = 1; k < K; k++)
-        if (z[k] > z[best] || (isnan(z[k]) && !isnan(z[best]))) best = k;
-    return best;
-}
-
 static int cw_run(const AttackCtx *ctx, const float *x, const int *y, const int *t, int B, float *x_adv, Err *e) {
     size_t D = ctx->D, n = (size_t)B * D;
     int K = ctx->K;
@@ -164,7 +157,7 @@ static int cw_run(const AttackCtx *ctx, const float *x, const int *y, const int 
 
         // keep the smallest adversarial perturbation seen so far (from this step's a)
         for (int b = 0; b < B; b++) {
-            int pre = argmax_first(logits + (size_t)b * K, K);
+            int pre = logits_argmax(logits + (size_t)b * K, K);
             int hit = ctx->targeted ? pre == labels[b] : pre != labels[b];
             if (hit && best_l2[b] > l2[b]) {
                 best_l2[b] = l2[b];

@@ -72,14 +72,6 @@ static const AttackParamDef params[] = {
     {NULL},
 };
 
-// torch.argmax: first maximum, NaN counts as the maximum
-static int argmax_torch(const float *z, int K) {
-    int best = 0;
-    for (int k = 1; k < K; k++)
-        if (!isnan(z[best]) && (z[k] > z[best] || isnan(z[k]))) best = k;
-    return best;
-}
-
 // One DeepFool step on sample x (D), given its logits z (K) and Jacobian J (K, D); the
 // label y is still the prediction.
 static void deepfool_step(float *x, const float *z, const float *J, int y, int K, size_t D, float os1) {
@@ -155,7 +147,7 @@ static int deepfool_run(const AttackCtx *ctx, const float *x, const int *y, cons
             if (attack_logits(ctx, xa, n_act, z, e)) goto done;
             for (int j = 0; j < n_act; j++) {
                 int b = act[j];
-                if (argmax_torch(z + (size_t)j * K, K) == y[b]) live[n_live++] = b;
+                if (logits_argmax(z + (size_t)j * K, K) == y[b]) live[n_live++] = b;
                 else fooled++;
             }
         } else {
@@ -171,7 +163,7 @@ static int deepfool_run(const AttackCtx *ctx, const float *x, const int *y, cons
             for (int j = 0; j < nc; j++) {
                 int b = live[c0 + j];
                 const float *zj = jz + (size_t)j * K;
-                keep[j] = argmax_torch(zj, K) == y[b];
+                keep[j] = logits_argmax(zj, K) == y[b];
                 if (keep[j]) deepfool_step(x_adv + b * D, zj, jac + j * per, y[b], K, D, os1);
             }
             for (int j = 0; j < nc; j++) {

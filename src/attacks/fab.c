@@ -542,13 +542,7 @@ static int fab_run(const AttackCtx *ctx, const float *x, const int *y, const int
     // the clean predictions; they also serve every run's own check of its inputs and the
     // multi-targeted ranking (a sample's logits do not depend on its batch)
     if (attack_logits(ctx, x, B, z0, e)) goto done;
-    for (int b = 0; b < B; b++) {
-        const float *zb = z0 + (size_t)b * K;
-        int best = 0;
-        for (int k = 1; k < K; k++)
-            if (!isnan(zb[best]) && (zb[k] > zb[best] || isnan(zb[k]))) best = k;
-        acc[b] = best == y[b];
-    }
+    for (int b = 0; b < B; b++) acc[b] = logits_argmax(z0 + (size_t)b * K, K) == y[b];
     for (int tc = 2; tc < n_tc + 2; tc++) {
         for (int r = 0; r < restarts; r++) {
             int n = 0;

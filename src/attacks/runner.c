@@ -53,13 +53,6 @@ void attack_prepare(Net *net, const AttackData *d, Semantics sem, float *x) {
     net_set_normalize(net, 0, NULL, NULL);
 }
 
-static int argmax_row(const float *z, int K) {
-    int best = 0;
-    for (int k = 1; k < K; k++)
-        if (z[k] > z[best] || (isnan(z[k]) && !isnan(z[best]))) best = k;
-    return best;
-}
-
 int attack_clean_predict(Net *net, const AttackData *d, Semantics sem, int batch, int *pred, float *logits, Err *e) {
     size_t D = (size_t)d->C * d->H * d->W;
     int K = net->n_classes;
@@ -76,7 +69,7 @@ int attack_clean_predict(Net *net, const AttackData *d, Semantics sem, int batch
             return -1;
         }
         for (int b = 0; b < B; b++) {
-            pred[s + b] = argmax_row(z + (size_t)b * K, K);
+            pred[s + b] = logits_argmax(z + (size_t)b * K, K);
             if (logits) memcpy(logits + (size_t)(s + b) * K, z + (size_t)b * K, sizeof(float) * K);
         }
     }
@@ -148,7 +141,7 @@ int attack_transfer(Net *target, const AttackData *d, Semantics sem, const float
             free(pred), xfree(z), transfer_result_free(tr);
             return -1;
         }
-        for (int b = 0; b < B; b++) tr->adv_ok[s + b] = argmax_row(z + (size_t)b * K, K) == d->y[s + b];
+        for (int b = 0; b < B; b++) tr->adv_ok[s + b] = logits_argmax(z + (size_t)b * K, K) == d->y[s + b];
     }
     for (int i = 0; i < n; i++) {
         tr->clean_correct += tr->clean_ok[i];

@@ -254,7 +254,7 @@ static int square_single_run(const AttackCtx *ctx, const Cfg *c, const float *x,
     if (attack_logits(ctx, x_best, n, logits, e)) goto done;
     for (int b = 0; b < n; b++) {
         margin_loss(c, logits + (size_t)b * K, K, lab[b], &margin[b], &lossm[b]);
-        pred[b] = apgd_argmax(logits + (size_t)b * K, K);
+        pred[b] = logits_argmax(logits + (size_t)b * K, K);
     }
     for (int it = 0; it < c->n_queries; it++) {
         int m = 0;
@@ -276,7 +276,7 @@ static int square_single_run(const AttackCtx *ctx, const Cfg *c, const float *x,
             if (improved || mg <= 0.0f) {
                 margin[b] = mg;
                 memcpy(x_best + b * D, xn + j * D, sizeof(float) * D);
-                pred[b] = apgd_argmax(logits + (size_t)j * K, K);
+                pred[b] = logits_argmax(logits + (size_t)j * K, K);
             }
         }
         if ((it & 15) == 15) attack_progress(ctx, (double)(it + 1) / c->n_queries);

@@ -205,13 +205,6 @@ static double kl_loss(void *c, int i, const float *z, float *dz) {
     return kl;
 }
 
-static int argmax_row(const float *z, int K) {
-    int best = 0;
-    for (int k = 1; k < K; k++)
-        if (z[k] > z[best] || (isnan(z[k]) && !isnan(z[best]))) best = k;
-    return best;
-}
-
 // ----------------------------------------------------------------------------
 // one run
 
@@ -420,7 +413,7 @@ int train_test_accuracy(Net *net, const TrainTest *test, double *acc, Err *e) {
             net->train = train;
             return -1;
         }
-        for (int b = 0; b < B; b++) correct += argmax_row(z + (size_t)b * K, K) == test->y[s + b];
+        for (int b = 0; b < B; b++) correct += logits_argmax(z + (size_t)b * K, K) == test->y[s + b];
     }
     net->train = train;
     xfree(z);
@@ -518,7 +511,7 @@ int train_model(Net *net, const Pool *pool, const TrainTest *test, const TrainCo
             }
             optim_step(&opt, net->params, net->grads);
             loss_sum += l;
-            for (int b = 0; b < B; b++) correct += argmax_row(bf.logits + (size_t)b * K, K) == bf.yb[b];
+            for (int b = 0; b < B; b++) correct += logits_argmax(bf.logits + (size_t)b * K, K) == bf.yb[b];
             step++;
             if (cfg->progress) {
                 char extra[64];

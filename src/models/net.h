@@ -20,6 +20,7 @@
 #ifndef BEARD_NET_H
 #define BEARD_NET_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -120,6 +121,15 @@ void net_init_params(Net *net, uint64_t seed);
 void net_set_normalize(Net *net, int on, const float *mean, const float *std);
 // number of input values per sample
 static inline size_t net_in_size(const Net *net) { return (size_t)net->in_c * net->in_h * net->in_w; }
+
+// the predicted class of a row of K logits, as torch.argmax: the first maximum, a NaN
+// counts as the maximum
+static inline int logits_argmax(const float *z, int K) {
+    int best = 0;
+    for (int k = 1; k < K; k++)
+        if (z[k] > z[best] || (isnan(z[k]) && !isnan(z[best]))) best = k;
+    return best;
+}
 int net_has_batchnorm(const Net *net);
 
 // ----------------------------------------------------------------------------
