@@ -33,6 +33,7 @@
 #include "../src/attacks/runner.h"
 #include "../src/core/parallel.h"
 #include "../src/data/dataset.h"
+#include "../src/io/file.h"
 #include "../src/models/checkpoint.h"
 #include "harness.h"
 
@@ -66,19 +67,6 @@ static const Case cases[] = {
     {"AA", "AutoAttack", PRESET_BEARD, "", 1.5, 16},
 };
 
-static char *read_file_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 int main(int argc, char **argv) {
     parallel_init(argc, argv);
     const char *model = shared_path("beard/model_pool/BACON_ConvNet_CIFAR10_50_None_0.6995.pth", "attack fidelity");
@@ -92,12 +80,14 @@ int main(int argc, char **argv) {
     int sanitized = getenv("BEARD_SANITIZED") != NULL;
     int N = sanitized ? 8 : 128;
     if (getenv("BEARD_FIDELITY_N")) N = atoi(getenv("BEARD_FIDELITY_N"));
-    char *text = read_file_text("tests/fixtures/attacks/torchattacks_bacon.json");
-    cJSON *ref = text ? cJSON_Parse(text) : NULL;
+    Err e;
+    uint8_t *text = NULL;
+    size_t len = 0;
+    int read_ok = file_read_all("tests/fixtures/attacks/torchattacks_bacon.json", 1 << 26, &text, &len, &e) == 0;
+    cJSON *ref = read_ok ? cJSON_ParseWithLength((const char *)text, len) : NULL;
     CHECK(ref != NULL, "cannot read the torchattacks reference fixture");
     if (!ref) return test_done("test_attack_fidelity");
     Dataset ds;
-    Err e;
     CHECK(dataset_load(&ds, "cifar10", data, 0, N, &e) == 0, "test set: %s", e.msg);
     N = ds.n;
     const DatasetInfo *info = dataset_info("cifar10");
