@@ -40,6 +40,9 @@ $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# the Winograd GEMM kernel is written for fused multiply-adds
+$(B)/src/nn/winograd.o: CFLAGS += -ffp-contract=fast
+
 $(B)/libbeard.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
@@ -52,7 +55,7 @@ $(B)/tests/%: tests/%.c $(TEST_LIB) $(B)/libbeard.a
 
 # the nn kernels once more in double precision, for the gradient check (see src/nn/real.h)
 NN64_OBJ = $(wildcard src/nn/*.c)
-NN64_OBJ := $(filter-out src/nn/optim.c,$(NN64_OBJ))
+NN64_OBJ := $(filter-out src/nn/optim.c src/nn/winograd.c,$(NN64_OBJ))
 NN64_OBJ := $(NN64_OBJ:src/nn/%.c=$(B)/nn64/%.o)
 $(B)/nn64/%.o: src/nn/%.c
 	@mkdir -p $(dir $@)

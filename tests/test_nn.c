@@ -62,6 +62,37 @@ static void test_conv(int k, int s, int p) {
     free(y), free(yr), free(gx), free(gw), free(gb), free(gxr), free(gwr), free(gbr);
 }
 
+// Winograd F(2x2, 3x3) against the naive direct sum, over shapes that exercise partial
+// tile rows (odd sizes), partial blocks, Cout not a multiple of the register block, and
+// the ConvNet's own 128 -> 128 layers at 16x16 and 8x8
+static void test_winograd(void) {
+    int shapes[][5] = {{2, 8, 8, 16, 16}, {3, 16, 13, 7, 5}, {1, 128, 128, 16, 16}, {2, 128, 128, 8, 8},
+                       {2, 9, 5, 1, 1},   {1, 12, 24, 33, 9}, {2, 20, 16, 2, 3},   {1, 8, 8, 70, 4}};
+    Rng r;
+    rng_init(&r, 7, 0);
+    for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
+        int B = shapes[t][0], C = shapes[t][1], O = shapes[t][2], H = shapes[t][3], W = shapes[t][4];
+        size_t nx = (size_t)B * C * H * W, nw = (size_t)O * C * 9, ny = (size_t)B * O * H * W;
+        float *x = zeros(nx), *w = zeros(nw), *b = zeros(O), *y = zeros(ny), *yr = zeros(ny);
+        float *U = zeros(winograd_weights_size(O, C));
+        float bound = 1.0f / sqrtf((float)C * 9);
+        for (size_t i = 0; i < nx; i++) x[i] = 2 * rng_uniform(&r) - 1;
+        for (size_t i = 0; i < nw; i++) w[i] = bound * (2 * rng_uniform(&r) - 1);
+        for (int i = 0; i < O; i++) b[i] = bound * (2 * rng_uniform(&r) - 1);
+        CHECK(winograd_applies(C, 3, 1, 1), "winograd applies to %d input channels", C);
+        winograd_weights(U, w, O, C);
+        for (size_t i = 0; i < ny; i++) y[i] = NAN; // every output must be written
+        conv2d_forward_winograd(y, x, U, b, B, C, H, W, O);
+        conv2d_forward_ref(yr, x, w, b, B, C, H, W, O, 3, 1, 1);
+        char what[96];
+        snprintf(what, sizeof(what), "winograd B%d C%d O%d %dx%d vs naive", B, C, O, H, W);
+        check_close(what, y, yr, ny, 1e-5, 1e-4);
+        free(x), free(w), free(b), free(y), free(yr), free(U);
+    }
+    CHECK(!winograd_applies(3, 3, 1, 1) && !winograd_applies(16, 3, 2, 1) && !winograd_applies(16, 5, 1, 2),
+          "winograd declines the first layer, strides and other kernel sizes");
+}
+
 static void test_linear(void) {
     const FixTensor *x = T("linear.x"), *w = T("linear.weight"), *b = T("linear.bias"), *out = T("linear.out"),
                     *dout = T("linear.dout"), *dx = T("linear.dx"), *dw = T("linear.dweight"), *db = T("linear.dbias");
@@ -394,6 +425,7 @@ int main(int argc, char **argv) {
         test_model("mnist", "instancenorm", "relu", "avgpooling", 3, 1, 28);
         fixture_free(&F);
     }
+    test_winograd();
     test_drivers();
     test_sgd();
     return test_done("test_nn");

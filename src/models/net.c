@@ -169,6 +169,8 @@ int net_finish(Net *net, Err *e) {
         if (L->kind == LAYER_BATCHNORM) init_fill(net->buffers + L->rv, (size_t)L->in_c, 1.0f);
     }
     net_init_params(net, 0);
+    const char *conv = getenv("BEARD_CONV");
+    net->conv_im2col = conv && !strcmp(conv, "im2col");
     return 0;
 }
 
@@ -200,6 +202,7 @@ void net_free(Net *net) {
     xfree(net->grads);
     xfree(net->buffers);
     for (int i = 0; i < net->n_ws; i++) xfree(net->ws[i]);
+    for (int l = 0; l < net->n_layers; l++) xfree(net->wino[l]), xfree(net->wino_src[l]);
     memset(net, 0, sizeof(*net));
 }
 
@@ -391,6 +394,36 @@ static Workspace *ws_thread(Net *net, int t, int nvec, int pgrads) {
 }
 
 // ----------------------------------------------------------------------------
+// Winograd weights, brought up to date with the parameters before every pass
+
+static int wino_update(Net *net, Err *e) {
+    for (int l = 0; l < net->n_layers; l++) {
+        Layer *L = &net->layers[l];
+        if (L->kind != LAYER_CONV || net->conv_im2col || !winograd_applies(L->in_c, L->k, L->stride, L->pad)) {
+            xfree(net->wino[l]), xfree(net->wino_src[l]);
+            net->wino[l] = net->wino_src[l] = NULL;
+            continue;
+        }
+        size_t nw = (size_t)L->out_c * L->in_c * 9;
+        const float *w = net->params + L->w;
+        if (!net->wino[l]) {
+            net->wino[l] = xmalloc(sizeof(float) * winograd_weights_size(L->out_c, L->in_c));
+            net->wino_src[l] = xmalloc(sizeof(float) * nw);
+            if (!net->wino[l] || !net->wino_src[l]) {
+                xfree(net->wino[l]), xfree(net->wino_src[l]);
+                net->wino[l] = net->wino_src[l] = NULL;
+                return err_set(e, "out of memory for the Winograd weights of layer %s", L->name);
+            }
+        } else if (!memcmp(net->wino_src[l], w, sizeof(float) * nw)) {
+            continue;
+        }
+        memcpy(net->wino_src[l], w, sizeof(float) * nw);
+        winograd_weights(net->wino[l], w, L->out_c, L->in_c);
+    }
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
 // one chunk of n samples through every layer
 
 static const float *chunk_forward(Net *net, Workspace *w, const float *x, int n, int bn_train) {
@@ -415,7 +448,11 @@ static const float *chunk_forward(Net *net, Workspace *w, const float *x, int n,
         size_t out_size = (size_t)L->out_c * L->out_h * L->out_w;
         switch (L->kind) {
         case LAYER_CONV:
-            conv2d_forward(out, cur, P + L->w, P + L->b, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride, L->pad);
+            if (net->wino[l])
+                conv2d_forward_winograd(out, cur, net->wino[l], P + L->b, n, L->in_c, L->in_h, L->in_w, L->out_c);
+            else
+                conv2d_forward(out, cur, P + L->w, P + L->b, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride,
+                               L->pad);
             break;
         case LAYER_LINEAR: linear_forward(out, cur, P + L->w, P + L->b, n, L->in_c, L->out_c); break;
         case LAYER_ACT: act_forward(out, cur, (size_t)n * out_size, L->act, L->slope); break;
@@ -518,6 +555,7 @@ static int thread_count(int B) {
 }
 
 int net_forward(Net *net, const float *x, int B, float *logits, Err *e) {
+    if (wino_update(net, e)) return -1;
     size_t in = net_in_size(net);
     int K = net->n_classes, nt = thread_count(B);
     for (int t = 0; t < nt; t++)
@@ -537,6 +575,7 @@ int net_forward(Net *net, const float *x, int B, float *logits, Err *e) {
 }
 
 static int forward_backward_layerwise(Net *net, const float *x, int B, NetBackward *nb, Err *e) {
+    if (wino_update(net, e)) return -1;
     size_t in = net_in_size(net);
     int K = net->n_classes, nvec = nb->nvec;
     Workspace *w = ws_alloc(net, B, nvec, 0);
@@ -579,6 +618,7 @@ int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *
     if (nb->param_grads && nb->nvec != 1) return err_set(e, "parameter gradients need exactly one vector per sample");
     if (nb->param_grads && net_alloc_grads(net, e)) return -1;
     if (net->train && net_has_batchnorm(net)) return forward_backward_layerwise(net, x, B, nb, e);
+    if (wino_update(net, e)) return -1;
 
     size_t in = net_in_size(net);
     int K = net->n_classes, nvec = nb->nvec, nt = thread_count(B);

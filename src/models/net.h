@@ -98,6 +98,14 @@ typedef struct {
     // per-thread workspaces of the fused driver, allocated on first use
     void *ws[256];
     int n_ws;
+
+    // Convolutions that Winograd F(2x2, 3x3) applies to (3x3, stride 1, pad 1, >= 8 input
+    // channels) run forward that way, unless conv_im2col is set (net_finish sets it from
+    // the environment: BEARD_CONV=im2col). wino[l] holds layer l's transformed weights and
+    // wino_src[l] the weights they were made from; every pass compares the two, so any
+    // change of the parameters (training, loading) is picked up.
+    int conv_im2col;
+    float *wino[NET_MAX_LAYERS], *wino_src[NET_MAX_LAYERS];
 } Net;
 
 // ----------------------------------------------------------------------------

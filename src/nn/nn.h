@@ -47,6 +47,20 @@ void conv2d_forward_ref(real *out, const real *in, const real *weight, const rea
 void conv2d_backward_ref(real *din, real *dweight, real *dbias, const real *dout, const real *in,
                          const real *weight, int B, int Cin, int H, int W, int Cout, int K, int stride, int pad);
 
+// the forward pass of a 3x3, stride-1, pad-1 conv by Winograd F(2x2, 3x3) (winograd.c);
+// U holds the transformed weights, winograd_weights_size(Cout, Cin) values, written by
+// winograd_weights once per weight update
+int winograd_applies(int Cin, int K, int stride, int pad);
+size_t winograd_weights_size(int Cout, int Cin);
+void winograd_weights(real *U,              // winograd_weights_size(Cout, Cin)
+                      const real *weight,   // (Cout, Cin, 3, 3)
+                      int Cout, int Cin);
+void conv2d_forward_winograd(real *out,      // (B, Cout, H, W)
+                             const real *in, // (B, Cin, H, W)
+                             const real *U,  // from winograd_weights
+                             const real *bias, // (Cout) or NULL
+                             int B, int Cin, int H, int W, int Cout);
+
 // ----------------------------------------------------------------------------
 // linear (torch.nn.Linear): out = in W^T + b
 

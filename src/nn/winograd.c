@@ -1,0 +1,316 @@
+/*
+ * winograd.c: the forward pass of a 3x3, stride-1, pad-1 convolution by Winograd's
+ * minimal filtering F(2x2, 3x3) (Lavin and Gray, arXiv 1509.09308).
+ *
+ * Each 2x2 block of output pixels (a "tile") is computed from the 4x4 input patch around
+ * it with 16 multiplications per (input, output) channel pair instead of 36:
+ *   V = B^T d B     (4x4, per tile and input channel)
+ *   U = G g G^T     (4x4, per output and input channel; winograd_weights, once per call)
+ *   M[e] = sum_c U[e][o][c] V[e][c][tile]   for each of the 16 positions e: 16 GEMMs
+ *   Y = A^T M A     (2x2 output pixels, + bias)
+ * with
+ *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+ *   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+ *   A^T = [1 1 1 0; 0 1 -1 -1]
+ * All constants are exact in binary floating point; the result differs from the direct
+ * sum only by rounding (tested against conv2d_forward_ref in test_nn). The hidden layers
+ * of a ConvNet do 2.25x fewer multiply-adds this way, which is what makes forward-only
+ * work (Square's 5000 queries) fast. Backward stays on im2col + sgemm (conv2d.c).
+ *
+ * Tiles of one sample are processed a block of tile rows at a time, so that a block's V
+ * and M (16 x C x ~32 tiles) stay in L2, and the GEMMs run on a register-blocked kernel
+ * over the packed U: MR output channels by up to two vectors of tiles.
+ */
+#include <string.h>
+
+#include "../core/common.h"
+#include "../core/parallel.h"
+#include "nn.h"
+
+#define MR 8                                 // output channels per register block
+#define VL ((int)(64 / sizeof(real)))        // lanes in one 512-bit vector
+#define BLOCK_TILES 32                       // aim for this many tiles per block
+typedef real vreal __attribute__((vector_size(64)));
+_Static_assert(sizeof(real) == 4, "winograd.c is float32 only (the double build of nn/ leaves it out)");
+
+static inline vreal vload(const real *p) {
+    vreal v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void vstore(real *p, vreal v) { memcpy(p, &v, sizeof v); }
+
+static int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+int winograd_applies(int Cin, int K, int stride, int pad) { return K == 3 && stride == 1 && pad == 1 && Cin >= 8; }
+
+size_t winograd_weights_size(int Cout, int Cin) { return (size_t)16 * round_up(Cout, MR) * Cin; }
+
+// U packed as [e (16)][o / MR][c][o % MR], zero rows past Cout
+void winograd_weights(real *U, const real *weight, int Cout, int Cin) {
+    int Coutp = round_up(Cout, MR);
+    memset(U, 0, sizeof(real) * winograd_weights_size(Cout, Cin));
+    for (int o = 0; o < Cout; o++)
+        for (int c = 0; c < Cin; c++) {
+            const real *g = weight + ((size_t)o * Cin + c) * 9;
+            real t[4][3]; // G g
+            for (int j = 0; j < 3; j++) {
+                real g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+                t[0][j] = g0;
+                t[1][j] = (real)0.5 * (g0 + g1 + g2);
+                t[2][j] = (real)0.5 * (g0 - g1 + g2);
+                t[3][j] = g2;
+            }
+            for (int i = 0; i < 4; i++) { // (G g) G^T
+                real u[4] = {t[i][0], (real)0.5 * (t[i][0] + t[i][1] + t[i][2]),
+                             (real)0.5 * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
+                for (int q = 0; q < 4; q++) {
+                    size_t e = (size_t)(i * 4 + q);
+                    U[((e * (Coutp / MR) + o / MR) * Cin + c) * MR + o % MR] = u[q];
+                }
+            }
+        }
+}
+
+// m (MR rows, ldm) = u (Cin x MR, packed) . v (Cin rows of ldv; nv vectors of tiles)
+static inline __attribute__((always_inline)) void kernel(real *m, int ldm, const real *u, const real *v, int ldv,
+                                                         int Cin, int nv) {
+    vreal acc0[MR], acc1[MR];
+    for (int r = 0; r < MR; r++) acc0[r] = acc1[r] = (vreal){0};
+    for (int c = 0; c < Cin; c++) {
+        vreal b0 = vload(v + (size_t)c * ldv);
+        vreal b1 = nv > 1 ? vload(v + (size_t)c * ldv + VL) : (vreal){0};
+        const real *uc = u + (size_t)c * MR;
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) {
+            acc0[r] += uc[r] * b0;
+            if (nv > 1) acc1[r] += uc[r] * b1;
+        }
+    }
+    for (int r = 0; r < MR; r++) {
+        vstore(m + (size_t)r * ldm, acc0[r]);
+        if (nv > 1) vstore(m + (size_t)r * ldm + VL, acc1[r]);
+    }
+}
+
+// __builtin_shufflevector (GCC >= 12, clang): lanes 0..15 pick from a, 16..31 from b
+#define SHUF(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#define Z 16 // a lane of b = 0 below
+typedef real vhalf __attribute__((vector_size(32)));
+typedef real vquarter __attribute__((vector_size(16)));
+
+// one image row of W <= 16 values as a vector, zeros past W (W constant in the hot
+// paths, so that this is one vector move)
+static inline vreal row_load(const real *row, int W) {
+    if (W == VL) return vload(row);
+    if (W == VL / 2) {
+        vhalf h;
+        memcpy(&h, row, sizeof h);
+        return SHUF(h, (vhalf){0}, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 8, 8, 8, 8, 8, 8);
+    }
+    vreal v = {0};
+    memcpy(&v, row, sizeof(real) * W);
+    return v;
+}
+
+// the first n lanes of v to p
+static inline void lanes_store(real *p, vreal v, int n) {
+    if (n == VL) {
+        vstore(p, v);
+    } else if (n == VL / 2) {
+        vhalf h = SHUF(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+        memcpy(p, &h, sizeof h);
+    } else if (n == VL / 4) {
+        vquarter q = SHUF(v, v, 0, 1, 2, 3);
+        memcpy(p, &q, sizeof q);
+    } else {
+        memcpy(p, &v, sizeof(real) * n);
+    }
+}
+
+// V[e][c][j] (ldv) for the tiles of tile rows [ty0, ty1): j = (ty - ty0) * tw + tx.
+// Fast path for W <= 16: a row of tiles is one vector. Down the columns first,
+//   t = B^T (rows 2ty-1 .. 2ty+2), a vector per row of B^T,
+// then along each t, where tile x sees (t[2x-1], t[2x], t[2x+1], t[2x+2]): four shuffles.
+static inline __attribute__((always_inline)) void input_transform_vec(real *V, const real *in, int Cin, int H, int W,
+                                                                      int tw, int ty0, int ty1, int ldv) {
+    size_t eplane = (size_t)Cin * ldv;
+    const vreal zero = {0};
+    for (int c = 0; c < Cin; c++) {
+        const real *plane = in + (size_t)c * H * W;
+        for (int ty = ty0; ty < ty1; ty++) {
+            vreal d[4];
+            for (int r = 0; r < 4; r++) {
+                int y = 2 * ty - 1 + r;
+                d[r] = y >= 0 && y < H ? row_load(plane + (size_t)y * W, W) : zero;
+            }
+            vreal t[4] = {d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]};
+            real *v = V + (size_t)c * ldv + (size_t)(ty - ty0) * tw;
+            for (int i = 0; i < 4; i++) {
+                vreal p0 = SHUF(t[i], zero, Z, 1, 3, 5, 7, 9, 11, 13, Z, Z, Z, Z, Z, Z, Z, Z);
+                vreal p1 = SHUF(t[i], zero, 0, 2, 4, 6, 8, 10, 12, 14, Z, Z, Z, Z, Z, Z, Z, Z);
+                vreal p2 = SHUF(t[i], zero, 1, 3, 5, 7, 9, 11, 13, 15, Z, Z, Z, Z, Z, Z, Z, Z);
+                vreal p3 = SHUF(t[i], zero, 2, 4, 6, 8, 10, 12, 14, Z, Z, Z, Z, Z, Z, Z, Z, Z);
+                vreal u[4] = {p0 - p2, p1 + p2, p2 - p1, p1 - p3};
+                for (int q = 0; q < 4; q++) lanes_store(v + (size_t)(i * 4 + q) * eplane, u[q], tw);
+            }
+        }
+    }
+}
+
+// the same for any W, one row of the padded image p[i] = row[i - 1] at a time
+static void input_transform_any(real *V, const real *in, int Cin, int H, int W, int tw, int ty0, int ty1, int ldv,
+                                real *tmp) {
+    real *ev = tmp;            // p[2k], tw + 1
+    real *od = ev + tw + 1;    // p[2k + 1], tw + 1
+    real *a = od + tw + 1;     // a[r][q][tx]: 16 * tw
+    size_t eplane = (size_t)Cin * ldv;
+    for (int c = 0; c < Cin; c++) {
+        const real *plane = in + (size_t)c * H * W;
+        for (int ty = ty0; ty < ty1; ty++) {
+            for (int r = 0; r < 4; r++) {
+                int y = 2 * ty - 1 + r;
+                if (y < 0 || y >= H) {
+                    memset(a + (size_t)r * 4 * tw, 0, sizeof(real) * 4 * tw);
+                    continue;
+                }
+                const real *row = plane + (size_t)y * W;
+                ev[0] = 0;
+                for (int k = 1; k <= tw; k++) ev[k] = 2 * k - 1 < W ? row[2 * k - 1] : 0;
+                for (int k = 0; k <= tw; k++) od[k] = 2 * k < W ? row[2 * k] : 0;
+                real *a0 = a + (size_t)(r * 4 + 0) * tw, *a1 = a0 + tw, *a2 = a1 + tw, *a3 = a2 + tw;
+                for (int x = 0; x < tw; x++) { // d B along the row: d = (ev[x], od[x], ev[x+1], od[x+1])
+                    a0[x] = ev[x] - ev[x + 1];
+                    a1[x] = od[x] + ev[x + 1];
+                    a2[x] = ev[x + 1] - od[x];
+                    a3[x] = od[x] - od[x + 1];
+                }
+            }
+            size_t j0 = (size_t)(ty - ty0) * tw;
+            for (int q = 0; q < 4; q++) { // B^T (d B) down the columns
+                const real *r0 = a + (size_t)q * tw, *r1 = r0 + 4 * tw, *r2 = r1 + 4 * tw, *r3 = r2 + 4 * tw;
+                real *v0 = V + (size_t)q * eplane + (size_t)c * ldv + j0;
+                real *v1 = v0 + 4 * eplane, *v2 = v1 + 4 * eplane, *v3 = v2 + 4 * eplane;
+                for (int x = 0; x < tw; x++) {
+                    v0[x] = r0[x] - r2[x];
+                    v1[x] = r1[x] + r2[x];
+                    v2[x] = r2[x] - r1[x];
+                    v3[x] = r1[x] - r3[x];
+                }
+            }
+        }
+    }
+}
+
+// out[o][2ty + dy][2tx + dx] = (A^T M A)[dy][dx] + bias[o], for tile rows [ty0, ty1).
+// Fast path for W <= 16: a row of tiles is one vector, and one shuffle interleaves
+// the two output columns of the tiles into an image row. (M has a vector of slack past
+// its end, so reading whole vectors is safe.)
+static inline __attribute__((always_inline)) void output_transform_vec(real *out, const real *M, const real *bias,
+                                                                       int Cout, int Coutp, int H, int W, int tw,
+                                                                       int ty0, int ty1, int ldm) {
+    size_t eplane = (size_t)Coutp * ldm;
+    for (int o = 0; o < Cout; o++) {
+        real b = bias ? bias[o] : 0;
+        real *plane = out + (size_t)o * H * W;
+        for (int ty = ty0; ty < ty1; ty++) {
+            const real *m = M + (size_t)o * ldm + (size_t)(ty - ty0) * tw;
+            vreal s0[4], s1[4];
+            for (int i = 0; i < 4; i++) { // M A along each row i of M
+                const real *mi = m + (size_t)(i * 4) * eplane;
+                vreal m0 = vload(mi), m1 = vload(mi + eplane), m2 = vload(mi + 2 * eplane), m3 = vload(mi + 3 * eplane);
+                s0[i] = m0 + m1 + m2;
+                s1[i] = m1 - m2 - m3;
+            }
+            vreal y00 = s0[0] + s0[1] + s0[2] + b, y01 = s1[0] + s1[1] + s1[2] + b;
+            vreal y10 = s0[1] - s0[2] - s0[3] + b, y11 = s1[1] - s1[2] - s1[3] + b;
+            vreal r0 = SHUF(y00, y01, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+            lanes_store(plane + (size_t)(2 * ty) * W, r0, W);
+            if (2 * ty + 1 < H) {
+                vreal r1 = SHUF(y10, y11, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+                lanes_store(plane + (size_t)(2 * ty + 1) * W, r1, W);
+            }
+        }
+    }
+}
+
+static void output_transform_any(real *out, const real *M, const real *bias, int Cout, int Coutp, int H, int W,
+                                 int tw, int ty0, int ty1, int ldm, real *tmp) {
+    size_t eplane = (size_t)Coutp * ldm;
+    real *y00 = tmp, *y01 = y00 + tw, *y10 = y01 + tw, *y11 = y10 + tw;
+    for (int o = 0; o < Cout; o++) {
+        real b = bias ? bias[o] : 0;
+        real *plane = out + (size_t)o * H * W;
+        for (int ty = ty0; ty < ty1; ty++) {
+            const real *m = M + (size_t)o * ldm + (size_t)(ty - ty0) * tw;
+            for (int x = 0; x < tw; x++) {
+                real s0[4], s1[4];
+                for (int i = 0; i < 4; i++) {
+                    const real *mi = m + (size_t)(i * 4) * eplane + x;
+                    real m0 = mi[0], m1 = mi[eplane], m2 = mi[2 * eplane], m3 = mi[3 * eplane];
+                    s0[i] = m0 + m1 + m2;
+                    s1[i] = m1 - m2 - m3;
+                }
+                y00[x] = s0[0] + s0[1] + s0[2] + b;
+                y01[x] = s1[0] + s1[1] + s1[2] + b;
+                y10[x] = s0[1] - s0[2] - s0[3] + b;
+                y11[x] = s1[1] - s1[2] - s1[3] + b;
+            }
+            real *r0 = plane + (size_t)(2 * ty) * W;
+            for (int x = 0; x < tw; x++) {
+                r0[2 * x] = y00[x];
+                if (2 * x + 1 < W) r0[2 * x + 1] = y01[x];
+            }
+            if (2 * ty + 1 < H) {
+                real *r1 = r0 + W;
+                for (int x = 0; x < tw; x++) {
+                    r1[2 * x] = y10[x];
+                    if (2 * x + 1 < W) r1[2 * x + 1] = y11[x];
+                }
+            }
+        }
+    }
+}
+
+static void winograd_sample(real *out, const real *in, const real *U, const real *bias, int Cin, int H, int W,
+                            int Cout) {
+    int th = (H + 1) / 2, tw = (W + 1) / 2, Coutp = round_up(Cout, MR);
+    int rows = tw >= BLOCK_TILES ? 1 : BLOCK_TILES / tw; // tile rows per block
+    if (rows > th) rows = th;
+    int ldv = round_up(rows * tw, VL); // tiles per block, padded to whole vectors
+    real *V = scratch_real(SCRATCH_COL, (size_t)16 * Cin * ldv);
+    real *M = scratch_real(SCRATCH_COL2, (size_t)16 * Coutp * ldv + VL); // + slack, see output_transform_vec
+    real *tmp = scratch_real(SCRATCH_TMP, (size_t)18 * (tw + 1));
+    for (int ty0 = 0; ty0 < th; ty0 += rows) {
+        int ty1 = ty0 + rows < th ? ty0 + rows : th, nt = (ty1 - ty0) * tw;
+        if (nt < ldv) // the padding tiles of a partial block read zeros
+            for (size_t ec = 0; ec < (size_t)16 * Cin; ec++) memset(V + ec * ldv + nt, 0, sizeof(real) * (ldv - nt));
+        // (the vector path with the ConvNet's widths as constants, so that its row loads and
+        // stores compile to single vector moves)
+        if (W == 16) input_transform_vec(V, in, Cin, H, 16, 8, ty0, ty1, ldv);
+        else if (W == 8) input_transform_vec(V, in, Cin, H, 8, 4, ty0, ty1, ldv);
+        else if (W <= VL) input_transform_vec(V, in, Cin, H, W, tw, ty0, ty1, ldv);
+        else input_transform_any(V, in, Cin, H, W, tw, ty0, ty1, ldv, tmp);
+        for (int e = 0; e < 16; e++) {
+            const real *Ve = V + (size_t)e * Cin * ldv;
+            for (int ob = 0; ob < Coutp / MR; ob++) {
+                const real *u = U + ((size_t)e * (Coutp / MR) + ob) * Cin * MR;
+                real *m = M + ((size_t)e * Coutp + (size_t)ob * MR) * ldv;
+                int j = 0;
+                for (; j + 2 * VL <= round_up(nt, VL); j += 2 * VL) kernel(m + j, ldv, u, Ve + j, ldv, Cin, 2);
+                if (j < nt) kernel(m + j, ldv, u, Ve + j, ldv, Cin, 1);
+            }
+        }
+        if (W == 16) output_transform_vec(out, M, bias, Cout, Coutp, H, 16, 8, ty0, ty1, ldv);
+        else if (W == 8) output_transform_vec(out, M, bias, Cout, Coutp, H, 8, 4, ty0, ty1, ldv);
+        else if (W <= VL) output_transform_vec(out, M, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv);
+        else output_transform_any(out, M, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, tmp);
+    }
+}
+
+void conv2d_forward_winograd(real *out, const real *in, const real *U, const real *bias, int B, int Cin, int H,
+                             int W, int Cout) {
+    size_t in_sz = (size_t)Cin * H * W, out_sz = (size_t)Cout * H * W;
+#pragma omp parallel for schedule(static) if (B > 1)
+    for (int b = 0; b < B; b++) winograd_sample(out + b * out_sz, in + b * in_sz, U, bias, Cin, H, W, Cout);
+}
