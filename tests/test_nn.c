@@ -67,7 +67,8 @@ static void test_conv(int k, int s, int p) {
 // the ConvNet's own 128 -> 128 layers at 16x16 and 8x8
 static void test_winograd(void) {
     int shapes[][5] = {{2, 8, 8, 16, 16}, {3, 16, 13, 7, 5}, {1, 128, 128, 16, 16}, {2, 128, 128, 8, 8},
-                       {2, 9, 5, 1, 1},   {1, 12, 24, 33, 9}, {2, 20, 16, 2, 3},   {1, 8, 8, 70, 4}};
+                       {2, 9, 5, 1, 1},   {1, 12, 24, 33, 9}, {2, 20, 16, 2, 3},   {1, 8, 8, 70, 4},
+                       {1, 8, 8, 5, 37},  {1, 16, 8, 32, 32}};
     Rng r;
     rng_init(&r, 7, 0);
     for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
@@ -326,6 +327,46 @@ static double unit_fn(void *ctx, int i, const float *logits, float *dlogits) {
 }
 
 // the fused per-sample driver and the layer-wise one agree, and so do thread counts
+// the net runs its 128-channel convolutions by Winograd unless conv_im2col is set; the
+// two agree to rounding, and changed weights are picked up (the transformed copy is not
+// stale)
+static void test_net_winograd(void) {
+    Net net;
+    Err e;
+    if (model_create(&net, "ConvNet", 3, 10, 32, 32, &e)) {
+        CHECK(0, "%s", e.msg);
+        return;
+    }
+    net_init_params(&net, 11);
+    int B = 3;
+    size_t in = net_in_size(&net);
+    float *x = zeros(in * B), lw[30], li[30];
+    Rng r;
+    rng_init(&r, 5, 0);
+    for (size_t i = 0; i < in * B; i++) x[i] = (float)rng_normal(&r);
+    // Winograd and im2col agree
+    CHECK(net_forward(&net, x, B, lw, &e) == 0, "forward (Winograd)");
+    int used = 0;
+    for (int l = 0; l < net.n_layers; l++) used += net.wino[l] != NULL;
+    CHECK(used == 2, "Winograd runs the two 128-channel convolutions of ConvNet (%d)", used);
+    net.conv_im2col = 1;
+    CHECK(net_forward(&net, x, B, li, &e) == 0, "forward (im2col)");
+    check_close("Winograd vs im2col logits", lw, li, 30, 1e-5, 1e-4);
+    // a Winograd pass, then new weights: the next Winograd pass must see them
+    net.conv_im2col = 0;
+    CHECK(net_forward(&net, x, B, lw, &e) == 0, "forward (Winograd)");
+    for (int l = 0; l < net.n_layers; l++)
+        if (net.layers[l].kind == LAYER_CONV)
+            for (size_t i = 0; i < (size_t)net.layers[l].out_c * net.layers[l].in_c * 9; i++)
+                net.params[net.layers[l].w + i] *= -1.5f;
+    CHECK(net_forward(&net, x, B, lw, &e) == 0, "forward (Winograd, new weights)");
+    net.conv_im2col = 1;
+    CHECK(net_forward(&net, x, B, li, &e) == 0, "forward (im2col, new weights)");
+    check_close("Winograd vs im2col logits after a weight change", lw, li, 30, 1e-5, 1e-4);
+    net_free(&net);
+    free(x);
+}
+
 static void test_drivers(void) {
     Net net;
     Err e;
@@ -426,6 +467,7 @@ int main(int argc, char **argv) {
         fixture_free(&F);
     }
     test_winograd();
+    test_net_winograd();
     test_drivers();
     test_sgd();
     return test_done("test_nn");

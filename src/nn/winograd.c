@@ -5,7 +5,8 @@
  * Each 2x2 block of output pixels (a "tile") is computed from the 4x4 input patch around
  * it with 16 multiplications per (input, output) channel pair instead of 36:
  *   V = B^T d B     (4x4, per tile and input channel)
- *   U = G g G^T     (4x4, per output and input channel; winograd_weights, once per call)
+ *   U = G g G^T     (4x4, per output and input channel; winograd_weights, once per
+ *                   change of the weights)
  *   M[e] = sum_c U[e][o][c] V[e][c][tile]   for each of the 16 positions e: 16 GEMMs
  *   Y = A^T M A     (2x2 output pixels, + bias)
  * with
@@ -13,7 +14,8 @@
  *   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
  *   A^T = [1 1 1 0; 0 1 -1 -1]
  * All constants are exact in binary floating point; the result differs from the direct
- * sum only by rounding (tested against conv2d_forward_ref in test_nn). The hidden layers
+ * sum only by rounding (tested against conv2d_forward_ref in test_nn; the GEMM kernel is
+ * compiled with FMA contraction, see the Makefile). The hidden layers
  * of a ConvNet do 2.25x fewer multiply-adds this way, which is what makes forward-only
  * work (Square's 5000 queries) fast. Backward stays on im2col + sgemm (conv2d.c).
  *
