@@ -41,7 +41,9 @@ $(B)/%.o: %.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # the Winograd GEMM kernel is written for fused multiply-adds
-$(B)/src/nn/winograd.o: CFLAGS += -ffp-contract=fast
+# (-fexpensive-optimizations: GCC forms FMAs only with it, which -O1 builds lack, and
+# the sanitizer build must compute what the optimised one does)
+$(B)/src/nn/winograd.o: CFLAGS += -ffp-contract=fast -fexpensive-optimizations
 
 $(B)/libbeard.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
