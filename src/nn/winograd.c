@@ -34,13 +34,16 @@
 #define BLOCK_TILES 32                       // aim for this many tiles per block
 typedef real vreal __attribute__((vector_size(64)));
 _Static_assert(sizeof(real) == 4, "winograd.c is float32 only (the double build of nn/ leaves it out)");
+// Built without AVX-512 (the fuzz build, a build without -march=native) the compilers
+// note that passing 64-byte vectors changes the ABI; every such function here is static.
+#pragma GCC diagnostic ignored "-Wpsabi"
 
-static inline vreal vload(const real *p) {
+static inline __attribute__((always_inline)) vreal vload(const real *p) {
     vreal v;
     memcpy(&v, p, sizeof v);
     return v;
 }
-static inline void vstore(real *p, vreal v) { memcpy(p, &v, sizeof v); }
+static inline __attribute__((always_inline)) void vstore(real *p, vreal v) { memcpy(p, &v, sizeof v); }
 
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
@@ -103,7 +106,7 @@ typedef real vquarter __attribute__((vector_size(16)));
 
 // one image row of W <= 16 values as a vector, zeros past W (W constant in the hot
 // paths, so that this is one vector move)
-static inline vreal row_load(const real *row, int W) {
+static inline __attribute__((always_inline)) vreal row_load(const real *row, int W) {
     if (W == VL) return vload(row);
     if (W == VL / 2) {
         vhalf h;
@@ -116,7 +119,7 @@ static inline vreal row_load(const real *row, int W) {
 }
 
 // the first n lanes of v to p
-static inline void lanes_store(real *p, vreal v, int n) {
+static inline __attribute__((always_inline)) void lanes_store(real *p, vreal v, int n) {
     if (n == VL) {
         vstore(p, v);
     } else if (n == VL / 2) {
