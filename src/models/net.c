@@ -575,7 +575,6 @@ int net_forward(Net *net, const float *x, int B, float *logits, Err *e) {
 }
 
 static int forward_backward_layerwise(Net *net, const float *x, int B, NetBackward *nb, Err *e) {
-    if (wino_update(net, e)) return -1;
     size_t in = net_in_size(net);
     int K = net->n_classes, nvec = nb->nvec;
     Workspace *w = ws_alloc(net, B, nvec, 0);
@@ -617,8 +616,8 @@ int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *
     if (nb->nvec < 1) nb->nvec = 1;
     if (nb->param_grads && nb->nvec != 1) return err_set(e, "parameter gradients need exactly one vector per sample");
     if (nb->param_grads && net_alloc_grads(net, e)) return -1;
-    if (net->train && net_has_batchnorm(net)) return forward_backward_layerwise(net, x, B, nb, e);
     if (wino_update(net, e)) return -1;
+    if (net->train && net_has_batchnorm(net)) return forward_backward_layerwise(net, x, B, nb, e);
 
     size_t in = net_in_size(net);
     int K = net->n_classes, nvec = nb->nvec, nt = thread_count(B);

@@ -277,6 +277,33 @@ static void output_transform_any(real *out, const real *M, const real *bias, int
     }
 }
 
+// one block of tile rows [ty0, ty1): transform in, 16 GEMMs, transform out. Inlined with
+// the ConvNet's widths as constants (see winograd_sample), so that the vector path's row
+// loads and stores compile to single vector moves.
+static inline __attribute__((always_inline)) void winograd_block(real *out, const real *in, const real *U,
+                                                                 const real *bias, int Cin, int H, int W, int tw,
+                                                                 int Cout, int Coutp, int ty0, int ty1, int ldv,
+                                                                 real *V, real *M) {
+    int nt = (ty1 - ty0) * tw;
+    if (nt < ldv) // the padding tiles of a partial block read zeros
+        for (size_t ec = 0; ec < (size_t)16 * Cin; ec++) memset(V + ec * ldv + nt, 0, sizeof(real) * (ldv - nt));
+    real *tmp = W <= VL ? NULL : scratch_real(SCRATCH_TMP, (size_t)18 * (tw + 1));
+    if (W <= VL) input_transform_vec(V, in, Cin, H, W, tw, ty0, ty1, ldv);
+    else input_transform_any(V, in, Cin, H, W, tw, ty0, ty1, ldv, tmp);
+    for (int e = 0; e < 16; e++) {
+        const real *Ve = V + (size_t)e * Cin * ldv;
+        for (int ob = 0; ob < Coutp / MR; ob++) {
+            const real *u = U + ((size_t)e * (Coutp / MR) + ob) * Cin * MR;
+            real *m = M + ((size_t)e * Coutp + (size_t)ob * MR) * ldv;
+            int j = 0;
+            for (; j + 2 * VL <= round_up(nt, VL); j += 2 * VL) kernel(m + j, ldv, u, Ve + j, ldv, Cin, 2);
+            if (j < nt) kernel(m + j, ldv, u, Ve + j, ldv, Cin, 1);
+        }
+    }
+    if (W <= VL) output_transform_vec(out, M, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv);
+    else output_transform_any(out, M, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, tmp);
+}
+
 static void winograd_sample(real *out, const real *in, const real *U, const real *bias, int Cin, int H, int W,
                             int Cout) {
     int th = (H + 1) / 2, tw = (W + 1) / 2, Coutp = round_up(Cout, MR);
@@ -285,31 +312,11 @@ static void winograd_sample(real *out, const real *in, const real *U, const real
     int ldv = round_up(rows * tw, VL); // tiles per block, padded to whole vectors
     real *V = scratch_real(SCRATCH_COL, (size_t)16 * Cin * ldv);
     real *M = scratch_real(SCRATCH_COL2, (size_t)16 * Coutp * ldv + VL); // + slack, see output_transform_vec
-    real *tmp = scratch_real(SCRATCH_TMP, (size_t)18 * (tw + 1));
     for (int ty0 = 0; ty0 < th; ty0 += rows) {
-        int ty1 = ty0 + rows < th ? ty0 + rows : th, nt = (ty1 - ty0) * tw;
-        if (nt < ldv) // the padding tiles of a partial block read zeros
-            for (size_t ec = 0; ec < (size_t)16 * Cin; ec++) memset(V + ec * ldv + nt, 0, sizeof(real) * (ldv - nt));
-        // (the vector path with the ConvNet's widths as constants, so that its row loads and
-        // stores compile to single vector moves)
-        if (W == 16) input_transform_vec(V, in, Cin, H, 16, 8, ty0, ty1, ldv);
-        else if (W == 8) input_transform_vec(V, in, Cin, H, 8, 4, ty0, ty1, ldv);
-        else if (W <= VL) input_transform_vec(V, in, Cin, H, W, tw, ty0, ty1, ldv);
-        else input_transform_any(V, in, Cin, H, W, tw, ty0, ty1, ldv, tmp);
-        for (int e = 0; e < 16; e++) {
-            const real *Ve = V + (size_t)e * Cin * ldv;
-            for (int ob = 0; ob < Coutp / MR; ob++) {
-                const real *u = U + ((size_t)e * (Coutp / MR) + ob) * Cin * MR;
-                real *m = M + ((size_t)e * Coutp + (size_t)ob * MR) * ldv;
-                int j = 0;
-                for (; j + 2 * VL <= round_up(nt, VL); j += 2 * VL) kernel(m + j, ldv, u, Ve + j, ldv, Cin, 2);
-                if (j < nt) kernel(m + j, ldv, u, Ve + j, ldv, Cin, 1);
-            }
-        }
-        if (W == 16) output_transform_vec(out, M, bias, Cout, Coutp, H, 16, 8, ty0, ty1, ldv);
-        else if (W == 8) output_transform_vec(out, M, bias, Cout, Coutp, H, 8, 4, ty0, ty1, ldv);
-        else if (W <= VL) output_transform_vec(out, M, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv);
-        else output_transform_any(out, M, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, tmp);
+        int ty1 = MIN(ty0 + rows, th);
+        if (W == 16) winograd_block(out, in, U, bias, Cin, H, 16, 8, Cout, Coutp, ty0, ty1, ldv, V, M);
+        else if (W == 8) winograd_block(out, in, U, bias, Cin, H, 8, 4, Cout, Coutp, ty0, ty1, ldv, V, M);
+        else winograd_block(out, in, U, bias, Cin, H, W, tw, Cout, Coutp, ty0, ty1, ldv, V, M);
     }
 }
 
