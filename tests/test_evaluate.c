@@ -1,6 +1,6 @@
 /*
- * test_evaluate.c: the evaluation stage (src/bench/evaluate.c), its config reader
- * (src/bench/eval_config.c), and the `beard evaluate` / `beard demo` commands.
+ * test_evaluate.c: the evaluation stage (src/evaluate/evaluate.c), its config reader
+ * (src/evaluate/eval_config.c), and the `beard evaluate` / `beard demo` commands.
  *
  * The stage must (1) accept BEARD's own evaluate_config.json as it is (../shared's, when
  * it is there; tests/fixtures/evaluate/beard_keys_config.json is ours, with every key
@@ -17,8 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../src/bench/evaluate.h"
-#include "../src/bench/metrics.h"
+#include "../src/evaluate/evaluate.h"
+#include "../src/report/metrics.h"
 #include "../src/data/synthetic.h"
 #include "../src/io/file.h"
 #include "../src/models/convnet.h"

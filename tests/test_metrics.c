@@ -1,6 +1,6 @@
 /*
- * test_metrics.c: BEARD's RR, AE and CREI (src/bench/metrics.c) and the BEARD log
- * reader/writer (src/bench/beardlog.c).
+ * test_metrics.c: BEARD's RR, AE and CREI (src/report/metrics.c) and the BEARD log
+ * reader/writer (src/evaluate/beardlog.c).
  *
  * The anchor is BEARD's published BACON/CIFAR-10 result: targeted RRM 36.83, untargeted
  * AEM 21.53 and CREIM 27.20 (arXiv:2411.09265), which BEARD's toolkit computes from the
@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../src/bench/beardlog.h"
-#include "../src/bench/metrics.h"
+#include "../src/evaluate/beardlog.h"
+#include "../src/report/metrics.h"
 #include "harness.h"
 
 #define FIX "tests/fixtures/metrics/"

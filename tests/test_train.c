@@ -1,5 +1,5 @@
 /*
- * test_train.c: the training stage (src/bench/train.c, train_config.c, `beard train`).
+ * test_train.c: the training stage (src/train/train.c, train_config.c, `beard train`).
  *
  * - The recipe step for step against PyTorch (tests/fixtures/train/trajectory.bin, from
  *   tests/scripts/gen_train_fixtures.py): with one batch per epoch and no augmentation
@@ -23,8 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../src/bench/train.h"
-#include "../src/bench/train_config.h"
+#include "../src/train/train.h"
+#include "../src/train/train_config.h"
 #include "../src/core/parallel.h"
 #include "../src/io/file.h"
 #include "../src/models/checkpoint.h"

@@ -9,9 +9,9 @@
  * ./model_pool), it attacks
  * every CIFAR-10 checkpoint of the pool on the first --n test images. Without them it
  * falls back to a procedurally generated dataset (src/data/synthetic.c), clearly labelled
- * as such, trains a small ConvNet on it with the training stage (src/bench/train.h) and
- * attacks that. Everything goes through the evaluation stage (src/bench/evaluate.c) and
- * the metrics (src/bench/metrics.c), so the BEARD logs and results.json it leaves in --out
+ * as such, trains a small ConvNet on it with the training stage (src/train/train.h) and
+ * attacks that. Everything goes through the evaluation stage (src/evaluate/evaluate.c) and
+ * the metrics (src/report/metrics.c), so the BEARD logs and results.json it leaves in --out
  * are the real thing: `beard metrics` reads them.
  *
  * To stay within minutes on two cores the demo uses a subset of the test images and, by
@@ -25,9 +25,9 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "../bench/evaluate.h"
-#include "../bench/metrics.h"
-#include "../bench/train.h"
+#include "../evaluate/evaluate.h"
+#include "../report/metrics.h"
+#include "../train/train.h"
 #include "../core/parallel.h"
 #include "../data/synthetic.h"
 #include "../models/checkpoint.h"

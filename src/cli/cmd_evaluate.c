@@ -1,14 +1,14 @@
 /*
  * cmd_evaluate.c: `beard evaluate --config evaluate_config.json`, BEARD's evaluation
  * stage (Code/evaluate_model.py) from BEARD's own config file: the same log lines, plus
- * results.json and optionally a per-sample CSV. The stage itself is src/bench/evaluate.c;
- * the config keys are documented in src/bench/eval_config.h.
+ * results.json and optionally a per-sample CSV. The stage itself is src/evaluate/evaluate.c;
+ * the config keys are documented in src/evaluate/eval_config.h.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../bench/evaluate.h"
+#include "../evaluate/evaluate.h"
 #include "../core/parallel.h"
 #include "../io/file.h"
 #include "cli.h"

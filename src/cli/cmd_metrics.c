@@ -1,15 +1,15 @@
 /*
  * cmd_metrics.c: `beard metrics`, BEARD's RR/AE/CREI (and ASR, AST, a passes-based AE,
  * bootstrap intervals) from any mix of BEARD evaluation logs and beard results.json
- * files. The computation and its choices are in src/bench/metrics.c.
+ * files. The computation and its choices are in src/report/metrics.c.
  */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../bench/beardlog.h"
-#include "../bench/evaluate.h"
-#include "../bench/metrics.h"
+#include "../evaluate/beardlog.h"
+#include "../evaluate/evaluate.h"
+#include "../report/metrics.h"
 #include "../core/parallel.h"
 #include "cli.h"
 

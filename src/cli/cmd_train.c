@@ -3,7 +3,7 @@
  *
  * Settings come from beard's defaults (BEARD/DC-bench's evaluate_synset recipe), then an
  * optional BEARD train_config.json (--config), then the command line (train_config.h).
- * The library side is src/bench/train.c; this file loads the data, prints, and writes the
+ * The library side is src/train/train.c; this file loads the data, prints, and writes the
  * JSON summary.
  */
 #include <cjson/cJSON.h>
@@ -12,8 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../bench/train.h"
-#include "../bench/train_config.h"
+#include "../train/train.h"
+#include "../train/train_config.h"
 #include "../core/parallel.h"
 #include "cli.h"
 

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/bench/eval_config.h"
-#include "../../src/bench/metrics.h"
+#include "../../src/evaluate/eval_config.h"
+#include "../../src/report/metrics.h"
 
 #include <math.h>
 

@@ -59,7 +59,7 @@
 
 #include "../core/rng.h"
 #include "../io/file.h"
-#include "beardlog.h"
+#include "../evaluate/beardlog.h"
 
 const char *metrics_type_name(MetricsType t) { return t == METRICS_ROME ? "rome" : "beard"; }
 
