@@ -12,7 +12,7 @@ CC      ?= cc
 OPT     ?= -O3 -march=native
 SAN     ?=
 CFLAGS   = $(OPT) $(SAN) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers -fopenmp -MMD -MP
-PKGS     = libzip libcjson libpng libjpeg libcurl libarchive libcrypto zlib sqlite3
+PKGS     = libzip libcjson libpng libjpeg libcurl libarchive libcrypto zlib sqlite3 matio
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDLIBS  += $(PKG_LIBS) -lopenblas -lm -fopenmp

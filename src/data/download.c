@@ -54,14 +54,13 @@ static const DownloadSpec specs[] = {
        "e26dedcc434d2e4c54c9b2d4a06d8373", 0},
       {"test_32x32.mat", {"http://ufldl.stanford.edu/housenumbers/test_32x32.mat"}, "eb5a983be6a315427106f1b164d9cef3",
        0}},
-     "test_32x32.mat",
-     "beard has no reader for SVHN's MATLAB .mat files yet: the files are in place for when it does"},
+     "test_32x32.mat", NULL},
     {"tinyimagenet", "TinyImageNet", "", 1,
      {{"tiny-imagenet-200.zip", {"http://cs231n.stanford.edu/tiny-imagenet-200.zip"},
        "90528d7ca1a48142e341f4ef8d21d0de", 1}},
      "tiny-imagenet-200/wnids.txt",
-     "beard reads TinyImageNet as DC's preprocessed tinyimagenet.pt (as BEARD does); the JPEG folders are unpacked "
-     "in tiny-imagenet-200/"},
+     "the JPEG folders are unpacked in tiny-imagenet-200/, which beard reads as they are (DC's preprocessed "
+     "tinyimagenet.pt is read instead when it is present)"},
 };
 
 const DownloadSpec *download_find(const char *name) {

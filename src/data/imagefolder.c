@@ -141,12 +141,7 @@ int image_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, Err *e) {
 // ----------------------------------------------------------------------------
 // the folder
 
-typedef struct {
-    char **items;
-    int n, cap;
-} Names;
-
-static int names_add(Names *s, const char *name) {
+static int names_add(NameList *s, const char *name) {
     if (s->n == s->cap) {
         int cap = s->cap ? 2 * s->cap : 64;
         char **it = realloc(s->items, sizeof(char *) * (size_t)cap);
@@ -158,7 +153,7 @@ static int names_add(Names *s, const char *name) {
     return 0;
 }
 
-static void names_free(Names *s) {
+void name_list_free(NameList *s) {
     for (int i = 0; i < s->n; i++) xfree(s->items[i]);
     free(s->items);
     memset(s, 0, sizeof(*s));
@@ -178,8 +173,7 @@ static const char *const readable[] = {".png", ".jpg", ".jpeg", NULL};
 // what torchvision's ImageFolder would also pick up (IMG_EXTENSIONS)
 static const char *const other_images[] = {".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", NULL};
 
-// the entries of dir that are folders (want_dirs) or files, sorted; hidden ones skipped
-static int list_dir(const char *dir, int want_dirs, Names *out, Err *e) {
+int name_list_dir(const char *dir, int want_dirs, NameList *out, Err *e) {
     DIR *d = opendir(dir);
     if (!d) return err_set(e, "cannot open folder %s", dir);
     struct dirent *de;
@@ -205,10 +199,10 @@ int pool_load_imagefolder(Pool *p, const char *dir, const DatasetInfo *info, Err
     memset(p, 0, sizeof(*p));
     p->exp = -1;
     p->n_classes = info->n_classes;
-    Names classes = {0}, files = {0};
+    NameList classes = {0}, files = {0};
     int rc = -1, cap = 0;
     uint8_t *rgb = NULL;
-    if (list_dir(dir, 1, &classes, e)) goto done;
+    if (name_list_dir(dir, 1, &classes, e)) goto done;
     if (classes.n == 0) {
         err_set(e, "%s has no class sub-folders (expected <dir>/<class>/<image>.png|jpg, or an MTT folder with "
                    "images_best.pt)", dir);
@@ -223,8 +217,8 @@ int pool_load_imagefolder(Pool *p, const char *dir, const DatasetInfo *info, Err
     char path[4096], cdir[2048];
     for (int k = 0; k < classes.n; k++) {
         snprintf(cdir, sizeof(cdir), "%s/%s", dir, classes.items[k]);
-        names_free(&files);
-        if (list_dir(cdir, 0, &files, e)) goto done;
+        name_list_free(&files);
+        if (name_list_dir(cdir, 0, &files, e)) goto done;
         for (int f = 0; f < files.n; f++) {
             const char *name = files.items[f];
             snprintf(path, sizeof(path), "%s/%s", cdir, name);
@@ -278,7 +272,7 @@ int pool_load_imagefolder(Pool *p, const char *dir, const DatasetInfo *info, Err
     rc = 0;
 done:
     xfree(rgb);
-    names_free(&classes);
-    names_free(&files);
+    name_list_free(&classes);
+    name_list_free(&files);
     return rc;
 }
