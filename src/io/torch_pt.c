@@ -556,42 +556,260 @@ static const char *storage_name(DType t) {
     return (unsigned)t < DTYPE_COUNT ? names[t] : NULL;
 }
 
-static int state_dict_pickle(const TensorDict *sd, Buf *b, Err *e) {
-    put(b, "\x80\x02", 2);
-    put_str(b, "ccollections\nOrderedDict\n)R");
-    if (sd->n) put_op(b, '(');
-    for (int i = 0; i < sd->n; i++) {
-        const Tensor *t = &sd->items[i].t;
-        const char *sn = storage_name(t->dtype);
-        if (!sn) return err_set(e, "tensor '%s' has an unknown dtype", sd->items[i].name);
-        char key[32];
-        snprintf(key, sizeof(key), "%d", i);
-        int64_t stride[TENSOR_MAX_DIM], acc = 1;
-        for (int d = t->ndim - 1; d >= 0; d--) { // torch's contiguous strides
-            stride[d] = acc;
-            acc *= t->shape[d] > 1 ? t->shape[d] : 1;
+// ----------------------------------------------------------------------------
+// object trees
+
+typedef enum { TO_NONE, TO_BOOL, TO_INT, TO_FLOAT, TO_STR, TO_TENSOR, TO_LIST, TO_TUPLE, TO_DICT, TO_ODICT } TObjKind;
+
+struct TorchObj {
+    TObjKind kind;
+    int64_t i;
+    double f;
+    char *s;          // STR; dict keys live in keys[]
+    const Tensor *t;  // TENSOR (borrowed)
+    int n, cap;
+    TorchObj **items; // LIST, TUPLE, DICT values
+    char **keys;      // DICT
+};
+
+static TorchObj *tobj_new(TObjKind k) {
+    TorchObj *o = calloc(1, sizeof(*o));
+    if (o) o->kind = k;
+    return o;
+}
+
+TorchObj *tobj_none(void) { return tobj_new(TO_NONE); }
+TorchObj *tobj_bool(int v) {
+    TorchObj *o = tobj_new(TO_BOOL);
+    if (o) o->i = v != 0;
+    return o;
+}
+TorchObj *tobj_int(int64_t v) {
+    TorchObj *o = tobj_new(TO_INT);
+    if (o) o->i = v;
+    return o;
+}
+TorchObj *tobj_float(double v) {
+    TorchObj *o = tobj_new(TO_FLOAT);
+    if (o) o->f = v;
+    return o;
+}
+TorchObj *tobj_str(const char *s) {
+    TorchObj *o = tobj_new(TO_STR);
+    if (o && !(o->s = strdup(s ? s : ""))) {
+        free(o);
+        return NULL;
+    }
+    return o;
+}
+TorchObj *tobj_tensor(const Tensor *t) {
+    if (!t) return NULL;
+    TorchObj *o = tobj_new(TO_TENSOR);
+    if (o) o->t = t;
+    return o;
+}
+TorchObj *tobj_list(void) { return tobj_new(TO_LIST); }
+TorchObj *tobj_tuple(void) { return tobj_new(TO_TUPLE); }
+TorchObj *tobj_dict(void) { return tobj_new(TO_DICT); }
+
+void tobj_free(TorchObj *o) {
+    if (!o) return;
+    for (int k = 0; k < o->n; k++) {
+        tobj_free(o->items[k]);
+        if (o->keys) free(o->keys[k]);
+    }
+    free(o->items);
+    free(o->keys);
+    free(o->s);
+    free(o);
+}
+
+static int tobj_push(TorchObj *o, char *key, TorchObj *v) {
+    if (o->n == o->cap) {
+        int cap = o->cap ? 2 * o->cap : 8;
+        TorchObj **it = realloc(o->items, sizeof(*it) * (size_t)cap);
+        if (!it) return -1;
+        o->items = it;
+        if (o->kind == TO_DICT || o->kind == TO_ODICT) {
+            char **ks = realloc(o->keys, sizeof(*ks) * (size_t)cap);
+            if (!ks) return -1;
+            o->keys = ks;
         }
-        put_unicode(b, sd->items[i].name);
-        put_str(b, "ctorch._utils\n_rebuild_tensor_v2\n((");
-        put_unicode(b, "storage");
-        put_str(b, "ctorch\n");
-        put_str(b, sn);
-        put_op(b, '\n');
-        put_unicode(b, key);
-        put_unicode(b, "cpu");
-        put_int(b, (int64_t)t->numel);
-        put_str(b, "tQ");
+        o->cap = cap;
+    }
+    if (o->keys) o->keys[o->n] = key;
+    o->items[o->n++] = v;
+    return 0;
+}
+
+int tobj_append(TorchObj *seq, TorchObj *item) {
+    if (!seq || !item || (seq->kind != TO_LIST && seq->kind != TO_TUPLE) || tobj_push(seq, NULL, item)) {
+        tobj_free(item);
+        return -1;
+    }
+    return 0;
+}
+
+int tobj_set(TorchObj *dict, const char *key, TorchObj *v) {
+    char *k = key ? strdup(key) : NULL;
+    if (!dict || !v || !k || (dict->kind != TO_DICT && dict->kind != TO_ODICT) || tobj_push(dict, k, v)) {
+        free(k);
+        tobj_free(v);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    Buf *b;
+    int legacy_storages; // pickle.dump: storages as _load_from_bytes blobs; else persistent ids
+    const Tensor **tensors; // zip: the storages in key order
+    int n_tensors, cap_tensors;
+    Err *e;
+} Pickler;
+
+static void put_float(Buf *b, double v) {
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    uint8_t h[9] = {'G'};
+    for (int k = 0; k < 8; k++) h[1 + k] = (uint8_t)(u >> (8 * (7 - k))); // big-endian
+    put(b, h, 9);
+}
+
+static void put_bytes(Buf *b, const void *p, size_t n) {
+    uint32_t len = (uint32_t)n;
+    uint8_t h[5] = {'B', (uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
+    put(b, h, 5);
+    put(b, p, n);
+}
+
+static void tensor_strides(const Tensor *t, int64_t *stride) {
+    int64_t acc = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) { // torch's contiguous strides
+        stride[d] = acc;
+        acc *= t->shape[d] > 1 ? t->shape[d] : 1;
+    }
+}
+
+// torch.save(storage, f, _use_new_zipfile_serialization=False) of t's storage: the magic
+// number, the protocol version, sys_info, the storage as a persistent id, the key list,
+// then the element count and the raw bytes
+static int legacy_storage_bytes(const Tensor *t, const char *sn, Buf *out) {
+    put(out, "\x80\x02\x8a\x0a", 4);
+    put(out, legacy_magic, sizeof(legacy_magic));
+    put_op(out, '.');
+    put(out, "\x80\x02M\xe9\x03.", 6);
+    put(out, "\x80\x02}(", 4);
+    put_unicode(out, "protocol_version");
+    put_int(out, LEGACY_PROTOCOL_VERSION);
+    put_unicode(out, "little_endian");
+    put_op(out, 0x88);
+    put_unicode(out, "type_sizes");
+    put(out, "}(", 2);
+    put_unicode(out, "short");
+    put_int(out, 2);
+    put_unicode(out, "int");
+    put_int(out, 4);
+    put_unicode(out, "long");
+    put_int(out, 4);
+    put(out, "uu.", 3);
+    put(out, "\x80\x02(", 3);
+    put_unicode(out, "storage");
+    put_str(out, "ctorch\n");
+    put_str(out, sn);
+    put_op(out, '\n');
+    put_unicode(out, "0");
+    put_unicode(out, "cpu");
+    put_int(out, (int64_t)t->numel);
+    put_op(out, 'N');
+    put(out, "tQ.", 3);
+    put(out, "\x80\x02]", 3);
+    put_unicode(out, "0");
+    put(out, "a.", 2);
+    uint64_t cnt = t->numel;
+    uint8_t c8[8];
+    for (int k = 0; k < 8; k++) c8[k] = (uint8_t)(cnt >> (8 * k));
+    put(out, c8, 8);
+    if (t->numel) put(out, t->data, tensor_nbytes(t));
+    return out->oom ? -1 : 0;
+}
+
+static int pickle_obj(Pickler *pk, const TorchObj *o, int depth) {
+    Buf *b = pk->b;
+    if (depth > 64) return err_set(pk->e, "object nests too deeply");
+    switch (o->kind) {
+    case TO_NONE: put_op(b, 'N'); break;
+    case TO_BOOL: put_op(b, o->i ? 0x88 : 0x89); break;
+    case TO_INT: put_int(b, o->i); break;
+    case TO_FLOAT: put_float(b, o->f); break;
+    case TO_STR: put_unicode(b, o->s); break;
+    case TO_TENSOR: {
+        const Tensor *t = o->t;
+        const char *sn = storage_name(t->dtype);
+        if (!sn) return err_set(pk->e, "a tensor has an unknown dtype");
+        int64_t stride[TENSOR_MAX_DIM];
+        tensor_strides(t, stride);
+        put_str(b, "ctorch._utils\n_rebuild_tensor_v2\n(");
+        if (pk->legacy_storages) {
+            Buf blob = {0};
+            if (legacy_storage_bytes(t, sn, &blob) || blob.n > UINT32_MAX) {
+                free(blob.p);
+                return err_set(pk->e, "out of memory (or a tensor over 4 GB)");
+            }
+            put_str(b, "ctorch.storage\n_load_from_bytes\n(");
+            put_bytes(b, blob.p, blob.n);
+            put_str(b, "tR");
+            free(blob.p);
+        } else {
+            if (pk->n_tensors == pk->cap_tensors) {
+                int cap = pk->cap_tensors ? 2 * pk->cap_tensors : 16;
+                const Tensor **tt = realloc(pk->tensors, sizeof(*tt) * (size_t)cap);
+                if (!tt) return err_set(pk->e, "out of memory");
+                pk->tensors = tt, pk->cap_tensors = cap;
+            }
+            char key[32];
+            snprintf(key, sizeof(key), "%d", pk->n_tensors);
+            pk->tensors[pk->n_tensors++] = t;
+            put_op(b, '(');
+            put_unicode(b, "storage");
+            put_str(b, "ctorch\n");
+            put_str(b, sn);
+            put_op(b, '\n');
+            put_unicode(b, key);
+            put_unicode(b, "cpu");
+            put_int(b, (int64_t)t->numel);
+            put_str(b, "tQ");
+        }
         put_int(b, 0);
         put_int_tuple(b, t->ndim, t->shape);
         put_int_tuple(b, t->ndim, stride);
         put_op(b, 0x89); // requires_grad=False
         put_str(b, "ccollections\nOrderedDict\n)R"); // backward_hooks
         put_str(b, "tR");
+        break;
     }
-    if (sd->n) put_op(b, 'u');
-    put_op(b, '.');
-    if (b->oom) return err_set(e, "out of memory");
-    return 0;
+    case TO_LIST:
+    case TO_TUPLE:
+        if (o->kind == TO_LIST) put_op(b, ']');
+        if (o->n || o->kind == TO_TUPLE) put_op(b, '(');
+        for (int k = 0; k < o->n; k++)
+            if (pickle_obj(pk, o->items[k], depth + 1)) return -1;
+        if (o->kind == TO_LIST && o->n) put_op(b, 'e');
+        if (o->kind == TO_TUPLE) put_op(b, 't');
+        break;
+    case TO_DICT:
+    case TO_ODICT:
+        if (o->kind == TO_DICT) put_op(b, '}');
+        else put_str(b, "ccollections\nOrderedDict\n)R");
+        if (o->n) put_op(b, '(');
+        for (int k = 0; k < o->n; k++) {
+            put_unicode(b, o->keys[k]);
+            if (pickle_obj(pk, o->items[k], depth + 1)) return -1;
+        }
+        if (o->n) put_op(b, 'u');
+        break;
+    }
+    return b->oom ? err_set(pk->e, "out of memory") : 0;
 }
 
 static int archive_add(zip_t *za, const char *name, const void *data, size_t n, Err *e) {
@@ -607,31 +825,38 @@ static int archive_add(zip_t *za, const char *name, const void *data, size_t n, 
     return 0;
 }
 
-int torch_save_state_dict(const char *path, const TensorDict *sd, Err *e) {
+int torch_save_obj(const char *path, const TorchObj *obj, Err *e) {
+    if (!obj) return err_set(e, "saving %s: out of memory building the object", path);
     Buf b = {0};
-    if (state_dict_pickle(sd, &b, e)) {
-        free(b.p);
-        return err_wrap(e, "%s", path);
+    Pickler pk = {.b = &b, .e = e};
+    put(&b, "\x80\x02", 2);
+    int rc = -1;
+    char *tmp = NULL;
+    zip_t *za = NULL;
+    if (pickle_obj(&pk, obj, 0)) goto out;
+    put_op(&b, '.');
+    if (b.oom) {
+        err_set(e, "out of memory");
+        goto out;
     }
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
-    if (!tmp) {
-        free(b.p);
-        return err_set(e, "out of memory");
+    if (!(tmp = malloc(plen + 5))) {
+        err_set(e, "out of memory");
+        goto out;
     }
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp", 5);
-    int zerr = 0, rc = -1;
-    zip_t *za = zip_open(tmp, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
+    int zerr = 0;
+    za = zip_open(tmp, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
     if (!za) {
         err_set(e, "cannot create %s", tmp);
         goto out;
     }
     if (archive_add(za, "archive/data.pkl", b.p, b.n, e)) goto fail;
-    for (int i = 0; i < sd->n; i++) {
+    for (int i = 0; i < pk.n_tensors; i++) {
         char name[64];
         snprintf(name, sizeof(name), "archive/data/%d", i);
-        const Tensor *t = &sd->items[i].t;
+        const Tensor *t = pk.tensors[i];
         if (archive_add(za, name, t->numel ? t->data : "", tensor_nbytes(t), e)) goto fail;
     }
     if (archive_add(za, "archive/version", "3\n", 2, e) || archive_add(za, "archive/byteorder", "little", 6, e)) goto fail;
@@ -639,6 +864,7 @@ int torch_save_state_dict(const char *path, const TensorDict *sd, Err *e) {
         err_set(e, "cannot write %s: %s", tmp, zip_strerror(za));
         goto fail;
     }
+    za = NULL;
     if (rename(tmp, path) != 0) {
         err_set(e, "cannot rename %s to %s", tmp, path);
         remove(tmp);
@@ -647,10 +873,36 @@ int torch_save_state_dict(const char *path, const TensorDict *sd, Err *e) {
     rc = 0;
     goto out;
 fail:
-    zip_discard(za);
+    if (za) zip_discard(za);
     remove(tmp);
 out:
     free(tmp);
     free(b.p);
+    free(pk.tensors);
     return rc ? err_wrap(e, "saving %s", path) : 0;
+}
+
+int pickle_dump_obj(const char *path, const TorchObj *obj, Err *e) {
+    if (!obj) return err_set(e, "saving %s: out of memory building the object", path);
+    Buf b = {0};
+    Pickler pk = {.b = &b, .legacy_storages = 1, .e = e};
+    put(&b, "\x80\x03", 2);
+    int rc = pickle_obj(&pk, obj, 0);
+    put_op(&b, '.');
+    if (!rc && b.oom) rc = err_set(e, "out of memory");
+    if (!rc) rc = file_write_all(path, b.p, b.n, e);
+    free(b.p);
+    return rc ? err_wrap(e, "saving %s", path) : 0;
+}
+
+int torch_save_state_dict(const char *path, const TensorDict *sd, Err *e) {
+    TorchObj *d = tobj_new(TO_ODICT);
+    for (int i = 0; d && i < sd->n; i++)
+        if (tobj_set(d, sd->items[i].name, tobj_tensor(&sd->items[i].t))) {
+            tobj_free(d);
+            return err_set(e, "saving %s: out of memory", path);
+        }
+    int rc = torch_save_obj(path, d, e);
+    tobj_free(d);
+    return rc;
 }

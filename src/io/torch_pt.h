@@ -37,4 +37,36 @@ int torch_state_dict_from(const PickleValue *root, TensorDict *out, Err *e);
 // uncompressed record per tensor, version 3), so that torch.load returns it exactly.
 int torch_save_state_dict(const char *path, const TensorDict *sd, Err *e);
 
+// ----------------------------------------------------------------------------
+// writing any small object tree of Python values and tensors: what dataset-distillation
+// code torch.saves ({'data': [[images, labels]], 'accs_all_exps': {...}}) or
+// pickle.dumps ((images, labels)). Build the tree with the constructors (each returns
+// NULL when out of memory; passing NULL on to tobj_append/tobj_set makes them fail, so a
+// tree can be built without checking every call), write it, tobj_free the root.
+// Tensors are borrowed: they must outlive the write.
+
+typedef struct TorchObj TorchObj;
+TorchObj *tobj_none(void);
+TorchObj *tobj_bool(int v);
+TorchObj *tobj_int(int64_t v);
+TorchObj *tobj_float(double v);
+TorchObj *tobj_str(const char *s);
+TorchObj *tobj_tensor(const Tensor *t);
+TorchObj *tobj_list(void);
+TorchObj *tobj_tuple(void);
+TorchObj *tobj_dict(void);
+// appends item to a list or tuple (takes it; frees it on failure); -1 on failure
+int tobj_append(TorchObj *seq, TorchObj *item);
+// dict[key] = v (takes v; frees it on failure); keys keep their insertion order
+int tobj_set(TorchObj *dict, const char *key, TorchObj *v);
+void tobj_free(TorchObj *o);
+
+// torch.save(obj, path) in the zip format of torch >= 1.6 (loads with
+// torch.load(weights_only=True)); written to path.tmp and renamed
+int torch_save_obj(const char *path, const TorchObj *obj, Err *e);
+// pickle.dump(obj, f) (protocol 3): tensors pickled as torch pickles them, storages as
+// torch.storage._load_from_bytes of a legacy torch.save of the storage (what IDM and
+// BACON's .pkl files hold; pickle.load reads it, torch.load does not); written atomically
+int pickle_dump_obj(const char *path, const TorchObj *obj, Err *e);
+
 #endif
