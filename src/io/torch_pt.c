@@ -831,52 +831,41 @@ int torch_save_obj(const char *path, const TorchObj *obj, Err *e) {
     Pickler pk = {.b = &b, .e = e};
     put(&b, "\x80\x02", 2);
     int rc = -1;
-    char *tmp = NULL;
     zip_t *za = NULL;
+    FileAtomic fa = {0};
     if (pickle_obj(&pk, obj, 0)) goto out;
     put_op(&b, '.');
     if (b.oom) {
         err_set(e, "out of memory");
         goto out;
     }
-    size_t plen = strlen(path);
-    if (!(tmp = malloc(plen + 5))) {
-        err_set(e, "out of memory");
-        goto out;
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
+    // libzip writes by path: the atomic writer's temporary, committed when complete
+    if (file_atomic_open(&fa, path, e)) goto out;
+    fclose(fa.f);
+    fa.f = NULL;
     int zerr = 0;
-    za = zip_open(tmp, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
+    za = zip_open(fa.tmp, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
     if (!za) {
-        err_set(e, "cannot create %s", tmp);
+        err_set(e, "cannot create %s", fa.tmp);
         goto out;
     }
-    if (archive_add(za, "archive/data.pkl", b.p, b.n, e)) goto fail;
+    if (archive_add(za, "archive/data.pkl", b.p, b.n, e)) goto out;
     for (int i = 0; i < pk.n_tensors; i++) {
         char name[64];
         snprintf(name, sizeof(name), "archive/data/%d", i);
         const Tensor *t = pk.tensors[i];
-        if (archive_add(za, name, t->numel ? t->data : "", tensor_nbytes(t), e)) goto fail;
+        if (archive_add(za, name, t->numel ? t->data : "", tensor_nbytes(t), e)) goto out;
     }
-    if (archive_add(za, "archive/version", "3\n", 2, e) || archive_add(za, "archive/byteorder", "little", 6, e)) goto fail;
+    if (archive_add(za, "archive/version", "3\n", 2, e) || archive_add(za, "archive/byteorder", "little", 6, e)) goto out;
     if (zip_close(za) != 0) {
-        err_set(e, "cannot write %s: %s", tmp, zip_strerror(za));
-        goto fail;
-    }
-    za = NULL;
-    if (rename(tmp, path) != 0) {
-        err_set(e, "cannot rename %s to %s", tmp, path);
-        remove(tmp);
+        err_set(e, "cannot write %s: %s", fa.tmp, zip_strerror(za));
         goto out;
     }
-    rc = 0;
-    goto out;
-fail:
-    if (za) zip_discard(za);
-    remove(tmp);
+    za = NULL;
+    rc = file_atomic_commit(&fa, e);
 out:
-    free(tmp);
+    if (za) zip_discard(za);
+    file_atomic_abort(&fa);
     free(b.p);
     free(pk.tensors);
     return rc ? err_wrap(e, "saving %s", path) : 0;
