@@ -18,8 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zip.h>
 
+#include "../core/hash.h"
 #include "file.h"
 
 // torch.serialization.MAGIC_NUMBER = 0x1950a86a20f9469cfc6c, as LONG1 bytes
@@ -39,6 +41,7 @@ typedef struct {
     const char *prefix; // "<archive>/"
     StorageEntry *st;
     size_t n_st, cap_st;
+    StrMap index;       // key -> position in st (a file may hold a million storages)
 } TorchCtx;
 
 static int load_buffer(PickleDoc *doc, const uint8_t *buf, size_t n, int allow_plain, PickleValue **out, Err *e);
@@ -46,19 +49,22 @@ static int load_buffer(PickleDoc *doc, const uint8_t *buf, size_t n, int allow_p
 static void ctx_free(TorchCtx *c) {
     for (size_t i = 0; i < c->n_st; i++) free(c->st[i].key);
     free(c->st);
+    strmap_free(&c->index);
     c->st = NULL;
     c->n_st = c->cap_st = 0;
 }
 
 static StorageEntry *ctx_find(TorchCtx *c, const char *key) {
-    for (size_t i = 0; i < c->n_st; i++)
-        if (!strcmp(c->st[i].key, key)) return &c->st[i];
-    return NULL;
+    int i = strmap_get(&c->index, key);
+    return i >= 0 ? &c->st[i] : NULL;
 }
 
 static int ctx_add(TorchCtx *c, const char *key, PickleValue *v, int is_view, Err *e) {
+    if (c->n_st >= INT32_MAX) return err_set(e, "too many storages");
+    if (strmap_put(&c->index, key, (int)c->n_st, e)) return -1;
     if (c->n_st == c->cap_st) {
         size_t cap = c->cap_st ? 2 * c->cap_st : 16;
+        if (pickle_doc_charge(c->doc, (cap - c->cap_st) * (sizeof(StorageEntry) + 64), e)) return -1;
         StorageEntry *p = realloc(c->st, cap * sizeof(*p));
         if (!p) return err_set(e, "out of memory");
         c->st = p;
@@ -99,6 +105,42 @@ static int pid_parse(const PickleValue *pid, size_t want_len, DType *dt, char *k
     return 0;
 }
 
+// Reads the first `want` bytes of record idx (of `size` bytes) into dst, then the rest to
+// the end so that libzip checks the record's CRC-32 (it does so only at the end of a
+// record): a record whose bytes do not match its checksum is an error, not silently
+// wrong weights.
+static int zip_read_record(zip_t *za, zip_uint64_t idx, const char *name, uint8_t *dst, size_t want, uint64_t size,
+                           Err *e) {
+    zip_file_t *zf = zip_fopen_index(za, idx, 0);
+    if (!zf) return err_set(e, "cannot open record %s: %s", name, zip_strerror(za));
+    size_t got = 0;
+    int bad = 0;
+    while (got < want) {
+        zip_int64_t r = zip_fread(zf, dst + got, want - got);
+        if (r <= 0) {
+            bad = r < 0;
+            break;
+        }
+        got += (size_t)r;
+    }
+    // the rest of the record (torch writes none), then the end, where the CRC is checked
+    uint8_t scratch[4096];
+    uint64_t left = got == want ? size - want : 0;
+    while (!bad && got == want) {
+        zip_int64_t r = zip_fread(zf, scratch, left < sizeof(scratch) && left ? (size_t)left : sizeof(scratch));
+        if (r < 0) bad = 1;
+        if (r <= 0) break;
+        left = (uint64_t)r > left ? 0 : left - (uint64_t)r;
+    }
+    char why[128];
+    snprintf(why, sizeof(why), "%s", bad ? zip_file_strerror(zf) : "");
+    int close_rc = zip_fclose(zf);
+    if (bad || close_rc != 0)
+        return err_set(e, "record %s is corrupt (%s)", name, why[0] ? why : "bad checksum or data");
+    if (got != want) return err_set(e, "record %s is truncated (read %zu of %zu bytes)", name, got, want);
+    return 0;
+}
+
 static int zip_persistent_load(void *vctx, PickleDoc *doc, PickleValue *pid, PickleValue **out, Err *e) {
     TorchCtx *c = vctx;
     DType dt;
@@ -126,16 +168,9 @@ static int zip_persistent_load(void *vctx, PickleDoc *doc, PickleValue *pid, Pic
         return err_set(e, "record %s claims more bytes than its compressed size allows", name);
     PickleValue *v = pickle_new_storage(doc, dt, key, numel, e);
     if (!v) return -1;
-    zip_file_t *zf = zip_fopen_index(c->za, (zip_uint64_t)idx, 0);
-    if (!zf) return err_set(e, "cannot open record %s: %s", name, zip_strerror(c->za));
-    size_t got = 0;
-    while (got < bytes) {
-        zip_int64_t r = zip_fread(zf, v->storage->data + got, bytes - got);
-        if (r <= 0) break;
-        got += (size_t)r;
-    }
-    zip_fclose(zf);
-    if (got != bytes) return err_set(e, "record %s is truncated (read %zu of %zu bytes)", name, got, bytes);
+    if (pickle_doc_work(doc, st.size / 64, e) ||
+        zip_read_record(c->za, (zip_uint64_t)idx, name, v->storage->data, bytes, st.size, e))
+        return -1;
     v->storage->loaded = 1;
     if (ctx_add(c, key, v, 0, e)) return -1;
     *out = v;
@@ -188,7 +223,10 @@ static int hook_load_from_bytes(void *vctx, PickleDoc *doc, const uint8_t *b, si
 // ----------------------------------------------------------------------------
 // the zip format
 
-static int zip_read_entry(zip_t *za, zip_uint64_t idx, const char *name, size_t max, uint8_t **buf, size_t *n, Err *e) {
+// a whole record into a new buffer of *n bytes, drawn from the document's budget (the
+// caller gives it back with pickle_doc_refund when it frees the buffer)
+static int zip_read_entry(PickleDoc *doc, zip_t *za, zip_uint64_t idx, const char *name, size_t max, uint8_t **buf,
+                          size_t *n, Err *e) {
     zip_stat_t st;
     *buf = NULL;
     if (zip_stat_index(za, idx, 0, &st) != 0 || !(st.valid & ZIP_STAT_SIZE)) return err_set(e, "cannot stat %s", name);
@@ -197,23 +235,12 @@ static int zip_read_entry(zip_t *za, zip_uint64_t idx, const char *name, size_t 
         (st.comp_method == ZIP_CM_STORE || st.size / 1100 > st.comp_size + 64))
         return err_set(e, "%s claims more bytes than its compressed size allows", name);
     size_t size = (size_t)st.size;
+    if (pickle_doc_charge(doc, size + 1, e)) return -1;
     uint8_t *p = malloc(size + 1);
     if (!p) return err_set(e, "out of memory reading %s", name);
-    zip_file_t *zf = zip_fopen_index(za, idx, 0);
-    if (!zf) {
+    if (zip_read_record(za, idx, name, p, size, st.size, e)) {
         free(p);
-        return err_set(e, "cannot open %s: %s", name, zip_strerror(za));
-    }
-    size_t got = 0;
-    while (got < size) {
-        zip_int64_t r = zip_fread(zf, p + got, size - got);
-        if (r <= 0) break;
-        got += (size_t)r;
-    }
-    zip_fclose(zf);
-    if (got != size) {
-        free(p);
-        return err_set(e, "%s is truncated or corrupt", name);
+        return -1;
     }
     *buf = p;
     *n = size;
@@ -245,11 +272,12 @@ static int load_zip(PickleDoc *doc, zip_t *za, PickleValue **out, Err *e) {
     prefix[plen] = 0;
     uint8_t *pkl;
     size_t n = 0;
-    if (zip_read_entry(za, (zip_uint64_t)found, "data.pkl", (size_t)1 << 30, &pkl, &n, e)) return -1;
+    if (zip_read_entry(doc, za, (zip_uint64_t)found, "data.pkl", (size_t)1 << 30, &pkl, &n, e)) return -1;
     TorchCtx c = {.doc = doc, .za = za, .prefix = prefix};
     PickleHooks h = {.persistent_load = zip_persistent_load, .load_from_bytes = hook_load_from_bytes, .ctx = &c};
     int rc = pickle_loads_doc(doc, pkl, n, NULL, &h, out, e);
     free(pkl);
+    pickle_doc_refund(doc, n + 1);
     ctx_free(&c);
     return rc;
 }
@@ -352,6 +380,7 @@ done:
 
 static int load_buffer(PickleDoc *doc, const uint8_t *buf, size_t n, int allow_plain, PickleValue **out, Err *e) {
     *out = NULL;
+    if (n == 0) return err_set(e, "empty (0 bytes)");
     if (n >= 4 && !memcmp(buf, "PK\x03\x04", 4)) return load_zip_buffer(doc, buf, n, out, e);
     size_t used;
     if (is_legacy(doc, buf, n, &used)) return load_legacy(doc, buf, n, used, out, e);
@@ -378,15 +407,22 @@ int torch_loads(const uint8_t *buf, size_t n, PickleValue **out, Err *e) {
 
 int torch_load(const char *path, PickleValue **out, Err *e) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(e, "cannot open %s", path);
+    // regular files only, checked before anything blocks (a FIFO would hang a plain open)
+    int fd = file_open_regular_fd(path, e);
+    if (fd < 0) return -1;
     uint8_t head[4] = {0};
-    size_t got = fread(head, 1, 4, f);
+    ssize_t got = pread(fd, head, 4, 0);
     struct stat sb;
-    int ok = fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode);
-    fclose(f);
-    if (!ok) return err_set(e, "%s is not a regular file", path);
+    if (fstat(fd, &sb) != 0) {
+        close(fd);
+        return err_set(e, "cannot stat %s", path);
+    }
+    if (sb.st_size == 0) {
+        close(fd);
+        return err_set(e, "%s is empty (0 bytes)", path);
+    }
     if (got < 4 || memcmp(head, "PK\x03\x04", 4)) {
+        close(fd);
         uint8_t *buf;
         size_t n;
         if (file_read_all(path, (size_t)1 << 36, &buf, &n, e)) return -1;
@@ -395,8 +431,9 @@ int torch_load(const char *path, PickleValue **out, Err *e) {
         return rc ? err_wrap(e, "%s", path) : 0;
     }
     int zerr = 0;
-    zip_t *za = zip_open(path, ZIP_RDONLY | ZIP_CHECKCONS, &zerr);
+    zip_t *za = zip_fdopen(fd, ZIP_CHECKCONS, &zerr); // takes fd on success
     if (!za) {
+        close(fd);
         zip_error_t ze;
         zip_error_init_with_code(&ze, zerr);
         err_set(e, "%s: not a readable zip archive: %s", path, zip_error_strerror(&ze));
@@ -419,38 +456,52 @@ int torch_load(const char *path, PickleValue **out, Err *e) {
 // ----------------------------------------------------------------------------
 // state_dicts
 
+#define STATE_DICT_NAME_MAX 4096
+
 typedef struct {
     TensorDict *out;
-    long visits;
+    PickleDoc *doc;
+    PtrSet seen; // nested dicts already flattened
     Err *e;
 } Flatten;
 
+// Each nested dict is entered once: a dict reached under two names (a DAG, which no
+// torch.save of a module writes) is refused, so that a small file cannot make the
+// flattening visit a shared subtree exponentially often. Tensors may be shared freely
+// (tied weights): every entry borrows the tensor's bytes from the document.
 static int flatten(Flatten *fl, const PickleValue *d, const char *prefix, int depth) {
     if (depth > PICKLE_MAX_DEPTH) return err_set(fl->e, "state_dict nests too deeply");
+    int seen = ptrset_add(&fl->seen, d);
+    if (seen < 0) return err_set(fl->e, "out of memory");
+    if (seen)
+        return err_set(fl->e, "state_dict reaches the nested dict '%.200s' a second time (one dict under two names; a crafted file?)",
+                       prefix);
+    size_t plen = strlen(prefix);
     for (size_t k = 0; k < d->n; k++) {
-        if (++fl->visits > (1L << 22)) return err_set(fl->e, "state_dict has too many entries");
         const PickleValue *key = d->items[2 * k], *v = d->items[2 * k + 1];
+        if (pickle_doc_work(fl->doc, 1, fl->e)) return -1;
         if (v->type != PICKLE_TENSOR && v->type != PICKLE_DICT) continue;
         if (key->type != PICKLE_STR && key->type != PICKLE_BYTES) continue;
-        size_t plen = strlen(prefix);
-        char *name = malloc(plen + key->len + 2);
-        if (!name) return err_set(fl->e, "out of memory");
+        if (key->len > STATE_DICT_NAME_MAX - 2 - plen)
+            return err_set(fl->e, "state_dict entry name '%.60s...' is longer than %d bytes", prefix, STATE_DICT_NAME_MAX);
+        char name[STATE_DICT_NAME_MAX];
         memcpy(name, prefix, plen);
         memcpy(name + plen, key->s, key->len);
         name[plen + key->len] = 0;
-        int rc = 0;
+        if (memchr(key->s, 0, key->len))
+            return err_set(fl->e, "state_dict entry name '%s...' holds a NUL byte", name);
         if (v->type == PICKLE_DICT) {
             strcat(name, ".");
-            rc = flatten(fl, v, name, depth + 1);
-        } else {
-            const char *nm = name;
-            while (!strncmp(nm, "module.", 7)) nm += 7; // nn.DataParallel
-            Tensor t;
-            rc = pickle_tensor_copy(v, &t, fl->e);
-            if (rc == 0 && (rc = tensordict_add(fl->out, nm, &t, fl->e))) tensor_free(&t);
+            if (flatten(fl, v, name, depth + 1)) return -1;
+            continue;
         }
-        free(name);
-        if (rc) return -1;
+        const char *nm = name;
+        while (!strncmp(nm, "module.", 7)) nm += 7; // nn.DataParallel
+        if (!v->tensor) return err_set(fl->e, "state_dict entry '%s' is an unresolved tensor", nm);
+        // the entry's name and index slot count against the file's budget
+        if (pickle_doc_charge(fl->doc, strlen(nm) + 1 + sizeof(NamedTensor) + 4 * sizeof(void *), fl->e) ||
+            tensordict_add_borrowed(fl->out, nm, v->tensor, fl->e))
+            return -1;
     }
     return 0;
 }
@@ -467,17 +518,22 @@ int torch_state_dict_from(const PickleValue *root, TensorDict *out, Err *e) {
             break;
         }
     }
-    Flatten fl = {.out = out, .e = e};
-    if (flatten(&fl, sd, "", 0)) return -1;
+    Flatten fl = {.out = out, .doc = root->doc, .e = e};
+    int rc = flatten(&fl, sd, "", 0);
+    ptrset_free(&fl.seen);
+    if (rc) return -1;
     if (out->n == 0) return err_set(e, "no tensors found (not a state_dict)");
     return 0;
 }
+
+static void free_root(void *root) { pickle_free(root); }
 
 int torch_load_state_dict(const char *path, TensorDict *out, Err *e) {
     PickleValue *root;
     if (torch_load(path, &root, e)) return -1;
     int rc = torch_state_dict_from(root, out, e);
-    pickle_free(root);
+    // out's entries borrow the file's tensors: it keeps the document (freed with out)
+    if (tensordict_keep(out, root, free_root, rc ? NULL : e) && rc == 0) rc = -1;
     return rc ? err_wrap(e, "%s", path) : 0;
 }
 

@@ -30,6 +30,11 @@ int torch_loads(const uint8_t *buf, size_t n, PickleValue **out, Err *e);
 // 'model_state_dict', 'model' or 'net'. Nested dicts are flattened with '.', the
 // DataParallel prefix 'module.' is dropped, non-tensor entries are skipped. Error if no
 // tensor is found. out must be initialised (tensordict_init); entries are added to it.
+// The entries borrow the file's tensors (a storage behind many names is held once):
+// torch_load_state_dict hands the loaded file to out, which frees it with itself;
+// torch_state_dict_from leaves root to the caller, who must free out before root.
+// A nested dict reached twice (a DAG) is refused; the flattening draws on the file's
+// memory and work budgets (pickle.h).
 int torch_load_state_dict(const char *path, TensorDict *out, Err *e);
 int torch_state_dict_from(const PickleValue *root, TensorDict *out, Err *e);
 
