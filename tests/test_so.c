@@ -16,6 +16,8 @@
 #include <string.h>
 
 #include "../src/core/parallel.h"
+#include "../src/models/convnet.h"
+#include "../src/models/net_hvp.h"
 #include "harness.h"
 #include "so_ops.h"
 
@@ -286,6 +288,90 @@ static void test_convnets(void) {
     }
 }
 
+// the same fixtures through the library's driver (net_hvp) on a Net built by convnet_build,
+// per-sample (eval) and layer-wise (BatchNorm in training mode), with 1 and 2 threads
+static void test_net_hvp(int threads) {
+    parallel_set_threads(threads);
+    for (size_t vi = 0; vi < sizeof(variants) / sizeof(variants[0]); vi++) {
+        const Variant *V = &variants[vi];
+        const FixTensor *x = T("%s.x", V->name), *lab = T("%s.labels", V->name), *hx = T("%s.hx", V->name),
+                        *loss = T("%s.loss", V->name), *lg = T("%s.logits", V->name);
+        if (!x || !lab || !hx || !loss || !lg) continue;
+        static const char *acts[] = {"relu", "leakyrelu", "sigmoid", "swish", "gelu"};
+        ConvNetConfig cfg = {.width = 8, .depth = V->depth};
+        snprintf(cfg.arch, sizeof(cfg.arch), "so_%s", V->name);
+        snprintf(cfg.act, sizeof(cfg.act), "%s",
+                 acts[V->act == ACT_RELU ? 0 : V->act == ACT_LEAKY_RELU ? 1 : V->act == ACT_SIGMOID ? 2 : 3]);
+        snprintf(cfg.norm, sizeof(cfg.norm), "%s", V->norm);
+        snprintf(cfg.pool, sizeof(cfg.pool), "%s", V->pool);
+        Net net;
+        Err e = {{0}};
+        if (convnet_build(&net, &cfg, V->ch, 10, V->im, V->im, &e)) {
+            CHECK(0, "%s: %s", V->name, e.msg);
+            continue;
+        }
+        float *v = so_zeros(net.n_params);
+        int ok = 1;
+        for (int i = 0; i < net.n_entries && ok; i++) {
+            const ParamEntry *pe = &net.entries[i];
+            if (pe->kind == PENTRY_COUNTER) continue;
+            const FixTensor *sd = T("%s.sd.%s", V->name, pe->name);
+            ok = sd && sd->n == pe->numel;
+            if (!ok) break;
+            memcpy((pe->kind == PENTRY_PARAM ? net.params : net.buffers) + pe->offset, sd->data,
+                   sizeof(float) * pe->numel);
+            if (pe->kind == PENTRY_PARAM) {
+                const FixTensor *vt = T("%s.v.%s", V->name, pe->name);
+                ok = vt && vt->n == pe->numel;
+                if (ok) memcpy(v + pe->offset, vt->data, sizeof(float) * pe->numel);
+            }
+        }
+        CHECK(ok, "%s: fixture does not match the Net", V->name);
+        int B = (int)x->shape[0], labels[16];
+        for (int b = 0; b < B; b++) labels[b] = (int)lab->data[b];
+        float *hv = so_zeros(net.n_params), *grad = so_zeros(net.n_params), *dx = so_zeros(x->n),
+              *logits = so_zeros(lg->n);
+        NetHvp h = {.labels = labels, .v = v, .train = V->train, .grad = grad, .hv = hv, .dx = dx, .logits = logits};
+        if (ok && net_hvp(&net, x->data, B, &h, &e)) {
+            CHECK(0, "%s: net_hvp: %s", V->name, e.msg);
+            ok = 0;
+        }
+        if (ok) {
+            char what[128];
+            snprintf(what, sizeof(what), "%s (net_hvp, %d threads): logits", V->name, threads);
+            check_rel(what, logits, lg);
+            CHECK(fabs(h.loss - loss->data[0]) <= 1e-5 * fabs(loss->data[0]) + 1e-6, "%s: loss %.8g, PyTorch %.8g",
+                  V->name, h.loss, loss->data[0]);
+            snprintf(what, sizeof(what), "%s (net_hvp, %d threads): grad_x (v . grad_theta L)", V->name, threads);
+            check_rel(what, dx, hx);
+            double scale = 0, gscale = 0;
+            int with_g = !strcmp(V->name, "default");
+            for (int i = 0; i < net.n_entries; i++)
+                if (net.entries[i].kind == PENTRY_PARAM) {
+                    const FixTensor *hr = T("%s.h.%s", V->name, net.entries[i].name);
+                    const FixTensor *gr = with_g ? T("%s.g.%s", V->name, net.entries[i].name) : NULL;
+                    if (hr) scale = fmax(scale, max_abs(hr));
+                    if (gr) gscale = fmax(gscale, max_abs(gr));
+                }
+            for (int i = 0; i < net.n_entries; i++) {
+                const ParamEntry *pe = &net.entries[i];
+                if (pe->kind != PENTRY_PARAM) continue;
+                const FixTensor *hr = T("%s.h.%s", V->name, pe->name);
+                if (!hr) continue;
+                snprintf(what, sizeof(what), "%s (net_hvp, %d threads): H v for %s", V->name, threads, pe->name);
+                check_rel_scaled(what, hv + pe->offset, hr, scale);
+                if (with_g) {
+                    const FixTensor *gr = T("%s.g.%s", V->name, pe->name);
+                    snprintf(what, sizeof(what), "%s (net_hvp, %d threads): grad for %s", V->name, threads, pe->name);
+                    if (gr) check_rel_scaled(what, grad + pe->offset, gr, gscale);
+                }
+            }
+        }
+        free(v), free(hv), free(grad), free(dx), free(logits);
+        net_free(&net);
+    }
+}
+
 int main(int argc, char **argv) {
     parallel_init(argc, argv);
     if (fixture_load("tests/fixtures/so_layers.bin", &F) == 0) {
@@ -296,6 +382,8 @@ int main(int argc, char **argv) {
     test_conv_vs_naive();
     if (fixture_load("tests/fixtures/so_models.bin", &F) == 0) {
         test_convnets();
+        test_net_hvp(1);
+        test_net_hvp(2);
         fixture_free(&F);
     }
     return test_done("test_so");
