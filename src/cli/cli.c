@@ -3,8 +3,12 @@
  */
 #include "cli.h"
 
+#include <cjson/cJSON.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "../io/file.h"
 
 const char *cli_opt(int argc, char **argv, int *i, const char *name, int *missing) {
     const char *a = argv[*i];
@@ -62,4 +66,27 @@ int cli_parse_num(const char *cmd, const char *opt, const char *s, double *out) 
         return -1;
     }
     return 0;
+}
+
+int cli_check_output_file(const char *cmd, const char *opt, const char *path) {
+    Err e;
+    if (!path || file_check_writable(path, 1, &e) == 0) return 0;
+    return cli_error(cmd, "%s: %s", opt, e.msg);
+}
+
+int cli_check_output_dir(const char *cmd, const char *opt, const char *dir) {
+    Err e;
+    if (!dir || file_check_dir_writable(dir, 1, &e) == 0) return 0;
+    return cli_error(cmd, "%s: %s", opt, e.msg);
+}
+
+int cli_write_json(const char *cmd, const char *path, const cJSON *root) {
+    char *s = cJSON_Print(root);
+    if (!s) return cli_error(cmd, "out of memory writing %s", path);
+    size_t n = strlen(s);
+    s[n] = '\n'; // cJSON_Print's NUL becomes the final newline: write n + 1 bytes
+    Err e;
+    int rc = file_write_all(path, s, n + 1, &e);
+    free(s);
+    return rc ? cli_error(cmd, "%s", e.msg) : 0;
 }

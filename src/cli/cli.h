@@ -29,6 +29,15 @@ int cli_flag(char **argv, int i, const char *name);
 int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+// Output paths, checked before any long work (src/io/file.h: the folder exists or is
+// made, and takes a new file); print "beard <cmd>: <opt>: <why>" and return 1 when not
+int cli_check_output_file(const char *cmd, const char *opt, const char *path);
+int cli_check_output_dir(const char *cmd, const char *opt, const char *dir);
+// Writes a JSON document (pretty-printed, newline-terminated) atomically; prints the
+// error and returns 1 on failure
+struct cJSON;
+int cli_write_json(const char *cmd, const char *path, const struct cJSON *root);
+
 // parse helpers that print the error themselves; return 0 on success
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_num(const char *cmd, const char *opt, const char *s, double *out);

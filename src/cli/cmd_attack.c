@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../attacks/names.h"
 #include "../attacks/result_json.h"
 #include "../core/parallel.h"
 #include "cli.h"
@@ -31,7 +32,9 @@ static void usage(FILE *f) {
           "Numbers accept fractions (8/255). --per-sample adds per-sample arrays to the JSON.\n"
           "--transfer-to: a transfer (black-box) attack. The examples are crafted on --model (the\n"
           "surrogate) and also scored on each listed checkpoint (same --arch and dataset).\n"
-          "\nattacks (names are case-insensitive; BEARD's spellings work too):\n",
+          "--list prints the attack names alone.\n"
+          "\nattacks (names are case-insensitive; BEARD's spellings work too, PGD_e<N> and PGD_s<N>\n"
+          "included: PGD with eps N/255, or with N steps):\n",
           f);
     for (int i = 0; i < attack_count(); i++) {
         const AttackDef *d = attack_get(i);
@@ -42,6 +45,17 @@ static void usage(FILE *f) {
             else fprintf(f, " --%s %.6g", p->name, p->torchattacks);
         }
         fputc('\n', f);
+    }
+}
+
+// one line per attack: its name, BEARD's spelling where it differs, and its aliases
+static void list_attacks(FILE *f) {
+    for (int i = 0; i < attack_count(); i++) {
+        const AttackDef *d = attack_get(i);
+        const char *bn = attack_beard_name(d);
+        fprintf(f, "%-10s", d->name);
+        if (strcmp(bn, d->name)) fprintf(f, " (BEARD: %s)", bn);
+        fprintf(f, "  aliases: %s%s\n", d->aliases ? d->aliases : "", strcmp(d->name, "PGD") ? "" : ", and BEARD's PGD_e<N> (eps N/255), PGD_s<N> (N steps)");
     }
 }
 
@@ -59,6 +73,10 @@ int cmd_attack(int argc, char **argv) {
         int missing = 0;
         if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
             usage(stdout);
+            free(extra);
+            return 0;
+        } else if (cli_flag(argv, i, "--list")) {
+            list_attacks(stdout);
             free(extra);
             return 0;
         } else if (cli_flag(argv, i, "--per-sample")) per_sample = 1;
@@ -130,15 +148,17 @@ int cmd_attack(int argc, char **argv) {
     for (char *tok = strtok(names, ","); tok; tok = strtok(NULL, ",")) {
         while (*tok == ' ') tok++;
         if (!*tok) continue;
-        const AttackDef *d = attack_find(tok);
-        if (!d) {
-            cli_usage_error(C, "unknown attack '%s' (see beard attack --help for the list)", tok);
+        if (n_attacks == MAX_ATTACKS) {
+            cli_usage_error(C, "--attack lists more than %d attacks", MAX_ATTACKS);
             xfree(names);
             goto usage_fail;
         }
-        if (n_attacks == MAX_ATTACKS) break;
-        defs[n_attacks] = d;
-        attack_params_init(&params[n_attacks], d, preset);
+        Err e;
+        if (attack_resolve(tok, preset, &defs[n_attacks], &params[n_attacks], &e)) {
+            cli_usage_error(C, "%s", e.msg);
+            xfree(names);
+            goto usage_fail;
+        }
         n_attacks++;
     }
     xfree(names);
@@ -165,6 +185,7 @@ int cmd_attack(int argc, char **argv) {
     }
     free(extra);
     parallel_set_threads((int)threads);
+    if (cli_check_output_file(C, "--json", json)) return 1;
 
     CliTestSet ts;
     if (cli_load_testset(C, dataset, data, limit, &ts)) return 1;
@@ -257,11 +278,7 @@ int cmd_attack(int argc, char **argv) {
         cJSON_AddStringToObject(root, "version", BEARD_VERSION);
         cJSON_AddItemToObject(root, "results", results);
         results = NULL;
-        char *s = cJSON_Print(root);
-        FILE *f = fopen(json, "w");
-        if (!f || fputs(s, f) < 0) status = cli_error(C, "cannot write %s", json);
-        if (f) fputc('\n', f), fclose(f);
-        free(s);
+        status = cli_write_json(C, json, root);
     }
     cJSON_Delete(results);
     cJSON_Delete(root);
