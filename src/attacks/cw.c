@@ -51,10 +51,10 @@
 #include "attack.h"
 
 static const AttackParamDef params[] = {
-    {"c", 1.0, 1.0, P_SAME, "weight of the classification term f"},
-    {"kappa", 0.0, 0.0, P_SAME, "confidence margin"},
-    {"steps", 50, 100, P_SAME, "Adam steps"},
-    {"lr", 0.01, 0.01, P_SAME, "Adam learning rate"},
+    {"c", 1.0, 1.0, P_SAME, "weight of the classification term f", AP_REAL(0, 1e10)},
+    {"kappa", 0.0, 0.0, P_SAME, "confidence margin", AP_REAL(0, 1e10)},
+    {"steps", 50, 100, P_SAME, "Adam steps", AP_STEPS},
+    {"lr", 0.01, 0.01, P_SAME, "Adam learning rate", AP_POS(1e6)},
     {NULL},
 };
 

@@ -160,6 +160,8 @@ int attack_evaluate(Net *net, const AttackData *d, const AttackDef *def, const A
     memset(res, 0, sizeof(*res));
     if (targeted && !def->targeted_ok) return err_set(e, "%s has no targeted mode", def->name);
     if (!targeted && !def->untargeted_ok) return err_set(e, "%s has no untargeted mode", def->name);
+    AttackShape shape = {d->C, d->H, d->W, net->n_classes};
+    if (attack_params_check(def, params, &shape, e)) return -1;
     int n = d->n, K = net->n_classes, batch = cfg->batch > 0 ? cfg->batch : 256;
     size_t D = (size_t)d->C * d->H * d->W, plane = (size_t)d->H * d->W;
     res->def = def;

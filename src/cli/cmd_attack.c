@@ -31,17 +31,25 @@ static void usage(FILE *f) {
           "Numbers accept fractions (8/255). --per-sample adds per-sample arrays to the JSON.\n"
           "--transfer-to: a transfer (black-box) attack. The examples are crafted on --model (the\n"
           "surrogate) and also scored on each listed checkpoint (same --arch and dataset).\n"
-          "\nattacks (names are case-insensitive; BEARD's spellings work too):\n",
+          "\nAn attack may carry its own parameters, --attack 'PGD(eps=4/255, steps=20),FGSM', and\n"
+          "BEARD's training-attack names work too: PGD_e4 (PGD, eps 4/255), PGD_s2 (PGD, 2 steps).\n"
+          "Every parameter is checked against its type and range before anything runs.\n"
+          "\nattacks (names are case-insensitive; BEARD's spellings work too), with each option's\n"
+          "range and torchattacks default (--preset beard and fra31 change some defaults):\n",
           f);
     for (int i = 0; i < attack_count(); i++) {
         const AttackDef *d = attack_get(i);
         fprintf(f, "  %-10s %s%s\n", d->name, d->summary, d->targeted_ok ? "" : " [untargeted only]");
-        fprintf(f, "             options:");
         for (const AttackParamDef *p = d->params; p->name; p++) {
-            if (p->choices) fprintf(f, " --%s {%s}", p->name, p->choices);
-            else fprintf(f, " --%s %.6g", p->name, p->torchattacks);
+            char range[128];
+            char def[64];
+            AttackParams dp;
+            attack_params_init(&dp, d, PRESET_TORCHATTACKS);
+            for (int k = 0; k < dp.n; k++)
+                if (!strcmp(dp.names[k], p->name)) attack_param_text(&dp, d, k, def, sizeof(def));
+            fprintf(f, "      --%-16s %s; %s, default %s\n", p->name, p->help, attack_param_range_text(p, range, sizeof(range)),
+                    def);
         }
-        fputc('\n', f);
     }
 }
 
@@ -124,24 +132,19 @@ int cmd_attack(int argc, char **argv) {
 
     // the attacks and their parameters
     const AttackDef *defs[MAX_ATTACKS];
-    AttackParams params[MAX_ATTACKS];
+    static AttackParams params[MAX_ATTACKS];
     int n_attacks = 0;
-    char *names = xstrdup(list);
-    for (char *tok = strtok(names, ","); tok; tok = strtok(NULL, ",")) {
-        while (*tok == ' ') tok++;
-        if (!*tok) continue;
-        const AttackDef *d = attack_find(tok);
-        if (!d) {
-            cli_usage_error(C, "unknown attack '%s' (see beard attack --help for the list)", tok);
-            xfree(names);
+    {
+        Err e;
+        if (attack_resolve_list(list, preset, MAX_ATTACKS, defs, params, &n_attacks, &e)) {
+            cli_usage_error(C, "%s", e.msg);
             goto usage_fail;
         }
-        if (n_attacks == MAX_ATTACKS) break;
-        defs[n_attacks] = d;
-        attack_params_init(&params[n_attacks], d, preset);
-        n_attacks++;
+        if (!n_attacks) {
+            cli_usage_error(C, "--attack names no attack");
+            goto usage_fail;
+        }
     }
-    xfree(names);
     for (int k = 0; k < n_extra; k += 2) {
         char opt[64];
         const char *val = extra[k + 1];
@@ -160,6 +163,13 @@ int cmd_attack(int argc, char **argv) {
         }
         if (!used) {
             cli_usage_error(C, "unknown option '--%s' (not an option of beard attack or of the chosen attacks)", opt);
+            goto usage_fail;
+        }
+    }
+    for (int a = 0; a < n_attacks; a++) {
+        Err e;
+        if (attack_params_check(defs[a], &params[a], NULL, &e)) {
+            cli_usage_error(C, "%s", e.msg);
             goto usage_fail;
         }
     }

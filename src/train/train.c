@@ -71,6 +71,29 @@ void train_config_default(TrainConfig *c) {
 // ----------------------------------------------------------------------------
 // adversarial training set-up
 
+// TRADES' parameters (yaodongyu/TRADES train_trades_cifar10.py defaults), declared as an
+// attack's are so that the one checker (attack_params_check) checks them
+static const AttackParamDef trades_params[] = {
+    {"beta", 6.0, P_SAME, P_SAME, "weight of the KL term", AP_REAL(0, 1e6)},
+    {"eps", 0.031, P_SAME, P_SAME, "maximum Linf perturbation of the inner maximisation", AP_EPS_LINF},
+    {"step_size", 0.007, P_SAME, P_SAME, "step size of the inner maximisation", AP_REAL(0, 1)},
+    {"steps", 10, P_SAME, P_SAME, "steps of the inner maximisation", AP_STEPS},
+    {NULL},
+};
+const AttackDef train_trades = {.name = "TRADES", .aliases = "trades", .params = trades_params};
+
+int train_adv_finish(TrainAdv *adv, Err *e) {
+    if (adv->kind == TRAIN_ADV_NONE) return 0;
+    if (attack_params_check(adv->def, &adv->params, NULL, e)) return -1;
+    if (adv->kind == TRAIN_ADV_TRADES) {
+        adv->beta = (float)attack_params_get(&adv->params, "beta");
+        adv->eps = (float)attack_params_get(&adv->params, "eps");
+        adv->step_size = (float)attack_params_get(&adv->params, "step_size");
+        adv->steps = (int)attack_params_get(&adv->params, "steps");
+    }
+    return 0;
+}
+
 int train_adv_setup(TrainAdv *adv, const char *name, Semantics sem, int targeted, Err *e) {
     memset(adv, 0, sizeof(*adv));
     adv->sem = sem;
@@ -83,34 +106,23 @@ int train_adv_setup(TrainAdv *adv, const char *name, Semantics sem, int targeted
     if (!strcasecmp(name, "trades")) {
         if (targeted) return err_set(e, "TRADES has no targeted form");
         adv->kind = TRAIN_ADV_TRADES;
-        adv->beta = 6.0f, adv->eps = 0.031f, adv->step_size = 0.007f, adv->steps = 10;
-        return 0;
+        adv->def = &train_trades;
+        attack_params_init(&adv->params, &train_trades, PRESET_TORCHATTACKS);
+        return train_adv_finish(adv, e);
     }
-    // BEARD's names: PGD_e<N> (eps N/255; PGD_e510 is eps 0.15), PGD_s<N> (N steps),
-    // Deepfool, AA, Spsa
-    const char *base = name;
-    double eps = NAN, steps = NAN;
-    if (!strncasecmp(name, "PGD_e", 5) && name[5] >= '0' && name[5] <= '9') {
-        long v = strtol(name + 5, NULL, 10);
-        eps = v == 510 ? 0.15 : v / 255.0;
-        base = "PGD";
-    } else if (!strncasecmp(name, "PGD_s", 5) && name[5] >= '0' && name[5] <= '9') {
-        steps = (double)strtol(name + 5, NULL, 10);
-        base = "PGD";
-    } else if (!strcasecmp(name, "Deepfool")) base = "DeepFool";
-    else if (!strcasecmp(name, "AA")) base = "AutoAttack";
-    else if (!strcasecmp(name, "Spsa")) base = "SPSA";
-    const AttackDef *def = attack_find(base);
-    if (!def) return err_set(e, "unknown training attack '%s' (None, TRADES, or an attack of `beard attack --list`)", name);
+    // any attack by any name beard accepts, BEARD's PGD_e<N> / PGD_s<N> included, with the
+    // preset of the semantics (beard: BEARD's values; pixel: torchattacks')
+    const AttackDef *def;
+    int rc = attack_resolve(name, sem == SEM_BEARD ? PRESET_BEARD : PRESET_TORCHATTACKS, &def, &adv->params, e);
+    if (rc == -2)
+        return err_set(e, "unknown training attack '%s' (None, TRADES, or an attack of `beard attack --help`)", name);
+    if (rc) return -1;
     if (targeted && !def->targeted_ok) return err_set(e, "%s has no targeted mode", def->name);
     if (!targeted && !def->untargeted_ok) return err_set(e, "%s has no untargeted mode", def->name);
     adv->kind = TRAIN_ADV_ATTACK;
     adv->def = def;
     adv->targeted = targeted;
     adv->policy = sem == SEM_BEARD ? TARGET_BEARD : TARGET_NEXT;
-    attack_params_init(&adv->params, def, sem == SEM_BEARD ? PRESET_BEARD : PRESET_TORCHATTACKS);
-    if (!isnan(eps)) attack_params_set(&adv->params, "eps", eps);
-    if (!isnan(steps)) attack_params_set(&adv->params, "steps", steps);
     return 0;
 }
 
@@ -448,6 +460,10 @@ int train_model(Net *net, const Pool *pool, const TrainTest *test, const TrainCo
     if (K > 256) return err_set(e, "at most 256 classes");
     const TrainAdv *adv = &cfg->adv;
     if (adv->kind == TRAIN_ADV_ATTACK && !adv->def) return err_set(e, "adversarial training without an attack");
+    if (adv->kind != TRAIN_ADV_NONE) {
+        AttackShape shape = {net->in_c, net->in_h, net->in_w, K};
+        if (attack_params_check(adv->def, &adv->params, &shape, e)) return err_wrap(e, "adversarial training");
+    }
     if (adv->kind == TRAIN_ADV_TRADES && (adv->steps < 0 || !(adv->eps >= 0)))
         return err_set(e, "bad TRADES parameters");
     if (cfg->dsa && cfg->strategy.n_ops == 0) return err_set(e, "DSA is on but the strategy has no ops");
