@@ -104,9 +104,30 @@ typedef struct {
 // ----------------------------------------------------------------------------
 // what an attack sees
 
+// Several networks attacked as one (an ensemble of surrogates): its logits are the mean
+// of the members' logits (torchattacks' LightEnsemble with n_grad = -1, and Dong et al.'s
+// logit ensemble, arXiv:1710.06081). With 0 < n_grad < n, each forward call uses the
+// n_grad members from *cursor on (cycling, cursor advancing by n_grad), as LightEnsemble
+// does with order None / after its shuffle (LGV). All members read the same inputs.
+typedef struct {
+    Net *const *members; // (n)
+    int n;
+    int n_grad;          // members per call; <= 0 or >= n: all of them
+    int *cursor;         // the cycle's position (n_grad < n), owned by the caller
+} AttackEnsemble;
+
+// the training split, for attacks that train (LGV): pixels in [0, 1], with the dataset's
+// normalisation constants
+typedef struct {
+    const float *x; // (n, C, H, W)
+    const int *y;   // (n)
+    int n;
+    const float *mean, *std; // (C)
+} AttackTrainSet;
+
 typedef struct AttackCtx AttackCtx;
 struct AttackCtx {
-    Net *net;
+    Net *net;        // the model attacked (members[0] of an ensemble)
     int K;           // classes
     size_t D;        // values per sample
     int targeted;    // t[] holds the targets
@@ -116,6 +137,14 @@ struct AttackCtx {
     Progress *progress; // may be NULL
     double progress_base, progress_span; // this batch's share of the progress bar
     int n_classes_cap; // targets are drawn from [0, n_classes_cap) (BEARD: 10)
+    const AttackEnsemble *ens; // NULL: net alone
+    Semantics sem;             // what x means (pixels or normalised tensors)
+    const float *mean, *std;   // (C) the dataset's normalisation constants, or NULL
+    const AttackTrainSet *train; // the training split, or NULL when the caller has none
+    // A slot that lives across the batches of one evaluation (LGV keeps its collected
+    // models there); NULL where the caller keeps none. The runner frees what an attack
+    // leaves in it with AttackDef.state_free.
+    void **state;
 };
 
 typedef struct AttackDef {
@@ -130,6 +159,8 @@ typedef struct AttackDef {
     // against the data's shape, which is NULL when not known yet); called by
     // attack_params_check after the ranges; its messages start with the attack's name
     int (*check)(const struct AttackDef *def, const AttackParams *p, const AttackShape *shape, Err *e);
+    void (*state_free)(void *state); // frees what run left in *ctx->state (optional)
+    int needs_train;                 // run needs ctx->train (LGV)
 } AttackDef;
 
 // the registry (registry.c)
@@ -145,6 +176,9 @@ const AttackDef *attack_find(const char *name);
 // given values) and checks them (without a shape). Errors name what is wrong; -2 when the
 // name is no attack's, -1 for the other errors.
 int attack_resolve(const char *spec, Preset preset, const AttackDef **def, AttackParams *p, Err *e);
+// whether running def with p needs the training split: def->needs_train, or an attack
+// named in one of its TEXT parameters (MultiAttack's list) does
+int attack_needs_train(const AttackDef *def, const AttackParams *p);
 // the attacks of a comma-separated list of such specs ("PGD(steps=20), FGSM"): at most
 // max; commas inside parentheses belong to the spec
 int attack_resolve_list(const char *list, Preset preset, int max, const AttackDef **defs, AttackParams *ps, int *n,
@@ -196,6 +230,9 @@ int attack_gradient(const AttackCtx *ctx, const float *x, int B, NetLossFn loss,
                     float *grad, double *loss_sum, Err *e);
 // Jacobian of all K logits: jac (B, K, D), logits (B, K)
 int attack_jacobian(const AttackCtx *ctx, const float *x, int B, float *logits, float *jac, Err *e);
+// The same three calls (logits, gradient, Jacobian) see an ensemble (ctx->ens) as one
+// model: mean logits, the loss's gradient through the mean (each member's forward pass
+// runs twice: once for the mean, once under the backward pass), the mean Jacobian.
 
 // the Philox stream of sample i (position in the batch) for a purpose `stream`
 void attack_rng(const AttackCtx *ctx, int i, uint32_t stream, Rng *r);

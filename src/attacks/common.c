@@ -284,8 +284,48 @@ int attack_resolve_list(const char *list, Preset preset, int max, const AttackDe
     return 0;
 }
 
+// the members a call uses: all of them, or n_grad from the cursor on (in member order, as
+// LightEnsemble's `if i in indexes`); advances the cursor
+static int ens_select(const AttackCtx *ctx, int *idx) {
+    const AttackEnsemble *en = ctx->ens;
+    if (en->n_grad <= 0 || en->n_grad >= en->n) {
+        for (int m = 0; m < en->n; m++) idx[m] = m;
+        return en->n;
+    }
+    int c = *en->cursor, k = 0;
+    for (int m = 0; m < en->n; m++) {
+        int d = ((m - c) % en->n + en->n) % en->n; // m's distance after the cursor
+        if (d < en->n_grad) idx[k++] = m;
+    }
+    *en->cursor = (c + en->n_grad) % en->n;
+    return k;
+}
+
+#define ENS_MAX 256
+
+// mean logits (B, K) of the members idx (k), in member order as torch.mean of a stack
+static int ens_logits(const AttackCtx *ctx, const int *idx, int k, const float *x, int B, float *logits, Err *e) {
+    size_t n = (size_t)B * ctx->K;
+    if (k == 1) return net_forward(ctx->ens->members[idx[0]], x, B, logits, e);
+    float *z = xmalloc(sizeof(float) * n);
+    if (!z) return err_set(e, "out of memory");
+    for (int j = 0; j < k; j++) {
+        if (net_forward(ctx->ens->members[idx[j]], x, B, j ? z : logits, e)) {
+            xfree(z);
+            return -1;
+        }
+        if (j)
+            for (size_t i = 0; i < n; i++) logits[i] += z[i];
+    }
+    for (size_t i = 0; i < n; i++) logits[i] /= (float)k;
+    xfree(z);
+    return 0;
+}
+
 int attack_logits(const AttackCtx *ctx, const float *x, int B, float *logits, Err *e) {
-    return net_forward(ctx->net, x, B, logits, e);
+    if (!ctx->ens) return net_forward(ctx->net, x, B, logits, e);
+    int idx[ENS_MAX], k = ens_select(ctx, idx);
+    return ens_logits(ctx, idx, k, x, B, logits, e);
 }
 
 int attack_predict(const AttackCtx *ctx, const float *x, int B, int *pred, Err *e) {
@@ -300,12 +340,59 @@ int attack_predict(const AttackCtx *ctx, const float *x, int B, int *pred, Err *
     return 0;
 }
 
+// an ensemble member's backward pass: the precomputed d(loss)/d(mean logits) / k
+typedef struct {
+    const float *dl; // (B, K)
+    int K;
+    float scale;
+} EnsGrad;
+
+static double ens_grad_loss(void *c, int i, const float *logits, float *dlogits) {
+    const EnsGrad *g = c;
+    for (int k = 0; k < g->K; k++) dlogits[k] = g->dl[(size_t)i * g->K + k] * g->scale;
+    return 0.0;
+}
+
 int attack_gradient(const AttackCtx *ctx, const float *x, int B, NetLossFn loss, void *loss_ctx, float *logits,
                     float *grad, double *loss_sum, Err *e) {
-    NetBackward nb = {.loss = loss, .ctx = loss_ctx, .nvec = 1, .logits = logits, .dx = grad};
-    if (net_forward_backward(ctx->net, x, B, &nb, e)) return -1;
-    if (loss_sum) *loss_sum = nb.loss_sum;
-    return 0;
+    int idx[ENS_MAX], k = 1;
+    Net *single = ctx->net;
+    if (ctx->ens) {
+        k = ens_select(ctx, idx);
+        single = ctx->ens->members[idx[0]];
+    }
+    if (k == 1) { // one network: the fused forward-backward pass
+        NetBackward nb = {.loss = loss, .ctx = loss_ctx, .nvec = 1, .logits = logits, .dx = grad};
+        if (net_forward_backward(single, x, B, &nb, e)) return -1;
+        if (loss_sum) *loss_sum = nb.loss_sum;
+        return 0;
+    }
+    // the loss of the mean logits, then each member's share of its gradient
+    int K = ctx->K;
+    size_t n = (size_t)B * ctx->D;
+    float *z = xmalloc(sizeof(float) * (size_t)B * K), *dl = xmalloc(sizeof(float) * (size_t)B * K);
+    float *g = xmalloc(sizeof(float) * n);
+    int rc = -1;
+    if (!z || !dl || !g) {
+        err_set(e, "out of memory");
+        goto done;
+    }
+    if (ens_logits(ctx, idx, k, x, B, z, e)) goto done;
+    double ls = 0.0;
+    for (int b = 0; b < B; b++) ls += loss(loss_ctx, b, z + (size_t)b * K, dl + (size_t)b * K);
+    if (logits) memcpy(logits, z, sizeof(float) * (size_t)B * K);
+    if (loss_sum) *loss_sum = ls;
+    EnsGrad eg = {dl, K, 1.0f / (float)k};
+    for (int j = 0; j < k; j++) {
+        NetBackward nb = {.loss = ens_grad_loss, .ctx = &eg, .nvec = 1, .dx = j ? g : grad};
+        if (net_forward_backward(ctx->ens->members[idx[j]], x, B, &nb, e)) goto done;
+        if (j)
+            for (size_t i = 0; i < n; i++) grad[i] += g[i];
+    }
+    rc = 0;
+done:
+    xfree(z), xfree(dl), xfree(g);
+    return rc;
 }
 
 static double unit_vectors(void *c, int i, const float *logits, float *dlogits) {
@@ -317,8 +404,33 @@ static double unit_vectors(void *c, int i, const float *logits, float *dlogits) 
 
 int attack_jacobian(const AttackCtx *ctx, const float *x, int B, float *logits, float *jac, Err *e) {
     int K = ctx->K;
-    NetBackward nb = {.loss = unit_vectors, .ctx = &K, .nvec = K, .logits = logits, .dx = jac};
-    return net_forward_backward(ctx->net, x, B, &nb, e);
+    if (!ctx->ens) {
+        NetBackward nb = {.loss = unit_vectors, .ctx = &K, .nvec = K, .logits = logits, .dx = jac};
+        return net_forward_backward(ctx->net, x, B, &nb, e);
+    }
+    int idx[ENS_MAX], k = ens_select(ctx, idx);
+    size_t nj = (size_t)B * K * ctx->D, nz = (size_t)B * K;
+    float *jm = xmalloc(sizeof(float) * nj), *zm = xmalloc(sizeof(float) * nz), *zt = NULL;
+    if (!logits) logits = zt = xmalloc(sizeof(float) * nz);
+    int rc = -1;
+    if (!jm || !zm || !logits) {
+        err_set(e, "out of memory");
+        goto done;
+    }
+    for (int j = 0; j < k; j++) {
+        NetBackward nb = {.loss = unit_vectors, .ctx = &K, .nvec = K, .logits = j ? zm : logits, .dx = j ? jm : jac};
+        if (net_forward_backward(ctx->ens->members[idx[j]], x, B, &nb, e)) goto done;
+        if (j) {
+            for (size_t i = 0; i < nj; i++) jac[i] += jm[i];
+            for (size_t i = 0; i < nz; i++) logits[i] += zm[i];
+        }
+    }
+    for (size_t i = 0; i < nj; i++) jac[i] /= (float)k;
+    for (size_t i = 0; i < nz; i++) logits[i] /= (float)k;
+    rc = 0;
+done:
+    xfree(jm), xfree(zm), xfree(zt);
+    return rc;
 }
 
 void attack_rng(const AttackCtx *ctx, int i, uint32_t stream, Rng *r) {
@@ -339,4 +451,20 @@ double attack_loss_ce(void *c, int i, const float *logits, float *dlogits) {
     float s = lc->sign * lc->scale;
     for (int k = 0; k < lc->K; k++) dlogits[k] *= s;
     return lc->sign * l;
+}
+
+int attack_needs_train(const AttackDef *def, const AttackParams *p) {
+    if (def->needs_train) return 1;
+    for (const AttackParamDef *d = def->params; d && d->name; d++) {
+        if (d->type != ATTACK_PARAM_TEXT) continue;
+        const AttackDef *defs[8];
+        AttackParams *ps = malloc(sizeof(AttackParams) * 8);
+        int n, need = 0;
+        Err e;
+        if (ps && !attack_resolve_list(attack_params_get_str(p, d->name), PRESET_TORCHATTACKS, 8, defs, ps, &n, &e))
+            for (int i = 0; i < n && !need; i++) need = attack_needs_train(defs[i], &ps[i]);
+        free(ps);
+        if (need) return 1;
+    }
+    return 0;
 }

@@ -119,6 +119,7 @@ int train_adv_setup(TrainAdv *adv, const char *name, Semantics sem, int targeted
     if (rc) return -1;
     if (targeted && !def->targeted_ok) return err_set(e, "%s has no targeted mode", def->name);
     if (!targeted && !def->untargeted_ok) return err_set(e, "%s has no untargeted mode", def->name);
+    if (def->needs_train) return err_set(e, "%s trains surrogates of its own and cannot make training batches", def->name);
     adv->kind = TRAIN_ADV_ATTACK;
     adv->def = def;
     adv->targeted = targeted;
@@ -308,7 +309,8 @@ static int make_adversarial(Net *net, const TrainAdv *adv, const Pool *pool, con
         if (!rc) attack_targets(adv->policy, bf->yb, bf->logits, B, K, seed ^ (uint64_t)step, bf->tb);
     }
     AttackCtx ctx = {.net = net, .K = K, .D = D, .targeted = adv->targeted, .params = &adv->params, .seed = seed,
-                     .ids = bf->ids, .n_classes_cap = adv->policy == TARGET_BEARD ? 10 : K};
+                     .ids = bf->ids, .n_classes_cap = adv->policy == TARGET_BEARD ? 10 : K, .sem = adv->sem,
+                     .mean = pool->mean, .std = pool->std};
     if (!rc && adv->def->run(&ctx, xin, bf->yb, adv->targeted ? bf->tb : NULL, B, xout, e)) {
         err_wrap(e, "adversarial training (%s)", adv->def->name);
         rc = -1;
