@@ -33,31 +33,11 @@ static int beard_param_name(const char *name, const char **param, double *value,
     return 1;
 }
 
-int attack_resolve(const char *name, Preset preset, const AttackDef **def, AttackParams *params, Err *e) {
-    *def = NULL;
-    const char *param = NULL;
-    double value = 0;
-    int bad = 0;
-    const AttackDef *d = attack_find(name);
-    if (!d && beard_param_name(name, &param, &value, &bad)) {
-        if (bad)
-            return err_set(e, "attack '%s': PGD_e<N> (eps N/255) and PGD_s<N> (N steps) need a positive integer N",
-                           name);
-        d = attack_find("PGD");
-    }
-    if (!d) return err_set(e, "unknown attack '%s' (beard attack --list names them)", name);
-    *def = d;
-    if (params) {
-        attack_params_init(params, d, preset);
-        if (param && attack_params_set(params, param, value))
-            return err_set(e, "attack '%s': %s has no parameter %s", name, d->name, param);
-    }
-    return 0;
-}
-
 int attack_name_known(const char *name) {
     const AttackDef *d;
-    return attack_resolve(name, PRESET_TORCHATTACKS, &d, NULL, NULL) == 0;
+    static _Thread_local AttackParams p;
+    Err e;
+    return attack_resolve(name, PRESET_TORCHATTACKS, &d, &p, &e) != -2;
 }
 
 const char *attack_beard_name(const AttackDef *d) {

@@ -19,9 +19,7 @@
 #include "attack.h"
 #include "runner.h"
 
-// Resolves name into *def and params (the preset's values, then the name's own
-// parameter, if any). -1 with e naming the name when it is unknown or malformed.
-int attack_resolve(const char *name, Preset preset, const AttackDef **def, AttackParams *params, Err *e);
+// attack_resolve (attack.h) turns a name into an attack and its parameters
 // 1 when name resolves (no parameters are set up)
 int attack_name_known(const char *name);
 // BEARD's spelling (PGD_L2, Deepfool, AA), or d->name for attacks BEARD does not run

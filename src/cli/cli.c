@@ -90,3 +90,60 @@ int cli_write_json(const char *cmd, const char *path, const cJSON *root) {
     free(s);
     return rc ? cli_error(cmd, "%s", e.msg) : 0;
 }
+
+// splits a comma-separated list into malloc'd strings; returns the count or -1 beyond max
+static int split_list(const char *list, int max, char **out) {
+    int n = 0;
+    const char *p = list;
+    while (*p) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        while (len && *p == ' ') p++, len--;
+        while (len && p[len - 1] == ' ') len--;
+        if (len) {
+            if (n == max) {
+                cli_free_strings(out, n);
+                return -1;
+            }
+            out[n] = malloc(len + 1);
+            memcpy(out[n], p, len);
+            out[n][len] = 0;
+            n++;
+        }
+        if (!c) break;
+        p = c + 1;
+    }
+    return n;
+}
+
+void cli_free_strings(char **s, int n) {
+    for (int i = 0; i < n; i++) free(s[i]);
+}
+
+int cli_split_models(const char *cmd, const char *models, const char *archs, const char *opt, const char *arch_opt,
+                     int max, char **paths, char **arch_out, int *n) {
+    *n = split_list(models, max, paths);
+    if (*n <= 0) {
+        if (*n == 0) cli_usage_error(cmd, "%s names no checkpoint", opt);
+        else cli_usage_error(cmd, "%s lists more than %d checkpoints", opt, max);
+        *n = 0;
+        return -1;
+    }
+    char *a[64];
+    int na = split_list(archs, 64, a);
+    if (na != 1 && na != *n) {
+        cli_usage_error(cmd, "%s lists %d architectures for %d checkpoints of %s (give one for all, or one each)",
+                        arch_opt, na < 0 ? 0 : na, *n, opt);
+        if (na > 0) cli_free_strings(a, na);
+        cli_free_strings(paths, *n);
+        *n = 0;
+        return -1;
+    }
+    for (int i = 0; i < *n; i++) {
+        const char *src = a[na == 1 ? 0 : i];
+        arch_out[i] = malloc(strlen(src) + 1);
+        strcpy(arch_out[i], src);
+    }
+    cli_free_strings(a, na);
+    return 0;
+}

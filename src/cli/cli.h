@@ -42,6 +42,13 @@ int cli_write_json(const char *cmd, const char *path, const struct cJSON *root);
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_num(const char *cmd, const char *opt, const char *s, double *out);
 
+// a comma-separated list of checkpoints and their architectures (one for all, or one per
+// checkpoint): malloc'd strings in paths and arch_out, *n of each (cli_free_strings);
+// prints the usage error itself and returns -1 when the lists do not fit together
+int cli_split_models(const char *cmd, const char *models, const char *archs, const char *opt, const char *arch_opt,
+                     int max, char **paths, char **arch_out, int *n);
+void cli_free_strings(char **s, int n);
+
 // ----------------------------------------------------------------------------
 // loading what most subcommands need (cli_data.c); each prints its own error
 
@@ -57,6 +64,8 @@ typedef struct {
 
 // the test split of `dataset` from `dir` (default: ./data), at most `limit` images
 int cli_load_testset(const char *cmd, const char *dataset, const char *dir, long limit, CliTestSet *ts);
+// the same for either split (train 1: the training split)
+int cli_load_split(const char *cmd, const char *dataset, const char *dir, int train, long limit, CliTestSet *ts);
 void cli_testset_free(CliTestSet *ts);
 int cli_load_model(const char *cmd, const char *path, const char *arch, const DatasetInfo *info, Net *net);
 

@@ -283,21 +283,17 @@ int cmd_train(int argc, char **argv) {
     for (int k = 0; k < s.n_params; k++) {
         const char *name = s.param_names[k], *val = s.param_values[k];
         if (cfg.adv.kind == TRAIN_ADV_NONE) return cli_usage_error(C, "--train-param %s without --train-attack", name);
-        if (cfg.adv.kind == TRAIN_ADV_TRADES) {
-            double d;
-            if (parse_number(val, &d)) return cli_usage_error(C, "TRADES %s: '%s' is not a number", name, val);
-            if (!strcasecmp(name, "beta")) cfg.adv.beta = (float)d;
-            else if (!strcasecmp(name, "eps")) cfg.adv.eps = (float)d;
-            else if (!strcasecmp(name, "step_size") || !strcasecmp(name, "step-size") || !strcasecmp(name, "alpha"))
-                cfg.adv.step_size = (float)d;
-            else if (!strcasecmp(name, "steps") && d >= 0 && d == (int)d) cfg.adv.steps = (int)d;
-            else return cli_usage_error(C, "TRADES has parameters beta, eps, step_size, steps; not '%s=%s'", name, val);
-            continue;
-        }
         int r = attack_params_set_text(&cfg.adv.params, cfg.adv.def, name, val);
-        if (r == -1) return cli_usage_error(C, "%s has no parameter '%s'", cfg.adv.def->name, name);
+        if (r == -1) {
+            char known[256] = "";
+            size_t off = 0;
+            for (const AttackParamDef *q = cfg.adv.def->params; q->name && off < sizeof(known); q++)
+                off += (size_t)snprintf(known + off, sizeof(known) - off, "%s%s", off ? ", " : "", q->name);
+            return cli_usage_error(C, "%s has no parameter '%s' (it has: %s)", cfg.adv.def->name, name, known);
+        }
         if (r == -2) return cli_usage_error(C, "%s: bad value '%s' for %s", cfg.adv.def->name, val, name);
     }
+    if (train_adv_finish(&cfg.adv, &e)) return cli_usage_error(C, "--train-param: %s", e.msg);
 
     // outputs, checked before any work (the names in them once the set is known)
     if (cli_check_output_file(C, "--json", json) || (s.save_path[0] && cli_check_output_dir(C, "--save-path", s.save_path)))

@@ -277,6 +277,9 @@ int eval_config_from_json(EvalConfig *c, const cJSON *root, Err *e) {
     if (c->n_targets == 1)
         warn(c, "target_attack has one mode: BEARD's log lines carry both, so no log is written (results.json only)");
     if (ap && apply_overrides(c, ap, e)) return -1;
+    for (int i = 0; i < c->n_attacks; i++)
+        if (c->attacks[i].def && attack_params_check(c->attacks[i].def, &c->attacks[i].params, NULL, e))
+            return err_wrap(e, "\"attack_params\"");
     return 0;
 }
 
@@ -334,11 +337,9 @@ cJSON *eval_config_to_json(const EvalConfig *c) {
         if (!a->def) continue;
         cJSON *p = cJSON_AddObjectToObject(ap, a->name);
         for (int k = 0; k < a->params.n; k++) {
-            const AttackParamDef *d = NULL;
-            for (const AttackParamDef *q = a->def->params; q->name; q++)
-                if (!strcmp(q->name, a->params.names[k])) d = q;
-            char buf[64];
-            if (d && d->choices) cJSON_AddStringToObject(p, a->params.names[k], attack_param_text(&a->params, a->def, k, buf, sizeof(buf)));
+            const AttackParamDef *d = attack_param_def(a->def, a->params.names[k]);
+            char buf[ATTACK_TEXT_LEN];
+            if (d && (d->type == ATTACK_PARAM_CHOICE || d->type == ATTACK_PARAM_TEXT)) cJSON_AddStringToObject(p, a->params.names[k], attack_param_text(&a->params, a->def, k, buf, sizeof(buf)));
             else cJSON_AddNumberToObject(p, a->params.names[k], a->params.values[k]);
         }
     }

@@ -74,6 +74,29 @@ void train_config_default(TrainConfig *c) {
 // ----------------------------------------------------------------------------
 // adversarial training set-up
 
+// TRADES' parameters (yaodongyu/TRADES train_trades_cifar10.py defaults), declared as an
+// attack's are so that the one checker (attack_params_check) checks them
+static const AttackParamDef trades_params[] = {
+    {"beta", 6.0, P_SAME, P_SAME, "weight of the KL term", AP_REAL(0, 1e6)},
+    {"eps", 0.031, P_SAME, P_SAME, "maximum Linf perturbation of the inner maximisation", AP_EPS_LINF},
+    {"step_size", 0.007, P_SAME, P_SAME, "step size of the inner maximisation", AP_REAL(0, 1)},
+    {"steps", 10, P_SAME, P_SAME, "steps of the inner maximisation", AP_STEPS},
+    {NULL},
+};
+const AttackDef train_trades = {.name = "TRADES", .aliases = "trades", .params = trades_params};
+
+int train_adv_finish(TrainAdv *adv, Err *e) {
+    if (adv->kind == TRAIN_ADV_NONE) return 0;
+    if (attack_params_check(adv->def, &adv->params, NULL, e)) return -1;
+    if (adv->kind == TRAIN_ADV_TRADES) {
+        adv->beta = (float)attack_params_get(&adv->params, "beta");
+        adv->eps = (float)attack_params_get(&adv->params, "eps");
+        adv->step_size = (float)attack_params_get(&adv->params, "step_size");
+        adv->steps = (int)attack_params_get(&adv->params, "steps");
+    }
+    return 0;
+}
+
 int train_adv_setup(TrainAdv *adv, const char *name, Semantics sem, int targeted, Err *e) {
     memset(adv, 0, sizeof(*adv));
     adv->sem = sem;
@@ -86,16 +109,20 @@ int train_adv_setup(TrainAdv *adv, const char *name, Semantics sem, int targeted
     if (!strcasecmp(name, "trades")) {
         if (targeted) return err_set(e, "TRADES has no targeted form");
         adv->kind = TRAIN_ADV_TRADES;
-        adv->beta = 6.0f, adv->eps = 0.031f, adv->step_size = 0.007f, adv->steps = 10;
-        return 0;
+        adv->def = &train_trades;
+        attack_params_init(&adv->params, &train_trades, PRESET_TORCHATTACKS);
+        return train_adv_finish(adv, e);
     }
-    // any name `beard attack` takes, BEARD's PGD_e<N> / PGD_s<N>, Deepfool, AA, Spsa
-    // included (attacks/names.h)
+    // any attack by any name beard accepts, BEARD's PGD_e<N> / PGD_s<N> included, with the
+    // preset of the semantics (beard: BEARD's values; pixel: torchattacks')
     const AttackDef *def;
-    if (attack_resolve(name, sem == SEM_BEARD ? PRESET_BEARD : PRESET_TORCHATTACKS, &def, &adv->params, e))
+    int rc = attack_resolve(name, sem == SEM_BEARD ? PRESET_BEARD : PRESET_TORCHATTACKS, &def, &adv->params, e);
+    if (rc == -2)
         return err_set(e, "unknown training attack '%s' (None, TRADES, or an attack of `beard attack --list`)", name);
+    if (rc) return -1;
     if (targeted && !def->targeted_ok) return err_set(e, "%s has no targeted mode", def->name);
     if (!targeted && !def->untargeted_ok) return err_set(e, "%s has no untargeted mode", def->name);
+    if (def->needs_train) return err_set(e, "%s trains surrogates of its own and cannot make training batches", def->name);
     adv->kind = TRAIN_ADV_ATTACK;
     adv->def = def;
     adv->targeted = targeted;
@@ -285,7 +312,8 @@ static int make_adversarial(Net *net, const TrainAdv *adv, const Pool *pool, con
         if (!rc) attack_targets(adv->policy, bf->yb, bf->logits, B, K, seed ^ (uint64_t)step, bf->tb);
     }
     AttackCtx ctx = {.net = net, .K = K, .D = D, .targeted = adv->targeted, .params = &adv->params, .seed = seed,
-                     .ids = bf->ids, .n_classes_cap = adv->policy == TARGET_BEARD ? 10 : K};
+                     .ids = bf->ids, .n_classes_cap = adv->policy == TARGET_BEARD ? 10 : K, .sem = adv->sem,
+                     .mean = pool->mean, .std = pool->std};
     if (!rc && adv->def->run(&ctx, xin, bf->yb, adv->targeted ? bf->tb : NULL, B, xout, e)) {
         err_wrap(e, "adversarial training (%s)", adv->def->name);
         rc = -1;
@@ -437,6 +465,10 @@ int train_model(Net *net, const Pool *pool, const TrainTest *test, const TrainCo
     if (K > 256) return err_set(e, "at most 256 classes");
     const TrainAdv *adv = &cfg->adv;
     if (adv->kind == TRAIN_ADV_ATTACK && !adv->def) return err_set(e, "adversarial training without an attack");
+    if (adv->kind != TRAIN_ADV_NONE) {
+        AttackShape shape = {net->in_c, net->in_h, net->in_w, K};
+        if (attack_params_check(adv->def, &adv->params, &shape, e)) return err_wrap(e, "adversarial training");
+    }
     if (adv->kind == TRAIN_ADV_TRADES && (adv->steps < 0 || !(adv->eps >= 0)))
         return err_set(e, "bad TRADES parameters");
     if (cfg->dsa && cfg->strategy.n_ops == 0) return err_set(e, "DSA is on but the strategy has no ops");
