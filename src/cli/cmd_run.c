@@ -7,11 +7,13 @@
  * Options override the file's keys; without --config the grid is the options alone.
  */
 #include <cjson/cJSON.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "../core/parallel.h"
+#include "../evaluate/beardlog.h"
 #include "../report/dist.h"
 #include "../report/grid.h"
 #include "cli.h"
@@ -243,7 +245,9 @@ int cmd_run(int argc, char **argv) {
         status = 0;
         goto done;
     }
-    if (rank == 0 && store_open(&s, store_path_buf, 1, &e)) {
+    char store_dir[sizeof(store_path_buf)];
+    snprintf(store_dir, sizeof(store_dir), "%s", store_path_buf);
+    if (rank == 0 && (beardlog_mkdirs(dirname(store_dir), &e) || store_open(&s, store_path_buf, 1, &e))) {
         cli_error(C, "%s", e.msg);
         dist_abort(1);
         goto done;

@@ -827,6 +827,7 @@ int grid_plan(GridPlan *p, Grid *g, GridIssues *iss) {
         for (int t = 0; t < g->n_train_attacks; t++) {
             TrainSettings s = g->train;
             snprintf(s.train_attack, sizeof(s.train_attack), "%s", g->train_attacks[t]);
+            if (!strcasecmp(s.train_attack, "None")) s.n_params = 0; // "train_params" are the training attacks'
             TrainConfig cfg;
             if (train_settings_config(&s, SEM_BEARD, &cfg, &e))
                 grid_issue(iss, "%s: training with %s: %s", g->path, g->train_attacks[t], e.msg);

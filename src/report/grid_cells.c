@@ -119,6 +119,7 @@ static int train_recipe(const GridPlan *p, const GridCell *c, TrainConfig *cfg, 
     const GridModel *m = &p->models[c->model];
     TrainSettings s = g->train;
     snprintf(s.train_attack, sizeof(s.train_attack), "%s", g->train_attacks[m->train_attack]);
+    if (!strcasecmp(s.train_attack, "None")) s.n_params = 0; // "train_params" are the training attacks'
     if (train_settings_config(&s, SEM_BEARD, cfg, e)) return -1;
     cfg->eval_every = 0; // the final test accuracy only
     cfg->log = NULL;
