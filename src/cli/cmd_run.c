@@ -218,10 +218,9 @@ int cmd_run(int argc, char **argv) {
         cli_error(C, "out of memory");
         goto done;
     }
-    if (grid_from_json(g, root, config ? config : "(command line)", &iss)) {
-        status = print_issues(C, &iss, rank);
-        goto done;
-    }
+    // every problem at once: the plan's checks (files, names, collisions) run on what
+    // could be read even when the grid file itself had problems
+    grid_from_json(g, root, config ? config : "(command line)", &iss);
     if (threads >= 0) g->threads = (int)threads;
     int nt = g->threads;
     if (nt <= 0 && dist_active() && dist_local_size() > 1) {
@@ -230,14 +229,15 @@ int cmd_run(int argc, char **argv) {
         if (nt < 1) nt = 1;
     }
     parallel_set_threads(nt);
-    if (grid_plan(&plan, g, &iss)) {
+    if (grid_plan(&plan, g, &iss) || iss.n) {
         status = print_issues(C, &iss, rank);
         goto done;
     }
     char store_path_buf[GRID_PATH + 64];
-    if (store_opt) snprintf(store_path_buf, sizeof(store_path_buf), "%s", store_opt);
-    else if (shard_s) snprintf(store_path_buf, sizeof(store_path_buf), "%s.shard-%d-of-%d", g->store, o.shard, o.n_shards);
-    else snprintf(store_path_buf, sizeof(store_path_buf), "%s", g->store);
+    snprintf(store_path_buf, sizeof(store_path_buf), "%s", store_opt ? store_opt : g->store);
+    if (shard_s) // each shard its own store: `beard store merge` joins them
+        snprintf(store_path_buf + strlen(store_path_buf), sizeof(store_path_buf) - strlen(store_path_buf), ".shard-%d-of-%d",
+                 o.shard, o.n_shards);
 
     if (dry) {
         if (store_open(&s, store_path_buf, 0, &e)) s = NULL;

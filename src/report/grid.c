@@ -76,6 +76,25 @@ int grid_load_trainset(const Grid *g, int d, Dataset *ds, Err *e) {
 }
 
 // ----------------------------------------------------------------------------
+// model identity
+
+void grid_net_sha(const Net *net, char out[65]) {
+    const void *bufs[3] = {net->arch, net->params, net->buffers};
+    size_t lens[3] = {strlen(net->arch), sizeof(float) * net->n_params, sizeof(float) * net->n_buffers};
+    store_sha256_parts(bufs, lens, 3, out);
+}
+
+int grid_model_sha(const GridPlan *p, int m, char out[65], Err *e) {
+    const GridModel *gm = &p->models[m];
+    const DatasetInfo *in = p->tests[gm->dataset].info;
+    Net net;
+    if (checkpoint_load(&net, gm->path, p->grid->archs[gm->arch], in->c, in->n_classes, in->h, in->w, e)) return -1;
+    grid_net_sha(&net, out);
+    net_free(&net);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
 // attack cost
 
 double grid_attack_passes(const AttackDef *def, const AttackParams *params) {
@@ -895,8 +914,8 @@ int grid_plan(GridPlan *p, Grid *g, GridIssues *iss) {
                             } else if (checkpoint_load(&net, found, g->archs[a], in->c, in->n_classes, in->h, in->w, &e)) {
                                 grid_issue(iss, "%s: method %s: %s", g->path, m->name, e.msg);
                             } else {
+                                grid_net_sha(&net, gm->sha256);
                                 net_free(&net);
-                                if (store_sha256_file(found, gm->sha256, &e)) grid_issue(iss, "%s: %s", g->path, e.msg);
                             }
                             continue;
                         }
@@ -1044,7 +1063,9 @@ int grid_cell_prepare(GridPlan *p, int c, Err *e) {
     if (cell->kind != CELL_TRAIN && !m->sha256[0]) return 1; // the model is not trained yet
     cJSON *cfg = cJSON_CreateObject();
     cJSON_AddStringToObject(cfg, "kind", grid_cell_kind(cell->kind)->name);
-    cJSON_AddItemToObject(cfg, "test", test_json(p, m->dataset));
+    // a model does not depend on the test set (its row's test accuracy does, and says n)
+    if (cell->kind != CELL_TRAIN) cJSON_AddItemToObject(cfg, "test", test_json(p, m->dataset));
+    else cJSON_AddStringToObject(cfg, "dataset", p->tests[m->dataset].name);
     if (cell->kind != CELL_TRAIN) {
         cJSON *mo = cJSON_AddObjectToObject(cfg, "model");
         cJSON_AddStringToObject(mo, "arch", p->grid->archs[m->arch]);

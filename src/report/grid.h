@@ -143,7 +143,7 @@ typedef enum { CELL_PENDING, CELL_DONE, CELL_RUNNING, CELL_FAILED, CELL_BLOCKED 
 
 typedef struct {
     char path[GRID_PATH];    // the checkpoint (given, found, or written by train_cell)
-    char sha256[65];         // "" until known
+    char sha256[65];         // its weights' checksum (grid_net_sha); "" until known
     int train_cell;          // the cell that writes it, or -1 for a file
     int dataset, method, ipc, arch, train_attack, run;
 } GridModel;
@@ -203,6 +203,11 @@ const DatasetInfo *grid_dataset_info(const char *name);
 // images, 500 by default), and the training split (SYNTHETIC: 2000 images)
 int grid_load_testset(const Grid *g, int d, Dataset *ds, Err *e);
 int grid_load_trainset(const Grid *g, int d, Dataset *ds, Err *e);
+// A model's identity: the SHA-256 of its architecture name, parameters and buffers (not of
+// the file: a checkpoint's zip entries carry timestamps, so two saves of one model differ)
+void grid_net_sha(const Net *net, char out[65]);
+// the identity of model m from its file
+int grid_model_sha(const GridPlan *p, int m, char out[65], Err *e);
 // estimated forward+backward passes per sample of an attack with these parameters
 double grid_attack_passes(const AttackDef *def, const AttackParams *params);
 

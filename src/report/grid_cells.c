@@ -100,12 +100,13 @@ static int worker_model(GridWorker *w, int m, Err *e) {
     const GridModel *gm = &w->p->models[m];
     const Grid *g = w->p->grid;
     const DatasetInfo *in = w->p->tests[gm->dataset].info;
-    char sha[65];
-    if (store_sha256_file(gm->path, sha, e)) return -1;
-    if (gm->sha256[0] && strcmp(sha, gm->sha256))
-        return err_set(e, "%s changed since the grid was planned (checksum %.12s, expected %.12s)", gm->path, sha,
-                       gm->sha256);
     if (checkpoint_load(&w->net, gm->path, g->archs[gm->arch], in->c, in->n_classes, in->h, in->w, e)) return -1;
+    char sha[65];
+    grid_net_sha(&w->net, sha);
+    if (gm->sha256[0] && strcmp(sha, gm->sha256)) {
+        net_free(&w->net);
+        return err_set(e, "%s changed since the grid was planned (weights %.12s, expected %.12s)", gm->path, sha, gm->sha256);
+    }
     w->model = m;
     return 0;
 }
@@ -223,7 +224,7 @@ static int train_run(GridWorker *w, const GridPlan *p, const GridCell *c, StoreR
     char dir[GRID_PATH];
     snprintf(dir, sizeof(dir), "%s", c->out_path);
     if (beardlog_mkdirs(dirname(dir), e) || checkpoint_save(&net, c->out_path, e)) goto done;
-    if (store_sha256_file(c->out_path, row->model_sha256, e)) goto done;
+    grid_net_sha(&net, row->model_sha256);
     snprintf(row->model_path, sizeof(row->model_path), "%s", c->out_path);
     row->n = test.n;
     row->accuracy = row->clean_accuracy = res.test_acc;

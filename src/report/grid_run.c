@@ -61,7 +61,7 @@ static int check_done(GridPlan *p, Store *s, int c, Err *e) {
     if (cell->kind == CELL_TRAIN) {
         char sha[65];
         Err e2;
-        if (store_sha256_file(r.model_path, sha, &e2) || strcmp(sha, r.model_sha256) || strcmp(r.model_path, cell->out_path))
+        if (strcmp(r.model_path, cell->out_path) || grid_model_sha(p, cell->model, sha, &e2) || strcmp(sha, r.model_sha256))
             f = 0; // the checkpoint is gone or was replaced: train again
         else snprintf(p->models[cell->model].sha256, 65, "%s", r.model_sha256);
     }

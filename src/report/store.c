@@ -60,6 +60,19 @@ void store_sha256_hex(const void *buf, size_t n, char out[65]) {
     out[64] = 0;
 }
 
+void store_sha256_parts(const void *const *bufs, const size_t *lens, int n, char out[65]) {
+    unsigned char md[32];
+    unsigned int len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    for (int i = 0; i < n; i++)
+        if (lens[i]) EVP_DigestUpdate(ctx, bufs[i], lens[i]);
+    EVP_DigestFinal_ex(ctx, md, &len);
+    EVP_MD_CTX_free(ctx);
+    for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+    out[64] = 0;
+}
+
 int store_sha256_file(const char *path, char out[65], Err *e) {
     FILE *f = fopen(path, "rb");
     if (!f) return err_set(e, "cannot open %s", path);
@@ -517,8 +530,8 @@ int store_merge(Store *dst, const char *src_path, int *added, int *same, int *co
             if (same_results(&have, &rows[i])) (*same)++;
             else {
                 if (!*conflicts)
-                    snprintf(first, sizeof(first), "%s: %s differs from the row in %s (kept %s's)", src_path, rows[i].key,
-                             dst->path, dst->path);
+                    snprintf(first, sizeof(first), "%.120s: %.200s differs from the row in %.120s (kept that one)", src_path,
+                             rows[i].key, dst->path);
                 (*conflicts)++;
             }
             store_row_free(&have);

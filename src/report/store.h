@@ -113,8 +113,9 @@ int store_import_published_csv(Store *s, const char *path, int *count, Err *e);
 // ----------------------------------------------------------------------------
 // helpers shared with the grid
 
-// SHA-256 of a buffer / of a file, as 64 hex digits
+// SHA-256 of a buffer / of several buffers in sequence / of a file, as 64 hex digits
 void store_sha256_hex(const void *buf, size_t n, char out[65]);
+void store_sha256_parts(const void *const *bufs, const size_t *lens, int n, char out[65]);
 int store_sha256_file(const char *path, char out[65], Err *e);
 // "2025-07-01T12:50:44Z"
 void store_utc_now(char *buf, size_t n);
