@@ -12,9 +12,12 @@ CC      ?= cc
 OPT     ?= -O3 -march=native
 SAN     ?=
 CFLAGS   = $(OPT) $(SAN) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers -fopenmp -MMD -MP
-PKGS     = libzip libcjson libpng libjpeg libcurl libarchive libcrypto zlib sqlite3 matio
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKGS     = libzip libcjson libpng libjpeg libcurl libarchive libcrypto zlib sqlite3 matio cairo
+# OpenMPI (Debian's libopenmpi-dev, scripts/deps.sh) for `mpirun beard run`; without it beard
+# builds and runs in one process, and says so when started under mpirun
+MPI_PKG := $(shell pkg-config --exists ompi-c 2>/dev/null && echo ompi-c)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(MPI_PKG) 2>/dev/null) $(if $(MPI_PKG),-DBEARD_MPI)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) $(MPI_PKG) 2>/dev/null)
 LDLIBS  += $(PKG_LIBS) -lopenblas -lm -fopenmp
 CFLAGS  += $(PKG_CFLAGS)
 LDLIBS  += $(SAN)

@@ -260,40 +260,12 @@ int cmd_train(int argc, char **argv) {
     if (adam && !s.set_batch) s.batch = 128;
     parallel_set_threads(s.threads);
 
-    // the recipe
+    // the recipe (training attack: pixel semantics, or BEARD's with a BEARD config)
     TrainConfig cfg;
-    train_config_default(&cfg);
-    cfg.epochs = s.epochs;
-    cfg.batch = s.batch;
-    cfg.optimizer = adam ? OPTIM_ADAM : OPTIM_SGD;
-    cfg.lr = (float)s.lr;
-    cfg.momentum = (float)s.momentum;
-    cfg.weight_decay = (float)s.weight_decay;
-    cfg.lr_decay = s.lr_decay;
-    cfg.eval_every = s.eval_every;
+    if (train_settings_config(&s, config ? SEM_BEARD : SEM_PIXEL, &cfg, &e)) return cli_usage_error(C, "%s", e.msg);
     cfg.log_every = quiet ? 0 : s.log_every;
     cfg.log = stdout;
     cfg.progress = !quiet;
-    if (dsa_strategy_parse(&cfg.strategy, s.dsa_strategy, &e)) return cli_usage_error(C, "%s", e.msg);
-    cfg.dsa = cfg.strategy.n_ops > 0;
-    Semantics sem = SEM_PIXEL;
-    if (s.train_semantics[0]) semantics_parse(s.train_semantics, &sem);
-    else if (config) sem = SEM_BEARD;
-    if (train_adv_setup(&cfg.adv, s.train_attack, sem, s.target_attack, &e)) return cli_usage_error(C, "%s", e.msg);
-    for (int k = 0; k < s.n_params; k++) {
-        const char *name = s.param_names[k], *val = s.param_values[k];
-        if (cfg.adv.kind == TRAIN_ADV_NONE) return cli_usage_error(C, "--train-param %s without --train-attack", name);
-        int r = attack_params_set_text(&cfg.adv.params, cfg.adv.def, name, val);
-        if (r == -1) {
-            char known[256] = "";
-            size_t off = 0;
-            for (const AttackParamDef *q = cfg.adv.def->params; q->name && off < sizeof(known); q++)
-                off += (size_t)snprintf(known + off, sizeof(known) - off, "%s%s", off ? ", " : "", q->name);
-            return cli_usage_error(C, "%s has no parameter '%s' (it has: %s)", cfg.adv.def->name, name, known);
-        }
-        if (r == -2) return cli_usage_error(C, "%s: bad value '%s' for %s", cfg.adv.def->name, val, name);
-    }
-    if (train_adv_finish(&cfg.adv, &e)) return cli_usage_error(C, "--train-param: %s", e.msg);
 
     // outputs, checked before any work (the names in them once the set is known)
     if (cli_check_output_file(C, "--json", json) || (s.save_path[0] && cli_check_output_dir(C, "--save-path", s.save_path)))

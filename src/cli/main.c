@@ -24,6 +24,9 @@ static const Command commands[] = {
     {"evaluate", cmd_evaluate, "BEARD's evaluation stage from its evaluate_config.json: BEARD log + results.json"},
     {"metrics", cmd_metrics, "RR, AE, CREI (and ASR, AST, bootstrap CIs) from BEARD logs and results.json"},
     {"download", cmd_download, "fetch and verify a dataset (cifar10, cifar100, mnist, fashionmnist, svhn, tinyimagenet)"},
+    {"run", cmd_run, "the benchmark grid (train, attack, both semantics) into a resumable results store; MPI"},
+    {"store", cmd_store, "look inside, export, merge and check the results store of beard run"},
+    {"leaderboard", cmd_leaderboard, "BEARD's leaderboards and figures from the store: static HTML site, Markdown, CSV, JSON"},
     {"demo", cmd_demo, "a small end-to-end benchmark with a summary table (real data if found, else synthetic)"},
 };
 

@@ -35,7 +35,7 @@ typedef struct {
     int steps;
 } TrainAdv;
 
-typedef struct {
+typedef struct TrainConfig {
     int epochs;               // the recipe trains epochs + 1 epochs (range(Epoch + 1))
     int batch;                // 256 (Adam: 128)
     OptimKind optimizer;      // SGD (Adam: the BEARD appendix setting)

@@ -12,6 +12,7 @@
 
 #include "../io/file.h"
 #include "../io/jsonval.h"
+#include "train.h"
 
 void train_settings_default(TrainSettings *s) {
     memset(s, 0, sizeof(*s));
@@ -166,6 +167,48 @@ static int apply_key(TrainSettings *s, const cJSON *v, Err *e) {
         return 0;
     }
     warn(s, "unknown key \"%s\" ignored", k);
+    return 0;
+}
+
+int train_settings_apply_json(TrainSettings *s, const cJSON *obj, Err *e) {
+    if (!cJSON_IsObject(obj)) return err_set(e, "expected a JSON object of training settings");
+    const cJSON *v;
+    cJSON_ArrayForEach(v, obj) {
+        if (apply_key(s, v, e)) return -1;
+    }
+    return 0;
+}
+
+int train_settings_config(const TrainSettings *s, int default_sem, TrainConfig *cfg, Err *e) {
+    int adam = !strcasecmp(s->optimizer, "adam");
+    train_config_default(cfg);
+    cfg->epochs = s->epochs;
+    cfg->batch = adam && !s->set_batch ? 128 : s->batch;
+    cfg->optimizer = adam ? OPTIM_ADAM : OPTIM_SGD;
+    cfg->lr = (float)(adam && !s->set_lr ? 1e-4 : s->lr);
+    cfg->momentum = (float)s->momentum;
+    cfg->weight_decay = (float)s->weight_decay;
+    cfg->lr_decay = s->lr_decay;
+    cfg->eval_every = s->eval_every;
+    if (dsa_strategy_parse(&cfg->strategy, s->dsa_strategy, e)) return -1;
+    cfg->dsa = cfg->strategy.n_ops > 0;
+    Semantics sem = (Semantics)default_sem;
+    if (s->train_semantics[0]) semantics_parse(s->train_semantics, &sem);
+    if (train_adv_setup(&cfg->adv, s->train_attack, sem, s->target_attack, e)) return -1;
+    for (int k = 0; k < s->n_params; k++) {
+        const char *name = s->param_names[k], *val = s->param_values[k];
+        if (cfg->adv.kind == TRAIN_ADV_NONE) return err_set(e, "training parameter %s without a training attack", name);
+        int r = attack_params_set_text(&cfg->adv.params, cfg->adv.def, name, val);
+        if (r == -1) {
+            char known[256] = "";
+            size_t off = 0;
+            for (const AttackParamDef *q = cfg->adv.def->params; q->name && off < sizeof(known); q++)
+                off += (size_t)snprintf(known + off, sizeof(known) - off, "%s%s", off ? ", " : "", q->name);
+            return err_set(e, "%s has no parameter '%s' (it has: %s)", cfg->adv.def->name, name, known);
+        }
+        if (r == -2) return err_set(e, "%s: bad value '%s' for %s", cfg->adv.def->name, val, name);
+    }
+    if (train_adv_finish(&cfg->adv, e)) return err_wrap(e, "training attack parameters");
     return 0;
 }
 

@@ -20,6 +20,8 @@
 #ifndef BEARD_TRAIN_CONFIG_H
 #define BEARD_TRAIN_CONFIG_H
 
+#include <cjson/cJSON.h>
+
 #include "../core/common.h"
 
 #define TRAIN_MAX_PARAMS 16
@@ -58,7 +60,16 @@ typedef struct {
 void train_settings_default(TrainSettings *s);
 // applies a BEARD train_config.json (or beard keys) on top of s
 int train_settings_load_json(TrainSettings *s, const char *path, Err *e);
+// applies the keys of a parsed JSON object (the same keys as a file) on top of s
+int train_settings_apply_json(TrainSettings *s, const cJSON *obj, Err *e);
 // adds or replaces a training-attack parameter override (name=value text)
 int train_settings_add_param(TrainSettings *s, const char *name, const char *value, Err *e);
+
+// The recipe for the settings (train.h's TrainConfig, from train_config_default): epochs,
+// batch, optimizer (Adam's own lr and batch unless set), DSA, adversarial training with
+// its parameter overrides. The training attack's semantics is s->train_semantics, or
+// `default_sem` when that is empty. Log, progress and eval_every are left as defaults.
+struct TrainConfig;
+int train_settings_config(const TrainSettings *s, int default_sem, struct TrainConfig *cfg, Err *e);
 
 #endif

@@ -1,0 +1,384 @@
+/*
+ * test_grid.c: `beard run` as a whole, on a tiny grid that needs no ../shared (beard's
+ * SYNTHETIC dataset: one model trained by a grid cell, one checkpoint written here; FGSM
+ * and 3-step PGD, both modes, both semantics, 32 test images; 21 cells):
+ *   - bad input is reported before any cell runs, every problem with its key or path;
+ *   - --dry-run lists the cells and their costs and runs nothing;
+ *   - kill -9 at several points (before a cell, inside the store's transaction, after a
+ *     cell's work but before its row, right after a commit, and from outside at a random
+ *     moment): PRAGMA integrity_check is ok after each, no row is duplicated, at most the
+ *     cell in flight is lost, and the final store equals an uninterrupted run's;
+ *   - rerunning resumes (nothing runs), a changed configuration makes new cells, --force
+ *     reruns;
+ *   - `mpirun -np 2 --oversubscribe` and two shards merged give the same rows as one process;
+ * and with ../shared, the acceptance grid: two of BEARD's checkpoints, FGSM and PGD, both
+ * modes, 64 CIFAR-10 images, equal to `beard attack` cell by cell (accuracy and every
+ * per-sample outcome; beard semantics, to keep the suite short: pixel semantics runs the
+ * same code with other inputs, and the synthetic grid covers it).
+ */
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../src/core/parallel.h"
+#include "../src/io/file.h"
+#include "../src/models/checkpoint.h"
+#include "../src/models/convnet.h"
+#include "../src/report/store.h"
+#include "harness.h"
+
+static char beard[PATH_MAX], dir[600];
+
+// runs a shell command line; the output (stdout and stderr) into out; the exit status,
+// or -(signal) when it was killed
+static int sh(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int sh(char *out, size_t n, const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    char full[8800];
+    snprintf(full, sizeof(full), "cd %s && export BEARD_NO_PROGRESS=1 && (%s) 2>&1", dir, cmd);
+    FILE *p = popen(full, "r");
+    if (!p) return -1000;
+    size_t k = out ? fread(out, 1, n - 1, p) : 0;
+    if (out) out[k] = 0;
+    char sink[4096];
+    while (fread(sink, 1, sizeof(sink), p) > 0) {
+    }
+    int st = pclose(p);
+    if (WIFEXITED(st)) {
+        int code = WEXITSTATUS(st);
+        return code > 128 ? -(code - 128) : code; // the shell reports a killed child as 128 + signal
+    }
+    return WIFSIGNALED(st) ? -WTERMSIG(st) : -1000;
+}
+
+typedef struct {
+    StoreRow *rows;
+    int n;
+} Rows;
+
+static int load(const char *path, Rows *r) {
+    char full[800];
+    snprintf(full, sizeof(full), "%s/%s", dir, path);
+    Store *s;
+    Err e;
+    r->rows = NULL, r->n = 0;
+    if (store_open(&s, full, 0, &e)) {
+        CHECK(0, "%s", e.msg);
+        return -1;
+    }
+    int rc = store_integrity(s, &e);
+    CHECK(rc == 0, "integrity of %s: %s", path, e.msg);
+    if (store_load(s, &r->rows, &r->n, &e)) {
+        CHECK(0, "%s", e.msg);
+        rc = -1;
+    }
+    store_close(s);
+    // no key twice (the rows come sorted by key)
+    for (int i = 1; i < r->n; i++) CHECK(strcmp(r->rows[i - 1].key, r->rows[i].key) || strcmp(r->rows[i - 1].hash, r->rows[i].hash),
+                                         "%s: row %s twice", path, r->rows[i].key);
+    return rc;
+}
+
+static void rows_free(Rows *r) { store_rows_free(r->rows, r->n); }
+
+static int n_rows(const char *path) {
+    char full[800];
+    snprintf(full, sizeof(full), "%s/%s", dir, path);
+    if (access(full, F_OK) != 0) return 0; // killed before it opened the store
+    Rows r;
+    if (load(path, &r)) return -1;
+    int n = r.n;
+    rows_free(&r);
+    return n;
+}
+
+// the results of two stores agree row for row (provenance such as time and machine aside)
+static void same_rows(const char *what, const char *a_path, const char *b_path) {
+    Rows a, b;
+    if (load(a_path, &a) || load(b_path, &b)) return;
+    CHECK(a.n == b.n, "%s: %d rows against %d", what, a.n, b.n);
+    int bad = 0;
+    for (int i = 0; i < a.n && i < b.n && bad < 3; i++) {
+        const StoreRow *x = &a.rows[i], *y = &b.rows[i];
+        int same = !strcmp(x->key, y->key) && !strcmp(x->hash, y->hash) && x->n == y->n && x->clean_correct == y->clean_correct &&
+                   x->adv_correct == y->adv_correct && !strcmp(x->model_sha256, y->model_sha256) &&
+                   (x->adv_ok == NULL) == (y->adv_ok == NULL) && (x->clean_ok == NULL) == (y->clean_ok == NULL) &&
+                   (!x->adv_ok || !memcmp(x->adv_ok, y->adv_ok, x->n)) && (!x->clean_ok || !memcmp(x->clean_ok, y->clean_ok, x->n)) &&
+                   ((isnan(x->accuracy) && isnan(y->accuracy)) || x->accuracy == y->accuracy);
+        if (!same) {
+            bad++;
+            CHECK(0, "%s: row %d differs: %s (%.2f%%) against %s (%.2f%%)", what, i, x->key, x->accuracy, y->key, y->accuracy);
+        }
+    }
+    rows_free(&a), rows_free(&b);
+}
+
+static void write_file(const char *name, const char *text) {
+    char p[800];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static const char *grid_json =
+    "{\"name\": \"test\", \"datasets\": [\"synthetic\"], \"ipcs\": [200], \"archs\": [\"ConvNetW32\"],\n"
+    " \"methods\": [{\"name\": \"Full\", \"src_dataset\": true}, {\"name\": \"Rand\", \"model\": \"rand.pth\"}],\n"
+    " \"train\": {\"epochs\": 1, \"dsa_strategy\": \"None\"},\n"
+    " \"attacks\": [\"FGSM\", {\"name\": \"PGD\", \"params\": {\"steps\": 3}}], \"limit\": 32, \"threads\": 1}\n";
+
+#define RUN "%s run --config grid.json --quiet"
+
+static void test_bad_input(void) {
+    char out[16384];
+    // a pool file that does not parse
+    write_file("garbage.pt", "PK\003\004 this is not a zip archive");
+    write_file("bad.json",
+               "{\"datasets\": [\"synthetic\"], \"ipcs\": [200], \"archs\": [\"ConvNetW32\", \"ConvNetW32\"],\n"
+               " \"atacks\": [\"FGSM\"],\n"
+               " \"methods\": [{\"name\": \"Full\", \"src_dataset\": true}, {\"name\": \"G\", \"pool\": \"garbage.pt\"},\n"
+               "             {\"name\": \"M\", \"model\": \"missing.pth\"}],\n"
+               " \"attacks\": [\"FGSM\", \"NoSuchAttack\", {\"name\": \"PGD\", \"params\": {\"stepz\": 3}}],\n"
+               " \"train_attacks\": [\"None\", \"NoSuchTraining\"], \"train\": {\"epochs\": 1, \"epoch\": 2}}\n");
+    int st = sh(out, sizeof(out), "%s run --config bad.json --store bad.db --out bad", beard);
+    CHECK(st == 1, "bad grid: exit status %d (want 1)\n%s", st, out);
+    const char *want[] = {"unknown key \"atacks\"", "unknown attack 'NoSuchAttack'", "PGD has no parameter \"stepz\"",
+                          "garbage.pt does not load", "missing.pth", "NoSuchTraining", "unknown key \"epoch\"",
+                          "both write bad/model_pool/Full/Full_ConvNetW32_SYNTHETIC_200_None.pth", "nothing was run"};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        CHECK(strstr(out, want[i]) != NULL, "bad grid: the report lacks '%s':\n%s", want[i], out);
+    int lines = 0;
+    for (char *p = out; *p; p++) lines += *p == '\n';
+    CHECK(lines >= 9, "bad grid: want every problem on its own line, got %d lines", lines);
+    for (char *l = out; *l;) { // each line is beard's
+        CHECK(!strncmp(l, "beard run: ", 11), "bad grid: a line does not start with 'beard run: ': %.80s", l);
+        char *nl = strchr(l, '\n');
+        if (!nl) break;
+        l = nl + 1;
+    }
+    char p[800];
+    snprintf(p, sizeof(p), "%s/bad.db", dir);
+    CHECK(access(p, F_OK) != 0, "bad grid: the store must not even be created");
+    snprintf(p, sizeof(p), "%s/bad", dir);
+    CHECK(access(p, F_OK) != 0, "bad grid: nothing may be written");
+    // not JSON
+    write_file("notjson.json", "{\"datasets\": [\"synthetic\",]\n");
+    st = sh(out, sizeof(out), "%s run --config notjson.json", beard);
+    CHECK(st == 1 && strstr(out, "not valid JSON (line 1)"), "invalid JSON: %d\n%s", st, out);
+    // usage errors
+    st = sh(out, sizeof(out), "%s run --config grid.json --shard 3/2", beard);
+    CHECK(st == 2 && strstr(out, "--shard"), "--shard 3/2: %d\n%s", st, out);
+    st = sh(out, sizeof(out), "%s run --config grid.json --frobnicate", beard);
+    CHECK(st == 2 && strstr(out, "--frobnicate"), "unknown option: %d\n%s", st, out);
+}
+
+static void test_dry_run(void) {
+    char out[16384];
+    int st = sh(out, sizeof(out), RUN " --store dry.db --out dry --dry-run", beard);
+    CHECK(st == 0, "dry run: status %d\n%s", st, out);
+    CHECK(strstr(out, "21 cells, 21 to run (10 after training)"), "dry run: the summary:\n%s", out);
+    CHECK(strstr(out, "train/SYNTHETIC/Full/ipc200/ConvNetW32/None/run0") &&
+              strstr(out, "attack/SYNTHETIC/Rand/ipc200/ConvNetW32/None/run0/PGD[steps=3]/targeted/pixel"),
+          "dry run: the cell list:\n%s", out);
+    CHECK(strstr(out, "passes (7 per test sample x 32)"), "dry run: PGD[steps=3]'s estimated cost:\n%s", out);
+    char p[800];
+    snprintf(p, sizeof(p), "%s/dry.db", dir);
+    CHECK(access(p, F_OK) != 0, "dry run: no store");
+}
+
+static void test_kill(void) {
+    char out[16384];
+    // the uninterrupted reference
+    int st = sh(out, sizeof(out), RUN " --store ref.db --out ref", beard);
+    CHECK(st == 0, "reference run: status %d\n%s", st, out);
+    CHECK(n_rows("ref.db") == 21, "reference run: 21 rows");
+    // the same grid, killed again and again
+    char K[512];
+    snprintf(K, sizeof(K), RUN " --store kill.db --out kill", beard);
+    // from outside, early (probably while the first cell trains): any moment must be safe
+    st = sh(out, sizeof(out), "(" RUN " --store kill.db --out kill & pid=$!; sleep 0.3; kill -9 $pid; wait $pid)", beard);
+    int n0 = n_rows("kill.db");
+    CHECK(n0 >= 0 && n0 <= 21, "after kill -9 from outside: %d rows", n0);
+    // at chosen points; each must really have killed the run
+    struct {
+        const char *fault;
+        int before_rows; // rows committed when it fires, counted from the rows already there
+    } steps[] = {{"cell-start:3", 2}, {"store-write:2", 1}, {"cell-mid:3", 2}, {"cell-end:2", 2}};
+    int have = n0;
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        if (have + steps[i].before_rows >= 21) break; // the outside kill came late
+        st = sh(out, sizeof(out), "BEARD_FAULT=%s %s", steps[i].fault, K);
+        CHECK(st == -SIGKILL, "BEARD_FAULT=%s: the run was not killed (status %d)\n%s", steps[i].fault, st, out);
+        int n = n_rows("kill.db");
+        int want = have + steps[i].before_rows;
+        CHECK(n == want, "BEARD_FAULT=%s: %d rows, want %d (only the cell in flight may be lost)", steps[i].fault, n, want);
+        have = n;
+    }
+    st = sh(out, sizeof(out), "%s", K);
+    CHECK(st == 0, "the final rerun: status %d\n%s", st, out);
+    same_rows("killed and resumed vs uninterrupted", "kill.db", "ref.db");
+}
+
+static void test_mpi_and_shards(void) {
+    char out[16384];
+    // shards, merged
+    int st = sh(out, sizeof(out), RUN " --store shards.db --out sh --shard 0/2", beard);
+    CHECK(st == 0, "shard 0/2: %d\n%s", st, out);
+    st = sh(out, sizeof(out), RUN " --store shards.db --out sh --shard 1/2", beard);
+    CHECK(st == 0, "shard 1/2: %d\n%s", st, out);
+    st = sh(out, sizeof(out), "%s store merge merged.db shards.db.shard-0-of-2 shards.db.shard-1-of-2", beard);
+    CHECK(st == 0, "merge: %d\n%s", st, out);
+    same_rows("two shards merged vs one process", "merged.db", "ref.db");
+    // MPI
+    st = sh(out, sizeof(out), "command -v mpirun >/dev/null && OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+                              "timeout 60 mpirun -np 1 --oversubscribe true");
+    if (st != 0) {
+        test_skip("mpirun is missing or cannot start here (scripts/deps.sh installs openmpi-bin)");
+        return;
+    }
+    const char *asan = getenv("BEARD_SANITIZED") ? "ASAN_OPTIONS=detect_leaks=0 " : ""; // OpenMPI's own allocations
+    st = sh(out, sizeof(out),
+            "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 %stimeout 300 mpirun -np 2 --oversubscribe -x ASAN_OPTIONS "
+            "-x BEARD_NO_PROGRESS %s run --config grid.json --store mpi.db --out mpi",
+            asan, beard);
+    CHECK(st == 0 && strstr(out, "2 processes"), "mpirun -np 2: status %d\n%s", st, out);
+    same_rows("mpirun -np 2 vs one process", "mpi.db", "ref.db");
+}
+
+static void test_resume(void) {
+    char out[16384];
+    int st;
+    // resuming runs nothing; --force reruns; a changed configuration makes new cells
+    st = sh(out, sizeof(out), "%s run --config grid.json --store ref.db --out ref", beard);
+    CHECK(st == 0 && strstr(out, "21 cells: 0 ran, 21 already in the store"), "resume: status %d\n%s", st, out);
+    st = sh(out, sizeof(out), "%s run --config grid.json --store ref.db --out ref --limit 12", beard);
+    CHECK(st == 0 && strstr(out, "21 cells: 20 ran, 1 already in the store"),
+          "a changed test set: new evaluation cells, the trained model reused; status %d\n%s", st, out);
+    CHECK(n_rows("ref.db") == 41, "41 rows after a changed configuration");
+    st = sh(out, sizeof(out), "%s run --config grid.json --store ref.db --out ref --limit 12 --force", beard);
+    CHECK(st == 0 && strstr(out, "21 cells: 21 ran, 0 already"), "--force: status %d\n%s", st, out);
+    CHECK(n_rows("ref.db") == 41, "--force replaces rows, it does not add them");
+    // the exported BEARD logs
+    char p[800];
+    snprintf(p, sizeof(p), "%s/ref/model_pool/Rand/ConvNetW32_SYNTHETIC_200_evaluation_log.txt", dir);
+    FILE *f = fopen(p, "r");
+    CHECK(f != NULL, "no BEARD log at %s", p);
+    if (f) {
+        char line[2048];
+        int found = 0;
+        while (fgets(line, sizeof(line), f)) found += strstr(line, "PGD_steps_3 attack on Rand: final acc is:  target_attack: ") != NULL;
+        fclose(f);
+        CHECK(found == 1, "the BEARD log has one PGD line (%d)", found);
+    }
+}
+
+// ../shared: two of BEARD's checkpoints, equal to `beard attack` cell by cell
+static void test_against_attack(void) {
+    if (getenv("BEARD_SANITIZED")) {
+        // the same code paths as the synthetic grid above; CIFAR-10 PGD at -O1 with ASan is slow
+        printf("SKIP: the acceptance grid on BEARD's checkpoints runs in the optimised build only\n");
+        return;
+    }
+    const char *pool = shared_path("beard/model_pool", "the acceptance grid on BEARD's checkpoints");
+    const char *data = shared_path("data", "the acceptance grid on CIFAR-10");
+    if (!pool || !data) return;
+    char out[65536], apool[PATH_MAX], adata[PATH_MAX];
+    if (!realpath(pool, apool) || !realpath(data, adata)) return;
+    int st = sh(out, sizeof(out),
+                "%s run --dataset cifar10 --data %s --model-pool %s --method BACON,DM --attack FGSM,PGD --limit 64 "
+                "--semantics beard --threads 2 --store real.db --out real --quiet",
+                beard, adata, apool);
+    CHECK(st == 0, "the acceptance grid: status %d\n%s", st, out);
+    Rows r;
+    if (load("real.db", &r)) return;
+    CHECK(r.n == 10, "10 cells (2 models x (clean + 2 attacks x 2 modes)), got %d", r.n);
+    const char *files[2] = {"BACON_ConvNet_CIFAR10_50_None_0.6995.pth", "DM_ConvNet_CIFAR10_50_None.pth"};
+    const char *methods[2] = {"BACON", "DM"};
+    int compared = 0;
+    for (int m = 0; m < 2; m++)
+        for (int s = 0; s < 1; s++) {
+            const char *sem = s ? "pixel" : "beard";
+            char json[800];
+            snprintf(json, sizeof(json), "%s/attack-%s-%s.json", dir, methods[m], sem);
+            st = sh(out, sizeof(out),
+                    "%s attack --model %s/%s --dataset cifar10 --data %s --attack FGSM,PGD --targeted both --semantics %s "
+                    "--preset beard --limit 64 --threads 2 --per-sample --json %s",
+                    beard, apool, files[m], adata, sem, json);
+            CHECK(st == 0, "beard attack: %d\n%s", st, out);
+            uint8_t *buf;
+            size_t len;
+            Err e;
+            if (file_read_all(json, 1 << 24, &buf, &len, &e)) continue;
+            cJSON *root = cJSON_Parse((const char *)buf);
+            free(buf);
+            const cJSON *res, *results = cJSON_GetObjectItemCaseSensitive(root, "results");
+            cJSON_ArrayForEach(res, results) {
+                const char *att = cJSON_GetObjectItemCaseSensitive(res, "attack")->valuestring;
+                int tg = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "targeted"));
+                double acc = cJSON_GetObjectItemCaseSensitive(res, "accuracy")->valuedouble;
+                const cJSON *adv = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(res, "per_sample"), "adv_correct");
+                char key[256];
+                snprintf(key, sizeof(key), "attack/CIFAR10/%s/ipc50/ConvNet/None/run0/%s/%s/%s", methods[m], att,
+                         tg ? "targeted" : "untargeted", sem);
+                int found = 0;
+                for (int i = 0; i < r.n; i++) {
+                    if (strcmp(r.rows[i].key, key)) continue;
+                    found = 1;
+                    CHECK(r.rows[i].accuracy == acc, "%s: beard run %.4f%%, beard attack %.4f%%", key, r.rows[i].accuracy, acc);
+                    int same = r.rows[i].adv_ok && cJSON_GetArraySize(adv) == r.rows[i].n;
+                    for (int k = 0; same && k < r.rows[i].n; k++)
+                        same = cJSON_GetArrayItem(adv, k)->valueint == r.rows[i].adv_ok[k];
+                    CHECK(same, "%s: the per-sample outcomes differ", key);
+                    compared++;
+                }
+                CHECK(found, "no cell %s in the store", key);
+            }
+            cJSON_Delete(root);
+        }
+    CHECK(compared == 8, "compared %d cells with beard attack, want 8", compared);
+    rows_free(&r);
+}
+
+int main(int argc, char **argv) {
+    parallel_init(argc, argv);
+    const char *b = beard_bin();
+    if (!b || !realpath(b, beard)) {
+        CHECK(0, "no beard binary (set $BEARD)");
+        return test_done("test_grid");
+    }
+    snprintf(dir, sizeof(dir), "%s", test_tmp("grid"));
+    mkdir(dir, 0755);
+    // a checkpoint of our own (seeded), so that the grid has a file model besides a trained one
+    Net net;
+    Err e;
+    char p[800];
+    snprintf(p, sizeof(p), "%s/rand.pth", dir);
+    if (model_create(&net, "ConvNetW32", 3, 10, 16, 16, &e) == 0) {
+        net_init_params(&net, 7);
+        CHECK(checkpoint_save(&net, p, &e) == 0, "%s", e.msg);
+        net_free(&net);
+    }
+    write_file("grid.json", grid_json);
+    test_bad_input();
+    test_dry_run();
+    test_kill();
+    test_mpi_and_shards();
+    test_resume();
+    test_against_attack();
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (!g_fails && system(cmd)) {
+    }
+    return test_done("test_grid");
+}
