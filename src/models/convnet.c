@@ -119,11 +119,11 @@ int convnet_build(Net *net, const ConvNetConfig *cfg, int channel, int n_classes
             else rc = net_add_layernorm(net, name, e);
             if (rc) return -1;
         }
-        if (net_add_act(net, act, slope, e)) return -1;
-        idx++;
+        snprintf(name, sizeof(name), "features.%d", idx++);
+        if (net_add_act(net, name, act, slope, e)) return -1;
         if (strcmp(pool, "none")) {
-            if (net_add_pool(net, !strcmp(pool, "maxpooling") ? LAYER_MAXPOOL : LAYER_AVGPOOL, 2, 2, e)) return -1;
-            idx++;
+            snprintf(name, sizeof(name), "features.%d", idx++);
+            if (net_add_pool(net, name, !strcmp(pool, "maxpooling") ? LAYER_MAXPOOL : LAYER_AVGPOOL, 2, 2, e)) return -1;
         }
     }
     if (net_add_linear(net, "classifier", n_classes, e)) return -1;

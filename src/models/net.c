@@ -1,6 +1,6 @@
 /*
- * net.c: building a layer sequence, its parameter arena and state_dict, and the two
- * drivers (per-sample fused and layer-wise) described in net.h.
+ * net.c: building a graph of layers, its parameter arena and state_dict, the two drivers
+ * (per-sample fused and layer-wise) and the tape described in net.h.
  */
 #include "net.h"
 
@@ -12,6 +12,9 @@
 
 #include "../core/parallel.h"
 
+typedef struct Workspace Workspace;
+static void ws_free(Workspace *w);
+
 // ----------------------------------------------------------------------------
 // construction
 
@@ -21,32 +24,57 @@ void net_begin(Net *net, const char *arch, int in_c, int in_h, int in_w) {
     net->in_c = in_c;
     net->in_h = in_h;
     net->in_w = in_w;
+    net->cursor = -1;
+    net->embed = -2; // unset: net_finish picks the classifier's input
+}
+
+void net_from(Net *net, int node) { net->cursor = node; }
+
+// grows an array of `n` elements of `size` bytes to hold one more; 0 or -1 (out of memory)
+static int grow(void **arr, int n, int *cap, size_t size) {
+    if (n < *cap) return 0;
+    int nc = *cap ? 2 * *cap : 32;
+    void *p = xmalloc(size * (size_t)nc);
+    if (!p) return -1;
+    if (n) memcpy(p, *arr, size * (size_t)n);
+    xfree(*arr);
+    *arr = p;
+    *cap = nc;
+    return 0;
+}
+
+// shape of a node's output (-1: the model input)
+static void node_shape(const Net *net, int node, int *c, int *h, int *w) {
+    if (node < 0) *c = net->in_c, *h = net->in_h, *w = net->in_w;
+    else *c = net->layers[node].out_c, *h = net->layers[node].out_h, *w = net->layers[node].out_w;
 }
 
 static Layer *push(Net *net, LayerKind kind, const char *name, Err *e) {
     if (net->n_layers >= NET_MAX_LAYERS) {
-        err_set(e, "model has more than %d layers", NET_MAX_LAYERS);
+        err_set(e, "model has more than %d nodes", NET_MAX_LAYERS);
+        return NULL;
+    }
+    if (grow((void **)&net->layers, net->n_layers, &net->cap_layers, sizeof(Layer))) {
+        err_set(e, "out of memory building the model");
         return NULL;
     }
     Layer *L = &net->layers[net->n_layers];
     memset(L, 0, sizeof(*L));
     L->kind = kind;
     snprintf(L->name, sizeof(L->name), "%s", name ? name : "");
-    if (net->n_layers == 0) {
-        L->in_c = net->in_c, L->in_h = net->in_h, L->in_w = net->in_w;
-    } else {
-        Layer *P = &net->layers[net->n_layers - 1];
-        L->in_c = P->out_c, L->in_h = P->out_h, L->in_w = P->out_w;
-    }
+    L->n_in = 1;
+    L->in[0] = net->cursor, L->in[1] = -1;
+    node_shape(net, net->cursor, &L->in_c, &L->in_h, &L->in_w);
     L->out_c = L->in_c, L->out_h = L->in_h, L->out_w = L->in_w;
     L->w = L->b = L->rm = L->rv = -1;
-    net->n_layers++;
+    net->cursor = net->n_layers++;
     return L;
 }
 
 static int add_entry(Net *net, const char *layer_name, const char *suffix, ParamEntryKind kind, long offset,
                      int ndim, const int64_t *shape, Err *e) {
-    if (net->n_entries >= NET_MAX_ENTRIES) return err_set(e, "model has more than %d tensors", NET_MAX_ENTRIES);
+    if (grow((void **)&net->entries, net->n_entries, &net->cap_entries, sizeof(ParamEntry)))
+        return err_set(e, "out of memory building the model");
     ParamEntry *pe = &net->entries[net->n_entries++];
     memset(pe, 0, sizeof(*pe));
     snprintf(pe->name, sizeof(pe->name), "%s.%s", layer_name, suffix);
@@ -68,9 +96,10 @@ static long take_params(Net *net, size_t n) {
     return off;
 }
 
-int net_add_conv(Net *net, const char *name, int out_c, int k, int stride, int pad, Err *e) {
+int net_add_conv_ex(Net *net, const char *name, int out_c, int k, int stride, int pad, int bias, Err *e) {
     Layer *L = push(net, LAYER_CONV, name, e);
     if (!L) return -1;
+    if (out_c < 1 || k < 1 || stride < 1 || pad < 0) return err_set(e, "%s: bad convolution parameters", name);
     L->k = k, L->stride = stride, L->pad = pad;
     L->out_c = out_c;
     L->out_h = conv2d_out_size(L->in_h, k, stride, pad);
@@ -78,14 +107,19 @@ int net_add_conv(Net *net, const char *name, int out_c, int k, int stride, int p
     if (L->out_h < 1 || L->out_w < 1) return err_set(e, "%s: input %dx%d is too small for a %dx%d convolution", name, L->in_h, L->in_w, k, k);
     int64_t ws[4] = {out_c, L->in_c, k, k}, bs[1] = {out_c};
     L->w = take_params(net, (size_t)out_c * L->in_c * k * k);
-    L->b = take_params(net, (size_t)out_c);
+    if (bias) L->b = take_params(net, (size_t)out_c);
     if (add_entry(net, name, "weight", PENTRY_PARAM, L->w, 4, ws, e)) return -1;
-    return add_entry(net, name, "bias", PENTRY_PARAM, L->b, 1, bs, e);
+    return bias ? add_entry(net, name, "bias", PENTRY_PARAM, L->b, 1, bs, e) : 0;
+}
+
+int net_add_conv(Net *net, const char *name, int out_c, int k, int stride, int pad, Err *e) {
+    return net_add_conv_ex(net, name, out_c, k, stride, pad, 1, e);
 }
 
 int net_add_linear(Net *net, const char *name, int out_features, Err *e) {
     Layer *L = push(net, LAYER_LINEAR, name, e);
     if (!L) return -1;
+    if (out_features < 1) return err_set(e, "%s: a linear layer needs at least one output", name);
     int in_f = L->in_c * L->in_h * L->in_w;
     L->in_c = in_f, L->in_h = 1, L->in_w = 1; // linear sees the flattened sample
     L->out_c = out_features, L->out_h = 1, L->out_w = 1;
@@ -96,8 +130,8 @@ int net_add_linear(Net *net, const char *name, int out_features, Err *e) {
     return add_entry(net, name, "bias", PENTRY_PARAM, L->b, 1, bs, e);
 }
 
-int net_add_act(Net *net, ActKind act, float slope, Err *e) {
-    Layer *L = push(net, LAYER_ACT, NULL, e);
+int net_add_act(Net *net, const char *name, ActKind act, float slope, Err *e) {
+    Layer *L = push(net, LAYER_ACT, name, e);
     if (!L) return -1;
     L->act = act;
     L->slope = slope;
@@ -147,13 +181,31 @@ int net_add_batchnorm(Net *net, const char *name, Err *e) {
     return add_entry(net, name, "num_batches_tracked", PENTRY_COUNTER, 0, 0, s, e);
 }
 
-int net_add_pool(Net *net, LayerKind kind, int k, int stride, Err *e) {
-    Layer *L = push(net, kind, NULL, e);
+int net_add_pool(Net *net, const char *name, LayerKind kind, int k, int stride, Err *e) {
+    if (kind != LAYER_AVGPOOL && kind != LAYER_MAXPOOL) return err_set(e, "%s: not a pooling kind", name ? name : "pool");
+    Layer *L = push(net, kind, name, e);
     if (!L) return -1;
+    if (k < 1 || stride < 1) return err_set(e, "%s: bad pooling parameters", L->name);
     L->k = k, L->stride = stride;
     L->out_h = pool_out_size(L->in_h, k, stride);
     L->out_w = pool_out_size(L->in_w, k, stride);
-    if (L->out_h < 1 || L->out_w < 1) return err_set(e, "input %dx%d is too small to pool %dx%d", L->in_h, L->in_w, k, k);
+    if (L->in_h < k || L->in_w < k || L->out_h < 1 || L->out_w < 1)
+        return err_set(e, "input %dx%d is too small to pool %dx%d", L->in_h, L->in_w, k, k);
+    return 0;
+}
+
+int net_add_sum(Net *net, const char *name, int a, int b, Err *e) {
+    if (a < -1 || b < -1 || a >= net->n_layers || b >= net->n_layers) return err_set(e, "%s: no such input node", name);
+    int ac, ah, aw, bc, bh, bw;
+    node_shape(net, a, &ac, &ah, &aw);
+    node_shape(net, b, &bc, &bh, &bw);
+    if (ac != bc || ah != bh || aw != bw)
+        return err_set(e, "%s: cannot add a %dx%dx%d output to a %dx%dx%d one", name, ac, ah, aw, bc, bh, bw);
+    net->cursor = a;
+    Layer *L = push(net, LAYER_SUM, name, e);
+    if (!L) return -1;
+    L->n_in = 2;
+    L->in[1] = b;
     return 0;
 }
 
@@ -161,9 +213,23 @@ int net_finish(Net *net, Err *e) {
     if (net->n_layers == 0) return err_set(e, "model has no layers");
     Layer *last = &net->layers[net->n_layers - 1];
     net->n_classes = last->out_c * last->out_h * last->out_w;
+    for (int l = 0; l < net->n_layers; l++) net->layers[l].n_out = 0, net->layers[l].last_use = -1;
+    for (int l = 0; l < net->n_layers; l++) {
+        Layer *L = &net->layers[l];
+        for (int j = 0; j < L->n_in; j++) {
+            if (L->in[j] >= l) return err_set(e, "node %d (%s) reads a later node", l, L->name);
+            if (L->in[j] < 0) continue;
+            net->layers[L->in[j]].n_out++;
+            net->layers[L->in[j]].last_use = l;
+        }
+    }
+    if (net->embed == -2) net->embed = last->kind == LAYER_LINEAR ? last->in[0] : -1;
     net->params = xcalloc(sizeof(float) * (net->n_params ? net->n_params : 1));
     net->buffers = xcalloc(sizeof(float) * (net->n_buffers ? net->n_buffers : 1));
-    if (!net->params || !net->buffers) return err_set(e, "out of memory allocating %zu parameters", net->n_params);
+    net->wino = xcalloc(sizeof(float *) * (size_t)net->n_layers);
+    net->wino_src = xcalloc(sizeof(float *) * (size_t)net->n_layers);
+    if (!net->params || !net->buffers || !net->wino || !net->wino_src)
+        return err_set(e, "out of memory allocating %zu parameters", net->n_params);
     for (int l = 0; l < net->n_layers; l++) {
         Layer *L = &net->layers[l];
         if (L->kind == LAYER_BATCHNORM) init_fill(net->buffers + L->rv, (size_t)L->in_c, 1.0f);
@@ -174,35 +240,17 @@ int net_finish(Net *net, Err *e) {
     return 0;
 }
 
-typedef struct {
-    size_t act[NET_MAX_LAYERS]; // floats of layer l's output per sample
-    size_t stats[NET_MAX_LAYERS];
-    size_t argmax[NET_MAX_LAYERS];
-    size_t max_act;
-} Sizes;
-
-static void net_sizes(const Net *net, Sizes *s) {
-    memset(s, 0, sizeof(*s));
-    s->max_act = net_in_size(net);
-    for (int l = 0; l < net->n_layers; l++) {
-        const Layer *L = &net->layers[l];
-        s->act[l] = (size_t)L->out_c * L->out_h * L->out_w;
-        if (L->kind == LAYER_GROUPNORM) s->stats[l] = 2 * (size_t)L->groups;
-        if (L->kind == LAYER_LAYERNORM) s->stats[l] = 2;
-        if (L->kind == LAYER_BATCHNORM) s->stats[l] = 2 * (size_t)L->in_c; // per chunk, not per sample
-        if (L->kind == LAYER_MAXPOOL) s->argmax[l] = s->act[l];
-        size_t in = (size_t)L->in_c * L->in_h * L->in_w;
-        if (in > s->max_act) s->max_act = in;
-        if (s->act[l] > s->max_act) s->max_act = s->act[l];
-    }
-}
-
 void net_free(Net *net) {
     xfree(net->params);
     xfree(net->grads);
     xfree(net->buffers);
-    for (int i = 0; i < net->n_ws; i++) xfree(net->ws[i]);
-    for (int l = 0; l < net->n_layers; l++) xfree(net->wino[l]), xfree(net->wino_src[l]);
+    for (int i = 0; i < net->n_ws; i++) ws_free(net->ws[i]);
+    if (net->wino)
+        for (int l = 0; l < net->n_layers; l++) xfree(net->wino[l]), xfree(net->wino_src[l]);
+    xfree(net->wino), xfree(net->wino_src);
+    net_tape_free(net->tape);
+    xfree(net->layers);
+    xfree(net->entries);
     memset(net, 0, sizeof(*net));
 }
 
@@ -228,7 +276,7 @@ void net_init_params(Net *net, uint64_t seed) {
             size_t fan_in = (size_t)L->in_c * L->k * L->k;
             float bound = 1.0f / sqrtf((float)fan_in);
             init_uniform(net->params + L->w, (size_t)L->out_c * fan_in, bound, &rng);
-            init_uniform(net->params + L->b, (size_t)L->out_c, bound, &rng);
+            if (L->b >= 0) init_uniform(net->params + L->b, (size_t)L->out_c, bound, &rng);
             break;
         }
         case LAYER_LINEAR: {
@@ -333,50 +381,109 @@ int net_state_dict(const Net *net, TensorDict *out, Err *e) {
 // workspaces: one arena holding a chunk of n samples' activations and saved state
 
 typedef struct {
-    int n;
-    float *x0;                  // (n, in size): normalised input
-    float *act[NET_MAX_LAYERS]; // (n, act size)
-    float *stats[NET_MAX_LAYERS];
-    int *argmax[NET_MAX_LAYERS];
-    float *g0, *g1;             // gradient ping-pong, (n, max act)
-    float *dx0;                 // (n, in size)
-    float *dlogits;             // (n, nvec_cap, n_classes)
-    float *pgrads;              // per-thread parameter gradients (fused driver), or NULL
-    int nvec_cap, has_pgrads;
-} Workspace;
+    float *p;
+    size_t cap;
+    int used;
+} GradBuf;
 
-// bn_per_sample: BatchNorm's saved statistics get n sets instead of one (a tape's
-// per-sample views each write their own, see net_tape_forward)
-static Workspace *ws_alloc_ex(const Net *net, int n, int nvec, int pgrads, int bn_per_sample) {
-    Sizes s;
-    net_sizes(net, &s);
-    size_t total = 0, in = net_in_size(net);
-#define ROUND(x) (((x) + 15) & ~(size_t)15)
-    total += ROUND(sizeof(Workspace) / sizeof(float) + 1);
-    total += ROUND(n * in) * 2; // x0, dx0
-    for (int l = 0; l < net->n_layers; l++) {
-        total += ROUND(n * s.act[l]);
-        total += ROUND(net->layers[l].kind == LAYER_BATCHNORM && !bn_per_sample ? s.stats[l] : n * s.stats[l]);
-        total += ROUND(n * s.argmax[l]);
+struct Workspace {
+    int n, nvec_cap, has_pgrads, tape, oom;
+    float *x0;           // (n, in size): the normalised input
+    float *dx0;          // (n, in size): its gradient
+    float **act;         // (n_layers) node outputs, (n, node size)
+    float **stats;       // (n_layers) normalisation statistics saved for backward
+    int **argmax;        // (n_layers) max-pool choices
+    float **grad;        // (n_layers) d(loss)/d(node output), (n, node size)
+    unsigned char *live; // (1 + n_layers): live[0] the input, live[1 + l] node l: its grad holds a value
+    float *dlogits;      // (n, nvec_cap, n_classes)
+    float *pgrads;       // per-thread parameter gradients (fused driver), or NULL
+    // the tape's gradient buffers: taken when a node's gradient comes alive, given back
+    // when the node has been processed, so that only the frontier is held at once
+    GradBuf *pool;
+    int n_pool;
+};
+
+struct NetTape {
+    Net *net;
+    int B, train, n_layers;
+    Workspace *w;
+};
+
+static size_t node_size(const Layer *L) { return (size_t)L->out_c * L->out_h * L->out_w; }
+
+static size_t stats_size(const Layer *L, int n) {
+    switch (L->kind) {
+    case LAYER_GROUPNORM: return 2 * (size_t)L->groups * n;
+    case LAYER_LAYERNORM: return 2 * (size_t)n;
+    case LAYER_BATCHNORM: return 2 * (size_t)L->in_c; // per chunk, not per sample
+    default: return 0;
     }
-    total += ROUND(n * s.max_act) * 2;
+}
+
+// the fused driver hands a node's gradient to the next node through two alternating
+// buffers when that next node is its only reader
+static int is_chain(const Net *net, int l) {
+    const Layer *L = &net->layers[l];
+    return l < net->n_layers - 1 && L->n_out == 1 && L->last_use == l + 1;
+}
+
+// tape: every node's gradient comes from the pool; fused: from the arena (the last
+// node's is the caller's dlogits, set per pass)
+static Workspace *ws_alloc(const Net *net, int n, int nvec, int pgrads, int tape) {
+    int nl = net->n_layers;
+    size_t in = net_in_size(net), max_chain = in;
+#define ROUND(x) (((x) + 15) & ~(size_t)15)
+    size_t hdr = sizeof(Workspace) + 4 * sizeof(void *) * (size_t)nl + (size_t)nl + 1;
+    size_t total = ROUND((hdr + sizeof(float) - 1) / sizeof(float));
+    total += ROUND(n * in) * 2; // x0, dx0
+    for (int l = 0; l < nl; l++) {
+        const Layer *L = &net->layers[l];
+        size_t s = node_size(L);
+        total += ROUND(n * s);
+        total += ROUND(stats_size(L, n));
+        if (L->kind == LAYER_MAXPOOL) total += ROUND(n * s);
+        if (tape || l == nl - 1 || L->n_out == 0) continue;
+        if (is_chain(net, l)) max_chain = s > max_chain ? s : max_chain;
+        else total += ROUND(n * s);
+    }
+    if (!tape) total += ROUND(n * max_chain) * 2;
     total += ROUND((size_t)n * nvec * net->n_classes);
     if (pgrads) total += ROUND(net->n_params);
     float *mem = xcalloc(total * sizeof(float));
     if (!mem) return NULL;
     Workspace *w = (Workspace *)mem;
-    float *p = mem + ROUND(sizeof(Workspace) / sizeof(float) + 1);
+    char *h = (char *)(w + 1);
+    w->act = (float **)h, h += sizeof(void *) * nl;
+    w->stats = (float **)h, h += sizeof(void *) * nl;
+    w->argmax = (int **)h, h += sizeof(void *) * nl;
+    w->grad = (float **)h, h += sizeof(void *) * nl;
+    w->live = (unsigned char *)h;
+    float *p = mem + ROUND((hdr + sizeof(float) - 1) / sizeof(float));
     w->n = n;
     w->nvec_cap = nvec;
+    w->tape = tape;
     w->x0 = p, p += ROUND(n * in);
     w->dx0 = p, p += ROUND(n * in);
-    for (int l = 0; l < net->n_layers; l++) {
-        w->act[l] = p, p += ROUND(n * s.act[l]);
-        w->stats[l] = p, p += ROUND(net->layers[l].kind == LAYER_BATCHNORM && !bn_per_sample ? s.stats[l] : n * s.stats[l]);
-        w->argmax[l] = (int *)p, p += ROUND(n * s.argmax[l]);
+    for (int l = 0; l < nl; l++) {
+        const Layer *L = &net->layers[l];
+        size_t s = node_size(L);
+        w->act[l] = p, p += ROUND(n * s);
+        w->stats[l] = p, p += ROUND(stats_size(L, n));
+        w->argmax[l] = NULL;
+        if (L->kind == LAYER_MAXPOOL) w->argmax[l] = (int *)p, p += ROUND(n * s);
     }
-    w->g0 = p, p += ROUND(n * s.max_act);
-    w->g1 = p, p += ROUND(n * s.max_act);
+    float *chain[2] = {NULL, NULL};
+    if (!tape) {
+        for (int l = 0; l < nl; l++) {
+            const Layer *L = &net->layers[l];
+            if (l == nl - 1 || L->n_out == 0 || is_chain(net, l)) continue;
+            w->grad[l] = p, p += ROUND(n * node_size(L));
+        }
+        chain[0] = p, p += ROUND(n * max_chain);
+        chain[1] = p, p += ROUND(n * max_chain);
+        for (int l = 0; l < nl; l++)
+            if (is_chain(net, l)) w->grad[l] = chain[l & 1];
+    }
     w->dlogits = p, p += ROUND((size_t)n * nvec * net->n_classes);
     w->has_pgrads = pgrads;
     w->pgrads = pgrads ? p : NULL;
@@ -384,17 +491,50 @@ static Workspace *ws_alloc_ex(const Net *net, int n, int nvec, int pgrads, int b
     return w;
 }
 
-static Workspace *ws_alloc(const Net *net, int n, int nvec, int pgrads) { return ws_alloc_ex(net, n, nvec, pgrads, 0); }
+static void ws_free(Workspace *w) {
+    if (!w) return;
+    for (int i = 0; i < w->n_pool; i++) xfree(w->pool[i].p);
+    xfree(w->pool);
+    xfree(w);
+}
 
 // the cached per-thread workspace for one sample, grown when more is asked of it
 static Workspace *ws_thread(Net *net, int t, int nvec, int pgrads) {
     Workspace *w = net->ws[t];
     if (w && w->nvec_cap >= nvec && (w->has_pgrads || !pgrads)) return w;
-    xfree(w);
+    ws_free(w);
     int cap_nvec = nvec > 1 ? nvec : 1;
-    net->ws[t] = w = ws_alloc(net, 1, cap_nvec, pgrads);
+    net->ws[t] = w = ws_alloc(net, 1, cap_nvec, pgrads, 0);
     if (t >= net->n_ws) net->n_ws = t + 1;
     return w;
+}
+
+// a gradient buffer of at least n floats from the tape's pool (best fit), or NULL
+static float *pool_take(Workspace *w, size_t n) {
+    int best = -1;
+    for (int i = 0; i < w->n_pool; i++)
+        if (!w->pool[i].used && w->pool[i].cap >= n && (best < 0 || w->pool[i].cap < w->pool[best].cap)) best = i;
+    if (best < 0) {
+        GradBuf *np = xmalloc(sizeof(GradBuf) * (size_t)(w->n_pool + 1));
+        float *p = xmalloc(sizeof(float) * (n ? n : 1));
+        if (!np || !p) {
+            xfree(np), xfree(p);
+            return NULL;
+        }
+        if (w->n_pool) memcpy(np, w->pool, sizeof(GradBuf) * (size_t)w->n_pool);
+        xfree(w->pool);
+        w->pool = np;
+        best = w->n_pool++;
+        w->pool[best].p = p;
+        w->pool[best].cap = n;
+    }
+    w->pool[best].used = 1;
+    return w->pool[best].p;
+}
+
+static void pool_give(Workspace *w, float *p) {
+    for (int i = 0; i < w->n_pool; i++)
+        if (w->pool[i].p == p) w->pool[i].used = 0;
 }
 
 // ----------------------------------------------------------------------------
@@ -428,38 +568,40 @@ static int wino_update(Net *net, Err *e) {
 }
 
 // ----------------------------------------------------------------------------
-// one chunk of n samples through every layer
+// one chunk of n samples through every node
 
-// layers 0..last; returns layer last's output
-static const float *chunk_forward_to(Net *net, Workspace *w, const float *x, int n, int bn_train, int last) {
-    size_t in = net_in_size(net);
-    const float *cur = x;
-    if (net->normalize) {
-        size_t plane = (size_t)net->in_h * net->in_w;
-        for (int b = 0; b < n; b++)
-            for (int c = 0; c < net->in_c; c++) {
-                const float *src = x + b * in + c * plane;
-                float *dst = w->x0 + b * in + c * plane;
-                float m = net->mean[c], sd = net->std[c];
-                for (size_t i = 0; i < plane; i++) dst[i] = (src[i] - m) / sd;
-            }
-        cur = w->x0;
-    }
+// torchvision's Normalize, in float32
+static void normalize_into(const Net *net, float *dst, const float *x, int n) {
+    size_t in = net_in_size(net), plane = (size_t)net->in_h * net->in_w;
+    for (int b = 0; b < n; b++)
+        for (int c = 0; c < net->in_c; c++) {
+            const float *src = x + b * in + c * plane;
+            float *d = dst + b * in + c * plane;
+            float m = net->mean[c], sd = net->std[c];
+            for (size_t i = 0; i < plane; i++) d[i] = (src[i] - m) / sd;
+        }
+}
+
+static inline const float *node_in(const Workspace *w, const float *in0, int j) { return j < 0 ? in0 : w->act[j]; }
+
+// in0: the normalised input (n, in size); runs nodes 0..last and returns node last's values
+static const float *chunk_forward_to(Net *net, Workspace *w, const float *in0, int n, int bn_train, int last) {
     const float *P = net->params;
     for (int l = 0; l <= last; l++) {
         Layer *L = &net->layers[l];
+        const float *cur = node_in(w, in0, L->in[0]);
         float *out = w->act[l];
         int HW = L->in_h * L->in_w;
         size_t out_size = (size_t)L->out_c * L->out_h * L->out_w;
+        const float *bias = L->b >= 0 ? P + L->b : NULL;
         switch (L->kind) {
         case LAYER_CONV:
             if (net->wino[l])
-                conv2d_forward_winograd(out, cur, net->wino[l], P + L->b, n, L->in_c, L->in_h, L->in_w, L->out_c);
+                conv2d_forward_winograd(out, cur, net->wino[l], bias, n, L->in_c, L->in_h, L->in_w, L->out_c);
             else
-                conv2d_forward(out, cur, P + L->w, P + L->b, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride,
-                               L->pad);
+                conv2d_forward(out, cur, P + L->w, bias, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride, L->pad);
             break;
-        case LAYER_LINEAR: linear_forward(out, cur, P + L->w, P + L->b, n, L->in_c, L->out_c); break;
+        case LAYER_LINEAR: linear_forward(out, cur, P + L->w, bias, n, L->in_c, L->out_c); break;
         case LAYER_ACT: act_forward(out, cur, (size_t)n * out_size, L->act, L->slope); break;
         case LAYER_GROUPNORM:
             groupnorm_forward(out, w->stats[l], w->stats[l] + (size_t)n * L->groups, cur, P + L->w, P + L->b, n,
@@ -477,41 +619,56 @@ static const float *chunk_forward_to(Net *net, Workspace *w, const float *x, int
         case LAYER_MAXPOOL:
             maxpool_forward(out, w->argmax[l], cur, n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
             break;
+        case LAYER_SUM: add_forward(out, cur, node_in(w, in0, L->in[1]), (size_t)n * out_size); break;
         }
-        cur = out;
     }
-    return cur;
+    return w->act[last];
 }
 
-static const float *chunk_forward(Net *net, Workspace *w, const float *x, int n, int bn_train) {
-    return chunk_forward_to(net, w, x, n, bn_train, net->n_layers - 1);
+static const float *chunk_forward(Net *net, Workspace *w, const float *in0, int n, int bn_train) {
+    return chunk_forward_to(net, w, in0, n, bn_train, net->n_layers - 1);
 }
 
-// backward from gradients seeded at layer outputs: seeds[l] (n, layer l's output size) or
-// NULL, top the highest seeded layer; writes the input gradient (pixel space when
-// normalising) to dx (n, in size) if dx is not NULL
-static void chunk_backward_seeded(Net *net, Workspace *w, const float *x, const float *const *seeds, int top, int n,
-                                  float *dx, float *pgrads, int bn_train) {
-    size_t in = net_in_size(net);
-    const float *x0 = net->normalize ? w->x0 : x;
-    const float *P = net->params;
-    const float *g = seeds[top];
-    float *bufs[2] = {w->g0, w->g1};
-    int which = 0;
-    for (int l = top; l >= 0; l--) {
-        Layer *L = &net->layers[l];
-        const float *lin = l > 0 ? w->act[l - 1] : x0;
-        size_t in_size = (size_t)L->in_c * L->in_h * L->in_w;
-        int need_din = l > 0 || dx != NULL;
-        float *din = NULL;
-        if (need_din) {
-            din = l > 0 ? bufs[which] : w->dx0;
-            which ^= 1;
-            memset(din, 0, sizeof(float) * n * in_size);
+// where node l's backward adds the gradient of its input j (-1: the model input): zeroed
+// the first time in a pass; NULL when not wanted (or, on the tape, out of memory: w->oom)
+static float *grad_target(const Net *net, Workspace *w, int j, int n, int want_dx) {
+    if (j < 0) {
+        if (!want_dx) return NULL;
+        if (!w->live[0]) {
+            memset(w->dx0, 0, sizeof(float) * n * net_in_size(net));
+            w->live[0] = 1;
         }
+        return w->dx0;
+    }
+    size_t sz = (size_t)n * node_size(&net->layers[j]);
+    if (!w->live[1 + j]) {
+        if (w->tape && !(w->grad[j] = pool_take(w, sz))) {
+            w->oom = 1;
+            return NULL;
+        }
+        memset(w->grad[j], 0, sizeof(float) * sz);
+        w->live[1 + j] = 1;
+    }
+    return w->grad[j];
+}
+
+// backpropagates through every node whose gradient is live, from the last down. in0 is
+// the forward's normalised input; the input's gradient (normalised space) is left in
+// dx0 when want_dx. Parameter gradients += into pgrads when not NULL. Returns -1 when
+// the tape runs out of memory (then nothing is left live).
+static int graph_backward(Net *net, Workspace *w, const float *in0, int n, int want_dx, float *pgrads, int bn_train) {
+    const float *P = net->params;
+    w->oom = 0;
+    for (int l = net->n_layers - 1; l >= 0 && !w->oom; l--) {
+        if (!w->live[1 + l]) continue;
+        Layer *L = &net->layers[l];
+        const float *g = w->grad[l];
+        const float *lin = node_in(w, in0, L->in[0]);
+        float *din = grad_target(net, w, L->in[0], n, want_dx);
         float *dw = pgrads && L->w >= 0 ? pgrads + L->w : NULL;
         float *db = pgrads && L->b >= 0 ? pgrads + L->b : NULL;
         int HW = L->in_h * L->in_w;
+        size_t in_size = (size_t)L->in_c * L->in_h * L->in_w;
         switch (L->kind) {
         case LAYER_CONV:
             conv2d_backward(din, dw, db, g, lin, P + L->w, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride, L->pad);
@@ -536,16 +693,38 @@ static void chunk_backward_seeded(Net *net, Workspace *w, const float *x, const 
         case LAYER_MAXPOOL:
             if (din) maxpool_backward(din, g, w->argmax[l], n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
             break;
+        case LAYER_SUM: {
+            float *din1 = grad_target(net, w, L->in[1], n, want_dx);
+            add_backward(din, din1, g, (size_t)n * node_size(L));
+            break;
         }
-        if (din && l > 0 && seeds[l - 1]) {
-            size_t m = (size_t)n * in_size;
-            const float *sd = seeds[l - 1];
-            for (size_t i = 0; i < m; i++) din[i] += sd[i];
         }
-        g = din;
-        if (!g) break;
+        w->live[1 + l] = 0;
+        if (w->tape) {
+            pool_give(w, w->grad[l]);
+            w->grad[l] = NULL;
+        }
     }
-    if (!dx) return;
+    if (w->oom) {
+        for (int l = 0; l < net->n_layers; l++) {
+            w->live[1 + l] = 0;
+            if (w->tape && w->grad[l]) pool_give(w, w->grad[l]), w->grad[l] = NULL;
+        }
+        w->live[0] = 0;
+        return -1;
+    }
+    return 0;
+}
+
+// the input gradient out of dx0, in the space of the input given (pixel units when the
+// model normalises); zeros when no gradient reached the input
+static void input_grad_out(const Net *net, Workspace *w, float *dx, int n) {
+    size_t in = net_in_size(net);
+    if (!w->live[0]) {
+        memset(dx, 0, sizeof(float) * n * in);
+        return;
+    }
+    w->live[0] = 0;
     if (net->normalize) {
         size_t plane = (size_t)net->in_h * net->in_w;
         for (int b = 0; b < n; b++)
@@ -560,12 +739,77 @@ static void chunk_backward_seeded(Net *net, Workspace *w, const float *x, const 
     }
 }
 
-// backward of one gradient vector per sample at the logits (dlogits: (n, n_classes))
-static void chunk_backward(Net *net, Workspace *w, const float *x, const float *dlogits, int n, float *dx,
-                           float *pgrads, int bn_train) {
-    const float *seeds[NET_MAX_LAYERS] = {0};
-    seeds[net->n_layers - 1] = dlogits;
-    chunk_backward_seeded(net, w, x, seeds, net->n_layers - 1, n, dx, pgrads, bn_train);
+// ----------------------------------------------------------------------------
+// the tape
+
+void net_tape_free(NetTape *t) {
+    if (!t) return;
+    ws_free(t->w);
+    xfree(t);
+}
+
+int net_tape_forward(Net *net, NetTape **tp, const float *x, int B, int train, Err *e) {
+    if (B < 1) return err_set(e, "empty batch");
+    if (wino_update(net, e)) return -1;
+    NetTape *t = *tp;
+    if (t && (t->net != net || t->B != B || t->n_layers != net->n_layers)) {
+        net_tape_free(t);
+        *tp = t = NULL;
+    }
+    if (!t) {
+        t = xcalloc(sizeof(*t));
+        if (!t || !(t->w = ws_alloc(net, B, 1, 0, 1))) {
+            xfree(t);
+            return err_set(e, "out of memory for the activations of a batch of %d", B);
+        }
+        t->net = net, t->B = B, t->n_layers = net->n_layers;
+        *tp = t;
+    }
+    Workspace *w = t->w;
+    for (int l = 0; l < net->n_layers; l++)
+        if (w->grad[l]) pool_give(w, w->grad[l]), w->grad[l] = NULL;
+    memset(w->live, 0, (size_t)net->n_layers + 1);
+    t->train = train;
+    if (net->normalize) normalize_into(net, w->x0, x, B);
+    else memcpy(w->x0, x, sizeof(float) * B * net_in_size(net));
+    chunk_forward(net, w, w->x0, B, train);
+    net->n_forward += (uint64_t)B;
+    return 0;
+}
+
+int net_node_find(const Net *net, const char *name) {
+    if (!name || !*name) return -1;
+    for (int l = 0; l < net->n_layers; l++)
+        if (!strcmp(net->layers[l].name, name)) return l;
+    return -1;
+}
+
+int net_embed_node(const Net *net) { return net->embed; }
+
+size_t net_node_size(const Net *net, int node) {
+    if (node < 0) return net_in_size(net);
+    return node < net->n_layers ? node_size(&net->layers[node]) : 0;
+}
+
+const float *net_tape_out(const NetTape *t, int node) {
+    if (node < -1 || node >= t->n_layers) return NULL;
+    return node < 0 ? t->w->x0 : t->w->act[node];
+}
+
+float *net_tape_grad(NetTape *t, int node) {
+    if (node < 0 || node >= t->n_layers) return NULL;
+    return grad_target(t->net, t->w, node, t->B, 0);
+}
+
+int net_tape_backward(Net *net, NetTape *t, float *dx, int param_grads, Err *e) {
+    if (t->net != net) return err_set(e, "the tape was recorded on another model");
+    if (param_grads && net_alloc_grads(net, e)) return -1;
+    Workspace *w = t->w;
+    if (graph_backward(net, w, w->x0, t->B, dx != NULL, param_grads ? net->grads : NULL, t->train))
+        return err_set(e, "out of memory for the gradients of a batch of %d", t->B);
+    if (dx) input_grad_out(net, w, dx, t->B);
+    net->n_backward += (uint64_t)t->B;
+    return 0;
 }
 
 // ----------------------------------------------------------------------------
@@ -578,7 +822,25 @@ static int thread_count(int B) {
 }
 
 int net_forward(Net *net, const float *x, int B, float *logits, Err *e) {
-    return net_forward_node(net, x, B, net->n_layers - 1, logits, e);
+    if (wino_update(net, e)) return -1;
+    size_t in = net_in_size(net);
+    int K = net->n_classes, nt = thread_count(B);
+    for (int t = 0; t < nt; t++)
+        if (!ws_thread(net, t, 1, 0)) return err_set(e, "out of memory for thread workspaces");
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num();
+        Workspace *w = net->ws[t];
+        int lo = (int)((long)B * t / nt), hi = (int)((long)B * (t + 1) / nt);
+        for (int b = lo; b < hi; b++) {
+            const float *xb = x + b * in;
+            if (net->normalize) normalize_into(net, w->x0, xb, 1), xb = w->x0;
+            const float *out = chunk_forward(net, w, xb, 1, 0);
+            memcpy(logits + (size_t)b * K, out, sizeof(float) * K);
+        }
+    }
+    net->n_forward += (uint64_t)B;
+    return 0;
 }
 
 int net_forward_node(Net *net, const float *x, int B, int node, float *out_node, Err *e) {
@@ -594,7 +856,9 @@ int net_forward_node(Net *net, const float *x, int B, int node, float *out_node,
         Workspace *w = net->ws[t];
         int lo = (int)((long)B * t / nt), hi = (int)((long)B * (t + 1) / nt);
         for (int b = lo; b < hi; b++) {
-            const float *o = chunk_forward_to(net, w, x + b * in, 1, 0, node);
+            const float *xb = x + b * in;
+            if (net->normalize) normalize_into(net, w->x0, xb, 1), xb = w->x0;
+            const float *o = chunk_forward_to(net, w, xb, 1, 0, node);
             memcpy(out_node + (size_t)b * K, o, sizeof(float) * K);
         }
     }
@@ -602,42 +866,37 @@ int net_forward_node(Net *net, const float *x, int B, int node, float *out_node,
     return 0;
 }
 
+// over the tape: BatchNorm in training mode couples the samples of the batch
 static int forward_backward_layerwise(Net *net, const float *x, int B, NetBackward *nb, Err *e) {
     size_t in = net_in_size(net);
-    int K = net->n_classes, nvec = nb->nvec;
-    Workspace *w = ws_alloc(net, B, nvec, 0);
-    if (!w) return err_set(e, "out of memory for a batch of %d (layer-wise driver)", B);
-    int bn_train = net->train;
-    const float *logits = chunk_forward(net, w, x, B, bn_train);
-    double loss = 0.0;
-    for (int b = 0; b < B; b++) loss += nb->loss(nb->ctx, b, logits + (size_t)b * K, w->dlogits + (size_t)b * nvec * K);
-    if (nb->logits) memcpy(nb->logits, logits, sizeof(float) * B * K);
-    float *g = NULL, *dxv = NULL;
-    if (nvec > 1) {
-        g = xmalloc(sizeof(float) * B * K);
-        dxv = nb->dx ? xmalloc(sizeof(float) * B * in) : NULL;
-        if (!g || (nb->dx && !dxv)) {
-            xfree(g), xfree(dxv), xfree(w);
-            return err_set(e, "out of memory for a Jacobian of %d outputs", nvec);
-        }
+    int K = net->n_classes, nvec = nb->nvec, out = net->n_layers - 1;
+    if (net_tape_forward(net, &net->tape, x, B, net->train, e)) return -1;
+    NetTape *t = net->tape;
+    const float *logits = net_tape_out(t, out);
+    float *dl = xmalloc(sizeof(float) * (size_t)B * nvec * K);
+    float *dxv = nvec > 1 && nb->dx ? xmalloc(sizeof(float) * B * in) : NULL;
+    if (!dl || (nvec > 1 && nb->dx && !dxv)) {
+        xfree(dl), xfree(dxv);
+        return err_set(e, "out of memory for a Jacobian of %d outputs", nvec);
     }
-    for (int v = 0; v < nvec; v++) {
-        const float *gv = w->dlogits;
-        float *dx = nb->dx;
-        if (nvec > 1) {
-            for (int b = 0; b < B; b++) memcpy(g + (size_t)b * K, w->dlogits + ((size_t)b * nvec + v) * K, sizeof(float) * K);
-            gv = g;
-            dx = dxv;
+    double loss = 0.0;
+    for (int b = 0; b < B; b++) loss += nb->loss(nb->ctx, b, logits + (size_t)b * K, dl + (size_t)b * nvec * K);
+    if (nb->logits) memcpy(nb->logits, logits, sizeof(float) * B * K);
+    int rc = 0;
+    for (int v = 0; v < nvec && rc == 0; v++) {
+        float *g = net_tape_grad(t, out);
+        if (!g) {
+            rc = err_set(e, "out of memory for the gradients of a batch of %d", B);
+            break;
         }
-        chunk_backward(net, w, x, gv, B, dx, nb->param_grads ? net->grads : NULL, bn_train);
-        if (nvec > 1 && nb->dx)
+        for (int b = 0; b < B; b++) memcpy(g + (size_t)b * K, dl + ((size_t)b * nvec + v) * K, sizeof(float) * K);
+        rc = net_tape_backward(net, t, nvec > 1 ? dxv : nb->dx, nb->param_grads, e);
+        if (rc == 0 && dxv)
             for (int b = 0; b < B; b++) memcpy(nb->dx + ((size_t)b * nvec + v) * in, dxv + (size_t)b * in, sizeof(float) * in);
     }
-    xfree(g), xfree(dxv), xfree(w);
+    xfree(dl), xfree(dxv);
     nb->loss_sum = loss;
-    net->n_forward += (uint64_t)B;
-    net->n_backward += (uint64_t)B * nvec;
-    return 0;
+    return rc;
 }
 
 int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *e) {
@@ -648,7 +907,7 @@ int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *
     if (net->train && net_has_batchnorm(net)) return forward_backward_layerwise(net, x, B, nb, e);
 
     size_t in = net_in_size(net);
-    int K = net->n_classes, nvec = nb->nvec, nt = thread_count(B);
+    int K = net->n_classes, nvec = nb->nvec, nt = thread_count(B), out = net->n_layers - 1;
     for (int t = 0; t < nt; t++)
         if (!ws_thread(net, t, nvec, nb->param_grads)) return err_set(e, "out of memory for thread workspaces");
     double losses[256] = {0};
@@ -660,12 +919,16 @@ int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *
         int lo = (int)((long)B * t / nt), hi = (int)((long)B * (t + 1) / nt);
         for (int b = lo; b < hi; b++) {
             const float *xb = x + b * in;
-            const float *out = chunk_forward(net, w, xb, 1, 0);
-            if (nb->logits) memcpy(nb->logits + (size_t)b * K, out, sizeof(float) * K);
-            losses[t] += nb->loss(nb->ctx, b, out, w->dlogits);
-            for (int v = 0; v < nvec; v++)
-                chunk_backward(net, w, xb, w->dlogits + (size_t)v * K, 1,
-                               nb->dx ? nb->dx + ((size_t)b * nvec + v) * in : NULL, nb->param_grads ? w->pgrads : NULL, 0);
+            if (net->normalize) normalize_into(net, w->x0, xb, 1), xb = w->x0;
+            const float *o = chunk_forward(net, w, xb, 1, 0);
+            if (nb->logits) memcpy(nb->logits + (size_t)b * K, o, sizeof(float) * K);
+            losses[t] += nb->loss(nb->ctx, b, o, w->dlogits);
+            for (int v = 0; v < nvec; v++) {
+                w->grad[out] = w->dlogits + (size_t)v * K;
+                w->live[1 + out] = 1;
+                graph_backward(net, w, xb, 1, nb->dx != NULL, nb->param_grads ? w->pgrads : NULL, 0);
+                if (nb->dx) input_grad_out(net, w, nb->dx + ((size_t)b * nvec + v) * in, 1);
+            }
         }
     }
     double loss = 0.0;
@@ -679,180 +942,5 @@ int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *
     nb->loss_sum = loss;
     net->n_forward += (uint64_t)B;
     net->n_backward += (uint64_t)B * nvec;
-    return 0;
-}
-
-// ----------------------------------------------------------------------------
-// the tape: every node's output of a batch, kept for a backward pass seeded anywhere
-
-struct NetTape {
-    const Net *net;
-    int cap, B, train, fused;
-    Workspace *w;                 // a batch workspace of cap samples (per-sample BN statistics)
-    float *x;                     // (cap, in size): the input, copied
-    float *seed[NET_MAX_LAYERS];  // (cap, node size), allocated on demand
-    int seeded[NET_MAX_LAYERS];   // zeroed since the last forward
-    float *pgrads;                // (nt, n_params): per-thread parameter gradients
-    int pgrads_nt;
-};
-
-int net_node_find(const Net *net, const char *name) {
-    if (!name || !*name) return -1;
-    for (int l = 0; l < net->n_layers; l++)
-        if (!strcmp(net->layers[l].name, name)) return l;
-    return -1;
-}
-
-int net_embed_node(const Net *net) {
-    int last = net->n_layers - 1;
-    return last >= 1 && net->layers[last].kind == LAYER_LINEAR ? last - 1 : -1;
-}
-
-size_t net_node_size(const Net *net, int node) {
-    if (node < 0 || node >= net->n_layers) return 0;
-    const Layer *L = &net->layers[node];
-    return (size_t)L->out_c * L->out_h * L->out_w;
-}
-
-const float *net_tape_out(const NetTape *t, int node) {
-    if (!t || node < 0 || node >= t->net->n_layers) return NULL;
-    return t->w->act[node];
-}
-
-float *net_tape_grad(NetTape *t, int node) {
-    if (!t || node < 0 || node >= t->net->n_layers) return NULL;
-    size_t m = (size_t)t->cap * net_node_size(t->net, node);
-    if (!t->seed[node] && !(t->seed[node] = xmalloc(sizeof(float) * (m ? m : 1)))) return NULL;
-    if (!t->seeded[node]) memset(t->seed[node], 0, sizeof(float) * (size_t)t->B * net_node_size(t->net, node));
-    t->seeded[node] = 1;
-    return t->seed[node];
-}
-
-void net_tape_free(NetTape *t) {
-    if (!t) return;
-    xfree(t->w);
-    xfree(t->x);
-    for (int l = 0; l < NET_MAX_LAYERS; l++) xfree(t->seed[l]);
-    xfree(t->pgrads);
-    free(t);
-}
-
-// sample b's slice of a batch workspace laid out for per-sample use: what chunk_forward
-// and chunk_backward see for a chunk of one. Statistics are kept per sample (mean then
-// rstd of sample b together), which is how the views write them; the gradient scratch
-// is the thread's own.
-static void tape_view(const Net *net, const Workspace *W, const Sizes *s, int b, int t, Workspace *v) {
-    size_t in = net_in_size(net);
-    memset(v, 0, sizeof(*v));
-    v->n = 1;
-    v->x0 = W->x0 + (size_t)b * in;
-    v->dx0 = W->dx0 + (size_t)b * in;
-    for (int l = 0; l < net->n_layers; l++) {
-        v->act[l] = W->act[l] + (size_t)b * s->act[l];
-        v->stats[l] = W->stats[l] + (size_t)b * s->stats[l];
-        v->argmax[l] = W->argmax[l] + (size_t)b * s->argmax[l];
-    }
-    v->g0 = W->g0 + (size_t)t * s->max_act;
-    v->g1 = W->g1 + (size_t)t * s->max_act;
-}
-
-int net_tape_forward(Net *net, NetTape **tp, const float *x, int B, int train, Err *e) {
-    if (B < 1) return err_set(e, "empty batch");
-    NetTape *t = *tp;
-    if (t && (t->net != net || t->cap < B)) {
-        net_tape_free(t);
-        *tp = t = NULL;
-    }
-    if (!t) {
-        t = calloc(1, sizeof(*t));
-        if (!t) return err_set(e, "out of memory for a tape");
-        t->net = net;
-        t->cap = B;
-        // the gradient ping-pong needs a sample's worth per thread, or the whole batch
-        t->w = ws_alloc_ex(net, B, 1, 0, 1);
-        t->x = xmalloc(sizeof(float) * net_in_size(net) * (size_t)B);
-        if (!t->w || !t->x) {
-            net_tape_free(t);
-            return err_set(e, "out of memory for the tape of a batch of %d", B);
-        }
-        *tp = t;
-    }
-    if (wino_update(net, e)) return -1;
-    size_t in = net_in_size(net);
-    memcpy(t->x, x, sizeof(float) * in * (size_t)B);
-    memset(t->seeded, 0, sizeof(t->seeded));
-    t->B = B;
-    t->train = train;
-    // BatchNorm in training mode couples the batch: run layer by layer over all of it;
-    // otherwise every sample runs through all layers on its own (as the fused driver)
-    t->fused = !(train && net_has_batchnorm(net));
-    if (!t->fused) {
-        chunk_forward(net, t->w, t->x, B, 1);
-    } else {
-        Sizes s;
-        net_sizes(net, &s);
-        int nt = thread_count(B);
-#pragma omp parallel num_threads(nt)
-        {
-            int th = omp_get_thread_num();
-            int lo = (int)((long)B * th / nt), hi = (int)((long)B * (th + 1) / nt);
-            Workspace v;
-            for (int b = lo; b < hi; b++) {
-                tape_view(net, t->w, &s, b, th, &v);
-                chunk_forward(net, &v, t->x + (size_t)b * in, 1, 0);
-            }
-        }
-    }
-    net->n_forward += (uint64_t)B;
-    return 0;
-}
-
-int net_tape_backward(Net *net, NetTape *t, float *dx, int param_grads, Err *e) {
-    if (!t || t->net != net) return err_set(e, "the tape does not belong to this model");
-    int top = -1;
-    for (int l = 0; l < net->n_layers; l++)
-        if (t->seeded[l]) top = l;
-    int B = t->B;
-    size_t in = net_in_size(net);
-    if (top < 0) { // nothing seeded: every gradient is zero
-        if (dx) memset(dx, 0, sizeof(float) * in * (size_t)B);
-        return 0;
-    }
-    if (param_grads && net_alloc_grads(net, e)) return -1;
-    const float *seeds[NET_MAX_LAYERS] = {0};
-    if (!t->fused) {
-        for (int l = 0; l <= top; l++) seeds[l] = t->seeded[l] ? t->seed[l] : NULL;
-        chunk_backward_seeded(net, t->w, t->x, seeds, top, B, dx, param_grads ? net->grads : NULL, t->train);
-    } else {
-        Sizes s;
-        net_sizes(net, &s);
-        int nt = thread_count(B);
-        if (param_grads && t->pgrads_nt < nt) {
-            xfree(t->pgrads);
-            t->pgrads = xmalloc(sizeof(float) * (net->n_params ? net->n_params : 1) * (size_t)nt);
-            t->pgrads_nt = t->pgrads ? nt : 0;
-            if (!t->pgrads) return err_set(e, "out of memory for per-thread parameter gradients");
-        }
-#pragma omp parallel num_threads(nt)
-        {
-            int th = omp_get_thread_num();
-            int lo = (int)((long)B * th / nt), hi = (int)((long)B * (th + 1) / nt);
-            float *pg = param_grads ? t->pgrads + (size_t)th * net->n_params : NULL;
-            if (pg) memset(pg, 0, sizeof(float) * net->n_params);
-            Workspace v;
-            const float *sb[NET_MAX_LAYERS] = {0};
-            for (int b = lo; b < hi; b++) {
-                tape_view(net, t->w, &s, b, th, &v);
-                for (int l = 0; l <= top; l++) sb[l] = t->seeded[l] ? t->seed[l] + (size_t)b * s.act[l] : NULL;
-                chunk_backward_seeded(net, &v, t->x + (size_t)b * in, sb, top, 1, dx ? dx + (size_t)b * in : NULL, pg, 0);
-            }
-        }
-        if (param_grads) // thread order: deterministic for a given thread count
-            for (int th = 0; th < nt; th++) {
-                const float *pg = t->pgrads + (size_t)th * net->n_params;
-                for (size_t i = 0; i < net->n_params; i++) net->grads[i] += pg[i];
-            }
-    }
-    net->n_backward += (uint64_t)B;
     return 0;
 }

@@ -1,21 +1,42 @@
 /*
- * net.h: a model as a sequence of layers from src/nn, with one parameter arena, PyTorch
- * state_dict names, and the drivers that run forward and backward over a batch.
+ * net.h: a model as a graph of layers from src/nn, with one parameter arena, PyTorch
+ * state_dict names, the drivers that run forward and backward over a batch, and a
+ * two-phase "tape" for losses on intermediate outputs and batch-coupled losses.
+ *
+ * The graph. A Net is a list of nodes (Layer) in topological order. Node l reads the
+ * outputs of n_in earlier nodes, in[0] (and in[1] for a residual sum), where -1 names
+ * the model's input (after normalisation, see below). The last node is the output: its
+ * values are the logits. A plain layer sequence (DC's ConvNet) is the special case where
+ * every node reads the one before it. Each node has a name: the PyTorch module path
+ * whose forward hook would see the node's output ("features.2", "layer1.0.conv1",
+ * "layer1.0" for a residual block's output after its final ReLU), so that intermediate
+ * outputs are addressed the way PyTorch code addresses them (net_node_find). Nodes of
+ * kinds that own parameters use the name as their state_dict prefix.
+ *
+ * Node kinds and their shapes: every node's input and output are (C, H, W) per sample,
+ * NCHW and contiguous; in_c/in_h/in_w describe in[0]. LAYER_LINEAR sees its input
+ * flattened (in_c = C*H*W, in_h = in_w = 1), as torch's `out.view(out.size(0), -1)`:
+ * there is no flatten node. LAYER_SUM adds two inputs of the same shape.
  *
  * Two drivers share the same layer kernels:
  * - per-sample fused: each thread takes a contiguous block of the batch and runs every
- *   layer, forward then backward, on one sample at a time in its own small workspace.
- *   One sample's activations stay in L2 cache, which is most of beard's speed over
+ *   node, forward then backward, on one sample at a time in its own small workspace.
+ *   One sample's activations stay in cache, which is most of beard's speed over
  *   PyTorch's layer-at-a-time execution. Weight gradients go into per-thread copies that
- *   are reduced in thread order (deterministic for a given thread count).
- * - layer-wise: each layer runs over the whole batch (parallel inside the kernel). Used
- *   when a layer couples the samples of a batch: BatchNorm in training mode.
+ *   are reduced in thread order (deterministic for a given thread count). In backward, a
+ *   node whose only consumer is the next node hands its gradient on through two
+ *   alternating buffers; a node read by several nodes (a residual block's input) or by a
+ *   later one gets a buffer of its own that its consumers add into.
+ * - layer-wise, over the tape: each node runs over the whole batch (parallel inside the
+ *   kernel). Used when a node couples the samples of a batch (BatchNorm in training
+ *   mode), and for every tape pass.
  *
  * Input normalisation. With net->normalize set, the model takes pixels in [0, 1] and
- * computes (x - mean) / std per channel itself before layer 0 (beard's `pixel`
+ * computes (x - mean) / std per channel itself before node 0 (beard's `pixel`
  * semantics: attacks work in pixel space). Without it, the input is already normalised
  * (BEARD's own convention, beard's `beard` semantics). The arithmetic is torchvision's
- * Normalize in float32, so both give bit-identical clean logits.
+ * Normalize in float32, so both give bit-identical clean logits. Input gradients are
+ * returned in the space of the input given (pixel units when normalising).
  */
 #ifndef BEARD_NET_H
 #define BEARD_NET_H
@@ -27,6 +48,7 @@
 #include "../core/common.h"
 #include "../core/rng.h"
 #include "../io/tensordict.h"
+#include "../nn/join.h"
 #include "../nn/nn.h"
 
 typedef enum {
@@ -38,14 +60,16 @@ typedef enum {
     LAYER_BATCHNORM,
     LAYER_AVGPOOL,
     LAYER_MAXPOOL,
+    LAYER_SUM, // out = in[0] + in[1]: a residual connection
 } LayerKind;
-// (There is no flatten layer: NCHW samples are contiguous, so a linear layer reads its
-// input flattened, as torch's `out.view(out.size(0), -1)` does.)
 
+// one node of the graph
 typedef struct {
     LayerKind kind;
-    char name[48]; // state_dict prefix, e.g. "features.0", "classifier"
-    int in_c, in_h, in_w;
+    char name[48]; // module path; the state_dict prefix of its parameters ("features.0")
+    int n_in;      // inputs: 1, or 2 for LAYER_SUM
+    int in[2];     // node indices of the inputs in topological order; -1: the model input
+    int in_c, in_h, in_w; // shape of in[0] (LINEAR: the flattened size, 1, 1)
     int out_c, out_h, out_w;
     int k, stride, pad; // conv, pool
     int groups;         // groupnorm
@@ -57,6 +81,8 @@ typedef struct {
     // offsets into Net.buffers for BatchNorm's running statistics (-1 when absent)
     long rm, rv;
     int64_t num_batches_tracked;
+    // set by net_finish: the number of nodes reading this one, and the last of them
+    int n_out, last_use;
 } Layer;
 
 typedef enum { PENTRY_PARAM, PENTRY_BUFFER, PENTRY_COUNTER } ParamEntryKind;
@@ -72,53 +98,71 @@ typedef struct {
     size_t numel;
 } ParamEntry;
 
-#define NET_MAX_LAYERS 64
-#define NET_MAX_ENTRIES 128
+typedef struct NetTape NetTape;
+
+#define NET_MAX_LAYERS 1024 // nodes (ResNet-50 has about 180)
 
 typedef struct {
     char arch[32];
     int n_layers;
-    Layer layers[NET_MAX_LAYERS];
+    Layer *layers; // (n_layers) nodes in topological order; the last is the output
     int in_c, in_h, in_w, n_classes;
+    int cursor; // construction: the node the next net_add_* reads (-1: the input)
+    int embed;  // DC's embed(): the node whose flattened output feeds the classifier (-1: none)
 
     float *params;
     size_t n_params;
     float *grads; // same layout as params; allocated by net_alloc_grads
     float *buffers;
     size_t n_buffers;
-    int n_entries;
-    ParamEntry entries[NET_MAX_ENTRIES];
+    int n_entries, cap_entries, cap_layers;
+    ParamEntry *entries; // (n_entries) the state_dict, in PyTorch's order
 
     int normalize;
     float mean[4], std[4];
-    int train; // BatchNorm mode
+    int train; // BatchNorm mode of net_forward_backward
 
     // per-sample passes run so far (attack cost accounting): add-only, read by callers
     uint64_t n_forward, n_backward;
     // per-thread workspaces of the fused driver, allocated on first use
     void *ws[256];
     int n_ws;
+    NetTape *tape; // the layer-wise driver's, kept between calls
 
     // Convolutions that Winograd F(2x2, 3x3) applies to (3x3, stride 1, pad 1, >= 8 input
     // channels) run forward that way, unless conv_im2col is set (net_finish sets it from
-    // the environment: BEARD_CONV=im2col). wino[l] holds layer l's transformed weights and
+    // the environment: BEARD_CONV=im2col). wino[l] holds node l's transformed weights and
     // wino_src[l] the weights they were made from; every pass compares the two, so any
     // change of the parameters (training, loading) is picked up.
     int conv_im2col;
-    float *wino[NET_MAX_LAYERS], *wino_src[NET_MAX_LAYERS];
+    float **wino, **wino_src; // (n_layers)
 } Net;
 
 // ----------------------------------------------------------------------------
 // construction: net_begin, then net_add_* in order, then net_finish (allocates params)
+//
+// Each net_add_* appends one node that reads the cursor (the node added last, or the
+// model input at first) and moves the cursor to the new node; they return 0, or -1 with
+// e set. Branches: remember net_last(), build one path, net_from() back to the branch
+// point, build the other, then net_add_sum() the two ends.
 
 void net_begin(Net *net, const char *arch, int in_c, int in_h, int in_w);
 int net_add_conv(Net *net, const char *name, int out_c, int k, int stride, int pad, Err *e);
+// with bias = 0 the convolution has no bias (torch's bias=False: no "<name>.bias" entry)
+int net_add_conv_ex(Net *net, const char *name, int out_c, int k, int stride, int pad, int bias, Err *e);
 int net_add_linear(Net *net, const char *name, int out_features, Err *e); // flattens implicitly
-int net_add_act(Net *net, ActKind act, float slope, Err *e);
+int net_add_act(Net *net, const char *name, ActKind act, float slope, Err *e);
 int net_add_groupnorm(Net *net, const char *name, int groups, Err *e);
 int net_add_layernorm(Net *net, const char *name, Err *e);
 int net_add_batchnorm(Net *net, const char *name, Err *e);
-int net_add_pool(Net *net, LayerKind kind, int k, int stride, Err *e);
+int net_add_pool(Net *net, const char *name, LayerKind kind, int k, int stride, Err *e);
+// out = out(a) + out(b), same shapes; a, b are node indices (-1: the input)
+int net_add_sum(Net *net, const char *name, int a, int b, Err *e);
+// the node added last (-1 before the first)
+static inline int net_last(const Net *net) { return net->n_layers - 1; }
+// the next node reads `node` (-1: the model input)
+void net_from(Net *net, int node);
+// the output is the last node; embed defaults to the input of a final linear classifier
 int net_finish(Net *net, Err *e);
 void net_free(Net *net);
 
@@ -154,9 +198,9 @@ int net_state_dict(const Net *net, TensorDict *out, Err *e);
 // logits (B, n_classes) from x (B, in_c, in_h, in_w); no gradients. Eval-mode BatchNorm
 // regardless of net->train.
 int net_forward(Net *net, const float *x, int B, float *logits, Err *e);
-// the same up to one node (a layer): its output (B, net_node_size(net, node)), e.g. the
-// embedding (net_embed_node); layers after it are not run. Per-sample fused, no tape: the
-// forward pass of data whose gradient is not needed (distillation's real batches).
+// the same up to one node: its output (B, net_node_size(net, node)), e.g. the embedding
+// (net_embed_node); later nodes are not run. Per-sample fused, no tape: the forward pass
+// of data whose gradient is not needed (distillation's real batches).
 int net_forward_node(Net *net, const float *x, int B, int node, float *out, Err *e);
 
 // The loss side of a backward pass: given sample i's logits, write nvec gradient vectors
@@ -175,36 +219,42 @@ typedef struct {
 } NetBackward;
 
 // forward + backward over a batch. Uses the per-sample fused driver unless BatchNorm runs
-// in training mode. Returns 0, or -1 with e set when memory runs out.
+// in training mode (net->train), then the tape. Returns 0, or -1 with e set when memory
+// runs out.
 int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *e);
 
 // ----------------------------------------------------------------------------
-// the two-phase tape (the shared engine API of /work/notes/CONVENTIONS.md): losses on any
-// node's output and losses that couple the samples of a batch (distillation's mean
-// embeddings, batch statistics). Phase one runs the batch forward and keeps every node's
-// output; the caller computes its loss from them and adds d(loss)/d(out) into the seed
-// buffers of the nodes it used; phase two backpropagates from all seeded nodes at once.
-// Nodes are the layers, in order (node l is layer l's output).
+// the tape: two-phase forward/backward over a batch with every node's output kept, for
+// losses on intermediate outputs and losses that couple the samples of a batch
+// (distillation: DM's mean embeddings, SRe2L's BatchNorm statistics)
 //
-// With train set and BatchNorm in the model, BatchNorm uses the batch statistics (and
-// updates the running ones), so the batch runs layer by layer; otherwise every sample
-// runs through all layers on its own, in parallel, exactly as net_forward computes it.
-// Gradients (input and parameters) are deterministic for a given thread count.
+//     NetTape *t = NULL;                           // reused across calls when B is the same
+//     net_tape_forward(net, &t, x, B, 1, e);      // BatchNorm in training mode
+//     int f = net_embed_node(net);
+//     const float *emb = net_tape_out(t, f);      // (B, net_node_size(net, f))
+//     float *g = net_tape_grad(t, f);             // add d(loss)/d(emb) into g
+//     net_tape_backward(net, t, dx, 1, e);        // dx (B, in size); param grads += net->grads
+//     net_tape_free(t);
+//
+// Seed any number of nodes (the output included) before one backward; gradients from
+// every seed flow down together. Backward consumes the seeds (a second backward needs
+// new seeds) but leaves the forward state intact, so one forward can serve several
+// backward passes. The parameters must not change between a tape's forward and backward.
+// Node -1 is the model input (after normalisation) for net_tape_out and net_node_size.
 
-typedef struct NetTape NetTape;
-// *t: NULL (a tape is allocated) or a tape of this net from an earlier call, reused when
-// it holds at least B samples. x is copied. Free with net_tape_free.
+// forward over a batch of B, keeping every node's output; train: BatchNorm in training
+// mode (batch statistics, running stats updated) or eval. *t is allocated when NULL and
+// reallocated when it was made for another net or batch size.
 int net_tape_forward(Net *net, NetTape **t, const float *x, int B, int train, Err *e);
-int net_node_find(const Net *net, const char *name); // node index by layer name, -1 if none
-int net_embed_node(const Net *net);                  // DC's embed(): the input of the final linear layer, -1 if none
+int net_node_find(const Net *net, const char *name);   // node index by name, -1 if none
+int net_embed_node(const Net *net);                    // DC's embed(): features before the classifier
 const float *net_tape_out(const NetTape *t, int node); // (B, node size)
 size_t net_node_size(const Net *net, int node);        // values per sample
-// the seed buffer d(loss)/d(out) (B, node size) of a node, zeroed on the first call after
-// each forward; add into it. NULL when out of memory.
+// seed buffer d(loss)/d(out) of a node, (B, node size), zeroed on the first call after a
+// forward or backward; add into it. NULL when memory runs out.
 float *net_tape_grad(NetTape *t, int node);
-// backpropagates from every seeded node: dx (B, in size) is overwritten with d(loss)/dx
-// (pixels when the net normalises) unless NULL; parameter gradients are added into
-// net->grads when param_grads
+// backpropagates from every seeded node: dx (B, in size) or NULL; parameter gradients +=
+// into net->grads when param_grads (allocated if needed)
 int net_tape_backward(Net *net, NetTape *t, float *dx, int param_grads, Err *e);
 void net_tape_free(NetTape *t);
 

@@ -144,6 +144,7 @@ static void chunk_forward(Net *net, HvpWs *w, const float *x, int train) {
             break;
         case LAYER_AVGPOOL: avgpool_forward(out, cur, n, L->in_c, L->in_h, L->in_w, L->k, L->stride); break;
         case LAYER_MAXPOOL: maxpool_forward(out, w->argmax[l], cur, n, L->in_c, L->in_h, L->in_w, L->k, L->stride); break;
+        default: break; // graph nodes: refused by net_hvp
         }
     }
 }
@@ -183,6 +184,7 @@ static void chunk_backward(Net *net, HvpWs *w, float *pg, int train) {
         case LAYER_MAXPOOL:
             if (din) maxpool_backward(din, g, w->argmax[l], n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
             break;
+        default: break; // graph nodes: refused by net_hvp
         }
     }
 }
@@ -218,6 +220,7 @@ static void chunk_forward_tangent(Net *net, HvpWs *w, const float *v, int train)
         case LAYER_MAXPOOL:
             maxpool_forward_tangent(tout, w->argmax[l], tin, n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
             break;
+        default: break; // graph nodes: refused by net_hvp
         }
     }
 }
@@ -261,6 +264,7 @@ static void chunk_backward_tangent(Net *net, HvpWs *w, const float *v, float *ph
         case LAYER_MAXPOOL:
             maxpool_backward_tangent(tdin, tg, w->argmax[l], n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
             break;
+        default: break; // graph nodes: refused by net_hvp
         }
     }
 }
@@ -308,6 +312,9 @@ static double chunk_run(Net *net, HvpWs *w, const float *x, int b0, int B, const
 int net_hvp(Net *net, const float *x, int B, NetHvp *out, Err *e) {
     const NetHvp *h = out;
     if (B < 1) return err_set(e, "second-order pass over an empty batch");
+    for (int l = 0; l < net->n_layers; l++)
+        if (net->layers[l].kind == LAYER_SUM || net->layers[l].in[0] != l - 1)
+            return err_set(e, "the second-order pass takes layer chains (the ConvNet family); %s is a graph", net->arch);
     if (!h->labels && !h->targets) return err_set(e, "second-order pass without labels or targets");
     if (h->labels && !h->targets)
         for (int b = 0; b < B; b++)
