@@ -27,6 +27,7 @@ void dsa_config_default(DsaConfig *c) {
     c->brightness = 1.0f;
     c->saturation = 2.0f;
     c->contrast = 0.5f;
+    c->align_corners = 0;
 }
 
 int dsa_strategy_parse(DsaStrategy *s, const char *text, Err *e) {
@@ -182,7 +183,7 @@ static void flip_apply(float *out, const float *in, const DsaSample *s, int C, i
 }
 
 // ----------------------------------------------------------------------------
-// scale and rotate: F.affine_grid + F.grid_sample (bilinear, zeros, align_corners=False)
+// scale and rotate: F.affine_grid + F.grid_sample (bilinear, zeros, align_corners as configured)
 
 static void affine_theta(const DsaSample *s, DsaOp op, float t[6]) {
     if (op == DSA_SCALE) {
@@ -202,17 +203,25 @@ typedef struct {
     float w[4];
 } Taps;
 
-static void grid_taps(Taps *tp, const float t[6], int i, int j, int H, int W) {
-    // affine_grid's base grid with align_corners=False, (2j + 1) / W - 1, correctly rounded
-    // (PyTorch builds it as linspace(-1, 1, W) * (W - 1) / W, which is off by a few ulps)
-    float xn = (float)(2 * j + 1 - W) / (float)W;
-    float yn = (float)(2 * i + 1 - H) / (float)H;
+// torch.linspace(-1, 1, n)[j] in float, as PyTorch's CPU kernel computes it (from both ends)
+static float linspace_pm1(int j, int n) {
+    if (n <= 1) return 0.0f; // affine_grid's base for a size of 1
+    float step = 2.0f / (float)(n - 1);
+    return j < n / 2 ? -1.0f + step * (float)j : 1.0f - step * (float)(n - 1 - j);
+}
+
+static void grid_taps(Taps *tp, const float t[6], int i, int j, int H, int W, int align) {
+    // affine_grid's base grid: align_corners=False, (2j + 1) / W - 1, correctly rounded
+    // (PyTorch builds it as linspace(-1, 1, W) * (W - 1) / W, which is off by a few ulps);
+    // align_corners=True, linspace(-1, 1, W)
+    float xn = align ? linspace_pm1(j, W) : (float)(2 * j + 1 - W) / (float)W;
+    float yn = align ? linspace_pm1(i, H) : (float)(2 * i + 1 - H) / (float)H;
     float gx = xn * t[0] + yn * t[1] + t[2];
     float gy = xn * t[3] + yn * t[4] + t[5];
-    // grid_sample's unnormalisation with align_corners=False, and the corner weights, in
-    // the form of PyTorch's vectorised CPU kernel (GridSamplerKernel.cpp)
-    float ix = (gx + 1.0f) * ((float)W / 2.0f) - 0.5f;
-    float iy = (gy + 1.0f) * ((float)H / 2.0f) - 0.5f;
+    // grid_sample's unnormalisation, and the corner weights, in the form of PyTorch's
+    // vectorised CPU kernel (GridSamplerKernel.cpp)
+    float ix = align ? (gx + 1.0f) * ((float)(W - 1) / 2.0f) : (gx + 1.0f) * ((float)W / 2.0f) - 0.5f;
+    float iy = align ? (gy + 1.0f) * ((float)(H - 1) / 2.0f) : (gy + 1.0f) * ((float)H / 2.0f) - 0.5f;
     float fx = floorf(ix), fy = floorf(iy);
     int x0 = (int)fx, y0 = (int)fy, x1 = x0 + 1, y1 = y0 + 1;
     float w = ix - fx, ea = 1.0f - w, n = iy - fy, so = 1.0f - n;
@@ -225,14 +234,14 @@ static void grid_taps(Taps *tp, const float t[6], int i, int j, int H, int W) {
         tp->idx[k] = xs[k] >= 0 && xs[k] < W && ys[k] >= 0 && ys[k] < H ? ys[k] * W + xs[k] : -1;
 }
 
-static void affine_forward(float *out, const float *in, const DsaSample *s, DsaOp op, int C, int H, int W) {
+static void affine_forward(float *out, const float *in, const DsaSample *s, DsaOp op, int C, int H, int W, int align) {
     float t[6];
     affine_theta(s, op, t);
     size_t HW = (size_t)H * W;
     for (int i = 0; i < H; i++)
         for (int j = 0; j < W; j++) {
             Taps tp;
-            grid_taps(&tp, t, i, j, H, W);
+            grid_taps(&tp, t, i, j, H, W, align);
             for (int c = 0; c < C; c++) {
                 const float *p = in + c * HW;
                 float v = 0.0f;
@@ -243,14 +252,15 @@ static void affine_forward(float *out, const float *in, const DsaSample *s, DsaO
         }
 }
 
-static void affine_backward(float *din, const float *dout, const DsaSample *s, DsaOp op, int C, int H, int W) {
+static void affine_backward(float *din, const float *dout, const DsaSample *s, DsaOp op, int C, int H, int W,
+                            int align) {
     float t[6];
     affine_theta(s, op, t);
     size_t HW = (size_t)H * W;
     for (int i = 0; i < H; i++)
         for (int j = 0; j < W; j++) {
             Taps tp;
-            grid_taps(&tp, t, i, j, H, W);
+            grid_taps(&tp, t, i, j, H, W, align);
             for (int c = 0; c < C; c++) {
                 float g = dout[c * HW + (size_t)i * W + j];
                 for (int k = 0; k < 4; k++)
@@ -275,7 +285,7 @@ void dsa_forward(float *out, const float *in, const DsaDraw *d, const DsaConfig 
         case DSA_CUTOUT: cutout_apply(y, x, s, cfg, C, H, W, 0); break;
         case DSA_FLIP: flip_apply(y, x, s, C, H, W, 0); break;
         case DSA_SCALE:
-        case DSA_ROTATE: affine_forward(y, x, s, d->op, C, H, W); break;
+        case DSA_ROTATE: affine_forward(y, x, s, d->op, C, H, W, cfg->align_corners); break;
         default: memcpy(y, x, sizeof(float) * D); break;
         }
     }
@@ -294,7 +304,7 @@ void dsa_backward(float *din, const float *dout, const DsaDraw *d, const DsaConf
         case DSA_CUTOUT: cutout_apply(dx, g, s, cfg, C, H, W, 1); break;
         case DSA_FLIP: flip_apply(dx, g, s, C, H, W, 1); break;
         case DSA_SCALE:
-        case DSA_ROTATE: affine_backward(dx, g, s, d->op, C, H, W); break;
+        case DSA_ROTATE: affine_backward(dx, g, s, d->op, C, H, W, cfg->align_corners); break;
         default:
             for (size_t i = 0; i < D; i++) dx[i] += g[i];
             break;

@@ -23,7 +23,8 @@
  *
  * grid_sample is bilinear with zero padding and align_corners=False: DC calls
  * F.affine_grid and F.grid_sample without align_corners, and PyTorch >= 1.3 defaults it to
- * False for both. Every op is linear in the image once its random parameters are fixed, so
+ * False for both. MTT's copy of the ops (GeorgeCazenavette/mtt-distillation utils.py)
+ * passes align_corners=True to both: DsaConfig.align_corners selects that. Every op is linear in the image once its random parameters are fixed, so
  * the backward pass is the transpose of the forward map and needs no saved state.
  *
  * Deliberate differences: the random parameters come from beard's Philox generator (equal
@@ -49,6 +50,7 @@ typedef struct {
     float brightness;     // 1.0
     float saturation;     // 2.0
     float contrast;       // 0.5
+    int align_corners;    // 0 (DC, DSA, DM, BEARD); 1: MTT's scale and rotate
 } DsaConfig;
 
 void dsa_config_default(DsaConfig *c);

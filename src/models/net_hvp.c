@@ -143,7 +143,9 @@ static void chunk_forward(Net *net, HvpWs *w, const float *x, int train) {
                               L->momentum, train);
             break;
         case LAYER_AVGPOOL: avgpool_forward(out, cur, n, L->in_c, L->in_h, L->in_w, L->k, L->stride); break;
-        case LAYER_MAXPOOL: maxpool_forward(out, w->argmax[l], cur, n, L->in_c, L->in_h, L->in_w, L->k, L->stride); break;
+        case LAYER_MAXPOOL:
+            maxpool_forward(out, w->argmax[l], cur, n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
+            break;
         default: break; // graph nodes: refused by net_hvp
         }
     }
@@ -172,9 +174,12 @@ static void chunk_backward(Net *net, HvpWs *w, float *pg, int train) {
             if (din) act_backward(din, g, lin, (size_t)n * node_size(L), L->act, L->slope);
             break;
         case LAYER_GROUPNORM:
-            groupnorm_backward(din, dw, db, g, st, st + (size_t)n * L->groups, lin, P + L->w, n, L->in_c, HW, L->groups);
+            groupnorm_backward(din, dw, db, g, st, st + (size_t)n * L->groups, lin, P + L->w, n, L->in_c, HW,
+                               L->groups);
             break;
-        case LAYER_LAYERNORM: layernorm_backward(din, dw, db, g, st, st + n, lin, P + L->w, n, (int)node_size(L)); break;
+        case LAYER_LAYERNORM:
+            layernorm_backward(din, dw, db, g, st, st + n, lin, P + L->w, n, (int)node_size(L));
+            break;
         case LAYER_BATCHNORM:
             batchnorm_backward(din, dw, db, g, st, st + L->in_c, lin, P + L->w, n, L->in_c, HW, train);
             break;
@@ -307,6 +312,13 @@ static double chunk_run(Net *net, HvpWs *w, const float *x, int b0, int B, const
         }
     }
     return loss;
+}
+
+double net_mean_ce(void *ctx, int i, const float *logits, float *dlogits) {
+    const NetMeanCE *m = ctx;
+    double l = crossentropy_sample(dlogits, logits, m->labels[i], m->n_classes);
+    for (int k = 0; k < m->n_classes; k++) dlogits[k] *= m->scale;
+    return l;
 }
 
 int net_hvp(Net *net, const float *x, int B, NetHvp *out, Err *e) {

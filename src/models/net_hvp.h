@@ -45,6 +45,15 @@ typedef struct {
     double loss;   // the mean cross-entropy
 } NetHvp;
 
+// the mean cross-entropy over a batch with hard labels, as a NetLossFn for
+// net_forward_backward (ctx: a NetMeanCE; scale = 1 / B)
+typedef struct {
+    const int *labels;
+    int n_classes;
+    float scale;
+} NetMeanCE;
+double net_mean_ce(void *ctx, int i, const float *logits, float *dlogits);
+
 // one second-order pass over a batch of B (x: (B, in size)). Returns 0, or -1 with e set
 // (out of memory, or a label outside [0, n_classes)).
 int net_hvp(Net *net, const float *x, int B, NetHvp *h, Err *e);
