@@ -6,7 +6,8 @@
  * expert parameters and minibatch indices. Compared: the loss, the gradient w.r.t. the
  * synthetic images (and syn_lr), the images (and syn_lr) after the SGD step, and the
  * network after DC's inner-loop step; within 1e-4 relative (1e-5 of the tensor's scale
- * absolute). Also MTT's DSA (align_corners=True) on its own.
+ * absolute). Also MTT's DSA (align_corners=True) on its own, and its ZCA whitening
+ * against kornia (tests/fixtures/distill/zca.bin, gen_zca_fixtures.py).
  *
  * Convolutions. The first-order passes (DC's real gradient, MTT's forward sweep) run their
  * forward convolutions by Winograd F(2x2, 3x3) where it applies, whose float32 rounding is
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "../src/core/parallel.h"
+#include "../src/data/zca.h"
 #include "../src/distill/dc.h"
 #include "../src/distill/mtt.h"
 #include "../src/models/convnet.h"
@@ -274,6 +276,37 @@ static void dsa_align_case(void) {
     free(y), free(dx);
 }
 
+static void zca_case(void) {
+    Fixture Z;
+    if (fixture_load("tests/fixtures/distill/zca.bin", &Z)) return;
+    const FixTensor *tr = fixture_get(&Z, "train"), *te = fixture_get(&Z, "test"), *mean = fixture_get(&Z, "mean"),
+                    *Tm = fixture_get(&Z, "T"), *Ti = fixture_get(&Z, "T_inv"), *tw = fixture_get(&Z, "test_white"),
+                    *tb = fixture_get(&Z, "test_back");
+    if (tr && te && mean && Tm && Ti && tw && tb) {
+        int N = (int)tr->shape[0], D = (int)(tr->n / tr->shape[0]), M = (int)te->shape[0];
+        Zca z;
+        Err e;
+        if (zca_fit(&z, tr->data, N, D, 0.1, &e)) {
+            CHECK(0, "zca_fit: %s", e.msg);
+        } else {
+            check_close("ZCA mean", z.mean, mean->data, mean->n, 1e-6, 1e-5);
+            check_close("ZCA transform", z.T, Tm->data, Tm->n, 1e-4, 1e-4);
+            check_close("ZCA inverse transform", z.T_inv, Ti->data, Ti->n, 1e-5, 1e-4);
+            float *w = calloc(te->n, sizeof(float)), *b = calloc(te->n, sizeof(float));
+            zca_whiten(&z, w, te->data, M);
+            zca_unwhiten(&z, b, w, M);
+            check_close("ZCA whitened test images", w, tw->data, tw->n, 1e-4, 1e-4);
+            check_close("ZCA round trip", b, te->data, te->n, 1e-5, 1e-5);
+            check_close("ZCA round trip vs kornia", b, tb->data, tb->n, 1e-5, 1e-5);
+            free(w), free(b);
+            zca_free(&z);
+        }
+        Zca bad;
+        CHECK(zca_fit(&bad, tr->data, 1, D, 0.1, &e) == -1, "ZCA on one image is refused");
+    }
+    fixture_free(&Z);
+}
+
 int main(int argc, char **argv) {
     parallel_init(argc, argv);
     if (fixture_load("tests/fixtures/distill/so_steps.bin", &F)) return test_done("test_distill_so");
@@ -291,5 +324,6 @@ int main(int argc, char **argv) {
     g_im2col = 1, g_rtol = 1e-4;
     dsa_align_case();
     fixture_free(&F);
+    zca_case();
     return test_done("test_distill_so");
 }
