@@ -141,6 +141,11 @@ int main(int argc, char **argv) {
     expect_error("bad semantics", args, NULL);
     snprintf(args, sizeof(args), "inspect %s/missing.pt", dir);
     expect_error("inspect a missing file", args, NULL);
+    expect_error("buffer without a dataset", "buffer", "--dataset");
+    expect_error("buffer of an unknown architecture", "buffer --dataset cifar10 --arch NoSuchNet", "NoSuchNet");
+    expect_error("buffer with zero experts", "buffer --dataset cifar10 --num-experts 0", NULL);
+    snprintf(args, sizeof(args), "buffer --dataset cifar10 --data %s/nodata --out %s/buffers", dir, dir);
+    expect_error("buffer without the data", args, "CIFAR10");
 
     // the good checkpoint evaluates; JSON and logits have the documented shape
     char *err;

@@ -7,7 +7,10 @@
  * synthetic images (and syn_lr), the images (and syn_lr) after the SGD step, and the
  * network after DC's inner-loop step; within 1e-4 relative (1e-5 of the tensor's scale
  * absolute). Also MTT's DSA (align_corners=True) on its own, and its ZCA whitening
- * against kornia (tests/fixtures/distill/zca.bin, gen_zca_fixtures.py).
+ * against kornia (tests/fixtures/distill/zca.bin, gen_zca_fixtures.py). MTT's replay
+ * buffers: one written by torch.save in buffer.py's layout is read back exactly; beard's
+ * own experts are trained, written and read back; buffers of another architecture or
+ * dataset are refused with both named.
  *
  * Convolutions. The first-order passes (DC's real gradient, MTT's forward sweep) run their
  * forward convolutions by Winograd F(2x2, 3x3) where it applies, whose float32 rounding is
@@ -24,6 +27,7 @@
 #include "../src/data/zca.h"
 #include "../src/distill/dc.h"
 #include "../src/distill/mtt.h"
+#include "../src/distill/mtt_buffer.h"
 #include "../src/models/convnet.h"
 #include "../src/nn/optim.h"
 #include "harness.h"
@@ -307,6 +311,116 @@ static void zca_case(void) {
     fixture_free(&Z);
 }
 
+// a replay buffer written by PyTorch (buffer.py's layout)
+static void buffer_torch_case(void) {
+    Net net;
+    if (make_net(&net, "instancenorm", "mtt.sd")) return;
+    snprintf(net.arch, sizeof(net.arch), "ConvNet");
+    const DatasetInfo *info = dataset_info("cifar10");
+    MttBuffer b;
+    Err e;
+    if (mtt_buffer_open(&b, "tests/fixtures/distill/buffers", &net, "ConvNet", info, 1, &e) ||
+        mtt_buffer_load(&b, 0, &net, &e)) {
+        CHECK(0, "torch replay buffer: %s", e.msg);
+    } else {
+        CHECK(b.n_files == 1 && b.n_experts == 2 && b.n_epochs == 3, "torch replay buffer: %d files, %d x %d",
+              b.n_files, b.n_experts, b.n_epochs);
+        double sum = 0;
+        for (size_t i = 0; i < (size_t)b.n_experts * b.n_epochs * b.P; i++) sum += b.params[i];
+        const FixTensor *want = T("buffer.sum"), *snap = T("buffer.e1t2");
+        if (want) CHECK(fabs(sum - want->data[0]) < 1e-3 * fabs(want->data[0]) + 1e-3, "buffer sum %g, want %g",
+                        sum, want->data[0]);
+        if (snap && snap->n == b.P)
+            check_close("torch replay buffer: expert 1, epoch 2", mtt_buffer_snapshot(&b, 1, 2), snap->data, b.P, 0, 0);
+    }
+    mtt_buffer_free(&b);
+    // the same file against another architecture: refused, both named
+    Net w;
+    if (!model_create(&w, "ConvNetW32", 3, K, RES, RES, &e)) {
+        int rc = mtt_buffer_open(&b, "tests/fixtures/distill/buffers", &w, "ConvNetW32", info, 1, &e);
+        if (!rc) rc = mtt_buffer_load(&b, 0, &w, &e);
+        CHECK(rc == -1 && strstr(e.msg, "ConvNetW32") && strstr(e.msg, "(8, 3, 3, 3)") && strstr(e.msg, "(32, 3, 3, 3)"),
+              "a buffer of another architecture is refused naming both: %s", rc ? e.msg : "(accepted)");
+        mtt_buffer_free(&b);
+        net_free(&w);
+    }
+    net_free(&net);
+}
+
+// beard's experts: train, write, read back; mismatches refused
+static void buffer_beard_case(void) {
+    Dataset tr = {.n = 24, .c = 3, .h = RES, .w = RES, .n_classes = K}, te = tr;
+    snprintf(tr.name, sizeof(tr.name), "CIFAR10");
+    te.n = 6;
+    Rng r;
+    rng_init(&r, 5, 0);
+    size_t D = (size_t)3 * RES * RES;
+    tr.images = malloc(D * tr.n), te.images = malloc(D * te.n);
+    tr.labels = malloc(sizeof(int) * tr.n), te.labels = malloc(sizeof(int) * te.n);
+    for (size_t i = 0; i < D * tr.n; i++) tr.images[i] = (uint8_t)rng_below(&r, 256);
+    for (size_t i = 0; i < D * te.n; i++) te.images[i] = (uint8_t)rng_below(&r, 256);
+    for (int i = 0; i < tr.n; i++) tr.labels[i] = i % K;
+    for (int i = 0; i < te.n; i++) te.labels[i] = i % K;
+    const DatasetInfo *info = dataset_info("cifar10");
+    Err e;
+    MttData d;
+    char root[512], dir[1024];
+    snprintf(root, sizeof(root), "%s", test_tmp("buffers"));
+    if (mtt_data_prepare(&d, &tr, &te, info, 1, &e)) {
+        CHECK(0, "mtt_data_prepare: %s", e.msg);
+        goto out;
+    }
+    CHECK(mtt_buffer_dir(dir, sizeof(dir), root, info, 1, "ConvNetW32", &e) == 0 &&
+              strstr(dir, "/CIFAR10/ConvNetW32") != NULL,
+          "expert folder %s", dir);
+    MttBufferConfig cfg;
+    mtt_buffer_config_default(&cfg);
+    cfg.num_experts = 3, cfg.save_interval = 2, cfg.train_epochs = 2, cfg.seed = 11;
+    int written = 0;
+    if (mtt_buffer_train(&cfg, "ConvNetW32", info, &d, dir, &written, &e)) {
+        CHECK(0, "mtt_buffer_train: %s", e.msg);
+        goto out;
+    }
+    CHECK(written == 2, "3 experts in groups of 2: %d files (the remainder is kept)", written);
+    Net net;
+    if (model_create(&net, "ConvNetW32", 3, K, RES, RES, &e)) goto out;
+    MttBuffer b;
+    if (mtt_buffer_open(&b, dir, &net, "ConvNetW32", info, 1, &e) || mtt_buffer_load(&b, 1, &net, &e)) {
+        CHECK(0, "reading beard's buffer: %s", e.msg);
+    } else {
+        CHECK(b.n_files == 2 && b.n_experts == 1 && b.n_epochs == 3, "beard buffer: %d files, %d x %d", b.n_files,
+              b.n_experts, b.n_epochs);
+        // expert 2 (the one in file 1) starts at the initialisation of its seed
+        net_init_params(&net, cfg.seed + 2);
+        check_close("beard buffer: the first snapshot is the initialisation", mtt_buffer_snapshot(&b, 0, 0), net.params,
+                    net.n_params, 0, 0);
+        double moved = 0;
+        for (size_t i = 0; i < b.P; i++) moved += fabs(mtt_buffer_snapshot(&b, 0, 2)[i] - mtt_buffer_snapshot(&b, 0, 0)[i]);
+        CHECK(moved > 0, "the trajectory moves");
+    }
+    mtt_buffer_free(&b);
+    // asked for another architecture, dataset or ZCA setting: refused by buffer_info.json
+    int rc = mtt_buffer_open(&b, dir, &net, "ConvNet", info, 1, &e);
+    CHECK(rc == -1 && strstr(e.msg, "ConvNetW32") && strstr(e.msg, "ConvNet on"), "another architecture: %s", e.msg);
+    mtt_buffer_free(&b);
+    rc = mtt_buffer_open(&b, dir, &net, "ConvNetW32", dataset_info("cifar100"), 1, &e);
+    CHECK(rc == -1 && strstr(e.msg, "CIFAR10 ") && strstr(e.msg, "CIFAR100"), "another dataset: %s", e.msg);
+    mtt_buffer_free(&b);
+    rc = mtt_buffer_open(&b, dir, &net, "ConvNetW32", info, 0, &e);
+    CHECK(rc == -1 && strstr(e.msg, "without ZCA"), "another ZCA setting: %s", e.msg);
+    mtt_buffer_free(&b);
+    rc = mtt_buffer_open(&b, "/nonexistent/buffers", &net, "ConvNetW32", info, 1, &e);
+    CHECK(rc == -1, "a missing folder is an error");
+    mtt_buffer_free(&b);
+    net_free(&net);
+out:
+    mtt_data_free(&d);
+    free(tr.images), free(te.images), free(tr.labels), free(te.labels);
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+    if (system(cmd)) fprintf(stderr, "could not remove %s\n", root);
+}
+
 int main(int argc, char **argv) {
     parallel_init(argc, argv);
     if (fixture_load("tests/fixtures/distill/so_steps.bin", &F)) return test_done("test_distill_so");
@@ -323,7 +437,9 @@ int main(int argc, char **argv) {
     }
     g_im2col = 1, g_rtol = 1e-4;
     dsa_align_case();
+    buffer_torch_case();
     fixture_free(&F);
     zca_case();
+    buffer_beard_case();
     return test_done("test_distill_so");
 }

@@ -20,6 +20,7 @@ int cmd_train(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_store(int argc, char **argv);
 int cmd_leaderboard(int argc, char **argv);
+int cmd_buffer(int argc, char **argv);
 
 // Matches argv[*i] against "--name" (value in the next argument) or "--name=value".
 // On a match returns the value and advances *i past it; on "--name" without a value it

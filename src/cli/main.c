@@ -17,6 +17,7 @@ typedef struct {
 
 static const Command commands[] = {
     {"train", cmd_train, "train a model pool on a distilled set (BEARD/DC-bench recipe, DSA, adversarial training)"},
+    {"buffer", cmd_buffer, "MTT's expert trajectories (buffer.py): replay_buffer_<n>.pt for trajectory matching"},
     {"eval", cmd_eval, "clean accuracy of a checkpoint on a test set"},
     {"attack", cmd_attack, "run attacks (FGSM, PGD, CW, DeepFool, AutoAttack, ...) on a checkpoint"},
     {"bench", cmd_bench, "throughput of forward, forward+backward and a train step; --gemm for sgemm"},

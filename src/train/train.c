@@ -566,6 +566,7 @@ int train_model(Net *net, const Pool *pool, const TrainTest *test, const TrainCo
         }
         if (cfg->log_every > 0 && (last || ep % cfg->log_every == 0))
             log_line(cfg, &prog, ep, res->train_loss, res->train_acc, test_acc, (float)lr, time_now() - t_start);
+        if (cfg->on_epoch && cfg->on_epoch(cfg->on_epoch_ctx, net, ep, e)) goto done;
     }
     res->steps = step;
     res->eval_seconds = t_eval;

@@ -51,6 +51,11 @@ typedef struct TrainConfig {
     int progress;             // progress bar with ETA on stderr
     const char *run_label;    // e.g. "run 2/5", for the progress bar and log lines
     int keep_params;          // train from the net's current parameters instead of a seeded init
+    // called after every epoch (ep = 0, 1, ...), after the optimizer steps and the lr decay;
+    // a non-zero return stops training with e set. NULL: none. (MTT's expert trajectories
+    // take a parameter snapshot per epoch.)
+    int (*on_epoch)(void *ctx, const Net *net, int ep, Err *e);
+    void *on_epoch_ctx;
 } TrainConfig;
 
 // BEARD/DC-bench's evaluate_synset defaults: SGD lr 0.01, momentum 0.9, wd 5e-4, batch

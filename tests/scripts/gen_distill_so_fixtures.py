@@ -21,6 +21,8 @@ Cases:
   mtt    two MTT iterations (momentum buffers carry over) of 5 unrolled steps, batch_syn 4,
          every DSA op with align_corners=True
   dsa_ac MTT's scale and rotate (align_corners=True) alone: output and input gradient
+  buffer tests/fixtures/distill/buffers/replay_buffer_0.pt, a small replay buffer in
+         buffer.py's layout as torch.save writes it, with its checksum and one snapshot
 """
 import copy
 import os
@@ -156,6 +158,23 @@ for op in ("scale", "rotate"):
     y = dd.dsa_apply(xi, op, p, align_corners=True)
     T[f"dsa_ac.{op}.out"] = y
     T[f"dsa_ac.{op}.dx"] = torch.autograd.grad(y, xi, dout)[0]
+
+# ---------------------------------------------------------------------------- replay buffer
+# buffer.py's layout written by torch.save: 2 experts x 3 per-epoch snapshots of the
+# width-8 ConvNet's parameters (the values: an expert's start plus epoch-dependent noise)
+BUF = os.path.join(os.path.dirname(OUT), "buffers", "replay_buffer_0.pt")
+os.makedirs(os.path.dirname(BUF), exist_ok=True)
+ref = net_for()
+trajectories = []
+for x in range(2):
+    traj = []
+    for t in range(3):
+        traj.append([(p.detach() + 0.01 * (x + 1) * t * torch.randn(p.shape, generator=g)).clone()
+                     for p in ref.parameters()])
+    trajectories.append(traj)
+torch.save(trajectories, BUF)
+T["buffer.sum"] = torch.tensor([float(sum(p.double().sum() for tr in trajectories for sn in tr for p in sn))])
+T["buffer.e1t2"] = torch.cat([p.reshape(-1) for p in trajectories[1][2]])
 
 os.makedirs(os.path.dirname(OUT), exist_ok=True)
 write_fixture(OUT, T)
