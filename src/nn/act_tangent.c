@@ -11,6 +11,7 @@
  */
 #include <math.h>
 #include <omp.h>
+#include <string.h>
 
 #include "tangent.h"
 
@@ -44,25 +45,44 @@ static inline void derivs(real x, ActKind kind, real slope, real *d1, real *d2) 
     }
 }
 
+// one loop per (kind, which inputs are present), so that ReLU's vectorise
+#define ACT_LOOP(N, ...)                                                                               \
+    do {                                                                                               \
+        _Pragma("omp parallel for schedule(static) if (N > (1 << 16))") for (long i = 0; i < N; i++) { \
+            __VA_ARGS__;                                                                               \
+        }                                                                                              \
+    } while (0)
+
 void act_forward_tangent(real *tout, const real *in, const real *tin, size_t n, ActKind kind, real slope) {
     long N = (long)n;
-#pragma omp parallel for schedule(static) if (N > (1 << 16))
-    for (long i = 0; i < N; i++) {
-        real d1, d2;
-        derivs(in[i], kind, slope, &d1, &d2);
-        tout[i] = tin ? d1 * tin[i] : (real)0;
+    if (!tin) {
+        memset(tout, 0, sizeof(real) * n);
+        return;
     }
+    if (kind == ACT_RELU) ACT_LOOP(N, tout[i] = in[i] > 0 ? tin[i] : (real)0);
+    else if (kind == ACT_LEAKY_RELU) ACT_LOOP(N, tout[i] = in[i] > 0 ? tin[i] : slope * tin[i]);
+    else
+        ACT_LOOP(N, {
+            real d1, d2;
+            derivs(in[i], kind, slope, &d1, &d2);
+            tout[i] = d1 * tin[i];
+        });
 }
 
 void act_backward_tangent(real *tdin, const real *dout, const real *tdout, const real *in, const real *tin, size_t n,
                           ActKind kind, real slope) {
     long N = (long)n;
-#pragma omp parallel for schedule(static) if (N > (1 << 16))
-    for (long i = 0; i < N; i++) {
+    if (kind == ACT_RELU || kind == ACT_LEAKY_RELU) { // f'' = 0: only the t_dout term
+        if (!tdout) return;
+        real s = kind == ACT_RELU ? (real)0 : slope;
+        ACT_LOOP(N, tdin[i] += in[i] > 0 ? tdout[i] : s * tdout[i]);
+        return;
+    }
+    ACT_LOOP(N, {
         real d1, d2, v = 0;
         derivs(in[i], kind, slope, &d1, &d2);
         if (tin) v += d2 * tin[i] * dout[i];
         if (tdout) v += d1 * tdout[i];
         tdin[i] += v;
-    }
+    });
 }

@@ -42,36 +42,78 @@ typedef struct {
 static inline double gam_at(const real *g, const Group *G, int s) { return g ? g[(size_t)s * G->pstep] : 1.0; }
 static inline double tgam_at(const real *tg, const Group *G, int s) { return tg ? tg[(size_t)s * G->pstep] : 0.0; }
 
+#define LANES 16
+
+// sum(a) and sum(a * b) over n values (b may be NULL: only the first), in LANES real
+// lanes (vectorised without -ffast-math) combined in double, as norm.c sums
+static void sums2(const real *a, const real *b, size_t n, double *sa, double *sab) {
+    real l1[LANES] = {0}, l2[LANES] = {0};
+    size_t i = 0;
+    if (b) {
+        for (; i + LANES <= n; i += LANES)
+            for (int j = 0; j < LANES; j++) l1[j] += a[i + j], l2[j] += a[i + j] * b[i + j];
+    } else {
+        for (; i + LANES <= n; i += LANES)
+            for (int j = 0; j < LANES; j++) l1[j] += a[i + j];
+    }
+    double s1 = 0, s2 = 0;
+    for (int j = 0; j < LANES; j++) s1 += l1[j], s2 += l2[j];
+    for (; i < n; i++) s1 += a[i], s2 += b ? (double)a[i] * b[i] : 0.0;
+    *sa = s1;
+    if (sab) *sab = s2;
+}
+
+static double dot(const real *a, const real *b, size_t n) {
+    real l[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) l[j] += a[i + j] * b[i + j];
+    double s = 0;
+    for (int j = 0; j < LANES; j++) s += l[j];
+    for (; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+// y[i] (+)= ca a[i] + cb b[i] + cc c[i] + cd d[i] + k; a..d may be NULL (coefficient unused)
+static void affine4(real *y, int add, const real *a, real ca, const real *b, real cb, const real *c, real cc,
+                    const real *d, real cd, real k, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        real v = k;
+        if (a) v += ca * a[i];
+        if (b) v += cb * b[i];
+        if (c) v += cc * c[i];
+        if (d) v += cd * d[i];
+        y[i] = add ? y[i] + v : v;
+    }
+}
+
 // mean(t_x) and q = mean(xhat t_x) of one group (0 without t_x or with fixed statistics)
 static void group_tx_stats(const real *x, const real *tx, double m, double r, const Group *G, double *mt, double *q) {
     *mt = *q = 0.0;
     if (!tx || G->fixed) return;
-    double st = 0.0, sq = 0.0;
+    double st = 0.0, sxt = 0.0;
     for (int s = 0; s < G->nseg; s++) {
-        const real *xs = x + (size_t)s * G->stride, *ts = tx + (size_t)s * G->stride;
-        for (size_t i = 0; i < G->len; i++) {
-            st += ts[i];
-            sq += ((xs[i] - m) * r) * ts[i];
-        }
+        double a, ab;
+        sums2(tx + (size_t)s * G->stride, x + (size_t)s * G->stride, G->len, &a, &ab);
+        st += a, sxt += ab;
     }
     double N = (double)G->nseg * G->len;
     *mt = st / N;
-    *q = sq / N;
+    *q = r * (sxt - m * st) / N; // mean((x - m) r t_x)
 }
 
+// t_y = t_gamma xhat + gamma t_xhat + t_beta, linear in (x, t_x) per segment
 static void group_forward_tangent(real *ty, const real *x, const real *tx, const real *g, const real *tg,
                                   const real *tb, double m, double r, const Group *G) {
     double mt, q;
     group_tx_stats(x, tx, m, r, G, &mt, &q);
     for (int s = 0; s < G->nseg; s++) {
-        const real *xs = x + (size_t)s * G->stride, *ts = tx ? tx + (size_t)s * G->stride : NULL;
-        real *ys = ty + (size_t)s * G->stride;
+        size_t off = (size_t)s * G->stride;
         double gm = gam_at(g, G, s), tgm = tgam_at(tg, G, s), tbt = tb ? tb[(size_t)s * G->pstep] : 0.0;
-        for (size_t i = 0; i < G->len; i++) {
-            double xh = (xs[i] - m) * r;
-            double xht = ts ? r * (ts[i] - mt - xh * q) : 0.0;
-            ys[i] = (real)(tgm * xh + gm * xht + tbt);
-        }
+        // xhat = r x - r m;  t_xhat = r (t_x - mt - q xhat) = r t_x - r mt - q r^2 x + q r^2 m
+        double qr = q * r * r;
+        double cx = tgm * r - gm * qr, ct = gm * r, k = -tgm * r * m + gm * (qr * m - r * mt) + tbt;
+        affine4(ty + off, 0, x + off, (real)cx, tx ? tx + off : NULL, (real)ct, NULL, 0, NULL, 0, (real)k, G->len);
     }
 }
 
@@ -84,18 +126,15 @@ static void group_backward_tangent(real *tdx, real *tdg, real *tdb, const real *
     // sums over the group: A = sum gy, Cs = sum gy xhat, At = sum t_gy, Ct = sum t_gy xhat,
     // Gx = sum gy t_x (for sum gy t_xhat = r (Gx - mt A - q Cs))
     double A = 0, Cs = 0, At = 0, Ct = 0, Gx = 0;
-    if (!G->fixed) {
+    int need_tdx = tdx != NULL;
+    if (!G->fixed && need_tdx) {
         for (int s = 0; s < G->nseg; s++) {
-            const real *xs = x + (size_t)s * G->stride, *ds = dy + (size_t)s * G->stride;
-            const real *tds = tdy ? tdy + (size_t)s * G->stride : NULL, *ts = tx ? tx + (size_t)s * G->stride : NULL;
-            double s1 = 0, s2 = 0, st1 = 0, st2 = 0, sdt = 0;
-            for (size_t i = 0; i < G->len; i++) {
-                double xh = (xs[i] - m) * r;
-                s1 += ds[i];
-                s2 += ds[i] * xh;
-                if (tds) st1 += tds[i], st2 += tds[i] * xh;
-                if (ts) sdt += ds[i] * ts[i];
-            }
+            size_t off = (size_t)s * G->stride;
+            double s1, sdx, st1 = 0, stx = 0, sdt = 0;
+            sums2(dy + off, x + off, G->len, &s1, &sdx);
+            if (tdy) sums2(tdy + off, x + off, G->len, &st1, &stx);
+            if (tx) sdt = dot(dy + off, tx + off, G->len);
+            double s2 = r * (sdx - m * s1), st2 = r * (stx - m * st1); // sum dy xhat, sum t_dy xhat
             double gm = gam_at(g, G, s), tgm = tgam_at(tg, G, s);
             A += gm * s1, Cs += gm * s2;
             At += tgm * s1 + gm * st1, Ct += tgm * s2 + gm * st2;
@@ -108,22 +147,27 @@ static void group_backward_tangent(real *tdx, real *tdg, real *tdb, const real *
     for (int s = 0; s < G->nseg; s++) {
         size_t off = (size_t)s * G->stride;
         const real *xs = x + off, *ds = dy + off, *tds = tdy ? tdy + off : NULL, *ts = tx ? tx + off : NULL;
-        real *tdxs = tdx ? tdx + off : NULL;
         double gm = gam_at(g, G, s), tgm = tgam_at(tg, G, s);
-        double pg = 0, pb = 0;
-        for (size_t i = 0; i < G->len; i++) {
-            double xh = (xs[i] - m) * r;
-            double xht = ts ? r * (ts[i] - mt - xh * q) : 0.0;
-            double tdyi = tds ? tds[i] : 0.0;
-            if (tdxs) {
-                double gy = gm * ds[i], gyt = tgm * ds[i] + gm * tdyi;
-                tdxs[i] += (real)(rt * (gy - a - xh * c) + r * (gyt - at - xht * c - xh * ct));
-            }
-            pg += tdyi * xh + ds[i] * xht;
-            pb += tdyi;
+        if (need_tdx) {
+            // t_dx = rt (gy - a - xhat c) + r (t_gy - t_a - t_xhat c - xhat t_c), linear in
+            // (dy, t_dy, x, t_x) once xhat = r x - r m and t_xhat = r (t_x - mt - q xhat)
+            double k1 = -(rt * c + r * ct), k2 = -r * c; // coefficients of xhat and t_xhat
+            double qr = q * r * r, cdy = rt * gm + r * tgm, ctdy = r * gm;
+            double cx = k1 * r - k2 * qr, ctx = k2 * r;
+            double k0 = -rt * a - r * at - k1 * r * m + k2 * (qr * m - r * mt);
+            affine4(tdx + off, 1, ds, (real)cdy, tds, (real)ctdy, xs, (real)cx, ts, (real)ctx, (real)k0, G->len);
         }
-        if (tdg) tdg[(size_t)s * G->pstep] += (real)pg;
-        if (tdb) tdb[(size_t)s * G->pstep] += (real)pb;
+        if (tdg || tdb) {
+            // sum(t_dy xhat + dy t_xhat), sum(t_dy)
+            double s1, sdx, st1 = 0, stx = 0, sdt = 0;
+            sums2(ds, xs, G->len, &s1, &sdx);
+            if (tds) sums2(tds, xs, G->len, &st1, &stx);
+            if (ts) sdt = dot(ds, ts, G->len);
+            double pg = r * (stx - m * st1);
+            if (ts) pg += r * sdt - r * mt * s1 - q * r * r * (sdx - m * s1);
+            if (tdg) tdg[(size_t)s * G->pstep] += (real)pg;
+            if (tdb) tdb[(size_t)s * G->pstep] += (real)st1;
+        }
     }
 }
 
