@@ -578,12 +578,50 @@ static int thread_count(int B) {
 }
 
 int net_forward(Net *net, const float *x, int B, float *logits, Err *e) {
-    return net_forward_node(net, x, B, net->n_layers - 1, logits, e);
+    int train = net->train;
+    net->train = 0; // eval-mode BatchNorm, whatever net->train says
+    int rc = net_forward_node(net, x, B, net->n_layers - 1, logits, e);
+    net->train = train;
+    return rc;
+}
+
+// BatchNorm in training mode over a whole batch, keeping only two layers' outputs: a
+// workspace whose activations alternate between two buffers (layer l reads l - 1's)
+static int forward_node_train(Net *net, const float *x, int B, int node, float *out_node, Err *e) {
+    Sizes s;
+    net_sizes(net, &s);
+    size_t in = net_in_size(net), stats = 0, n = (size_t)B;
+    for (int l = 0; l <= node; l++) stats += net->layers[l].kind == LAYER_BATCHNORM ? s.stats[l] : n * s.stats[l];
+    Workspace w;
+    memset(&w, 0, sizeof(w));
+    w.n = B;
+    float *buf0 = xmalloc(sizeof(float) * n * s.max_act), *buf1 = xmalloc(sizeof(float) * n * s.max_act);
+    float *st = xmalloc(sizeof(float) * (stats + 1));
+    int *am = xmalloc(sizeof(int) * n * s.max_act);
+    float *x0 = net->normalize ? xmalloc(sizeof(float) * n * in) : NULL;
+    if (!buf0 || !buf1 || !st || !am || (net->normalize && !x0)) {
+        xfree(buf0), xfree(buf1), xfree(st), xfree(am), xfree(x0);
+        return err_set(e, "out of memory for a batch of %d in training mode", B);
+    }
+    w.x0 = x0;
+    float *sp = st;
+    for (int l = 0; l <= node; l++) {
+        w.act[l] = l % 2 ? buf1 : buf0;
+        w.stats[l] = sp;
+        sp += net->layers[l].kind == LAYER_BATCHNORM ? s.stats[l] : n * s.stats[l];
+        w.argmax[l] = am;
+    }
+    const float *o = chunk_forward_to(net, &w, x, B, 1, node);
+    memcpy(out_node, o, sizeof(float) * n * net_node_size(net, node));
+    xfree(buf0), xfree(buf1), xfree(st), xfree(am), xfree(x0);
+    net->n_forward += (uint64_t)B;
+    return 0;
 }
 
 int net_forward_node(Net *net, const float *x, int B, int node, float *out_node, Err *e) {
     if (node < 0 || node >= net->n_layers) return err_set(e, "no node %d in %s", node, net->arch);
     if (wino_update(net, e)) return -1;
+    if (net->train && net_has_batchnorm(net)) return forward_node_train(net, x, B, node, out_node, e);
     size_t in = net_in_size(net), K = net_node_size(net, node);
     int nt = thread_count(B);
     for (int t = 0; t < nt; t++)
