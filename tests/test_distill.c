@@ -245,11 +245,413 @@ out:
     fixture_free(&f);
 }
 
+// ----------------------------------------------------------------------------
+// the stage, on a small random dataset (3 classes at 16x16)
+
+static Dataset g_ds;
+
+static void random_dataset(int per) {
+    memset(&g_ds, 0, sizeof(g_ds));
+    snprintf(g_ds.name, sizeof(g_ds.name), "CIFAR10");
+    g_ds.c = 3, g_ds.h = g_ds.w = 16, g_ds.n_classes = 3, g_ds.n = 3 * per;
+    g_ds.images = malloc((size_t)g_ds.n * 768);
+    g_ds.labels = malloc(sizeof(int) * (size_t)g_ds.n);
+    Rng r;
+    rng_init(&r, 77, 0);
+    for (int i = 0; i < g_ds.n; i++) {
+        g_ds.labels[i] = i % 3;
+        for (int k = 0; k < 768; k++) g_ds.images[(size_t)i * 768 + k] = (uint8_t)(rng_below(&r, 64) + 64 * (i % 3));
+    }
+    g_info = *dataset_info("CIFAR10");
+    g_info.h = g_info.w = 16;
+    g_info.n_classes = 3;
+}
+
+static DistillConfig stage_cfg(const char *method, long iters) {
+    DistillConfig c = {.method = distill_method_find(method), .info = &g_info, .ipc = 2, .iterations = iters,
+                       .seed = 5, .lr_net = 0.01, .num_eval = 1, .epoch_eval_train = 2, .batch_train = 256};
+    snprintf(c.arch, sizeof(c.arch), "ConvNetW32");
+    return c;
+}
+
+static void small_params(DistillParams *p, const DistillConfig *c) {
+    distill_params_init(p, c->method);
+    set(p, "batch_real", "4");
+    if (c->method != distill_method_find("DM")) {
+        set(p, "trained_bs", "6");
+        set(p, "model_train_steps", "2");
+        set(p, "net_generate_interval", "2");
+    }
+}
+
+// runs and returns a copy of the final synthetic set (via the res file)
+static float *run_final(DistillConfig *cfg, const DistillParams *p, int resume, const DistillOverride *ov, Err *e,
+                        int *rc) {
+    DistillResult res;
+    DistillPaths paths;
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s", test_tmp("distill_out"));
+    mkdir(dir, 0777);
+    distill_paths(&paths, dir, cfg, e);
+    *rc = distill_run(cfg, p, &g_ds, NULL, ov, &paths, resume, &res, e);
+    distill_result_free(&res);
+    if (*rc) return NULL;
+    Pool pool;
+    PoolOptions po = {.info = &g_info, .exp = -1};
+    if (pool_load(&pool, paths.res, &po, e)) {
+        CHECK(0, "res file: %s", e->msg);
+        return NULL;
+    }
+    float *x = malloc(sizeof(float) * (size_t)pool.n * 768);
+    memcpy(x, pool.x, sizeof(float) * (size_t)pool.n * 768);
+    CHECK(pool.n == 6 && pool.y[0] == 0 && pool.y[5] == 2, "res file holds the class-major set");
+    pool_free(&pool);
+    remove(paths.res), remove(paths.pkl), remove(paths.png);
+    return x;
+}
+
+static void test_determinism_and_resume(const char *method) {
+    Err e;
+    int rc;
+    DistillConfig cfg = stage_cfg(method, 5);
+    DistillParams p;
+    small_params(&p, &cfg);
+    snprintf(cfg.ckpt_path, sizeof(cfg.ckpt_path), "%s", test_tmp("distill.ckpt.pt"));
+    float *a = run_final(&cfg, &p, 0, NULL, &e, &rc);
+    CHECK(rc == 0, "%s run: %s", method, e.msg);
+    float *b = run_final(&cfg, &p, 0, NULL, &e, &rc);
+    CHECK(a && b && !memcmp(a, b, sizeof(float) * 6 * 768), "%s: the same seed and threads give identical images", method);
+    free(b);
+    cfg.seed = 6;
+    b = run_final(&cfg, &p, 0, NULL, &e, &rc);
+    CHECK(a && b && memcmp(a, b, sizeof(float) * 6 * 768), "%s: another seed, other images", method);
+    free(b);
+    cfg.seed = 5;
+    // interrupted: 3 iterations with a checkpoint every 2 (kept: no release files), then
+    // resumed with the full 5 iterations
+    DistillConfig c1 = cfg;
+    c1.iterations = 2, c1.ckpt_every = 2;
+    DistillResult res;
+    rc = distill_run(&c1, &p, &g_ds, NULL, NULL, NULL, 0, &res, &e);
+    CHECK(rc == 0, "%s: the first part: %s", method, e.msg);
+    struct stat st;
+    CHECK(stat(c1.ckpt_path, &st) == 0, "%s: a checkpoint after 2 updates", method);
+    DistillConfig c2 = cfg;
+    c2.ckpt_every = 2;
+    b = run_final(&c2, &p, 1, NULL, &e, &rc);
+    CHECK(rc == 0, "%s resume: %s", method, e.msg);
+    CHECK(a && b && !memcmp(a, b, sizeof(float) * 6 * 768), "%s: resumed = uninterrupted, bit for bit", method);
+    CHECK(stat(c2.ckpt_path, &st) != 0, "%s: the checkpoint is removed once the release files are written", method);
+    free(a), free(b);
+    // a checkpoint of another run is refused, and so is a corrupt one
+    rc = distill_run(&c1, &p, &g_ds, NULL, NULL, NULL, 0, &res, &e);
+    DistillParams q = p;
+    set(&q, "lr_img", "0.123");
+    rc = distill_run(&c2, &q, &g_ds, NULL, NULL, NULL, 1, &res, &e);
+    CHECK(rc == -1 && strstr(e.msg, "another run"), "%s: foreign checkpoint: %s", method, e.msg);
+    FILE *f = fopen(c2.ckpt_path, "r+b");
+    if (f) {
+        fseek(f, 200, SEEK_SET);
+        fwrite("garbage garbage garbage", 1, 23, f);
+        fclose(f);
+    }
+    rc = distill_run(&c2, &p, &g_ds, NULL, NULL, NULL, 1, &res, &e);
+    CHECK(rc == -1 && strstr(e.msg, "resume"), "%s: corrupt checkpoint: %s", method, e.msg);
+    remove(c2.ckpt_path);
+    rc = distill_run(&c2, &p, &g_ds, NULL, NULL, NULL, 1, &res, &e);
+    CHECK(rc == -1 && strstr(e.msg, "resume"), "%s: missing checkpoint: %s", method, e.msg);
+}
+
+// NaN weights for the fourth network: the loss is NaN at iteration 3
+static int nan_net(void *ctx, Net *net, int tag) {
+    (void)ctx;
+    if (tag != 3) return 1;
+    for (size_t i = 0; i < net->n_params; i++) net->params[i] = NAN;
+    return 0;
+}
+
+static void test_nan(void) {
+    Err e;
+    DistillConfig cfg = stage_cfg("DM", 6);
+    cfg.ckpt_every = 1;
+    snprintf(cfg.ckpt_path, sizeof(cfg.ckpt_path), "%s", test_tmp("distill_nan.ckpt.pt"));
+    DistillParams p;
+    small_params(&p, &cfg);
+    DistillOverride ov = {.net_init = nan_net};
+    DistillResult res;
+    DistillPaths paths;
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s", test_tmp("distill_nan_out"));
+    mkdir(dir, 0777);
+    distill_paths(&paths, dir, &cfg, &e);
+    int rc = distill_run(&cfg, &p, &g_ds, NULL, &ov, &paths, 0, &res, &e);
+    CHECK(rc == -1 && strstr(e.msg, "loss is nan at iteration 3") && strstr(e.msg, "iteration 3)"),
+          "a NaN loss stops the run, naming the kept checkpoint: %s", e.msg);
+    struct stat st;
+    CHECK(stat(paths.res, &st) != 0 && stat(paths.png, &st) != 0, "nothing written after a NaN loss");
+    // the kept checkpoint resumes (finite), and with good weights the run completes
+    rc = distill_run(&cfg, &p, &g_ds, NULL, NULL, &paths, 1, &res, &e);
+    CHECK(rc == 0 && res.resumed_from == 3, "resume after the NaN: rc %d from %ld: %s", rc, res.resumed_from, e.msg);
+    remove(paths.res), remove(paths.png), remove(cfg.ckpt_path);
+}
+
+static void test_outputs_and_eval(void) {
+    Err e;
+    DistillConfig cfg = stage_cfg("IDM", 1);
+    cfg.eval_every = 1;
+    DistillParams p;
+    small_params(&p, &cfg);
+    // a test set: the training images themselves
+    float *xt = malloc(sizeof(float) * (size_t)g_ds.n * 768);
+    dataset_to_float(&g_ds, 0, g_ds.n, xt, 1);
+    TrainTest test = {.x = xt, .y = g_ds.labels, .n = g_ds.n};
+    DistillPaths paths;
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s", test_tmp("distill_idm_out"));
+    distill_paths(&paths, dir, &cfg, &e); // the folder is made
+    DistillResult res;
+    int rc = distill_run(&cfg, &p, &g_ds, &test, NULL, &paths, 0, &res, &e);
+    CHECK(rc == 0, "IDM with evaluation: %s", e.msg);
+    CHECK(res.n_evals == 2 && res.eval_it[0] == 1 && res.eval_it[1] == 2 && res.n_final_accs == 1,
+          "evaluated after 1 update and at the end (%d evaluations)", res.n_evals);
+    distill_result_free(&res);
+    CHECK(strstr(paths.res, "res_IDM_CIFAR10_ConvNetW32_2ipc.pt") && strstr(paths.pkl, "IDM_CIFAR10_ConvNetW32_2ipc.pkl") &&
+              strstr(paths.png, "vis_IDM_CIFAR10_ConvNetW32_2ipc_exp0_iter1.png"),
+          "official file names: %s %s %s", paths.res, paths.pkl, paths.png);
+    // both files load as IDM's, and unpack to 4 x 6 images
+    Pool a, b;
+    PoolOptions po = {.info = &g_info, .exp = -1};
+    CHECK(pool_load(&a, paths.res, &po, &e) == 0 && a.n == 6, "res loads: %s", e.msg);
+    CHECK(pool_load(&b, paths.pkl, &po, &e) == 0 && b.n == 6 && !strcmp(b.format, "pickle"), "pkl loads: %s", e.msg);
+    if (a.n == 6 && b.n == 6) CHECK(!memcmp(a.x, b.x, sizeof(float) * 6 * 768), "res and pkl hold the same images");
+    CHECK(pool_unpack4(&a, &e) == 0 && a.n == 24 && a.y[23] == 2, "4-in-1 unpacking of the res file");
+    pool_free(&a), pool_free(&b);
+    PickleValue *v;
+    if (torch_load(paths.res, &v, &e) == 0) {
+        const PickleValue *acc = pickle_dict_get(pickle_dict_get(v, "accs_all_exps"), "ConvNetW32");
+        CHECK(pickle_len(acc) == 1 && pickle_is(pickle_item(acc, 0), PICKLE_TENSOR), "accs_all_exps holds the final accuracy");
+        pickle_free(v);
+    }
+    FILE *f = fopen(paths.png, "rb");
+    unsigned char sig[8] = {0};
+    if (f) {
+        CHECK(fread(sig, 1, 8, f) == 8, "read the PNG");
+        fclose(f);
+    }
+    CHECK(sig[0] == 0x89 && sig[1] == 'P' && sig[2] == 'N' && sig[3] == 'G', "the grid is a PNG");
+    uint8_t *rgb;
+    int w = 0, h = 0;
+    CHECK(image_read_rgb(paths.png, &rgb, &w, &h, &e) == 0 && w == 2 * 18 + 2 && h == 3 * 18 + 2,
+          "grid of 3 rows of 2 with 2-pixel padding: %dx%d", w, h);
+    if (w) xfree(rgb);
+    remove(paths.res), remove(paths.pkl), remove(paths.png);
+    rmdir(dir);
+    free(xt);
+    // a res file name given: the others next to it
+    DistillPaths q;
+    CHECK(distill_paths(&q, "/tmp/x/my.pt", &cfg, &e) == 0 && !strcmp(q.pkl, "/tmp/x/my.pkl") &&
+              !strcmp(q.ckpt, "/tmp/x/my.checkpoint.pt") && !strcmp(q.dir, "/tmp/x"),
+          "--out FILE.pt: %s %s", q.pkl, q.ckpt);
+    // IPC larger than a class
+    cfg.ipc = 11;
+    cfg.eval_every = 0;
+    rc = distill_run(&cfg, &p, &g_ds, NULL, NULL, NULL, 0, &res, &e);
+    CHECK(rc == -1 && strstr(e.msg, "IPC 11 is larger than the 10 training images of class 0"), "IPC too large: %s", e.msg);
+}
+
+static void test_params(void) {
+    const DistillMethodDef *idm = distill_method_find("idm"), *dm = distill_method_find("Distribution-Matching");
+    CHECK(idm && dm && distill_method_find("bacon") && !distill_method_find("DC9"), "the registry");
+    DistillParams p;
+    Err e;
+    distill_params_init(&p, dm);
+    CHECK(distill_param(&p, "lr_img") == 1.0 && distill_param_int(&p, "batch_real") == 256 &&
+              !strcmp(distill_param_str(&p, "init"), "real"),
+          "DM's official defaults");
+    CHECK(distill_params_set_text(&p, "lr-img", "8/255", &e) == 0 && fabs(distill_param(&p, "lr_img") - 8.0 / 255) < 1e-12,
+          "dashes, fractions");
+    CHECK(distill_params_set_text(&p, "ce_weight", "1", &e) == -1 && strstr(e.msg, "DM has no parameter 'ce_weight'") &&
+              strstr(e.msg, "lr_img"),
+          "a parameter DM does not have: %s", e.msg);
+    CHECK(distill_params_set_text(&p, "batch_real", "2.5", &e) == -1 && strstr(e.msg, "integer"), "integers");
+    CHECK(distill_params_set_text(&p, "batch_real", "0", &e) == -1 && strstr(e.msg, ">= 1"), "ranges");
+    // command.txt per setting, the user's value wins
+    DistillSettings s;
+    distill_settings_default(&s);
+    s.ipc = 1;
+    CHECK(distill_settings_params(&s, idm, dataset_info("cifar10"), &p, &e) == 0 &&
+              distill_param_int(&p, "batch_real") == 5000 && distill_param_int(&p, "net_generate_interval") == 5,
+          "IDM CIFAR-10 IPC 1: batch_real 5000, net_generate_interval 5");
+    distill_settings_add_param(&s, "batch_real", "300", &e);
+    CHECK(distill_settings_params(&s, idm, dataset_info("cifar10"), &p, &e) == 0 && distill_param_int(&p, "batch_real") == 300,
+          "the user's batch_real wins over command.txt's");
+    s.ipc = 10;
+    distill_settings_default(&s);
+    s.ipc = 10;
+    distill_settings_params(&s, idm, dataset_info("cifar100"), &p, &e);
+    CHECK(distill_param(&p, "ce_weight") == 0.1 && distill_param_int(&p, "model_train_steps") == 50, "IDM CIFAR-100 IPC 10");
+    // the settings JSON
+    const char *js = test_tmp("distill_cfg.json");
+    FILE *f = fopen(js, "w");
+    fputs("{\"method\": \"DM\", \"dataset\": \"CIFAR10\", \"model\": \"ConvNet\", \"ipc\": \"10\", "
+          "\"Iteration\": 300, \"lr_img\": 0.5, \"dsa_strategy\": \"none\", \"num_exp\": 1}",
+          f);
+    fclose(f);
+    distill_settings_default(&s);
+    CHECK(distill_settings_load_json(&s, js, &e) == 0 && s.ipc == 10 && s.iterations == 300 && !strcmp(s.method, "DM"),
+          "config: %s", e.msg);
+    CHECK(distill_settings_params(&s, dm, dataset_info("cifar10"), &p, &e) == 0 && distill_param(&p, "lr_img") == 0.5 &&
+              !strcmp(distill_param_str(&p, "dsa_strategy"), "none"),
+          "config's method parameters: %s", e.msg);
+    f = fopen(js, "w");
+    fputs("{\"method\": \"DM\", \"lr_imgg\": 0.5}", f);
+    fclose(f);
+    distill_settings_default(&s);
+    CHECK(distill_settings_load_json(&s, js, &e) == 0 && distill_settings_params(&s, dm, dataset_info("cifar10"), &p, &e) == -1 &&
+              strstr(e.msg, "lr_imgg"),
+          "a misspelt key is an error: %s", e.msg);
+    f = fopen(js, "w");
+    fputs("{\"num_exp\": 5}", f);
+    fclose(f);
+    CHECK(distill_settings_load_json(&s, js, &e) == -1 && strstr(e.msg, "one experiment"), "num_exp: %s", e.msg);
+    remove(js);
+}
+
+// ----------------------------------------------------------------------------
+// the command line: bad input gives one line on stderr, a non-zero status, nothing written
+
+#include <stdarg.h>
+#include <sys/wait.h>
+
+// stderr only (stdout discarded); returns the exit status
+static int run_err(char *err, size_t n, const char *fmt, ...) {
+    char args[4096], cmd[4700];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof(cmd), "BEARD_NO_PROGRESS=1 %s %s 2>&1 1>/dev/null", beard_bin(), args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t k = fread(err, 1, n - 1, p);
+    err[k] = 0;
+    while (fgetc(p) != EOF) {
+    }
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+static int dir_empty(const char *dir) {
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s' 2>/dev/null)\"", dir);
+    return system(cmd) == 0;
+}
+
+// a small CIFAR-10 in the binary layout: 5 x 6 training images (3 per class), 10 test images
+static void fake_cifar(const char *dir) {
+    mkdir(dir, 0777);
+    uint8_t rec[3073];
+    Rng r;
+    rng_init(&r, 3, 0);
+    for (int f = 0; f <= 5; f++) {
+        char path[600];
+        if (f < 5) snprintf(path, sizeof(path), "%s/data_batch_%d.bin", dir, f + 1);
+        else snprintf(path, sizeof(path), "%s/test_batch.bin", dir);
+        FILE *o = fopen(path, "wb");
+        for (int i = 0; i < (f < 5 ? 6 : 10); i++) {
+            rec[0] = (uint8_t)((f * 6 + i) % 10);
+            for (int k = 1; k < 3073; k++) rec[k] = (uint8_t)rng_below(&r, 256);
+            fwrite(rec, 1, sizeof(rec), o);
+        }
+        fclose(o);
+    }
+}
+
+static void test_cli(void) {
+    if (!beard_bin()) {
+        test_skip("beard distill CLI (set BEARD to the CLI binary; make test does)");
+        return;
+    }
+    char data[512], out[600], err[8192], path[800];
+    snprintf(data, sizeof(data), "%s", test_tmp("distill_cifar"));
+    fake_cifar(data);
+    snprintf(out, sizeof(out), "%s", test_tmp("distill_cli_out"));
+    const char *base = "distill --method DM --dataset cifar10 --arch ConvNetW32 --iterations 2 --batch-real 2 --threads 2";
+    struct {
+        const char *what, *args;
+        int status;
+        const char *needle;
+    } bad[] = {
+        {"IPC larger than a class", "--ipc 4", 1, "IPC 4 is larger than the 3 training images of class"},
+        {"unknown method", "--ipc 1 --method DC9", 2, "unknown method 'DC9'"},
+        {"a parameter DM does not have", "--ipc 1 --ce-weight 0.5", 2, "DM has no parameter 'ce_weight'"},
+        {"an unknown --param", "--ipc 1 --param nope=1", 2, "DM has no parameter 'nope'"},
+        {"a bad parameter value", "--ipc 1 --lr-img fast", 2, "lr_img expects a number"},
+        {"no IPC", "", 2, "--ipc is required"},
+        {"an unknown dataset", "--ipc 1 --dataset cifar11", 2, "unknown dataset"},
+        {"an unknown model", "--ipc 1 --arch ResNet999", 2, "unknown architecture"},
+        {"a NaN loss", "--ipc 1 --lr-img 1e39 --init noise --checkpoint-every 1", 1, "not finite"},
+        {"--resume without a checkpoint", "--ipc 1 --resume", 1, "no checkpoint"},
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        int st = run_err(err, sizeof(err), "%s --data %s --out %s %s", base, data, out, bad[k].args);
+        CHECK(st == bad[k].status && strstr(err, bad[k].needle) && lines(err) == 1 && !strncmp(err, "beard distill: ", 15),
+              "%s: status %d, stderr '%s'", bad[k].what, st, err);
+        CHECK(dir_empty(out), "%s: nothing written in %s", bad[k].what, out);
+    }
+    int st = run_err(err, sizeof(err), "%s --ipc 1 --data %s/nowhere --out %s", base, data, out);
+    CHECK(st == 1 && strstr(err, "use --data DIR") && lines(err) == 1, "a missing dataset: %d '%s'", st, err);
+    // a good run, then the bad ones that need its files
+    char json[800];
+    snprintf(json, sizeof(json), "%s/run.json", out);
+    st = run_err(err, sizeof(err), "%s --ipc 1 --data %s --out %s --json %s", base, data, out, json);
+    CHECK(st == 0, "a small DM run: %d '%s'", st, err);
+    snprintf(path, sizeof(path), "%s/res_DM_CIFAR10_ConvNetW32_1ipc.pt", out);
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0 && stat(json, &sb) == 0, "the res file and the JSON summary");
+    st = run_err(err, sizeof(err), "%s --ipc 1 --data %s --out %s", base, data, out);
+    CHECK(st == 1 && strstr(err, "exists") && strstr(err, "--force"), "existing outputs are kept: '%s'", err);
+    // train stage 2 on it: the stages chain
+    char log[8192];
+    st = run_cli(log, sizeof(log), "train --data-file %s --dataset cifar10 --data %s --arch ConvNetW32 --runs 1 --epochs 2 --quiet",
+                 path, data);
+    CHECK(st == 0 && strstr(log, "test accuracy over 1 run"), "beard train reads the res file: %d %s", st, log);
+    // a corrupt checkpoint
+    snprintf(path, sizeof(path), "%s/DM_CIFAR10_ConvNetW32_1ipc.checkpoint.pt", out);
+    FILE *f = fopen(path, "wb");
+    fputs("PK\x03\x04 not really a zip file", f);
+    fclose(f);
+    st = run_err(err, sizeof(err), "%s --ipc 1 --data %s --out %s --resume", base, data, out);
+    CHECK(st == 1 && strstr(err, "cannot resume") && lines(err) == 1, "a corrupt checkpoint: %d '%s'", st, err);
+    // --help lists every method with its parameters and defaults; --dry-run writes nothing
+    st = run_cli(log, sizeof(log), "distill --help");
+    CHECK(st == 0 && strstr(log, "IDM:") && strstr(log, "BACON:") && strstr(log, "--lr_img") && strstr(log, "0.2") &&
+              strstr(log, "batch_real 5000"),
+          "--help lists methods, parameters and defaults");
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", out, data);
+    CHECK(system(cmd) == 0, "clean up");
+}
+
 int main(void) {
     parallel_set_threads(2);
     test_fidelity("DM", "dm", "ConvNetW32");
     test_fidelity("DM", "dm_bn", "ConvNetBN");
     test_fidelity("IDM", "idm", "ConvNetW32");
     test_fidelity("BACON", "bacon", "ConvNetW32");
+    test_params();
+    random_dataset(10);
+    test_determinism_and_resume("DM");
+    test_determinism_and_resume("IDM");
+    test_nan();
+    test_outputs_and_eval();
+    dataset_free(&g_ds);
+    test_cli();
     return test_done("test_distill");
 }

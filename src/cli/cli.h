@@ -17,6 +17,7 @@ int cmd_metrics(int argc, char **argv);
 int cmd_download(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
 
 // Matches argv[*i] against "--name" (value in the next argument) or "--name=value".
 // On a match returns the value and advances *i past it; on "--name" without a value it

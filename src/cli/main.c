@@ -16,6 +16,7 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
+    {"distill", cmd_distill, "distil a real training set with DM, IDM or BACON into the methods' release files"},
     {"train", cmd_train, "train a model pool on a distilled set (BEARD/DC-bench recipe, DSA, adversarial training)"},
     {"eval", cmd_eval, "clean accuracy of a checkpoint on a test set"},
     {"attack", cmd_attack, "run attacks (FGSM, PGD, CW, DeepFool, AutoAttack, ...) on a checkpoint"},

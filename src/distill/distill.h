@@ -167,7 +167,7 @@ typedef struct {
     double lr_net;
     // a checkpoint every ckpt_every steps (0: none), atomically, at ckpt_path
     long ckpt_every;
-    char ckpt_path[1100];
+    char ckpt_path[1200];
     int progress;          // progress bar on stderr
     FILE *log;             // per-iteration lines (every log_every steps) and evaluations, or NULL
     long log_every;

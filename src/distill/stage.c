@@ -474,8 +474,8 @@ int distill_run(const DistillConfig *cfg, const DistillParams *p, const Dataset 
         }
         if (cfg->ckpt_every > 0 && done_updates % cfg->ckpt_every == 0 && done_updates < total) {
             if (!all_finite(r.syn, distill_syn_size(&r) * (size_t)r.n_syn)) {
-                err_set(e, "the synthetic images are not finite after iteration %ld; stopped%s%s", it,
-                        last_ckpt >= 0 ? ", the last good checkpoint is kept in " : "", last_ckpt >= 0 ? cfg->ckpt_path : "");
+                err_set(e, "the synthetic images are not finite after iteration %ld; stopped, nothing written%s%s", it,
+                        last_ckpt >= 0 ? "; the last good checkpoint is kept in " : "", last_ckpt >= 0 ? cfg->ckpt_path : "");
                 goto done;
             }
             if (checkpoint_write(&r, done_updates, res, e)) goto done;
