@@ -18,6 +18,7 @@ int cmd_download(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
+int bench_distill(int argc, char **argv); // beard bench --distill (bench_distill.c)
 
 // Matches argv[*i] against "--name" (value in the next argument) or "--name=value".
 // On a match returns the value and advances *i past it; on "--name" without a value it

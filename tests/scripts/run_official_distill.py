@@ -12,6 +12,9 @@ What this wrapper changes around it, and nothing inside it:
     own archive and checksums); images and labels come out as torchvision's would;
   - the modules IDM/BACON import but do not need for this (torchnet's ClassErrorMeter, a
     three-line meter, and kornia, used only for ZCA) are provided when missing;
+  - an in-place copy from a tensor into itself (DiffAugment's Siamese `randb[:] = randb[0]`,
+    which torch >= 1.13 refuses when the two overlap, as they do for a batch of one)
+    copies from a clone, as older torch did implicitly;
   - torch.set_num_threads(--threads); random, numpy and torch are seeded with --seed
     (the scripts still reseed torch from the clock in get_network and DiffAugment, as
     they always do);
@@ -91,6 +94,21 @@ def install_stubs():
         sys.modules["kornia"] = types.ModuleType("kornia")
 
 
+def install_self_copy():
+    setitem = torch.Tensor.__setitem__
+
+    def patched(self, idx, value):
+        if isinstance(value, torch.Tensor):
+            try:
+                if value.storage().data_ptr() == self.storage().data_ptr():
+                    value = value.clone()
+            except RuntimeError:
+                pass
+        return setitem(self, idx, value)
+
+    torch.Tensor.__setitem__ = patched
+
+
 def install_timing(path):
     stamps = []
     init, step = torch.optim.SGD.__init__, torch.optim.SGD.step
@@ -132,6 +150,7 @@ def main():
     np.random.seed(a.seed)
     torch.manual_seed(a.seed)
     install_stubs()
+    install_self_copy()
     install_cifar(os.path.abspath(a.cifar))
     if a.timing:
         install_timing(os.path.abspath(a.timing))
