@@ -520,27 +520,6 @@ static void test_params(void) {
 // ----------------------------------------------------------------------------
 // the command line: bad input gives one line on stderr, a non-zero status, nothing written
 
-#include <stdarg.h>
-#include <sys/wait.h>
-
-// stderr only (stdout discarded); returns the exit status
-static int run_err(char *err, size_t n, const char *fmt, ...) {
-    char args[4096], cmd[4700];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof(args), fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof(cmd), "BEARD_NO_PROGRESS=1 %s %s 2>&1 1>/dev/null", beard_bin(), args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t k = fread(err, 1, n - 1, p);
-    err[k] = 0;
-    while (fgetc(p) != EOF) {
-    }
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static int lines(const char *s) {
     int n = 0;
     for (; *s; s++) n += *s == '\n';
@@ -600,22 +579,22 @@ static void test_cli(void) {
         {"--resume without a checkpoint", "--ipc 1 --resume", 1, "no checkpoint"},
     };
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
-        int st = run_err(err, sizeof(err), "%s --data %s --out %s %s", base, data, out, bad[k].args);
+        int st = run_cli_stderr(err, sizeof(err), "%s --data %s --out %s %s", base, data, out, bad[k].args);
         CHECK(st == bad[k].status && strstr(err, bad[k].needle) && lines(err) == 1 && !strncmp(err, "beard distill: ", 15),
               "%s: status %d, stderr '%s'", bad[k].what, st, err);
         CHECK(dir_empty(out), "%s: nothing written in %s", bad[k].what, out);
     }
-    int st = run_err(err, sizeof(err), "%s --ipc 1 --data %s/nowhere --out %s", base, data, out);
+    int st = run_cli_stderr(err, sizeof(err), "%s --ipc 1 --data %s/nowhere --out %s", base, data, out);
     CHECK(st == 1 && strstr(err, "use --data DIR") && lines(err) == 1, "a missing dataset: %d '%s'", st, err);
     // a good run, then the bad ones that need its files
     char json[800];
     snprintf(json, sizeof(json), "%s/run.json", out);
-    st = run_err(err, sizeof(err), "%s --ipc 1 --data %s --out %s --json %s", base, data, out, json);
+    st = run_cli_stderr(err, sizeof(err), "%s --ipc 1 --data %s --out %s --json %s", base, data, out, json);
     CHECK(st == 0, "a small DM run: %d '%s'", st, err);
     snprintf(path, sizeof(path), "%s/res_DM_CIFAR10_ConvNetW32_1ipc.pt", out);
     struct stat sb;
     CHECK(stat(path, &sb) == 0 && stat(json, &sb) == 0, "the res file and the JSON summary");
-    st = run_err(err, sizeof(err), "%s --ipc 1 --data %s --out %s", base, data, out);
+    st = run_cli_stderr(err, sizeof(err), "%s --ipc 1 --data %s --out %s", base, data, out);
     CHECK(st == 1 && strstr(err, "exists") && strstr(err, "--force"), "existing outputs are kept: '%s'", err);
     // train stage 2 on it: the stages chain
     char log[8192];
@@ -627,7 +606,7 @@ static void test_cli(void) {
     FILE *f = fopen(path, "wb");
     fputs("PK\x03\x04 not really a zip file", f);
     fclose(f);
-    st = run_err(err, sizeof(err), "%s --ipc 1 --data %s --out %s --resume", base, data, out);
+    st = run_cli_stderr(err, sizeof(err), "%s --ipc 1 --data %s --out %s --resume", base, data, out);
     CHECK(st == 1 && strstr(err, "cannot resume") && lines(err) == 1, "a corrupt checkpoint: %d '%s'", st, err);
     // --help lists every method with its parameters and defaults; --dry-run writes nothing
     st = run_cli(log, sizeof(log), "distill --help");

@@ -131,11 +131,10 @@ const Tensor *distill_ck_get(const TensorDict *ck, const char *name, DType dt, s
     return t;
 }
 
-static int add_f32(TensorDict *ck, const char *name, const float *x, size_t n, Err *e) {
+int distill_ck_add(TensorDict *ck, const char *name, DType dt, int ndim, const int64_t *shape, const void *data, Err *e) {
     Tensor t;
-    int64_t shape[1] = {(int64_t)n};
-    if (tensor_init(&t, DTYPE_F32, 1, shape, e)) return -1;
-    if (n) memcpy(t.data, x, sizeof(float) * n);
+    if (tensor_init(&t, dt, ndim, shape, e)) return -1;
+    if (t.numel) memcpy(t.data, data, tensor_nbytes(&t));
     if (tensordict_add(ck, name, &t, e)) {
         tensor_free(&t);
         return -1;
@@ -143,16 +142,14 @@ static int add_f32(TensorDict *ck, const char *name, const float *x, size_t n, E
     return 0;
 }
 
-static int add_i64(TensorDict *ck, const char *name, const int64_t *x, size_t n, Err *e) {
-    Tensor t;
+static int add_f32(TensorDict *ck, const char *name, const float *x, size_t n, Err *e) {
     int64_t shape[1] = {(int64_t)n};
-    if (tensor_init(&t, DTYPE_I64, 1, shape, e)) return -1;
-    if (n) memcpy(t.data, x, sizeof(int64_t) * n);
-    if (tensordict_add(ck, name, &t, e)) {
-        tensor_free(&t);
-        return -1;
-    }
-    return 0;
+    return distill_ck_add(ck, name, DTYPE_F32, 1, shape, x, e);
+}
+
+static int add_i64(TensorDict *ck, const char *name, const int64_t *x, size_t n, Err *e) {
+    int64_t shape[1] = {(int64_t)n};
+    return distill_ck_add(ck, name, DTYPE_I64, 1, shape, x, e);
 }
 
 int distill_optim_save(const Optim *o, const char *prefix, TensorDict *ck, Err *e) {

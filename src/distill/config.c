@@ -15,15 +15,17 @@
 #include "../io/jsonval.h"
 #include "distill.h"
 
-// '-' and '_' alike, case-insensitive
-static int pname_eq(const char *a, const char *b) {
-    for (;; a++, b++) {
-        char ca = *a == '-' ? '_' : (char)tolower((unsigned char)*a);
-        char cb = *b == '-' ? '_' : (char)tolower((unsigned char)*b);
+int distill_name_eq(const char *a, const char *b, size_t nb) {
+    size_t i = 0;
+    for (; a[i] && i < nb && b[i]; i++) {
+        char ca = a[i] == '-' ? '_' : (char)tolower((unsigned char)a[i]);
+        char cb = b[i] == '-' ? '_' : (char)tolower((unsigned char)b[i]);
         if (ca != cb) return 0;
-        if (!ca) return 1;
     }
+    return a[i] == 0 && (i == nb || b[i] == 0);
 }
+
+static int pname_eq(const char *a, const char *b) { return distill_name_eq(a, b, (size_t)-1); }
 
 void distill_params_init(DistillParams *p, const DistillMethodDef *def) {
     memset(p, 0, sizeof(*p));

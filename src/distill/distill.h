@@ -257,6 +257,9 @@ typedef struct DistillMethodDef {
 int distill_method_count(void);
 const DistillMethodDef *distill_method_get(int i);
 const DistillMethodDef *distill_method_find(const char *name); // name or alias; NULL if unknown
+// names compare case-insensitively with '-' and '_' alike: a against the first nb bytes of b
+// (or all of b when it is shorter)
+int distill_name_eq(const char *a, const char *b, size_t nb);
 
 // ----------------------------------------------------------------------------
 // helpers for methods (common.c)
@@ -305,6 +308,8 @@ int distill_net_save(const Net *net, const char *prefix, TensorDict *ck, Err *e)
 int distill_net_load(Net *net, const char *prefix, const TensorDict *ck, Err *e);
 // a checkpoint tensor by name with the expected element count and dtype, or an error
 const Tensor *distill_ck_get(const TensorDict *ck, const char *name, DType dt, size_t numel, Err *e);
+// adds a copy of data (ndim, shape; 0-dim: one value) to a checkpoint as `name`
+int distill_ck_add(TensorDict *ck, const char *name, DType dt, int ndim, const int64_t *shape, const void *data, Err *e);
 
 // ----------------------------------------------------------------------------
 // the stage (stage.c)

@@ -513,15 +513,8 @@ static int idm_step(DistillRun *r, Err *e) { return idm_step_with(r, distill_mea
 int idm_save(DistillRun *r, TensorDict *ck, Err *e) {
     Idm *s = r->state;
     if (distill_optim_save(&s->opt, "idm.opt", ck, e)) return -1;
-    int64_t nq = s->nq;
-    Tensor t;
-    int64_t one = 1;
-    if (tensor_init(&t, DTYPE_I64, 1, &one, e)) return -1;
-    ((int64_t *)t.data)[0] = nq;
-    if (tensordict_add(ck, "idm.nq", &t, e)) {
-        tensor_free(&t);
-        return -1;
-    }
+    int64_t nq = s->nq, one = 1, two = 2;
+    if (distill_ck_add(ck, "idm.nq", DTYPE_I64, 1, &one, &nq, e)) return -1;
     for (int i = 0; i < s->nq; i++) {
         char pre[48];
         QNet *q = &s->q[i];
@@ -530,14 +523,9 @@ int idm_save(DistillRun *r, TensorDict *ck, Err *e) {
         if (distill_net_save(&s->net, pre, ck, e)) return -1;
         snprintf(pre, sizeof(pre), "idm.q%d.opt", i);
         if (distill_optim_save(&q->opt, pre, ck, e)) return -1;
-        int64_t two = 2;
-        if (tensor_init(&t, DTYPE_I64, 1, &two, e)) return -1;
-        ((int64_t *)t.data)[0] = q->correct, ((int64_t *)t.data)[1] = q->seen;
+        int64_t meter[2] = {q->correct, q->seen};
         snprintf(pre, sizeof(pre), "idm.q%d.meter", i);
-        if (tensordict_add(ck, pre, &t, e)) {
-            tensor_free(&t);
-            return -1;
-        }
+        if (distill_ck_add(ck, pre, DTYPE_I64, 1, &two, meter, e)) return -1;
     }
     return 0;
 }

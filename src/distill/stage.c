@@ -176,18 +176,6 @@ static char *identity_json(const DistillRun *r) {
     return txt;
 }
 
-static int add_tensor(TensorDict *ck, const char *name, DType dt, int ndim, const int64_t *shape, const void *data,
-                      Err *e) {
-    Tensor t;
-    if (tensor_init(&t, dt, ndim, shape, e)) return -1;
-    if (t.numel) memcpy(t.data, data, tensor_nbytes(&t));
-    if (tensordict_add(ck, name, &t, e)) {
-        tensor_free(&t);
-        return -1;
-    }
-    return 0;
-}
-
 static int all_finite(const float *x, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(x[i])) return 0;
@@ -211,13 +199,13 @@ static int checkpoint_write(DistillRun *r, long next, const DistillResult *res, 
         ev[3 * k] = (double)res->eval_it[k], ev[3 * k + 1] = res->eval_mean[k], ev[3 * k + 2] = res->eval_std[k];
     int64_t lid = (int64_t)strlen(id), nx = next, shape[4] = {r->n_syn, r->syn_c, r->syn_h, r->syn_w};
     int64_t sn = (int64_t)(n * D), sk = (int64_t)(n * r->K), ne = 3 * (int64_t)res->n_evals, one = 1;
-    if (add_tensor(&ck, "distill.config", DTYPE_U8, 1, &lid, id, e) || add_tensor(&ck, "distill.next", DTYPE_I64, 0, NULL, &nx, e) ||
-        add_tensor(&ck, "distill.syn_shape", DTYPE_I64, 1, (int64_t[]){4}, shape, e) ||
-        add_tensor(&ck, "distill.syn", DTYPE_F32, 1, &sn, r->syn, e) ||
-        add_tensor(&ck, "distill.syn_y", DTYPE_I64, 1, (int64_t *)&n, y, e) ||
-        (r->syn_soft && add_tensor(&ck, "distill.syn_soft", DTYPE_F32, 1, &sk, r->syn_soft, e)) ||
-        add_tensor(&ck, "distill.syn_lr", DTYPE_F64, 1, &one, &r->syn_lr, e) ||
-        add_tensor(&ck, "distill.evals", DTYPE_F64, 1, &ne, ev, e))
+    if (distill_ck_add(&ck, "distill.config", DTYPE_U8, 1, &lid, id, e) || distill_ck_add(&ck, "distill.next", DTYPE_I64, 0, NULL, &nx, e) ||
+        distill_ck_add(&ck, "distill.syn_shape", DTYPE_I64, 1, (int64_t[]){4}, shape, e) ||
+        distill_ck_add(&ck, "distill.syn", DTYPE_F32, 1, &sn, r->syn, e) ||
+        distill_ck_add(&ck, "distill.syn_y", DTYPE_I64, 1, (int64_t *)&n, y, e) ||
+        (r->syn_soft && distill_ck_add(&ck, "distill.syn_soft", DTYPE_F32, 1, &sk, r->syn_soft, e)) ||
+        distill_ck_add(&ck, "distill.syn_lr", DTYPE_F64, 1, &one, &r->syn_lr, e) ||
+        distill_ck_add(&ck, "distill.evals", DTYPE_F64, 1, &ne, ev, e))
         goto done;
     if (r->cfg->method->save && r->cfg->method->save(r, &ck, e)) goto done;
     rc = torch_save_state_dict(r->cfg->ckpt_path, &ck, e);
