@@ -459,6 +459,49 @@ static void test_outputs_and_eval(void) {
     CHECK(rc == -1 && strstr(e.msg, "IPC 11 is larger than the 10 training images of class 0"), "IPC too large: %s", e.msg);
 }
 
+// every dataset shape works as the source: one iteration of DM and IDM on MNIST-shaped
+// (1 x 28 x 28, padded to 32 by the ConvNet) and TinyImageNet-shaped (3 x 64 x 64) data
+static void test_shapes(void) {
+    const char *names[2] = {"MNIST", "TinyImageNet"};
+    for (int k = 0; k < 2; k++) {
+        const DatasetInfo *base = dataset_info(names[k]);
+        DatasetInfo info = *base;
+        info.n_classes = 2;
+        Dataset ds;
+        memset(&ds, 0, sizeof(ds));
+        snprintf(ds.name, sizeof(ds.name), "%s", base->name);
+        ds.c = info.c, ds.h = info.h, ds.w = info.w, ds.n_classes = 2, ds.n = 6;
+        size_t D = (size_t)ds.c * ds.h * ds.w;
+        ds.images = malloc(D * 6);
+        ds.labels = malloc(sizeof(int) * 6);
+        for (size_t i = 0; i < D * 6; i++) ds.images[i] = (uint8_t)(i * 37 % 251);
+        for (int i = 0; i < 6; i++) ds.labels[i] = i % 2;
+        for (int m = 0; m < 2; m++) {
+            DistillConfig cfg = {.method = distill_method_find(m ? "IDM" : "DM"), .info = &info, .ipc = 1, .iterations = 0,
+                                 .lr_net = 0.01, .num_eval = 1, .epoch_eval_train = 1, .batch_train = 8};
+            snprintf(cfg.arch, sizeof(cfg.arch), "ConvNetW32");
+            DistillParams p;
+            small_params(&p, &cfg);
+            DistillPaths paths;
+            Err e;
+            char dir[512];
+            snprintf(dir, sizeof(dir), "%s", test_tmp("distill_shape"));
+            CHECK(distill_paths(&paths, dir, &cfg, &e) == 0, "paths: %s", e.msg);
+            DistillResult res;
+            int rc = distill_run(&cfg, &p, &ds, NULL, NULL, &paths, 0, &res, &e);
+            CHECK(rc == 0 && isfinite(res.final_loss), "%s on %s-shaped data: %s", cfg.method->name, names[k], e.msg);
+            uint8_t *rgb;
+            int w = 0, h = 0;
+            CHECK(rc || (image_read_rgb(paths.png, &rgb, &w, &h, &e) == 0 && w == info.w + 4 && h == 2 * (info.h + 2) + 2),
+                  "%s: the grid (%dx%d)", names[k], w, h);
+            if (w) xfree(rgb);
+            remove(paths.res), remove(paths.pkl), remove(paths.png);
+            rmdir(dir);
+        }
+        dataset_free(&ds);
+    }
+}
+
 static void test_params(void) {
     const DistillMethodDef *idm = distill_method_find("idm"), *dm = distill_method_find("Distribution-Matching");
     CHECK(idm && dm && distill_method_find("bacon") && !distill_method_find("DC9"), "the registry");
@@ -629,6 +672,7 @@ int main(void) {
     test_determinism_and_resume("DM");
     test_determinism_and_resume("IDM");
     test_nan();
+    test_shapes();
     test_outputs_and_eval();
     dataset_free(&g_ds);
     test_cli();
