@@ -639,11 +639,18 @@ static void test_cli(void) {
     CHECK(stat(path, &sb) == 0 && stat(json, &sb) == 0, "the res file and the JSON summary");
     st = run_cli_stderr(err, sizeof(err), "%s --ipc 1 --data %s --out %s", base, data, out);
     CHECK(st == 1 && strstr(err, "exists") && strstr(err, "--force"), "existing outputs are kept: '%s'", err);
-    // train stage 2 on it: the stages chain
-    char log[8192];
-    st = run_cli(log, sizeof(log), "train --data-file %s --dataset cifar10 --data %s --arch ConvNetW32 --runs 1 --epochs 2 --quiet",
-                 path, data);
+    // stage 2 on it, stage 3 on the model: the stages chain
+    char log[8192], models[700], model[900];
+    snprintf(models, sizeof(models), "%s/models", out);
+    st = run_cli(log, sizeof(log),
+                 "train --data-file %s --dataset cifar10 --data %s --arch ConvNetW32 --runs 1 --epochs 2 --quiet "
+                 "--save-path %s",
+                 path, data, models);
     CHECK(st == 0 && strstr(log, "test accuracy over 1 run"), "beard train reads the res file: %d %s", st, log);
+    snprintf(model, sizeof(model), "%s/DM_ConvNetW32_CIFAR10_1_None.pth", models);
+    st = run_cli(log, sizeof(log), "attack --model %s --dataset cifar10 --data %s --arch ConvNetW32 --attack FGSM,PGD --limit 10",
+                 model, data);
+    CHECK(st == 0 && strstr(log, "PGD"), "beard attack on the model trained on the distilled set: %d %s", st, log);
     // a corrupt checkpoint
     snprintf(path, sizeof(path), "%s/DM_CIFAR10_ConvNetW32_1ipc.checkpoint.pt", out);
     FILE *f = fopen(path, "wb");
