@@ -136,12 +136,30 @@ def train(a, name, res, unpack):
     os.makedirs(out, exist_ok=True)
     cmd = [a.beard, "train", "--data-file", res, "--dataset", "cifar10", "--data", os.path.join(a.shared, "data"),
            "--runs", str(a.seeds), "--seed", "0", "--epochs", str(a.epochs), "--threads", str(a.threads),
-           "--eval-every", "0", "--log-every", "0", "--quiet", "--json", js + ".tmp"]
+           "--eval-every", "0", "--log-every", "0", "--quiet", "--json", js + ".tmp", "--save-path",
+           os.path.join(out, "models")]
     if unpack:
         cmd.append("--unpack4")
     run(cmd, os.path.join(out, "log.txt"))
     os.rename(js + ".tmp", js)
     return json.load(open(js))
+
+
+def attack(a, name, train_json):
+    """stage 3 on the final model of the best run: FGSM and PGD (pixel semantics, eps 8/255)"""
+    out = os.path.join(a.work, "train", name)
+    js = os.path.join(out, "attack.json")
+    if not os.path.exists(js):
+        model = train_json["saved"]["final"]
+        cmd = [a.beard, "attack", "--model", model, "--dataset", "cifar10", "--data", os.path.join(a.shared, "data"),
+               "--attack", "FGSM,PGD", "--threads", str(a.threads), "--json", js + ".tmp"]
+        run(cmd, os.path.join(out, "attack_log.txt"))
+        os.rename(js + ".tmp", js)
+    res = json.load(open(js))
+    acc = {}
+    for r in res.get("results", []):
+        acc[r.get("attack")] = (r.get("clean_accuracy"), r.get("accuracy"))
+    return acc
 
 
 def main():
@@ -161,7 +179,7 @@ def main():
     a = ap.parse_args()
     a.beard = os.path.abspath(a.beard)
     methods, ipcs = a.methods.split(","), [int(i) for i in a.ipcs.split(",")]
-    steps = a.only.split(",") if a.only else ["official", "beard", "train", "table"]
+    steps = a.only.split(",") if a.only else ["official", "beard", "train", "attack", "table"]
     sets = {}
     for ipc in ipcs:
         for m in methods:
@@ -187,23 +205,41 @@ def main():
                 if "train" in steps or os.path.exists(os.path.join(a.work, "train", "%s_%s_%d" % (who, m, ipc), "train.json")):
                     t = train(a, "%s_%s_%d" % (who, m, ipc), path, m in ("IDM", "BACON"))
                     r[who] = (t["mean_accuracy"], t["std_accuracy"], t["accuracies"])
+                    if who == "beard" and "attack" in steps:
+                        r["beard_attack"] = attack(a, "%s_%s_%d" % (who, m, ipc), t)
                 tj = os.path.join(os.path.dirname(path), "time.json")
                 if os.path.exists(tj):
                     r[who + "_time"] = json.load(open(tj))
             rows.append(r)
     json.dump(rows, open(os.path.join(a.work, "table.json"), "w"), indent=1)
-    print("| method | IPC | iterations | beard | official (PyTorch) | difference | beard distill time | official distill time |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| method | IPC | iterations | beard | official (PyTorch) | difference | beard distill time | official distill time "
+          "| beard model: FGSM / PGD robust acc. |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         f = lambda k: "%.2f +- %.2f" % (r[k][0], r[k][1]) if k in r else "n/a"  # noqa: E731
         it = "" if r["method"] == "RandomReal" else str(a.dm_iters if r["method"] == "DM" else a.idm_iters)
         if r["method"] == "RandomReal":
-            print("| random real | %d | | %s | | | | |" % (r["ipc"], f("random")))
+            print("| random real | %d | | %s | | | | | |" % (r["ipc"], f("random")))
             continue
+        att = r.get("beard_attack", {})
+        att_s = " / ".join("%.2f" % att[k][1] for k in ("FGSM", "PGD") if k in att)
         diff = "%+.2f" % (r["beard"][0] - r["official"][0]) if "beard" in r and "official" in r else ""
         tb = "%.0f s" % r["beard_time"]["seconds"] if "beard_time" in r else ""
         to = "%.0f s" % r["official_time"]["seconds"] if "official_time" in r else ""
-        print("| %s | %d | %s | %s | %s | %s | %s | %s |" % (r["method"], r["ipc"], it, f("beard"), f("official"), diff, tb, to))
+        print("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (r["method"], r["ipc"], it, f("beard"), f("official"), diff,
+                                                                tb, to, att_s))
+    # the acceptance: within 2 points of the official code, above random real images
+    rnd = {r["ipc"]: r["random"][0] for r in rows if r["method"] == "RandomReal" and "random" in r}
+    for r in rows:
+        if r["method"] == "RandomReal" or "beard" not in r:
+            continue
+        checks = []
+        if "official" in r:
+            checks.append(("within 2 points of the official code", abs(r["beard"][0] - r["official"][0]) <= 2.0))
+        if r["ipc"] in rnd:
+            checks.append(("above random real", r["beard"][0] > rnd[r["ipc"]]))
+        for what, ok in checks:
+            print("%s %s IPC %d: %s" % ("PASS" if ok else "FAIL", r["method"], r["ipc"], what))
 
 
 if __name__ == "__main__":
