@@ -47,7 +47,25 @@
  * beard's draws equal its draws in distribution, not in value.
  *
  * Tests inject fixed randomness (the official code's initial weights, real batches, DSA
- * parameters, queue choices) through r->ov; with ov NULL every helper uses r->rng.
+ * parameters, queue choices) through r->ov; with ov NULL every helper uses r->rng. A
+ * method's step-fidelity test replays the draws of a PyTorch port of the official loop
+ * (tests/scripts/distill_ref.py shows the pattern: a Draws object records every draw, the
+ * C test feeds them back through DistillOverride in the same order, ov->grad sees the
+ * gradient before every image step).
+ *
+ * Notes for the methods still to come:
+ *   - The engine gives first-order gradients: the two-phase tape (net.h) seeds a loss at
+ *     any node and backpropagates to the input and the parameters. DC and DSA's gradient
+ *     matching and MTT's trajectory matching differentiate through parameter gradients or
+ *     unrolled SGD steps (second order); they need a backward of the backward, which the
+ *     tape does not offer yet.
+ *   - Soft labels (SRe2L's relabel, CDA, G-VBSM): set r->syn_soft in init (n_syn x K);
+ *     the res writer then stores that matrix as the labels, and evaluation trains on it.
+ *   - Image-folder releases (SRe2L, CDA, DELT: <class>/<image>.png) and MTT's
+ *     images_best.pt / labels_best.pt / lr_best.pt (r->syn_lr): add a DISTILL_OUT_* flag
+ *     with its writer in output.c (the PNG encoding of distill_write_png is there).
+ *   - Phases (squeeze, recover, relabel): total_steps and r->it; the state to checkpoint
+ *     (a trained teacher, per-phase optimisers) goes through save/load.
  */
 #ifndef BEARD_DISTILL_H
 #define BEARD_DISTILL_H
