@@ -150,6 +150,16 @@ static void set_num(DistillParams *p, const char *name, double v) {
     set(p, name, b);
 }
 
+// the worst |got - ref| / (1e-5 + 1e-4 |ref|) of a comparison: below 1 passes
+static double g_worst;
+
+static void note_worst(const float *got, const float *ref, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        double q = fabs((double)got[i] - ref[i]) / (1e-5 + 1e-4 * fabs((double)ref[i]));
+        if (q > g_worst) g_worst = q;
+    }
+}
+
 // one fidelity case: method, fixture, architecture
 static void test_fidelity(const char *method, const char *file, const char *arch) {
     Fixture f;
@@ -199,6 +209,7 @@ static void test_fidelity(const char *method, const char *file, const char *arch
     const FixTensor *init = fixture_get(&f, "init");
     snprintf(what, sizeof(what), "%s: initial synthetic set", file);
     if (init && init->n == n) check_close(what, r.syn, init->data, n, 1e-6, 1e-6);
+    g_worst = 0;
     for (int it = 0; it < iters; it++) {
         rp_free(&rp);
         if (distill_run_step(&r, it, &e)) {
@@ -210,6 +221,7 @@ static void test_fidelity(const char *method, const char *file, const char *arch
             float l = (float)r.loss;
             snprintf(what, sizeof(what), "%s iteration %d: loss", file, it);
             check_close(what, &l, loss->data, 1, 1e-5, 1e-4);
+            note_worst(&l, loss->data, 1);
         }
         int steps = idm ? K * (int)m[12] : 1;
         CHECK(rp.n_grads == steps, "%s iteration %d: %d image steps, the port made %d", file, it, rp.n_grads, steps);
@@ -219,19 +231,26 @@ static void test_fidelity(const char *method, const char *file, const char *arch
             snprintf(what, sizeof(what), "%s iteration %d: gradient w.r.t. the images, step %d", file, it, s);
             if (!idm) {
                 check_close(what, rp.grads[s], g->data, n, 1e-5, 1e-4);
+                note_worst(rp.grads[s], g->data, n);
                 continue;
             }
             int c = s % K; // IDM: class c's block; zero elsewhere
             size_t blk = (size_t)ipc * D;
             check_close(what, rp.grads[s] + (size_t)c * blk, g->data, blk, 1e-5, 1e-4);
+            note_worst(rp.grads[s] + (size_t)c * blk, g->data, blk);
             double out_norm = 0;
             for (size_t i = 0; i < n; i++)
                 if (i / blk != (size_t)c) out_norm += fabs(rp.grads[s][i]);
             CHECK(out_norm == 0, "%s: the gradient outside class %d's images is zero", file, c);
         }
         snprintf(what, sizeof(what), "%s iteration %d: images after the iteration", file, it);
-        if (syn && syn->n == n) check_close(what, r.syn, syn->data, n, 1e-5, 1e-4);
+        if (syn && syn->n == n) {
+            check_close(what, r.syn, syn->data, n, 1e-5, 1e-4);
+            note_worst(r.syn, syn->data, n);
+        }
     }
+    printf("%s (%s): worst error %.3f of the tolerance (1e-5 + 1e-4 |ref|) over loss, gradients and images\n", file,
+           arch, g_worst);
     CHECK(rp.bad == 0, "%s: beard's draws follow the port's (%d mismatches)", file, rp.bad);
     CHECK(rp.n_choose == (int)rp.choose->shape[0] && rp.n_dsa == (int)rp.dsa->shape[0],
           "%s: every draw of the port replayed (%d of %lld, %d of %lld)", file, rp.n_choose,
