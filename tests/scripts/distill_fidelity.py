@@ -180,33 +180,35 @@ def main():
     a.beard = os.path.abspath(a.beard)
     methods, ipcs = a.methods.split(","), [int(i) for i in a.ipcs.split(",")]
     steps = a.only.split(",") if a.only else ["official", "beard", "train", "attack", "table"]
-    sets = {}
     for ipc in ipcs:
-        for m in methods:
+        for m in [m for m in methods if m]:
             if "official" in steps and a.official:
-                sets[("official", m, ipc)] = official(a, m, ipc)
+                official(a, m, ipc)
             if "beard" in steps:
-                sets[("beard", m, ipc)] = beard(a, m, ipc)
-        if "train" in steps or "table" in steps:
-            sets[("random", "RandomReal", ipc)] = random_real(a, ipc)
+                beard(a, m, ipc)
     if "train" not in steps and "table" not in steps:
         return
     rows = []
     for ipc in ipcs:
-        for m in ["RandomReal"] + methods:
+        for m in ["RandomReal"] + [m for m in methods if m]:
             r = {"method": m, "ipc": ipc}
-            for who in ("beard", "official", "random"):
-                key = (who, m, ipc)
-                path = sets.get(key)
-                if path is None and who != "random":
-                    path = beard(a, m, ipc) if who == "beard" and "beard" not in steps else None
-                if path is None or not os.path.exists(path):
+            for who in (("random",) if m == "RandomReal" else ("beard", "official")):
+                if who == "random":
+                    path = random_real(a, ipc)
+                elif who == "beard":
+                    path = os.path.join(a.work, "beard", "%s_%d" % (m, ipc), "res_%s_CIFAR10_ConvNet_%dipc.pt" % (m, ipc))
+                else:
+                    path = os.path.join(a.work, "official", "%s_%d" % (m, ipc), "res_DM_CIFAR10_ConvNet_%dipc.pt" % ipc)
+                if not os.path.exists(path):
                     continue
-                if "train" in steps or os.path.exists(os.path.join(a.work, "train", "%s_%s_%d" % (who, m, ipc), "train.json")):
-                    t = train(a, "%s_%s_%d" % (who, m, ipc), path, m in ("IDM", "BACON"))
+                name = "%s_%s_%d" % (who, m, ipc)
+                done = os.path.exists(os.path.join(a.work, "train", name, "train.json"))
+                if "train" in steps or done:
+                    t = train(a, name, path, m in ("IDM", "BACON"))
                     r[who] = (t["mean_accuracy"], t["std_accuracy"], t["accuracies"])
-                    if who == "beard" and "attack" in steps:
-                        r["beard_attack"] = attack(a, "%s_%s_%d" % (who, m, ipc), t)
+                    if who == "beard" and ("attack" in steps or
+                                           os.path.exists(os.path.join(a.work, "train", name, "attack.json"))):
+                        r["beard_attack"] = attack(a, name, t)
                 tj = os.path.join(os.path.dirname(path), "time.json")
                 if os.path.exists(tj):
                     r[who + "_time"] = json.load(open(tj))
