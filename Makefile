@@ -33,7 +33,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(B)/%.o)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(B)/tests/%)
 
-.PHONY: all test check asan fuzz clean fidelity train-fidelity
+.PHONY: all test check asan fuzz clean fidelity train-fidelity distill-fidelity
 all: $(B)/beard beard
 
 beard: $(B)/beard
@@ -84,7 +84,13 @@ check: test
 # The full acceptance runs, too slow for the suite (need ../shared, or BEARD_SHARED):
 #   fidelity        every attack against torchattacks 3.5.1 on all 761 test images
 #   train-fidelity  300 epochs x 3 seeds on the 10-ipc pool file, against PyTorch's figure
+#   distill-fidelity  stage 1 end to end: DM, IDM, BACON at IPC 1 and 10 on the subset, beside
+#                   random real images and (with OFFICIAL=DIR, checkouts of the official code:
+#                   DatasetCondensation/, IDM/, BACON/) the official code in PyTorch; each set
+#                   trained 3 times with BEARD's recipe. Hours on 2 cores; resumable (finished
+#                   steps are kept in $(B)/distill-fidelity). DISTILL_ARGS="--dm-iters N ..."
 SHARED ?= ../shared
+OFFICIAL ?=
 fidelity: $(B)/tests/test_attack_fidelity
 	BEARD_SHARED=$(SHARED) BEARD_FIDELITY_N=761 $(B)/tests/test_attack_fidelity
 
@@ -93,6 +99,10 @@ train-fidelity: $(B)/beard
 		--data $(SHARED)/data --epochs 300 --runs 3 --no-aug --eval-every 50 --log-every 50 \
 		--save-path $(B)/train-fidelity --json $(B)/train-fidelity/beard.json
 	/usr/bin/python3 tests/scripts/train_fidelity.py --beard-json $(B)/train-fidelity/beard.json
+
+distill-fidelity: $(B)/beard
+	/usr/bin/python3 tests/scripts/distill_fidelity.py --beard $(B)/beard --shared $(SHARED) \
+		--work $(B)/distill-fidelity $(if $(OFFICIAL),--official $(OFFICIAL)) $(DISTILL_ARGS)
 
 # Sanitizer build: same sources, -O1, no OpenMP races hidden by optimisation.
 asan:

@@ -135,13 +135,10 @@ const char *beard_bin(void) {
     return access(b, X_OK) == 0 ? b : NULL;
 }
 
-int run_cli(char *out, size_t n, const char *fmt, ...) {
+static int run_cmd(char *out, size_t n, const char *redirect, const char *fmt, va_list ap) {
     char args[4096], cmd[4600];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(args, sizeof(args), fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof(cmd), "BEARD_NO_PROGRESS=1 %s %s 2>&1", beard_bin(), args);
+    snprintf(cmd, sizeof(cmd), "BEARD_NO_PROGRESS=1 %s %s %s", beard_bin(), args, redirect);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     size_t k = fread(out, 1, n - 1, p);
@@ -150,6 +147,22 @@ int run_cli(char *out, size_t n, const char *fmt, ...) {
     }
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int run_cli(char *out, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = run_cmd(out, n, "2>&1", fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int run_cli_stderr(char *out, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = run_cmd(out, n, "2>&1 1>/dev/null", fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 const FixTensor *fixture_getf(const Fixture *f, const char *fmt, ...) {

@@ -66,6 +66,8 @@ const char *beard_bin(void);
 // runs "BEARD_NO_PROGRESS=1 <beard> <args> 2>&1" (args from fmt); the output goes to out
 // (n bytes, NUL-terminated), returns the exit status (-1 if it did not exit)
 int run_cli(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+// the same with only stderr in out (stdout discarded): for checking one-line errors
+int run_cli_stderr(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 // path of a fresh temporary file/directory for this test (under $TMPDIR or /tmp)
 const char *test_tmp(const char *name);

@@ -418,6 +418,13 @@ static void test_drivers(void) {
 // bilinear resizing: x0.5 of a plane is the mean of its 2x2 blocks; x2 of a constant is
 // the constant; backward is the transpose (<up(x), g> = <x, up^T(g)>), also for a quadrant
 // read and written in place with a row stride
+// torch.relu(nan) is nan: a non-finite network must not look finite after a ReLU
+static void test_relu_nan(void) {
+    float in[3] = {NAN, -1.0f, 2.0f}, out[3];
+    act_forward(out, in, 3, ACT_RELU, 0.0f);
+    CHECK(isnan(out[0]) && out[1] == 0.0f && out[2] == 2.0f, "ReLU propagates NaN");
+}
+
 static void test_bilinear(void) {
     float x[36], big[144], g[144], dx[36], small[9];
     Rng r;
@@ -506,6 +513,7 @@ int main(int argc, char **argv) {
     test_winograd();
     test_net_winograd();
     test_drivers();
+    test_relu_nan();
     test_bilinear();
     test_sgd();
     return test_done("test_nn");

@@ -158,6 +158,20 @@ static void test_embed_seed(const char *norm, int train) {
         check_close("net_forward = the tape's logits", z, net_tape_out(t, last), K * B, 1e-6, 1e-5);
         CHECK(net_forward_node(&net, x, B, net.n_layers, o, &e) == -1, "net_forward_node: a node that is not there");
         free(o), free(z);
+    } else { // BatchNorm in training mode: net_forward_node runs layer by layer with batch statistics
+        float *o = malloc(sizeof(float) * E * B);
+        float *after_tape = malloc(sizeof(float) * (net.n_buffers + 1));
+        memcpy(after_tape, net.buffers, sizeof(float) * net.n_buffers);
+        RESET();
+        net_tape_forward(&net, &t, x, B, 1, &e);
+        memcpy(after_tape, net.buffers, sizeof(float) * net.n_buffers);
+        RESET();
+        net.train = 1;
+        CHECK(net_forward_node(&net, x, B, emb, o, &e) == 0, "net_forward_node in train mode: %s", e.msg);
+        net.train = 0;
+        CHECK(!memcmp(o, net_tape_out(t, emb), sizeof(float) * E * B), "train-mode net_forward_node = the tape's embedding");
+        CHECK(!memcmp(after_tape, net.buffers, sizeof(float) * net.n_buffers), "and updates the running statistics alike");
+        free(o), free(after_tape);
     }
     net_tape_free(t);
     free(buf0), free(x), free(g), free(ge), free(wtg), free(d1), free(d2), free(d3), free(d4);

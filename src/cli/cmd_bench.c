@@ -30,7 +30,14 @@ static const char *usage_text =
     "train step, on random inputs. --seconds: minimum time per measurement (default 3).\n"
     "--torch also runs scripts/bench_torch.py with PyTorch on the CPU (same threads and\n"
     "batch; --python names the interpreter, default /usr/bin/python3) and prints ratios.\n"
-    "--gemm measures sgemm GFLOP/s (OpenBLAS, square matrices) single- and multi-threaded.\n";
+    "--gemm measures sgemm GFLOP/s (OpenBLAS, square matrices) single- and multi-threaded.\n"
+    "\n"
+    "       beard bench --distill METHOD [--ipc 10] [--iterations 5] [--data DIR] [--train-size 5000]\n"
+    "                   [--threads N] [--json OUT] [--torch --official DIR] [--python PY]\n"
+    "Distillation: iterations/s of METHOD (DM, IDM, BACON) on CIFAR-10 (the training set in --data,\n"
+    "else --train-size random images per class) after one warm-up iteration, and the peak memory.\n"
+    "--torch also runs the official code (checkouts in --official: DatasetCondensation/, IDM/,\n"
+    "BACON/) in PyTorch on the CPU with the same settings, threads and data, and prints the ratio.\n";
 
 typedef struct {
     int label_count;
@@ -144,6 +151,8 @@ int cmd_bench(int argc, char **argv) {
     long B = 256, threads = 0;
     double seconds = 3.0;
     int gemm = 0, torch = 0;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--distill") || !strncmp(argv[i], "--distill=", 10)) return bench_distill(argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *v;
         int missing = 0;

@@ -16,6 +16,7 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
+    {"distill", cmd_distill, "distil a real training set with DM, IDM or BACON into the methods' release files"},
     {"train", cmd_train, "train a model pool on a distilled set (BEARD/DC-bench recipe, DSA, adversarial training)"},
     {"buffer", cmd_buffer, "MTT's expert trajectories (buffer.py): replay_buffer_<n>.pt for trajectory matching"},
     {"eval", cmd_eval, "clean accuracy of a checkpoint on a test set"},

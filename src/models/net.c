@@ -843,9 +843,24 @@ int net_forward(Net *net, const float *x, int B, float *logits, Err *e) {
     return 0;
 }
 
+// BatchNorm in training mode couples the samples: the batch runs node by node in one
+// workspace (torch.no_grad() in train mode)
+static int forward_node_train(Net *net, const float *x, int B, int node, float *out_node, Err *e) {
+    Workspace *w = ws_alloc(net, B, 1, 0, 0);
+    if (!w) return err_set(e, "out of memory for a batch of %d in training mode", B);
+    const float *in0 = x;
+    if (net->normalize) normalize_into(net, w->x0, x, B), in0 = w->x0;
+    const float *o = chunk_forward_to(net, w, in0, B, 1, node);
+    memcpy(out_node, o, sizeof(float) * (size_t)B * net_node_size(net, node));
+    ws_free(w);
+    net->n_forward += (uint64_t)B;
+    return 0;
+}
+
 int net_forward_node(Net *net, const float *x, int B, int node, float *out_node, Err *e) {
     if (node < 0 || node >= net->n_layers) return err_set(e, "no node %d in %s", node, net->arch);
     if (wino_update(net, e)) return -1;
+    if (net->train && net_has_batchnorm(net)) return forward_node_train(net, x, B, node, out_node, e);
     size_t in = net_in_size(net), K = net_node_size(net, node);
     int nt = thread_count(B);
     for (int t = 0; t < nt; t++)

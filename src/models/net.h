@@ -199,8 +199,10 @@ int net_state_dict(const Net *net, TensorDict *out, Err *e);
 // regardless of net->train.
 int net_forward(Net *net, const float *x, int B, float *logits, Err *e);
 // the same up to one node: its output (B, net_node_size(net, node)), e.g. the embedding
-// (net_embed_node); later nodes are not run. Per-sample fused, no tape: the forward pass
-// of data whose gradient is not needed (distillation's real batches).
+// (net_embed_node); later nodes are not run. No tape: the forward pass of data whose
+// gradient is not needed (distillation's real batches). Per-sample fused with eval-mode
+// BatchNorm, unless net->train is set and the model has BatchNorm: then BatchNorm uses
+// the statistics of the B samples (and updates the running ones), batch-wide.
 int net_forward_node(Net *net, const float *x, int B, int node, float *out, Err *e);
 
 // The loss side of a backward pass: given sample i's logits, write nvec gradient vectors

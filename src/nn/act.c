@@ -14,7 +14,7 @@ void act_forward(real *out, const real *in, size_t n, ActKind kind, real slope) 
     switch (kind) {
     case ACT_RELU:
 #pragma omp parallel for schedule(static) if (N > (1 << 16))
-        for (long i = 0; i < N; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+        for (long i = 0; i < N; i++) out[i] = !(in[i] <= 0.0f) ? in[i] : 0.0f; // NaN stays NaN, as torch.relu
         break;
     case ACT_LEAKY_RELU:
 #pragma omp parallel for schedule(static) if (N > (1 << 16))

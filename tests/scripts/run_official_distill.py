@@ -1,0 +1,164 @@
+"""Runs an official distillation script (VICO-UoE/DatasetCondensation main_DM.py,
+uitrbn/IDM IDM_cifar10.py, zhouzhengqd/BACON Code/BACON_cifar10.py) unchanged on the
+CIFAR-10 data that beard reads, for `make distill-fidelity` and `beard bench --distill`.
+
+The official code is not part of beard: fetch it yourself and point --code at a checkout,
+e.g.  git clone https://github.com/VICO-UoE/DatasetCondensation /work/runs/distill/official/DC
+
+What this wrapper changes around it, and nothing inside it:
+  - torchvision.datasets.CIFAR10 reads the binary layout (data_batch_1..5.bin,
+    test_batch.bin) from --cifar, so that a subset such as ../shared/data's 5 x 761
+    training and 761 test images can be fed as it is (torchvision would insist on its
+    own archive and checksums); images and labels come out as torchvision's would;
+  - the modules IDM/BACON import but do not need for this (torchnet's ClassErrorMeter, a
+    three-line meter, and kornia, used only for ZCA) are provided when missing;
+  - an in-place copy from a tensor into itself (DiffAugment's Siamese `randb[:] = randb[0]`,
+    which torch >= 1.13 refuses when the two overlap, as they do for a batch of one)
+    copies from a clone, as older torch did implicitly;
+  - torch.set_num_threads(--threads); random, numpy and torch are seeded with --seed
+    (the scripts still reseed torch from the clock in get_network and DiffAugment, as
+    they always do);
+  - with --timing FILE, the wall-clock time of every step of the synthetic images'
+    optimiser (the SGD with momentum 0.5) is recorded, so that a benchmark can take the
+    time per iteration without the set-up.
+
+usage: run_official_distill.py --code DIR --script main_DM.py --cifar DIR [--threads 2]
+                               [--seed 0] [--timing FILE] -- <the script's own arguments>
+"""
+import argparse
+import json
+import os
+import random
+import runpy
+import sys
+import time
+import types
+
+import numpy as np
+import torch
+
+
+def install_cifar(cifar_dir):
+    import torchvision
+
+    base = torchvision.datasets.CIFAR10
+
+    class SubsetCIFAR10(base):
+        def __init__(self, root, train=True, transform=None, target_transform=None, download=False):
+            torchvision.datasets.VisionDataset.__init__(self, root, transform=transform,
+                                                        target_transform=target_transform)
+            self.train = train
+            files = ["data_batch_%d.bin" % i for i in range(1, 6)] if train else ["test_batch.bin"]
+            data, labels = [], []
+            for f in files:
+                raw = np.fromfile(os.path.join(cifar_dir, f), dtype=np.uint8).reshape(-1, 3073)
+                labels += raw[:, 0].astype(int).tolist()
+                data.append(raw[:, 1:].reshape(-1, 3, 32, 32))
+            self.data = np.concatenate(data).transpose(0, 2, 3, 1)  # HWC, as torchvision holds it
+            self.targets = labels
+            with open(os.path.join(cifar_dir, "batches.meta.txt")) as fh:
+                self.classes = [l.strip() for l in fh if l.strip()]
+            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+    torchvision.datasets.CIFAR10 = SubsetCIFAR10
+
+
+def install_stubs():
+    try:
+        import torchnet  # noqa: F401
+    except ImportError:
+        class ClassErrorMeter:  # torchnet.meter.ClassErrorMeter(accuracy=True), top-1
+            def __init__(self, topk=(1,), accuracy=False):
+                self.accuracy = accuracy
+                self.reset()
+
+            def reset(self):
+                self.sum, self.n = 0, 0
+
+            def add(self, output, target):
+                pred = output.argmax(dim=1)
+                self.sum += int((pred == target).sum())
+                self.n += int(target.numel())
+
+            def value(self, k=None):
+                acc = 100.0 * self.sum / self.n
+                return [acc if self.accuracy else 100.0 - acc]
+
+        tn = types.ModuleType("torchnet")
+        tn.meter = types.ModuleType("torchnet.meter")
+        tn.meter.ClassErrorMeter = ClassErrorMeter
+        sys.modules["torchnet"], sys.modules["torchnet.meter"] = tn, tn.meter
+    try:
+        import kornia  # noqa: F401
+    except ImportError:
+        sys.modules["kornia"] = types.ModuleType("kornia")
+
+
+def install_self_copy():
+    setitem = torch.Tensor.__setitem__
+
+    def patched(self, idx, value):
+        if isinstance(value, torch.Tensor):
+            try:
+                if value.storage().data_ptr() == self.storage().data_ptr():
+                    value = value.clone()
+            except RuntimeError:
+                pass
+        return setitem(self, idx, value)
+
+    torch.Tensor.__setitem__ = patched
+
+
+def install_timing(path):
+    stamps = []
+    init, step = torch.optim.SGD.__init__, torch.optim.SGD.step
+
+    def new_init(self, params, *a, **k):
+        init(self, params, *a, **k)
+        self._beard_images = self.defaults.get("momentum") == 0.5
+
+    def new_step(self, *a, **k):
+        r = step(self, *a, **k)
+        if getattr(self, "_beard_images", False):
+            stamps.append(time.perf_counter())
+        return r
+
+    torch.optim.SGD.__init__, torch.optim.SGD.step = new_init, new_step
+    import atexit
+
+    def dump():
+        with open(path, "w") as fh:
+            json.dump({"image_steps": stamps}, fh)
+
+    atexit.register(dump)
+
+
+def main():
+    argv = sys.argv[1:]
+    rest = argv[argv.index("--") + 1:] if "--" in argv else []
+    own = argv[:argv.index("--")] if "--" in argv else argv
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--code", required=True)
+    ap.add_argument("--script", required=True)
+    ap.add_argument("--cifar", required=True)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timing")
+    a = ap.parse_args(own)
+    torch.set_num_threads(a.threads)
+    random.seed(a.seed)
+    np.random.seed(a.seed)
+    torch.manual_seed(a.seed)
+    install_stubs()
+    install_self_copy()
+    install_cifar(os.path.abspath(a.cifar))
+    if a.timing:
+        install_timing(os.path.abspath(a.timing))
+    script = os.path.join(os.path.abspath(a.code), a.script)
+    sys.path.insert(0, os.path.dirname(script))
+    sys.argv = [script] + rest
+    runpy.run_path(script, run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
