@@ -136,7 +136,7 @@ static const char *grid_json =
     "{\"name\": \"test\", \"datasets\": [\"synthetic\"], \"ipcs\": [200], \"archs\": [\"ConvNetW32\"],\n"
     " \"methods\": [{\"name\": \"Full\", \"src_dataset\": true}, {\"name\": \"Rand\", \"model\": \"rand.pth\"}],\n"
     " \"train\": {\"epochs\": 1, \"dsa_strategy\": \"None\"},\n"
-    " \"attacks\": [\"FGSM\", {\"name\": \"PGD\", \"params\": {\"steps\": 3}}], \"limit\": 32, \"threads\": 1}\n";
+    " \"attacks\": [\"FGSM\", {\"name\": \"PGD\", \"params\": {\"steps\": 3}}], \"limit\": 32, \"train_limit\": 300,\n \"threads\": 1}\n";
 
 #define RUN "%s run --config grid.json --quiet"
 
