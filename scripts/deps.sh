@@ -3,7 +3,7 @@
 # missing. Needs root (or sudo) only when something has to be installed.
 set -e
 PKGS="build-essential pkg-config libopenblas-dev libzip-dev zlib1g-dev libcjson-dev libsqlite3-dev
-libpng-dev libjpeg-dev libcurl4-openssl-dev libarchive-dev libssl-dev clang libclang-rt-14-dev
+libpng-dev libjpeg-dev libcurl4-openssl-dev libarchive-dev libssl-dev libmatio-dev clang libclang-rt-14-dev
 libcairo2-dev fonts-dejavu-core libopenmpi-dev openmpi-bin chromium"
 missing=""
 for p in $PKGS; do

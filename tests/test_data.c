@@ -5,6 +5,10 @@
  * CIFAR-100 protocol 5) from tests/fixtures/io; dataset_to_float against torchvision's
  * float32 ToTensor + Normalize computed by torch (tests/fixtures/io/expected.bin); and
  * small binary/idx files written here, valid and broken, that must load or fail cleanly.
+ * SVHN's .mat files (tests/fixtures/data/svhn, written by scipy) against what
+ * torchvision.datasets.SVHN makes of them, and a tiny-imagenet-200 tree built here from two
+ * JPEGs whose PIL decoding is in tests/fixtures/data/data_ref.bin
+ * (tests/scripts/gen_data_fixtures.py).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -37,7 +41,10 @@ static void test_info(void) {
     Dataset ds;
     Err e;
     CHECK(dataset_load(&ds, "imagenet", ".", 0, 0, &e) == -1 && strstr(e.msg, "unknown dataset"), "unknown dataset error");
-    CHECK(dataset_load(&ds, "svhn", ".", 0, 0, &e) == -1 && strstr(e.msg, "SVHN"), "SVHN has no loader: %s", e.msg);
+    CHECK(dataset_load(&ds, "svhn", ".", 0, 0, &e) == -1 && strstr(e.msg, "test_32x32.mat"), "no SVHN here: %s", e.msg);
+    dataset_free(&ds);
+    CHECK(dataset_load(&ds, "tinyimagenet", ".", 0, 0, &e) == -1 && strstr(e.msg, "tiny-imagenet-200"),
+          "no TinyImageNet here: %s", e.msg);
     dataset_free(&ds);
 }
 
@@ -364,8 +371,159 @@ static void test_mnist_synthetic(void) {
     rmdir(dir);
 }
 
+static Fixture D; // tests/fixtures/data/data_ref.bin
+
+static void check_u8(const char *what, const uint8_t *got, const FixTensor *ref) {
+    if (!ref) return;
+    float *x = malloc(sizeof(float) * ref->n);
+    for (size_t i = 0; i < ref->n; i++) x[i] = got[i];
+    check_close(what, x, ref->data, ref->n, 0, 0);
+    free(x);
+}
+
+static void test_svhn(void) {
+    const char *splits[2] = {"test", "train"};
+    for (int train = 0; train < 2; train++) {
+        Dataset ds;
+        Err e;
+        char what[64];
+        int rc = dataset_load(&ds, "svhn", "tests/fixtures/data/svhn", train, 0, &e);
+        CHECK(rc == 0, "SVHN %s: %s", splits[train], e.msg);
+        const FixTensor *x = fixture_getf(&D, "svhn.%s.x", splits[train]), *y = fixture_getf(&D, "svhn.%s.y", splits[train]);
+        if (rc == 0 && x && y) {
+            CHECK(ds.n == (int)x->shape[0] && ds.c == 3 && ds.h == 32 && ds.n_classes == 10, "SVHN %s shape", splits[train]);
+            snprintf(what, sizeof(what), "SVHN %s images vs torchvision", splits[train]);
+            if (ds.n == (int)x->shape[0]) check_u8(what, ds.images, x);
+            for (int i = 0; i < ds.n && i < (int)y->n; i++)
+                CHECK(ds.labels[i] == (int)y->data[i], "SVHN %s label %d: %d vs %g", splits[train], i, ds.labels[i], y->data[i]);
+            CHECK(ds.class_names && !strcmp(ds.class_names[0], "0"), "SVHN class names");
+        }
+        dataset_free(&ds);
+    }
+    Dataset ds;
+    Err e;
+    CHECK(dataset_load(&ds, "svhn", "tests/fixtures/data/svhn", 1, 2, &e) == 0 && ds.n == 2, "SVHN limit 2: %s", e.msg);
+    const FixTensor *x = fixture_get(&D, "svhn.train.x");
+    if (ds.n == 2 && x) CHECK(!memcmp(ds.images + 3072, ds.images + 3072, 1) && ds.images[3072] == (uint8_t)x->data[3072],
+                             "SVHN limit reads the first images");
+    dataset_free(&ds);
+    // not a MATLAB file, and a MATLAB file without X
+    const char *dir = test_tmp("svhn_bad");
+    mkdir(dir, 0777);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/test_32x32.mat", dir);
+    write_bytes(path, "not a mat file at all, just some text that is long enough to fill a header", 76);
+    CHECK(dataset_load(&ds, "svhn", dir, 0, 0, &e) == -1 && strstr(e.msg, "test_32x32.mat"), "garbage .mat: %s", e.msg);
+    dataset_free(&ds);
+    remove(path);
+    rmdir(dir);
+}
+
+static void copy_file(const char *from, const char *to) {
+    FILE *f = fopen(from, "rb");
+    if (!f) {
+        CHECK(0, "cannot read %s", from);
+        return;
+    }
+    char buf[8192];
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    write_bytes(to, buf, n);
+}
+
+// a tiny-imagenet-200 tree: 200 classes, wnids.txt in shuffled order, two training images
+// for some classes (color, gray), four validation images
+static void test_tiny_tree(void) {
+    const char *root = test_tmp("tinyroot");
+    char dir[600], path[1000], sub[800];
+    mkdir(root, 0777);
+    snprintf(dir, sizeof(dir), "%s/tiny-imagenet-200", root);
+    mkdir(dir, 0777);
+    char wnids[200 * 12] = "";
+    for (int k = 0; k < 200; k++) {
+        char id[16];
+        snprintf(id, sizeof(id), "n%08d", (k * 37) % 200); // not sorted in the file
+        strcat(wnids, id);
+        strcat(wnids, "\n");
+    }
+    snprintf(path, sizeof(path), "%s/wnids.txt", dir);
+    write_bytes(path, wnids, strlen(wnids));
+    snprintf(sub, sizeof(sub), "%s/train", dir);
+    mkdir(sub, 0777);
+    for (int k = 0; k < 200; k++) {
+        snprintf(sub, sizeof(sub), "%s/train/n%08d", dir, k);
+        mkdir(sub, 0777);
+        snprintf(sub, sizeof(sub), "%s/train/n%08d/images", dir, k);
+        mkdir(sub, 0777);
+        if (k == 0 || k == 7) {
+            snprintf(path, sizeof(path), "%s/n%08d_1.JPEG", sub, k);
+            copy_file("tests/fixtures/data/tiny/color.JPEG", path);
+            snprintf(path, sizeof(path), "%s/n%08d_0.JPEG", sub, k);
+            copy_file("tests/fixtures/data/tiny/gray.JPEG", path);
+            snprintf(path, sizeof(path), "%s/n%08d_boxes.txt", sub, k); // not an image: skipped
+            write_bytes(path, "x", 1);
+        }
+    }
+    snprintf(sub, sizeof(sub), "%s/val", dir);
+    mkdir(sub, 0777);
+    snprintf(sub, sizeof(sub), "%s/val/images", dir);
+    mkdir(sub, 0777);
+    const char *ann = "val_0.JPEG\tn00000199\t0\t0\t63\t63\nval_1.JPEG\tn00000003\t1\t2\t3\t4\n"
+                      "val_2.JPEG\tn00000003\t1\t2\t3\t4\r\nval_3.JPEG\tn00000000\t0\t0\t1\t1\n";
+    snprintf(path, sizeof(path), "%s/val/val_annotations.txt", dir);
+    write_bytes(path, ann, strlen(ann));
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof(path), "%s/val_%d.JPEG", sub, i);
+        copy_file(i % 2 ? "tests/fixtures/data/tiny/gray.JPEG" : "tests/fixtures/data/tiny/color.JPEG", path);
+    }
+    const FixTensor *color = fixture_get(&D, "tiny.color"), *gray = fixture_get(&D, "tiny.gray");
+    Dataset ds;
+    Err e;
+    // train: classes in sorted order, files sorted within a class
+    int rc = dataset_load(&ds, "tinyimagenet", root, 1, 0, &e);
+    CHECK(rc == 0 && ds.n == 4, "TinyImageNet tree train: rc %d n %d %s", rc, ds.n, e.msg);
+    if (rc == 0 && ds.n == 4) {
+        CHECK(ds.labels[0] == 0 && ds.labels[1] == 0 && ds.labels[2] == 7 && ds.labels[3] == 7, "train labels");
+        check_u8("tiny train 0 (gray JPEG) vs PIL", ds.images, gray);
+        check_u8("tiny train 1 (color JPEG) vs PIL", ds.images + 12288, color);
+        CHECK(ds.class_names && !strcmp(ds.class_names[7], "n00000007"), "class names are the sorted wnids");
+    }
+    dataset_free(&ds);
+    rc = dataset_load(&ds, "tinyimagenet", dir, 0, 0, &e); // the tree's own folder works too
+    CHECK(rc == 0 && ds.n == 4, "TinyImageNet tree val: %s", e.msg);
+    if (rc == 0 && ds.n == 4) {
+        CHECK(ds.labels[0] == 199 && ds.labels[1] == 3 && ds.labels[2] == 3 && ds.labels[3] == 0, "val labels");
+        check_u8("tiny val 0 vs PIL", ds.images, color);
+        check_u8("tiny val 1 vs PIL", ds.images + 12288, gray);
+    }
+    dataset_free(&ds);
+    CHECK(dataset_load(&ds, "tinyimagenet", root, 1, 3, &e) == 0 && ds.n == 3, "train limit 3");
+    dataset_free(&ds);
+    // an image of the wrong size, a missing class folder, an unknown class in the annotations
+    snprintf(path, sizeof(path), "%s/val_1.JPEG", sub);
+    copy_file("tests/fixtures/data/svhn/test_32x32.mat", path);
+    CHECK(dataset_load(&ds, "tinyimagenet", root, 0, 0, &e) == -1 && strstr(e.msg, "val_1.JPEG"), "bad image: %s", e.msg);
+    dataset_free(&ds);
+    snprintf(path, sizeof(path), "%s/val/val_annotations.txt", dir);
+    write_bytes(path, "val_0.JPEG\tn99999999\n", 21);
+    CHECK(dataset_load(&ds, "tinyimagenet", root, 0, 0, &e) == -1 && strstr(e.msg, "unknown class"), "bad wnid: %s", e.msg);
+    dataset_free(&ds);
+    snprintf(path, sizeof(path), "%s/train/n%08d/images", dir, 5);
+    rmdir(path);
+    snprintf(path, sizeof(path), "%s/train/n%08d", dir, 5);
+    rmdir(path);
+    CHECK(dataset_load(&ds, "tinyimagenet", root, 1, 0, &e) == -1 && strstr(e.msg, "n00000005"), "missing class: %s", e.msg);
+    dataset_free(&ds);
+    snprintf(path, sizeof(path), "rm -rf '%s'", root);
+    CHECK(system(path) == 0, "clean up");
+}
+
 int main(void) {
     if (fixture_load(FIX "expected.bin", &F)) return test_done("test_data");
+    if (fixture_load("tests/fixtures/data/data_ref.bin", &D)) return test_done("test_data");
+    test_svhn();
+    test_tiny_tree();
+    fixture_free(&D);
     test_info();
     test_cifar_python();
     test_cifar_shared();

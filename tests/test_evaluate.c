@@ -67,7 +67,7 @@ static void test_config(void) {
     // beard's keys, overrides, warnings
     CHECK(parse_config(&c,
                        "{\"dataset\": \"CIFAR10\", \"load_file\": \"m.pth\", \"ipc\": 10, \"test_attack\": [\"Clean\", "
-                       "\"PGD\", \"NoSuchAttack\"], \"semantics\": \"pixel\", \"seed\": 7, \"n_examples\": 100, "
+                       "\"PGD\", \"PGD_e4\"], \"semantics\": \"pixel\", \"seed\": 7, \"n_examples\": 100, "
                        "\"attack_params\": {\"pgd\": {\"steps\": 20, \"eps\": \"4/255\", \"random_start\": true}}, "
                        "\"colour\": \"blue\"}",
                        &e) == 0,
@@ -77,7 +77,8 @@ static void test_config(void) {
               c.attacks[1].params.values[3] == 1,
           "attack_params override the preset");
     CHECK(has_warning(&c, "unknown key \"colour\""), "an unknown key is warned about");
-    CHECK(has_warning(&c, "NoSuchAttack") && !c.attacks[2].def, "an attack not in the build is skipped with a warning");
+    CHECK(c.attacks[2].def && !strcmp(c.attacks[2].def->name, "PGD") && fabs(c.attacks[2].params.values[0] - 4.0 / 255) < 1e-12,
+          "BEARD's PGD_e4: PGD with eps 4/255");
     CHECK(has_warning(&c, "no \"method\""), "a missing method is warned about");
     CHECK(!strcmp(c.method, "m"), "method from the checkpoint's name: %s", c.method);
 
@@ -115,6 +116,23 @@ static void test_config(void) {
          "cannot use \"lots\""},
         {"{\"dataset\": \"CIFAR10\", \"load_file\": \"m\", \"test_attack\": [\"FGSM\"], \"attack_params\": [1]}",
          "\"attack_params\" must be an object"},
+        // unknown attack names are errors, wherever they appear
+        {"{\"dataset\": \"CIFAR10\", \"load_file\": \"m\", \"test_attack\": [\"Clean\", \"FGMS\"]}", "unknown attack 'FGMS'"},
+        {"{\"dataset\": \"CIFAR10\", \"load_file\": \"m\", \"test_attack\": [\"FGSM\"], \"attack_params\": {\"PDG\": "
+         "{\"steps\": 3}}}",
+         "unknown attack \"PDG\""},
+        // names that become file names must be plain names
+        {"{\"dataset\": \"CIFAR10\", \"load_file\": \"m\", \"test_attack\": [\"FGSM\"], \"method\": \"../../evil\"}",
+         "\"method\" '../../evil' contains '/'"},
+        {"{\"dataset\": \"CIFAR10\", \"load_file\": \"m\", \"test_attack\": [\"FGSM\"], \"method\": \"a|b\"}", "'|'"},
+        {"{\"dataset\": \"CIFAR10\", \"load_file\": \"m\", \"test_attack\": [\"FGSM\"], \"method\": \"a\\nb\"}", "newline"},
+        {"{\"dataset\": \"../x\", \"load_file\": \"m\", \"test_attack\": [\"FGSM\"]}", "\"dataset\""},
+        {"{\"dataset\": \"CIFAR10\", \"model\": \"/etc/x\", \"load_file\": \"m\", \"test_attack\": [\"FGSM\"]}", "\"model\""},
+        // the IPC is a whole, positive number of images per class
+        {"{\"dataset\": \"CIFAR10\", \"load_file\": \"m\", \"test_attack\": [\"FGSM\"], \"ipc\": -5}", "\"ipc\" must be a whole"},
+        {"{\"dataset\": \"CIFAR10\", \"load_file\": \"m\", \"test_attack\": [\"FGSM\"], \"ipc\": \"0\"}", "\"ipc\" must be a whole"},
+        {"{\"dataset\": \"CIFAR10\", \"load_file\": \"m\", \"test_attack\": [\"FGSM\"], \"ipc\": 99999999}", "\"ipc\" must be a whole"},
+        {"{\"dataset\": \"CIFAR10\", \"load_file\": \"m\", \"test_attack\": [\"FGSM\"], \"ipc\": \"ten\"}", "\"ipc\" must be a whole"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         e.msg[0] = 0;
@@ -166,18 +184,26 @@ static void test_stage(void) {
     Err e;
     const char *dir = test_tmp("stage");
     char json[1024];
-    snprintf(json, sizeof(json),
-             "{\"dataset\": \"SYNTHETIC\", \"model\": \"ConvNetW32\", \"method\": \"DM\", \"ipc\": \"10\", "
-             "\"load_file\": \"-\", \"save_path\": \"%s\", \"test_attack\": [\"Clean\", \"FGSM\", \"PGD\", \"Deepfool\", "
-             "\"NotAnAttack\"], \"target_attack\": [true, false], \"batch\": 16, \"seed\": 5, "
-             "\"attack_params\": {\"PGD\": {\"steps\": 3}, \"Deepfool\": {\"steps\": 3}}}",
-             dir);
+    const char *fmt = "{\"dataset\": \"SYNTHETIC\", \"model\": \"ConvNetW32\", \"method\": \"DM\", \"ipc\": \"10\", "
+                      "\"load_file\": \"-\", \"save_path\": \"%s\", \"test_attack\": [\"Clean\", \"FGSM\", \"PGD\", \"Deepfool\"%s], "
+                      "\"target_attack\": [true, false], \"batch\": 16, \"seed\": 5, "
+                      "\"attack_params\": {\"PGD\": {\"steps\": 3}, \"Deepfool\": {\"steps\": 3}}}";
+    // an unknown attack is an error, as in `beard attack` (it used to be skipped with a warning)
+    snprintf(json, sizeof(json), fmt, dir, ", \"NotAnAttack\"");
+    CHECK(parse_config(&c, json, &e) != 0 && strstr(e.msg, "NotAnAttack") && strstr(e.msg, "unknown attack"),
+          "an unknown attack name is an error: %s", e.msg);
+    snprintf(json, sizeof(json), fmt, dir, "");
     int have_df = attack_find("Deepfool") != NULL;
     CHECK(parse_config(&c, json, &e) == 0, "stage config: %s", e.msg);
     BeardLog log;
-    CHECK(beardlog_open(&log, c.save_path, c.model, c.dataset, c.ipc, &e) == 0, "log opens: %s", e.msg);
+    char lpath0[1200];
+    CHECK(eval_config_output_path(&c, "evaluation_log.txt", lpath0, sizeof(lpath0), &e) == 0 &&
+              beardlog_open(&log, lpath0, &e) == 0,
+          "log opens: %s", e.msg);
     EvalReport rep;
     int rc = evaluate_run(&c, &g_net, &g_ad, &log, NULL, NULL, &rep, &e);
+    CHECK(access(lpath0, F_OK) != 0, "the log appears under its name only once complete");
+    CHECK(rc || beardlog_commit(&log, &e) == 0, "log committed: %s", e.msg);
     beardlog_close(&log);
     CHECK(rc == 0 && rep.n_failed == 0, "evaluate_run: %s", rc ? e.msg : "");
     if (rc) {
@@ -185,7 +211,6 @@ static void test_stage(void) {
         return;
     }
     CHECK(rep.n == 40 && rep.clean_done[0] && rep.clean_done[1], "clean passes in both modes");
-    CHECK(rep.entries[4].mode[0].status == EVAL_SKIPPED, "an unknown attack is skipped");
 
     // the figures are attack_evaluate's for the same settings (= `beard attack`)
     RunConfig rcfg = {.sem = SEM_BEARD, .policy = TARGET_BEARD, .batch = 16, .seed = 5};
@@ -210,8 +235,8 @@ static void test_stage(void) {
 
     // the log: BEARD's lines, read back
     char path[1200];
-    eval_config_output_path(&c, "evaluation_log.txt", path, sizeof(path));
-    CHECK(!strcmp(path, log.path), "log path {save_path}/{model}_{dataset}_{ipc}_evaluation_log.txt");
+    snprintf(path, sizeof(path), "%s/DM_ConvNetW32_SYNTHETIC_10_evaluation_log.txt", dir);
+    CHECK(!strcmp(path, log.path), "log path {save_path}/{method}_{model}_{dataset}_{ipc}_evaluation_log.txt: %s", log.path);
     char *text = read_text(path);
     CHECK(text && !strncmp(text + 23, " - INFO - Logging setup complete.\n", 34), "first line as BEARD's");
     BeardLogFile lf;
@@ -229,7 +254,7 @@ static void test_stage(void) {
               "line %d matches the report", i);
     }
     if (text)
-        CHECK(strstr(text, "attack_type: ['Clean', 'FGSM', 'PGD', 'Deepfool', 'NotAnAttack'], target_attack: [True, "
+        CHECK(strstr(text, "attack_type: ['Clean', 'FGSM', 'PGD', 'Deepfool'], target_attack: [True, "
                            "False], src_dataset: False\n") != NULL,
               "the tail of BEARD's line");
     beardlog_file_free(&lf);
@@ -249,13 +274,12 @@ static void test_stage(void) {
     // results.json: the full figures, null for what does not apply, and readable by metrics
     cJSON *res = evaluate_results_json(&c, &rep, &g_ad, &g_net, path, NULL);
     cJSON *atts = cJSON_GetObjectItem(res, "attacks");
-    CHECK(cJSON_GetArraySize(atts) == 4, "results.json lists the four attacks (Clean has its own block)");
+    CHECK(cJSON_GetArraySize(atts) == 3, "results.json lists the three attacks (Clean has its own block)");
     if (have_df) {
         cJSON *df = cJSON_GetArrayItem(atts, 2);
         CHECK(cJSON_IsNull(cJSON_GetObjectItem(df, "targeted")) && cJSON_IsObject(cJSON_GetObjectItem(df, "untargeted")),
               "targeted DeepFool is null in results.json");
     }
-    CHECK(cJSON_GetObjectItem(cJSON_GetArrayItem(atts, 3), "skipped") != NULL, "the unknown attack is marked skipped");
     CHECK(cJSON_IsObject(cJSON_GetObjectItem(res, "machine")) && cJSON_IsObject(cJSON_GetObjectItem(res, "config")) &&
               cJSON_IsString(cJSON_GetObjectItem(res, "version")) && cJSON_IsNumber(cJSON_GetObjectItem(res, "seed")),
           "machine, config, version and seed recorded");
@@ -268,11 +292,11 @@ static void test_stage(void) {
         metrics_run_free(&mr);
     }
     char jpath[1200];
-    eval_config_output_path(&c, "results.json", jpath, sizeof(jpath));
+    eval_config_output_path(&c, "results.json", jpath, sizeof(jpath), &e);
     CHECK(evaluate_write_json(jpath, res, &e) == 0, "results.json written");
     cJSON_Delete(res);
     char cpath[1200];
-    eval_config_output_path(&c, "per_sample.csv", cpath, sizeof(cpath));
+    eval_config_output_path(&c, "per_sample.csv", cpath, sizeof(cpath), &e);
     CHECK(evaluate_write_csv(cpath, &rep, &g_ad, &e) == 0, "per-sample CSV written");
     text = read_text(cpath);
     int lines = 0;
@@ -328,8 +352,8 @@ static void test_cli(void) {
                  config, model, data, dir, n);
     CHECK(rc == 0, "beard evaluate on BEARD's config (%d): %s", rc, out);
     char lpath[1200], jpath[1200], apath[1200];
-    snprintf(lpath, sizeof(lpath), "%s/ConvNet_CIFAR10_50_evaluation_log.txt", dir);
-    snprintf(jpath, sizeof(jpath), "%s/ConvNet_CIFAR10_50_results.json", dir);
+    snprintf(lpath, sizeof(lpath), "%s/BACON_ConvNet_CIFAR10_50_evaluation_log.txt", dir);
+    snprintf(jpath, sizeof(jpath), "%s/BACON_ConvNet_CIFAR10_50_results.json", dir);
     snprintf(apath, sizeof(apath), "%s/attack.json", dir);
     rc = run_cli(out, sizeof(out),
                  "attack --model %s --dataset cifar10 --data %s --attack FGSM,PGD --targeted both --preset beard "
@@ -375,7 +399,7 @@ static void test_demo(void) {
     CHECK(rc == 0 && strstr(out, "SYNTHETIC") && strstr(out, "CREI") && strstr(out, "synthetic beard"),
           "beard demo on synthetic data (%d): %s", rc, out);
     char path[1200];
-    snprintf(path, sizeof(path), "%s/synthetic/pixel/ConvNetW32_SYNTHETIC_all_results.json", dir);
+    snprintf(path, sizeof(path), "%s/synthetic/pixel/synthetic_ConvNetW32_SYNTHETIC_all_results.json", dir);
     struct stat st;
     CHECK(stat(path, &st) == 0, "the demo leaves results.json for beard metrics (%s)", path);
     rc = run_cli(out, sizeof(out), "demo --quick --data /nonexistent --out %s", dir);

@@ -16,8 +16,9 @@
 #include "../src/core/parallel.h"
 #include "../src/nn/nn.h"
 #include "harness.h"
+#include "so_ops.h"
 
-#define H 1e-6
+#define FD_H 1e-6
 #define ATOL 1e-7
 #define RTOL 1e-5
 
@@ -58,12 +59,12 @@ static void gradcheck(const char *what, Op *op, real *v, size_t n, const real *a
     for (size_t i = 0; i < n; i++) {
         if (skip && skip(skip_ctx, i)) continue;
         real keep = v[i];
-        v[i] = keep + H;
+        v[i] = keep + FD_H;
         double lp = op_loss(op);
-        v[i] = keep - H;
+        v[i] = keep - FD_H;
         double lm = op_loss(op);
         v[i] = keep;
-        double num = (lp - lm) / (2 * H), ana = analytic[i];
+        double num = (lp - lm) / (2 * FD_H), ana = analytic[i];
         double err = fabs(num - ana), tol = ATOL + RTOL * fabs(ana);
         checked++;
         if (err > tol) {
@@ -138,7 +139,7 @@ static void act_fwd(Op *op, real *out) {
 }
 static int near_kink(void *ctx, size_t i) {
     ActCtx *c = ctx;
-    return (c->kind == ACT_RELU || c->kind == ACT_LEAKY_RELU) && fabs((double)c->x[i]) < 100 * H;
+    return (c->kind == ACT_RELU || c->kind == ACT_LEAKY_RELU) && fabs((double)c->x[i]) < 100 * FD_H;
 }
 static void check_act(const char *name, ActKind kind, real slope) {
     ActCtx c = {.n = 40, .kind = kind, .slope = slope};
@@ -212,7 +213,7 @@ static int near_tie(void *ctx, size_t i) {
             for (int a = 0; a < c->K; a++)
                 for (int b = 0; b < c->K; b++) {
                     int j = (oh * c->S + a) * c->W + ow * c->S + b;
-                    if (j != ih * c->W + iw && fabs((double)x[j] - v) < 100 * H) return 1;
+                    if (j != ih * c->W + iw && fabs((double)x[j] - v) < 100 * FD_H) return 1;
                 }
         }
     return 0;
@@ -256,6 +257,233 @@ static void check_ce(int soft) {
     free(c.z), free(c.t), free(dz);
 }
 
+// ----------------------------------------------------------------------------
+// second order
+
+// compares an analytic tangent against central differences of phi(values) in each value
+typedef double (*PhiFn)(void *ctx);
+static void so_compare(const char *what, PhiFn phi, void *ctx, real *vals, size_t n, const real *analytic,
+                       int (*skip)(void *, size_t), void *skip_ctx) {
+    int bad = 0, checked = 0;
+    double worst = 0, wn = 0, wa = 0;
+    size_t wi = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (skip && skip(skip_ctx, i)) continue;
+        real keep = vals[i];
+        vals[i] = keep + FD_H;
+        double lp = phi(ctx);
+        vals[i] = keep - FD_H;
+        double lm = phi(ctx);
+        vals[i] = keep;
+        double num = (lp - lm) / (2 * FD_H), ana = analytic[i];
+        double err = fabs(num - ana), tol = ATOL + RTOL * fabs(ana);
+        checked++;
+        if (err > tol) {
+            bad++;
+            if (err - tol > worst) worst = err - tol, wi = i, wn = num, wa = ana;
+        }
+    }
+    CHECK(bad == 0, "%s: %d of %d second derivatives off; worst at %zu: numeric %.10g, analytic %.10g", what, bad,
+          checked, wi, wn, wa);
+    CHECK(checked > 0, "%s: no point checked", what);
+}
+
+typedef struct {
+    SoOp *op;
+    real *x, *p[2], *R, *S, *u, *v[2];
+} SoLayerCtx;
+
+static double so_layer_phi(void *ctx) {
+    SoLayerCtx *c = ctx;
+    SoOp *op = c->op;
+    real *gx = zero(op->nx), *gp[2] = {zero(op->np[0]), zero(op->np[1])};
+    so_op_composite_grad(op, gx, gp, c->x, c->p, c->R, c->S);
+    double s = 0;
+    if (c->u)
+        for (size_t i = 0; i < op->nx; i++) s += (double)c->u[i] * gx[i];
+    for (int j = 0; j < op->nparams; j++)
+        for (size_t i = 0; i < op->np[j]; i++) s += (double)c->v[j][i] * gp[j][i];
+    free(gx), free(gp[0]), free(gp[1]);
+    return s;
+}
+
+// any point whose perturbation could cross a kink of the op (ReLU at 0, a max-pool tie)
+static int so_layer_skip(void *ctx, size_t i) {
+    SoLayerCtx *c = ctx;
+    SoOp *op = c->op;
+    if (op->kind == OP_ACT && (op->act == ACT_RELU || op->act == ACT_LEAKY_RELU))
+        return fabs((double)c->x[i]) < 100 * FD_H;
+    if (op->kind == OP_MAXPOOL) {
+        PoolCtx pc = {.x = c->x, .B = op->B, .C = op->C, .Hh = op->H, .W = op->W, .K = op->K, .S = op->S, .max = 1};
+        return near_tie(&pc, i);
+    }
+    return 0;
+}
+
+static void so_check_layer(const char *name, SoOp op, int mixed) {
+    so_op_setup(&op);
+    SoLayerCtx c = {.op = &op};
+    c.x = rnd(op.nx, 1.5, 0.2);
+    c.R = rnd(op.ny, 1, 0);
+    c.S = rnd(op.ny, 0.2, 1);
+    c.u = mixed ? NULL : rnd(op.nx, 1, 0);
+    for (int j = 0; j < 2; j++) {
+        int norm_w = j == 0 && (op.kind == OP_GN || op.kind == OP_LN || op.kind == OP_BN);
+        c.p[j] = rnd(op.np[j], 0.5, norm_w ? 1 : 0);
+        c.v[j] = rnd(op.np[j], 0.5, 0);
+    }
+    real *hx = zero(op.nx), *hp[2] = {zero(op.np[0]), zero(op.np[1])};
+    so_op_composite_hvp(&op, hx, hp, c.x, c.p, c.R, c.S, c.u, c.v);
+    char what[96];
+    snprintf(what, sizeof(what), "%s%s: d/dx", name, mixed ? " (u = 0)" : "");
+    so_compare(what, so_layer_phi, &c, c.x, op.nx, hx, so_layer_skip, &c);
+    for (int j = 0; j < op.nparams; j++) {
+        snprintf(what, sizeof(what), "%s%s: d/dparam%d", name, mixed ? " (u = 0)" : "", j);
+        so_compare(what, so_layer_phi, &c, c.p[j], op.np[j], hp[j], NULL, NULL);
+    }
+    free(hx), free(hp[0]), free(hp[1]), free(c.x), free(c.R), free(c.S), free(c.u);
+    for (int j = 0; j < 2; j++) free(c.p[j]), free(c.v[j]);
+    so_op_free(&op);
+}
+
+static void so_check_layers(void) {
+    int convs[][3] = {{3, 1, 1}, {3, 2, 1}, {1, 1, 0}, {5, 2, 2}, {2, 2, 0}};
+    char name[64];
+    for (int mixed = 1; mixed >= 0; mixed--) {
+        for (int i = 0; i < 5; i++) {
+            snprintf(name, sizeof(name), "so conv k%d s%d p%d", convs[i][0], convs[i][1], convs[i][2]);
+            so_check_layer(name, (SoOp){.kind = OP_CONV, .B = 2, .C = 3, .H = 6, .W = 5, .O = 4, .K = convs[i][0],
+                                        .S = convs[i][1], .P = convs[i][2]}, mixed);
+        }
+        so_check_layer("so linear", (SoOp){.kind = OP_LINEAR, .B = 3, .C = 7, .H = 1, .W = 1, .O = 4}, mixed);
+        so_check_layer("so groupnorm(2)", (SoOp){.kind = OP_GN, .B = 2, .C = 4, .H = 2, .W = 3, .G = 2}, mixed);
+        so_check_layer("so instancenorm", (SoOp){.kind = OP_GN, .B = 2, .C = 4, .H = 2, .W = 3, .G = 4}, mixed);
+        so_check_layer("so layernorm", (SoOp){.kind = OP_LN, .B = 2, .C = 3, .H = 2, .W = 3}, mixed);
+        so_check_layer("so batchnorm train", (SoOp){.kind = OP_BN, .B = 3, .C = 3, .H = 2, .W = 3, .train = 1}, mixed);
+        real rm[3] = {0.1, -0.2, 0.05}, rv[3] = {0.8, 1.3, 0.6};
+        so_check_layer("so batchnorm eval",
+                       (SoOp){.kind = OP_BN, .B = 3, .C = 3, .H = 2, .W = 3, .train = 0, .rm = rm, .rv = rv}, mixed);
+    }
+    const struct {
+        const char *name;
+        ActKind k;
+        real slope;
+    } acts[] = {{"so relu", ACT_RELU, 0},       {"so leaky_relu", ACT_LEAKY_RELU, (real)0.01},
+                {"so sigmoid", ACT_SIGMOID, 0}, {"so silu", ACT_SILU, 0},
+                {"so gelu", ACT_GELU, 0}};
+    for (int i = 0; i < 5; i++)
+        so_check_layer(acts[i].name, (SoOp){.kind = OP_ACT, .B = 2, .C = 3, .H = 3, .W = 3, .act = acts[i].k,
+                                            .slope = acts[i].slope}, 0);
+    int pools[][2] = {{2, 2}, {3, 2}, {3, 1}};
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof(name), "so avgpool k%d s%d", pools[i][0], pools[i][1]);
+        so_check_layer(name, (SoOp){.kind = OP_AVGPOOL, .B = 2, .C = 2, .H = 6, .W = 7, .K = pools[i][0],
+                                    .S = pools[i][1]}, 0);
+        snprintf(name, sizeof(name), "so maxpool k%d s%d", pools[i][0], pools[i][1]);
+        so_check_layer(name, (SoOp){.kind = OP_MAXPOOL, .B = 2, .C = 2, .H = 6, .W = 7, .K = pools[i][0],
+                                    .S = pools[i][1]}, 0);
+    }
+}
+
+// cross-entropy: the tangent of d(loss)/d(logits) against central differences of u . dz
+typedef struct {
+    real *z, *t, *u;
+    int labels[4];
+} SoCeCtx;
+static double so_ce_phi(void *ctx) {
+    SoCeCtx *c = ctx;
+    real dz[20];
+    crossentropy_forward_backward(dz, c->z, c->labels, c->t, 4, 5);
+    double s = 0;
+    for (int i = 0; i < 20; i++) s += (double)c->u[i] * dz[i];
+    return s;
+}
+static void so_check_ce(void) {
+    for (int soft = 0; soft < 2; soft++) {
+        SoCeCtx c = {.labels = {1, 0, 4, 4}};
+        c.z = rnd(20, 2, 0), c.u = rnd(20, 1, 0), c.t = NULL;
+        if (soft) {
+            c.t = rnd(20, 1, 0);
+            for (int i = 0; i < 20; i++) c.t[i] = c.t[i] * c.t[i];
+        }
+        real hz[20];
+        crossentropy_backward_tangent(hz, c.z, c.u, c.t, 4, 5);
+        so_compare(soft ? "so cross-entropy (soft)" : "so cross-entropy (hard)", so_ce_phi, &c, c.z, 20, hz, NULL,
+                   NULL);
+        free(c.z), free(c.u), free(c.t);
+    }
+}
+
+// small ConvNets: every input and parameter value of grad_(x, theta) [u . grad_x L + v . grad_theta L]
+typedef struct {
+    SoChain *c;
+    real *x, *u;
+    real *(*dp)[2];
+} SoNetCtx;
+static double so_net_phi(void *ctx) {
+    SoNetCtx *n = ctx;
+    SoChain *c = n->c;
+    real *gx = zero(c->op[0].nx);
+    so_chain_grad(c, n->x, gx, n->dp);
+    double s = 0;
+    if (n->u)
+        for (size_t i = 0; i < c->op[0].nx; i++) s += (double)n->u[i] * gx[i];
+    for (int i = 0; i < c->n; i++)
+        for (int j = 0; j < c->op[i].nparams; j++)
+            for (size_t k = 0; k < c->op[i].np[j]; k++) s += (double)c->v[i][j][k] * n->dp[i][j][k];
+    free(gx);
+    return s;
+}
+
+static void so_check_convnet(const char *name, ActKind act, const char *norm, const char *pool, int train, int mixed) {
+    SoChain c;
+    int labels[2] = {3, 7};
+    so_chain_convnet(&c, 2, 3, 8, 4, 2, act, act == ACT_LEAKY_RELU ? (real)0.01 : 0, norm, pool, train, 10);
+    c.labels = labels;
+    real rm[4] = {0.1, -0.1, 0.2, 0.0}, rv[4] = {0.9, 1.2, 0.7, 1.1};
+    real *dp[CHAIN_MAX][2] = {{0}}, *hp[CHAIN_MAX][2] = {{0}};
+    for (int i = 0; i < c.n; i++) {
+        SoOp *op = &c.op[i];
+        if (op->kind == OP_BN) op->rm = rm, op->rv = rv;
+        for (int j = 0; j < op->nparams; j++) {
+            int norm_w = j == 0 && (op->kind == OP_GN || op->kind == OP_LN || op->kind == OP_BN);
+            double sc = op->kind == OP_CONV || op->kind == OP_LINEAR ? 0.4 : 0.3;
+            c.p[i][j] = rnd(op->np[j], sc, norm_w ? 1 : 0);
+            c.v[i][j] = rnd(op->np[j], 0.5, 0);
+            dp[i][j] = zero(op->np[j]), hp[i][j] = zero(op->np[j]);
+        }
+    }
+    SoNetCtx n = {.c = &c, .dp = dp};
+    n.x = rnd(c.op[0].nx, 1, 0);
+    n.u = mixed ? NULL : rnd(c.op[0].nx, 1, 0);
+    real *hx = zero(c.op[0].nx);
+    so_chain_hvp(&c, n.x, n.u, hx, hp);
+    char what[128];
+    snprintf(what, sizeof(what), "so ConvNet %s (%s, %s%s)%s: d/dx", name, norm, pool, train ? ", train" : "",
+             mixed ? " (u = 0)" : "");
+    so_compare(what, so_net_phi, &n, n.x, c.op[0].nx, hx, NULL, NULL);
+    for (int i = 0; i < c.n; i++)
+        for (int j = 0; j < c.op[i].nparams; j++) {
+            char w2[160];
+            snprintf(w2, sizeof(w2), "%.100s: d/d(op %d param %d)", what, i, j);
+            so_compare(w2, so_net_phi, &n, c.p[i][j], c.op[i].np[j], hp[i][j], NULL, NULL);
+        }
+    for (int i = 0; i < c.n; i++)
+        for (int j = 0; j < 2; j++) free(c.p[i][j]), free(c.v[i][j]), free(dp[i][j]), free(hp[i][j]);
+    free(n.x), free(n.u), free(hx);
+    so_chain_free(&c);
+}
+
+static void so_check_convnets(void) {
+    so_check_convnet("relu", ACT_RELU, "instancenorm", "avgpooling", 0, 1);
+    so_check_convnet("relu", ACT_RELU, "instancenorm", "avgpooling", 0, 0);
+    so_check_convnet("swish", ACT_SILU, "batchnorm", "avgpooling", 1, 1);
+    so_check_convnet("relu", ACT_RELU, "batchnorm", "maxpooling", 0, 1);
+    so_check_convnet("sigmoid", ACT_SIGMOID, "layernorm", "avgpooling", 0, 1);
+    so_check_convnet("leakyrelu", ACT_LEAKY_RELU, "groupnorm", "maxpooling", 0, 0);
+    so_check_convnet("swish", ACT_SILU, "none", "none", 0, 1);
+}
+
 int main(int argc, char **argv) {
     parallel_init(argc, argv);
     rng_init(&rng, 42, 0);
@@ -282,5 +510,12 @@ int main(int argc, char **argv) {
     check_pool(1, 3, 1);
     check_ce(0);
     check_ce(1);
+    // the second-order checks evaluate thousands of tiny passes; on one thread they do not
+    // pay a parallel region's start-up per kernel (the threaded paths of the same kernels
+    // are compared with PyTorch in test_so)
+    parallel_set_threads(1);
+    so_check_layers();
+    so_check_ce();
+    so_check_convnets();
     return test_done("test_gradcheck");
 }

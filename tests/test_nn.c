@@ -415,6 +415,43 @@ static void test_drivers(void) {
     net_free(&net);
 }
 
+// bilinear resizing: x0.5 of a plane is the mean of its 2x2 blocks; x2 of a constant is
+// the constant; backward is the transpose (<up(x), g> = <x, up^T(g)>), also for a quadrant
+// read and written in place with a row stride
+static void test_bilinear(void) {
+    float x[36], big[144], g[144], dx[36], small[9];
+    Rng r;
+    rng_init(&r, 21, 0);
+    for (int i = 0; i < 36; i++) x[i] = (float)rng_normal(&r);
+    for (int i = 0; i < 144; i++) g[i] = (float)rng_normal(&r);
+    bilinear_forward(small, x, 6, 6, 6, 3, 3, 2.0f, 2.0f);
+    float worst = 0;
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            float m = ((x[2 * i * 6 + 2 * j] + x[2 * i * 6 + 2 * j + 1]) * 0.5f +
+                       (x[(2 * i + 1) * 6 + 2 * j] + x[(2 * i + 1) * 6 + 2 * j + 1]) * 0.5f) * 0.5f;
+            worst = fmaxf(worst, fabsf(m - small[i * 3 + j]));
+        }
+    CHECK(worst < 1e-6f, "x0.5 is the 2x2 block mean (worst %g)", worst);
+    float c[4] = {2.5f, 2.5f, 2.5f, 2.5f}, cu[16];
+    bilinear_forward(cu, c, 2, 2, 2, 4, 4, 0.5f, 0.5f);
+    int ok = 1;
+    for (int i = 0; i < 16; i++) ok &= cu[i] == 2.5f;
+    CHECK(ok, "x2 of a constant plane is constant");
+    // the top-right 3x3 quadrant of the 6x6 plane, doubled
+    bilinear_forward(big, x + 3, 3, 3, 6, 6, 6, 0.5f, 0.5f);
+    memset(dx, 0, sizeof(dx));
+    bilinear_backward(dx + 3, g, 3, 3, 6, 6, 6, 0.5f, 0.5f);
+    double a = 0, b = 0;
+    for (int i = 0; i < 36; i++) a += (double)big[i] * g[i];
+    for (int i = 0; i < 36; i++) b += (double)x[i] * dx[i];
+    CHECK(fabs(a - b) < 1e-5 * (fabs(a) + 1), "bilinear adjoint identity: %g vs %g", a, b);
+    int outside = 1;
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 3; j++) outside &= dx[i * 6 + j] == 0.0f;
+    CHECK(outside, "backward writes only the quadrant");
+}
+
 static void test_sgd(void) {
     // two steps by hand: p=1, g=0.5, lr 0.1, momentum 0.9, wd 0.01
     Optim o;
@@ -469,6 +506,7 @@ int main(int argc, char **argv) {
     test_winograd();
     test_net_winograd();
     test_drivers();
+    test_bilinear();
     test_sgd();
     return test_done("test_nn");
 }

@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "../src/data/pool.h"
+#include <zlib.h>
+
 #include "harness.h"
 
 #define DIR "tests/fixtures/train/pool/"
@@ -148,10 +150,26 @@ static void test_errors(void) {
     CHECK(ok, "truncated res files are errors");
 }
 
+// a PNG of the given size that holds its header only (IHDR, then an empty IDAT: no pixels)
+static void write_png_header(const char *path, uint32_t w, uint32_t h) {
+    uint8_t b[45] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
+    for (int k = 0; k < 4; k++) b[16 + k] = (uint8_t)(w >> (24 - 8 * k)), b[20 + k] = (uint8_t)(h >> (24 - 8 * k));
+    b[24] = 8, b[25] = 2; // 8-bit RGB
+    uint32_t crc = (uint32_t)crc32(0, b + 12, 17);
+    for (int k = 0; k < 4; k++) b[29 + k] = (uint8_t)(crc >> (24 - 8 * k));
+    memcpy(b + 33, "\0\0\0\0IDAT", 8);
+    crc = (uint32_t)crc32(0, b + 37, 4);
+    for (int k = 0; k < 4; k++) b[41 + k] = (uint8_t)(crc >> (24 - 8 * k));
+    FILE *f = fopen(path, "wb");
+    if (f) fwrite(b, 1, sizeof(b), f), fclose(f);
+}
+
 static void test_imagefolder(void) {
     Pool p;
     Err e;
-    PoolOptions o = {.info = &TINY, .exp = -1};
+    DatasetInfo three = TINY;
+    three.n_classes = 3;
+    PoolOptions o = {.info = &three, .exp = -1};
     CHECK(pool_load(&p, DIR "folder", &o, &e) == 0 && !strcmp(p.format, "imagefolder"), "image folder: %s", e.msg);
     const FixTensor *x = fixture_get(&F, "folder.x"), *y = fixture_get(&F, "folder.y");
     if (x && y && p.n == (int)x->shape[0]) {
@@ -174,6 +192,35 @@ static void test_imagefolder(void) {
     PoolOptions o2 = {.info = &two, .exp = -1};
     CHECK(pool_load(&p, DIR "folder", &o2, &e) == -1 && strstr(e.msg, "3 class folders"), "too many classes: %s", e.msg);
     pool_free(&p);
+    // a missing class folder would shift every later label: refused
+    CHECK(pool_load(&p, DIR "folder", &(PoolOptions){.info = &TINY, .exp = -1}, &e) == -1 &&
+              strstr(e.msg, "missing class folder"),
+          "3 class folders for 10 classes: %s", e.msg);
+    pool_free(&p);
+    const char *gap = test_tmp("gapfolder");
+    char cmd[1400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s' && cp -r %sfolder/class_000 %sfolder/class_001 '%s/' && "
+             "cp -r %sfolder/class_002 '%s/class_003' && rm '%s/class_003/notes.txt'",
+             gap, gap, DIR, DIR, gap, DIR, gap, gap);
+    CHECK(system(cmd) == 0, "gap folder");
+    CHECK(pool_load(&p, gap, &o, &e) == -1 && strstr(e.msg, "class_003 follows class_001"), "numbering gap: %s", e.msg);
+    pool_free(&p);
+    // an image of the wrong size is refused from its header, before any decoding: a
+    // 16384x16384 PNG header without pixel data fails on its size, not on missing data
+    char big[1200];
+    snprintf(big, sizeof(big), "%s/class_003/huge.png", gap);
+    write_png_header(big, 16384, 16384);
+    uint8_t *px = NULL;
+    int pw, ph;
+    double t0 = time_now();
+    CHECK(image_read_rgb_sized(big, 4, 4, &px, &pw, &ph, &e) == -1 && strstr(e.msg, "16384x16384") &&
+              strstr(e.msg, "not decoded"),
+          "huge PNG: %s", e.msg);
+    CHECK(time_now() - t0 < 0.5, "huge PNG refused in %.2f s", time_now() - t0);
+    write_png_header(big, 100000, 100000);
+    CHECK(image_read_rgb(big, &px, &pw, &ph, &e) == -1 && strstr(e.msg, "implausible"), "100000x100000 PNG: %s", e.msg);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", gap);
+    if (system(cmd)) {}
     uint8_t *rgb = NULL;
     int w, h;
     CHECK(image_read_rgb(DIR "folder/class_002/notes.txt", &rgb, &w, &h, &e) == -1 && strstr(e.msg, "neither"),

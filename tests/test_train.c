@@ -486,18 +486,25 @@ static void test_cli(void) {
           "JSON summary: mean %g std %g", mean, std);
     unlink(json);
     if (!config) return;
-    // BEARD's train_config.json as it is, with the data file and the output redirected
+    // BEARD's train_config.json as it is, with the data file and the output redirected;
+    // its "ipc": "50" disagrees with the 10-per-class file given instead, which is an error
+    // (the IPC names the checkpoints and leaderboard rows) until --ipc says 10
     char dir[512];
     snprintf(dir, sizeof(dir), "%s", test_tmp("cfg_pool"));
     rc = run_cli(out, sizeof(out),
                  "train --config %s --data-file %s/beard/dataset_pool/idm_style_ipc10.pkl --data %s "
                  "--save-path %s --epochs 0 --runs 1 --test-limit 50 --quiet --json %s",
                  config, shared_path("", ""), data, dir, json);
+    CHECK(rc == 1 && strstr(out, "ipc 50 disagrees") && strstr(out, "10 per class"), "an IPC the file contradicts: %s", out);
+    rc = run_cli(out, sizeof(out),
+                 "train --config %s --data-file %s/beard/dataset_pool/idm_style_ipc10.pkl --data %s "
+                 "--save-path %s --epochs 0 --runs 1 --test-limit 50 --quiet --json %s --ipc 10",
+                 config, shared_path("", ""), data, dir, json);
     CHECK(rc == 0 && strstr(out, "400 training images") && strstr(out, "4-in-1 unpacked from 100") &&
-              strstr(out, "BACON_ConvNet_CIFAR10_50_None_0."),
+              strstr(out, "BACON_ConvNet_CIFAR10_10_None_0."),
           "beard train --config train_config.json: %s", out);
     char path[1024];
-    snprintf(path, sizeof(path), "%s/BACON_ConvNet_CIFAR10_50_None.pth", dir);
+    snprintf(path, sizeof(path), "%s/BACON_ConvNet_CIFAR10_10_None.pth", dir);
     CHECK(file_exists(path), "final model %s saved", path);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", dir, json);
     if (system(cmd)) {}

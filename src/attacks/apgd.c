@@ -279,13 +279,13 @@ done:
 // APGD (torchattacks' perturb with cheap=True)
 
 static const AttackParamDef params[] = {
-    {"norm", 0, P_SAME, P_SAME, "threat model", "Linf,L2"},
-    {"eps", 8.0 / 255, 8.0 / 255, P_SAME, "maximum perturbation (Linf or L2)"},
-    {"steps", 10, P_SAME, 100, "iterations per restart (fra31: n_iter)"},
-    {"n_restarts", 1, P_SAME, P_SAME, "random restarts, each on the points still robust"},
-    {"loss", 0, P_SAME, P_SAME, "loss to maximise: cross-entropy or DLR", "ce,dlr"},
-    {"eot_iter", 1, P_SAME, P_SAME, "gradients averaged per step (EOT)"},
-    {"rho", 0.75, P_SAME, P_SAME, "step-size checkpoint threshold"},
+    {"norm", 0, P_SAME, P_SAME, "threat model", AP_CHOICE("Linf,L2")},
+    {"eps", 8.0 / 255, 8.0 / 255, P_SAME, "maximum perturbation (Linf or L2)", AP_EPS_L2},
+    {"steps", 10, P_SAME, 100, "iterations per restart (fra31: n_iter)", AP_STEPS},
+    {"n_restarts", 1, P_SAME, P_SAME, "random restarts, each on the points still robust", AP_INT(1, 1000)},
+    {"loss", 0, P_SAME, P_SAME, "loss to maximise: cross-entropy or DLR", AP_CHOICE("ce,dlr")},
+    {"eot_iter", 1, P_SAME, P_SAME, "gradients averaged per step (EOT)", AP_INT(1, 1000)},
+    {"rho", 0.75, P_SAME, P_SAME, "step-size checkpoint threshold", AP_REAL(0, 1)},
     {NULL},
 };
 
@@ -357,4 +357,5 @@ const AttackDef attack_apgd = {
     .targeted_ok = 0,
     .params = params,
     .run = apgd_run,
+    .check = attack_check_norm_eps,
 };

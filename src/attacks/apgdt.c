@@ -31,14 +31,14 @@
 #include "apgd.h"
 
 static const AttackParamDef params[] = {
-    {"norm", 0, P_SAME, P_SAME, "threat model", "Linf,L2"},
-    {"eps", 8.0 / 255, 8.0 / 255, P_SAME, "maximum perturbation (Linf or L2)"},
-    {"steps", 10, P_SAME, 100, "iterations per run (fra31: n_iter)"},
-    {"n_restarts", 1, P_SAME, P_SAME, "random restarts per target class"},
+    {"norm", 0, P_SAME, P_SAME, "threat model", AP_CHOICE("Linf,L2")},
+    {"eps", 8.0 / 255, 8.0 / 255, P_SAME, "maximum perturbation (Linf or L2)", AP_EPS_L2},
+    {"steps", 10, P_SAME, 100, "iterations per run (fra31: n_iter)", AP_STEPS},
+    {"n_restarts", 1, P_SAME, P_SAME, "random restarts per target class", AP_INT(1, 1000)},
     {"n_target_classes", 9, P_SAME, P_SAME, "target classes, ranked 2nd, 3rd, ... by the clean logits "
-                                            "(torchattacks: n_classes - 1 with n_classes = 10)"},
-    {"eot_iter", 1, P_SAME, P_SAME, "gradients averaged per step (EOT)"},
-    {"rho", 0.75, P_SAME, P_SAME, "step-size checkpoint threshold"},
+                                            "(torchattacks: n_classes - 1 with n_classes = 10)", AP_INT(1, 1000)},
+    {"eot_iter", 1, P_SAME, P_SAME, "gradients averaged per step (EOT)", AP_INT(1, 1000)},
+    {"rho", 0.75, P_SAME, P_SAME, "step-size checkpoint threshold", AP_REAL(0, 1)},
     {NULL},
 };
 
@@ -110,4 +110,5 @@ const AttackDef attack_apgdt = {
     .targeted_ok = 0,
     .params = params,
     .run = apgdt_run,
+    .check = attack_check_norm_eps,
 };

@@ -44,14 +44,13 @@
 extern const AttackDef attack_apgd, attack_apgdt, attack_square;
 
 static const AttackParamDef params[] = {
-    {"norm", 0, P_SAME, P_SAME, "threat model", "Linf,L2"},
-    {"eps", 8.0 / 255, 8.0 / 255, P_SAME, "maximum perturbation (Linf or L2)"},
+    {"norm", 0, P_SAME, P_SAME, "threat model", AP_CHOICE("Linf,L2")},
+    {"eps", 8.0 / 255, 8.0 / 255, P_SAME, "maximum perturbation (Linf or L2)", AP_EPS_L2},
     {"n_classes", 10, 10, P_SAME, "classes the targets of APGD-T and FAB-T come from (n_classes - 1 targets; "
-                                  "fra31 always uses 9)"},
-    {"steps", 10, 10, 100, "iterations of APGD, APGD-T and FAB-T"},
-    {"n_queries", 5000, 5000, P_SAME, "queries of Square"},
-    {"impl", 0, 0, 1, "the reference: torchattacks' MultiAttack or fra31's run_standard_evaluation",
-     "torchattacks,fra31"},
+                                  "fra31 always uses 9)", AP_INT(2, 100000)},
+    {"steps", 10, 10, 100, "iterations of APGD, APGD-T and FAB-T", AP_STEPS},
+    {"n_queries", 5000, 5000, P_SAME, "queries of Square", AP_INT(1, 10000000)},
+    {"impl", 0, 0, 1, "the reference: torchattacks' MultiAttack or fra31's run_standard_evaluation", AP_CHOICE("torchattacks,fra31")},
     {NULL},
 };
 
@@ -162,4 +161,5 @@ const AttackDef attack_autoattack = {
     .targeted_ok = 0,
     .params = params,
     .run = aa_run,
+    .check = attack_check_norm_eps,
 };

@@ -26,9 +26,9 @@
 #include "attack.h"
 
 static const AttackParamDef params[] = {
-    {"eps", 8.0 / 255, P_SAME, P_SAME, "maximum Linf perturbation"},
-    {"alpha", 2.0 / 255, P_SAME, P_SAME, "step size"},
-    {"steps", 10, P_SAME, P_SAME, "number of steps (0: int(min(eps*255 + 4, 1.25*eps*255)))"},
+    {"eps", 8.0 / 255, P_SAME, P_SAME, "maximum Linf perturbation", AP_EPS_LINF},
+    {"alpha", 2.0 / 255, P_SAME, P_SAME, "step size", AP_REAL(0, 1)},
+    {"steps", 10, P_SAME, P_SAME, "number of steps (0: int(min(eps*255 + 4, 1.25*eps*255)))", AP_INT(0, 100000)},
     {NULL},
 };
 

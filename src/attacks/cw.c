@@ -51,10 +51,10 @@
 #include "attack.h"
 
 static const AttackParamDef params[] = {
-    {"c", 1.0, 1.0, P_SAME, "weight of the classification term f"},
-    {"kappa", 0.0, 0.0, P_SAME, "confidence margin"},
-    {"steps", 50, 100, P_SAME, "Adam steps"},
-    {"lr", 0.01, 0.01, P_SAME, "Adam learning rate"},
+    {"c", 1.0, 1.0, P_SAME, "weight of the classification term f", AP_REAL(0, 1e10)},
+    {"kappa", 0.0, 0.0, P_SAME, "confidence margin", AP_REAL(0, 1e10)},
+    {"steps", 50, 100, P_SAME, "Adam steps", AP_STEPS},
+    {"lr", 0.01, 0.01, P_SAME, "Adam learning rate", AP_POS(1e6)},
     {NULL},
 };
 
@@ -137,8 +137,7 @@ static int cw_run(const AttackCtx *ctx, const float *x, const int *y, const int 
             }
             l2[b] = (float)acc;
         }
-        NetBackward nb = {.loss = cw_loss, .ctx = &cc, .nvec = 1, .logits = logits, .dx = grad};
-        if (net_forward_backward(ctx->net, adv, B, &nb, e)) goto done;
+        if (attack_gradient(ctx, adv, B, cw_loss, &cc, logits, grad, NULL, e)) goto done;
         double l2_sum = 0.0, f_sum = 0.0;
         for (int b = 0; b < B; b++) l2_sum += l2[b], f_sum += fv[b];
         double cost = (double)((float)l2_sum + (float)c * (float)f_sum); // cost.item() of a float32

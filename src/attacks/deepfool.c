@@ -65,10 +65,10 @@
 #include "attack.h"
 
 static const AttackParamDef params[] = {
-    {"steps", 50, 50, P_SAME, "maximum number of DeepFool steps per sample"},
-    {"overshoot", 0.02, 0.02, P_SAME, "each step moves (1 + overshoot) times the linearised distance"},
+    {"steps", 50, 50, P_SAME, "maximum number of DeepFool steps per sample", AP_STEPS},
+    {"overshoot", 0.02, 0.02, P_SAME, "each step moves (1 + overshoot) times the linearised distance", AP_REAL(0, 100)},
     {"dither", 1, 1, P_SAME, "float32 steps (ulps) by which each step's input is dithered, emulating torchattacks' "
-                             "separate batch-of-one forward pass (0: off; see deepfool.c)"},
+                             "separate batch-of-one forward pass (0: off; see deepfool.c)", AP_INT(0, 64)},
     {NULL},
 };
 

@@ -63,15 +63,15 @@
 #include <string.h>
 
 static const AttackParamDef params[] = {
-    {"norm", FAB_LINF, P_SAME, P_SAME, "norm to minimise", "Linf,L2,L1"},
-    {"eps", 8.0 / 255, P_SAME, P_SAME, "largest accepted perturbation (and the random-restart radius)"},
-    {"steps", 10, P_SAME, 100, "steps per run"},
-    {"n_restarts", 1, P_SAME, P_SAME, "runs per sample (and target class); run r > 0 starts at random"},
-    {"alpha_max", 0.1, P_SAME, P_SAME, "largest weight of the step from the original point"},
-    {"eta", 1.05, P_SAME, P_SAME, "overshoot of the projection step"},
-    {"beta", 0.9, P_SAME, P_SAME, "backward step towards the original point after a success"},
-    {"multi_targeted", 0, P_SAME, P_SAME, "attack the n_classes - 1 most likely wrong classes one by one (1/0)"},
-    {"n_classes", 10, P_SAME, P_SAME, "multi-targeted: classes ranked 2 .. n_classes by the clean logits are targets"},
+    {"norm", FAB_LINF, P_SAME, P_SAME, "norm to minimise", AP_CHOICE("Linf,L2,L1")},
+    {"eps", 8.0 / 255, P_SAME, P_SAME, "largest accepted perturbation (and the random-restart radius)", AP_EPS_L2},
+    {"steps", 10, P_SAME, 100, "steps per run", AP_STEPS},
+    {"n_restarts", 1, P_SAME, P_SAME, "runs per sample (and target class); run r > 0 starts at random", AP_INT(1, 1000)},
+    {"alpha_max", 0.1, P_SAME, P_SAME, "largest weight of the step from the original point", AP_REAL(0, 1)},
+    {"eta", 1.05, P_SAME, P_SAME, "overshoot of the projection step", AP_REAL(1, 100)},
+    {"beta", 0.9, P_SAME, P_SAME, "backward step towards the original point after a success", AP_REAL(0, 1)},
+    {"multi_targeted", 0, P_SAME, P_SAME, "attack the n_classes - 1 most likely wrong classes one by one (1/0)", AP_BOOL},
+    {"n_classes", 10, P_SAME, P_SAME, "multi-targeted: classes ranked 2 .. n_classes by the clean logits are targets", AP_INT(2, 100000)},
     {NULL},
 };
 
@@ -590,4 +590,5 @@ const AttackDef attack_fab = {
     .targeted_ok = 0,
     .params = params,
     .run = fab_run,
+    .check = attack_check_norm_eps,
 };

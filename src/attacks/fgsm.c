@@ -9,7 +9,7 @@
 #include "attack.h"
 
 static const AttackParamDef params[] = {
-    {"eps", 8.0 / 255, 8.0 / 255, P_SAME, "maximum Linf perturbation"},
+    {"eps", 8.0 / 255, 8.0 / 255, P_SAME, "maximum Linf perturbation", AP_EPS_LINF},
     {NULL},
 };
 

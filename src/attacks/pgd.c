@@ -14,10 +14,10 @@
 #include "attack.h"
 
 static const AttackParamDef params[] = {
-    {"eps", 8.0 / 255, 8.0 / 255, P_SAME, "maximum Linf perturbation"},
-    {"alpha", 2.0 / 255, 2.0 / 225, P_SAME, "step size"},
-    {"steps", 10, 10, P_SAME, "number of steps"},
-    {"random_start", 1, 0, P_SAME, "start from a uniform random point in the eps-ball (1/0)"},
+    {"eps", 8.0 / 255, 8.0 / 255, P_SAME, "maximum Linf perturbation", AP_EPS_LINF},
+    {"alpha", 2.0 / 255, 2.0 / 225, P_SAME, "step size", AP_REAL(0, 1)},
+    {"steps", 10, 10, P_SAME, "number of steps", AP_STEPS},
+    {"random_start", 1, 0, P_SAME, "start from a uniform random point in the eps-ball (1/0)", AP_BOOL},
     {NULL},
 };
 

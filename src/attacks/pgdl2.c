@@ -23,11 +23,11 @@
 #include "attack.h"
 
 static const AttackParamDef params[] = {
-    {"eps", 1.0, 128.0 / 255, P_SAME, "maximum L2 perturbation"},
-    {"alpha", 0.2, 15.0 / 255, P_SAME, "step size (L2 length of each step)"},
-    {"steps", 10, 10, P_SAME, "number of steps"},
-    {"random_start", 1, 0, P_SAME, "start from a random point in the eps-ball (1/0)"},
-    {"eps_for_division", 1e-10, P_SAME, P_SAME, "added to the gradient norm before dividing"},
+    {"eps", 1.0, 128.0 / 255, P_SAME, "maximum L2 perturbation", AP_EPS_L2},
+    {"alpha", 0.2, 15.0 / 255, P_SAME, "step size (L2 length of each step)", AP_REAL(0, 1000)},
+    {"steps", 10, 10, P_SAME, "number of steps", AP_STEPS},
+    {"random_start", 1, 0, P_SAME, "start from a random point in the eps-ball (1/0)", AP_BOOL},
+    {"eps_for_division", 1e-10, P_SAME, P_SAME, "added to the gradient norm before dividing", AP_POS(1)},
     {NULL},
 };
 

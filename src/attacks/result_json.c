@@ -53,11 +53,9 @@ cJSON *attack_result_json(const AttackResult *r, int per_sample) {
     cJSON_AddNumberToObject(o, "n", r->n);
     cJSON *p = cJSON_AddObjectToObject(o, "params");
     for (int i = 0; i < r->params.n; i++) {
-        const AttackParamDef *d = NULL;
-        for (const AttackParamDef *q = r->def->params; q->name; q++)
-            if (!strcmp(q->name, r->params.names[i])) d = q;
-        char buf[64];
-        if (d && d->choices) cJSON_AddStringToObject(p, r->params.names[i], attack_param_text(&r->params, r->def, i, buf, sizeof(buf)));
+        const AttackParamDef *d = attack_param_def(r->def, r->params.names[i]);
+        char buf[ATTACK_TEXT_LEN];
+        if (d && (d->type == ATTACK_PARAM_CHOICE || d->type == ATTACK_PARAM_TEXT)) cJSON_AddStringToObject(p, r->params.names[i], attack_param_text(&r->params, r->def, i, buf, sizeof(buf)));
         else cJSON_AddItemToObject(p, r->params.names[i], num(r->params.values[i], 10));
     }
     cJSON_AddItemToObject(o, "mean_l2", num(mean_f(r->l2, r->n), 6));

@@ -155,11 +155,43 @@ int attack_transfer(Net *target, const AttackData *d, Semantics sem, const float
     return 0;
 }
 
+int attack_ensemble_init(Net *net, Net *const *extra, int n_extra, Net **members, Err *e) {
+    if (n_extra < 0 || n_extra + 1 > ATTACK_MAX_ENSEMBLE)
+        return err_set(e, "an ensemble of at most %d surrogates", ATTACK_MAX_ENSEMBLE);
+    members[0] = net;
+    for (int m = 0; m < n_extra; m++) {
+        const Net *o = extra[m];
+        if (o->in_c != net->in_c || o->in_h != net->in_h || o->in_w != net->in_w)
+            return err_set(e, "an ensemble of surrogates with different input shapes: %s takes (%d, %d, %d), %s (%d, %d, %d)",
+                           net->arch, net->in_c, net->in_h, net->in_w, o->arch, o->in_c, o->in_h, o->in_w);
+        if (o->n_classes != net->n_classes)
+            return err_set(e, "an ensemble of surrogates with different classes: %s has %d, %s %d", net->arch,
+                           net->n_classes, o->arch, o->n_classes);
+        members[m + 1] = extra[m];
+    }
+    return 0;
+}
+
+// forward and backward passes of every member so far
+static void count_passes(Net *const *members, int n, uint64_t *fwd, uint64_t *bwd) {
+    *fwd = *bwd = 0;
+    for (int m = 0; m < n; m++) *fwd += members[m]->n_forward, *bwd += members[m]->n_backward;
+}
+
 int attack_evaluate(Net *net, const AttackData *d, const AttackDef *def, const AttackParams *params, int targeted,
                     const RunConfig *cfg, AttackResult *res, Err *e) {
     memset(res, 0, sizeof(*res));
     if (targeted && !def->targeted_ok) return err_set(e, "%s has no targeted mode", def->name);
     if (!targeted && !def->untargeted_ok) return err_set(e, "%s has no untargeted mode", def->name);
+    AttackShape shape = {d->C, d->H, d->W, net->n_classes};
+    if (attack_params_check(def, params, &shape, e)) return -1;
+    if (def->needs_train && (!cfg->train || cfg->train->n <= 0))
+        return err_set(e, "%s trains surrogate models and needs the training split (none was loaded)", def->name);
+    Net *members[ATTACK_MAX_ENSEMBLE];
+    int n_members = 1 + cfg->n_ensemble;
+    if (attack_ensemble_init(net, cfg->ensemble, cfg->n_ensemble, members, e)) return -1;
+    AttackEnsemble ens = {.members = members, .n = n_members, .n_grad = -1};
+    void *state = NULL;
     int n = d->n, K = net->n_classes, batch = cfg->batch > 0 ? cfg->batch : 256;
     size_t D = (size_t)d->C * d->H * d->W, plane = (size_t)d->H * d->W;
     res->def = def;
@@ -185,13 +217,21 @@ int attack_evaluate(Net *net, const AttackData *d, const AttackDef *def, const A
         err_set(e, "out of memory for %d samples", n);
         goto done;
     }
-    if (attack_clean_predict(net, d, cfg->sem, batch, cpred, clean_logits, e)) goto done;
+    attack_prepare(net, d, cfg->sem, x);
+    for (int m = 1; m < n_members; m++) net_set_normalize(members[m], net->normalize, net->mean, net->std);
+    AttackCtx base = {.net = net, .K = K, .D = D, .targeted = targeted, .params = params, .seed = cfg->seed,
+                      .n_classes_cap = cfg->n_classes_cap, .ens = n_members > 1 ? &ens : NULL, .sem = cfg->sem,
+                      .mean = d->mean, .std = d->std, .train = cfg->train, .state = &state};
+    for (int s = 0; s < n; s += batch) { // the clean predictions, of the ensemble when there is one
+        int B = MIN(batch, n - s);
+        if (attack_logits(&base, x + s * D, B, clean_logits + (size_t)s * K, e)) goto done;
+    }
     for (int i = 0; i < n; i++) {
+        cpred[i] = logits_argmax(clean_logits + (size_t)i * K, K);
         res->clean_ok[i] = cpred[i] == d->y[i];
         res->clean_correct += res->clean_ok[i];
     }
     if (targeted) attack_targets(cfg->policy, d->y, clean_logits, n, K, cfg->seed, res->targets);
-    attack_prepare(net, d, cfg->sem, x);
 
     Progress prog;
     char label[64];
@@ -203,16 +243,18 @@ int attack_evaluate(Net *net, const AttackData *d, const AttackDef *def, const A
     for (int s = 0; s < n; s += batch) {
         int B = MIN(batch, n - s);
         for (int b = 0; b < B; b++) ids[b] = s + b;
-        AttackCtx ctx = {.net = net, .K = K, .D = D, .targeted = targeted, .params = params, .seed = cfg->seed,
-                         .ids = ids, .progress = cfg->progress ? &prog : NULL, .progress_base = (double)s / n,
-                         .progress_span = (double)B / n, .n_classes_cap = cfg->n_classes_cap};
-        uint64_t f0 = net->n_forward, b0 = net->n_backward;
+        AttackCtx ctx = base;
+        ctx.ids = ids, ctx.progress = cfg->progress ? &prog : NULL, ctx.progress_base = (double)s / n;
+        ctx.progress_span = (double)B / n;
+        uint64_t f0, b0, f1, b1;
+        count_passes(members, n_members, &f0, &b0);
         if (def->run(&ctx, x + s * D, d->y + s, targeted ? res->targets + s : NULL, B, adv, e)) {
             err_wrap(e, "%s", def->name);
             progress_end(&prog);
             goto done;
         }
-        fwd += net->n_forward - f0, bwd += net->n_backward - b0;
+        count_passes(members, n_members, &f1, &b1);
+        fwd += f1 - f0, bwd += b1 - b0;
         if (attack_predict(&ctx, adv, B, apred, e)) goto done;
         if (res->x_adv) memcpy(res->x_adv + s * D, adv, sizeof(float) * D * B);
         for (int b = 0; b < B; b++) {
@@ -250,6 +292,7 @@ int attack_evaluate(Net *net, const AttackData *d, const AttackDef *def, const A
     res->asr = res->clean_correct ? 100.0 * res->success / res->clean_correct : 0.0;
     rc = 0;
 done:
+    if (state && def->state_free) def->state_free(state);
     xfree(x), xfree(adv), xfree(clean_logits);
     free(cpred), free(ids), free(apred);
     if (rc) attack_result_free(res);

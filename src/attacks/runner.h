@@ -20,7 +20,14 @@ typedef struct {
     int progress;   // show a progress bar for long runs
     int n_classes_cap; // 0: none; BEARD's policy uses 10
     int keep_adv;      // keep the adversarial examples in AttackResult.x_adv (transfer)
+    // an ensemble of surrogates: the model attacked (and scored) is the mean of the logits
+    // of net and these (all with net's input shape and classes); NULL/0: net alone
+    Net *const *ensemble;
+    int n_ensemble;
+    const AttackTrainSet *train; // the training split, for attacks that train (LGV); may be NULL
 } RunConfig;
+
+#define ATTACK_MAX_ENSEMBLE 64
 
 // The test set as pixels in [0, 1], with the dataset's normalisation constants.
 typedef struct {
@@ -84,5 +91,9 @@ void transfer_result_free(TransferResult *tr);
 // fills x (n, D) in attack space for the semantics (pixels, or normalised in float32 as
 // torchvision's Normalize computes it) and sets net->normalize accordingly
 void attack_prepare(Net *net, const AttackData *d, Semantics sem, float *x);
+
+// checks that the ensemble's members (net and extra) read the same inputs and have the
+// same classes; fills members (1 + n_extra) for an AttackEnsemble
+int attack_ensemble_init(Net *net, Net *const *extra, int n_extra, Net **members, Err *e);
 
 #endif

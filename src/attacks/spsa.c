@@ -32,12 +32,12 @@
 #include "apgd.h"
 
 static const AttackParamDef params[] = {
-    {"eps", 0.3, 8.0 / 255, P_SAME, "maximum Linf perturbation"},
-    {"delta", 0.01, P_SAME, P_SAME, "finite-difference step of the probes"},
-    {"lr", 0.01, P_SAME, P_SAME, "Adam learning rate"},
-    {"nb_iter", 1, P_SAME, P_SAME, "iterations (Adam steps)"},
-    {"nb_sample", 128, P_SAME, P_SAME, "probes per gradient estimate"},
-    {"max_batch_size", 64, P_SAME, P_SAME, "probes summed per group (torchattacks' evaluation batch)"},
+    {"eps", 0.3, 8.0 / 255, P_SAME, "maximum Linf perturbation", AP_EPS_LINF},
+    {"delta", 0.01, P_SAME, P_SAME, "finite-difference step of the probes", AP_POS(1)},
+    {"lr", 0.01, P_SAME, P_SAME, "Adam learning rate", AP_POS(1e6)},
+    {"nb_iter", 1, P_SAME, P_SAME, "iterations (Adam steps)", AP_STEPS},
+    {"nb_sample", 128, P_SAME, P_SAME, "probes per gradient estimate", AP_INT(1, 1000000)},
+    {"max_batch_size", 64, P_SAME, P_SAME, "probes summed per group (torchattacks' evaluation batch)", AP_INT(1, 1000000)},
     {NULL},
 };
 

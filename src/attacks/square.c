@@ -46,13 +46,13 @@
 #include "apgd.h"
 
 static const AttackParamDef params[] = {
-    {"norm", 0, P_SAME, P_SAME, "threat model", "Linf,L2"},
-    {"eps", 8.0 / 255, 8.0 / 255, P_SAME, "maximum perturbation (Linf or L2)"},
-    {"n_queries", 5000, 5000, P_SAME, "queries (iterations) per restart"},
-    {"n_restarts", 1, 1, P_SAME, "restarts, each on the points not yet fooled"},
-    {"p_init", 0.8, 0.8, P_SAME, "initial fraction of pixels a square covers"},
-    {"loss", 0, 0, P_SAME, "loss to minimise: the margin or (-)cross-entropy", "margin,ce"},
-    {"resc_schedule", 1, 1, 0, "rescale the p schedule to n_queries (fra31's AutoAttack: off)"},
+    {"norm", 0, P_SAME, P_SAME, "threat model", AP_CHOICE("Linf,L2")},
+    {"eps", 8.0 / 255, 8.0 / 255, P_SAME, "maximum perturbation (Linf or L2)", AP_EPS_L2},
+    {"n_queries", 5000, 5000, P_SAME, "queries (iterations) per restart", AP_INT(1, 10000000)},
+    {"n_restarts", 1, 1, P_SAME, "restarts, each on the points not yet fooled", AP_INT(1, 1000)},
+    {"p_init", 0.8, 0.8, P_SAME, "initial fraction of pixels a square covers", AP_POS(1)},
+    {"loss", 0, 0, P_SAME, "loss to minimise: the margin or (-)cross-entropy", AP_CHOICE("margin,ce")},
+    {"resc_schedule", 1, 1, 0, "rescale the p schedule to n_queries (fra31's AutoAttack: off)", AP_BOOL},
     {NULL},
 };
 
@@ -318,4 +318,5 @@ const AttackDef attack_square = {
     .targeted_ok = 1,
     .params = params,
     .run = square_run,
+    .check = attack_check_norm_eps,
 };

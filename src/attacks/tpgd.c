@@ -32,9 +32,9 @@
 #include "attack.h"
 
 static const AttackParamDef params[] = {
-    {"eps", 8.0 / 255, P_SAME, P_SAME, "maximum Linf perturbation"},
-    {"alpha", 2.0 / 255, P_SAME, P_SAME, "step size"},
-    {"steps", 10, P_SAME, P_SAME, "number of steps"},
+    {"eps", 8.0 / 255, P_SAME, P_SAME, "maximum Linf perturbation", AP_EPS_LINF},
+    {"alpha", 2.0 / 255, P_SAME, P_SAME, "step size", AP_REAL(0, 1)},
+    {"steps", 10, P_SAME, P_SAME, "number of steps", AP_STEPS},
     {NULL},
 };
 

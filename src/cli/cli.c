@@ -3,8 +3,12 @@
  */
 #include "cli.h"
 
+#include <cjson/cJSON.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "../io/file.h"
 
 const char *cli_opt(int argc, char **argv, int *i, const char *name, int *missing) {
     const char *a = argv[*i];
@@ -61,5 +65,85 @@ int cli_parse_num(const char *cmd, const char *opt, const char *s, double *out) 
         cli_usage_error(cmd, "%s expects a number such as 0.03 or 8/255, got '%s'", opt, s);
         return -1;
     }
+    return 0;
+}
+
+int cli_check_output_file(const char *cmd, const char *opt, const char *path) {
+    Err e;
+    if (!path || file_check_writable(path, 1, &e) == 0) return 0;
+    return cli_error(cmd, "%s: %s", opt, e.msg);
+}
+
+int cli_check_output_dir(const char *cmd, const char *opt, const char *dir) {
+    Err e;
+    if (!dir || file_check_dir_writable(dir, 1, &e) == 0) return 0;
+    return cli_error(cmd, "%s: %s", opt, e.msg);
+}
+
+int cli_write_json(const char *cmd, const char *path, const cJSON *root) {
+    char *s = cJSON_Print(root);
+    if (!s) return cli_error(cmd, "out of memory writing %s", path);
+    size_t n = strlen(s);
+    s[n] = '\n'; // cJSON_Print's NUL becomes the final newline: write n + 1 bytes
+    Err e;
+    int rc = file_write_all(path, s, n + 1, &e);
+    free(s);
+    return rc ? cli_error(cmd, "%s", e.msg) : 0;
+}
+
+// splits a comma-separated list into malloc'd strings; returns the count or -1 beyond max
+static int split_list(const char *list, int max, char **out) {
+    int n = 0;
+    const char *p = list;
+    while (*p) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        while (len && *p == ' ') p++, len--;
+        while (len && p[len - 1] == ' ') len--;
+        if (len) {
+            if (n == max) {
+                cli_free_strings(out, n);
+                return -1;
+            }
+            out[n] = malloc(len + 1);
+            memcpy(out[n], p, len);
+            out[n][len] = 0;
+            n++;
+        }
+        if (!c) break;
+        p = c + 1;
+    }
+    return n;
+}
+
+void cli_free_strings(char **s, int n) {
+    for (int i = 0; i < n; i++) free(s[i]);
+}
+
+int cli_split_models(const char *cmd, const char *models, const char *archs, const char *opt, const char *arch_opt,
+                     int max, char **paths, char **arch_out, int *n) {
+    *n = split_list(models, max, paths);
+    if (*n <= 0) {
+        if (*n == 0) cli_usage_error(cmd, "%s names no checkpoint", opt);
+        else cli_usage_error(cmd, "%s lists more than %d checkpoints", opt, max);
+        *n = 0;
+        return -1;
+    }
+    char *a[64];
+    int na = split_list(archs, 64, a);
+    if (na != 1 && na != *n) {
+        cli_usage_error(cmd, "%s lists %d architectures for %d checkpoints of %s (give one for all, or one each)",
+                        arch_opt, na < 0 ? 0 : na, *n, opt);
+        if (na > 0) cli_free_strings(a, na);
+        cli_free_strings(paths, *n);
+        *n = 0;
+        return -1;
+    }
+    for (int i = 0; i < *n; i++) {
+        const char *src = a[na == 1 ? 0 : i];
+        arch_out[i] = malloc(strlen(src) + 1);
+        strcpy(arch_out[i], src);
+    }
+    cli_free_strings(a, na);
     return 0;
 }

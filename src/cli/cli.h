@@ -32,9 +32,25 @@ int cli_flag(char **argv, int i, const char *name);
 int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+// Output paths, checked before any long work (src/io/file.h: the folder exists or is
+// made, and takes a new file); print "beard <cmd>: <opt>: <why>" and return 1 when not
+int cli_check_output_file(const char *cmd, const char *opt, const char *path);
+int cli_check_output_dir(const char *cmd, const char *opt, const char *dir);
+// Writes a JSON document (pretty-printed, newline-terminated) atomically; prints the
+// error and returns 1 on failure
+struct cJSON;
+int cli_write_json(const char *cmd, const char *path, const struct cJSON *root);
+
 // parse helpers that print the error themselves; return 0 on success
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_num(const char *cmd, const char *opt, const char *s, double *out);
+
+// a comma-separated list of checkpoints and their architectures (one for all, or one per
+// checkpoint): malloc'd strings in paths and arch_out, *n of each (cli_free_strings);
+// prints the usage error itself and returns -1 when the lists do not fit together
+int cli_split_models(const char *cmd, const char *models, const char *archs, const char *opt, const char *arch_opt,
+                     int max, char **paths, char **arch_out, int *n);
+void cli_free_strings(char **s, int n);
 
 // ----------------------------------------------------------------------------
 // loading what most subcommands need (cli_data.c); each prints its own error
@@ -51,6 +67,8 @@ typedef struct {
 
 // the test split of `dataset` from `dir` (default: ./data), at most `limit` images
 int cli_load_testset(const char *cmd, const char *dataset, const char *dir, long limit, CliTestSet *ts);
+// the same for either split (train 1: the training split)
+int cli_load_split(const char *cmd, const char *dataset, const char *dir, int train, long limit, CliTestSet *ts);
 void cli_testset_free(CliTestSet *ts);
 int cli_load_model(const char *cmd, const char *path, const char *arch, const DatasetInfo *info, Net *net);
 

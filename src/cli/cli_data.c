@@ -9,19 +9,23 @@
 #include "cli.h"
 
 int cli_load_testset(const char *cmd, const char *dataset, const char *dir, long limit, CliTestSet *ts) {
+    return cli_load_split(cmd, dataset, dir, 0, limit, ts);
+}
+
+int cli_load_split(const char *cmd, const char *dataset, const char *dir, int train, long limit, CliTestSet *ts) {
     memset(ts, 0, sizeof(*ts));
     ts->info = dataset_info(dataset);
     if (!ts->info)
         return cli_usage_error(cmd, "unknown dataset '%s' (cifar10, cifar100, mnist, fashionmnist, svhn, tinyimagenet)",
                                dataset);
     Err e;
-    if (dataset_load(&ts->ds, dataset, dir ? dir : "data", 0, limit, &e)) {
+    if (dataset_load(&ts->ds, dataset, dir ? dir : "data", train, limit, &e)) {
         dataset_free(&ts->ds);
         return cli_error(cmd, "%s (use --data DIR; `beard download %s` fetches it)", e.msg, dataset);
     }
     if (ts->ds.n == 0) {
         dataset_free(&ts->ds);
-        return cli_error(cmd, "the %s test set in %s is empty", dataset, dir ? dir : "data");
+        return cli_error(cmd, "the %s %s set in %s is empty", dataset, train ? "training" : "test", dir ? dir : "data");
     }
     size_t D = (size_t)ts->ds.c * ts->ds.h * ts->ds.w;
     ts->x = xmalloc(sizeof(float) * D * ts->ds.n);

@@ -7,17 +7,19 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../attacks/names.h"
 #include "../attacks/result_json.h"
 #include "../core/parallel.h"
 #include "cli.h"
 
 static void usage(FILE *f) {
-    fputs("usage: beard attack --model FILE --dataset cifar10 [--data DIR] --attack NAME[,NAME...]\n"
+    fputs("usage: beard attack --model FILE[,FILE...] --dataset cifar10 [--data DIR] --attack NAME[,NAME...]\n"
           "                    [--targeted yes|no|both] [--semantics pixel|beard]\n"
           "                    [--target-policy next|beard|random|least-likely]\n"
           "                    [--preset torchattacks|beard|fra31] [--arch ConvNet] [--limit N]\n"
           "                    [--batch 256] [--seed S] [--threads N] [--json OUT] [--per-sample]\n"
-          "                    [--transfer-to FILE[,FILE...]]\n"
+          "                    [--transfer-to FILE[,FILE...] [--transfer-arch NAME[,NAME...]]]\n"
+          "                    [--train-limit N]\n"
           "                    [attack options, e.g. --eps 8/255 --alpha 2/225 --steps 10]\n"
           "\n"
           "Runs each attack on the test split and prints one line per attack and mode: robust\n"
@@ -30,18 +32,44 @@ static void usage(FILE *f) {
           "eps in normalised units and clamps to [0,1] in normalised space.\n"
           "Numbers accept fractions (8/255). --per-sample adds per-sample arrays to the JSON.\n"
           "--transfer-to: a transfer (black-box) attack. The examples are crafted on --model (the\n"
-          "surrogate) and also scored on each listed checkpoint (same --arch and dataset).\n"
-          "\nattacks (names are case-insensitive; BEARD's spellings work too):\n",
+          "surrogate) and also scored on each listed checkpoint (--transfer-arch: one architecture\n"
+          "for all or one per checkpoint; default --arch).\n"
+          "Several --model checkpoints make an ensemble of surrogates: the mean of their logits\n"
+          "is attacked (and scored). --arch takes one architecture for all or one per model; all\n"
+          "must read the same input shape.\n"
+          "Attacks that train surrogates of their own (LGV) read the training split from --data\n"
+          "(--train-limit N images, 0 = all).\n"
+          "\nAn attack may carry its own parameters, --attack 'PGD(eps=4/255, steps=20),FGSM', and\n"
+          "BEARD's training-attack names work too: PGD_e4 (PGD, eps 4/255), PGD_s2 (PGD, 2 steps).\n"
+          "Every parameter is checked against its type and range before anything runs.\n"
+          "\nattacks (names are case-insensitive; BEARD's spellings work too), with each option's\n"
+          "range and torchattacks default (--preset beard and fra31 change some defaults);\n"
+          "--list prints the attack names alone:\n",
           f);
     for (int i = 0; i < attack_count(); i++) {
         const AttackDef *d = attack_get(i);
         fprintf(f, "  %-10s %s%s\n", d->name, d->summary, d->targeted_ok ? "" : " [untargeted only]");
-        fprintf(f, "             options:");
         for (const AttackParamDef *p = d->params; p->name; p++) {
-            if (p->choices) fprintf(f, " --%s {%s}", p->name, p->choices);
-            else fprintf(f, " --%s %.6g", p->name, p->torchattacks);
+            char range[128];
+            char def[64];
+            AttackParams dp;
+            attack_params_init(&dp, d, PRESET_TORCHATTACKS);
+            for (int k = 0; k < dp.n; k++)
+                if (!strcmp(dp.names[k], p->name)) attack_param_text(&dp, d, k, def, sizeof(def));
+            fprintf(f, "      --%-16s %s; %s, default %s\n", p->name, p->help, attack_param_range_text(p, range, sizeof(range)),
+                    def);
         }
-        fputc('\n', f);
+    }
+}
+
+// one line per attack: its name, BEARD's spelling where it differs, and its aliases
+static void list_attacks(FILE *f) {
+    for (int i = 0; i < attack_count(); i++) {
+        const AttackDef *d = attack_get(i);
+        const char *bn = attack_beard_name(d);
+        fprintf(f, "%-10s", d->name);
+        if (strcmp(bn, d->name)) fprintf(f, " (BEARD: %s)", bn);
+        fprintf(f, "  aliases: %s%s\n", d->aliases ? d->aliases : "", strcmp(d->name, "PGD") ? "" : ", and BEARD's PGD_e<N> (eps N/255), PGD_s<N> (N steps)");
     }
 }
 
@@ -49,8 +77,8 @@ static void usage(FILE *f) {
 
 int cmd_attack(int argc, char **argv) {
     const char *C = "attack", *model = NULL, *dataset = NULL, *data = NULL, *arch = "ConvNet", *json = NULL,
-               *list = NULL, *transfer = NULL, *targeted_s = "no", *sem_s = "pixel", *policy_s = NULL, *preset_s = "torchattacks";
-    long limit = 0, batch = 256, threads = 0, seed = 0;
+               *list = NULL, *transfer = NULL, *transfer_arch = NULL, *targeted_s = "no", *sem_s = "pixel", *policy_s = NULL, *preset_s = "torchattacks";
+    long limit = 0, train_limit = 0, batch = 256, threads = 0, seed = 0;
     int per_sample = 0;
     char **extra = calloc(argc, sizeof(char *));
     int n_extra = 0;
@@ -61,6 +89,10 @@ int cmd_attack(int argc, char **argv) {
             usage(stdout);
             free(extra);
             return 0;
+        } else if (cli_flag(argv, i, "--list")) {
+            list_attacks(stdout);
+            free(extra);
+            return 0;
         } else if (cli_flag(argv, i, "--per-sample")) per_sample = 1;
         else if ((v = cli_opt(argc, argv, &i, "--model", &missing))) model = v;
         else if ((v = cli_opt(argc, argv, &i, "--dataset", &missing))) dataset = v;
@@ -69,12 +101,15 @@ int cmd_attack(int argc, char **argv) {
         else if ((v = cli_opt(argc, argv, &i, "--json", &missing))) json = v;
         else if ((v = cli_opt(argc, argv, &i, "--attack", &missing))) list = v;
         else if ((v = cli_opt(argc, argv, &i, "--transfer-to", &missing))) transfer = v;
+        else if ((v = cli_opt(argc, argv, &i, "--transfer-arch", &missing))) transfer_arch = v;
         else if ((v = cli_opt(argc, argv, &i, "--targeted", &missing))) targeted_s = v;
         else if ((v = cli_opt(argc, argv, &i, "--semantics", &missing))) sem_s = v;
         else if ((v = cli_opt(argc, argv, &i, "--target-policy", &missing))) policy_s = v;
         else if ((v = cli_opt(argc, argv, &i, "--preset", &missing))) preset_s = v;
         else if ((v = cli_opt(argc, argv, &i, "--limit", &missing))) {
             if (cli_parse_int(C, "--limit", v, 0, 1L << 30, &limit)) goto usage_fail;
+        } else if ((v = cli_opt(argc, argv, &i, "--train-limit", &missing))) {
+            if (cli_parse_int(C, "--train-limit", v, 0, 1L << 30, &train_limit)) goto usage_fail;
         } else if ((v = cli_opt(argc, argv, &i, "--batch", &missing))) {
             if (cli_parse_int(C, "--batch", v, 1, 1 << 16, &batch)) goto usage_fail;
         } else if ((v = cli_opt(argc, argv, &i, "--threads", &missing))) {
@@ -124,24 +159,19 @@ int cmd_attack(int argc, char **argv) {
 
     // the attacks and their parameters
     const AttackDef *defs[MAX_ATTACKS];
-    AttackParams params[MAX_ATTACKS];
+    static AttackParams params[MAX_ATTACKS];
     int n_attacks = 0;
-    char *names = xstrdup(list);
-    for (char *tok = strtok(names, ","); tok; tok = strtok(NULL, ",")) {
-        while (*tok == ' ') tok++;
-        if (!*tok) continue;
-        const AttackDef *d = attack_find(tok);
-        if (!d) {
-            cli_usage_error(C, "unknown attack '%s' (see beard attack --help for the list)", tok);
-            xfree(names);
+    {
+        Err e;
+        if (attack_resolve_list(list, preset, MAX_ATTACKS, defs, params, &n_attacks, &e)) {
+            cli_usage_error(C, "%s", e.msg);
             goto usage_fail;
         }
-        if (n_attacks == MAX_ATTACKS) break;
-        defs[n_attacks] = d;
-        attack_params_init(&params[n_attacks], d, preset);
-        n_attacks++;
+        if (!n_attacks) {
+            cli_usage_error(C, "--attack names no attack");
+            goto usage_fail;
+        }
     }
-    xfree(names);
     for (int k = 0; k < n_extra; k += 2) {
         char opt[64];
         const char *val = extra[k + 1];
@@ -163,42 +193,62 @@ int cmd_attack(int argc, char **argv) {
             goto usage_fail;
         }
     }
+    for (int a = 0; a < n_attacks; a++) {
+        Err e;
+        if (attack_params_check(defs[a], &params[a], NULL, &e)) {
+            cli_usage_error(C, "%s", e.msg);
+            goto usage_fail;
+        }
+    }
     free(extra);
     parallel_set_threads((int)threads);
+    if (cli_check_output_file(C, "--json", json)) return 1;
 
-    CliTestSet ts;
-    if (cli_load_testset(C, dataset, data, limit, &ts)) return 1;
-    Net net;
-    if (cli_load_model(C, model, arch, ts.info, &net)) {
-        cli_testset_free(&ts);
-        return 1;
+    // the surrogate(s) and the transfer targets, loaded up front so that a bad path fails
+    // before any attack runs
+    enum { MAX_MODELS = 16 };
+    char *model_paths[MAX_MODELS], *model_archs[MAX_MODELS], *target_names[MAX_MODELS], *target_archs[MAX_MODELS];
+    int n_models, n_targets = 0;
+    if (cli_split_models(C, model, arch, "--model", "--arch", MAX_MODELS, model_paths, model_archs, &n_models)) return 2;
+    if (transfer && cli_split_models(C, transfer, transfer_arch ? transfer_arch : arch, "--transfer-to",
+                                     transfer_arch ? "--transfer-arch" : "--arch", MAX_MODELS, target_names,
+                                     target_archs, &n_targets)) {
+        cli_free_strings(model_paths, n_models), cli_free_strings(model_archs, n_models);
+        return 2;
     }
-    // transfer targets: loaded up front so that a bad path fails before any attack runs
-    enum { MAX_TARGETS = 16 };
-    Net targets[MAX_TARGETS];
-    char *target_names[MAX_TARGETS];
-    int n_targets = 0;
-    if (transfer) {
-        char *tl = xstrdup(transfer);
-        for (char *tok = strtok(tl, ","); tok && n_targets < MAX_TARGETS; tok = strtok(NULL, ",")) {
-            if (cli_load_model(C, tok, arch, ts.info, &targets[n_targets])) {
-                for (int k = 0; k < n_targets; k++) net_free(&targets[k]), xfree(target_names[k]);
-                xfree(tl);
-                net_free(&net);
-                cli_testset_free(&ts);
-                return 1;
-            }
-            target_names[n_targets++] = xstrdup(tok);
-        }
-        xfree(tl);
+    int needs_train = 0;
+    for (int a = 0; a < n_attacks; a++) needs_train |= attack_needs_train(defs[a], &params[a]);
+
+    CliTestSet ts, trs;
+    memset(&ts, 0, sizeof(ts)), memset(&trs, 0, sizeof(trs));
+    Net nets[MAX_MODELS], targets[MAX_MODELS];
+    int loaded = 0, loaded_t = 0, status = 0;
+    if (cli_load_testset(C, dataset, data, limit, &ts)) status = 1;
+    for (; !status && loaded < n_models; loaded++)
+        if (cli_load_model(C, model_paths[loaded], model_archs[loaded], ts.info, &nets[loaded])) status = 1;
+    for (; !status && loaded_t < n_targets; loaded_t++)
+        if (cli_load_model(C, target_names[loaded_t], target_archs[loaded_t], ts.info, &targets[loaded_t])) status = 1;
+    Net *extra_members[MAX_MODELS];
+    for (int m = 1; m < n_models; m++) extra_members[m - 1] = &nets[m];
+    if (!status && n_models > 1) {
+        Net *members[ATTACK_MAX_ENSEMBLE];
+        Err e;
+        if (attack_ensemble_init(&nets[0], extra_members, n_models - 1, members, &e)) status = cli_usage_error(C, "%s", e.msg);
     }
+    if (!status && needs_train && cli_load_split(C, dataset, data, 1, train_limit, &trs)) status = 1;
+    AttackTrainSet train = {.x = trs.x, .y = trs.ds.labels, .n = trs.ds.n, .mean = ts.info ? ts.info->mean : NULL,
+                            .std = ts.info ? ts.info->std : NULL};
     RunConfig cfg = {.sem = sem, .policy = policy, .batch = (int)batch, .seed = (uint64_t)seed, .progress = 1,
-                     .keep_adv = n_targets > 0};
+                     .keep_adv = n_targets > 0, .ensemble = extra_members, .n_ensemble = n_models - 1,
+                     .train = needs_train ? &train : NULL};
     cJSON *root = cJSON_CreateObject(), *results = cJSON_CreateArray();
-    int status = 0;
     double clean = -1;
-    printf("%s on %s, %d images, %s semantics, preset %s, seed %ld, %d threads\n", net.arch, ts.info->name, ts.ad.n,
-           semantics_name(sem), preset_name(preset), seed, parallel_threads());
+    if (!status) {
+        printf("%s%s on %s, %d images, %s semantics, preset %s, seed %ld, %d threads\n", nets[0].arch,
+               n_models > 1 ? " (+ ensemble)" : "", ts.info->name, ts.ad.n, semantics_name(sem), preset_name(preset), seed,
+               parallel_threads());
+        if (n_models > 1) printf("ensemble of %d surrogates: the mean of their logits is attacked and scored\n", n_models);
+    }
     for (int a = 0; a < n_attacks && !status; a++) {
         for (int m = 0; m < n_modes; m++) {
             int tg = modes[m];
@@ -209,7 +259,7 @@ int cmd_attack(int argc, char **argv) {
             }
             AttackResult r;
             Err e;
-            if (attack_evaluate(&net, &ts.ad, defs[a], &params[a], tg, &cfg, &r, &e)) {
+            if (attack_evaluate(&nets[0], &ts.ad, defs[a], &params[a], tg, &cfg, &r, &e)) {
                 status = cli_error(C, "%s", e.msg);
                 break;
             }
@@ -245,7 +295,16 @@ int cmd_attack(int argc, char **argv) {
     }
     if (json && !status) {
         cJSON_AddStringToObject(root, "model", model);
-        cJSON_AddStringToObject(root, "arch", net.arch);
+        cJSON_AddStringToObject(root, "arch", nets[0].arch);
+        if (n_models > 1) {
+            cJSON *ens = cJSON_AddArrayToObject(root, "ensemble");
+            for (int m = 0; m < n_models; m++) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "model", model_paths[m]);
+                cJSON_AddStringToObject(o, "arch", nets[m].arch);
+                cJSON_AddItemToArray(ens, o);
+            }
+        }
         cJSON_AddStringToObject(root, "dataset", ts.info->name);
         cJSON_AddNumberToObject(root, "n", ts.ad.n);
         if (clean >= 0) cJSON_AddNumberToObject(root, "clean_accuracy", clean);
@@ -257,17 +316,16 @@ int cmd_attack(int argc, char **argv) {
         cJSON_AddStringToObject(root, "version", BEARD_VERSION);
         cJSON_AddItemToObject(root, "results", results);
         results = NULL;
-        char *s = cJSON_Print(root);
-        FILE *f = fopen(json, "w");
-        if (!f || fputs(s, f) < 0) status = cli_error(C, "cannot write %s", json);
-        if (f) fputc('\n', f), fclose(f);
-        free(s);
+        status = cli_write_json(C, json, root);
     }
     cJSON_Delete(results);
     cJSON_Delete(root);
-    for (int k = 0; k < n_targets; k++) net_free(&targets[k]), xfree(target_names[k]);
-    net_free(&net);
+    for (int k = 0; k < loaded_t; k++) net_free(&targets[k]);
+    for (int k = 0; k < loaded; k++) net_free(&nets[k]);
+    cli_free_strings(target_names, n_targets), cli_free_strings(target_archs, n_targets);
+    cli_free_strings(model_paths, n_models), cli_free_strings(model_archs, n_models);
     cli_testset_free(&ts);
+    cli_testset_free(&trs);
     return status;
 usage_fail:
     free(extra);

@@ -18,6 +18,7 @@
 #include "../core/rng.h"
 #include "../models/convnet.h"
 #include "../nn/optim.h"
+#include "../io/file.h"
 #include "cli.h"
 
 static const char *usage_text =
@@ -130,6 +131,14 @@ static int torch_bench(const char *python, const char *arch, int B, int threads,
     return got && rc == 0 ? 0 : -1;
 }
 
+// the --json document built in memory, written atomically (nothing to do without --json)
+static int bench_write_json(const char *C, const char *path, char *buf, size_t n) {
+    Err e;
+    int rc = path && file_write_all(path, buf, n, &e) ? cli_error(C, "%s", e.msg) : 0;
+    free(buf);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *C = "bench", *arch = "ConvNet", *dataset = "cifar10", *json = NULL, *python = "/usr/bin/python3";
     long B = 256, threads = 0;
@@ -158,8 +167,12 @@ int cmd_bench(int argc, char **argv) {
     }
     parallel_set_threads((int)threads);
     int nt = parallel_threads();
+    // --json: checked now, built in memory, written atomically at the end
+    if (cli_check_output_file(C, "--json", json)) return 1;
+    char *jbuf = NULL;
+    size_t jlen = 0;
     FILE *jf = NULL;
-    if (json && !(jf = fopen(json, "w"))) return cli_error(C, "cannot write %s", json);
+    if (json && !(jf = open_memstream(&jbuf, &jlen))) return cli_error(C, "out of memory");
 
     if (gemm) {
         printf("sgemm (OpenBLAS, kernels: %s), GFLOP/s:\n", parallel_blas_core());
@@ -171,7 +184,7 @@ int cmd_bench(int argc, char **argv) {
             if (jf) fprintf(jf, "%s{\"n\": %d, \"gflops_1\": %.2f, \"gflops_n\": %.2f}", s ? ", " : "", sizes[s], g1, gn);
         }
         if (jf) fprintf(jf, "]}\n"), fclose(jf);
-        return 0;
+        return bench_write_json(C, json, jbuf, jlen);
     }
 
     const struct {
@@ -244,5 +257,5 @@ int cmd_bench(int argc, char **argv) {
     optim_free(&opt);
     xfree(c.x), xfree(c.dx), xfree(c.logits), xfree(c.labels);
     net_free(&net);
-    return 0;
+    return bench_write_json(C, json, jbuf, jlen);
 }

@@ -80,6 +80,10 @@ static int is_dir(const char *p) {
 static int demo_eval(Demo *dm, Net *net, const AttackData *ad, const char *method, const char *dataset,
                      const char *ipc, Semantics sem, Err *e) {
     if (dm->n_rows == DEMO_MAX_ROWS) return err_set(e, "too many rows");
+    // the method and IPC come from a checkpoint's file name and name output files
+    if (file_name_check(method, "method (from the checkpoint's file name)", e) ||
+        file_name_check(ipc, "IPC (from the checkpoint's file name)", e))
+        return -1;
     EvalConfig *cfg = malloc(sizeof(EvalConfig));
     if (!cfg) return err_set(e, "out of memory");
     eval_config_defaults(cfg);
@@ -111,11 +115,13 @@ static int demo_eval(Demo *dm, Net *net, const AttackData *ad, const char *metho
     cJSON *res = NULL;
     MetricsRun run;
     memset(&run, 0, sizeof(run));
-    char logpath[1200];
-    eval_config_output_path(cfg, "evaluation_log.txt", logpath, sizeof(logpath));
-    remove(logpath); // the demo's own output: start afresh rather than append as BEARD does
-    if (beardlog_open(&log, cfg->save_path, cfg->model, cfg->dataset, cfg->ipc, e)) goto done;
+    char logpath[1200], path[1200];
+    memset(&log, 0, sizeof(log));
+    if (eval_config_output_path(cfg, "evaluation_log.txt", logpath, sizeof(logpath), e) ||
+        eval_config_output_path(cfg, "results.json", path, sizeof(path), e) || beardlog_open(&log, logpath, e))
+        goto done;
     rc = evaluate_run(cfg, net, ad, &log, NULL, NULL, &rep, e);
+    if (rc == 0) rc = beardlog_commit(&log, e);
     beardlog_close(&log);
     if (rc) goto done;
     rc = -1;
@@ -125,8 +131,6 @@ static int demo_eval(Demo *dm, Net *net, const AttackData *ad, const char *metho
                 if (rep.entries[i].mode[m].status == EVAL_FAILED)
                     fprintf(stderr, "beard demo: %s (%s) failed: %s\n", rep.entries[i].spec->name,
                             m ? "untargeted" : "targeted", rep.entries[i].mode[m].error);
-    char path[1200];
-    eval_config_output_path(cfg, "results.json", path, sizeof(path));
     res = evaluate_results_json(cfg, &rep, ad, net, log.path, NULL);
     if (evaluate_write_json(path, res, e)) goto done;
     if (metrics_run_from_json(&run, res, path, e)) goto done;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../core/parallel.h"
+#include "../io/file.h"
 #include "cli.h"
 
 static const char *usage_text =
@@ -49,6 +50,7 @@ int cmd_eval(int argc, char **argv) {
     if (!model) return cli_usage_error(C, "--model FILE is required (see beard eval --help)");
     if (!dataset) return cli_usage_error(C, "--dataset is required (e.g. --dataset cifar10)");
     parallel_set_threads((int)threads);
+    if (cli_check_output_file(C, "--json", json) || cli_check_output_file(C, "--dump-logits", dump)) return 1;
 
     CliTestSet ts;
     if (cli_load_testset(C, dataset, data, limit, &ts)) return 1;
@@ -74,14 +76,9 @@ int cmd_eval(int argc, char **argv) {
     double acc = 100.0 * correct / n;
     printf("%s on %s (%d test images): clean accuracy %.2f%% (%d/%d), %.2fs\n", net.arch, ts.info->name, n, acc,
            correct, n, secs);
-    if (dump) {
-        FILE *f = fopen(dump, "wb");
-        if (!f || fwrite(logits, sizeof(float), (size_t)n * K, f) != (size_t)n * K) {
-            if (f) fclose(f);
-            status = cli_error(C, "cannot write %s", dump);
-            goto done;
-        }
-        fclose(f);
+    if (dump && file_write_all(dump, logits, sizeof(float) * (size_t)n * K, &e)) {
+        status = cli_error(C, "%s", e.msg);
+        goto done;
     }
     if (json) {
         cJSON *o = cJSON_CreateObject();
@@ -92,11 +89,7 @@ int cmd_eval(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "correct", correct);
         cJSON_AddNumberToObject(o, "accuracy", acc);
         cJSON_AddNumberToObject(o, "seconds", secs);
-        char *s = cJSON_Print(o);
-        FILE *f = fopen(json, "w");
-        if (!f || fputs(s, f) < 0) status = cli_error(C, "cannot write %s", json);
-        if (f) fputc('\n', f), fclose(f);
-        free(s);
+        status = cli_write_json(C, json, o);
         cJSON_Delete(o);
     }
 done:

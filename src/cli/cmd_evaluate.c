@@ -5,6 +5,7 @@
  * the config keys are documented in src/evaluate/eval_config.h.
  */
 #include <math.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,7 +78,7 @@ int cmd_evaluate(int argc, char **argv) {
     const char *C = "evaluate", *config = NULL, *load = NULL, *data = NULL, *save = NULL, *attacks = NULL,
                *sem = NULL, *results = NULL;
     long n_examples = -1, seed = -1, threads = -1, batch = -1;
-    int csv = 0, no_per_sample = 0;
+    int csv = 0, no_per_sample = 0, force = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
         int missing = 0;
@@ -85,6 +86,7 @@ int cmd_evaluate(int argc, char **argv) {
             fputs(usage_text, stdout);
             return 0;
         } else if (cli_flag(argv, i, "--csv")) csv = 1;
+        else if (cli_flag(argv, i, "--force")) force = 1;
         else if (cli_flag(argv, i, "--no-per-sample")) no_per_sample = 1;
         else if ((v = cli_opt(argc, argv, &i, "--config", &missing))) config = v;
         else if ((v = cli_opt(argc, argv, &i, "--load-file", &missing))) load = v;
@@ -157,6 +159,32 @@ int cmd_evaluate(int argc, char **argv) {
     for (int i = 0; i < cfg->n_warnings; i++) fprintf(stderr, "beard evaluate: warning: %s\n", cfg->warnings[i]);
     parallel_set_threads(cfg->threads);
 
+    // where the outputs go, checked before any work: the folder takes files, and no
+    // earlier run's outputs are replaced without --force (a rerun replaces all of them
+    // together; BEARD's logging appended, which mixed runs)
+    int have_log = cfg->n_targets == 2;
+    char lpath[1200], jpath[1200], cpath[1200];
+    int paths_rc = eval_config_output_path(cfg, "evaluation_log.txt", lpath, sizeof(lpath), &e) ||
+                   eval_config_output_path(cfg, "per_sample.csv", cpath, sizeof(cpath), &e);
+    if (!paths_rc && cfg->results_json[0]) snprintf(jpath, sizeof(jpath), "%s", cfg->results_json); // the user's path
+    else if (!paths_rc) paths_rc = eval_config_output_path(cfg, "results.json", jpath, sizeof(jpath), &e);
+    if (paths_rc) {
+        free(cfg);
+        return cli_error(C, "%s", e.msg);
+    }
+    const char *outs[3] = {have_log ? lpath : NULL, jpath, cfg->per_sample_csv ? cpath : NULL};
+    if (file_check_dir_writable(cfg->save_path[0] ? cfg->save_path : ".", 1, &e) ||
+        file_check_writable(jpath, 1, &e)) {
+        free(cfg);
+        return cli_error(C, "%s", e.msg);
+    }
+    for (int k = 0; k < 3 && !force; k++) {
+        if (outs[k] && access(outs[k], F_OK) == 0) {
+            free(cfg);
+            return cli_error(C, "%s exists (an earlier run): --force replaces it, or choose another save_path", outs[k]);
+        }
+    }
+
     CliTestSet ts;
     if (cli_load_testset(C, cfg->dataset, cfg->data_path, cfg->n_examples, &ts)) {
         free(cfg);
@@ -172,12 +200,8 @@ int cmd_evaluate(int argc, char **argv) {
     }
     // BEARD names files with the dataset as its config spells it; keep that
     BeardLog log = {0};
-    int status = 0, have_log = cfg->n_targets == 2;
-    if (have_log && beardlog_open(&log, cfg->save_path, cfg->model, cfg->dataset, cfg->ipc, &e)) {
-        status = cli_error(C, "%s", e.msg);
-        goto done;
-    }
-    if (!have_log && beardlog_mkdirs(cfg->save_path, &e)) {
+    int status = 0;
+    if (have_log && beardlog_open(&log, lpath, &e)) {
         status = cli_error(C, "%s", e.msg);
         goto done;
     }
@@ -191,19 +215,16 @@ int cmd_evaluate(int argc, char **argv) {
         evaluate_report_free(&rep);
         goto done;
     }
-    char jpath[1200], cpath[1200];
-    if (cfg->results_json[0]) snprintf(jpath, sizeof(jpath), "%s", cfg->results_json);
-    else eval_config_output_path(cfg, "results.json", jpath, sizeof(jpath));
     cJSON *extra = cJSON_CreateObject();
     cJSON_AddStringToObject(extra, "load_file", cfg->load_file);
     cJSON_AddStringToObject(extra, "dataset_name", ts.info->name);
     cJSON *res = evaluate_results_json(cfg, &rep, &ts.ad, &net, have_log ? log.path : NULL, extra);
     if (evaluate_write_json(jpath, res, &e)) status = cli_error(C, "%s", e.msg);
     cJSON_Delete(res);
-    if (!status && cfg->per_sample_csv) {
-        eval_config_output_path(cfg, "per_sample.csv", cpath, sizeof(cpath));
-        if (evaluate_write_csv(cpath, &rep, &ts.ad, &e)) status = cli_error(C, "%s", e.msg);
-    }
+    if (!status && cfg->per_sample_csv && evaluate_write_csv(cpath, &rep, &ts.ad, &e)) status = cli_error(C, "%s", e.msg);
+    // the log goes under its name with the results it describes (a failed write leaves
+    // neither half-done)
+    if (!status && have_log && beardlog_commit(&log, &e)) status = cli_error(C, "%s", e.msg);
     if (!status && rep.n_failed)
         status = cli_error(C, "%d attack run(s) failed (see above; their errors are in %s); the others are written",
                            rep.n_failed, jpath);

@@ -10,6 +10,7 @@
 #include "../io/pickle.h"
 #include "../io/safetensors.h"
 #include "../io/torch_pt.h"
+#include "../io/file.h"
 #include "cli.h"
 
 static void usage(FILE *f) {
@@ -26,7 +27,7 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 static int looks_like_safetensors(const char *path) {
-    FILE *f = fopen(path, "rb");
+    FILE *f = file_open_regular(path, NULL);
     if (!f) return 0;
     uint8_t h[9];
     int ok = fread(h, 1, 9, f) == 9 && h[8] == '{' && h[6] == 0 && h[7] == 0;

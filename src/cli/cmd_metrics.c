@@ -11,6 +11,7 @@
 #include "../evaluate/evaluate.h"
 #include "../report/metrics.h"
 #include "../core/parallel.h"
+#include "../io/file.h"
 #include "cli.h"
 
 static const char *usage_text =
@@ -90,6 +91,11 @@ int cmd_metrics(int argc, char **argv) {
     opt.bootstrap = (int)boot;
     opt.seed = (uint64_t)seed;
     parallel_set_threads((int)threads);
+    Err e;
+    if (file_check_dir_writable(outdir, 1, &e)) {
+        free(files);
+        return cli_error(C, "--output-dir: %s", e.msg);
+    }
 
     MetricsRun *runs = calloc(n_files, sizeof(MetricsRun));
     if (!runs) {
@@ -97,7 +103,6 @@ int cmd_metrics(int argc, char **argv) {
         return cli_error(C, "out of memory");
     }
     int status = 0, loaded = 0;
-    Err e;
     for (int i = 0; i < n_files && !status; i++) {
         if (metrics_run_load(&runs[i], files[i], &e)) status = cli_error(C, "%s", e.msg);
         else loaded++;
@@ -113,20 +118,28 @@ int cmd_metrics(int argc, char **argv) {
     if (have_rep) {
         metrics_report_markdown(&rep, stdout);
         fflush(stdout);
-        // BEARD's toolkit names its output {method}_metrics_{type}.json
-        char method[64];
+        // BEARD's toolkit names its output {method}_metrics_{type}.json; the method comes
+        // from the files read, so it goes through the file-name rule (src/io/file.h)
+        char method[64], jname[128], cname[128], jpath[1200], cpath[1200];
         snprintf(method, sizeof(method), "%s", runs[0].method[0] ? runs[0].method : "beard");
         for (char *p = method; *p; p++) *p = (char)tolower((unsigned char)*p);
-        char jpath[1200], cpath[1200];
-        snprintf(jpath, sizeof(jpath), "%s/%s_metrics_%s.json", outdir, method, metrics_type_name(opt.type));
-        snprintf(cpath, sizeof(cpath), "%s/%s_metrics_%s.csv", outdir, method, metrics_type_name(opt.type));
-        cJSON *j = metrics_report_json(&rep);
-        if (beardlog_mkdirs(outdir, &e) || evaluate_write_json(jpath, j, &e)) status = cli_error(C, "%s", e.msg);
-        cJSON_Delete(j);
+        snprintf(jname, sizeof(jname), "%s_metrics_%s.json", method, metrics_type_name(opt.type));
+        snprintf(cname, sizeof(cname), "%s_metrics_%s.csv", method, metrics_type_name(opt.type));
+        if (file_path_join(jpath, sizeof(jpath), outdir, jname, "output name (from the method)", &e) ||
+            file_path_join(cpath, sizeof(cpath), outdir, cname, "output name (from the method)", &e))
+            status = cli_error(C, "%s", e.msg);
         if (!status) {
-            FILE *f = fopen(cpath, "w");
-            if (!f || metrics_report_csv(&rep, f)) status = cli_error(C, "cannot write %s", cpath);
-            if (f && fclose(f) && !status) status = cli_error(C, "cannot write %s", cpath);
+            cJSON *j = metrics_report_json(&rep);
+            if (evaluate_write_json(jpath, j, &e)) status = cli_error(C, "%s", e.msg);
+            cJSON_Delete(j);
+        }
+        if (!status) {
+            FileAtomic f;
+            if (file_atomic_open(&f, cpath, &e)) status = cli_error(C, "%s", e.msg);
+            else if (metrics_report_csv(&rep, f.f)) {
+                file_atomic_abort(&f);
+                status = cli_error(C, "cannot write %s", cpath);
+            } else if (file_atomic_commit(&f, &e)) status = cli_error(C, "%s", e.msg);
         }
         if (!status) fprintf(stderr, "beard metrics: wrote %s and %s\n", jpath, cpath);
         metrics_report_free(&rep);

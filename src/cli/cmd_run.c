@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../io/file.h"
 #include "../core/parallel.h"
 #include "../evaluate/beardlog.h"
 #include "../report/dist.h"
@@ -250,7 +251,7 @@ int cmd_run(int argc, char **argv) {
     }
     char store_dir[sizeof(store_path_buf)];
     snprintf(store_dir, sizeof(store_dir), "%s", store_path_buf);
-    if (rank == 0 && (beardlog_mkdirs(dirname(store_dir), &e) || store_open(&s, store_path_buf, 1, &e))) {
+    if (rank == 0 && (file_mkdirs(dirname(store_dir), &e) || store_open(&s, store_path_buf, 1, &e))) {
         cli_error(C, "%s", e.msg);
         dist_abort(1);
         goto done;

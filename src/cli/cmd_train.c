@@ -15,6 +15,7 @@
 #include "../train/train.h"
 #include "../train/train_config.h"
 #include "../core/parallel.h"
+#include "../io/file.h"
 #include "cli.h"
 
 static const char *usage_text =
@@ -35,7 +36,7 @@ static const char *usage_text =
     "           --batch 256  --momentum 0.9  --weight-decay 5e-4  --no-lr-decay\n"
     "           --learned-lr (MTT's lr_best.pt)  --no-aug (no DSA)  --dsa-strategy S\n"
     "adversarial training:\n"
-    "           --train-attack NAME (None, TRADES, or any attack: PGD, FGSM, ..., and BEARD's\n"
+    "           --train-attack NAME (None, TRADES, or any attack of `beard attack --list`, and BEARD's\n"
     "           PGD_e4, PGD_s2, ...)  --train-targeted  --train-semantics beard|pixel\n"
     "           (beard: BEARD's code, normalised batch, no random start, targets (y+1)%10;\n"
     "           pixel: Madry PGD-AT on [0,1] pixels with random start; default pixel, or beard\n"
@@ -152,6 +153,21 @@ static int parse_opts(int argc, char **argv, TrainSettings *s, const char **json
     return 0;
 }
 
+// a given IPC (config or --ipc) must be what the file holds: it names the checkpoints and
+// the leaderboard rows, so a wrong one is a silently wrong result
+static int check_ipc(const char *C, const char *ipc, int n, int K, const char *file) {
+    char *end;
+    long v = strtol(ipc, &end, 10);
+    if (*end || v < 1 || v > 100000)
+        return cli_error(C, "ipc '%s' is not a whole number of images per class in [1, 100000]", ipc);
+    if (n % K == 0 && v != n / K)
+        return cli_error(C, "ipc %ld disagrees with %s, which holds %d images of %d classes (%d per class)", v, file, n, K,
+                         n / K);
+    if (n % K != 0 && (long)K * v > n)
+        return cli_error(C, "ipc %ld disagrees with %s, which holds %d images of %d classes", v, file, n, K);
+    return 0;
+}
+
 // the test split, normalised (what BEARD's test loader yields)
 static float *normalised_testset(const CliTestSet *ts) {
     size_t plane = (size_t)ts->ds.h * ts->ds.w, D = plane * ts->ds.c;
@@ -201,13 +217,9 @@ static int write_json(const char *path, const TrainSettings *s, const TrainConfi
     cJSON *saved = cJSON_AddObjectToObject(o, "saved");
     if (sum->best_path[0]) cJSON_AddStringToObject(saved, "best", sum->best_path);
     if (sum->final_path[0]) cJSON_AddStringToObject(saved, "final", sum->final_path);
-    char *txt = cJSON_Print(o);
-    FILE *f = fopen(path, "w");
-    int ok = f && txt && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
-    if (f) ok &= fclose(f) == 0;
-    free(txt);
+    int rc = cli_write_json("train", path, o);
     cJSON_Delete(o);
-    return ok ? 0 : -1;
+    return rc;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -255,6 +267,12 @@ int cmd_train(int argc, char **argv) {
     cfg.log = stdout;
     cfg.progress = !quiet;
 
+    // outputs, checked before any work (the names in them once the set is known)
+    if (cli_check_output_file(C, "--json", json) || (s.save_path[0] && cli_check_output_dir(C, "--save-path", s.save_path)))
+        return 1;
+    if (s.method[0] && file_name_check(s.method, "--method", &e)) return cli_usage_error(C, "%s", e.msg);
+    if (s.ipc[0] && file_name_check(s.ipc, "--ipc", &e)) return cli_usage_error(C, "%s", e.msg);
+
     // data
     CliTestSet ts;
     if (cli_load_testset(C, s.dataset, s.data_path, s.test_limit, &ts)) return 1;
@@ -296,6 +314,7 @@ int cmd_train(int argc, char **argv) {
     if (!s.method[0]) guess_method(s.src_dataset ? "full" : s.data_file, !strcmp(pool.format, "mtt"), s.method, sizeof(s.method));
     if (s.src_dataset && !strcmp(s.method, "custom")) snprintf(s.method, sizeof(s.method), "Full");
     if (!s.ipc[0]) snprintf(s.ipc, sizeof(s.ipc), "%d", n_orig % info->n_classes ? n_orig : n_orig / info->n_classes);
+    else if (!s.src_dataset && check_ipc(C, s.ipc, n_orig, info->n_classes, s.data_file)) goto done;
 
     printf("beard train: %s on %s, %s ipc %s: %d training images (%s", s.arch, info->name, s.method, s.ipc, pool.n,
            pool.format);
@@ -332,7 +351,6 @@ int cmd_train(int argc, char **argv) {
         printf("saved %s (best evaluated: run %d, %.2f%%)\n", sum->best_path, sum->best_run + 1, sum->best);
     if (sum->final_path[0]) printf("saved %s (final model of run %d)\n", sum->final_path, sum->final_run + 1);
     if (json && write_json(json, &s, &cfg, s.learned_lr ? pool.lr : s.lr, &pool, sum, test.n, parallel_threads())) {
-        cli_error(C, "cannot write %s", json);
         free(sum);
         goto done;
     }

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../io/file.h"
 #include "../io/pickle.h"
 #include "dataset.h"
 
@@ -46,8 +47,8 @@ static int grow(Dataset *ds, size_t add, Err *e) {
 
 static int read_bin(Dataset *ds, const char *path, int cifar100, long limit, Err *e) {
     size_t rec = (size_t)CIFAR_PIXELS + (cifar100 ? 2 : 1);
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(e, "cannot open %s", path);
+    FILE *f = file_open_regular(path, e);
+    if (!f) return -1;
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || (size_t)st.st_size % rec != 0) {
         fclose(f);
@@ -125,7 +126,7 @@ done:
 
 // class names, one per line; silently skipped when the file is absent or short
 static void names_from_text(Dataset *ds, const char *path) {
-    FILE *f = fopen(path, "r");
+    FILE *f = file_open_regular(path, NULL);
     if (!f) return;
     char line[256], *names[256];
     int n = 0;

@@ -60,7 +60,7 @@ int dataset_load(Dataset *ds, const char *name, const char *dir, int train, long
     if (!strcmp(info->name, "CIFAR10") || !strcmp(info->name, "CIFAR100")) rc = cifar_load(ds, dir, train, limit, e);
     else if (!strcmp(info->name, "MNIST") || !strcmp(info->name, "FashionMNIST")) rc = mnist_load(ds, dir, train, limit, e);
     else if (!strcmp(info->name, "TinyImageNet")) rc = tinyimagenet_load(ds, dir, train, limit, e);
-    else rc = err_set(e, "no loader for %s yet (torchvision stores it as MATLAB .mat files)", info->name);
+    else rc = svhn_load(ds, dir, train, limit, e);
     if (rc) return -1;
     for (int i = 0; i < ds->n; i++)
         if (ds->labels[i] < 0 || ds->labels[i] >= ds->n_classes)

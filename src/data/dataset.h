@@ -10,10 +10,12 @@
  * 0.2010), not the (0.2470, 0.2435, 0.2616) computed from the data.
  *
  * Formats: CIFAR-10/100 in the official binary layout or as the python pickle batches;
- * MNIST and FashionMNIST idx files, gzipped or not; TinyImageNet as DC's tinyimagenet.pt.
+ * MNIST and FashionMNIST idx files, gzipped or not; SVHN's train_32x32.mat/test_32x32.mat
+ * (MATLAB files, read with libmatio: svhn.c); TinyImageNet as DC's tinyimagenet.pt or the
+ * official tiny-imagenet-200 JPEG tree (tinyimagenet.c).
  * `dir` may be the folder holding the files or its parent (cifar-10-batches-bin,
- * cifar-10-batches-py, cifar-100-binary, cifar-100-python, MNIST/raw, FashionMNIST/raw).
- * SVHN has constants here but no loader yet (torchvision keeps it in MATLAB .mat files).
+ * cifar-10-batches-py, cifar-100-binary, cifar-100-python, MNIST/raw, FashionMNIST/raw,
+ * tiny-imagenet-200).
  */
 #ifndef BEARD_DATASET_H
 #define BEARD_DATASET_H
@@ -57,7 +59,18 @@ int cifar_load(Dataset *ds, const char *dir, int train, long limit, Err *e);
 int mnist_load(Dataset *ds, const char *dir, int train, long limit, Err *e);
 int tinyimagenet_load(Dataset *ds, const char *dir, int train, long limit, Err *e);
 
+int svhn_load(Dataset *ds, const char *dir, int train, long limit, Err *e);
+
 // shared by the loaders: a copy of the first n_classes names, or an error
 int dataset_set_class_names(Dataset *ds, const char *const *names, int n, Err *e);
+
+// the entries of dir that are folders (want_dirs) or regular files, sorted by name (as
+// Python's sorted() orders them), hidden ones skipped (imagefolder.c)
+typedef struct {
+    char **items;
+    int n, cap;
+} NameList;
+int name_list_dir(const char *dir, int want_dirs, NameList *out, Err *e);
+void name_list_free(NameList *s);
 
 #endif

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+
+#include "../io/file.h"
 #include <unistd.h>
 
 #include "../core/progress.h"
@@ -54,14 +56,13 @@ static const DownloadSpec specs[] = {
        "e26dedcc434d2e4c54c9b2d4a06d8373", 0},
       {"test_32x32.mat", {"http://ufldl.stanford.edu/housenumbers/test_32x32.mat"}, "eb5a983be6a315427106f1b164d9cef3",
        0}},
-     "test_32x32.mat",
-     "beard has no reader for SVHN's MATLAB .mat files yet: the files are in place for when it does"},
+     "test_32x32.mat", NULL},
     {"tinyimagenet", "TinyImageNet", "", 1,
      {{"tiny-imagenet-200.zip", {"http://cs231n.stanford.edu/tiny-imagenet-200.zip"},
        "90528d7ca1a48142e341f4ef8d21d0de", 1}},
      "tiny-imagenet-200/wnids.txt",
-     "beard reads TinyImageNet as DC's preprocessed tinyimagenet.pt (as BEARD does); the JPEG folders are unpacked "
-     "in tiny-imagenet-200/"},
+     "the JPEG folders are unpacked in tiny-imagenet-200/, which beard reads as they are (DC's preprocessed "
+     "tinyimagenet.pt is read instead when it is present)"},
 };
 
 const DownloadSpec *download_find(const char *name) {
@@ -76,8 +77,8 @@ const char *download_names(void) { return "cifar10, cifar100, mnist, fashionmnis
 // checksums
 
 int download_md5_file(const char *path, char hex[33], Err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(e, "cannot open %s: %s", path, strerror(errno));
+    FILE *f = file_open_regular(path, e);
+    if (!f) return -1;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned char *buf = malloc(1 << 20);
     int rc = -1;
@@ -132,20 +133,18 @@ static int xferinfo(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t 
     return 0;
 }
 
-int download_fetch(const char *url, const char *dest, int progress, Err *e) {
+int download_fetch(const char *url, const char *dest, int progress, const char *md5, Err *e) {
     static int curl_ready;
     if (!curl_ready) {
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return err_set(e, "cannot initialise libcurl");
         curl_ready = 1;
     }
-    char part[1100];
-    if (snprintf(part, sizeof(part), "%s.part", dest) >= (int)sizeof(part)) return err_set(e, "path too long: %s", dest);
-    FILE *f = fopen(part, "wb");
-    if (!f) return err_set(e, "cannot write %s: %s", part, strerror(errno));
+    FileAtomic out; // the download goes to a temporary next to dest, renamed when complete
+    if (file_atomic_open(&out, dest, e)) return -1;
+    FILE *f = out.f;
     CURL *c = curl_easy_init();
     if (!c) {
-        fclose(f);
-        remove(part);
+        file_atomic_abort(&out);
         return err_set(e, "cannot initialise libcurl");
     }
     FetchProgress fp = {.on = progress};
@@ -167,20 +166,21 @@ int download_fetch(const char *url, const char *dest, int progress, Err *e) {
     CURLcode rc = curl_easy_perform(c);
     if (fp.started) progress_end(&fp.p);
     curl_easy_cleanup(c);
-    int bad = fclose(f) != 0;
     if (rc != CURLE_OK) {
-        remove(part);
+        file_atomic_abort(&out);
         return err_set(e, "%s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
     }
-    if (bad) {
-        remove(part);
-        return err_set(e, "cannot write %s", part);
+    // the checksum of the temporary, before it takes dest's name
+    char got[33];
+    if (md5 && (fflush(out.f) != 0 || download_md5_file(out.tmp, got, e))) {
+        file_atomic_abort(&out);
+        return -1;
     }
-    if (rename(part, dest) != 0) {
-        remove(part);
-        return err_set(e, "cannot rename %s: %s", part, strerror(errno));
+    if (md5 && strcmp(got, md5)) {
+        file_atomic_abort(&out);
+        return err_set(e, "%.300s: checksum mismatch (md5 %s, published %s); nothing was kept", url, got, md5);
     }
-    return 0;
+    return file_atomic_commit(&out, e);
 }
 
 // ----------------------------------------------------------------------------
@@ -320,20 +320,13 @@ int download_dataset(const DownloadSpec *s, const char *dir, const DownloadOptio
             if (!url) break;
             if (opt->msg) fprintf(opt->msg, "fetching %s\n", url);
             Err fe;
-            if (download_fetch(url, dest, opt->progress, &fe)) {
-                if (!first_err[0]) snprintf(first_err, sizeof(first_err), "%s", fe.msg);
+            if (download_fetch(url, dest, opt->progress, df->md5, &fe)) {
+                // the last failure is the one to report when a checksum was wrong
+                if (!first_err[0] || strstr(fe.msg, "checksum")) snprintf(first_err, sizeof(first_err), "%s", fe.msg);
                 if (opt->msg) fprintf(opt->msg, "  failed: %s\n", fe.msg);
                 continue;
             }
-            if (download_md5_file(dest, md5, e)) return -1;
-            if (strcmp(md5, df->md5)) {
-                remove(dest);
-                snprintf(first_err, sizeof(first_err), "%.300s: checksum mismatch (md5 %s, published %s); the file was removed",
-                         url, md5, df->md5);
-                if (opt->msg) fprintf(opt->msg, "  %s\n", first_err);
-                continue;
-            }
-            if (opt->msg) fprintf(opt->msg, "  %s: md5 %s ok\n", df->file, md5);
+            if (opt->msg) fprintf(opt->msg, "  %s: md5 %s ok\n", df->file, df->md5);
             have = 1;
         }
         if (!have)

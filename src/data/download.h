@@ -4,8 +4,8 @@
  *
  * libcurl fetches (any scheme it supports, file:// included, which is how the tests and
  * offline mirrors work), OpenSSL's libcrypto computes MD5, libarchive unpacks tar.gz and
- * zip. A file is written to <name>.part and renamed only once its checksum matches, so an
- * interrupted or corrupted download never looks finished. An archive that is already in
+ * zip. A file is written to a temporary next to it (src/io/file.h) and renamed only once
+ * its checksum matches, so an interrupted or corrupted download never looks finished. An archive that is already in
  * place with the right checksum is not fetched again: with no network, put the file there
  * by hand and run the same command to verify and unpack it.
  */
@@ -52,8 +52,9 @@ int download_dataset(const DownloadSpec *spec, const char *dir, const DownloadOp
 
 // the pieces
 int download_md5_file(const char *path, char hex[33], Err *e);
-// url -> dest (via dest.part); no checksum check
-int download_fetch(const char *url, const char *dest, int progress, Err *e);
+// url -> dest (via a temporary renamed when complete); with md5 (lower-case hex, or NULL
+// for no check) the temporary must have that checksum or nothing is kept
+int download_fetch(const char *url, const char *dest, int progress, const char *md5, Err *e);
 // unpacks an archive (tar, tar.gz, zip, ...) under dir; refuses absolute paths and ".."
 int download_extract(const char *archive, const char *dir, Err *e);
 

@@ -25,17 +25,30 @@
 
 #include "pool.h"
 
+#include "../io/file.h"
+
 // ----------------------------------------------------------------------------
 // decoders
 
-static int png_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, Err *e) {
+// the size from an image's header, checked before a byte of it is decoded: the size the
+// caller wants (want_w/want_h > 0), else at most IMAGE_MAX_PIXELS
+static int check_size(const char *path, const char *kind, unsigned w, unsigned h, int want_w, int want_h, Err *e) {
+    if (w == 0 || h == 0 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || (uint64_t)w * h > IMAGE_MAX_PIXELS)
+        return err_set(e, "%s: implausible %s size %ux%u (not decoded)", path, kind, w, h);
+    if (want_w > 0 && want_h > 0 && (w != (unsigned)want_w || h != (unsigned)want_h))
+        return err_set(e, "%s is %ux%u but %dx%d images are expected (not decoded; resize them first)", path, w, h, want_w,
+                       want_h);
+    return 0;
+}
+
+static int png_read_rgb(FILE *f, const char *path, int want_w, int want_h, uint8_t **rgb, int *w, int *h, Err *e) {
     png_image im;
     memset(&im, 0, sizeof(im));
     im.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&im, path)) return err_set(e, "%s: %s", path, im.message);
-    if (im.width == 0 || im.height == 0 || im.width > 16384 || im.height > 16384) {
+    if (!png_image_begin_read_from_stdio(&im, f)) return err_set(e, "%s: %s", path, im.message);
+    if (check_size(path, "PNG", im.width, im.height, want_w, want_h, e)) {
         png_image_free(&im);
-        return err_set(e, "%s: implausible PNG size %ux%u", path, im.width, im.height);
+        return -1;
     }
     // read as RGBA and drop alpha, as PIL's convert('RGB') does (libpng would composite
     // it onto a background otherwise)
@@ -77,9 +90,7 @@ static void jpeg_on_error(j_common_ptr cinfo) {
 
 static void jpeg_quiet(j_common_ptr cinfo, int level) { (void)cinfo, (void)level; }
 
-static int jpeg_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, Err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(e, "cannot open %s", path);
+static int jpeg_read_rgb(FILE *f, const char *path, int want_w, int want_h, uint8_t **rgb, int *w, int *h, Err *e) {
     struct jpeg_decompress_struct cinfo;
     JpegErr je;
     // volatile: modified between setjmp and longjmp
@@ -89,13 +100,16 @@ static int jpeg_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, Err *e
     je.pub.emit_message = jpeg_quiet;
     if (setjmp(je.jump)) {
         jpeg_destroy_decompress(&cinfo);
-        fclose(f);
         xfree(out);
-        return err_set(e, "%s: %s", path, je.msg);
+        return je.msg[0] ? err_set(e, "%s: %s", path, je.msg) : -1;
     }
     jpeg_create_decompress(&cinfo);
     jpeg_stdio_src(&cinfo, f);
     jpeg_read_header(&cinfo, TRUE);
+    if (check_size(path, "JPEG", cinfo.image_width, cinfo.image_height, want_w, want_h, e)) {
+        je.msg[0] = 0; // e says why
+        longjmp(je.jump, 1);
+    }
     if (cinfo.num_components != 1 && cinfo.num_components != 3) {
         snprintf(je.msg, sizeof(je.msg), "%d-component JPEG (CMYK?) is not supported", cinfo.num_components);
         longjmp(je.jump, 1);
@@ -120,33 +134,34 @@ static int jpeg_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, Err *e
     *w = (int)cinfo.output_width, *h = (int)cinfo.output_height;
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
-    fclose(f);
     *rgb = out;
     return 0;
 }
 
-int image_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, Err *e) {
+int image_read_rgb_sized(const char *path, int want_w, int want_h, uint8_t **rgb, int *w, int *h, Err *e) {
     *rgb = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(e, "cannot open %s", path);
+    FILE *f = file_open_regular(path, e); // a FIFO named .png must not hang the loader
+    if (!f) return -1;
     uint8_t sig[8] = {0};
     size_t got = fread(sig, 1, 8, f);
-    fclose(f);
+    rewind(f);
     static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (got == 8 && !memcmp(sig, png_sig, 8)) return png_read_rgb(path, rgb, w, h, e);
-    if (got >= 3 && sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF) return jpeg_read_rgb(path, rgb, w, h, e);
-    return err_set(e, "%s is neither a PNG nor a JPEG file", path);
+    int rc;
+    if (got == 8 && !memcmp(sig, png_sig, 8)) rc = png_read_rgb(f, path, want_w, want_h, rgb, w, h, e);
+    else if (got >= 3 && sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF) rc = jpeg_read_rgb(f, path, want_w, want_h, rgb, w, h, e);
+    else rc = err_set(e, "%s is neither a PNG nor a JPEG file", path);
+    fclose(f);
+    return rc;
+}
+
+int image_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, Err *e) {
+    return image_read_rgb_sized(path, 0, 0, rgb, w, h, e);
 }
 
 // ----------------------------------------------------------------------------
 // the folder
 
-typedef struct {
-    char **items;
-    int n, cap;
-} Names;
-
-static int names_add(Names *s, const char *name) {
+static int names_add(NameList *s, const char *name) {
     if (s->n == s->cap) {
         int cap = s->cap ? 2 * s->cap : 64;
         char **it = realloc(s->items, sizeof(char *) * (size_t)cap);
@@ -158,7 +173,7 @@ static int names_add(Names *s, const char *name) {
     return 0;
 }
 
-static void names_free(Names *s) {
+void name_list_free(NameList *s) {
     for (int i = 0; i < s->n; i++) xfree(s->items[i]);
     free(s->items);
     memset(s, 0, sizeof(*s));
@@ -178,8 +193,7 @@ static const char *const readable[] = {".png", ".jpg", ".jpeg", NULL};
 // what torchvision's ImageFolder would also pick up (IMG_EXTENSIONS)
 static const char *const other_images[] = {".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", NULL};
 
-// the entries of dir that are folders (want_dirs) or files, sorted; hidden ones skipped
-static int list_dir(const char *dir, int want_dirs, Names *out, Err *e) {
+int name_list_dir(const char *dir, int want_dirs, NameList *out, Err *e) {
     DIR *d = opendir(dir);
     if (!d) return err_set(e, "cannot open folder %s", dir);
     struct dirent *de;
@@ -201,30 +215,53 @@ static int list_dir(const char *dir, int want_dirs, Names *out, Err *e) {
     return 0;
 }
 
+// When every class folder ends in a number (class_000, new007, 3), the numbers in sorted
+// order must count up by one: folders 0..8 and 10 mean that class 9 is missing and that
+// "10" would silently become class 9.
+static int check_numbering(const char *dir, const NameList *classes, Err *e) {
+    long first = 0, prev = 0;
+    for (int k = 0; k < classes->n; k++) {
+        const char *nm = classes->items[k], *d = nm + strlen(nm);
+        while (d > nm && d[-1] >= '0' && d[-1] <= '9') d--;
+        if (!*d || strlen(d) > 9) return 0; // not all numbered: sorted order is all there is
+        long v = atol(d);
+        if (k == 0) first = v;
+        else if (v != prev + 1)
+            return err_set(e, "%s: class folder %s follows %s (numbered folders must count up by one from %ld; is a class missing?)",
+                           dir, nm, classes->items[k - 1], first);
+        prev = v;
+    }
+    return 0;
+}
+
 int pool_load_imagefolder(Pool *p, const char *dir, const DatasetInfo *info, Err *e) {
     memset(p, 0, sizeof(*p));
     p->exp = -1;
     p->n_classes = info->n_classes;
-    Names classes = {0}, files = {0};
+    NameList classes = {0}, files = {0};
     int rc = -1, cap = 0;
     uint8_t *rgb = NULL;
-    if (list_dir(dir, 1, &classes, e)) goto done;
+    if (name_list_dir(dir, 1, &classes, e)) goto done;
     if (classes.n == 0) {
         err_set(e, "%s has no class sub-folders (expected <dir>/<class>/<image>.png|jpg, or an MTT folder with "
                    "images_best.pt)", dir);
         goto done;
     }
-    if (classes.n > info->n_classes) {
-        err_set(e, "%s has %d class folders but %s has %d classes", dir, classes.n, info->name, info->n_classes);
+    // class k is the k-th folder in sorted order (torchvision's rule): a missing folder
+    // would shift every later label, so the folders must be exactly the classes
+    if (classes.n != info->n_classes) {
+        err_set(e, "%s has %d class folders but %s has %d classes (a missing class folder would shift every later label)",
+                dir, classes.n, info->name, info->n_classes);
         goto done;
     }
+    if (check_numbering(dir, &classes, e)) goto done;
     p->c = info->c, p->h = info->h, p->w = info->w;
     size_t plane = (size_t)p->h * p->w, D = plane * p->c;
     char path[4096], cdir[2048];
     for (int k = 0; k < classes.n; k++) {
         snprintf(cdir, sizeof(cdir), "%s/%s", dir, classes.items[k]);
-        names_free(&files);
-        if (list_dir(cdir, 0, &files, e)) goto done;
+        name_list_free(&files);
+        if (name_list_dir(cdir, 0, &files, e)) goto done;
         for (int f = 0; f < files.n; f++) {
             const char *name = files.items[f];
             snprintf(path, sizeof(path), "%s/%s", cdir, name);
@@ -234,11 +271,7 @@ int pool_load_imagefolder(Pool *p, const char *dir, const DatasetInfo *info, Err
             }
             if (!has_ext(name, readable)) continue; // ImageFolder skips non-images too
             int w, h;
-            if (image_read_rgb(path, &rgb, &w, &h, e)) goto done;
-            if (w != p->w || h != p->h) {
-                err_set(e, "%s is %dx%d but %s images are %dx%d (resize them first)", path, w, h, info->name, p->w, p->h);
-                goto done;
-            }
+            if (image_read_rgb_sized(path, p->w, p->h, &rgb, &w, &h, e)) goto done;
             if (p->n == cap) {
                 cap = cap ? 2 * cap : 256;
                 if (cap > (1 << 24)) {
@@ -278,7 +311,7 @@ int pool_load_imagefolder(Pool *p, const char *dir, const DatasetInfo *info, Err
     rc = 0;
 done:
     xfree(rgb);
-    names_free(&classes);
-    names_free(&files);
+    name_list_free(&classes);
+    name_list_free(&files);
     return rc;
 }

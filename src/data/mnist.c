@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include "../io/file.h"
 #include "dataset.h"
 
 static const char *fashion_classes[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -97,7 +99,15 @@ int mnist_load(Dataset *ds, const char *dir, int train, long limit, Err *e) {
     }
     if (!found) return err_set(e, "no %s-images-idx3-ubyte[.gz] and labels in %s (or its MNIST/raw)", split, dir);
 
-    gzFile fi = gzopen(ipath, "rb"), fl = gzopen(lpath, "rb");
+    // regular files only (a FIFO would hang gzopen), handed to zlib as descriptors
+    int fdi = file_open_regular_fd(ipath, e), fdl = fdi < 0 ? -1 : file_open_regular_fd(lpath, e);
+    if (fdi < 0 || fdl < 0) {
+        if (fdi >= 0) close(fdi);
+        return -1;
+    }
+    gzFile fi = gzdopen(fdi, "rb"), fl = gzdopen(fdl, "rb");
+    if (!fi) close(fdi);
+    if (!fl) close(fdl);
     uint8_t hi[16], hl[8];
     int rc = -1;
     if (!fi || !fl) {

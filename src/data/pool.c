@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "../io/torch_pt.h"
+#include "../nn/nn.h"
 
 static int is_dir(const char *path) {
     struct stat st;
@@ -333,27 +334,6 @@ void pool_gather(const Pool *p, const int *idx, int n, float *x, int *y, float *
 // ----------------------------------------------------------------------------
 // 4-in-1 unpacking
 
-// F.interpolate(scale_factor=2, mode='bilinear', align_corners=False) of one (h, w) plane
-// read with row stride `stride`, into a (2h, 2w) plane; weights and the order of the
-// products as PyTorch's CPU upsample kernel (height outermost)
-static void upsample2x(float *out, const float *in, int h, int w, int stride) {
-    for (int oy = 0; oy < 2 * h; oy++) {
-        float sy = 0.5f * ((float)oy + 0.5f) - 0.5f;
-        if (sy < 0) sy = 0;
-        int y0 = (int)sy, y1 = y0 + (y0 < h - 1 ? 1 : 0);
-        float ly1 = sy - (float)y0, ly0 = 1.0f - ly1;
-        for (int ox = 0; ox < 2 * w; ox++) {
-            float sx = 0.5f * ((float)ox + 0.5f) - 0.5f;
-            if (sx < 0) sx = 0;
-            int x0 = (int)sx, x1 = x0 + (x0 < w - 1 ? 1 : 0);
-            float lx1 = sx - (float)x0, lx0 = 1.0f - lx1;
-            float t0 = in[y0 * stride + x0] * lx0 + in[y0 * stride + x1] * lx1;
-            float t1 = in[y1 * stride + x0] * lx0 + in[y1 * stride + x1] * lx1;
-            out[oy * 2 * w + ox] = t0 * ly0 + t1 * ly1;
-        }
-    }
-}
-
 int pool_unpack4(Pool *p, Err *e) {
     if (!p->x) return err_set(e, "the 4-in-1 unpacking applies to distilled sets, not to the real training set");
     if (p->h % 2 || p->w % 2) return err_set(e, "the 4-in-1 unpacking needs even image sizes, got %dx%d", p->h, p->w);
@@ -373,7 +353,7 @@ int pool_unpack4(Pool *p, Err *e) {
         for (int i = 0; i < n; i++) {
             for (int c = 0; c < p->c; c++) {
                 const float *src = p->x + (size_t)i * D + (size_t)c * plane + (size_t)qy[q] * hh * p->w + (size_t)qx[q] * hw;
-                upsample2x(x + ((size_t)q * n + i) * D + (size_t)c * plane, src, hh, hw, p->w);
+                bilinear_forward(x + ((size_t)q * n + i) * D + (size_t)c * plane, src, hh, hw, p->w, p->h, p->w, 0.5f, 0.5f);
             }
             y[(size_t)q * n + i] = p->y[i];
             if (soft) memcpy(soft + ((size_t)q * n + i) * K, p->soft + (size_t)i * K, sizeof(float) * K);

@@ -82,5 +82,11 @@ void pool_gather(const Pool *p, const int *idx, int n, float *x, int *y, float *
 // interleaved, as PIL's Image.open(path).convert('RGB') does (alpha dropped, gray and
 // palette expanded). *rgb is xmalloc'ed.
 int image_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, Err *e);
+// The same, refusing from the header alone (before decoding or allocating anything) an
+// image that is not want_w x want_h (when both are > 0) or is larger than
+// IMAGE_MAX_SIDE per side or IMAGE_MAX_PIXELS in all (image_read_rgb's only limits).
+#define IMAGE_MAX_SIDE 16384
+#define IMAGE_MAX_PIXELS (1u << 26)
+int image_read_rgb_sized(const char *path, int want_w, int want_h, uint8_t **rgb, int *w, int *h, Err *e);
 
 #endif

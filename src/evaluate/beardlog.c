@@ -106,50 +106,35 @@ void beardlog_timestamp(char *buf, size_t n) {
     snprintf(buf, n, "%s,%03d", base, (int)(tv.tv_usec / 1000));
 }
 
-int beardlog_mkdirs(const char *path, Err *e) {
-    char p[1024];
-    if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p)) return err_set(e, "path too long: %s", path);
-    size_t len = strlen(p);
-    while (len > 1 && p[len - 1] == '/') p[--len] = 0;
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) return err_set(e, "cannot create directory %s: %s", p, strerror(errno));
-        *s = '/';
-    }
-    if (mkdir(p, 0777) != 0 && errno != EEXIST) return err_set(e, "cannot create directory %s: %s", p, strerror(errno));
-    struct stat st;
-    if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) return err_set(e, "%s exists and is not a directory", p);
-    return 0;
-}
-
-int beardlog_open(BeardLog *log, const char *save_path, const char *model, const char *dataset, const char *ipc,
-                  Err *e) {
+int beardlog_open(BeardLog *log, const char *path, Err *e) {
     memset(log, 0, sizeof(*log));
-    const char *dir = save_path && *save_path ? save_path : ".";
-    if (beardlog_mkdirs(dir, e)) return -1;
-    size_t dl = strlen(dir);
-    // os.path.join: no second slash when save_path already ends with one
-    int k = snprintf(log->path, sizeof(log->path), "%s%s%s_%s_%s_evaluation_log.txt", dir,
-                     dl && dir[dl - 1] == '/' ? "" : "/", model, dataset, ipc);
-    if (k >= (int)sizeof(log->path)) return err_set(e, "log path too long under %s", dir);
-    log->f = fopen(log->path, "a");
-    if (!log->f) return err_set(e, "cannot open %s for writing: %s", log->path, strerror(errno));
+    if (snprintf(log->path, sizeof(log->path), "%s", path) >= (int)sizeof(log->path))
+        return err_set(e, "log path too long: %s", path);
+    const char *slash = strrchr(path, '/');
+    if (slash && slash != path) {
+        char dir[1024];
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+        if (file_mkdirs(dir, e)) return -1;
+    }
+    if (file_atomic_open(&log->out, log->path, e)) return -1;
     return beardlog_info(log, "Logging setup complete.", e);
 }
 
 int beardlog_info(BeardLog *log, const char *message, Err *e) {
     char ts[48];
     beardlog_timestamp(ts, sizeof(ts));
-    if (fprintf(log->f, "%s - INFO - %s\n", ts, message) < 0 || fflush(log->f) != 0)
+    if (!log->out.f) return err_set(e, "internal error: %s is not open", log->path);
+    if (fprintf(log->out.f, "%s - INFO - %s\n", ts, message) < 0 || fflush(log->out.f) != 0)
         return err_set(e, "cannot write %s: %s", log->path, strerror(errno));
     return 0;
 }
 
-void beardlog_close(BeardLog *log) {
-    if (log->f) fclose(log->f);
-    log->f = NULL;
+int beardlog_commit(BeardLog *log, Err *e) {
+    if (!log->out.f) return 0;
+    return file_atomic_commit(&log->out, e);
 }
+
+void beardlog_close(BeardLog *log) { file_atomic_abort(&log->out); }
 
 // ----------------------------------------------------------------------------
 // reading

@@ -33,6 +33,7 @@
 #include <stdio.h>
 
 #include "../core/common.h"
+#include "../io/file.h"
 
 // ----------------------------------------------------------------------------
 // one result line
@@ -76,21 +77,23 @@ int beardlog_is_word(const char *s);
 // the log file
 
 typedef struct {
-    FILE *f;
+    FileAtomic out; // written to a temporary next to path, renamed by beardlog_commit
     char path[1024];
 } BeardLog;
 
-// Creates save_path (and parents) when missing and opens
-// {save_path}/{model}_{dataset}_{ipc}_evaluation_log.txt for appending, as logging does;
-// writes BEARD's first line, "Logging setup complete."
-int beardlog_open(BeardLog *log, const char *save_path, const char *model, const char *dataset, const char *ipc,
-                  Err *e);
+// Opens the log at path (the folders above it are made when missing) and writes
+// BEARD's first line, "Logging setup complete.". Lines go to a temporary next to path
+// (src/io/file.h), flushed as they are written; beardlog_commit renames it over path.
+// So a killed run never leaves a half log under the final name, and a rerun replaces
+// the log instead of appending to it as Python's logging does (whose appended reruns
+// BEARD's toolkit then counts twice).
+int beardlog_open(BeardLog *log, const char *path, Err *e);
 // writes "<timestamp> - INFO - <message>\n" and flushes
 int beardlog_info(BeardLog *log, const char *message, Err *e);
+// puts the finished log under its name (0 when nothing is open)
+int beardlog_commit(BeardLog *log, Err *e);
+// discards a log that was not committed; safe after commit and on a zeroed BeardLog
 void beardlog_close(BeardLog *log);
-
-// mkdir -p
-int beardlog_mkdirs(const char *path, Err *e);
 
 // ----------------------------------------------------------------------------
 // reading

@@ -11,6 +11,7 @@
 
 #include "../io/file.h"
 #include "../io/jsonval.h"
+#include "../attacks/names.h"
 #include "beardlog.h"
 
 void eval_config_defaults(EvalConfig *c) {
@@ -51,6 +52,15 @@ static const struct {
     {"Iteration", K_INT},       {"lr_net", K_NUM},     {"batch_train", K_INT},
     {"eval_interval", K_INT},   {"config", K_STR},
 };
+
+// images per class: digits only, 1 to EVAL_MAX_IPC
+static int ipc_valid(const char *s) {
+    if (!s[0] || strlen(s) > 7) return 0;
+    for (const char *p = s; *p; p++)
+        if (*p < '0' || *p > '9') return 0;
+    long v = atol(s);
+    return v >= 1 && v <= EVAL_MAX_IPC;
+}
 
 static int parse_attacks(EvalConfig *c, const cJSON *v, Err *e) {
     if (!cJSON_IsArray(v))
@@ -111,10 +121,12 @@ static int apply_overrides(EvalConfig *c, const cJSON *ap, Err *e) {
             return err_set(e, "\"attack_params\".\"%s\" must be an object of parameters such as {\"steps\": 20}",
                            o->string);
         const AttackDef *d = attack_find(o->string);
+        if (!d && !attack_name_known(o->string))
+            return err_set(e, "\"attack_params\": unknown attack \"%s\" (beard attack --list names them)", o->string);
         int used = 0;
         for (int i = 0; i < c->n_attacks; i++)
             used |= !strcasecmp(o->string, c->attacks[i].name) || (d && d == c->attacks[i].def);
-        if (!used) warn(c, "attack_params: \"%s\" is not in test_attack (or not in this build); ignored", o->string);
+        if (!used) warn(c, "attack_params: \"%s\" is not in test_attack; ignored", o->string);
     }
     for (int i = 0; i < c->n_attacks; i++) {
         EvalAttackSpec *a = &c->attacks[i];
@@ -161,7 +173,7 @@ int eval_config_from_json(EvalConfig *c, const cJSON *root, Err *e) {
         else if (!strcmp(k, "method")) rc = json_get_str(v, c->method, sizeof(c->method), e), have_method = 1;
         else if (!strcmp(k, "ipc")) {
             if (cJSON_IsString(v)) rc = json_get_str(v, c->ipc, sizeof(c->ipc), e);
-            else if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && v->valuedouble >= 0 && v->valuedouble < 1e9)
+            else if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) < 1e9)
                 snprintf(c->ipc, sizeof(c->ipc), "%ld", (long)v->valuedouble);
             else rc = err_set(e, "\"ipc\" must be a string such as \"50\" or an integer, not %s", json_type(v));
         } else if (!strcmp(k, "load_file")) rc = json_get_str(v, c->load_file, sizeof(c->load_file), e), have_load = 1;
@@ -216,7 +228,7 @@ int eval_config_from_json(EvalConfig *c, const cJSON *root, Err *e) {
             default: break;
             }
             if (!rc && !strcmp(k, "pgd_eva") && cJSON_IsTrue(v))
-                warn(c, "pgd_eva = true names BEARD's log True_<dataset>_<ipc>_...; beard keeps <model>_<dataset>_<ipc>_...");
+                warn(c, "pgd_eva = true names BEARD's log True_<dataset>_<ipc>_...; beard keeps <method>_<model>_<dataset>_<ipc>_...");
         }
         if (rc) return -1;
     }
@@ -243,16 +255,19 @@ int eval_config_from_json(EvalConfig *c, const cJSON *root, Err *e) {
         warn(c, "num_eval = %d (repeated evaluations) is not implemented: one evaluation, std 0.00", c->num_eval);
         c->num_eval = 0;
     }
+    // the names that become file names, and the attack names (unknown ones are errors,
+    // as in `beard attack`: a misspelt attack must not pass for a finished evaluation)
+    if (!ipc_valid(c->ipc))
+        return err_set(e, "\"ipc\" must be a whole number of images per class in [1, %d], not \"%s\"", EVAL_MAX_IPC, c->ipc);
+    if (file_name_check(c->method, "\"method\"", e) || file_name_check(c->model, "\"model\"", e) ||
+        file_name_check(c->dataset, "\"dataset\"", e) || file_name_check(c->ipc, "\"ipc\"", e))
+        return -1;
     for (int i = 0; i < c->n_attacks; i++) {
         EvalAttackSpec *a = &c->attacks[i];
         a->clean = !strcasecmp(a->name, "clean");
         if (a->clean) continue;
-        a->def = attack_find(a->name);
-        if (!a->def) {
-            warn(c, "attack \"%s\" is not in this build of beard: skipped (no log line)", a->name);
-            continue;
-        }
-        attack_params_init(&a->params, a->def, c->preset);
+        if (attack_resolve(a->name, c->preset, &a->def, &a->params, e))
+            return err_wrap(e, "\"test_attack\"[%d]", i);
         if (!beardlog_is_word(a->name))
             warn(c, "attack name \"%s\" is not a single word: BEARD's metrics toolkit will not parse its line", a->name);
     }
@@ -262,6 +277,9 @@ int eval_config_from_json(EvalConfig *c, const cJSON *root, Err *e) {
     if (c->n_targets == 1)
         warn(c, "target_attack has one mode: BEARD's log lines carry both, so no log is written (results.json only)");
     if (ap && apply_overrides(c, ap, e)) return -1;
+    for (int i = 0; i < c->n_attacks; i++)
+        if (c->attacks[i].def && attack_params_check(c->attacks[i].def, &c->attacks[i].params, NULL, e))
+            return err_wrap(e, "\"attack_params\"");
     return 0;
 }
 
@@ -319,19 +337,18 @@ cJSON *eval_config_to_json(const EvalConfig *c) {
         if (!a->def) continue;
         cJSON *p = cJSON_AddObjectToObject(ap, a->name);
         for (int k = 0; k < a->params.n; k++) {
-            const AttackParamDef *d = NULL;
-            for (const AttackParamDef *q = a->def->params; q->name; q++)
-                if (!strcmp(q->name, a->params.names[k])) d = q;
-            char buf[64];
-            if (d && d->choices) cJSON_AddStringToObject(p, a->params.names[k], attack_param_text(&a->params, a->def, k, buf, sizeof(buf)));
+            const AttackParamDef *d = attack_param_def(a->def, a->params.names[k]);
+            char buf[ATTACK_TEXT_LEN];
+            if (d && (d->type == ATTACK_PARAM_CHOICE || d->type == ATTACK_PARAM_TEXT)) cJSON_AddStringToObject(p, a->params.names[k], attack_param_text(&a->params, a->def, k, buf, sizeof(buf)));
             else cJSON_AddNumberToObject(p, a->params.names[k], a->params.values[k]);
         }
     }
     return o;
 }
 
-void eval_config_output_path(const EvalConfig *c, const char *suffix, char *buf, size_t n) {
-    const char *dir = c->save_path[0] ? c->save_path : ".";
-    size_t dl = strlen(dir);
-    snprintf(buf, n, "%s%s%s_%s_%s_%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", c->model, c->dataset, c->ipc, suffix);
+int eval_config_output_path(const EvalConfig *c, const char *suffix, char *buf, size_t n, Err *e) {
+    char name[4 * FILE_NAME_MAX + 64];
+    if (snprintf(name, sizeof(name), "%s_%s_%s_%s_%s", c->method, c->model, c->dataset, c->ipc, suffix) >= (int)sizeof(name))
+        return err_set(e, "output name too long");
+    return file_path_join(buf, n, c->save_path[0] ? c->save_path : ".", name, "output name", e);
 }

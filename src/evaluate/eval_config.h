@@ -19,10 +19,12 @@
  *   batch (256, BEARD's test loader), attack_params ({"PGD": {"steps": 20}} overrides,
  *   numbers or text such as "8/255"), per_sample (per-sample arrays in results.json,
  *   default true), per_sample_csv (default false), results_json (path; default
- *   {save_path}/{model}_{dataset}_{ipc}_results.json).
+ *   {save_path}/{method}_{model}_{dataset}_{ipc}_results.json).
  *
  * Deliberate differences from BEARD: BEARD silently ignores keys it does not know; here
- * they produce a warning. A value of the wrong type is an error naming the key (BEARD
+ * they produce a warning. An attack name beard does not know is an error (as in
+ * `beard attack`), not a skipped line. method, model, dataset and ipc become file names
+ * and must pass file_name_check (src/io/file.h): "../x" or a name with '/' is refused. A value of the wrong type is an error naming the key (BEARD
  * would fail later, or iterate over the characters of a string). BEARD's argparse
  * defaults for test_attack ('None') and target_attack (True) are not lists and make
  * evaluate_model.py fail; here test_attack is required and target_attack defaults to
@@ -40,6 +42,7 @@
 
 #define EVAL_MAX_ATTACKS 32
 #define EVAL_MAX_WARNINGS 32
+#define EVAL_MAX_IPC 100000 // images per class (CIFAR-10 has 5000, ImageNet-1k about 1300)
 
 typedef struct {
     char name[32];          // the config's spelling, used in the log ("Deepfool")
@@ -79,7 +82,9 @@ int eval_config_from_json(EvalConfig *c, const cJSON *root, Err *e);
 int eval_config_load(EvalConfig *c, const char *path, Err *e);
 // the configuration as it will be used (every key, defaults filled in)
 cJSON *eval_config_to_json(const EvalConfig *c);
-// {save_path}/{model}_{dataset}_{ipc}_<suffix>
-void eval_config_output_path(const EvalConfig *c, const char *suffix, char *buf, size_t n);
+// {save_path}/{method}_{model}_{dataset}_{ipc}_<suffix>, the names BEARD's released
+// files carry (BACON_ConvNet_CIFAR10_50_evaluation_log.txt): with the method in the name,
+// two methods in one save_path never share a file. -1 when it does not fit.
+int eval_config_output_path(const EvalConfig *c, const char *suffix, char *buf, size_t n, Err *e);
 
 #endif

@@ -304,10 +304,9 @@ int evaluate_write_json(const char *path, const cJSON *root, Err *e) {
 }
 
 int evaluate_write_csv(const char *path, const EvalReport *rep, const AttackData *d, Err *e) {
-    char tmp[1100];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return err_set(e, "cannot write %s: %s", tmp, strerror(errno));
+    FileAtomic out;
+    if (file_atomic_open(&out, path, e)) return -1;
+    FILE *f = out.f;
     fputs("index,label,attack,mode,clean_correct,adv_correct,success,pred,target,l2,linf,l2_pixel,linf_pixel\n", f);
     for (int i = 0; i < rep->n_entries; i++) {
         const EvalEntry *en = &rep->entries[i];
@@ -323,14 +322,5 @@ int evaluate_write_csv(const char *path, const EvalReport *rep, const AttackData
             }
         }
     }
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
-        remove(tmp);
-        return err_set(e, "cannot write %s", path);
-    }
-    if (rename(tmp, path) != 0) {
-        remove(tmp);
-        return err_set(e, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    }
-    return 0;
+    return file_atomic_commit(&out, e);
 }

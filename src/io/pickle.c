@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/hash.h"
 #include "file.h"
 
 // ----------------------------------------------------------------------------
@@ -28,7 +29,8 @@
 struct PickleDoc {
     PickleValue **nodes;
     size_t n_nodes, cap_nodes;
-    size_t budget, used;
+    size_t budget, used;     // bytes: every allocation of the load counts here
+    uint64_t work, work_max; // steps: opcodes, container items, state_dict entries
     int nest;
 };
 
@@ -49,14 +51,33 @@ size_t pickle_budget_for(size_t n) {
 
 PickleDoc *pickle_doc_new(size_t budget) {
     PickleDoc *d = calloc(1, sizeof(*d));
-    if (d) d->budget = budget;
+    if (d) {
+        d->budget = budget;
+        // a step is a few dozen instructions; a quarter of the byte budget is far more
+        // than any real file needs (one step per opcode or item) and a second or two of work
+        d->work_max = budget / 4;
+    }
     return d;
 }
 
 static int charge(PickleDoc *d, size_t bytes, Err *e) {
     if (bytes > d->budget - d->used)
-        return err_set(e, "pickle needs more memory than its size allows (limit %zu bytes)", d->budget);
+        return err_set(e, "file needs more memory than its size allows (limit %zu bytes; a crafted file?)", d->budget);
     d->used += bytes;
+    return 0;
+}
+
+int pickle_doc_charge(PickleDoc *d, size_t bytes, Err *e) { return charge(d, bytes, e); }
+
+static void refund(PickleDoc *d, size_t bytes);
+void pickle_doc_refund(PickleDoc *d, size_t bytes) { refund(d, bytes); }
+size_t pickle_doc_used(const PickleDoc *d) { return d->used; }
+
+int pickle_doc_work(PickleDoc *d, uint64_t steps, Err *e) {
+    if (steps > d->work_max - d->work)
+        return err_set(e, "file needs more work than its size allows (%llu steps; a crafted file?)",
+                       (unsigned long long)d->work_max);
+    d->work += steps;
     return 0;
 }
 
@@ -66,7 +87,7 @@ static void node_release(PickleValue *v) {
     free(v->s);
     free(v->items);
     if (v->tensor) {
-        tensor_free(v->tensor);
+        if (!v->borrowed) tensor_free(v->tensor);
         free(v->tensor);
     }
     if (v->storage) {
@@ -174,6 +195,7 @@ static int items_reserve(PickleDoc *d, PickleValue *c, size_t need, Err *e) {
 static int items_push(PickleDoc *d, PickleValue *c, PickleValue *const *vals, size_t k, Err *e) {
     if (k == 0) return 0;
     if (c->n > SIZE_MAX / 4 - k) return err_set(e, "container too large");
+    if (pickle_doc_work(d, k, e)) return -1;
     size_t slots = c->type == PICKLE_DICT ? 2 * c->n : c->n;
     if (items_reserve(d, c, slots + k, e)) return -1;
     for (size_t j = 0; j < k; j++) {
@@ -484,6 +506,7 @@ static int push(Unpickler *u, PickleValue *v) {
     if (!v) return -1;
     if (u->sp == u->scap) {
         size_t cap = u->scap ? u->scap * 2 : 64;
+        if (charge(u->doc, (cap - u->scap) * sizeof(PickleValue *), u->e)) return -1;
         PickleValue **s = realloc(u->stack, cap * sizeof(*s));
         if (!s) return err_set(u->e, "out of memory");
         u->stack = s;
@@ -525,6 +548,7 @@ static int memo_put(Unpickler *u, uint64_t idx, PickleValue *v) {
     if (idx >= u->memo_cap) {
         size_t cap = u->memo_cap ? u->memo_cap : 64;
         while (cap <= idx) cap *= 2;
+        if (charge(u->doc, (cap - u->memo_cap) * sizeof(PickleValue *), u->e)) return -1;
         PickleValue **m = realloc(u->memo, cap * sizeof(*m));
         if (!m) return err_set(u->e, "out of memory");
         memset(m + u->memo_cap, 0, (cap - u->memo_cap) * sizeof(*m));
@@ -1134,8 +1158,10 @@ static int extend_marked(Unpickler *u, PickleType want) {
 static int run(Unpickler *u, PickleValue **out) {
     Err *e = u->e;
     PickleDoc *d = u->doc;
+    if (u->n == 0) return err_set(e, "empty file (no pickle data)");
     for (;;) {
-        if (u->pos >= u->n) return err_set(e, "pickle ends without a STOP opcode");
+        if (u->pos >= u->n) return err_set(e, "pickle ends without a STOP opcode (truncated file?)");
+        if (pickle_doc_work(d, 1, e)) return -1;
         uint8_t op = u->p[u->pos++];
         uint64_t x = 0;
         const char *s = NULL;
@@ -1157,6 +1183,7 @@ static int run(Unpickler *u, PickleValue **out) {
         case OP_MARK:
             if (u->nmarks == u->mcap) {
                 size_t cap = u->mcap ? u->mcap * 2 : 32;
+                if (charge(d, (cap - u->mcap) * sizeof(size_t), e)) return -1;
                 size_t *m = realloc(u->marks, cap * sizeof(*m));
                 if (!m) return err_set(e, "out of memory");
                 u->marks = m;
@@ -1413,6 +1440,7 @@ int pickle_loads_doc(PickleDoc *doc, const uint8_t *buf, size_t n, size_t *used,
     free(u.stack);
     free(u.marks);
     free(u.memo);
+    refund(doc, u.scap * sizeof(PickleValue *) + u.mcap * sizeof(size_t) + u.memo_cap * sizeof(PickleValue *));
     if (rc) *out = NULL;
     if (used) *used = u.pos;
     return rc;
@@ -1421,30 +1449,60 @@ int pickle_loads_doc(PickleDoc *doc, const uint8_t *buf, size_t n, size_t *used,
 // ----------------------------------------------------------------------------
 // finishing: resolve tensor views, release storages nobody can reach
 
+// row-major contiguous (a size-1 dimension may carry any stride)
+static int view_contiguous(int ndim, const int64_t *shape, const int64_t *stride) {
+    int64_t expect = 1;
+    for (int k = ndim - 1; k >= 0; k--) {
+        if (shape[k] != 1 && stride[k] != expect) return 0;
+        expect *= shape[k];
+    }
+    return 1;
+}
+
+// A tensor over a storage. A contiguous view shares the storage's bytes (no copy, no
+// memory beyond the storage: a storage referenced by a thousand tensors costs its size
+// once); a strided one is copied, against the budget.
 static int resolve_view(PickleDoc *d, PickleValue *v, Err *e) {
     PendingView *pv = v->aux;
-    PickleStorage *st = pv->storage->storage;
-    const uint8_t *data = st->data;
+    PickleValue *owner = pv->storage;
+    PickleStorage *st = owner->storage;
+    uint8_t *data = st->data;
     if (st->base) {
-        PickleStorage *b = st->base->storage;
+        owner = st->base;
+        PickleStorage *b = owner->storage;
         if (!b->loaded) return err_set(e, "storage '%s' was referenced but never loaded", b->key);
         data = b->data + st->base_offset * dtype_size(b->dtype);
     } else if (!st->loaded) {
         return err_set(e, "storage '%s' was referenced but never loaded", st->key);
     }
-    Tensor *t = tensor_new_charged(d, st->dtype, pv->ndim, pv->shape, e);
-    if (!t) return -1;
-    if (t->numel) {
+    size_t numel = 1;
+    for (int k = 0; k < pv->ndim; k++)
+        if (!size_mul(numel, (size_t)pv->shape[k], &numel)) return err_set(e, "tensor size overflows");
+    if (numel) {
         int64_t hi = view_extent(pv->ndim, pv->shape, pv->stride, pv->offset);
         if (hi < 0 || (uint64_t)hi >= st->numel) {
+            Tensor shown = {.ndim = pv->ndim};
+            memcpy(shown.shape, pv->shape, sizeof(pv->shape));
             char b[96];
-            err_set(e, "tensor %s (offset %lld) reaches past its storage '%s' of %zu elements",
-                    tensor_shape_str(t, b, sizeof(b)), (long long)pv->offset, st->key, st->numel);
-            tensor_free(t);
-            free(t);
-            return -1;
+            return err_set(e, "tensor %s (offset %lld) reaches past its storage '%s' of %zu elements",
+                           tensor_shape_str(&shown, b, sizeof(b)), (long long)pv->offset, st->key, st->numel);
         }
-        copy_strided(t->data, data, dtype_size(st->dtype), pv->ndim, pv->shape, pv->stride, pv->offset, t->numel);
+    }
+    Tensor *t;
+    if (view_contiguous(pv->ndim, pv->shape, pv->stride)) {
+        if (charge(d, sizeof(Tensor), e)) return -1;
+        t = calloc(1, sizeof(Tensor));
+        if (!t) return err_set(e, "out of memory");
+        t->dtype = st->dtype;
+        t->ndim = pv->ndim;
+        memcpy(t->shape, pv->shape, sizeof(pv->shape));
+        t->numel = numel;
+        t->data = numel ? data + (size_t)pv->offset * dtype_size(st->dtype) : NULL;
+        v->borrowed = 1;
+        v->owner = owner;
+    } else {
+        if (!(t = tensor_new_charged(d, st->dtype, pv->ndim, pv->shape, e))) return -1;
+        if (t->numel) copy_strided(t->data, data, dtype_size(st->dtype), pv->ndim, pv->shape, pv->stride, pv->offset, t->numel);
     }
     v->tensor = t;
     free(v->aux);
@@ -1474,7 +1532,9 @@ int pickle_doc_finish(PickleDoc *d, PickleValue *root, Err *e) {
         if (v->depth >= 0) continue;
         v->depth = -v->depth - 1;
         size_t nchild = v->type == PICKLE_DICT ? 2 * v->n : (v->type >= PICKLE_LIST && v->type <= PICKLE_SET) ? v->n : 0;
-        size_t extra = v->type == PICKLE_STORAGE && v->storage->base ? 1 : 0;
+        // a view keeps its base storage alive, a tensor that shares a storage's bytes the storage
+        PickleValue *keep = v->type == PICKLE_STORAGE ? v->storage->base : v->type == PICKLE_TENSOR ? v->owner : NULL;
+        size_t extra = keep ? 1 : 0;
         if (sp + nchild + extra > cap) {
             while (sp + nchild + extra > cap) cap *= 2;
             PickleValue **s2 = realloc(stack, cap * sizeof(*s2));
@@ -1485,7 +1545,7 @@ int pickle_doc_finish(PickleDoc *d, PickleValue *root, Err *e) {
             stack = s2;
         }
         for (size_t j = 0; j < nchild; j++) stack[sp++] = v->items[j];
-        if (extra) stack[sp++] = v->storage->base;
+        if (keep) stack[sp++] = keep;
     }
     free(stack);
     for (size_t k = 0; k < d->n_nodes; k++) {
@@ -1622,7 +1682,8 @@ int pickle_tensor_copy(const PickleValue *v, Tensor *out, Err *e) {
 typedef struct {
     FILE *f;
     int max_items;
-    long lines; // stops runaway output from shared subtrees
+    long lines;  // bounds the output whatever the tree
+    PtrSet seen; // containers and tensor bytes already printed: shared ones print once
 } Printer;
 
 #define PRINT_MAX_LINES 100000
@@ -1654,17 +1715,23 @@ void pickle_print_tensor(FILE *f, const Tensor *t, int numpy) {
         if (is_float) fprintf(f, i ? ", %.6g" : "%.6g", x);
         else fprintf(f, i ? ", %lld" : "%lld", (long long)x);
     }
-    if (show < t->numel) {
-        double lo = INFINITY, hi = -INFINITY;
-        for (size_t i = 0; i < t->numel; i++) {
-            double x = tensor_elem(t, i);
+    fputs(show < t->numel ? ", ...]" : "]", f);
+    // min/max over the finite values, and how many are not (a NaN compares false with
+    // everything, so a plain min/max would hide it)
+    double lo = INFINITY, hi = -INFINITY;
+    size_t nan = 0, inf = 0;
+    for (size_t i = 0; i < t->numel; i++) {
+        double x = tensor_elem(t, i);
+        if (isnan(x)) nan++;
+        else if (isinf(x)) inf++;
+        else {
             if (x < lo) lo = x;
             if (x > hi) hi = x;
         }
-        fprintf(f, ", ...] min %.6g max %.6g", lo, hi);
-    } else {
-        fputc(']', f);
     }
+    if (show < t->numel && nan + inf < t->numel) fprintf(f, " min %.6g max %.6g", lo, hi);
+    if (nan) fprintf(f, " NaN: %zu", nan);
+    if (inf) fprintf(f, " Inf: %zu", inf);
 }
 
 static int is_scalar(const PickleValue *v) { return v->type <= PICKLE_BYTES && !(v->type >= PICKLE_STR && v->len > 40); }
@@ -1741,6 +1808,21 @@ static void print_node(Printer *p, const PickleValue *v, int indent, int depth) 
         fputs("...\n", f);
         return;
     }
+    int shared = 0;
+    if ((v->type >= PICKLE_LIST && v->type <= PICKLE_DICT && v->n) ||
+        (v->type == PICKLE_TENSOR && v->tensor && v->tensor->numel > 6))
+        shared = ptrset_add(&p->seen, v->type == PICKLE_TENSOR ? v->tensor->data : (const void *)v) == 1;
+    if (shared) {
+        if (v->type == PICKLE_TENSOR) {
+            char b[160];
+            fprintf(f, "%s %s %s (shares its bytes with a tensor above)\n", v->np ? "ndarray" : "tensor",
+                    dtype_name(v->tensor->dtype), tensor_shape_str(v->tensor, b, sizeof(b)));
+        } else {
+            fprintf(f, "%s (%zu %s%s): the same object as above\n", pickle_type_name(v->type), v->n,
+                    v->type == PICKLE_DICT ? "key" : "item", v->n == 1 ? "" : "s");
+        }
+        return;
+    }
     switch (v->type) {
     case PICKLE_LIST:
     case PICKLE_TUPLE:
@@ -1785,4 +1867,5 @@ void pickle_print(FILE *f, const PickleValue *v, int max_items) {
         return;
     }
     print_node(&p, v, 2, 0);
+    ptrset_free(&p.seen);
 }

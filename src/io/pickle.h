@@ -26,9 +26,18 @@
  *
  * Limits. Every read is bounds-checked; claimed lengths are checked against the bytes
  * that remain before anything is allocated; memo indices are bounded by the input size;
- * nesting is bounded by PICKLE_MAX_DEPTH; the total memory a document may allocate is a
- * budget fixed from its input size; nested torch blobs (torch.storage._load_from_bytes)
- * may nest PICKLE_MAX_NEST deep. Malformed input gives an error, never a crash.
+ * nesting is bounded by PICKLE_MAX_DEPTH; nested torch blobs
+ * (torch.storage._load_from_bytes) may nest PICKLE_MAX_NEST deep. A document has two
+ * budgets fixed from its input size, and every part of a load draws on them (the
+ * unpickler, the torch loaders, the state_dict flattening): memory (every node, string,
+ * container, stack, memo, storage and tensor; pickle_doc_charge) and work (one step per
+ * opcode, per container item and per state_dict entry; pickle_doc_work), so that no file
+ * makes beard allocate or compute much more than its size. Malformed input gives an
+ * error, never a crash or a hang.
+ *
+ * Sharing. A contiguous tensor shares its storage's bytes (borrowed, owner = the storage
+ * node): a storage referenced a thousand times costs its size once. Strided tensors are
+ * copied (against the budget).
  *
  * Ownership. All nodes of one load belong to a PickleDoc (an arena); pickle_free() on any
  * node of it frees the whole document. Shared references (memo GETs) and even cycles are
@@ -91,6 +100,8 @@ struct PickleValue {
     Tensor *tensor;         // TENSOR
     PickleStorage *storage; // STORAGE
     // loader internals
+    int borrowed;           // TENSOR: tensor->data lies inside owner's storage bytes
+    PickleValue *owner;     // TENSOR: the storage node whose bytes it shares, or NULL
     int depth;              // nesting depth (1 for a leaf)
     int gid;                // GLOBAL: which allow-listed global; NPDTYPE: byte order
     void *aux;              // TENSOR: a view awaiting its storage; NPDTYPE: dtype info
@@ -131,6 +142,12 @@ int pickle_loads_doc(PickleDoc *doc, const uint8_t *buf, size_t n, size_t *used,
 int pickle_doc_finish(PickleDoc *doc, PickleValue *root, Err *e);
 // the current nesting of loads (for torch.storage._load_from_bytes); inc/dec around one
 int pickle_doc_nest(PickleDoc *doc, int delta, Err *e);
+// draws bytes from the document's memory budget / steps from its work budget; -1 (with
+// a message saying the file asks for more than its size allows) when exhausted
+int pickle_doc_charge(PickleDoc *doc, size_t bytes, Err *e);
+void pickle_doc_refund(PickleDoc *doc, size_t bytes); // gives back what a freed buffer drew
+size_t pickle_doc_used(const PickleDoc *doc);           // bytes drawn so far
+int pickle_doc_work(PickleDoc *doc, uint64_t steps, Err *e);
 // a new storage node owned by doc; data allocated (uninitialised) but not marked loaded
 PickleValue *pickle_new_storage(PickleDoc *doc, DType dtype, const char *key, size_t numel, Err *e);
 // a storage that views numel elements of base starting at offset (legacy format)

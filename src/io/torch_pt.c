@@ -18,8 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zip.h>
 
+#include "../core/hash.h"
 #include "file.h"
 
 // torch.serialization.MAGIC_NUMBER = 0x1950a86a20f9469cfc6c, as LONG1 bytes
@@ -39,6 +41,7 @@ typedef struct {
     const char *prefix; // "<archive>/"
     StorageEntry *st;
     size_t n_st, cap_st;
+    StrMap index;       // key -> position in st (a file may hold a million storages)
 } TorchCtx;
 
 static int load_buffer(PickleDoc *doc, const uint8_t *buf, size_t n, int allow_plain, PickleValue **out, Err *e);
@@ -46,19 +49,22 @@ static int load_buffer(PickleDoc *doc, const uint8_t *buf, size_t n, int allow_p
 static void ctx_free(TorchCtx *c) {
     for (size_t i = 0; i < c->n_st; i++) free(c->st[i].key);
     free(c->st);
+    strmap_free(&c->index);
     c->st = NULL;
     c->n_st = c->cap_st = 0;
 }
 
 static StorageEntry *ctx_find(TorchCtx *c, const char *key) {
-    for (size_t i = 0; i < c->n_st; i++)
-        if (!strcmp(c->st[i].key, key)) return &c->st[i];
-    return NULL;
+    int i = strmap_get(&c->index, key);
+    return i >= 0 ? &c->st[i] : NULL;
 }
 
 static int ctx_add(TorchCtx *c, const char *key, PickleValue *v, int is_view, Err *e) {
+    if (c->n_st >= INT32_MAX) return err_set(e, "too many storages");
+    if (strmap_put(&c->index, key, (int)c->n_st, e)) return -1;
     if (c->n_st == c->cap_st) {
         size_t cap = c->cap_st ? 2 * c->cap_st : 16;
+        if (pickle_doc_charge(c->doc, (cap - c->cap_st) * (sizeof(StorageEntry) + 64), e)) return -1;
         StorageEntry *p = realloc(c->st, cap * sizeof(*p));
         if (!p) return err_set(e, "out of memory");
         c->st = p;
@@ -99,6 +105,42 @@ static int pid_parse(const PickleValue *pid, size_t want_len, DType *dt, char *k
     return 0;
 }
 
+// Reads the first `want` bytes of record idx (of `size` bytes) into dst, then the rest to
+// the end so that libzip checks the record's CRC-32 (it does so only at the end of a
+// record): a record whose bytes do not match its checksum is an error, not silently
+// wrong weights.
+static int zip_read_record(zip_t *za, zip_uint64_t idx, const char *name, uint8_t *dst, size_t want, uint64_t size,
+                           Err *e) {
+    zip_file_t *zf = zip_fopen_index(za, idx, 0);
+    if (!zf) return err_set(e, "cannot open record %s: %s", name, zip_strerror(za));
+    size_t got = 0;
+    int bad = 0;
+    while (got < want) {
+        zip_int64_t r = zip_fread(zf, dst + got, want - got);
+        if (r <= 0) {
+            bad = r < 0;
+            break;
+        }
+        got += (size_t)r;
+    }
+    // the rest of the record (torch writes none), then the end, where the CRC is checked
+    uint8_t scratch[4096];
+    uint64_t left = got == want ? size - want : 0;
+    while (!bad && got == want) {
+        zip_int64_t r = zip_fread(zf, scratch, left < sizeof(scratch) && left ? (size_t)left : sizeof(scratch));
+        if (r < 0) bad = 1;
+        if (r <= 0) break;
+        left = (uint64_t)r > left ? 0 : left - (uint64_t)r;
+    }
+    char why[128];
+    snprintf(why, sizeof(why), "%s", bad ? zip_file_strerror(zf) : "");
+    int close_rc = zip_fclose(zf);
+    if (bad || close_rc != 0)
+        return err_set(e, "record %s is corrupt (%s)", name, why[0] ? why : "bad checksum or data");
+    if (got != want) return err_set(e, "record %s is truncated (read %zu of %zu bytes)", name, got, want);
+    return 0;
+}
+
 static int zip_persistent_load(void *vctx, PickleDoc *doc, PickleValue *pid, PickleValue **out, Err *e) {
     TorchCtx *c = vctx;
     DType dt;
@@ -126,16 +168,9 @@ static int zip_persistent_load(void *vctx, PickleDoc *doc, PickleValue *pid, Pic
         return err_set(e, "record %s claims more bytes than its compressed size allows", name);
     PickleValue *v = pickle_new_storage(doc, dt, key, numel, e);
     if (!v) return -1;
-    zip_file_t *zf = zip_fopen_index(c->za, (zip_uint64_t)idx, 0);
-    if (!zf) return err_set(e, "cannot open record %s: %s", name, zip_strerror(c->za));
-    size_t got = 0;
-    while (got < bytes) {
-        zip_int64_t r = zip_fread(zf, v->storage->data + got, bytes - got);
-        if (r <= 0) break;
-        got += (size_t)r;
-    }
-    zip_fclose(zf);
-    if (got != bytes) return err_set(e, "record %s is truncated (read %zu of %zu bytes)", name, got, bytes);
+    if (pickle_doc_work(doc, st.size / 64, e) ||
+        zip_read_record(c->za, (zip_uint64_t)idx, name, v->storage->data, bytes, st.size, e))
+        return -1;
     v->storage->loaded = 1;
     if (ctx_add(c, key, v, 0, e)) return -1;
     *out = v;
@@ -188,7 +223,10 @@ static int hook_load_from_bytes(void *vctx, PickleDoc *doc, const uint8_t *b, si
 // ----------------------------------------------------------------------------
 // the zip format
 
-static int zip_read_entry(zip_t *za, zip_uint64_t idx, const char *name, size_t max, uint8_t **buf, size_t *n, Err *e) {
+// a whole record into a new buffer of *n bytes, drawn from the document's budget (the
+// caller gives it back with pickle_doc_refund when it frees the buffer)
+static int zip_read_entry(PickleDoc *doc, zip_t *za, zip_uint64_t idx, const char *name, size_t max, uint8_t **buf,
+                          size_t *n, Err *e) {
     zip_stat_t st;
     *buf = NULL;
     if (zip_stat_index(za, idx, 0, &st) != 0 || !(st.valid & ZIP_STAT_SIZE)) return err_set(e, "cannot stat %s", name);
@@ -197,23 +235,12 @@ static int zip_read_entry(zip_t *za, zip_uint64_t idx, const char *name, size_t 
         (st.comp_method == ZIP_CM_STORE || st.size / 1100 > st.comp_size + 64))
         return err_set(e, "%s claims more bytes than its compressed size allows", name);
     size_t size = (size_t)st.size;
+    if (pickle_doc_charge(doc, size + 1, e)) return -1;
     uint8_t *p = malloc(size + 1);
     if (!p) return err_set(e, "out of memory reading %s", name);
-    zip_file_t *zf = zip_fopen_index(za, idx, 0);
-    if (!zf) {
+    if (zip_read_record(za, idx, name, p, size, st.size, e)) {
         free(p);
-        return err_set(e, "cannot open %s: %s", name, zip_strerror(za));
-    }
-    size_t got = 0;
-    while (got < size) {
-        zip_int64_t r = zip_fread(zf, p + got, size - got);
-        if (r <= 0) break;
-        got += (size_t)r;
-    }
-    zip_fclose(zf);
-    if (got != size) {
-        free(p);
-        return err_set(e, "%s is truncated or corrupt", name);
+        return -1;
     }
     *buf = p;
     *n = size;
@@ -245,11 +272,12 @@ static int load_zip(PickleDoc *doc, zip_t *za, PickleValue **out, Err *e) {
     prefix[plen] = 0;
     uint8_t *pkl;
     size_t n = 0;
-    if (zip_read_entry(za, (zip_uint64_t)found, "data.pkl", (size_t)1 << 30, &pkl, &n, e)) return -1;
+    if (zip_read_entry(doc, za, (zip_uint64_t)found, "data.pkl", (size_t)1 << 30, &pkl, &n, e)) return -1;
     TorchCtx c = {.doc = doc, .za = za, .prefix = prefix};
     PickleHooks h = {.persistent_load = zip_persistent_load, .load_from_bytes = hook_load_from_bytes, .ctx = &c};
     int rc = pickle_loads_doc(doc, pkl, n, NULL, &h, out, e);
     free(pkl);
+    pickle_doc_refund(doc, n + 1);
     ctx_free(&c);
     return rc;
 }
@@ -352,6 +380,7 @@ done:
 
 static int load_buffer(PickleDoc *doc, const uint8_t *buf, size_t n, int allow_plain, PickleValue **out, Err *e) {
     *out = NULL;
+    if (n == 0) return err_set(e, "empty (0 bytes)");
     if (n >= 4 && !memcmp(buf, "PK\x03\x04", 4)) return load_zip_buffer(doc, buf, n, out, e);
     size_t used;
     if (is_legacy(doc, buf, n, &used)) return load_legacy(doc, buf, n, used, out, e);
@@ -378,15 +407,22 @@ int torch_loads(const uint8_t *buf, size_t n, PickleValue **out, Err *e) {
 
 int torch_load(const char *path, PickleValue **out, Err *e) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(e, "cannot open %s", path);
+    // regular files only, checked before anything blocks (a FIFO would hang a plain open)
+    int fd = file_open_regular_fd(path, e);
+    if (fd < 0) return -1;
     uint8_t head[4] = {0};
-    size_t got = fread(head, 1, 4, f);
+    ssize_t got = pread(fd, head, 4, 0);
     struct stat sb;
-    int ok = fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode);
-    fclose(f);
-    if (!ok) return err_set(e, "%s is not a regular file", path);
+    if (fstat(fd, &sb) != 0) {
+        close(fd);
+        return err_set(e, "cannot stat %s", path);
+    }
+    if (sb.st_size == 0) {
+        close(fd);
+        return err_set(e, "%s is empty (0 bytes)", path);
+    }
     if (got < 4 || memcmp(head, "PK\x03\x04", 4)) {
+        close(fd);
         uint8_t *buf;
         size_t n;
         if (file_read_all(path, (size_t)1 << 36, &buf, &n, e)) return -1;
@@ -395,8 +431,9 @@ int torch_load(const char *path, PickleValue **out, Err *e) {
         return rc ? err_wrap(e, "%s", path) : 0;
     }
     int zerr = 0;
-    zip_t *za = zip_open(path, ZIP_RDONLY | ZIP_CHECKCONS, &zerr);
+    zip_t *za = zip_fdopen(fd, ZIP_CHECKCONS, &zerr); // takes fd on success
     if (!za) {
+        close(fd);
         zip_error_t ze;
         zip_error_init_with_code(&ze, zerr);
         err_set(e, "%s: not a readable zip archive: %s", path, zip_error_strerror(&ze));
@@ -419,38 +456,52 @@ int torch_load(const char *path, PickleValue **out, Err *e) {
 // ----------------------------------------------------------------------------
 // state_dicts
 
+#define STATE_DICT_NAME_MAX 4096
+
 typedef struct {
     TensorDict *out;
-    long visits;
+    PickleDoc *doc;
+    PtrSet seen; // nested dicts already flattened
     Err *e;
 } Flatten;
 
+// Each nested dict is entered once: a dict reached under two names (a DAG, which no
+// torch.save of a module writes) is refused, so that a small file cannot make the
+// flattening visit a shared subtree exponentially often. Tensors may be shared freely
+// (tied weights): every entry borrows the tensor's bytes from the document.
 static int flatten(Flatten *fl, const PickleValue *d, const char *prefix, int depth) {
     if (depth > PICKLE_MAX_DEPTH) return err_set(fl->e, "state_dict nests too deeply");
+    int seen = ptrset_add(&fl->seen, d);
+    if (seen < 0) return err_set(fl->e, "out of memory");
+    if (seen)
+        return err_set(fl->e, "state_dict reaches the nested dict '%.200s' a second time (one dict under two names; a crafted file?)",
+                       prefix);
+    size_t plen = strlen(prefix);
     for (size_t k = 0; k < d->n; k++) {
-        if (++fl->visits > (1L << 22)) return err_set(fl->e, "state_dict has too many entries");
         const PickleValue *key = d->items[2 * k], *v = d->items[2 * k + 1];
+        if (pickle_doc_work(fl->doc, 1, fl->e)) return -1;
         if (v->type != PICKLE_TENSOR && v->type != PICKLE_DICT) continue;
         if (key->type != PICKLE_STR && key->type != PICKLE_BYTES) continue;
-        size_t plen = strlen(prefix);
-        char *name = malloc(plen + key->len + 2);
-        if (!name) return err_set(fl->e, "out of memory");
+        if (key->len > STATE_DICT_NAME_MAX - 2 - plen)
+            return err_set(fl->e, "state_dict entry name '%.60s...' is longer than %d bytes", prefix, STATE_DICT_NAME_MAX);
+        char name[STATE_DICT_NAME_MAX];
         memcpy(name, prefix, plen);
         memcpy(name + plen, key->s, key->len);
         name[plen + key->len] = 0;
-        int rc = 0;
+        if (memchr(key->s, 0, key->len))
+            return err_set(fl->e, "state_dict entry name '%s...' holds a NUL byte", name);
         if (v->type == PICKLE_DICT) {
             strcat(name, ".");
-            rc = flatten(fl, v, name, depth + 1);
-        } else {
-            const char *nm = name;
-            while (!strncmp(nm, "module.", 7)) nm += 7; // nn.DataParallel
-            Tensor t;
-            rc = pickle_tensor_copy(v, &t, fl->e);
-            if (rc == 0 && (rc = tensordict_add(fl->out, nm, &t, fl->e))) tensor_free(&t);
+            if (flatten(fl, v, name, depth + 1)) return -1;
+            continue;
         }
-        free(name);
-        if (rc) return -1;
+        const char *nm = name;
+        while (!strncmp(nm, "module.", 7)) nm += 7; // nn.DataParallel
+        if (!v->tensor) return err_set(fl->e, "state_dict entry '%s' is an unresolved tensor", nm);
+        // the entry's name and index slot count against the file's budget
+        if (pickle_doc_charge(fl->doc, strlen(nm) + 1 + sizeof(NamedTensor) + 4 * sizeof(void *), fl->e) ||
+            tensordict_add_borrowed(fl->out, nm, v->tensor, fl->e))
+            return -1;
     }
     return 0;
 }
@@ -467,17 +518,22 @@ int torch_state_dict_from(const PickleValue *root, TensorDict *out, Err *e) {
             break;
         }
     }
-    Flatten fl = {.out = out, .e = e};
-    if (flatten(&fl, sd, "", 0)) return -1;
+    Flatten fl = {.out = out, .doc = root->doc, .e = e};
+    int rc = flatten(&fl, sd, "", 0);
+    ptrset_free(&fl.seen);
+    if (rc) return -1;
     if (out->n == 0) return err_set(e, "no tensors found (not a state_dict)");
     return 0;
 }
+
+static void free_root(void *root) { pickle_free(root); }
 
 int torch_load_state_dict(const char *path, TensorDict *out, Err *e) {
     PickleValue *root;
     if (torch_load(path, &root, e)) return -1;
     int rc = torch_state_dict_from(root, out, e);
-    pickle_free(root);
+    // out's entries borrow the file's tensors: it keeps the document (freed with out)
+    if (tensordict_keep(out, root, free_root, rc ? NULL : e) && rc == 0) rc = -1;
     return rc ? err_wrap(e, "%s", path) : 0;
 }
 
@@ -556,42 +612,260 @@ static const char *storage_name(DType t) {
     return (unsigned)t < DTYPE_COUNT ? names[t] : NULL;
 }
 
-static int state_dict_pickle(const TensorDict *sd, Buf *b, Err *e) {
-    put(b, "\x80\x02", 2);
-    put_str(b, "ccollections\nOrderedDict\n)R");
-    if (sd->n) put_op(b, '(');
-    for (int i = 0; i < sd->n; i++) {
-        const Tensor *t = &sd->items[i].t;
-        const char *sn = storage_name(t->dtype);
-        if (!sn) return err_set(e, "tensor '%s' has an unknown dtype", sd->items[i].name);
-        char key[32];
-        snprintf(key, sizeof(key), "%d", i);
-        int64_t stride[TENSOR_MAX_DIM], acc = 1;
-        for (int d = t->ndim - 1; d >= 0; d--) { // torch's contiguous strides
-            stride[d] = acc;
-            acc *= t->shape[d] > 1 ? t->shape[d] : 1;
+// ----------------------------------------------------------------------------
+// object trees
+
+typedef enum { TO_NONE, TO_BOOL, TO_INT, TO_FLOAT, TO_STR, TO_TENSOR, TO_LIST, TO_TUPLE, TO_DICT, TO_ODICT } TObjKind;
+
+struct TorchObj {
+    TObjKind kind;
+    int64_t i;
+    double f;
+    char *s;          // STR; dict keys live in keys[]
+    const Tensor *t;  // TENSOR (borrowed)
+    int n, cap;
+    TorchObj **items; // LIST, TUPLE, DICT values
+    char **keys;      // DICT
+};
+
+static TorchObj *tobj_new(TObjKind k) {
+    TorchObj *o = calloc(1, sizeof(*o));
+    if (o) o->kind = k;
+    return o;
+}
+
+TorchObj *tobj_none(void) { return tobj_new(TO_NONE); }
+TorchObj *tobj_bool(int v) {
+    TorchObj *o = tobj_new(TO_BOOL);
+    if (o) o->i = v != 0;
+    return o;
+}
+TorchObj *tobj_int(int64_t v) {
+    TorchObj *o = tobj_new(TO_INT);
+    if (o) o->i = v;
+    return o;
+}
+TorchObj *tobj_float(double v) {
+    TorchObj *o = tobj_new(TO_FLOAT);
+    if (o) o->f = v;
+    return o;
+}
+TorchObj *tobj_str(const char *s) {
+    TorchObj *o = tobj_new(TO_STR);
+    if (o && !(o->s = strdup(s ? s : ""))) {
+        free(o);
+        return NULL;
+    }
+    return o;
+}
+TorchObj *tobj_tensor(const Tensor *t) {
+    if (!t) return NULL;
+    TorchObj *o = tobj_new(TO_TENSOR);
+    if (o) o->t = t;
+    return o;
+}
+TorchObj *tobj_list(void) { return tobj_new(TO_LIST); }
+TorchObj *tobj_tuple(void) { return tobj_new(TO_TUPLE); }
+TorchObj *tobj_dict(void) { return tobj_new(TO_DICT); }
+
+void tobj_free(TorchObj *o) {
+    if (!o) return;
+    for (int k = 0; k < o->n; k++) {
+        tobj_free(o->items[k]);
+        if (o->keys) free(o->keys[k]);
+    }
+    free(o->items);
+    free(o->keys);
+    free(o->s);
+    free(o);
+}
+
+static int tobj_push(TorchObj *o, char *key, TorchObj *v) {
+    if (o->n == o->cap) {
+        int cap = o->cap ? 2 * o->cap : 8;
+        TorchObj **it = realloc(o->items, sizeof(*it) * (size_t)cap);
+        if (!it) return -1;
+        o->items = it;
+        if (o->kind == TO_DICT || o->kind == TO_ODICT) {
+            char **ks = realloc(o->keys, sizeof(*ks) * (size_t)cap);
+            if (!ks) return -1;
+            o->keys = ks;
         }
-        put_unicode(b, sd->items[i].name);
-        put_str(b, "ctorch._utils\n_rebuild_tensor_v2\n((");
-        put_unicode(b, "storage");
-        put_str(b, "ctorch\n");
-        put_str(b, sn);
-        put_op(b, '\n');
-        put_unicode(b, key);
-        put_unicode(b, "cpu");
-        put_int(b, (int64_t)t->numel);
-        put_str(b, "tQ");
+        o->cap = cap;
+    }
+    if (o->keys) o->keys[o->n] = key;
+    o->items[o->n++] = v;
+    return 0;
+}
+
+int tobj_append(TorchObj *seq, TorchObj *item) {
+    if (!seq || !item || (seq->kind != TO_LIST && seq->kind != TO_TUPLE) || tobj_push(seq, NULL, item)) {
+        tobj_free(item);
+        return -1;
+    }
+    return 0;
+}
+
+int tobj_set(TorchObj *dict, const char *key, TorchObj *v) {
+    char *k = key ? strdup(key) : NULL;
+    if (!dict || !v || !k || (dict->kind != TO_DICT && dict->kind != TO_ODICT) || tobj_push(dict, k, v)) {
+        free(k);
+        tobj_free(v);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    Buf *b;
+    int legacy_storages; // pickle.dump: storages as _load_from_bytes blobs; else persistent ids
+    const Tensor **tensors; // zip: the storages in key order
+    int n_tensors, cap_tensors;
+    Err *e;
+} Pickler;
+
+static void put_float(Buf *b, double v) {
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    uint8_t h[9] = {'G'};
+    for (int k = 0; k < 8; k++) h[1 + k] = (uint8_t)(u >> (8 * (7 - k))); // big-endian
+    put(b, h, 9);
+}
+
+static void put_bytes(Buf *b, const void *p, size_t n) {
+    uint32_t len = (uint32_t)n;
+    uint8_t h[5] = {'B', (uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
+    put(b, h, 5);
+    put(b, p, n);
+}
+
+static void tensor_strides(const Tensor *t, int64_t *stride) {
+    int64_t acc = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) { // torch's contiguous strides
+        stride[d] = acc;
+        acc *= t->shape[d] > 1 ? t->shape[d] : 1;
+    }
+}
+
+// torch.save(storage, f, _use_new_zipfile_serialization=False) of t's storage: the magic
+// number, the protocol version, sys_info, the storage as a persistent id, the key list,
+// then the element count and the raw bytes
+static int legacy_storage_bytes(const Tensor *t, const char *sn, Buf *out) {
+    put(out, "\x80\x02\x8a\x0a", 4);
+    put(out, legacy_magic, sizeof(legacy_magic));
+    put_op(out, '.');
+    put(out, "\x80\x02M\xe9\x03.", 6);
+    put(out, "\x80\x02}(", 4);
+    put_unicode(out, "protocol_version");
+    put_int(out, LEGACY_PROTOCOL_VERSION);
+    put_unicode(out, "little_endian");
+    put_op(out, 0x88);
+    put_unicode(out, "type_sizes");
+    put(out, "}(", 2);
+    put_unicode(out, "short");
+    put_int(out, 2);
+    put_unicode(out, "int");
+    put_int(out, 4);
+    put_unicode(out, "long");
+    put_int(out, 4);
+    put(out, "uu.", 3);
+    put(out, "\x80\x02(", 3);
+    put_unicode(out, "storage");
+    put_str(out, "ctorch\n");
+    put_str(out, sn);
+    put_op(out, '\n');
+    put_unicode(out, "0");
+    put_unicode(out, "cpu");
+    put_int(out, (int64_t)t->numel);
+    put_op(out, 'N');
+    put(out, "tQ.", 3);
+    put(out, "\x80\x02]", 3);
+    put_unicode(out, "0");
+    put(out, "a.", 2);
+    uint64_t cnt = t->numel;
+    uint8_t c8[8];
+    for (int k = 0; k < 8; k++) c8[k] = (uint8_t)(cnt >> (8 * k));
+    put(out, c8, 8);
+    if (t->numel) put(out, t->data, tensor_nbytes(t));
+    return out->oom ? -1 : 0;
+}
+
+static int pickle_obj(Pickler *pk, const TorchObj *o, int depth) {
+    Buf *b = pk->b;
+    if (depth > 64) return err_set(pk->e, "object nests too deeply");
+    switch (o->kind) {
+    case TO_NONE: put_op(b, 'N'); break;
+    case TO_BOOL: put_op(b, o->i ? 0x88 : 0x89); break;
+    case TO_INT: put_int(b, o->i); break;
+    case TO_FLOAT: put_float(b, o->f); break;
+    case TO_STR: put_unicode(b, o->s); break;
+    case TO_TENSOR: {
+        const Tensor *t = o->t;
+        const char *sn = storage_name(t->dtype);
+        if (!sn) return err_set(pk->e, "a tensor has an unknown dtype");
+        int64_t stride[TENSOR_MAX_DIM];
+        tensor_strides(t, stride);
+        put_str(b, "ctorch._utils\n_rebuild_tensor_v2\n(");
+        if (pk->legacy_storages) {
+            Buf blob = {0};
+            if (legacy_storage_bytes(t, sn, &blob) || blob.n > UINT32_MAX) {
+                free(blob.p);
+                return err_set(pk->e, "out of memory (or a tensor over 4 GB)");
+            }
+            put_str(b, "ctorch.storage\n_load_from_bytes\n(");
+            put_bytes(b, blob.p, blob.n);
+            put_str(b, "tR");
+            free(blob.p);
+        } else {
+            if (pk->n_tensors == pk->cap_tensors) {
+                int cap = pk->cap_tensors ? 2 * pk->cap_tensors : 16;
+                const Tensor **tt = realloc(pk->tensors, sizeof(*tt) * (size_t)cap);
+                if (!tt) return err_set(pk->e, "out of memory");
+                pk->tensors = tt, pk->cap_tensors = cap;
+            }
+            char key[32];
+            snprintf(key, sizeof(key), "%d", pk->n_tensors);
+            pk->tensors[pk->n_tensors++] = t;
+            put_op(b, '(');
+            put_unicode(b, "storage");
+            put_str(b, "ctorch\n");
+            put_str(b, sn);
+            put_op(b, '\n');
+            put_unicode(b, key);
+            put_unicode(b, "cpu");
+            put_int(b, (int64_t)t->numel);
+            put_str(b, "tQ");
+        }
         put_int(b, 0);
         put_int_tuple(b, t->ndim, t->shape);
         put_int_tuple(b, t->ndim, stride);
         put_op(b, 0x89); // requires_grad=False
         put_str(b, "ccollections\nOrderedDict\n)R"); // backward_hooks
         put_str(b, "tR");
+        break;
     }
-    if (sd->n) put_op(b, 'u');
-    put_op(b, '.');
-    if (b->oom) return err_set(e, "out of memory");
-    return 0;
+    case TO_LIST:
+    case TO_TUPLE:
+        if (o->kind == TO_LIST) put_op(b, ']');
+        if (o->n || o->kind == TO_TUPLE) put_op(b, '(');
+        for (int k = 0; k < o->n; k++)
+            if (pickle_obj(pk, o->items[k], depth + 1)) return -1;
+        if (o->kind == TO_LIST && o->n) put_op(b, 'e');
+        if (o->kind == TO_TUPLE) put_op(b, 't');
+        break;
+    case TO_DICT:
+    case TO_ODICT:
+        if (o->kind == TO_DICT) put_op(b, '}');
+        else put_str(b, "ccollections\nOrderedDict\n)R");
+        if (o->n) put_op(b, '(');
+        for (int k = 0; k < o->n; k++) {
+            put_unicode(b, o->keys[k]);
+            if (pickle_obj(pk, o->items[k], depth + 1)) return -1;
+        }
+        if (o->n) put_op(b, 'u');
+        break;
+    }
+    return b->oom ? err_set(pk->e, "out of memory") : 0;
 }
 
 static int archive_add(zip_t *za, const char *name, const void *data, size_t n, Err *e) {
@@ -607,50 +881,73 @@ static int archive_add(zip_t *za, const char *name, const void *data, size_t n, 
     return 0;
 }
 
-int torch_save_state_dict(const char *path, const TensorDict *sd, Err *e) {
+int torch_save_obj(const char *path, const TorchObj *obj, Err *e) {
+    if (!obj) return err_set(e, "saving %s: out of memory building the object", path);
     Buf b = {0};
-    if (state_dict_pickle(sd, &b, e)) {
-        free(b.p);
-        return err_wrap(e, "%s", path);
-    }
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
-    if (!tmp) {
-        free(b.p);
-        return err_set(e, "out of memory");
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    int zerr = 0, rc = -1;
-    zip_t *za = zip_open(tmp, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
-    if (!za) {
-        err_set(e, "cannot create %s", tmp);
+    Pickler pk = {.b = &b, .e = e};
+    put(&b, "\x80\x02", 2);
+    int rc = -1;
+    zip_t *za = NULL;
+    FileAtomic fa = {0};
+    if (pickle_obj(&pk, obj, 0)) goto out;
+    put_op(&b, '.');
+    if (b.oom) {
+        err_set(e, "out of memory");
         goto out;
     }
-    if (archive_add(za, "archive/data.pkl", b.p, b.n, e)) goto fail;
-    for (int i = 0; i < sd->n; i++) {
+    // libzip writes by path: the atomic writer's temporary, committed when complete
+    if (file_atomic_open(&fa, path, e)) goto out;
+    fclose(fa.f);
+    fa.f = NULL;
+    int zerr = 0;
+    za = zip_open(fa.tmp, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
+    if (!za) {
+        err_set(e, "cannot create %s", fa.tmp);
+        goto out;
+    }
+    if (archive_add(za, "archive/data.pkl", b.p, b.n, e)) goto out;
+    for (int i = 0; i < pk.n_tensors; i++) {
         char name[64];
         snprintf(name, sizeof(name), "archive/data/%d", i);
-        const Tensor *t = &sd->items[i].t;
-        if (archive_add(za, name, t->numel ? t->data : "", tensor_nbytes(t), e)) goto fail;
+        const Tensor *t = pk.tensors[i];
+        if (archive_add(za, name, t->numel ? t->data : "", tensor_nbytes(t), e)) goto out;
     }
-    if (archive_add(za, "archive/version", "3\n", 2, e) || archive_add(za, "archive/byteorder", "little", 6, e)) goto fail;
+    if (archive_add(za, "archive/version", "3\n", 2, e) || archive_add(za, "archive/byteorder", "little", 6, e)) goto out;
     if (zip_close(za) != 0) {
-        err_set(e, "cannot write %s: %s", tmp, zip_strerror(za));
-        goto fail;
-    }
-    if (rename(tmp, path) != 0) {
-        err_set(e, "cannot rename %s to %s", tmp, path);
-        remove(tmp);
+        err_set(e, "cannot write %s: %s", fa.tmp, zip_strerror(za));
         goto out;
     }
-    rc = 0;
-    goto out;
-fail:
-    zip_discard(za);
-    remove(tmp);
+    za = NULL;
+    rc = file_atomic_commit(&fa, e);
 out:
-    free(tmp);
+    if (za) zip_discard(za);
+    file_atomic_abort(&fa);
+    free(b.p);
+    free(pk.tensors);
+    return rc ? err_wrap(e, "saving %s", path) : 0;
+}
+
+int pickle_dump_obj(const char *path, const TorchObj *obj, Err *e) {
+    if (!obj) return err_set(e, "saving %s: out of memory building the object", path);
+    Buf b = {0};
+    Pickler pk = {.b = &b, .legacy_storages = 1, .e = e};
+    put(&b, "\x80\x03", 2);
+    int rc = pickle_obj(&pk, obj, 0);
+    put_op(&b, '.');
+    if (!rc && b.oom) rc = err_set(e, "out of memory");
+    if (!rc) rc = file_write_all(path, b.p, b.n, e);
     free(b.p);
     return rc ? err_wrap(e, "saving %s", path) : 0;
+}
+
+int torch_save_state_dict(const char *path, const TensorDict *sd, Err *e) {
+    TorchObj *d = tobj_new(TO_ODICT);
+    for (int i = 0; d && i < sd->n; i++)
+        if (tobj_set(d, sd->items[i].name, tobj_tensor(&sd->items[i].t))) {
+            tobj_free(d);
+            return err_set(e, "saving %s: out of memory", path);
+        }
+    int rc = torch_save_obj(path, d, e);
+    tobj_free(d);
+    return rc;
 }

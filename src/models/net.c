@@ -345,7 +345,9 @@ typedef struct {
     int nvec_cap, has_pgrads;
 } Workspace;
 
-static Workspace *ws_alloc(const Net *net, int n, int nvec, int pgrads) {
+// bn_per_sample: BatchNorm's saved statistics get n sets instead of one (a tape's
+// per-sample views each write their own, see net_tape_forward)
+static Workspace *ws_alloc_ex(const Net *net, int n, int nvec, int pgrads, int bn_per_sample) {
     Sizes s;
     net_sizes(net, &s);
     size_t total = 0, in = net_in_size(net);
@@ -354,7 +356,7 @@ static Workspace *ws_alloc(const Net *net, int n, int nvec, int pgrads) {
     total += ROUND(n * in) * 2; // x0, dx0
     for (int l = 0; l < net->n_layers; l++) {
         total += ROUND(n * s.act[l]);
-        total += ROUND(net->layers[l].kind == LAYER_BATCHNORM ? s.stats[l] : n * s.stats[l]);
+        total += ROUND(net->layers[l].kind == LAYER_BATCHNORM && !bn_per_sample ? s.stats[l] : n * s.stats[l]);
         total += ROUND(n * s.argmax[l]);
     }
     total += ROUND(n * s.max_act) * 2;
@@ -370,7 +372,7 @@ static Workspace *ws_alloc(const Net *net, int n, int nvec, int pgrads) {
     w->dx0 = p, p += ROUND(n * in);
     for (int l = 0; l < net->n_layers; l++) {
         w->act[l] = p, p += ROUND(n * s.act[l]);
-        w->stats[l] = p, p += ROUND(net->layers[l].kind == LAYER_BATCHNORM ? s.stats[l] : n * s.stats[l]);
+        w->stats[l] = p, p += ROUND(net->layers[l].kind == LAYER_BATCHNORM && !bn_per_sample ? s.stats[l] : n * s.stats[l]);
         w->argmax[l] = (int *)p, p += ROUND(n * s.argmax[l]);
     }
     w->g0 = p, p += ROUND(n * s.max_act);
@@ -381,6 +383,8 @@ static Workspace *ws_alloc(const Net *net, int n, int nvec, int pgrads) {
 #undef ROUND
     return w;
 }
+
+static Workspace *ws_alloc(const Net *net, int n, int nvec, int pgrads) { return ws_alloc_ex(net, n, nvec, pgrads, 0); }
 
 // the cached per-thread workspace for one sample, grown when more is asked of it
 static Workspace *ws_thread(Net *net, int t, int nvec, int pgrads) {
@@ -426,7 +430,8 @@ static int wino_update(Net *net, Err *e) {
 // ----------------------------------------------------------------------------
 // one chunk of n samples through every layer
 
-static const float *chunk_forward(Net *net, Workspace *w, const float *x, int n, int bn_train) {
+// layers 0..last; returns layer last's output
+static const float *chunk_forward_to(Net *net, Workspace *w, const float *x, int n, int bn_train, int last) {
     size_t in = net_in_size(net);
     const float *cur = x;
     if (net->normalize) {
@@ -441,7 +446,7 @@ static const float *chunk_forward(Net *net, Workspace *w, const float *x, int n,
         cur = w->x0;
     }
     const float *P = net->params;
-    for (int l = 0; l < net->n_layers; l++) {
+    for (int l = 0; l <= last; l++) {
         Layer *L = &net->layers[l];
         float *out = w->act[l];
         int HW = L->in_h * L->in_w;
@@ -478,17 +483,22 @@ static const float *chunk_forward(Net *net, Workspace *w, const float *x, int n,
     return cur;
 }
 
-// backward of one gradient vector per sample (dlogits: (n, n_classes)); writes the input
-// gradient (pixel space when normalising) to dx (n, in size) if dx is not NULL
-static void chunk_backward(Net *net, Workspace *w, const float *x, const float *dlogits, int n, float *dx,
-                           float *pgrads, int bn_train) {
+static const float *chunk_forward(Net *net, Workspace *w, const float *x, int n, int bn_train) {
+    return chunk_forward_to(net, w, x, n, bn_train, net->n_layers - 1);
+}
+
+// backward from gradients seeded at layer outputs: seeds[l] (n, layer l's output size) or
+// NULL, top the highest seeded layer; writes the input gradient (pixel space when
+// normalising) to dx (n, in size) if dx is not NULL
+static void chunk_backward_seeded(Net *net, Workspace *w, const float *x, const float *const *seeds, int top, int n,
+                                  float *dx, float *pgrads, int bn_train) {
     size_t in = net_in_size(net);
     const float *x0 = net->normalize ? w->x0 : x;
     const float *P = net->params;
-    const float *g = dlogits;
+    const float *g = seeds[top];
     float *bufs[2] = {w->g0, w->g1};
     int which = 0;
-    for (int l = net->n_layers - 1; l >= 0; l--) {
+    for (int l = top; l >= 0; l--) {
         Layer *L = &net->layers[l];
         const float *lin = l > 0 ? w->act[l - 1] : x0;
         size_t in_size = (size_t)L->in_c * L->in_h * L->in_w;
@@ -527,6 +537,11 @@ static void chunk_backward(Net *net, Workspace *w, const float *x, const float *
             if (din) maxpool_backward(din, g, w->argmax[l], n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
             break;
         }
+        if (din && l > 0 && seeds[l - 1]) {
+            size_t m = (size_t)n * in_size;
+            const float *sd = seeds[l - 1];
+            for (size_t i = 0; i < m; i++) din[i] += sd[i];
+        }
         g = din;
         if (!g) break;
     }
@@ -545,6 +560,14 @@ static void chunk_backward(Net *net, Workspace *w, const float *x, const float *
     }
 }
 
+// backward of one gradient vector per sample at the logits (dlogits: (n, n_classes))
+static void chunk_backward(Net *net, Workspace *w, const float *x, const float *dlogits, int n, float *dx,
+                           float *pgrads, int bn_train) {
+    const float *seeds[NET_MAX_LAYERS] = {0};
+    seeds[net->n_layers - 1] = dlogits;
+    chunk_backward_seeded(net, w, x, seeds, net->n_layers - 1, n, dx, pgrads, bn_train);
+}
+
 // ----------------------------------------------------------------------------
 // drivers
 
@@ -555,9 +578,14 @@ static int thread_count(int B) {
 }
 
 int net_forward(Net *net, const float *x, int B, float *logits, Err *e) {
+    return net_forward_node(net, x, B, net->n_layers - 1, logits, e);
+}
+
+int net_forward_node(Net *net, const float *x, int B, int node, float *out_node, Err *e) {
+    if (node < 0 || node >= net->n_layers) return err_set(e, "no node %d in %s", node, net->arch);
     if (wino_update(net, e)) return -1;
-    size_t in = net_in_size(net);
-    int K = net->n_classes, nt = thread_count(B);
+    size_t in = net_in_size(net), K = net_node_size(net, node);
+    int nt = thread_count(B);
     for (int t = 0; t < nt; t++)
         if (!ws_thread(net, t, 1, 0)) return err_set(e, "out of memory for thread workspaces");
 #pragma omp parallel num_threads(nt)
@@ -566,8 +594,8 @@ int net_forward(Net *net, const float *x, int B, float *logits, Err *e) {
         Workspace *w = net->ws[t];
         int lo = (int)((long)B * t / nt), hi = (int)((long)B * (t + 1) / nt);
         for (int b = lo; b < hi; b++) {
-            const float *out = chunk_forward(net, w, x + b * in, 1, 0);
-            memcpy(logits + (size_t)b * K, out, sizeof(float) * K);
+            const float *o = chunk_forward_to(net, w, x + b * in, 1, 0, node);
+            memcpy(out_node + (size_t)b * K, o, sizeof(float) * K);
         }
     }
     net->n_forward += (uint64_t)B;
@@ -651,5 +679,180 @@ int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *
     nb->loss_sum = loss;
     net->n_forward += (uint64_t)B;
     net->n_backward += (uint64_t)B * nvec;
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// the tape: every node's output of a batch, kept for a backward pass seeded anywhere
+
+struct NetTape {
+    const Net *net;
+    int cap, B, train, fused;
+    Workspace *w;                 // a batch workspace of cap samples (per-sample BN statistics)
+    float *x;                     // (cap, in size): the input, copied
+    float *seed[NET_MAX_LAYERS];  // (cap, node size), allocated on demand
+    int seeded[NET_MAX_LAYERS];   // zeroed since the last forward
+    float *pgrads;                // (nt, n_params): per-thread parameter gradients
+    int pgrads_nt;
+};
+
+int net_node_find(const Net *net, const char *name) {
+    if (!name || !*name) return -1;
+    for (int l = 0; l < net->n_layers; l++)
+        if (!strcmp(net->layers[l].name, name)) return l;
+    return -1;
+}
+
+int net_embed_node(const Net *net) {
+    int last = net->n_layers - 1;
+    return last >= 1 && net->layers[last].kind == LAYER_LINEAR ? last - 1 : -1;
+}
+
+size_t net_node_size(const Net *net, int node) {
+    if (node < 0 || node >= net->n_layers) return 0;
+    const Layer *L = &net->layers[node];
+    return (size_t)L->out_c * L->out_h * L->out_w;
+}
+
+const float *net_tape_out(const NetTape *t, int node) {
+    if (!t || node < 0 || node >= t->net->n_layers) return NULL;
+    return t->w->act[node];
+}
+
+float *net_tape_grad(NetTape *t, int node) {
+    if (!t || node < 0 || node >= t->net->n_layers) return NULL;
+    size_t m = (size_t)t->cap * net_node_size(t->net, node);
+    if (!t->seed[node] && !(t->seed[node] = xmalloc(sizeof(float) * (m ? m : 1)))) return NULL;
+    if (!t->seeded[node]) memset(t->seed[node], 0, sizeof(float) * (size_t)t->B * net_node_size(t->net, node));
+    t->seeded[node] = 1;
+    return t->seed[node];
+}
+
+void net_tape_free(NetTape *t) {
+    if (!t) return;
+    xfree(t->w);
+    xfree(t->x);
+    for (int l = 0; l < NET_MAX_LAYERS; l++) xfree(t->seed[l]);
+    xfree(t->pgrads);
+    free(t);
+}
+
+// sample b's slice of a batch workspace laid out for per-sample use: what chunk_forward
+// and chunk_backward see for a chunk of one. Statistics are kept per sample (mean then
+// rstd of sample b together), which is how the views write them; the gradient scratch
+// is the thread's own.
+static void tape_view(const Net *net, const Workspace *W, const Sizes *s, int b, int t, Workspace *v) {
+    size_t in = net_in_size(net);
+    memset(v, 0, sizeof(*v));
+    v->n = 1;
+    v->x0 = W->x0 + (size_t)b * in;
+    v->dx0 = W->dx0 + (size_t)b * in;
+    for (int l = 0; l < net->n_layers; l++) {
+        v->act[l] = W->act[l] + (size_t)b * s->act[l];
+        v->stats[l] = W->stats[l] + (size_t)b * s->stats[l];
+        v->argmax[l] = W->argmax[l] + (size_t)b * s->argmax[l];
+    }
+    v->g0 = W->g0 + (size_t)t * s->max_act;
+    v->g1 = W->g1 + (size_t)t * s->max_act;
+}
+
+int net_tape_forward(Net *net, NetTape **tp, const float *x, int B, int train, Err *e) {
+    if (B < 1) return err_set(e, "empty batch");
+    NetTape *t = *tp;
+    if (t && (t->net != net || t->cap < B)) {
+        net_tape_free(t);
+        *tp = t = NULL;
+    }
+    if (!t) {
+        t = calloc(1, sizeof(*t));
+        if (!t) return err_set(e, "out of memory for a tape");
+        t->net = net;
+        t->cap = B;
+        // the gradient ping-pong needs a sample's worth per thread, or the whole batch
+        t->w = ws_alloc_ex(net, B, 1, 0, 1);
+        t->x = xmalloc(sizeof(float) * net_in_size(net) * (size_t)B);
+        if (!t->w || !t->x) {
+            net_tape_free(t);
+            return err_set(e, "out of memory for the tape of a batch of %d", B);
+        }
+        *tp = t;
+    }
+    if (wino_update(net, e)) return -1;
+    size_t in = net_in_size(net);
+    memcpy(t->x, x, sizeof(float) * in * (size_t)B);
+    memset(t->seeded, 0, sizeof(t->seeded));
+    t->B = B;
+    t->train = train;
+    // BatchNorm in training mode couples the batch: run layer by layer over all of it;
+    // otherwise every sample runs through all layers on its own (as the fused driver)
+    t->fused = !(train && net_has_batchnorm(net));
+    if (!t->fused) {
+        chunk_forward(net, t->w, t->x, B, 1);
+    } else {
+        Sizes s;
+        net_sizes(net, &s);
+        int nt = thread_count(B);
+#pragma omp parallel num_threads(nt)
+        {
+            int th = omp_get_thread_num();
+            int lo = (int)((long)B * th / nt), hi = (int)((long)B * (th + 1) / nt);
+            Workspace v;
+            for (int b = lo; b < hi; b++) {
+                tape_view(net, t->w, &s, b, th, &v);
+                chunk_forward(net, &v, t->x + (size_t)b * in, 1, 0);
+            }
+        }
+    }
+    net->n_forward += (uint64_t)B;
+    return 0;
+}
+
+int net_tape_backward(Net *net, NetTape *t, float *dx, int param_grads, Err *e) {
+    if (!t || t->net != net) return err_set(e, "the tape does not belong to this model");
+    int top = -1;
+    for (int l = 0; l < net->n_layers; l++)
+        if (t->seeded[l]) top = l;
+    int B = t->B;
+    size_t in = net_in_size(net);
+    if (top < 0) { // nothing seeded: every gradient is zero
+        if (dx) memset(dx, 0, sizeof(float) * in * (size_t)B);
+        return 0;
+    }
+    if (param_grads && net_alloc_grads(net, e)) return -1;
+    const float *seeds[NET_MAX_LAYERS] = {0};
+    if (!t->fused) {
+        for (int l = 0; l <= top; l++) seeds[l] = t->seeded[l] ? t->seed[l] : NULL;
+        chunk_backward_seeded(net, t->w, t->x, seeds, top, B, dx, param_grads ? net->grads : NULL, t->train);
+    } else {
+        Sizes s;
+        net_sizes(net, &s);
+        int nt = thread_count(B);
+        if (param_grads && t->pgrads_nt < nt) {
+            xfree(t->pgrads);
+            t->pgrads = xmalloc(sizeof(float) * (net->n_params ? net->n_params : 1) * (size_t)nt);
+            t->pgrads_nt = t->pgrads ? nt : 0;
+            if (!t->pgrads) return err_set(e, "out of memory for per-thread parameter gradients");
+        }
+#pragma omp parallel num_threads(nt)
+        {
+            int th = omp_get_thread_num();
+            int lo = (int)((long)B * th / nt), hi = (int)((long)B * (th + 1) / nt);
+            float *pg = param_grads ? t->pgrads + (size_t)th * net->n_params : NULL;
+            if (pg) memset(pg, 0, sizeof(float) * net->n_params);
+            Workspace v;
+            const float *sb[NET_MAX_LAYERS] = {0};
+            for (int b = lo; b < hi; b++) {
+                tape_view(net, t->w, &s, b, th, &v);
+                for (int l = 0; l <= top; l++) sb[l] = t->seeded[l] ? t->seed[l] + (size_t)b * s.act[l] : NULL;
+                chunk_backward_seeded(net, &v, t->x + (size_t)b * in, sb, top, 1, dx ? dx + (size_t)b * in : NULL, pg, 0);
+            }
+        }
+        if (param_grads) // thread order: deterministic for a given thread count
+            for (int th = 0; th < nt; th++) {
+                const float *pg = t->pgrads + (size_t)th * net->n_params;
+                for (size_t i = 0; i < net->n_params; i++) net->grads[i] += pg[i];
+            }
+    }
+    net->n_backward += (uint64_t)B;
     return 0;
 }

@@ -154,6 +154,10 @@ int net_state_dict(const Net *net, TensorDict *out, Err *e);
 // logits (B, n_classes) from x (B, in_c, in_h, in_w); no gradients. Eval-mode BatchNorm
 // regardless of net->train.
 int net_forward(Net *net, const float *x, int B, float *logits, Err *e);
+// the same up to one node (a layer): its output (B, net_node_size(net, node)), e.g. the
+// embedding (net_embed_node); layers after it are not run. Per-sample fused, no tape: the
+// forward pass of data whose gradient is not needed (distillation's real batches).
+int net_forward_node(Net *net, const float *x, int B, int node, float *out, Err *e);
 
 // The loss side of a backward pass: given sample i's logits, write nvec gradient vectors
 // d(loss)/d(logits) into dlogits (nvec, n_classes) and return the sample's loss. Called
@@ -173,5 +177,35 @@ typedef struct {
 // forward + backward over a batch. Uses the per-sample fused driver unless BatchNorm runs
 // in training mode. Returns 0, or -1 with e set when memory runs out.
 int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *e);
+
+// ----------------------------------------------------------------------------
+// the two-phase tape (the shared engine API of /work/notes/CONVENTIONS.md): losses on any
+// node's output and losses that couple the samples of a batch (distillation's mean
+// embeddings, batch statistics). Phase one runs the batch forward and keeps every node's
+// output; the caller computes its loss from them and adds d(loss)/d(out) into the seed
+// buffers of the nodes it used; phase two backpropagates from all seeded nodes at once.
+// Nodes are the layers, in order (node l is layer l's output).
+//
+// With train set and BatchNorm in the model, BatchNorm uses the batch statistics (and
+// updates the running ones), so the batch runs layer by layer; otherwise every sample
+// runs through all layers on its own, in parallel, exactly as net_forward computes it.
+// Gradients (input and parameters) are deterministic for a given thread count.
+
+typedef struct NetTape NetTape;
+// *t: NULL (a tape is allocated) or a tape of this net from an earlier call, reused when
+// it holds at least B samples. x is copied. Free with net_tape_free.
+int net_tape_forward(Net *net, NetTape **t, const float *x, int B, int train, Err *e);
+int net_node_find(const Net *net, const char *name); // node index by layer name, -1 if none
+int net_embed_node(const Net *net);                  // DC's embed(): the input of the final linear layer, -1 if none
+const float *net_tape_out(const NetTape *t, int node); // (B, node size)
+size_t net_node_size(const Net *net, int node);        // values per sample
+// the seed buffer d(loss)/d(out) (B, node size) of a node, zeroed on the first call after
+// each forward; add into it. NULL when out of memory.
+float *net_tape_grad(NetTape *t, int node);
+// backpropagates from every seeded node: dx (B, in size) is overwritten with d(loss)/dx
+// (pixels when the net normalises) unless NULL; parameter gradients are added into
+// net->grads when param_grads
+int net_tape_backward(Net *net, NetTape *t, float *dx, int param_grads, Err *e);
+void net_tape_free(NetTape *t);
 
 #endif

@@ -152,6 +152,20 @@ void maxpool_backward(real *din, const real *dout, const int *argmax, int B, int
                       int stride);
 
 // ----------------------------------------------------------------------------
+// bilinear resizing of one plane (resize.c): F.interpolate(scale_factor=s,
+// mode='bilinear', align_corners=False), r = 1 / s per axis (0.5 doubles the size, 2
+// halves it). The input plane has row stride `stride` (a quadrant of a larger image can
+// be read or, in backward, written in place).
+
+void bilinear_forward(real *out,      // (Ho, Wo)
+                      const real *in, // (H, W), rows `stride` apart
+                      int H, int W, int stride, int Ho, int Wo, real rh, real rw);
+// din += resize^T(dout)
+void bilinear_backward(real *din,       // (H, W), rows `stride` apart
+                       const real *dout, // (Ho, Wo)
+                       int H, int W, int stride, int Ho, int Wo, real rh, real rw);
+
+// ----------------------------------------------------------------------------
 // cross-entropy from logits, mean over the batch (torch.nn.functional.cross_entropy).
 // Hard labels: targets is NULL and labels holds class indices. Soft labels: targets is a
 // (B, K) matrix of class probabilities (rows need not sum to 1, as in PyTorch).

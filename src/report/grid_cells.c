@@ -223,7 +223,7 @@ static int train_run(GridWorker *w, const GridPlan *p, const GridCell *c, StoreR
     if (train_model(&net, &pool, &test, &cfg, g->seed + (uint64_t)m->run, NULL, &res, e)) goto done;
     char dir[GRID_PATH];
     snprintf(dir, sizeof(dir), "%s", c->out_path);
-    if (beardlog_mkdirs(dirname(dir), e) || checkpoint_save(&net, c->out_path, e)) goto done;
+    if (file_mkdirs(dirname(dir), e) || checkpoint_save(&net, c->out_path, e)) goto done;
     grid_net_sha(&net, row->model_sha256);
     snprintf(row->model_path, sizeof(row->model_path), "%s", c->out_path);
     row->n = test.n;
@@ -483,7 +483,7 @@ int grid_write_beard_logs(const GridPlan *p, Store *s, int *written, Err *e) {
                 snprintf(dir, sizeof(dir), "%s/model_pool/%s", g->out, gm->name);
                 snprintf(path, sizeof(path), "%s/%s_%s_%s%s_evaluation_log.txt", dir, g->archs[m->arch],
                          g->datasets[m->dataset], g->ipcs[m->ipc], suffix);
-                if (beardlog_mkdirs(dir, e) || file_write_all(path, text, len, e)) {
+                if (file_mkdirs(dir, e) || file_write_all(path, text, len, e)) {
                     free(text);
                     return -1;
                 }

@@ -54,7 +54,7 @@ int leaderboard_figures(const Leaderboard *lb, const char *dir, int png, LbFigur
     *n = 0;
     char fdir[1100];
     snprintf(fdir, sizeof(fdir), "%s/fig", dir);
-    if (beardlog_mkdirs(fdir, e)) return -1;
+    if (file_mkdirs(fdir, e)) return -1;
     for (int b = 0; b < lb->n_boards; b++) {
         const LbBoard *u = &lb->boards[b];
         if (strcmp(u->ipc, "all")) continue;
@@ -493,7 +493,7 @@ static int write_via_memory(const char *path, const Leaderboard *lb, Writer w, c
 }
 
 int leaderboard_write(const Leaderboard *lb, const char *dir, int png, int *n_figures, Err *e) {
-    if (beardlog_mkdirs(dir, e)) return -1;
+    if (file_mkdirs(dir, e)) return -1;
     LbFigure *figs = calloc(512, sizeof(LbFigure));
     if (!figs) return err_set(e, "out of memory");
     int nf = 0, rc = -1;

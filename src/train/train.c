@@ -34,6 +34,9 @@
  */
 #include "train.h"
 
+#include "../attacks/names.h"
+#include "../io/file.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -71,6 +74,29 @@ void train_config_default(TrainConfig *c) {
 // ----------------------------------------------------------------------------
 // adversarial training set-up
 
+// TRADES' parameters (yaodongyu/TRADES train_trades_cifar10.py defaults), declared as an
+// attack's are so that the one checker (attack_params_check) checks them
+static const AttackParamDef trades_params[] = {
+    {"beta", 6.0, P_SAME, P_SAME, "weight of the KL term", AP_REAL(0, 1e6)},
+    {"eps", 0.031, P_SAME, P_SAME, "maximum Linf perturbation of the inner maximisation", AP_EPS_LINF},
+    {"step_size", 0.007, P_SAME, P_SAME, "step size of the inner maximisation", AP_REAL(0, 1)},
+    {"steps", 10, P_SAME, P_SAME, "steps of the inner maximisation", AP_STEPS},
+    {NULL},
+};
+const AttackDef train_trades = {.name = "TRADES", .aliases = "trades", .params = trades_params};
+
+int train_adv_finish(TrainAdv *adv, Err *e) {
+    if (adv->kind == TRAIN_ADV_NONE) return 0;
+    if (attack_params_check(adv->def, &adv->params, NULL, e)) return -1;
+    if (adv->kind == TRAIN_ADV_TRADES) {
+        adv->beta = (float)attack_params_get(&adv->params, "beta");
+        adv->eps = (float)attack_params_get(&adv->params, "eps");
+        adv->step_size = (float)attack_params_get(&adv->params, "step_size");
+        adv->steps = (int)attack_params_get(&adv->params, "steps");
+    }
+    return 0;
+}
+
 int train_adv_setup(TrainAdv *adv, const char *name, Semantics sem, int targeted, Err *e) {
     memset(adv, 0, sizeof(*adv));
     adv->sem = sem;
@@ -83,34 +109,24 @@ int train_adv_setup(TrainAdv *adv, const char *name, Semantics sem, int targeted
     if (!strcasecmp(name, "trades")) {
         if (targeted) return err_set(e, "TRADES has no targeted form");
         adv->kind = TRAIN_ADV_TRADES;
-        adv->beta = 6.0f, adv->eps = 0.031f, adv->step_size = 0.007f, adv->steps = 10;
-        return 0;
+        adv->def = &train_trades;
+        attack_params_init(&adv->params, &train_trades, PRESET_TORCHATTACKS);
+        return train_adv_finish(adv, e);
     }
-    // BEARD's names: PGD_e<N> (eps N/255; PGD_e510 is eps 0.15), PGD_s<N> (N steps),
-    // Deepfool, AA, Spsa
-    const char *base = name;
-    double eps = NAN, steps = NAN;
-    if (!strncasecmp(name, "PGD_e", 5) && name[5] >= '0' && name[5] <= '9') {
-        long v = strtol(name + 5, NULL, 10);
-        eps = v == 510 ? 0.15 : v / 255.0;
-        base = "PGD";
-    } else if (!strncasecmp(name, "PGD_s", 5) && name[5] >= '0' && name[5] <= '9') {
-        steps = (double)strtol(name + 5, NULL, 10);
-        base = "PGD";
-    } else if (!strcasecmp(name, "Deepfool")) base = "DeepFool";
-    else if (!strcasecmp(name, "AA")) base = "AutoAttack";
-    else if (!strcasecmp(name, "Spsa")) base = "SPSA";
-    const AttackDef *def = attack_find(base);
-    if (!def) return err_set(e, "unknown training attack '%s' (None, TRADES, or an attack of `beard attack --list`)", name);
+    // any attack by any name beard accepts, BEARD's PGD_e<N> / PGD_s<N> included, with the
+    // preset of the semantics (beard: BEARD's values; pixel: torchattacks')
+    const AttackDef *def;
+    int rc = attack_resolve(name, sem == SEM_BEARD ? PRESET_BEARD : PRESET_TORCHATTACKS, &def, &adv->params, e);
+    if (rc == -2)
+        return err_set(e, "unknown training attack '%s' (None, TRADES, or an attack of `beard attack --list`)", name);
+    if (rc) return -1;
     if (targeted && !def->targeted_ok) return err_set(e, "%s has no targeted mode", def->name);
     if (!targeted && !def->untargeted_ok) return err_set(e, "%s has no untargeted mode", def->name);
+    if (def->needs_train) return err_set(e, "%s trains surrogates of its own and cannot make training batches", def->name);
     adv->kind = TRAIN_ADV_ATTACK;
     adv->def = def;
     adv->targeted = targeted;
     adv->policy = sem == SEM_BEARD ? TARGET_BEARD : TARGET_NEXT;
-    attack_params_init(&adv->params, def, sem == SEM_BEARD ? PRESET_BEARD : PRESET_TORCHATTACKS);
-    if (!isnan(eps)) attack_params_set(&adv->params, "eps", eps);
-    if (!isnan(steps)) attack_params_set(&adv->params, "steps", steps);
     return 0;
 }
 
@@ -296,7 +312,8 @@ static int make_adversarial(Net *net, const TrainAdv *adv, const Pool *pool, con
         if (!rc) attack_targets(adv->policy, bf->yb, bf->logits, B, K, seed ^ (uint64_t)step, bf->tb);
     }
     AttackCtx ctx = {.net = net, .K = K, .D = D, .targeted = adv->targeted, .params = &adv->params, .seed = seed,
-                     .ids = bf->ids, .n_classes_cap = adv->policy == TARGET_BEARD ? 10 : K};
+                     .ids = bf->ids, .n_classes_cap = adv->policy == TARGET_BEARD ? 10 : K, .sem = adv->sem,
+                     .mean = pool->mean, .std = pool->std};
     if (!rc && adv->def->run(&ctx, xin, bf->yb, adv->targeted ? bf->tb : NULL, B, xout, e)) {
         err_wrap(e, "adversarial training (%s)", adv->def->name);
         rc = -1;
@@ -448,6 +465,10 @@ int train_model(Net *net, const Pool *pool, const TrainTest *test, const TrainCo
     if (K > 256) return err_set(e, "at most 256 classes");
     const TrainAdv *adv = &cfg->adv;
     if (adv->kind == TRAIN_ADV_ATTACK && !adv->def) return err_set(e, "adversarial training without an attack");
+    if (adv->kind != TRAIN_ADV_NONE) {
+        AttackShape shape = {net->in_c, net->in_h, net->in_w, K};
+        if (attack_params_check(adv->def, &adv->params, &shape, e)) return err_wrap(e, "adversarial training");
+    }
     if (adv->kind == TRAIN_ADV_TRADES && (adv->steps < 0 || !(adv->eps >= 0)))
         return err_set(e, "bad TRADES parameters");
     if (cfg->dsa && cfg->strategy.n_ops == 0) return err_set(e, "DSA is on but the strategy has no ops");
@@ -574,17 +595,23 @@ void train_float_repr(double v, char *buf, size_t n) {
     }
 }
 
-static int mkdirs(const char *dir, Err *e) {
-    char tmp[1024];
-    snprintf(tmp, sizeof(tmp), "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0777) && errno != EEXIST) return err_set(e, "cannot create folder %s", tmp);
-            *p = '/';
-        }
-    if (mkdir(tmp, 0777) && errno != EEXIST) return err_set(e, "cannot create folder %s", tmp);
-    return 0;
+// The names in BEARD's checkpoint file names ({method}_{model}_{dataset}_{ipc}_{attack}
+// [_{acc}].pth) come from configs and files: each must pass the file-name rule, and the
+// folder must take files, before any training starts.
+static int check_outputs(const TrainRunsConfig *rc, const TrainConfig *cfg, Err *e) {
+    if (file_name_check(rc->method, "method", e) || file_name_check(rc->arch, "model", e) ||
+        file_name_check(rc->ipc, "ipc", e) || file_name_check(cfg->adv.name, "train attack name", e))
+        return -1;
+    return file_check_dir_writable(rc->save_dir, 1, e);
+}
+
+// dir/{method}_{model}_{dataset}_{ipc}_{attack}{tail}.pth
+static int output_path(char *buf, size_t n, const TrainRunsConfig *rc, const TrainConfig *cfg, const char *tail, Err *e) {
+    char name[600];
+    if (snprintf(name, sizeof(name), "%s_%s_%s_%s_%s%s.pth", rc->method, rc->arch, rc->info->name, rc->ipc,
+                 cfg->adv.name, tail) >= (int)sizeof(name))
+        return err_set(e, "checkpoint name too long");
+    return file_path_join(buf, n, rc->save_dir, name, "checkpoint name", e);
 }
 
 static int save_snapshot(const TrainRunsConfig *rc, const NetSnapshot *s, const char *path, Err *e) {
@@ -601,6 +628,7 @@ int train_runs(const Pool *pool, const TrainTest *test, const TrainConfig *cfg, 
                TrainSummary *out, Err *e) {
     memset(out, 0, sizeof(*out));
     if (rc->runs < 1 || rc->runs > TRAIN_MAX_RUNS) return err_set(e, "--runs must be in [1, %d]", TRAIN_MAX_RUNS);
+    if (rc->save_dir && check_outputs(rc, cfg, e)) return -1;
     const DatasetInfo *in = rc->info;
     NetSnapshot run_best = {0}, best = {0}, fin = {0};
     double best_final = -1;
@@ -648,15 +676,13 @@ int train_runs(const Pool *pool, const TrainTest *test, const TrainConfig *cfg, 
     out->mean = m;
     out->std = sqrt(v / out->runs);
     if (rc->save_dir) {
-        if (mkdirs(rc->save_dir, e)) goto done;
         char acc[40];
-        const char *sep = rc->save_dir[strlen(rc->save_dir) - 1] == '/' ? "" : "/";
         // BEARD names the file with acc_test, the fraction of correct test images
-        train_float_repr(test && test->n ? round(out->best * test->n / 100.0) / test->n : 0.0, acc, sizeof(acc));
-        snprintf(out->best_path, sizeof(out->best_path), "%s%s%s_%s_%s_%s_%s_%s.pth", rc->save_dir, sep, rc->method,
-                 rc->arch, in->name, rc->ipc, cfg->adv.name, acc);
-        snprintf(out->final_path, sizeof(out->final_path), "%s%s%s_%s_%s_%s_%s.pth", rc->save_dir, sep, rc->method,
-                 rc->arch, in->name, rc->ipc, cfg->adv.name);
+        acc[0] = '_';
+        train_float_repr(test && test->n ? round(out->best * test->n / 100.0) / test->n : 0.0, acc + 1, sizeof(acc) - 1);
+        if (output_path(out->best_path, sizeof(out->best_path), rc, cfg, acc, e) ||
+            output_path(out->final_path, sizeof(out->final_path), rc, cfg, "", e))
+            goto done;
         if (!best.valid) out->best_path[0] = 0; // no test set: nothing to select by
         if ((best.valid && save_snapshot(rc, &best, out->best_path, e)) || save_snapshot(rc, &fin, out->final_path, e))
             goto done;

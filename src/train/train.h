@@ -23,8 +23,8 @@ typedef enum { TRAIN_ADV_NONE, TRAIN_ADV_ATTACK, TRAIN_ADV_TRADES } TrainAdvKind
 typedef struct {
     TrainAdvKind kind;
     char name[48];           // as given ("PGD", "PGD_e4", "TRADES", ...): the {attack} of file names
-    const AttackDef *def;    // ATTACK: any attack of the library
-    AttackParams params;     // ATTACK
+    const AttackDef *def;    // ATTACK: any attack of the library; TRADES: train_trades
+    AttackParams params;     // ATTACK, TRADES (train_adv_finish copies TRADES' into the fields below)
     int targeted;            // ATTACK
     TargetPolicy policy;     // ATTACK, targeted: BEARD's is (y + 1) % 10
     Semantics sem;           // beard: attack the normalised batch, box [0, 1] in that space
@@ -63,6 +63,11 @@ void train_config_default(TrainConfig *c);
 // Spsa: BEARD's parameters) or any attack of the library. Parameters start from the
 // preset of the semantics (beard: BEARD's values; pixel: torchattacks', random start on).
 int train_adv_setup(TrainAdv *adv, const char *name, Semantics sem, int targeted, Err *e);
+// After changes to adv->params (attack_params_set_text with adv->def): checks every
+// parameter (attack_params_check) and, for TRADES, copies them into beta, eps, ...
+int train_adv_finish(TrainAdv *adv, Err *e);
+// TRADES' parameter table (beta, eps, step_size, steps): adv->def of a TRADES set-up
+extern const AttackDef train_trades;
 
 // the test set, in the model's input space (normalised)
 typedef struct {

@@ -198,21 +198,17 @@ int train_settings_config(const TrainSettings *s, int default_sem, TrainConfig *
     for (int k = 0; k < s->n_params; k++) {
         const char *name = s->param_names[k], *val = s->param_values[k];
         if (cfg->adv.kind == TRAIN_ADV_NONE) return err_set(e, "training parameter %s without a training attack", name);
-        if (cfg->adv.kind == TRAIN_ADV_TRADES) {
-            double d;
-            if (parse_number(val, &d)) return err_set(e, "TRADES %s: '%s' is not a number", name, val);
-            if (!strcasecmp(name, "beta")) cfg->adv.beta = (float)d;
-            else if (!strcasecmp(name, "eps")) cfg->adv.eps = (float)d;
-            else if (!strcasecmp(name, "step_size") || !strcasecmp(name, "step-size") || !strcasecmp(name, "alpha"))
-                cfg->adv.step_size = (float)d;
-            else if (!strcasecmp(name, "steps") && d >= 0 && d == (int)d) cfg->adv.steps = (int)d;
-            else return err_set(e, "TRADES has parameters beta, eps, step_size, steps; not '%s=%s'", name, val);
-            continue;
-        }
         int r = attack_params_set_text(&cfg->adv.params, cfg->adv.def, name, val);
-        if (r == -1) return err_set(e, "%s has no parameter '%s'", cfg->adv.def->name, name);
+        if (r == -1) {
+            char known[256] = "";
+            size_t off = 0;
+            for (const AttackParamDef *q = cfg->adv.def->params; q->name && off < sizeof(known); q++)
+                off += (size_t)snprintf(known + off, sizeof(known) - off, "%s%s", off ? ", " : "", q->name);
+            return err_set(e, "%s has no parameter '%s' (it has: %s)", cfg->adv.def->name, name, known);
+        }
         if (r == -2) return err_set(e, "%s: bad value '%s' for %s", cfg->adv.def->name, val, name);
     }
+    if (train_adv_finish(&cfg->adv, e)) return err_wrap(e, "training attack parameters");
     return 0;
 }
 

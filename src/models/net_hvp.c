@@ -1,0 +1,367 @@
+/*
+ * net_hvp.c: the second-order driver of net_hvp.h.
+ *
+ * A chunk of n samples (1 in the per-sample driver, the whole batch in the layer-wise one)
+ * runs four passes over the nodes, each node reading the outputs of its input node:
+ *   forward            out[l]            (and the state backward needs: stats, argmax)
+ *   backward           dy[l] = d(loss)/d(out[l]) for every node, grad into the partial
+ *   forward tangent    tout[l]           with t_theta = v, t_x = 0
+ *   backward tangent   tdy[l], hv into its partial, tdx0 = grad_x0 (v . grad_theta L)
+ * Every gradient buffer is zeroed before its pass and the kernels add into it.
+ * Convolutions run by im2col (conv2d_forward), not Winograd, in every pass.
+ */
+#include "net_hvp.h"
+
+#include <omp.h>
+#include <string.h>
+
+#include "../core/parallel.h"
+#include "../nn/tangent.h"
+
+typedef struct {
+    int n;
+    float *x0, *tdx0;
+    float **out, **dy, **tout, **tdy, **stats;
+    int **argmax;
+    float *pg, *ph; // parameter partials (n_params each), or NULL
+    void *mem;
+} HvpWs;
+
+// the node that node l reads; -1 is the model input (after normalisation)
+static int node_in(const Net *net, int l) {
+    (void)net;
+    return l - 1;
+}
+
+static size_t node_size(const Layer *L) { return (size_t)L->out_c * L->out_h * L->out_w; }
+
+static size_t stats_size(const Layer *L, int n) {
+    switch (L->kind) {
+    case LAYER_GROUPNORM: return 2 * (size_t)n * L->groups;
+    case LAYER_LAYERNORM: return 2 * (size_t)n;
+    case LAYER_BATCHNORM: return 2 * (size_t)L->in_c;
+    default: return 0;
+    }
+}
+
+static void ws_free(HvpWs *w) {
+    if (!w) return;
+    xfree(w->mem);
+    xfree(w->out);
+    memset(w, 0, sizeof(*w));
+}
+
+static int ws_init(HvpWs *w, const Net *net, int n, int partials) {
+    memset(w, 0, sizeof(*w));
+    int NL = net->n_layers;
+    size_t in = net_in_size(net), total = 0;
+#define ROUND(x) (((x) + 15) & ~(size_t)15)
+    total += 2 * ROUND((size_t)n * in);
+    for (int l = 0; l < NL; l++) {
+        const Layer *L = &net->layers[l];
+        total += 4 * ROUND((size_t)n * node_size(L)) + ROUND(stats_size(L, n));
+        if (L->kind == LAYER_MAXPOOL) total += ROUND((size_t)n * node_size(L));
+    }
+    if (partials) total += 2 * ROUND(net->n_params);
+    w->out = xcalloc(sizeof(float *) * 6 * (size_t)NL + 1);
+    w->mem = xmalloc(sizeof(float) * (total ? total : 1));
+    if (!w->out || !w->mem) {
+        ws_free(w);
+        return -1;
+    }
+    w->dy = w->out + NL, w->tout = w->out + 2 * NL, w->tdy = w->out + 3 * NL, w->stats = w->out + 4 * NL;
+    w->argmax = (int **)(w->out + 5 * NL);
+    float *p = w->mem;
+    w->n = n;
+    w->x0 = p, p += ROUND((size_t)n * in);
+    w->tdx0 = p, p += ROUND((size_t)n * in);
+    for (int l = 0; l < NL; l++) {
+        const Layer *L = &net->layers[l];
+        size_t a = ROUND((size_t)n * node_size(L));
+        w->out[l] = p, p += a;
+        w->dy[l] = p, p += a;
+        w->tout[l] = p, p += a;
+        w->tdy[l] = p, p += a;
+        w->stats[l] = p, p += ROUND(stats_size(L, n));
+        if (L->kind == LAYER_MAXPOOL) w->argmax[l] = (int *)p, p += a;
+    }
+    if (partials) {
+        w->pg = p, p += ROUND(net->n_params);
+        w->ph = p, p += ROUND(net->n_params);
+    }
+#undef ROUND
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// the four passes over one chunk
+
+static const float *node_input(const Net *net, const HvpWs *w, int l) {
+    int i = node_in(net, l);
+    return i < 0 ? w->x0 : w->out[i];
+}
+
+static void chunk_forward(Net *net, HvpWs *w, const float *x, int train) {
+    int n = w->n;
+    size_t in = net_in_size(net);
+    if (net->normalize) {
+        size_t plane = (size_t)net->in_h * net->in_w;
+        for (int b = 0; b < n; b++)
+            for (int c = 0; c < net->in_c; c++) {
+                const float *src = x + b * in + c * plane;
+                float *dst = w->x0 + b * in + c * plane;
+                float m = net->mean[c], sd = net->std[c];
+                for (size_t i = 0; i < plane; i++) dst[i] = (src[i] - m) / sd;
+            }
+    } else {
+        memcpy(w->x0, x, sizeof(float) * n * in);
+    }
+    const float *P = net->params;
+    for (int l = 0; l < net->n_layers; l++) {
+        Layer *L = &net->layers[l];
+        const float *cur = node_input(net, w, l);
+        float *out = w->out[l], *st = w->stats[l];
+        int HW = L->in_h * L->in_w;
+        switch (L->kind) {
+        case LAYER_CONV:
+            conv2d_forward(out, cur, P + L->w, P + L->b, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride,
+                           L->pad);
+            break;
+        case LAYER_LINEAR: linear_forward(out, cur, P + L->w, P + L->b, n, L->in_c, L->out_c); break;
+        case LAYER_ACT: act_forward(out, cur, (size_t)n * node_size(L), L->act, L->slope); break;
+        case LAYER_GROUPNORM:
+            groupnorm_forward(out, st, st + (size_t)n * L->groups, cur, P + L->w, P + L->b, n, L->in_c, HW, L->groups,
+                              L->eps);
+            break;
+        case LAYER_LAYERNORM:
+            layernorm_forward(out, st, st + n, cur, P + L->w, P + L->b, n, (int)node_size(L), L->eps);
+            break;
+        case LAYER_BATCHNORM:
+            // train: batch statistics, running statistics left alone (NULL)
+            batchnorm_forward(out, st, st + L->in_c, train ? NULL : net->buffers + L->rm,
+                              train ? NULL : net->buffers + L->rv, cur, P + L->w, P + L->b, n, L->in_c, HW, L->eps,
+                              L->momentum, train);
+            break;
+        case LAYER_AVGPOOL: avgpool_forward(out, cur, n, L->in_c, L->in_h, L->in_w, L->k, L->stride); break;
+        case LAYER_MAXPOOL: maxpool_forward(out, w->argmax[l], cur, n, L->in_c, L->in_h, L->in_w, L->k, L->stride); break;
+        }
+    }
+}
+
+// dy[last] must hold d(loss)/d(logits); fills every other dy[l] and adds grad into pg
+static void chunk_backward(Net *net, HvpWs *w, float *pg, int train) {
+    int n = w->n, NL = net->n_layers;
+    const float *P = net->params;
+    for (int l = 0; l < NL - 1; l++) memset(w->dy[l], 0, sizeof(float) * n * node_size(&net->layers[l]));
+    for (int l = NL - 1; l >= 0; l--) {
+        Layer *L = &net->layers[l];
+        int i = node_in(net, l);
+        const float *lin = node_input(net, w, l), *g = w->dy[l], *st = w->stats[l];
+        float *din = i >= 0 ? w->dy[i] : NULL; // the input's gradient is not needed
+        float *dw = pg && L->w >= 0 ? pg + L->w : NULL, *db = pg && L->b >= 0 ? pg + L->b : NULL;
+        if (!din && !dw && !db) continue;
+        int HW = L->in_h * L->in_w;
+        switch (L->kind) {
+        case LAYER_CONV:
+            conv2d_backward(din, dw, db, g, lin, P + L->w, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride,
+                            L->pad);
+            break;
+        case LAYER_LINEAR: linear_backward(din, dw, db, g, lin, P + L->w, n, L->in_c, L->out_c); break;
+        case LAYER_ACT:
+            if (din) act_backward(din, g, lin, (size_t)n * node_size(L), L->act, L->slope);
+            break;
+        case LAYER_GROUPNORM:
+            groupnorm_backward(din, dw, db, g, st, st + (size_t)n * L->groups, lin, P + L->w, n, L->in_c, HW, L->groups);
+            break;
+        case LAYER_LAYERNORM: layernorm_backward(din, dw, db, g, st, st + n, lin, P + L->w, n, (int)node_size(L)); break;
+        case LAYER_BATCHNORM:
+            batchnorm_backward(din, dw, db, g, st, st + L->in_c, lin, P + L->w, n, L->in_c, HW, train);
+            break;
+        case LAYER_AVGPOOL:
+            if (din) avgpool_backward(din, g, n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
+            break;
+        case LAYER_MAXPOOL:
+            if (din) maxpool_backward(din, g, w->argmax[l], n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
+            break;
+        }
+    }
+}
+
+static void chunk_forward_tangent(Net *net, HvpWs *w, const float *v, int train) {
+    int n = w->n;
+    const float *P = net->params;
+    for (int l = 0; l < net->n_layers; l++) {
+        Layer *L = &net->layers[l];
+        int i = node_in(net, l);
+        const float *cur = node_input(net, w, l), *tin = i >= 0 ? w->tout[i] : NULL, *st = w->stats[l];
+        const float *tw = L->w >= 0 ? v + L->w : NULL, *tb = L->b >= 0 ? v + L->b : NULL;
+        float *tout = w->tout[l];
+        int HW = L->in_h * L->in_w;
+        switch (L->kind) {
+        case LAYER_CONV:
+            conv2d_forward_tangent(tout, cur, tin, P + L->w, tw, tb, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k,
+                                   L->stride, L->pad);
+            break;
+        case LAYER_LINEAR: linear_forward_tangent(tout, cur, tin, P + L->w, tw, tb, n, L->in_c, L->out_c); break;
+        case LAYER_ACT: act_forward_tangent(tout, cur, tin, (size_t)n * node_size(L), L->act, L->slope); break;
+        case LAYER_GROUPNORM:
+            groupnorm_forward_tangent(tout, st, st + (size_t)n * L->groups, cur, tin, P + L->w, tw, tb, n, L->in_c, HW,
+                                      L->groups);
+            break;
+        case LAYER_LAYERNORM:
+            layernorm_forward_tangent(tout, st, st + n, cur, tin, P + L->w, tw, tb, n, (int)node_size(L));
+            break;
+        case LAYER_BATCHNORM:
+            batchnorm_forward_tangent(tout, st, st + L->in_c, cur, tin, P + L->w, tw, tb, n, L->in_c, HW, train);
+            break;
+        case LAYER_AVGPOOL: avgpool_forward_tangent(tout, tin, n, L->in_c, L->in_h, L->in_w, L->k, L->stride); break;
+        case LAYER_MAXPOOL:
+            maxpool_forward_tangent(tout, w->argmax[l], tin, n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
+            break;
+        }
+    }
+}
+
+// tdy[last] must hold the tangent of d(loss)/d(logits); adds H v into ph, writes tdx0
+static void chunk_backward_tangent(Net *net, HvpWs *w, const float *v, float *ph, int train) {
+    int n = w->n, NL = net->n_layers;
+    const float *P = net->params;
+    for (int l = 0; l < NL - 1; l++) memset(w->tdy[l], 0, sizeof(float) * n * node_size(&net->layers[l]));
+    memset(w->tdx0, 0, sizeof(float) * n * net_in_size(net));
+    for (int l = NL - 1; l >= 0; l--) {
+        Layer *L = &net->layers[l];
+        int i = node_in(net, l);
+        const float *lin = node_input(net, w, l), *tin = i >= 0 ? w->tout[i] : NULL;
+        const float *g = w->dy[l], *tg = w->tdy[l], *st = w->stats[l];
+        const float *tw = L->w >= 0 ? v + L->w : NULL;
+        float *tdin = i >= 0 ? w->tdy[i] : w->tdx0;
+        float *hw = ph && L->w >= 0 ? ph + L->w : NULL, *hb = ph && L->b >= 0 ? ph + L->b : NULL;
+        int HW = L->in_h * L->in_w;
+        switch (L->kind) {
+        case LAYER_CONV:
+            conv2d_backward_tangent(tdin, hw, hb, g, tg, lin, tin, P + L->w, tw, n, L->in_c, L->in_h, L->in_w,
+                                    L->out_c, L->k, L->stride, L->pad);
+            break;
+        case LAYER_LINEAR:
+            linear_backward_tangent(tdin, hw, hb, g, tg, lin, tin, P + L->w, tw, n, L->in_c, L->out_c);
+            break;
+        case LAYER_ACT: act_backward_tangent(tdin, g, tg, lin, tin, (size_t)n * node_size(L), L->act, L->slope); break;
+        case LAYER_GROUPNORM:
+            groupnorm_backward_tangent(tdin, hw, hb, g, tg, st, st + (size_t)n * L->groups, lin, tin, P + L->w, tw, n,
+                                       L->in_c, HW, L->groups);
+            break;
+        case LAYER_LAYERNORM:
+            layernorm_backward_tangent(tdin, hw, hb, g, tg, st, st + n, lin, tin, P + L->w, tw, n, (int)node_size(L));
+            break;
+        case LAYER_BATCHNORM:
+            batchnorm_backward_tangent(tdin, hw, hb, g, tg, st, st + L->in_c, lin, tin, P + L->w, tw, n, L->in_c, HW,
+                                       train);
+            break;
+        case LAYER_AVGPOOL: avgpool_backward_tangent(tdin, tg, n, L->in_c, L->in_h, L->in_w, L->k, L->stride); break;
+        case LAYER_MAXPOOL:
+            maxpool_backward_tangent(tdin, tg, w->argmax[l], n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
+            break;
+        }
+    }
+}
+
+// samples [b0, b0 + n) of a batch of B: all four passes; returns the chunk's summed loss
+static double chunk_run(Net *net, HvpWs *w, const float *x, int b0, int B, const NetHvp *h, float *pg, float *ph) {
+    int n = w->n, K = net->n_classes, NL = net->n_layers;
+    size_t in = net_in_size(net);
+    chunk_forward(net, w, x + (size_t)b0 * in, h->train);
+    const float *logits = w->out[NL - 1];
+    if (h->logits) memcpy(h->logits + (size_t)b0 * K, logits, sizeof(float) * n * K);
+    // the batch mean: crossentropy_forward_backward averages over the chunk's n
+    float *dz = w->dy[NL - 1];
+    double loss = crossentropy_forward_backward(dz, logits, h->labels ? h->labels + b0 : NULL,
+                                                h->targets ? h->targets + (size_t)b0 * K : NULL, n, K) *
+                  n;
+    float scale = (float)n / (float)B;
+    for (size_t i = 0; i < (size_t)n * K; i++) dz[i] *= scale;
+    if (pg || h->v) chunk_backward(net, w, pg, h->train);
+    if (!h->v) return loss;
+    chunk_forward_tangent(net, w, h->v, h->train);
+    float *tdz = w->tdy[NL - 1];
+    crossentropy_backward_tangent(tdz, logits, w->tout[NL - 1], h->targets ? h->targets + (size_t)b0 * K : NULL, n,
+                                  K);
+    for (size_t i = 0; i < (size_t)n * K; i++) tdz[i] *= scale;
+    chunk_backward_tangent(net, w, h->v, ph, h->train);
+    if (h->dx) {
+        float *dst = h->dx + (size_t)b0 * in;
+        if (net->normalize) {
+            size_t plane = (size_t)net->in_h * net->in_w;
+            for (int b = 0; b < n; b++)
+                for (int c = 0; c < net->in_c; c++) {
+                    const float *src = w->tdx0 + b * in + c * plane;
+                    float *d = dst + b * in + c * plane;
+                    float sd = net->std[c];
+                    for (size_t i = 0; i < plane; i++) d[i] = src[i] / sd;
+                }
+        } else {
+            memcpy(dst, w->tdx0, sizeof(float) * n * in);
+        }
+    }
+    return loss;
+}
+
+int net_hvp(Net *net, const float *x, int B, NetHvp *out, Err *e) {
+    const NetHvp *h = out;
+    if (B < 1) return err_set(e, "second-order pass over an empty batch");
+    if (!h->labels && !h->targets) return err_set(e, "second-order pass without labels or targets");
+    if (h->labels && !h->targets)
+        for (int b = 0; b < B; b++)
+            if (h->labels[b] < 0 || h->labels[b] >= net->n_classes)
+                return err_set(e, "label %d of sample %d is outside [0, %d)", h->labels[b], b, net->n_classes);
+    if ((h->hv || h->dx) && !h->v) return err_set(e, "H v and the mixed product need a tangent v");
+    NetHvp hh = *out; // the pass's view: soft targets take precedence over labels
+    if (hh.targets) hh.labels = NULL;
+    h = &hh;
+    size_t P = net->n_params;
+    int bn_train = h->train && net_has_batchnorm(net);
+    double loss = 0.0;
+    if (bn_train) {
+        HvpWs w;
+        if (ws_init(&w, net, B, 0)) return err_set(e, "out of memory for a second-order pass over %d samples", B);
+        if (h->grad) memset(h->grad, 0, sizeof(float) * P);
+        if (h->hv) memset(h->hv, 0, sizeof(float) * P);
+        loss = chunk_run(net, &w, x, 0, B, h, h->grad, h->hv);
+        ws_free(&w);
+    } else {
+        int nt = parallel_threads();
+        if (nt > B) nt = B;
+        if (nt < 1) nt = 1;
+        int want_p = h->grad || h->hv;
+        HvpWs *ws = xcalloc(sizeof(HvpWs) * (size_t)nt);
+        double *losses = xcalloc(sizeof(double) * (size_t)nt);
+        int bad = !ws || !losses;
+        for (int t = 0; t < nt && !bad; t++) bad = ws_init(&ws[t], net, 1, want_p);
+        if (bad) {
+            for (int t = 0; ws && t < nt; t++) ws_free(&ws[t]);
+            xfree(ws), xfree(losses);
+            return err_set(e, "out of memory for second-order workspaces (%d threads)", nt);
+        }
+#pragma omp parallel num_threads(nt)
+        {
+            int t = omp_get_thread_num();
+            HvpWs *w = &ws[t];
+            if (w->pg) memset(w->pg, 0, sizeof(float) * P), memset(w->ph, 0, sizeof(float) * P);
+            int lo = (int)((long)B * t / nt), hi = (int)((long)B * (t + 1) / nt);
+            for (int b = lo; b < hi; b++)
+                losses[t] += chunk_run(net, w, x, b, B, h, h->grad ? w->pg : NULL, h->hv ? w->ph : NULL);
+        }
+        if (h->grad) memset(h->grad, 0, sizeof(float) * P);
+        if (h->hv) memset(h->hv, 0, sizeof(float) * P);
+        for (int t = 0; t < nt; t++) {
+            loss += losses[t];
+            for (size_t i = 0; h->grad && i < P; i++) h->grad[i] += ws[t].pg[i];
+            for (size_t i = 0; h->hv && i < P; i++) h->hv[i] += ws[t].ph[i];
+            ws_free(&ws[t]);
+        }
+        xfree(ws), xfree(losses);
+    }
+    out->loss = loss / B;
+    net->n_forward += (uint64_t)B;
+    net->n_backward += (uint64_t)B;
+    return 0;
+}
