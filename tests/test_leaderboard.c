@@ -34,24 +34,6 @@
 
 static char beard[PATH_MAX], dir[600], root[PATH_MAX];
 
-static int sh(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int sh(char *out, size_t n, const char *fmt, ...) {
-    char cmd[8192], full[8900];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof(full), "cd %s && export BEARD_NO_PROGRESS=1 && (%s) 2>&1", dir, cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t k = out ? fread(out, 1, n - 1, p) : 0;
-    if (out) out[k] = 0;
-    char sink[4096];
-    while (fread(sink, 1, sizeof(sink), p) > 0) {
-    }
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 // ----------------------------------------------------------------------------
 // a store with known figures
@@ -206,7 +188,7 @@ static void test_figures(void) {
           "made-up,CIFAR10,all,A,untargeted,beard,11.5,22.25,0.75\nmade-up,CIFAR10,1,Z,untargeted,beard,1,2,3\n",
           f);
     fclose(f);
-    int s = sh(out, sizeof(out), "%s leaderboard --store crafted.db --out site1 --published mine.csv --png --bootstrap 200", beard);
+    int s = run_sh(out, sizeof(out), dir, "%s leaderboard --store crafted.db --out site1 --published mine.csv --png --bootstrap 200", beard);
     CHECK(s == 0, "beard leaderboard: %d\n%s", s, out);
     CHECK(strstr(out, "4 boards"), "four boards (unified, IPC 1, 10, 5000): %s", out);
     cJSON *lb = load_json("site1/leaderboard.json");
@@ -303,7 +285,7 @@ static void test_figures(void) {
 // ----------------------------------------------------------------------------
 // Chromium
 
-static int have_chromium(void) { return sh(NULL, 0, "command -v chromium >/dev/null") == 0; }
+static int have_chromium(void) { return run_sh(NULL, 0, dir, "command -v chromium >/dev/null") == 0; }
 
 static char *html_text(const char *s) { // the harness's <pre id="out">, unescaped
     const char *a = strstr(s, "<pre id=\"out\">");
@@ -389,7 +371,7 @@ static cJSON *browse(const char *site, const char *table, const char *sort_key, 
     fclose(f);
     const char *flags = "--headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run "
                         "--allow-file-access-from-files --virtual-time-budget=15000";
-    int s = sh(out, sizeof(out), "HOME=%s timeout 120 chromium %s --user-data-dir=%s/chrome --dump-dom file://%s 2>/dev/null", dir,
+    int s = run_sh(out, sizeof(out), dir, "HOME=%s timeout 120 chromium %s --user-data-dir=%s/chrome --dump-dom file://%s 2>/dev/null", dir,
                flags, dir, p);
     CHECK(s == 0, "chromium --dump-dom: status %d", s);
     char *txt = html_text(out);
@@ -404,7 +386,7 @@ static cJSON *browse(const char *site, const char *table, const char *sort_key, 
     snprintf(shotp, sizeof(shotp), "%s/build/test-artifacts", root);
     mkdir(shotp, 0755);
     snprintf(shotp, sizeof(shotp), "%s/build/test-artifacts/%s.png", root, shot);
-    s = sh(out, sizeof(out), "HOME=%s timeout 120 chromium %s --user-data-dir=%s/chrome --window-size=1400,2200 --screenshot=%s "
+    s = run_sh(out, sizeof(out), dir, "HOME=%s timeout 120 chromium %s --user-data-dir=%s/chrome --window-size=1400,2200 --screenshot=%s "
                              "file://%s/%s/index.html 2>/dev/null",
            dir, flags, dir, shotp, dir, site);
     struct stat sb;
@@ -453,7 +435,7 @@ static void test_shared(void) {
     if (!logs) return;
     char alogs[PATH_MAX], out[1 << 16];
     if (!realpath(logs, alogs)) return;
-    int s = sh(out, sizeof(out),
+    int s = run_sh(out, sizeof(out), dir,
                "%s run --import-log %s/BACON_ConvNet_CIFAR10_1_evaluation_log.txt,%s/BACON_ConvNet_CIFAR10_10_evaluation_log.txt,"
                "%s/BACON_ConvNet_CIFAR10_50_evaluation_log.txt --published %s/configs/published/beard_leaderboard_2024.csv "
                "--store bacon.db --quiet && %s leaderboard --store bacon.db --out site2",
@@ -477,7 +459,7 @@ static void test_shared(void) {
     if (!realpath(pool, apool) || !realpath(data, adata)) return;
     // the shipped grid, with the suite's small share: FGSM and PGD on 16 images, both semantics
     // (its relative paths assume the repository root with ../shared beside it: given here)
-    s = sh(out, sizeof(out),
+    s = run_sh(out, sizeof(out), dir,
            "%s run --config %s/configs/beard_model_pool.json --data %s --model-pool %s --attack FGSM,PGD --limit 16 --threads 2 "
            "--import-log %s/BACON_ConvNet_CIFAR10_1_evaluation_log.txt,%s/BACON_ConvNet_CIFAR10_10_evaluation_log.txt,"
            "%s/BACON_ConvNet_CIFAR10_50_evaluation_log.txt --published %s/configs/published/beard_leaderboard_2024.csv "
