@@ -39,7 +39,7 @@ static char beard[PATH_MAX], dir[600], root[PATH_MAX];
 // a store with known figures
 
 enum { N = 40 };
-static Store *st;
+static Store *crafted;
 
 static void put(const char *kind, const char *method, const char *ipc, const char *ta, int run, const char *sem,
                 const char *attack, int targeted, double acc, double clean, double sec, double passes) {
@@ -82,7 +82,7 @@ static void put(const char *kind, const char *method, const char *ipc, const cha
     snprintf(r.finished, sizeof(r.finished), "2026-01-01T00:00:00Z");
     int w;
     Err e;
-    CHECK(store_put(st, &r, 0, &w, &e) == 0, "%s", e.msg);
+    CHECK(store_put(crafted, &r, 0, &w, &e) == 0, "%s", e.msg);
     store_row_free(&r);
 }
 
@@ -100,7 +100,7 @@ static void model(const char *method, const char *ipc, const char *ta, int run, 
 
 static void craft(const char *path) {
     Err e;
-    CHECK(store_open(&st, path, 1, &e) == 0, "%s", e.msg);
+    CHECK(store_open(&crafted, path, 1, &e) == 0, "%s", e.msg);
     for (int s = 0; s < 2; s++) {
         const char *sem = s ? "pixel" : "beard";
         double d = s ? 10 : 0; // pixel semantics: lower robust accuracies
@@ -115,7 +115,7 @@ static void craft(const char *path) {
         model("Full", "5000", "None", 0, sem, 80, 50 - d, 30 - d, 40 - d, 20 - d);
     }
     put("train", "Full", "5000", "None", 0, NULL, "Clean", 0, 80, 80, 100, NAN);
-    store_close(st);
+    store_close(crafted);
 }
 
 static double rr(double c, const double *a, int n) {
@@ -173,6 +173,43 @@ static cJSON *load_json(const char *rel) {
 }
 
 #define NEAR(x, y) (fabs((x) - (y)) < 1e-6)
+
+// the store's and the leaderboard's command lines: errors are one line, exports parse
+static void test_cli_store(void) {
+    char out[1 << 16];
+    struct {
+        const char *args;
+        int status;
+        const char *must;
+    } cases[] = {{"leaderboard", 2, "--store"},
+                 {"leaderboard --store missing.db", 1, "no store at missing.db"},
+                 {"leaderboard --store crafted.db --alpha 2", 2, "--alpha"},
+                 {"store ls missing.db", 1, "no store at missing.db"},
+                 {"store frobnicate crafted.db", 2, "unknown action"},
+                 {"store import crafted.db", 2, "--published"},
+                 {"store show crafted.db no/such/key", 1, "no row with key no/such/key"},
+                 {"store export crafted.db --format xml", 2, "--format"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int st = run_sh(out, sizeof(out), dir, "%s %s", beard, cases[i].args);
+        int lines = 0;
+        for (char *p = out; *p; p++) lines += *p == '\n';
+        CHECK(st == cases[i].status && lines == 1 && !strncmp(out, "beard ", 6) && strstr(out, cases[i].must),
+              "beard %s: status %d (want %d), want one line naming '%s':\n%s", cases[i].args, st, cases[i].status,
+              cases[i].must, out);
+    }
+    int st = run_sh(out, sizeof(out), dir, "%s store check crafted.db", beard);
+    CHECK(st == 0 && strstr(out, "integrity ok; 109 rows (1 train, 18 clean, 90 attack, 0 other)"), "store check: %d\n%s", st, out);
+    st = run_sh(out, sizeof(out), dir, "%s store export crafted.db --format json --out export.json --per-sample", beard);
+    CHECK(st == 0, "store export: %d\n%s", st, out);
+    cJSON *j = load_json("export.json");
+    CHECK(j && cJSON_GetArraySize(j) == 109 && cJSON_GetArraySize(jget(cJSON_GetArrayItem(j, 0), "clean_correct")) == N,
+          "the JSON export has every row with its per-sample outcomes");
+    cJSON_Delete(j);
+    st = run_sh(out, sizeof(out), dir, "%s store export crafted.db | wc -l", beard);
+    CHECK(st == 0 && atoi(out) == 110, "the CSV export: a header and 109 rows (%s)", out);
+    st = run_sh(out, sizeof(out), dir, "%s store show crafted.db attack/CIFAR10/A/ipc1/ConvNet/None/run0/PGD/targeted/beard", beard);
+    CHECK(st == 0 && strstr(out, "\"accuracy\":\t25"), "store show: %d\n%.400s", st, out);
+}
 
 static void test_figures(void) {
     char out[8192];
@@ -256,6 +293,7 @@ static void test_figures(void) {
         }
     }
     cJSON_Delete(lb);
+    test_cli_store();
     // the figures
     const char *figs[] = {"fig4_CIFAR10_beard_untargeted", "fig4_CIFAR10_pixel_targeted", "fig5_CIFAR10_beard", "fig6_CIFAR10_pixel",
                           "figeps_CIFAR10_beard_PGD"};
