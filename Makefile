@@ -12,7 +12,7 @@ CC      ?= cc
 OPT     ?= -O3 -march=native
 SAN     ?=
 CFLAGS   = $(OPT) $(SAN) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers -fopenmp -MMD -MP
-PKGS     = libzip libcjson libpng libjpeg libcurl libarchive libcrypto zlib sqlite3 matio cairo
+PKGS     = libzip libcjson libpng libjpeg libcurl libarchive libcrypto zlib sqlite3 matio cairo fontconfig
 # OpenMPI (Debian's libopenmpi-dev, scripts/deps.sh) for `mpirun beard run`; without it beard
 # builds and runs in one process, and says so when started under mpirun
 MPI_PKG := $(shell pkg-config --exists ompi-c 2>/dev/null && echo ompi-c)

@@ -163,6 +163,27 @@ int run_cli_stderr(char *out, size_t n, const char *fmt, ...) {
     int rc = run_cmd(out, n, "2>&1 1>/dev/null", fmt, ap);
     va_end(ap);
     return rc;
+int run_sh(char *out, size_t n, const char *dir, const char *fmt, ...) {
+    char cmd[8192], full[8800];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    if (snprintf(full, sizeof(full), "cd '%s' && export BEARD_NO_PROGRESS=1 && (%s) 2>&1", dir, cmd) >= (int)sizeof(full))
+        return -1000;
+    FILE *p = popen(full, "r");
+    if (!p) return -1000;
+    size_t k = out ? fread(out, 1, n - 1, p) : 0;
+    if (out) out[k] = 0;
+    char sink[4096];
+    while (fread(sink, 1, sizeof(sink), p) > 0) {
+    }
+    int st = pclose(p);
+    if (WIFEXITED(st)) {
+        int code = WEXITSTATUS(st);
+        return code > 128 ? -(code - 128) : code; // the shell reports a killed child as 128 + signal
+    }
+    return WIFSIGNALED(st) ? -WTERMSIG(st) : -1000;
 }
 
 const FixTensor *fixture_getf(const Fixture *f, const char *fmt, ...) {

@@ -68,6 +68,10 @@ const char *beard_bin(void);
 int run_cli(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 // the same with only stderr in out (stdout discarded): for checking one-line errors
 int run_cli_stderr(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+// runs a shell command line in dir with BEARD_NO_PROGRESS=1, stdout and stderr into out
+// (n bytes, NUL-terminated; out may be NULL); returns the exit status, or -(signal) when
+// the command (or the last one of a pipeline) was killed
+int run_sh(char *out, size_t n, const char *dir, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 // path of a fresh temporary file/directory for this test (under $TMPDIR or /tmp)
 const char *test_tmp(const char *name);

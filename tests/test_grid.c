@@ -36,31 +36,6 @@
 
 static char beard[PATH_MAX], dir[600];
 
-// runs a shell command line; the output (stdout and stderr) into out; the exit status,
-// or -(signal) when it was killed
-static int sh(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int sh(char *out, size_t n, const char *fmt, ...) {
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    char full[8800];
-    snprintf(full, sizeof(full), "cd %s && export BEARD_NO_PROGRESS=1 && (%s) 2>&1", dir, cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1000;
-    size_t k = out ? fread(out, 1, n - 1, p) : 0;
-    if (out) out[k] = 0;
-    char sink[4096];
-    while (fread(sink, 1, sizeof(sink), p) > 0) {
-    }
-    int st = pclose(p);
-    if (WIFEXITED(st)) {
-        int code = WEXITSTATUS(st);
-        return code > 128 ? -(code - 128) : code; // the shell reports a killed child as 128 + signal
-    }
-    return WIFSIGNALED(st) ? -WTERMSIG(st) : -1000;
-}
 
 typedef struct {
     StoreRow *rows;
@@ -136,7 +111,7 @@ static const char *grid_json =
     "{\"name\": \"test\", \"datasets\": [\"synthetic\"], \"ipcs\": [200], \"archs\": [\"ConvNetW32\"],\n"
     " \"methods\": [{\"name\": \"Full\", \"src_dataset\": true}, {\"name\": \"Rand\", \"model\": \"rand.pth\"}],\n"
     " \"train\": {\"epochs\": 1, \"dsa_strategy\": \"None\"},\n"
-    " \"attacks\": [\"FGSM\", {\"name\": \"PGD\", \"params\": {\"steps\": 3}}], \"limit\": 32, \"threads\": 1}\n";
+    " \"attacks\": [\"FGSM\", {\"name\": \"PGD\", \"params\": {\"steps\": 3}}], \"limit\": 32, \"train_limit\": 300,\n \"threads\": 1}\n";
 
 #define RUN "%s run --config grid.json --quiet"
 
@@ -151,7 +126,7 @@ static void test_bad_input(void) {
                "             {\"name\": \"M\", \"model\": \"missing.pth\"}],\n"
                " \"attacks\": [\"FGSM\", \"NoSuchAttack\", {\"name\": \"PGD\", \"params\": {\"stepz\": 3}}],\n"
                " \"train_attacks\": [\"None\", \"NoSuchTraining\"], \"train\": {\"epochs\": 1, \"epoch\": 2}}\n");
-    int st = sh(out, sizeof(out), "%s run --config bad.json --store bad.db --out bad", beard);
+    int st = run_sh(out, sizeof(out), dir, "%s run --config bad.json --store bad.db --out bad", beard);
     CHECK(st == 1, "bad grid: exit status %d (want 1)\n%s", st, out);
     const char *want[] = {"unknown key \"atacks\"", "unknown attack 'NoSuchAttack'", "PGD has no parameter \"stepz\"",
                           "garbage.pt does not load", "missing.pth", "NoSuchTraining", "unknown key \"epoch\"",
@@ -174,18 +149,18 @@ static void test_bad_input(void) {
     CHECK(access(p, F_OK) != 0, "bad grid: nothing may be written");
     // not JSON
     write_file("notjson.json", "{\"datasets\": [\"synthetic\",]\n");
-    st = sh(out, sizeof(out), "%s run --config notjson.json", beard);
+    st = run_sh(out, sizeof(out), dir, "%s run --config notjson.json", beard);
     CHECK(st == 1 && strstr(out, "not valid JSON (line 1)"), "invalid JSON: %d\n%s", st, out);
     // usage errors
-    st = sh(out, sizeof(out), "%s run --config grid.json --shard 3/2", beard);
+    st = run_sh(out, sizeof(out), dir, "%s run --config grid.json --shard 3/2", beard);
     CHECK(st == 2 && strstr(out, "--shard"), "--shard 3/2: %d\n%s", st, out);
-    st = sh(out, sizeof(out), "%s run --config grid.json --frobnicate", beard);
+    st = run_sh(out, sizeof(out), dir, "%s run --config grid.json --frobnicate", beard);
     CHECK(st == 2 && strstr(out, "--frobnicate"), "unknown option: %d\n%s", st, out);
 }
 
 static void test_dry_run(void) {
     char out[16384];
-    int st = sh(out, sizeof(out), RUN " --store dry.db --out dry --dry-run", beard);
+    int st = run_sh(out, sizeof(out), dir, RUN " --store dry.db --out dry --dry-run", beard);
     CHECK(st == 0, "dry run: status %d\n%s", st, out);
     CHECK(strstr(out, "21 cells, 21 to run (10 after training)"), "dry run: the summary:\n%s", out);
     CHECK(strstr(out, "train/SYNTHETIC/Full/ipc200/ConvNetW32/None/run0") &&
@@ -200,14 +175,14 @@ static void test_dry_run(void) {
 static void test_kill(void) {
     char out[16384];
     // the uninterrupted reference
-    int st = sh(out, sizeof(out), RUN " --store ref.db --out ref", beard);
+    int st = run_sh(out, sizeof(out), dir, RUN " --store ref.db --out ref", beard);
     CHECK(st == 0, "reference run: status %d\n%s", st, out);
     CHECK(n_rows("ref.db") == 21, "reference run: 21 rows");
     // the same grid, killed again and again
-    char K[512];
+    char K[PATH_MAX + 128];
     snprintf(K, sizeof(K), RUN " --store kill.db --out kill", beard);
     // from outside, early (probably while the first cell trains): any moment must be safe
-    st = sh(out, sizeof(out), "(" RUN " --store kill.db --out kill & pid=$!; sleep 0.3; kill -9 $pid; wait $pid)", beard);
+    st = run_sh(out, sizeof(out), dir, "(" RUN " --store kill.db --out kill & pid=$!; sleep 0.3; kill -9 $pid; wait $pid)", beard);
     int n0 = n_rows("kill.db");
     CHECK(n0 >= 0 && n0 <= 21, "after kill -9 from outside: %d rows", n0);
     // at chosen points; each must really have killed the run
@@ -218,14 +193,14 @@ static void test_kill(void) {
     int have = n0;
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         if (have + steps[i].before_rows >= 21) break; // the outside kill came late
-        st = sh(out, sizeof(out), "BEARD_FAULT=%s %s", steps[i].fault, K);
+        st = run_sh(out, sizeof(out), dir, "BEARD_FAULT=%s %s", steps[i].fault, K);
         CHECK(st == -SIGKILL, "BEARD_FAULT=%s: the run was not killed (status %d)\n%s", steps[i].fault, st, out);
         int n = n_rows("kill.db");
         int want = have + steps[i].before_rows;
         CHECK(n == want, "BEARD_FAULT=%s: %d rows, want %d (only the cell in flight may be lost)", steps[i].fault, n, want);
         have = n;
     }
-    st = sh(out, sizeof(out), "%s", K);
+    st = run_sh(out, sizeof(out), dir, "%s", K);
     CHECK(st == 0, "the final rerun: status %d\n%s", st, out);
     same_rows("killed and resumed vs uninterrupted", "kill.db", "ref.db");
 }
@@ -233,22 +208,22 @@ static void test_kill(void) {
 static void test_mpi_and_shards(void) {
     char out[16384];
     // shards, merged
-    int st = sh(out, sizeof(out), RUN " --store shards.db --out sh --shard 0/2", beard);
+    int st = run_sh(out, sizeof(out), dir, RUN " --store shards.db --out sh --shard 0/2", beard);
     CHECK(st == 0, "shard 0/2: %d\n%s", st, out);
-    st = sh(out, sizeof(out), RUN " --store shards.db --out sh --shard 1/2", beard);
+    st = run_sh(out, sizeof(out), dir, RUN " --store shards.db --out sh --shard 1/2", beard);
     CHECK(st == 0, "shard 1/2: %d\n%s", st, out);
-    st = sh(out, sizeof(out), "%s store merge merged.db shards.db.shard-0-of-2 shards.db.shard-1-of-2", beard);
+    st = run_sh(out, sizeof(out), dir, "%s store merge merged.db shards.db.shard-0-of-2 shards.db.shard-1-of-2", beard);
     CHECK(st == 0, "merge: %d\n%s", st, out);
     same_rows("two shards merged vs one process", "merged.db", "ref.db");
     // MPI
-    st = sh(out, sizeof(out), "command -v mpirun >/dev/null && OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+    st = run_sh(out, sizeof(out), dir, "command -v mpirun >/dev/null && OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
                               "timeout 60 mpirun -np 1 --oversubscribe true");
     if (st != 0) {
         test_skip("mpirun is missing or cannot start here (scripts/deps.sh installs openmpi-bin)");
         return;
     }
     const char *asan = getenv("BEARD_SANITIZED") ? "ASAN_OPTIONS=detect_leaks=0 " : ""; // OpenMPI's own allocations
-    st = sh(out, sizeof(out),
+    st = run_sh(out, sizeof(out), dir,
             "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 %stimeout 300 mpirun -np 2 --oversubscribe -x ASAN_OPTIONS "
             "-x BEARD_NO_PROGRESS %s run --config grid.json --store mpi.db --out mpi",
             asan, beard);
@@ -260,13 +235,13 @@ static void test_resume(void) {
     char out[16384];
     int st;
     // resuming runs nothing; --force reruns; a changed configuration makes new cells
-    st = sh(out, sizeof(out), "%s run --config grid.json --store ref.db --out ref", beard);
+    st = run_sh(out, sizeof(out), dir, "%s run --config grid.json --store ref.db --out ref", beard);
     CHECK(st == 0 && strstr(out, "21 cells: 0 ran, 21 already in the store"), "resume: status %d\n%s", st, out);
-    st = sh(out, sizeof(out), "%s run --config grid.json --store ref.db --out ref --limit 12", beard);
+    st = run_sh(out, sizeof(out), dir, "%s run --config grid.json --store ref.db --out ref --limit 12", beard);
     CHECK(st == 0 && strstr(out, "21 cells: 20 ran, 1 already in the store"),
           "a changed test set: new evaluation cells, the trained model reused; status %d\n%s", st, out);
     CHECK(n_rows("ref.db") == 41, "41 rows after a changed configuration");
-    st = sh(out, sizeof(out), "%s run --config grid.json --store ref.db --out ref --limit 12 --force", beard);
+    st = run_sh(out, sizeof(out), dir, "%s run --config grid.json --store ref.db --out ref --limit 12 --force", beard);
     CHECK(st == 0 && strstr(out, "21 cells: 21 ran, 0 already"), "--force: status %d\n%s", st, out);
     CHECK(n_rows("ref.db") == 41, "--force replaces rows, it does not add them");
     // the exported BEARD logs
@@ -295,7 +270,7 @@ static void test_against_attack(void) {
     if (!pool || !data) return;
     char out[65536], apool[PATH_MAX], adata[PATH_MAX];
     if (!realpath(pool, apool) || !realpath(data, adata)) return;
-    int st = sh(out, sizeof(out),
+    int st = run_sh(out, sizeof(out), dir,
                 "%s run --dataset cifar10 --data %s --model-pool %s --method BACON,DM --attack FGSM,PGD --limit 64 "
                 "--semantics beard --threads 2 --store real.db --out real --quiet",
                 beard, adata, apool);
@@ -311,7 +286,7 @@ static void test_against_attack(void) {
             const char *sem = s ? "pixel" : "beard";
             char json[800];
             snprintf(json, sizeof(json), "%s/attack-%s-%s.json", dir, methods[m], sem);
-            st = sh(out, sizeof(out),
+            st = run_sh(out, sizeof(out), dir,
                     "%s attack --model %s/%s --dataset cifar10 --data %s --attack FGSM,PGD --targeted both --semantics %s "
                     "--preset beard --limit 64 --threads 2 --per-sample --json %s",
                     beard, apool, files[m], adata, sem, json);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../core/parallel.h"
+#include "../report/figures.h"
 #include "../report/leaderboard.h"
 #include "cli.h"
 
@@ -114,5 +115,6 @@ int cmd_leaderboard(int argc, char **argv) {
     }
     store_rows_free(rows, n);
     free(pub);
+    fig_shutdown();
     return status;
 }

@@ -46,7 +46,8 @@ static const char *usage_text =
     "  --data DIR (default ./data)  --model-pool DIR  --dataset-pool DIR\n"
     "  --out DIR               BEARD's layout: trained models and regenerated evaluation logs\n"
     "                          under DIR/model_pool/<METHOD>/ (default ./beard-run)\n"
-    "  --import-log FILE       a BEARD *_evaluation_log.txt to import as rows (repeatable)\n"
+    "  --import-log FILE       BEARD *_evaluation_log.txt files to import as rows (repeatable; replaces\n"
+    "                          the file's \"import_logs\")\n"
     "  --published CSV         published figures to import as reference rows\n"
     "running:\n"
     "  --store FILE            the results store (default: the grid's \"store\", else results.db;\n"
@@ -90,7 +91,7 @@ static int print_issues(const char *C, const GridIssues *iss, int rank) {
 
 int cmd_run(int argc, char **argv) {
     const char *C = "run", *config = NULL, *store_opt = NULL, *shard_s = NULL;
-    int force = 0, dry = 0, quiet = 0;
+    int force = 0, dry = 0, quiet = 0, logs_replaced = 0;
     long threads = -1;
     Err e;
     for (int i = 1; i < argc; i++)
@@ -152,6 +153,8 @@ int cmd_run(int argc, char **argv) {
         else if ((v = cli_opt(argc, argv, &i, "--out", &missing))) set_key(root, "out", cJSON_CreateString(v));
         else if ((v = cli_opt(argc, argv, &i, "--published", &missing))) set_key(root, "published", cJSON_CreateString(v));
         else if ((v = cli_opt(argc, argv, &i, "--import-log", &missing))) {
+            // the first --import-log replaces the file's list, later ones add to it
+            if (!logs_replaced) set_key(root, "import_logs", cJSON_CreateArray()), logs_replaced = 1;
             cJSON *a = get_array(root, "import_logs"), *items = csv_array(v), *it;
             cJSON_ArrayForEach(it, items) cJSON_AddItemToArray(a, cJSON_CreateString(it->valuestring));
             cJSON_Delete(items);

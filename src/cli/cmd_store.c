@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../io/file.h"
+#include "../report/metrics.h"
 #include "../report/store.h"
 #include "cli.h"
 
@@ -86,20 +87,6 @@ static cJSON *row_json(const StoreRow *r, int per_sample) {
     return o;
 }
 
-static void csv_field(FILE *f, const char *s) {
-    int quote = strpbrk(s, ",\"\n") != NULL;
-    if (!quote) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 static void csv_num(FILE *f, double v) {
     if (isfinite(v)) fprintf(f, "%.10g", v);
 }
@@ -112,25 +99,25 @@ static int export_csv(FILE *f, const StoreRow *rows, int n) {
     for (int i = 0; i < n; i++) {
         const StoreRow *r = &rows[i];
         const char *s1[] = {r->kind, r->key, r->hash, r->source, r->dataset, r->method, r->ipc, r->arch, r->train_attack};
-        for (int k = 0; k < 9; k++) csv_field(f, s1[k]), fputc(',', f);
+        for (int k = 0; k < 9; k++) metrics_csv_field(f, s1[k]), fputc(',', f);
         fprintf(f, "%d,", r->run);
-        csv_field(f, r->attack), fputc(',', f);
-        csv_field(f, r->attack_name), fputc(',', f);
+        metrics_csv_field(f, r->attack), fputc(',', f);
+        metrics_csv_field(f, r->attack_name), fputc(',', f);
         if (r->targeted >= 0) fprintf(f, "%s", r->targeted ? "true" : "false");
         fputc(',', f);
-        csv_field(f, r->semantics), fputc(',', f);
+        metrics_csv_field(f, r->semantics), fputc(',', f);
         fprintf(f, "%d,%d,%d,", r->n, r->clean_correct, r->adv_correct);
         csv_num(f, r->clean_accuracy), fputc(',', f);
         csv_num(f, r->accuracy), fputc(',', f);
         csv_num(f, r->asr), fputc(',', f);
         csv_num(f, r->seconds), fputc(',', f);
         csv_num(f, r->passes), fputc(',', f);
-        csv_field(f, r->model_path), fputc(',', f);
-        csv_field(f, r->model_sha256), fputc(',', f);
-        csv_field(f, r->version), fputc(',', f);
+        metrics_csv_field(f, r->model_path), fputc(',', f);
+        metrics_csv_field(f, r->model_sha256), fputc(',', f);
+        metrics_csv_field(f, r->version), fputc(',', f);
         fprintf(f, "%lld,%d,", r->seed, r->threads);
-        csv_field(f, r->machine), fputc(',', f);
-        csv_field(f, r->finished), fputc(',', f);
+        metrics_csv_field(f, r->machine), fputc(',', f);
+        metrics_csv_field(f, r->finished), fputc(',', f);
         csv_num(f, r->wall_seconds);
         fputc('\n', f);
     }

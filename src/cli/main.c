@@ -37,7 +37,7 @@ static void usage(FILE *f) {
             BEARD_VERSION);
     fprintf(f, "usage: beard <command> [options]   (beard <command> --help for its options)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
 }
 
 int main(int argc, char **argv) {

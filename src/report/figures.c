@@ -6,6 +6,7 @@
 
 #include <cairo-svg.h>
 #include <cairo.h>
+#include <fontconfig/fontconfig.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -319,3 +320,8 @@ static int render(const FigChart *c, const char *path, int png, void (*draw)(cai
 
 int fig_bars(const FigChart *c, const char *path, int png, Err *e) { return render(c, path, png, draw_bars, e); }
 int fig_lines(const FigChart *c, const char *path, int png, Err *e) { return render(c, path, png, draw_lines, e); }
+
+void fig_shutdown(void) {
+    cairo_debug_reset_static_data();
+    FcFini();
+}

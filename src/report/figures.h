@@ -41,5 +41,8 @@ typedef struct {
 // path without extension: writes path.svg, and path.png when png
 int fig_bars(const FigChart *c, const char *path, int png, Err *e);
 int fig_lines(const FigChart *c, const char *path, int png, Err *e);
+// releases cairo's and fontconfig's caches (call once, when no figure is being drawn): what
+// they keep for the process's lifetime would otherwise read as leaks under LeakSanitizer
+void fig_shutdown(void);
 
 #endif

@@ -71,8 +71,8 @@ int grid_load_testset(const Grid *g, int d, Dataset *ds, Err *e) {
 }
 
 int grid_load_trainset(const Grid *g, int d, Dataset *ds, Err *e) {
-    if (!strcmp(g->datasets[d], synthetic_name)) return synthetic_make(ds, 2000, 1, 0, e);
-    return dataset_load(ds, g->datasets[d], g->data, 1, 0, e);
+    if (!strcmp(g->datasets[d], synthetic_name)) return synthetic_make(ds, g->train_limit > 0 ? (int)g->train_limit : 2000, 1, 0, e);
+    return dataset_load(ds, g->datasets[d], g->data, 1, g->train_limit, e);
 }
 
 // ----------------------------------------------------------------------------
@@ -490,6 +490,8 @@ int grid_from_json(Grid *g, const cJSON *root, const char *name, GridIssues *iss
             policy_set = 1;
         } else if (!strcmp(k, "limit") || !strcmp(k, "n_examples")) {
             if (json_get_long(v, 0, 1L << 30, &g->limit, &e)) grid_issue(iss, "%s: %s", name, e.msg);
+        } else if (!strcmp(k, "train_limit")) {
+            if (json_get_long(v, 0, 1L << 30, &g->train_limit, &e)) grid_issue(iss, "%s: %s", name, e.msg);
         } else if (!strcmp(k, "batch")) {
             if (json_get_int(v, 1, 1 << 16, &g->batch, &e)) grid_issue(iss, "%s: %s", name, e.msg);
         } else if (!strcmp(k, "threads")) {
@@ -521,7 +523,7 @@ int grid_from_json(Grid *g, const cJSON *root, const char *name, GridIssues *iss
         else if (!strcmp(k, "published")) get_str(v, name, g->published, sizeof(g->published), iss);
         else
             grid_issue(iss, "%s: unknown key \"%s\" (datasets, methods, ipcs, archs, runs, train_attacks, attacks, "
-                            "modes, semantics, preset, target_policy, limit, batch, seed, threads, train, data, out, store, "
+                            "modes, semantics, preset, target_policy, limit, train_limit, batch, seed, threads, train, data, out, store, "
                             "model_pool, dataset_pool, import_logs, published, name)", name, k);
     }
     (void)policy_set;

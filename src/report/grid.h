@@ -22,7 +22,7 @@
  *    "attacks": ["FGSM", {"name": "PGD", "params": {"eps": ["4/255", "8/255"], "steps": 10}}],
  *    "modes": ["targeted", "untargeted"], "semantics": ["beard", "pixel"],
  *    "preset": "beard", "target_policy": "beard", "limit": 0, "batch": 256, "seed": 0,
- *    "threads": 0,
+ *    "threads": 0, "train_limit": 0,        // the first N real training images for src_dataset
  *    "train": {"epochs": 1000, ...},         // train_config.h's keys (the recipe)
  *    "data": "data", "model_pool": ["model_pool"], "dataset_pool": "dataset_pool",
  *    "out": "beard-run",                     // BEARD layout written: out/model_pool/<METHOD>/
@@ -117,7 +117,8 @@ typedef struct {
     Semantics sems[2];
     Preset preset;
     TargetPolicy policy;
-    long limit;
+    long limit;              // test images (0: all)
+    long train_limit;        // training images of "src_dataset" methods (0: all; SYNTHETIC: 2000)
     int batch, threads;
     uint64_t seed;
     TrainSettings train;     // the recipe ("train"); dataset/method/pool fields unused

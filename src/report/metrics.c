@@ -911,8 +911,7 @@ static void csv_num(FILE *f, double v) {
     else fprintf(f, ",%.6g", v);
 }
 
-static void csv_str(FILE *f, const char *s, int first) {
-    if (!first) fputc(',', f);
+void metrics_csv_field(FILE *f, const char *s) {
     if (!strpbrk(s, ",\"\n")) {
         fputs(s, f);
         return;
@@ -923,6 +922,11 @@ static void csv_str(FILE *f, const char *s, int first) {
         fputc(*s, f);
     }
     fputc('"', f);
+}
+
+static void csv_str(FILE *f, const char *s, int first) {
+    if (!first) fputc(',', f);
+    metrics_csv_field(f, s);
 }
 
 static void csv_figs(FILE *f, const char *scope, const MetricsRun *run, const char *attack, int m,

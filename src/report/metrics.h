@@ -128,6 +128,8 @@ void metrics_report_free(MetricsReport *rep);
 
 // outputs
 cJSON *metrics_report_json(const MetricsReport *rep);
+// one CSV field, quoted (RFC 4180) when it holds a comma, a quote or a newline
+void metrics_csv_field(FILE *f, const char *s);
 int metrics_report_csv(const MetricsReport *rep, FILE *f);
 void metrics_report_markdown(const MetricsReport *rep, FILE *f);
 

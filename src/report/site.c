@@ -45,6 +45,16 @@ static int add_fig(LbFigure *figs, int max, int *n, const char *name, const char
     return 1;
 }
 
+// draws one chart into fdir/<name>.svg (and .png) and lists it with its caption
+static int emit(const FigChart *c, int bars, const char *fdir, const char *name, const char *dataset, const char *caption,
+                int png, LbFigure *figs, int max, int *n, Err *e) {
+    char path[1300];
+    snprintf(path, sizeof(path), "%s/%s", fdir, name);
+    if (bars ? fig_bars(c, path, png, e) : fig_lines(c, path, png, e)) return -1;
+    add_fig(figs, max, n, name, dataset, caption);
+    return 0;
+}
+
 static int same_model(const LbEntry *a, const LbEntry *b) {
     return !strcmp(a->method, b->method) && !strcmp(a->arch, b->arch) && !strcmp(a->train_attack, b->train_attack) &&
            !strcmp(a->source, b->source);
@@ -94,12 +104,10 @@ int leaderboard_figures(const Leaderboard *lb, const char *dir, int png, LbFigur
                 }
                 c.n_series = 3;
                 c.ymin = c.ymax = NAN;
-                char name[128], path[1300], cap[256];
+                char name[128], cap[256];
                 snprintf(name, sizeof(name), "fig4_%s_%s_%s", dsid, sem_name(s), metrics_mode_name(m));
-                snprintf(path, sizeof(path), "%s/%s", fdir, name);
-                if (fig_bars(&c, path, png, e)) return -1;
                 snprintf(cap, sizeof(cap), "Figure 4 (as in BEARD): %s", c.title);
-                add_fig(figs, max, n, name, u->dataset, cap);
+                if (emit(&c, 1, fdir, name, u->dataset, cap, png, figs, max, n, e)) return -1;
             }
             // Figure 5: CREI against IPC, the full-size model as a dashed line
             {
@@ -144,12 +152,10 @@ int leaderboard_figures(const Leaderboard *lb, const char *dir, int png, LbFigur
                     snprintf(c.ylabel, sizeof(c.ylabel), "CREI (%%)");
                     c.xlog = 1;
                     c.ymin = c.ymax = NAN;
-                    char name[128], path[1300], cap[256];
+                    char name[128], cap[256];
                     snprintf(name, sizeof(name), "fig5_%s_%s", dsid, sem_name(s));
-                    snprintf(path, sizeof(path), "%s/%s", fdir, name);
-                    if (fig_lines(&c, path, png, e)) return -1;
                     snprintf(cap, sizeof(cap), "Figure 5 (as in BEARD): %s; dashed: the full-size model", c.title);
-                    add_fig(figs, max, n, name, u->dataset, cap);
+                    if (emit(&c, 0, fdir, name, u->dataset, cap, png, figs, max, n, e)) return -1;
                 }
             }
             // Figure 6: CREI with and without adversarial training
@@ -202,12 +208,10 @@ int leaderboard_figures(const Leaderboard *lb, const char *dir, int png, LbFigur
                     snprintf(c.xlabel, sizeof(c.xlabel), "method / architecture");
                     snprintf(c.ylabel, sizeof(c.ylabel), "CREI (%%)");
                     c.ymin = c.ymax = NAN;
-                    char name[128], path[1300], cap[256];
+                    char name[128], cap[256];
                     snprintf(name, sizeof(name), "fig6_%s_%s", dsid, sem_name(s));
-                    snprintf(path, sizeof(path), "%s/%s", fdir, name);
-                    if (fig_bars(&c, path, png, e)) return -1;
                     snprintf(cap, sizeof(cap), "Figure 6 (as in BEARD): %s", c.title);
-                    add_fig(figs, max, n, name, u->dataset, cap);
+                    if (emit(&c, 1, fdir, name, u->dataset, cap, png, figs, max, n, e)) return -1;
                 }
             }
             // robust accuracy against eps, per attack that the grid ran at several eps
@@ -244,13 +248,11 @@ int leaderboard_figures(const Leaderboard *lb, const char *dir, int png, LbFigur
                          s == LB_SEM_BEARD ? "normalised-space, as BEARD" : "pixel");
                 snprintf(c.ylabel, sizeof(c.ylabel), "robust accuracy (%%)");
                 c.ymin = 0, c.ymax = NAN;
-                char name[128], path[1300], cap[256], aid[40];
+                char name[128], cap[256], aid[40];
                 ident(an, aid, sizeof(aid));
                 snprintf(name, sizeof(name), "figeps_%s_%s_%s", dsid, sem_name(s), aid);
-                snprintf(path, sizeof(path), "%s/%s", fdir, name);
-                if (fig_lines(&c, path, png, e)) return -1;
                 snprintf(cap, sizeof(cap), "%s (mean over IPCs)", c.title);
-                add_fig(figs, max, n, name, u->dataset, cap);
+                if (emit(&c, 0, fdir, name, u->dataset, cap, png, figs, max, n, e)) return -1;
             }
         }
     }
