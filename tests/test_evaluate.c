@@ -382,9 +382,33 @@ static void test_cli(void) {
     }
     cJSON_Delete(E), cJSON_Delete(A);
     free(ej), free(aj);
-    // the log parses, and `beard metrics` reads both the log and the results.json
+    // the log parses, and `beard metrics` reads the log and the results.json; given both,
+    // it refuses to count the one run twice
+    rc = run_cli(out, sizeof(out), "metrics %s --bootstrap 50 --output-dir %s", lpath, dir);
+    CHECK(rc == 0 && strstr(out, "| BACON | CIFAR10 | 50 | Targeted |"), "beard metrics reads the log (%d): %s", rc, out);
+    rc = run_cli(out, sizeof(out), "metrics %s --bootstrap 50 --output-dir %s", jpath, dir);
+    CHECK(rc == 0 && strstr(out, "| BACON | CIFAR10 | 50 | Targeted |"), "beard metrics reads results.json (%d): %s", rc, out);
     rc = run_cli(out, sizeof(out), "metrics %s %s --bootstrap 50 --output-dir %s", lpath, jpath, dir);
-    CHECK(rc == 0 && strstr(out, "| BACON | CIFAR10 | 50 | Targeted |"), "beard metrics reads the outputs (%d): %s", rc, out);
+    CHECK(rc == 1 && strstr(out, "one run per IPC"), "a log and its own results.json are one run (%d): %s", rc, out);
+    // a rerun into the same folder replaces the earlier run's files only with --force
+    rc = run_cli(out, sizeof(out), "evaluate --config %s --load-file %s --data %s --out %s --limit 2 --attack Clean,FGSM",
+                 config, model, data, dir);
+    CHECK(rc == 1 && strstr(out, "exists") && strstr(out, "--force"), "a rerun without --force (%d): %s", rc, out);
+    rc = run_cli(out, sizeof(out),
+                 "evaluate --config %s --load-file %s --data %s --out %s --limit 2 --attack Clean,FGSM --force --quiet",
+                 config, model, data, dir);
+    CHECK(rc == 0, "a rerun with --force (%d): %s", rc, out);
+    char *lt = read_text(lpath);
+    int n_clean = 0;
+    for (const char *p = lt; p && (p = strstr(p, "Clean attack on")); p++) n_clean++;
+    CHECK(n_clean == 1 && lt && !strstr(lt, "PGD attack on"), "the rerun replaced the log, not appended to it (%d Clean lines)", n_clean);
+    free(lt);
+    // an unwritable --json fails before any attack runs
+    double t0 = time_now();
+    rc = run_cli(out, sizeof(out), "evaluate --config %s --load-file %s --data %s --out %s --json /nonexistent/x.json --force",
+                 config, model, data, dir);
+    CHECK(rc == 1 && strstr(out, "/nonexistent") && !strstr(out, "Clean "), "unwritable --json fails up front (%d): %s", rc, out);
+    CHECK(time_now() - t0 < 20, "... within seconds (%.1f s)", time_now() - t0);
     // `beard attack --json` output too: no clean time there, so AE is n/a, never a number
     rc = run_cli(out, sizeof(out), "metrics %s --bootstrap 0 --output-dir %s", apath, dir);
     CHECK(rc == 0 && strstr(out, "no clean or attack time") && !strstr(out, "nan"),

@@ -12,6 +12,7 @@
  *   - FIFOs and devices are refused without blocking.
  */
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@
 #include "../src/io/file.h"
 #include "../src/io/pickle.h"
 #include "../src/io/torch_pt.h"
+#include "../src/models/checkpoint.h"
+#include "../src/models/convnet.h"
 #include "harness.h"
 
 #define HOSTILE "tests/fixtures/hostile/"
@@ -230,6 +233,47 @@ static void test_fifo(void) {
     unlink(fifo);
 }
 
+// class: NaN/Inf weights evaluated as "robust" without a word; int64 weights loaded
+static void test_weights(void) {
+    Net net;
+    Err e;
+    if (model_create(&net, "ConvNet", 3, 10, 32, 32, &e)) {
+        CHECK(0, "ConvNet: %s", e.msg);
+        return;
+    }
+    const char *path = test_tmp("weights.pth");
+    for (int variant = 0; variant < 4; variant++) {
+        TensorDict sd;
+        tensordict_init(&sd);
+        CHECK(net_state_dict(&net, &sd, &e) == 0, "state_dict: %s", e.msg);
+        Tensor *w = &sd.items[0].t; // features.0.weight
+        const char *want = NULL;
+        if (variant == 1) ((float *)w->data)[7] = NAN, want = "1 NaN";
+        if (variant == 2) ((float *)w->data)[7] = -INFINITY, want = "1 infinite";
+        if (variant == 3) { // the same weights cast to int64
+            Tensor it;
+            tensor_init(&it, DTYPE_I64, w->ndim, w->shape, &e);
+            tensor_free(w);
+            *w = it;
+            want = "int64";
+        }
+        CHECK(torch_save_state_dict(path, &sd, &e) == 0, "save: %s", e.msg);
+        tensordict_free(&sd);
+        Net back;
+        int rc = checkpoint_load(&back, path, "ConvNet", 3, 10, 32, 32, &e);
+        if (!want) CHECK(rc == 0, "finite float weights load: %s", e.msg);
+        else CHECK(rc != 0 && strstr(e.msg, want) && strstr(e.msg, "features.0.weight"), "variant %d: %s", variant, rc ? e.msg : "loaded");
+        if (rc == 0) net_free(&back);
+        // the path appears once in the message
+        if (rc) {
+            const char *first = strstr(e.msg, path);
+            CHECK(first && !strstr(first + 1, path), "the path is printed once: %s", e.msg);
+        }
+    }
+    unlink(path);
+    net_free(&net);
+}
+
 int main(void) {
     test_dag();
     test_shared_storage();
@@ -237,5 +281,6 @@ int main(void) {
     test_budgets();
     test_corrupt();
     test_fifo();
+    test_weights();
     return test_done("test_hostile");
 }

@@ -312,6 +312,7 @@ static void test_json_runs(void) {
     metrics_report_free(&rep2);
     // combined over two runs with per-sample data
     cJSON *root2 = make_results(n, 3);
+    cJSON_ReplaceItemInObject(root2, "ipc", cJSON_CreateString("20")); // another IPC: another run
     MetricsRun two[2];
     two[0] = r;
     CHECK(metrics_run_from_json(&two[1], root2, "mem2.json", &e) == 0, "second run loads");
@@ -350,6 +351,73 @@ static void test_json_runs(void) {
           "results.json without clean figures: %s", e.msg);
     cJSON_Delete(noclean);
     cJSON_Delete(root);
+}
+
+// writes text to dir/name and returns the path (static storage, two at a time)
+static const char *put_file(const char *dir, const char *name, const char *text) {
+    static char paths[2][1200];
+    static int k;
+    char *p = paths[k++ % 2];
+    snprintf(p, 1200, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    if (f) fputs(text, f), fclose(f);
+    return p;
+}
+
+#define LOG_LINE(attack, method, t, u, ts, us, ipc)                                                                \
+    "2024-11-14 10:00:00,000 - INFO - " attack " attack on " method ": final acc is:  target_attack: " t             \
+    " +- 0.00, attack time is " ts "; non_target_attack: " u " +- 0.00, attack time is " us ", dataset: CIFAR10, IPC: " ipc \
+    ", model: ConvNet\n"
+
+// what `beard metrics` used to accept silently and must now refuse, each with a message
+static void test_strict(const char *dir) {
+    char out[1 << 15];
+    const char *clean = LOG_LINE("Clean", "DM", "50.00", "50.00", "1.00", "1.00", "10");
+    char text[4096];
+    struct {
+        const char *line, *want;
+    } bad[] = {
+        {LOG_LINE("FGSM", "DM", "nan", "20.00", "2.00", "2.00", "10"), "not non-negative numbers"},
+        {LOG_LINE("FGSM", "DM", "20.00", "inf", "2.00", "2.00", "10"), "not non-negative numbers"},
+        {LOG_LINE("FGSM", "DM", "-5.00", "20.00", "2.00", "2.00", "10"), "not non-negative numbers"},
+        {LOG_LINE("FGSM", "DM", "120.00", "20.00", "2.00", "2.00", "10"), "not a percentage"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "%s%s", clean, bad[i].line);
+        const char *p = put_file(dir, "DM_ConvNet_CIFAR10_10_evaluation_log.txt", text);
+        int rc = run_cli(out, sizeof(out), "metrics %s --output-dir %s", p, dir);
+        CHECK(rc == 1 && strstr(out, bad[i].want), "bad log line %zu: exit 1 with '%s' (%d): %s", i, bad[i].want, rc, out);
+    }
+    // results.json: a negative time, an accuracy over 100%
+    const char *json_fmt = "{\"method\": \"%s\", \"dataset\": \"CIFAR10\", \"ipc\": \"%s\", \"clean\": {\"accuracy\": 50}, "
+                           "\"attacks\": [{\"name\": \"FGSM\", \"untargeted\": {\"accuracy\": %s, \"seconds\": %s}}]}";
+    snprintf(text, sizeof(text), json_fmt, "DM", "10", "20", "-1");
+    int rc = run_cli(out, sizeof(out), "metrics %s --output-dir %s", put_file(dir, "a_results.json", text), dir);
+    CHECK(rc == 1 && strstr(out, "not a duration"), "negative time: exit 1 (%d): %s", rc, out);
+    snprintf(text, sizeof(text), json_fmt, "DM", "10", "101", "1");
+    rc = run_cli(out, sizeof(out), "metrics %s --output-dir %s", put_file(dir, "a_results.json", text), dir);
+    CHECK(rc == 1 && strstr(out, "not a percentage"), "accuracy 101: exit 1 (%d): %s", rc, out);
+    // two methods: refused, not pooled under the first one's name
+    snprintf(text, sizeof(text), json_fmt, "DM", "10", "20", "1");
+    const char *a = put_file(dir, "dm_results.json", text);
+    snprintf(text, sizeof(text), json_fmt, "BACON", "50", "20", "1");
+    const char *b = put_file(dir, "bacon_results.json", text);
+    rc = run_cli(out, sizeof(out), "metrics %s %s --output-dir %s", a, b, dir);
+    CHECK(rc == 1 && strstr(out, "mix methods"), "two methods: exit 1 (%d): %s", rc, out);
+    // a method that would put the output elsewhere, or break the Markdown tables
+    const char *evil[] = {"../../escaped", "/tmp/escaped", "a|b", "a\\nb"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(text, sizeof(text), json_fmt, evil[i], "10", "20", "1");
+        rc = run_cli(out, sizeof(out), "metrics %s --output-dir %s/out", put_file(dir, "evil_results.json", text), dir);
+        CHECK(rc == 1 && strstr(out, "\"method\""), "method '%s': exit 1 (%d): %s", evil[i], rc, out);
+    }
+    char cmd[1400];
+    snprintf(cmd, sizeof(cmd), "test -z \"$(find '%s/..' -maxdepth 2 -name '*escaped*' -newer '%s' 2>/dev/null)\" && "
+             "test ! -e /tmp/escaped_metrics_beard.json", dir, a);
+    CHECK(system(cmd) == 0, "no file appeared outside the output folder");
+    // an unwritable output folder fails before any file is read
+    rc = run_cli(out, sizeof(out), "metrics /nonexistent/x_evaluation_log.txt --output-dir /proc/beard");
+    CHECK(rc == 1 && strstr(out, "--output-dir") && !strstr(out, "/nonexistent"), "unwritable --output-dir first (%d): %s", rc, out);
 }
 
 static void test_cli(void) {
@@ -416,15 +484,20 @@ static void test_cli(void) {
     CHECK(rc == 2 && strstr(out, "--alpha"), "--alpha 2: usage error (%d)", rc);
     rc = run_cli(out, sizeof(out), "metrics " FIX "single_attack_evaluation_log.txt --metrics-type foo --output-dir %s", dir);
     CHECK(rc == 2 && strstr(out, "metrics-type"), "bad --metrics-type: usage error (%d)", rc);
+    rc = run_cli(out, sizeof(out), "metrics " FIX "degenerate_evaluation_log.txt --output-dir %s", dir);
+    CHECK(rc == 0 && !strstr(out, "nan") && strstr(out, "n/a"), "degenerate inputs: defined figures, no NaN (%d)", rc);
+    // two runs at one IPC of one method are one run given twice (a log and its own
+    // results.json, or a rerun): refused, not counted twice
     rc = run_cli(out, sizeof(out), "metrics " FIX "degenerate_evaluation_log.txt " FIX
                                    "single_attack_evaluation_log.txt --output-dir %s", dir);
-    CHECK(rc == 0 && !strstr(out, "nan") && strstr(out, "n/a"), "degenerate inputs: defined figures, no NaN (%d)", rc);
+    CHECK(rc == 1 && strstr(out, "one run per IPC"), "the same IPC twice: exit 1 (%d): %s", rc, out);
     char badjson[1024];
     snprintf(badjson, sizeof(badjson), "%s/bad_results.json", dir);
     FILE *f = fopen(badjson, "w");
     if (f) fputs("{\"attacks\": [", f), fclose(f);
     rc = run_cli(out, sizeof(out), "metrics %s --output-dir %s", badjson, dir);
     CHECK(rc == 1 && strstr(out, "invalid JSON"), "truncated results.json: exit 1 (%d): %s", rc, out);
+    test_strict(dir);
 }
 
 int main(void) {

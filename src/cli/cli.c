@@ -27,6 +27,21 @@ const char *cli_opt(int argc, char **argv, int *i, const char *name, int *missin
 
 int cli_flag(char **argv, int i, const char *name) { return strcmp(argv[i], name) == 0; }
 
+const char *cli_opt_any(int argc, char **argv, int *i, const char *names, int *missing) {
+    char one[64];
+    for (const char *p = names; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n && n < sizeof(one)) {
+            memcpy(one, p, n);
+            one[n] = 0;
+            const char *v = cli_opt(argc, argv, i, one, missing);
+            if (v || (missing && *missing)) return v;
+        }
+        p += n + (p[n] == ',');
+    }
+    return NULL;
+}
+
 static int vreport(const char *cmd, int status, const char *fmt, va_list ap) {
     fprintf(stderr, "beard %s: ", cmd);
     vfprintf(stderr, fmt, ap);
@@ -68,9 +83,11 @@ int cli_parse_num(const char *cmd, const char *opt, const char *s, double *out) 
     return 0;
 }
 
+void cli_quiet(void) { setenv("BEARD_NO_PROGRESS", "1", 1); }
+
 int cli_check_output_file(const char *cmd, const char *opt, const char *path) {
     Err e;
-    if (!path || file_check_writable(path, 1, &e) == 0) return 0;
+    if (!path || file_check_writable(path, 0, &e) == 0) return 0;
     return cli_error(cmd, "%s: %s", opt, e.msg);
 }
 

@@ -28,15 +28,22 @@ int bench_distill(int argc, char **argv); // beard bench --distill (bench_distil
 // On a match returns the value and advances *i past it; on "--name" without a value it
 // prints a usage error and returns NULL with *missing set. Returns NULL when no match.
 const char *cli_opt(int argc, char **argv, int *i, const char *name, int *missing);
+// The same for a canonical name and its aliases, comma-separated: "--limit,--n-examples"
+// (CONVENTIONS.md: one name per concept, the old spellings kept as aliases)
+const char *cli_opt_any(int argc, char **argv, int *i, const char *names, int *missing);
 // argv[*i] == "--name" (a flag without a value)
 int cli_flag(char **argv, int i, const char *name);
+
+// --quiet: no progress bar, in this process and its helpers (BEARD_NO_PROGRESS=1)
+void cli_quiet(void);
 
 // one-line error; returns 1 (usage errors: cli_usage_error returns 2)
 int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-// Output paths, checked before any long work (src/io/file.h: the folder exists or is
-// made, and takes a new file); print "beard <cmd>: <opt>: <why>" and return 1 when not
+// Output paths, checked before any long work (src/io/file.h); print
+// "beard <cmd>: <opt>: <why>" and return 1 when not writable. A file's folder must exist
+// (a typo in --json must not grow a folder tree); an output folder is made when missing.
 int cli_check_output_file(const char *cmd, const char *opt, const char *path);
 int cli_check_output_dir(const char *cmd, const char *opt, const char *dir);
 // Writes a JSON document (pretty-printed, newline-terminated) atomically; prints the

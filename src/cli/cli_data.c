@@ -21,7 +21,11 @@ int cli_load_split(const char *cmd, const char *dataset, const char *dir, int tr
     Err e;
     if (dataset_load(&ts->ds, dataset, dir ? dir : "data", train, limit, &e)) {
         dataset_free(&ts->ds);
-        return cli_error(cmd, "%s (use --data DIR; `beard download %s` fetches it)", e.msg, dataset);
+        // the hint only where it helps: the loaders say "no <files> in <dir>" when the
+        // dataset is not there, and something else when it is there but unreadable
+        if (strncmp(e.msg, "no ", 3)) return cli_error(cmd, "%s", e.msg);
+        return cli_error(cmd, "%s (use --data DIR; `beard download %s --data %s` fetches it)", e.msg, dataset,
+                         dir ? dir : "data");
     }
     if (ts->ds.n == 0) {
         dataset_free(&ts->ds);

@@ -19,13 +19,15 @@ static void usage(FILE *f) {
           "                    [--preset torchattacks|beard|fra31] [--arch ConvNet] [--limit N]\n"
           "                    [--batch 256] [--seed S] [--threads N] [--json OUT] [--per-sample]\n"
           "                    [--transfer-to FILE[,FILE...] [--transfer-arch NAME[,NAME...]]]\n"
-          "                    [--train-limit N]\n"
+          "                    [--train-limit N] [--quiet] [--list]\n"
           "                    [attack options, e.g. --eps 8/255 --alpha 2/225 --steps 10]\n"
           "\n"
           "Runs each attack on the test split and prints one line per attack and mode: robust\n"
           "accuracy (scored against the true labels), ASR (originally correct samples now\n"
-          "wrong), time and forward+backward passes per sample. Defaults: --targeted no,\n"
-          "--semantics pixel (the standard threat model: [0,1] pixels, eps in pixel units),\n"
+          "wrong), time and forward+backward passes per sample. --limit N attacks the first N test\n"
+          "images (default 0: all of them). Defaults: --targeted no,\n"
+          "--semantics pixel (the standard threat model: [0,1] pixels, eps in pixel units; the\n"
+          "default because it is the correct one), --threads 0 (all cores),\n"
           "--preset torchattacks (torchattacks 3.5.1 defaults), --target-policy next ((y+1) mod K;\n"
           "--preset beard makes it `beard`, (y+1) mod 10, as BEARD does), --seed 0.\n"
           "--semantics beard reproduces BEARD: attacks act on mean/std-normalised tensors with\n"
@@ -79,7 +81,7 @@ int cmd_attack(int argc, char **argv) {
     const char *C = "attack", *model = NULL, *dataset = NULL, *data = NULL, *arch = "ConvNet", *json = NULL,
                *list = NULL, *transfer = NULL, *transfer_arch = NULL, *targeted_s = "no", *sem_s = "pixel", *policy_s = NULL, *preset_s = "torchattacks";
     long limit = 0, train_limit = 0, batch = 256, threads = 0, seed = 0;
-    int per_sample = 0;
+    int per_sample = 0, quiet = 0;
     char **extra = calloc(argc, sizeof(char *));
     int n_extra = 0;
     for (int i = 1; i < argc; i++) {
@@ -99,14 +101,15 @@ int cmd_attack(int argc, char **argv) {
         else if ((v = cli_opt(argc, argv, &i, "--data", &missing))) data = v;
         else if ((v = cli_opt(argc, argv, &i, "--arch", &missing))) arch = v;
         else if ((v = cli_opt(argc, argv, &i, "--json", &missing))) json = v;
-        else if ((v = cli_opt(argc, argv, &i, "--attack", &missing))) list = v;
+        else if ((v = cli_opt_any(argc, argv, &i, "--attack,--attacks", &missing))) list = v;
         else if ((v = cli_opt(argc, argv, &i, "--transfer-to", &missing))) transfer = v;
         else if ((v = cli_opt(argc, argv, &i, "--transfer-arch", &missing))) transfer_arch = v;
         else if ((v = cli_opt(argc, argv, &i, "--targeted", &missing))) targeted_s = v;
         else if ((v = cli_opt(argc, argv, &i, "--semantics", &missing))) sem_s = v;
         else if ((v = cli_opt(argc, argv, &i, "--target-policy", &missing))) policy_s = v;
         else if ((v = cli_opt(argc, argv, &i, "--preset", &missing))) preset_s = v;
-        else if ((v = cli_opt(argc, argv, &i, "--limit", &missing))) {
+        else if (cli_flag(argv, i, "--quiet")) quiet = 1;
+        else if ((v = cli_opt_any(argc, argv, &i, "--limit,--n-examples,--test-limit,--n", &missing))) {
             if (cli_parse_int(C, "--limit", v, 0, 1L << 30, &limit)) goto usage_fail;
         } else if ((v = cli_opt(argc, argv, &i, "--train-limit", &missing))) {
             if (cli_parse_int(C, "--train-limit", v, 0, 1L << 30, &train_limit)) goto usage_fail;
@@ -238,7 +241,7 @@ int cmd_attack(int argc, char **argv) {
     if (!status && needs_train && cli_load_split(C, dataset, data, 1, train_limit, &trs)) status = 1;
     AttackTrainSet train = {.x = trs.x, .y = trs.ds.labels, .n = trs.ds.n, .mean = ts.info ? ts.info->mean : NULL,
                             .std = ts.info ? ts.info->std : NULL};
-    RunConfig cfg = {.sem = sem, .policy = policy, .batch = (int)batch, .seed = (uint64_t)seed, .progress = 1,
+    RunConfig cfg = {.sem = sem, .policy = policy, .batch = (int)batch, .seed = (uint64_t)seed, .progress = !quiet,
                      .keep_adv = n_targets > 0, .ensemble = extra_members, .n_ensemble = n_models - 1,
                      .train = needs_train ? &train : NULL};
     cJSON *root = cJSON_CreateObject(), *results = cJSON_CreateArray();

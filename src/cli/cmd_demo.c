@@ -27,6 +27,7 @@
 
 #include "../evaluate/evaluate.h"
 #include "../report/metrics.h"
+#include "../attacks/names.h"
 #include "../train/train.h"
 #include "../core/parallel.h"
 #include "../data/synthetic.h"
@@ -35,7 +36,7 @@
 #include "cli.h"
 
 static const char *usage_text =
-    "usage: beard demo [--data DIR] [--model-pool DIR] [--synthetic] [--n N] [--attacks LIST]\n"
+    "usage: beard demo [--data DIR] [--model-pool DIR] [--synthetic] [--limit N] [--attack LIST]\n"
     "                  [--max-models K] [--epochs E] [--out DIR] [--seed S] [--threads N] [--quick]\n"
     "\n"
     "A small end-to-end BEARD benchmark with a summary table: clean accuracy, robust accuracy\n"
@@ -43,13 +44,14 @@ static const char *usage_text =
     "  real data   CIFAR-10 from --data DIR (default ./data, where `beard download cifar10`\n"
     "              puts it) and the checkpoints of --model-pool DIR (default: the first of\n"
     "              ../shared/beard/model_pool, DIR/../beard/model_pool, ./model_pool); the first\n"
-    "              --n test images (default 50); attacks FGSM,PGD,PGD_L2 by default.\n"
+    "              --limit test images (default 50); attacks FGSM,PGD,PGD_L2 by default.\n"
     "  synthetic   with no data (or --synthetic): a procedurally generated 10-class shapes\n"
     "              dataset, NOT CIFAR-10; trains a small ConvNet (ConvNetW32) for --epochs\n"
-    "              (default 12) on 2000 images, attacks --n (default 200) test images with\n"
+    "              (default 12) on 2000 images, attacks --limit (default 200) test images with\n"
     "              FGSM,PGD,PGD_L2,Deepfool,CW by default.\n"
     "BEARD logs and results.json go to --out (default ./beard-demo); `beard metrics` reads them.\n"
-    "--quick: a tiny run for smoke tests (FGSM and PGD; 8 images and one model, or 3 epochs).\n";
+    "--quick: a tiny run for smoke tests (FGSM and PGD; 8 images and one model, or 3 epochs).\n"
+    "Old spellings: --n for --limit, --attacks for --attack. --threads 0 (default): all cores.\n";
 
 #define DEMO_MAX_ATTACKS 16
 #define DEMO_MAX_ROWS 64
@@ -356,10 +358,10 @@ int cmd_demo(int argc, char **argv) {
         else if (cli_flag(argv, i, "--quick")) quick = 1;
         else if ((v = cli_opt(argc, argv, &i, "--data", &missing))) data = v;
         else if ((v = cli_opt(argc, argv, &i, "--model-pool", &missing))) pool = v;
-        else if ((v = cli_opt(argc, argv, &i, "--attacks", &missing))) attacks = v;
+        else if ((v = cli_opt_any(argc, argv, &i, "--attack,--attacks", &missing))) attacks = v;
         else if ((v = cli_opt(argc, argv, &i, "--out", &missing))) out = v;
-        else if ((v = cli_opt(argc, argv, &i, "--n", &missing))) {
-            if (cli_parse_int(C, "--n", v, 1, 10000, &n)) return 2;
+        else if ((v = cli_opt_any(argc, argv, &i, "--limit,--n,--n-examples,--test-limit", &missing))) {
+            if (cli_parse_int(C, "--limit", v, 1, 10000, &n)) return 2;
         } else if ((v = cli_opt(argc, argv, &i, "--max-models", &missing))) {
             if (cli_parse_int(C, "--max-models", v, 0, 1000, &max_models)) return 2;
         } else if ((v = cli_opt(argc, argv, &i, "--epochs", &missing))) {
@@ -373,6 +375,7 @@ int cmd_demo(int argc, char **argv) {
         else return cli_usage_error(C, "unknown option '%s' (see beard demo --help)", argv[i]);
     }
     parallel_set_threads((int)threads);
+    if (cli_check_output_dir(C, "--out", out)) return 1;
     double t0 = time_now();
 
     // real data: CIFAR-10 and a model pool
@@ -388,7 +391,7 @@ int cmd_demo(int argc, char **argv) {
         Err e;
         int found = dataset_load(&probe, "cifar10", data_dir, 0, 1, &e) == 0;
         dataset_free(&probe);
-        if (!found && data) return cli_error(C, "%s (`beard download cifar10 --dir %s` fetches it)", e.msg, data);
+        if (!found && data) return cli_error(C, "%s (`beard download cifar10 --data %s` fetches it)", e.msg, data);
         if (found) {
             // BEARD's layout keeps data/ and beard/model_pool/ side by side (../shared here)
             size_t dl = strlen(data_dir);
@@ -416,21 +419,18 @@ int cmd_demo(int argc, char **argv) {
                        : use_real ? "FGSM,PGD,PGD_L2"
                                : "FGSM,PGD,PGD_L2,Deepfool,CW";
     char *names = xstrdup(list);
-    char skipped[256] = "";
-    for (char *tok = strtok(names, ","); tok; tok = strtok(NULL, ",")) {
+    int status = 0;
+    for (char *tok = strtok(names, ","); tok && !status; tok = strtok(NULL, ",")) {
         while (*tok == ' ') tok++;
         if (!*tok || !strcasecmp(tok, "clean")) continue;
-        if (!attack_find(tok)) {
-            size_t l = strlen(skipped);
-            snprintf(skipped + l, sizeof(skipped) - l, "%s%s", l ? ", " : "", tok);
-            continue;
-        }
-        if (dm->n < DEMO_MAX_ATTACKS) dm->names[dm->n++] = tok;
+        // unknown names are errors, as in every command
+        if (!attack_name_known(tok)) status = cli_usage_error(C, "unknown attack '%s' (beard attack --list names them)", tok);
+        else if (dm->n < DEMO_MAX_ATTACKS) dm->names[dm->n++] = tok;
     }
-    int status = 0;
-    if (skipped[0]) printf("beard demo: not in this build, skipped: %s\n", skipped);
-    if (dm->n == 0) status = cli_error(C, "no attack to run (this build has: see beard attack --help)");
-    else if (use_real) status = demo_real(dm, C, &ts, data_dir, pool, quick && !max_models ? 1 : (int)max_models);
+    if (!status && dm->n == 0) status = cli_error(C, "no attack to run (beard attack --list names them)");
+    if (status) {
+        // nothing to run
+    } else if (use_real) status = demo_real(dm, C, &ts, data_dir, pool, quick && !max_models ? 1 : (int)max_models);
     else
         status = demo_synthetic(dm, C, n > 0 ? (int)n : (quick ? 64 : 200), quick ? 2 : (int)epochs, quick ? 600 : 2000,
                                 why);
@@ -439,7 +439,7 @@ int cmd_demo(int argc, char **argv) {
         printf("\nBEARD logs and results.json: %s/  (`beard metrics %s/*/*/*_results.json` for more: per-sample\n"
                "ASR, passes-based AE, bootstrap intervals). Took %.0fs.\n", out, out, time_now() - t0);
         if (!attacks && !quick)
-            printf("Left out for time: AA, Square, SPSA (thousands of passes per image); add them with --attacks.\n");
+            printf("Left out for time: AA, Square, SPSA (thousands of passes per image); add them with --attack.\n");
     }
     xfree(names);
     free(dm);

@@ -9,16 +9,17 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: beard download cifar10|cifar100|mnist|fashionmnist|svhn|tinyimagenet [--dir DIR]\n"
-            "                      [--mirror URL] [--force] [--quiet]\n"
+            "usage: beard download cifar10|cifar100|mnist|fashionmnist|svhn|tinyimagenet [--data DIR]\n"
+            "                      [--mirror URL] [--force] [--quiet] [--threads N]\n"
             "\n"
             "Fetches the dataset from its canonical URLs (torchvision's), checks the published\n"
-            "MD5 checksums and unpacks the archives into DIR (default ./data), where --data DIR\n"
-            "finds them. --mirror URL fetches <URL>/<file> instead (http(s)://, file://, ...).\n"
+            "MD5 checksums and unpacks the archives into DIR (default ./data; --dir is another\n"
+            "name for --data), where the other commands' --data DIR finds them. --mirror URL fetches <URL>/<file> instead (http(s)://, file://, ...).\n"
             "A file already in place with the right checksum is not fetched again, so without\n"
             "network access: download the files listed below by other means, put them in DIR (the\n"
             "MNIST files in DIR/MNIST/raw, FashionMNIST's in DIR/FashionMNIST/raw) and run the\n"
-            "same command to verify and unpack them.\n\nfiles:\n");
+            "same command to verify and unpack them. --threads is accepted as by every command\n"
+            "(a download uses one).\n\nfiles:\n");
     const char *names[] = {"cifar10", "cifar100", "mnist", "fashionmnist", "svhn", "tinyimagenet"};
     for (int i = 0; i < 6; i++) {
         const DownloadSpec *s = download_find(names[i]);
@@ -38,7 +39,11 @@ int cmd_download(int argc, char **argv) {
             return 0;
         } else if (cli_flag(argv, i, "--force")) force = 1;
         else if (cli_flag(argv, i, "--quiet")) quiet = 1;
-        else if ((v = cli_opt(argc, argv, &i, "--dir", &missing))) dir = v;
+        else if ((v = cli_opt_any(argc, argv, &i, "--data,--dir", &missing))) dir = v;
+        else if ((v = cli_opt(argc, argv, &i, "--threads", &missing))) {
+            long t;
+            if (cli_parse_int(C, "--threads", v, 0, 256, &t)) return 2;
+        }
         else if ((v = cli_opt(argc, argv, &i, "--mirror", &missing))) mirror = v;
         else if (missing) return 2;
         else if (!strncmp(argv[i], "--", 2)) return cli_usage_error(C, "unknown option '%s' (see beard download --help)", argv[i]);
@@ -50,6 +55,7 @@ int cmd_download(int argc, char **argv) {
     if (!s) return cli_usage_error(C, "unknown dataset '%s' (%s)", name, download_names());
     DownloadOptions opt = {.mirror = mirror, .progress = !quiet, .force = force, .msg = quiet ? NULL : stdout};
     Err e;
+    if (cli_check_output_dir(C, "--data", dir)) return 1;
     if (download_dataset(s, dir, &opt, &e)) return cli_error(C, "%s", e.msg);
     return 0;
 }

@@ -18,7 +18,9 @@ static const char *usage_text =
     "                  [--batch 256] [--threads N] [--json OUT] [--dump-logits FILE]\n"
     "\n"
     "Prints the clean accuracy of a checkpoint (.pt/.pth as PyTorch saves it, or\n"
-    ".safetensors) on the dataset's test split. --data defaults to ./data.\n"
+    ".safetensors) on the dataset's test split. --data defaults to ./data; --limit N takes\n"
+    "the first N test images (default 0: all); --threads 0 (default) uses all cores.\n"
+    "--out is another name for --json.\n"
     "--json writes {\"dataset\",\"arch\",\"model\",\"n\",\"correct\",\"accuracy\",\"seconds\"}\n"
     "(accuracy in percent); --dump-logits writes float32 logits, row-major (n x classes).\n";
 
@@ -36,9 +38,9 @@ int cmd_eval(int argc, char **argv) {
         else if ((v = cli_opt(argc, argv, &i, "--dataset", &missing))) dataset = v;
         else if ((v = cli_opt(argc, argv, &i, "--data", &missing))) data = v;
         else if ((v = cli_opt(argc, argv, &i, "--arch", &missing))) arch = v;
-        else if ((v = cli_opt(argc, argv, &i, "--json", &missing))) json = v;
+        else if ((v = cli_opt_any(argc, argv, &i, "--json,--out", &missing))) json = v;
         else if ((v = cli_opt(argc, argv, &i, "--dump-logits", &missing))) dump = v;
-        else if ((v = cli_opt(argc, argv, &i, "--limit", &missing))) {
+        else if ((v = cli_opt_any(argc, argv, &i, "--limit,--n-examples,--test-limit,--n", &missing))) {
             if (cli_parse_int(C, "--limit", v, 0, 1L << 30, &limit)) return 2;
         } else if ((v = cli_opt(argc, argv, &i, "--batch", &missing))) {
             if (cli_parse_int(C, "--batch", v, 1, 1 << 16, &batch)) return 2;

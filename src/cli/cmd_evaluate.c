@@ -16,25 +16,34 @@
 
 static const char *usage_text =
     "usage: beard evaluate --config evaluate_config.json [--load-file FILE] [--data DIR]\n"
-    "                      [--save-path DIR] [--n-examples N] [--attacks Clean,FGSM,...]\n"
+    "                      [--out DIR] [--limit N] [--attack Clean,FGSM,...]\n"
     "                      [--semantics beard|pixel] [--seed S] [--threads N] [--batch B]\n"
-    "                      [--csv] [--no-per-sample] [--results FILE]\n"
+    "                      [--csv] [--no-per-sample] [--json FILE] [--force] [--quiet]\n"
     "\n"
     "Runs BEARD's evaluation stage from BEARD's evaluate_config.json: each attack of\n"
     "test_attack in each mode of target_attack, on the checkpoint load_file, over the test\n"
-    "split of dataset in data_path. Writes, in save_path:\n"
-    "  {model}_{dataset}_{ipc}_evaluation_log.txt   BEARD's log lines, appended, exactly as\n"
-    "                                               BEARD writes them (its toolkit reads them)\n"
-    "  {model}_{dataset}_{ipc}_results.json         every figure, per attack and mode, with\n"
-    "                                               per-sample data, config, seed, machine\n"
-    "  {model}_{dataset}_{ipc}_per_sample.csv       with --csv (or \"per_sample_csv\": true)\n"
-    "Defaults reproduce BEARD: semantics beard (attacks on normalised tensors), BEARD's\n"
-    "attack parameters and targets (y+1) mod 10. beard's own config keys: semantics,\n"
-    "target_policy, preset, n_examples, seed, threads, batch, attack_params ({\"PGD\":\n"
-    "{\"steps\": 20}}), per_sample, per_sample_csv, results_json. Unknown keys are warned\n"
-    "about. Paths in the config are relative to the current directory, as in BEARD; the\n"
-    "options above override the config. Targeted DeepFool and AA do not exist: null in\n"
-    "results.json, and the clean figures in the log line, as BEARD writes them.\n";
+    "split of dataset in data_path. Writes, in save_path (--out):\n"
+    "  {method}_{model}_{dataset}_{ipc}_evaluation_log.txt   BEARD's log lines, exactly as\n"
+    "                                          BEARD writes them (its toolkit reads them)\n"
+    "  {method}_{model}_{dataset}_{ipc}_results.json         every figure, per attack and\n"
+    "                                          mode, with per-sample data, config, seed, machine\n"
+    "  {method}_{model}_{dataset}_{ipc}_per_sample.csv       with --csv (\"per_sample_csv\": true)\n"
+    "(the names of BEARD's released logs: two methods in one save_path never share a file).\n"
+    "Each file appears under its name only once complete. An earlier run's files are not\n"
+    "replaced without --force (a rerun replaces all of them; BEARD's logging appended to\n"
+    "the log, which then mixed two runs).\n"
+    "Defaults reproduce BEARD: semantics beard (attacks on normalised tensors; the default\n"
+    "here because the input is BEARD's own config and its published numbers use it;\n"
+    "--semantics pixel gives the standard threat model), BEARD's attack parameters and\n"
+    "targets (y+1) mod 10. beard's own config keys: semantics, target_policy, preset,\n"
+    "n_examples (0: the whole test split; --limit), seed, threads (0: all cores), batch,\n"
+    "attack_params ({\"PGD\": {\"steps\": 20}}), per_sample, per_sample_csv, results_json\n"
+    "(--json). Unknown keys are warned about; an unknown attack name is an error. method,\n"
+    "model, dataset and ipc become file names: letters, digits and ._-+=,@ only. Paths in\n"
+    "the config are relative to the current directory, as in BEARD; the options above\n"
+    "override the config. Targeted DeepFool and AA do not exist: null in results.json, and\n"
+    "the clean figures in the log line, as BEARD writes them. Old spellings: --save-path,\n"
+    "--n-examples, --attacks, --results.\n";
 
 // sets key in the config object, replacing what is there
 static void set_item(cJSON *root, const char *key, cJSON *v) {
@@ -78,7 +87,7 @@ int cmd_evaluate(int argc, char **argv) {
     const char *C = "evaluate", *config = NULL, *load = NULL, *data = NULL, *save = NULL, *attacks = NULL,
                *sem = NULL, *results = NULL;
     long n_examples = -1, seed = -1, threads = -1, batch = -1;
-    int csv = 0, no_per_sample = 0, force = 0;
+    int csv = 0, no_per_sample = 0, force = 0, quiet = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
         int missing = 0;
@@ -87,16 +96,17 @@ int cmd_evaluate(int argc, char **argv) {
             return 0;
         } else if (cli_flag(argv, i, "--csv")) csv = 1;
         else if (cli_flag(argv, i, "--force")) force = 1;
+        else if (cli_flag(argv, i, "--quiet")) quiet = 1;
         else if (cli_flag(argv, i, "--no-per-sample")) no_per_sample = 1;
         else if ((v = cli_opt(argc, argv, &i, "--config", &missing))) config = v;
         else if ((v = cli_opt(argc, argv, &i, "--load-file", &missing))) load = v;
         else if ((v = cli_opt(argc, argv, &i, "--data", &missing))) data = v;
-        else if ((v = cli_opt(argc, argv, &i, "--save-path", &missing))) save = v;
-        else if ((v = cli_opt(argc, argv, &i, "--attacks", &missing))) attacks = v;
+        else if ((v = cli_opt_any(argc, argv, &i, "--out,--save-path", &missing))) save = v;
+        else if ((v = cli_opt_any(argc, argv, &i, "--attack,--attacks", &missing))) attacks = v;
         else if ((v = cli_opt(argc, argv, &i, "--semantics", &missing))) sem = v;
-        else if ((v = cli_opt(argc, argv, &i, "--results", &missing))) results = v;
-        else if ((v = cli_opt(argc, argv, &i, "--n-examples", &missing)) || (v = cli_opt(argc, argv, &i, "--limit", &missing))) {
-            if (cli_parse_int(C, "--n-examples", v, 0, 1L << 30, &n_examples)) return 2;
+        else if ((v = cli_opt_any(argc, argv, &i, "--json,--results", &missing))) results = v;
+        else if ((v = cli_opt_any(argc, argv, &i, "--limit,--n-examples,--test-limit,--n", &missing))) {
+            if (cli_parse_int(C, "--limit", v, 0, 1L << 30, &n_examples)) return 2;
         } else if ((v = cli_opt(argc, argv, &i, "--seed", &missing))) {
             if (cli_parse_int(C, "--seed", v, 0, 1L << 53, &seed)) return 2;
         } else if ((v = cli_opt(argc, argv, &i, "--threads", &missing))) {
@@ -106,6 +116,7 @@ int cmd_evaluate(int argc, char **argv) {
         } else if (missing) return 2;
         else return cli_usage_error(C, "unknown option '%s' (see beard evaluate --help)", argv[i]);
     }
+    if (quiet) cli_quiet();
     if (!config) return cli_usage_error(C, "--config FILE is required (BEARD's evaluate_config.json; see --help)");
 
     // the config file, with the command line's overrides merged in before validation
@@ -174,7 +185,7 @@ int cmd_evaluate(int argc, char **argv) {
     }
     const char *outs[3] = {have_log ? lpath : NULL, jpath, cfg->per_sample_csv ? cpath : NULL};
     if (file_check_dir_writable(cfg->save_path[0] ? cfg->save_path : ".", 1, &e) ||
-        file_check_writable(jpath, 1, &e)) {
+        file_check_writable(jpath, 0, &e)) {
         free(cfg);
         return cli_error(C, "%s", e.msg);
     }

@@ -14,11 +14,14 @@
 #include "cli.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: beard inspect FILE [--max-items N]\n\n"
+    fprintf(f, "usage: beard inspect FILE [--max-items N] [--threads N]\n\n"
                "Prints the object tree of a .pt/.pth (zip or legacy torch.save), .pkl or .safetensors\n"
                "file: dict keys, tensor dtypes and shapes with their first values, scalars and list\n"
-               "lengths. Only allow-listed pickle globals are resolved; nothing in the file is executed.\n\n"
-               "  --max-items N   show at most N entries of each list or dict (default 20)\n");
+               "lengths, with the NaN and Inf counts of every tensor that holds any. An object shared\n"
+               "by several names is printed once. Only allow-listed pickle globals are resolved;\n"
+               "nothing in the file is executed.\n\n"
+               "  --max-items N   show at most N entries of each list or dict (default 20)\n"
+               "  --threads N     accepted as by every command (reading a file uses one)\n");
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -65,6 +68,9 @@ int cmd_inspect(int argc, char **argv) {
             return 0;
         } else if ((v = cli_opt(argc, argv, &i, "--max-items", &missing))) {
             if (cli_parse_int("inspect", "--max-items", v, 1, 1000000, &max_items)) return 2;
+        } else if ((v = cli_opt(argc, argv, &i, "--threads", &missing))) {
+            long t; // accepted as everywhere; reading a file is single-threaded
+            if (cli_parse_int("inspect", "--threads", v, 0, 256, &t)) return 2;
         } else if (missing) {
             return 2;
         } else if (argv[i][0] == '-' && argv[i][1]) {

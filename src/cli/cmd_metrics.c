@@ -15,8 +15,8 @@
 #include "cli.h"
 
 static const char *usage_text =
-    "usage: beard metrics FILE... [--alpha 0.5] [--metrics-type beard|rome] [--output-dir DIR]\n"
-    "                     [--bootstrap 1000] [--seed 0] [--threads N]\n"
+    "usage: beard metrics FILE... [--alpha 0.5] [--metrics-type beard|rome] [--out DIR]\n"
+    "                     [--bootstrap 1000] [--seed 0] [--threads N (0: all cores)]\n"
     "\n"
     "Reads BEARD evaluation logs (*_evaluation_log.txt, as BEARD or `beard evaluate` write\n"
     "them) and beard results.json files, in any mix; each is one run (one model at one IPC).\n"
@@ -26,7 +26,11 @@ static const char *usage_text =
     "attack time. Targeted Deepfool and AA are left out of the metrics, as BEARD does.\n"
     "From results.json also: AE from passes per sample (hardware-independent) and bootstrap\n"
     "95% intervals over test samples (--bootstrap resamples, 0 to skip).\n"
-    "Writes <method>_metrics_<type>.json and .csv into --output-dir (default: .).\n"
+    "Writes <method>_metrics_<type>.json and .csv into --out DIR (default: .; --output-dir\n"
+    "is its old name). The files given must be one method on one dataset, one run per IPC\n"
+    "(a BEARD log and the results.json of the same evaluation are one run: give either);\n"
+    "accuracies must lie in [0, 100] and times be >= 0, and a result line whose figures do\n"
+    "not parse is an error: BEARD's toolkit would skip it and report different figures.\n"
     "  RR   = 100 (1 - (c - mean a) / (c - min a))      (--metrics-type rome:\n"
     "         100 (1 - (c - mean a)(c - min a) / c^2))\n"
     "  AE   = 100 (mean t - t_c) / (max t - t_c),  t_c = min(clean targeted, untargeted time)\n"
@@ -57,7 +61,7 @@ int cmd_metrics(int argc, char **argv) {
             fputs(usage_text, stdout);
             free(files);
             return 0;
-        } else if ((v = cli_opt(argc, argv, &i, "--output-dir", &missing))) outdir = v;
+        } else if ((v = cli_opt_any(argc, argv, &i, "--out,--output-dir", &missing))) outdir = v;
         else if ((v = cli_opt(argc, argv, &i, "--metrics-type", &missing))) type_s = v;
         else if ((v = cli_opt(argc, argv, &i, "--alpha", &missing))) {
             if (cli_parse_num(C, "--alpha", v, &alpha)) goto usage;

@@ -30,7 +30,8 @@ static const char *usage_text =
     "data:      --data DIR (the dataset; default ./data)   --src-dataset (train on the real\n"
     "           training set)   --exp N (res_*.pt experiment; default -1, the last)\n"
     "           --unpack4 (IDM/BACON's 4-in-1 unpacking; BEARD's \"aug\")   --pixels (float\n"
-    "           images in the file are [0,1] pixels, not normalised)   --test-limit N\n"
+    "           images in the file are [0,1] pixels, not normalised)   --limit N (test images\n"
+    "           to evaluate on; default 0: all)\n"
     "recipe:    --arch ConvNet  --epochs 1000 (trains epochs+1)  --runs 5  --seed 0 (run r\n"
     "           uses seed+r)  --optimizer sgd|adam (adam: lr 1e-4, batch 128)  --lr 0.01\n"
     "           --batch 256  --momentum 0.9  --weight-decay 5e-4  --no-lr-decay\n"
@@ -39,13 +40,18 @@ static const char *usage_text =
     "           --train-attack NAME (None, TRADES, or any attack of `beard attack --list`, and BEARD's\n"
     "           PGD_e4, PGD_s2, ...)  --train-targeted  --train-semantics beard|pixel\n"
     "           (beard: BEARD's code, normalised batch, no random start, targets (y+1)%10;\n"
-    "           pixel: Madry PGD-AT on [0,1] pixels with random start; default pixel, or beard\n"
-    "           with --config)  --train-param NAME=VALUE (e.g. eps=8/255; TRADES: beta, eps,\n"
+    "           pixel: Madry PGD-AT on [0,1] pixels with random start; default pixel, the\n"
+    "           standard threat model, or beard with --config, to reproduce BEARD's pool)\n"
+    "           --train-param NAME=VALUE (e.g. eps=8/255; TRADES: beta, eps,\n"
     "           step_size, steps)\n"
-    "output:    --save-path DIR (saves {method}_{model}_{dataset}_{ipc}_{attack}_{acc}.pth, the\n"
+    "output:    --out DIR (saves {method}_{model}_{dataset}_{ipc}_{attack}_{acc}.pth, the\n"
     "           best evaluated snapshot, and ..._{attack}.pth, the final model of the best\n"
     "           run)  --method NAME  --ipc N  --json OUT  --eval-every 100  --log-every 1\n"
-    "           --threads N\n";
+    "           --threads N (0: all cores)  --quiet\n"
+    "A given --ipc (or the config's \"ipc\") must match the file; method, model, ipc and the\n"
+    "attack name become file names (letters, digits and ._-+=,@ only). Old spellings:\n"
+    "--save-path, --test-limit. An output folder or --json that cannot be written fails\n"
+    "before training starts.\n";
 
 // DC's file names: res_<method>_<dataset>_<model>_<ipc>ipc.pt
 static void guess_method(const char *path, int mtt, char *out, size_t n) {
@@ -90,7 +96,7 @@ static int parse_opts(int argc, char **argv, TrainSettings *s, const char **json
             snprintf(s->arch, sizeof(s->arch), "%s", v);
         else if ((v = cli_opt(argc, argv, &i, "--method", &missing))) snprintf(s->method, sizeof(s->method), "%s", v);
         else if ((v = cli_opt(argc, argv, &i, "--ipc", &missing))) snprintf(s->ipc, sizeof(s->ipc), "%s", v);
-        else if ((v = cli_opt(argc, argv, &i, "--save-path", &missing))) snprintf(s->save_path, sizeof(s->save_path), "%s", v);
+        else if ((v = cli_opt_any(argc, argv, &i, "--out,--save-path", &missing))) snprintf(s->save_path, sizeof(s->save_path), "%s", v);
         else if ((v = cli_opt(argc, argv, &i, "--json", &missing))) *json = v;
         else if ((v = cli_opt(argc, argv, &i, "--dsa-strategy", &missing)))
             snprintf(s->dsa_strategy, sizeof(s->dsa_strategy), "%s", v);
@@ -134,8 +140,8 @@ static int parse_opts(int argc, char **argv, TrainSettings *s, const char **json
         } else if ((v = cli_opt(argc, argv, &i, "--threads", &missing))) {
             if (cli_parse_int(C, "--threads", v, 0, 256, &l)) return 2;
             s->threads = (int)l;
-        } else if ((v = cli_opt(argc, argv, &i, "--test-limit", &missing))) {
-            if (cli_parse_int(C, "--test-limit", v, 0, 1L << 30, &l)) return 2;
+        } else if ((v = cli_opt_any(argc, argv, &i, "--limit,--test-limit,--n-examples,--n", &missing))) {
+            if (cli_parse_int(C, "--limit", v, 0, 1L << 30, &l)) return 2;
             s->test_limit = l;
         } else if ((v = cli_opt(argc, argv, &i, "--lr", &missing))) {
             if (cli_parse_num(C, "--lr", v, &d)) return 2;

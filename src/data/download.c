@@ -332,7 +332,7 @@ int download_dataset(const DownloadSpec *s, const char *dir, const DownloadOptio
         if (!have)
             return err_set(e,
                            "cannot get %s (%s). Without network access: download %s (md5 %s) by other means, put it "
-                           "at %s and run `beard download %s --dir %s` again to verify and unpack it",
+                           "at %s and run `beard download %s --data %s` again to verify and unpack it",
                            df->file, first_err, first_url, df->md5, dest, s->name, dir);
         if (df->extract) {
             if (opt->msg) fprintf(opt->msg, "unpacking %s into %s\n", dest, folder);

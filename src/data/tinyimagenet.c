@@ -202,8 +202,7 @@ static int load_tree(Dataset *ds, const char *root, int train, long limit, Err *
         uint8_t *rgb = NULL;
         int w = 0, h = 0;
         Err le;
-        int r = image_read_rgb(fl.path[i], &rgb, &w, &h, &le);
-        if (!r && (w != 64 || h != 64)) r = err_set(&le, "%s is %dx%d, not 64x64", fl.path[i], w, h);
+        int r = image_read_rgb_sized(fl.path[i], 64, 64, &rgb, &w, &h, &le); // size checked before decoding
         if (r) {
 #pragma omp critical(tiny_err)
             {

@@ -13,6 +13,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "../core/hash.h"
 #include "../io/file.h"
 
 // ----------------------------------------------------------------------------
@@ -167,9 +168,13 @@ static int lit(const char **p, const char *s) {
     return 1;
 }
 
-// 1: parsed; 0: not a result line; -1: a result line with a malformed number
+// 1: parsed; 0: not a result line (or one cut short: it ends before its figures do);
+// -1: a result line with a malformed number; -2: a result line ("<Attack> attack on
+// <Method>: final acc is:") whose figures are not what BEARD writes (nan, inf, a
+// negative number)
 static int parse_line(const char *line, BeardLogLine *out) {
     memset(out, 0, sizeof(*out));
+    int bad_figures = 0;
     for (const char *at = strstr(line, " attack on "); at; at = strstr(at + 1, " attack on ")) {
         // the attack name: the run of word characters ending right before " attack on "
         const char *b = at;
@@ -208,7 +213,10 @@ static int parse_line(const char *line, BeardLogLine *out) {
             }
         }
         if (ok < 0) return -1;
-        if (!ok) continue;
+        if (!ok) {
+            if (*p && *p != '\r') bad_figures = 1; // not merely cut short
+            continue;
+        }
         // the optional tail: ", dataset: X, IPC: N, ..."
         const char *d = strstr(p, ", dataset: ");
         if (d) {
@@ -224,11 +232,13 @@ static int parse_line(const char *line, BeardLogLine *out) {
         }
         return 1;
     }
-    return 0;
+    return bad_figures ? -2 : 0;
 }
 
 int beardlog_parse(BeardLogFile *out, const char *text, const char *name, Err *e) {
     memset(out, 0, sizeof(*out));
+    StrMap seen; // attack name -> its line's position in out->lines
+    strmap_init(&seen);
     int cap = 0, lineno = 0;
     const char *s = text;
     char *line = NULL;
@@ -241,6 +251,7 @@ int beardlog_parse(BeardLogFile *out, const char *text, const char *name, Err *e
             char *nl = realloc(line, line_cap);
             if (!nl) {
                 free(line);
+                strmap_free(&seen);
                 beardlog_file_free(out);
                 return err_set(e, "%s: out of memory", name);
             }
@@ -251,10 +262,19 @@ int beardlog_parse(BeardLogFile *out, const char *text, const char *name, Err *e
         s += len + (s[len] == '\n');
         BeardLogLine l;
         int rc = parse_line(line, &l);
-        if (rc < 0) {
+        if (rc == -1) {
             free(line);
+            strmap_free(&seen);
             beardlog_file_free(out);
             return err_set(e, "%s:%d: malformed number in a result line", name, lineno);
+        }
+        if (rc == -2) {
+            free(line);
+            strmap_free(&seen);
+            beardlog_file_free(out);
+            return err_set(e, "%s:%d: a result line whose figures are not non-negative numbers (nan, inf, a minus "
+                              "sign?); BEARD's toolkit would skip it silently and change the attack count",
+                           name, lineno);
         }
         if (rc == 0) {
             if (strstr(line, " attack on ")) {
@@ -264,20 +284,31 @@ int beardlog_parse(BeardLogFile *out, const char *text, const char *name, Err *e
             continue;
         }
         l.line = lineno;
-        int dup = -1;
-        for (int i = 0; i < out->n; i++)
-            if (!strcmp(out->lines[i].attack, l.attack)) dup = i;
+        int dup = strmap_get(&seen, l.attack);
         if (dup >= 0) {
             // the rerun supersedes the earlier line, and takes its place at the end
             memmove(out->lines + dup, out->lines + dup + 1, sizeof(BeardLogLine) * (out->n - dup - 1));
             out->n--;
             out->n_duplicates++;
+            for (int i = dup; i < out->n; i++) strmap_put(&seen, out->lines[i].attack, i, NULL);
+        } else if (out->n == BEARDLOG_MAX_ATTACKS) {
+            free(line);
+            strmap_free(&seen);
+            beardlog_file_free(out);
+            return err_set(e, "%s:%d: more than %d different attacks in one log", name, lineno, BEARDLOG_MAX_ATTACKS);
+        }
+        if (strmap_put(&seen, l.attack, out->n, e)) {
+            free(line);
+            strmap_free(&seen);
+            beardlog_file_free(out);
+            return -1;
         }
         if (out->n == cap) {
             cap = cap ? 2 * cap : 16;
             BeardLogLine *nl = realloc(out->lines, sizeof(BeardLogLine) * cap);
             if (!nl) {
                 free(line);
+                strmap_free(&seen);
                 beardlog_file_free(out);
                 return err_set(e, "%s: out of memory", name);
             }
@@ -286,6 +317,7 @@ int beardlog_parse(BeardLogFile *out, const char *text, const char *name, Err *e
         out->lines[out->n++] = l;
     }
     free(line);
+    strmap_free(&seen);
     return 0;
 }
 

@@ -20,9 +20,11 @@
  * expression accepts, and also picks up the `dataset:` and `IPC:` fields when present.
  *
  * Deliberate differences from the reference, both in the reader:
- * - A line that mentions "attack on" but does not parse is reported (BEARD skips it
- *   silently), and a number such as "1.2.3", which makes BEARD's float() raise and drop
- *   the whole file, is an error naming the line.
+ * - A result line ("<Attack> attack on <Method>: final acc is:") whose figures do not
+ *   parse (nan, inf, a negative number), which BEARD's toolkit skips silently (changing
+ *   the attack count and so RR), is an error naming the line, as is a number such as
+ *   "1.2.3", which makes BEARD's float() raise and drop the whole file. Other lines that
+ *   mention "attack on" are counted (BeardLogFile.n_unparsed) and reported by metrics.
  * - Python's logging appends to an existing log, so a rerun leaves two lines for the same
  *   attack. BEARD's toolkit then counts the attack twice; here the last line wins and the
  *   reader says so (BeardLogFile.n_duplicates).
@@ -97,6 +99,8 @@ void beardlog_close(BeardLog *log);
 
 // ----------------------------------------------------------------------------
 // reading
+
+#define BEARDLOG_MAX_ATTACKS 1024 // different attack names in one log (BEARD runs nine)
 
 typedef struct {
     BeardLogLine *lines; // result lines, in file order, duplicates removed (last wins)

@@ -3,6 +3,7 @@
  */
 #include "checkpoint.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "../io/safetensors.h"
@@ -14,19 +15,44 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+int checkpoint_check_weights(const TensorDict *sd, Err *e) {
+    for (int i = 0; i < sd->n; i++) {
+        const char *name = sd->items[i].name;
+        const Tensor *t = &sd->items[i].t;
+        size_t nl = strlen(name);
+        if (nl >= 19 && !strcmp(name + nl - 19, "num_batches_tracked")) continue; // a counter, int64 in torch
+        int is_float = t->dtype == DTYPE_F32 || t->dtype == DTYPE_F64 || t->dtype == DTYPE_F16 || t->dtype == DTYPE_BF16;
+        if (!is_float)
+            return err_set(e, "'%s' is a %s tensor; weights are floating point (a checkpoint whose weights were cast "
+                              "to integers would load as a different model)",
+                           name, dtype_name(t->dtype));
+        float *v = tensor_to_f32(t, e);
+        if (!v && t->numel) return -1;
+        size_t nan = 0, inf = 0;
+        for (size_t k = 0; k < t->numel; k++) {
+            if (isnan(v[k])) nan++;
+            else if (isinf(v[k])) inf++;
+        }
+        xfree(v);
+        if (nan || inf)
+            return err_set(e, "'%s' holds %zu NaN and %zu infinite values of %zu: a model with non-finite weights gives "
+                              "meaningless results (NaN logits look robust to every attack)",
+                           name, nan, inf, t->numel);
+    }
+    return 0;
+}
+
 int checkpoint_load(Net *net, const char *path, const char *arch, int channel, int n_classes, int im_h, int im_w,
                     Err *e) {
     memset(net, 0, sizeof(*net));
     if (model_create(net, arch, channel, n_classes, im_h, im_w, e)) return -1;
     TensorDict sd;
     tensordict_init(&sd);
+    // the loaders name the file in their messages; the checks after them do not
     int rc = ends_with(path, ".safetensors") ? safetensors_load(path, &sd, e) : torch_load_state_dict(path, &sd, e);
-    if (rc == 0) rc = net_load_state_dict(net, &sd, 1, e);
+    if (rc == 0 && (checkpoint_check_weights(&sd, e) || net_load_state_dict(net, &sd, 1, e))) rc = err_wrap(e, "%s", path);
     tensordict_free(&sd);
-    if (rc) {
-        err_wrap(e, "%s", path);
-        net_free(net);
-    }
+    if (rc) net_free(net);
     return rc;
 }
 

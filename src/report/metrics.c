@@ -57,6 +57,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../attacks/names.h"
 #include "../core/rng.h"
 #include "../io/file.h"
 #include "../evaluate/beardlog.h"
@@ -160,7 +161,21 @@ static void set_label(MetricsRun *r) {
     }
 }
 
+// an accuracy in [0, 100] and a time >= 0 (NAN: absent, allowed for times); BEARD's
+// toolkit takes whatever it finds, so an accuracy of 140% or a negative time would
+// silently bend RR and AE
+static int check_figures(const MetricsRun *r, const char *what, double acc, double secs, Err *e) {
+    if (!(acc >= 0 && acc <= 100)) return err_set(e, "%s: %s accuracy %g is not a percentage in [0, 100]", r->path, what, acc);
+    if (!isnan(secs) && !(secs >= 0 && isfinite(secs)))
+        return err_set(e, "%s: %s time %g is not a duration (finite, >= 0)", r->path, what, secs);
+    return 0;
+}
+
 static MetricsAttack *add_attack(MetricsRun *r, const char *name, Err *e) {
+    if (r->n_attacks == METRICS_MAX_ATTACKS)
+        return err_set(e, "%s: more than %d attacks in one run", r->path, METRICS_MAX_ATTACKS), NULL;
+    // names go into Markdown tables, CSV and file names: the file-name rule keeps them plain
+    if (file_name_check(name, "attack name", e)) return err_wrap(e, "%s", r->path), NULL;
     MetricsAttack *na = realloc(r->attacks, sizeof(MetricsAttack) * (r->n_attacks + 1));
     if (!na) return err_set(e, "out of memory"), NULL;
     r->attacks = na;
@@ -187,8 +202,18 @@ int metrics_run_from_log_text(MetricsRun *r, const char *text, const char *path,
         return err_set(e, "%s: no BEARD result lines (\"<Attack> attack on <Method>: final acc is: ...\")", path);
     }
     r->n_duplicates = f.n_duplicates;
+    r->n_unparsed = f.n_unparsed;
     for (int i = 0; i < f.n; i++) {
         const BeardLogLine *l = &f.lines[i];
+        for (int m = 0; m < 2; m++) {
+            char what[80];
+            snprintf(what, sizeof(what), "line %d: %s %s", l->line, l->attack, metrics_mode_name(m));
+            if (check_figures(r, what, l->acc[m], l->seconds[m], e)) {
+                beardlog_file_free(&f);
+                metrics_run_free(r);
+                return -1;
+            }
+        }
         if (!r->method[0]) snprintf(r->method, sizeof(r->method), "%s", l->method);
         if (!r->dataset[0] && l->dataset[0]) snprintf(r->dataset, sizeof(r->dataset), "%s", l->dataset);
         if (!r->ipc[0] && l->ipc[0]) snprintf(r->ipc, sizeof(r->ipc), "%s", l->ipc);
@@ -265,6 +290,13 @@ static int take_result(MetricsRun *r, MetricsAttack *a, int m, const cJSON *res,
     a->passes[m] = jnum(res, "passes_per_sample");
     a->asr[m] = jnum(res, "asr");
     if (!isfinite(a->acc[m])) return err_set(e, "%s: %s (%s) has no accuracy", r->path, a->name, metrics_mode_name(m));
+    char what[80];
+    snprintf(what, sizeof(what), "%s %s", a->name, metrics_mode_name(m));
+    const cJSON *sv = cJSON_GetObjectItemCaseSensitive(res, "seconds");
+    if (sv && !cJSON_IsNumber(sv) && !cJSON_IsNull(sv)) return err_set(e, "%s: %s: \"seconds\" is not a number", r->path, what);
+    if (check_figures(r, what, a->acc[m], a->seconds[m], e)) return -1;
+    if (!isnan(a->passes[m]) && !(a->passes[m] >= 0)) return err_set(e, "%s: %s: passes per sample %g < 0", r->path, what, a->passes[m]);
+    if (!isnan(a->asr[m]) && !(a->asr[m] >= 0 && a->asr[m] <= 100)) return err_set(e, "%s: %s: ASR %g is not in [0, 100]", r->path, what, a->asr[m]);
     if (!isfinite(a->seconds[m])) a->seconds[m] = NAN;
     if (!isfinite(a->passes[m])) a->passes[m] = NAN;
     if (!isfinite(a->asr[m])) a->asr[m] = NAN;
@@ -297,7 +329,18 @@ int metrics_run_from_json(MetricsRun *r, const cJSON *root, const char *path, Er
     if ((s = jstr(root, "dataset"))) snprintf(r->dataset, sizeof(r->dataset), "%s", s);
     const cJSON *ipc = cJSON_GetObjectItemCaseSensitive(root, "ipc");
     if (cJSON_IsString(ipc)) snprintf(r->ipc, sizeof(r->ipc), "%s", ipc->valuestring);
-    else if (cJSON_IsNumber(ipc)) snprintf(r->ipc, sizeof(r->ipc), "%d", ipc->valueint);
+    else if (cJSON_IsNumber(ipc) && ipc->valuedouble >= 1 && ipc->valuedouble <= 1e6 && ipc->valuedouble == floor(ipc->valuedouble))
+        snprintf(r->ipc, sizeof(r->ipc), "%d", ipc->valueint);
+    else if (ipc && !cJSON_IsNull(ipc)) {
+        err_set(e, "%s: \"ipc\" is not a whole number of images per class", path);
+        goto fail;
+    }
+    // these name output files and table rows: plain names only (the file-name rule)
+    if ((r->method[0] && file_name_check(r->method, "\"method\"", e)) ||
+        (r->dataset[0] && file_name_check(r->dataset, "\"dataset\"", e)) || (r->ipc[0] && file_name_check(r->ipc, "\"ipc\"", e))) {
+        err_wrap(e, "%s", path);
+        goto fail;
+    }
     double n = jnum(root, "n");
     r->n = !isnan(n) && n > 0 && n < 1e9 ? (int)n : 0;
 
@@ -305,6 +348,7 @@ int metrics_run_from_json(MetricsRun *r, const cJSON *root, const char *path, Er
     if (cJSON_IsObject(clean)) {
         r->clean_acc = jnum(clean, "accuracy");
         r->has_clean = isfinite(r->clean_acc);
+        if (r->has_clean && check_figures(r, "clean", r->clean_acc, NAN, e)) goto fail;
         const cJSON *sec = cJSON_GetObjectItemCaseSensitive(clean, "seconds");
         for (int m = 0; m < 2; m++) {
             r->clean_seconds[m] = jnum(sec, metrics_mode_name(m));
@@ -337,11 +381,16 @@ int metrics_run_from_json(MetricsRun *r, const cJSON *root, const char *path, Er
         double c = jnum(root, "clean_accuracy");
         if (isfinite(c)) r->has_clean = 1, r->clean_acc = c;
         const cJSON *o;
+        int n_results = 0;
         cJSON_ArrayForEach(o, results) {
             const char *name = jstr(o, "attack");
             const cJSON *tg = cJSON_GetObjectItemCaseSensitive(o, "targeted");
             if (!name || !cJSON_IsBool(tg)) {
                 err_set(e, "%s: a result has no \"attack\" or \"targeted\"", path);
+                goto fail;
+            }
+            if (++n_results > 2 * METRICS_MAX_ATTACKS) {
+                err_set(e, "%s: more than %d results", path, 2 * METRICS_MAX_ATTACKS);
                 goto fail;
             }
             MetricsAttack *a = find_attack(r, name);
@@ -359,6 +408,9 @@ int metrics_run_from_json(MetricsRun *r, const cJSON *root, const char *path, Er
         err_set(e, "%s has no clean accuracy: RR needs it", path);
         goto fail;
     }
+    if (check_figures(r, "clean", r->clean_acc, r->clean_seconds[0], e) ||
+        check_figures(r, "clean", r->clean_acc, r->clean_seconds[1], e))
+        goto fail;
     return 0;
 fail:
     metrics_run_free(r);
@@ -651,6 +703,14 @@ static int report_note(MetricsReport *rep, const char *fmt, ...) {
     return 0;
 }
 
+// one attack under two spellings (a BEARD log's Deepfool, a results.json's DeepFool):
+// pooled as one (attacks/names.h)
+static int same_attack(const char *a, const char *b) {
+    if (!strcmp(a, b)) return 1;
+    char ka[96], kb[96];
+    return !strcmp(attack_name_key(a, ka, sizeof(ka)), attack_name_key(b, kb, sizeof(kb)));
+}
+
 int metrics_compute(MetricsReport *rep, const MetricsRun *runs, int n_runs, const MetricsOptions *opt, Err *e) {
     memset(rep, 0, sizeof(*rep));
     rep->opt = *opt;
@@ -682,19 +742,36 @@ int metrics_compute(MetricsReport *rep, const MetricsRun *runs, int n_runs, cons
         if (!rep->stats[r] || !sel[r]) goto oom;
     }
 
-    // general remarks
+    // runs that cannot be pooled: BEARD's figures are per method and dataset, over one run
+    // per IPC. Pooling BACON with DM under BACON's name, or counting a log and its own
+    // results.json as two runs, would give figures that look right and are not.
     for (int r = 1; r < n_runs; r++) {
-        if (strcmp(runs[r].method, runs[0].method))
-            report_note(rep, "the runs mix methods (%s, %s): combined figures pool them anyway", runs[0].method,
-                        runs[r].method);
-        if (runs[r].dataset[0] && runs[0].dataset[0] && strcasecmp(runs[r].dataset, runs[0].dataset))
-            report_note(rep, "the runs mix datasets (%s, %s): combined figures pool them anyway", runs[0].dataset,
-                        runs[r].dataset);
+        if (strcmp(runs[r].method, runs[0].method)) {
+            err_set(e, "the runs mix methods (%s in %s, %s in %s): give one method's runs at a time", runs[0].method,
+                    runs[0].path, runs[r].method, runs[r].path);
+            goto done;
+        }
+        if (runs[r].dataset[0] && runs[0].dataset[0] && strcasecmp(runs[r].dataset, runs[0].dataset)) {
+            err_set(e, "the runs mix datasets (%s in %s, %s in %s): give one dataset's runs at a time", runs[0].dataset,
+                    runs[0].path, runs[r].dataset, runs[r].path);
+            goto done;
+        }
     }
+    for (int r = 0; r < n_runs; r++)
+        for (int q = 0; q < r; q++)
+            if (runs[r].ipc[0] && !strcmp(runs[r].ipc, runs[q].ipc)) {
+                err_set(e, "%s and %s are both IPC %s of %s: one run per IPC (a BEARD log and the results.json of the "
+                           "same evaluation are one run; give either)",
+                        runs[q].path, runs[r].path, runs[r].ipc, runs[r].method[0] ? runs[r].method : "the method");
+                goto done;
+            }
     for (int r = 0; r < n_runs; r++) {
         if (runs[r].n_duplicates)
             report_note(rep, "%s: %d result line(s) superseded by a later line for the same attack (a rerun); the last one counts",
                         runs[r].path, runs[r].n_duplicates);
+        if (runs[r].n_unparsed)
+            report_note(rep, "%s: %d line(s) mention \"attack on\" but are not result lines; they were not counted",
+                        runs[r].path, runs[r].n_unparsed);
         for (int i = 0; i < runs[r].n_attacks; i++)
             for (int m = 0; m < 2; m++)
                 if (included(&runs[r].attacks[i], m) && runs[r].attacks[i].acc[m] > runs[r].clean_acc)
@@ -740,7 +817,7 @@ int metrics_compute(MetricsReport *rep, const MetricsRun *runs, int n_runs, cons
     for (int r = 0; r < n_runs; r++)
         for (int i = 0; i < runs[r].n_attacks; i++) {
             int seen = 0;
-            for (int s = 0; s < rep->n_single; s++) seen |= !strcmp(rep->single[s].name, runs[r].attacks[i].name);
+            for (int s = 0; s < rep->n_single; s++) seen |= same_attack(rep->single[s].name, runs[r].attacks[i].name);
             if (seen) continue;
             MetricsSingle *ns = realloc(rep->single, sizeof(MetricsSingle) * (rep->n_single + 1));
             if (!ns) goto oom;
@@ -754,7 +831,7 @@ int metrics_compute(MetricsReport *rep, const MetricsRun *runs, int n_runs, cons
             int n_in = 0;
             for (int r = 0; r < n_runs; r++)
                 for (int i = 0; i < runs[r].n_attacks; i++) {
-                    sel[r][i] = !strcmp(runs[r].attacks[i].name, rep->single[s].name) && included(&runs[r].attacks[i], m);
+                    sel[r][i] = same_attack(runs[r].attacks[i].name, rep->single[s].name) && included(&runs[r].attacks[i], m);
                     n_in += sel[r][i];
                 }
             Pooled p = {runs, n_runs, (const unsigned char *const *)sel, m, 0};
@@ -762,7 +839,7 @@ int metrics_compute(MetricsReport *rep, const MetricsRun *runs, int n_runs, cons
             int n_excl = 0;
             for (int r = 0; r < n_runs; r++)
                 for (int i = 0; i < runs[r].n_attacks; i++)
-                    n_excl += !strcmp(runs[r].attacks[i].name, rep->single[s].name) && runs[r].attacks[i].excluded[m];
+                    n_excl += same_attack(runs[r].attacks[i].name, rep->single[s].name) && runs[r].attacks[i].excluded[m];
             if (n_in == 0 && n_excl) {
                 MetricsFigures *f = &rep->single[s].fig[m];
                 char name[32];

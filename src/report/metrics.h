@@ -68,7 +68,10 @@ typedef struct {
     int n_attacks;
     MetricsAttack *attacks;
     int n_duplicates;          // log lines superseded by reruns (see beardlog.h)
+    int n_unparsed;            // log lines mentioning "attack on" that are not result lines
 } MetricsRun;
+
+#define METRICS_MAX_ATTACKS 1024 // attacks in one run (BEARD runs nine)
 
 // Loads a BEARD log or a beard results.json (told apart by the first non-blank byte).
 // A run without a clean accuracy is an error (BEARD's metrics need it).
