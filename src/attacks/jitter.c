@@ -5,8 +5,9 @@
  * jittered softmax outputs:
  *   z^ = softmax(scale * z / ||z||_inf) [+ std * N(0, 1)]
  *   c_i = mean_k (z^_k - onehot(y)_k)^2          (targeted: -mean_k (z^_k - onehot(t)_k)^2)
- *   c_i = c_i / ||x_k - x||_inf  where the sample is already misclassified (argmax z != y,
- *         the true label even when targeted) and the perturbation is not zero
+ *   c_i = c_i / ||x_k - x||_inf  where argmax z differs from the labels torchattacks was
+ *         given (the true labels; under BEARD's set_mode_targeted_by_label, the targets:
+ *         beard does the same) and the perturbation is not zero
  *   L = mean_i c_i;  x_{k+1} = clamp(x + clamp(x_k + alpha sign(grad L) - x, -eps, eps), 0, 1)
  * from a uniform random start (random_start, on by default). The gradient flows through
  * both norms as torch's autograd sends it: through ||z||_inf to the largest |logit| and
@@ -65,7 +66,7 @@ static double jitter_loss(void *c, int i, const float *z, float *dz) {
     int pre = logits_argmax(z, K);
     float w = 1.0f / (float)j->B; // the mean over the batch
     j->dr[i] = 0.0f;
-    if (pre != j->y[i] && j->r[i] != 0.0f) {
+    if (pre != lab && j->r[i] != 0.0f) {
         j->dr[i] = (float)(-w * (float)cost / (j->r[i] * j->r[i]));
         w = w / j->r[i];
         cost /= j->r[i];

@@ -39,7 +39,19 @@
     X(tifgsm)                                                                            \
     X(jitter)                                                                            \
     X(pgdrs)                                                                             \
-    X(pgdrsl2)
+    X(pgdrsl2)                                                                           \
+    X(pifgsm)                                                                            \
+    X(pifgsmpp)                                                                          \
+    X(jsma)                                                                              \
+    X(eadl1)                                                                             \
+    X(eaden)                                                                             \
+    X(sparsefool)                                                                        \
+    X(onepixel)                                                                          \
+    X(pixle)                                                                             \
+    X(multiattack)                                                                       \
+    X(lgv)                                                                               \
+    X(admix)                                                                             \
+    X(mist)
 
 #define X(name) extern const AttackDef attack_##name;
 ATTACKS

@@ -52,7 +52,7 @@ static int rfgsm_run(const AttackCtx *ctx, const float *x, const int *y, const i
 
 const AttackDef attack_rfgsm = {
     .name = "RFGSM",
-    .aliases = "rfgsm,r_fgsm,r+fgsm",
+    .aliases = "rfgsm,r_fgsm",
     .summary = "R+FGSM: a random +-alpha start, then signed steps (arXiv:1705.07204)",
     .untargeted_ok = 1,
     .targeted_ok = 1,

@@ -57,6 +57,10 @@ int attack_di_check(const AttackDef *def, const AttackParams *p, const AttackSha
 int attack_pgdrs_grad(const AttackCtx *ctx, const float *x, const float *delta, const int *lab, int B, int step,
                       float *grad, Err *e);
 
+// PI-FGSM's run (pifgsm.c), shared with PI-FGSM++ (plus 1)
+int attack_pifgsm_run(const AttackCtx *ctx, const float *x, const int *y, const int *t, int B, float *x_adv, int plus,
+                      Err *e);
+
 // ---------------------------------------------------------------------------
 // input diversity
 

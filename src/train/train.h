@@ -51,6 +51,12 @@ typedef struct {
     int progress;             // progress bar with ETA on stderr
     const char *run_label;    // e.g. "run 2/5", for the progress bar and log lines
     int keep_params;          // train from the net's current parameters instead of a seeded init
+    int max_batches;          // stop each epoch after this many batches of its shuffle (0: all);
+                              // itertools.islice(loader, n) of torchattacks' LGV
+    // called after every epoch with the model in training mode (LGV collects its models);
+    // a non-zero return stops the training with that error
+    int (*on_epoch)(void *ctx, const Net *net, int ep, Err *e);
+    void *on_epoch_ctx;
 } TrainConfig;
 
 // BEARD/DC-bench's evaluate_synset defaults: SGD lr 0.01, momentum 0.9, wd 5e-4, batch
