@@ -163,6 +163,8 @@ int run_cli_stderr(char *out, size_t n, const char *fmt, ...) {
     int rc = run_cmd(out, n, "2>&1 1>/dev/null", fmt, ap);
     va_end(ap);
     return rc;
+}
+
 int run_sh(char *out, size_t n, const char *dir, const char *fmt, ...) {
     char cmd[8192], full[8800];
     va_list ap;

@@ -179,8 +179,8 @@ int attack_resolve(const char *spec, Preset preset, const AttackDef **def, Attac
 // whether running def with p needs the training split: def->needs_train, or an attack
 // named in one of its TEXT parameters (MultiAttack's list) does
 int attack_needs_train(const AttackDef *def, const AttackParams *p);
-// the attacks of a comma-separated list of such specs ("PGD(steps=20), FGSM"): at most
-// max; commas inside parentheses belong to the spec
+// the attacks of a list of such specs separated by ',' or '+' ("PGD(steps=20), FGSM",
+// "FGSM+PGD"): at most max; separators inside parentheses belong to the spec
 int attack_resolve_list(const char *list, Preset preset, int max, const AttackDef **defs, AttackParams *ps, int *n,
                         Err *e);
 

@@ -271,7 +271,7 @@ int attack_resolve_list(const char *list, Preset preset, int max, const AttackDe
     while (*s) {
         int depth = 0;
         const char *c = s;
-        for (; *c && (depth > 0 || *c != ','); c++) depth += *c == '(' ? 1 : *c == ')' ? -1 : 0;
+        for (; *c && (depth > 0 || (*c != ',' && *c != '+')); c++) depth += *c == '(' ? 1 : *c == ')' ? -1 : 0;
         char item[ATTACK_TEXT_LEN];
         if (trim_copy(item, sizeof(item), s, (size_t)(c - s))) return err_set(e, "attack spec too long in '%s'", list);
         if (item[0]) {

@@ -62,7 +62,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "attack.h"
+#include "deepfool.h"
 
 static const AttackParamDef params[] = {
     {"steps", 50, 50, P_SAME, "maximum number of DeepFool steps per sample", AP_STEPS},
@@ -74,7 +74,7 @@ static const AttackParamDef params[] = {
 
 // One DeepFool step on sample x (D), given its logits z (K) and Jacobian J (K, D); the
 // label y is still the prediction.
-static void deepfool_step(float *x, const float *z, const float *J, int y, int K, size_t D, float os1) {
+static int deepfool_step(float *x, const float *z, const float *J, int y, int K, size_t D, float os1) {
     const float *Jy = J + (size_t)y * D;
     int best = -1;
     float best_v = 0.0f, best_n = 0.0f;
@@ -97,6 +97,7 @@ static void deepfool_step(float *x, const float *z, const float *J, int y, int K
         float delta = af * (Jl[i] - Jy[i]) / n2;
         x[i] = clampf(x[i] + os1 * delta, 0.0f, 1.0f);
     }
+    return best;
 }
 
 // Copies sample b's iterate into dst for step `step`'s passes, every value strictly inside
@@ -117,12 +118,11 @@ static void gather(const AttackCtx *ctx, float *dst, const float *src, int b, in
     }
 }
 
-static int deepfool_run(const AttackCtx *ctx, const float *x, const int *y, const int *t, int B, float *x_adv,
-                        Err *e) {
+int deepfool_run_batch(const AttackCtx *ctx, const float *x, const int *y, int B, int steps, double overshoot, int ulps,
+                    float *x_adv, int *targets, Err *e) {
     size_t D = ctx->D;
-    int K = ctx->K, steps = attack_param_int(ctx, "steps");
-    float os1 = (float)(1.0 + attack_param(ctx, "overshoot"));
-    int ulps = attack_param_int(ctx, "dither");
+    int K = ctx->K;
+    float os1 = (float)(1.0 + overshoot);
     // the Jacobian of a chunk of samples; bounded so that many classes or large inputs do
     // not ask for gigabytes at once
     size_t per = (size_t)K * D;
@@ -146,9 +146,12 @@ static int deepfool_run(const AttackCtx *ctx, const float *x, const int *y, cons
             for (int j = 0; j < n_act; j++) gather(ctx, xa + j * D, x_adv + act[j] * D, act[j], s, ulps, D);
             if (attack_logits(ctx, xa, n_act, z, e)) goto done;
             for (int j = 0; j < n_act; j++) {
-                int b = act[j];
-                if (logits_argmax(z + (size_t)j * K, K) == y[b]) live[n_live++] = b;
-                else fooled++;
+                int b = act[j], pre = logits_argmax(z + (size_t)j * K, K);
+                if (pre == y[b]) live[n_live++] = b;
+                else {
+                    fooled++;
+                    if (targets) targets[b] = pre;
+                }
             }
         } else {
             memcpy(live, act, sizeof(int) * n_act);
@@ -163,8 +166,11 @@ static int deepfool_run(const AttackCtx *ctx, const float *x, const int *y, cons
             for (int j = 0; j < nc; j++) {
                 int b = live[c0 + j];
                 const float *zj = jz + (size_t)j * K;
-                keep[j] = logits_argmax(zj, K) == y[b];
-                if (keep[j]) deepfool_step(x_adv + b * D, zj, jac + j * per, y[b], K, D, os1);
+                int pre = logits_argmax(zj, K);
+                keep[j] = pre == y[b];
+                if (keep[j]) pre = deepfool_step(x_adv + b * D, zj, jac + j * per, y[b], K, D, os1);
+                if (targets) targets[b] = pre; // torchattacks' target_labels: the class stepped towards,
+                                               // or the prediction that stopped the sample
             }
             for (int j = 0; j < nc; j++) {
                 if (keep[j]) act[n_next++] = live[c0 + j];
@@ -181,6 +187,12 @@ static int deepfool_run(const AttackCtx *ctx, const float *x, const int *y, cons
 done:
     xfree(act), xfree(live), xfree(keep), xfree(xa), xfree(z), xfree(jz), xfree(jac);
     return rc;
+}
+
+static int deepfool_run(const AttackCtx *ctx, const float *x, const int *y, const int *t, int B, float *x_adv,
+                        Err *e) {
+    return deepfool_run_batch(ctx, x, y, B, attack_param_int(ctx, "steps"), attack_param(ctx, "overshoot"),
+                           attack_param_int(ctx, "dither"), x_adv, NULL, e);
 }
 
 const AttackDef attack_deepfool = {

@@ -1,6 +1,6 @@
 /*
  * registry.c: the table of attacks. Adding an attack is one file defining an AttackDef
- * and one line here.
+ * attack_<name> and one line X(<name>) here.
  */
 #include <ctype.h>
 #include <string.h>
@@ -8,18 +8,58 @@
 
 #include "attack.h"
 
-extern const AttackDef attack_fgsm, attack_pgd;
-extern const AttackDef attack_bim, attack_mifgsm, attack_tpgd, attack_pgdl2, attack_cw;
-extern const AttackDef attack_deepfool, attack_fab;
-extern const AttackDef attack_apgd, attack_apgdt, attack_square, attack_spsa, attack_autoattack;
+// One line per attack, in the order `beard attack --help` lists them: X(name) registers
+// the AttackDef attack_<name>.
+#define ATTACKS                                                                          \
+    X(fgsm)                                                                              \
+    X(pgd)                                                                               \
+    X(bim)                                                                               \
+    X(mifgsm)                                                                            \
+    X(tpgd)                                                                              \
+    X(pgdl2)                                                                             \
+    X(cw)                                                                                \
+    X(deepfool)                                                                          \
+    X(fab)                                                                               \
+    X(apgd)                                                                              \
+    X(apgdt)                                                                             \
+    X(square)                                                                            \
+    X(spsa)                                                                              \
+    X(autoattack)                                                                        \
+    X(vanila)                                                                            \
+    X(gn)                                                                                \
+    X(rfgsm)                                                                             \
+    X(eotpgd)                                                                            \
+    X(ffgsm)                                                                             \
+    X(upgd)                                                                              \
+    X(nifgsm)                                                                            \
+    X(sinifgsm)                                                                          \
+    X(vmifgsm)                                                                           \
+    X(vnifgsm)                                                                           \
+    X(difgsm)                                                                            \
+    X(tifgsm)                                                                            \
+    X(jitter)                                                                            \
+    X(pgdrs)                                                                             \
+    X(pgdrsl2)                                                                           \
+    X(pifgsm)                                                                            \
+    X(pifgsmpp)                                                                          \
+    X(jsma)                                                                              \
+    X(eadl1)                                                                             \
+    X(eaden)                                                                             \
+    X(sparsefool)                                                                        \
+    X(onepixel)                                                                          \
+    X(pixle)                                                                             \
+    X(multiattack)                                                                       \
+    X(lgv)                                                                               \
+    X(admix)                                                                             \
+    X(mist)
 
-static const AttackDef *const attacks[] = {
-    &attack_fgsm,
-    &attack_pgd,
-    &attack_bim, &attack_mifgsm, &attack_tpgd, &attack_pgdl2, &attack_cw,
-    &attack_deepfool, &attack_fab,
-    &attack_apgd, &attack_apgdt, &attack_square, &attack_spsa, &attack_autoattack,
-};
+#define X(name) extern const AttackDef attack_##name;
+ATTACKS
+#undef X
+
+#define X(name) &attack_##name,
+static const AttackDef *const attacks[] = {ATTACKS};
+#undef X
 
 int attack_count(void) { return (int)(sizeof(attacks) / sizeof(attacks[0])); }
 const AttackDef *attack_get(int i) { return i >= 0 && i < attack_count() ? attacks[i] : NULL; }

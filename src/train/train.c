@@ -505,8 +505,10 @@ int train_model(Net *net, const Pool *pool, const TrainTest *test, const TrainCo
         rng_permutation(&shuf, bf.perm, n);
         double loss_sum = 0.0;
         long correct = 0;
-        for (int s = 0; s < n; s += bmax) {
+        int seen = 0;
+        for (int s = 0, n_batches = 0; s < n && (cfg->max_batches <= 0 || n_batches < cfg->max_batches); s += bmax, n_batches++) {
             int B = MIN(bmax, n - s);
+            seen += B;
             pool_gather(pool, bf.perm + s, B, bf.xb, bf.yb, soft);
             const float *x = bf.xb;
             if (cfg->dsa) {
@@ -544,8 +546,8 @@ int train_model(Net *net, const Pool *pool, const TrainTest *test, const TrainCo
             err_set(e, "the training loss is %g at epoch %d (lr %g too high?)", loss_sum, ep, lr);
             goto done;
         }
-        res->train_loss = loss_sum / n;
-        res->train_acc = 100.0 * correct / n;
+        res->train_loss = loss_sum / seen;
+        res->train_acc = 100.0 * correct / seen;
         if (ep == decay_at) {
             lr *= 0.1; // the reference builds a new optimizer: momentum (Adam: moments) start over
             opt.lr = (float)lr;

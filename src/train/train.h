@@ -51,9 +51,12 @@ typedef struct TrainConfig {
     int progress;             // progress bar with ETA on stderr
     const char *run_label;    // e.g. "run 2/5", for the progress bar and log lines
     int keep_params;          // train from the net's current parameters instead of a seeded init
-    // called after every epoch (ep = 0, 1, ...), after the optimizer steps and the lr decay;
-    // a non-zero return stops training with e set. NULL: none. (MTT's expert trajectories
-    // take a parameter snapshot per epoch.)
+    int max_batches;          // stop each epoch after this many batches of its shuffle (0: all);
+                              // itertools.islice(loader, n) of torchattacks' LGV
+    // called after every epoch (ep = 0, 1, ...) with the model in training mode, after the
+    // optimizer steps and the lr decay; a non-zero return stops training with e set. NULL:
+    // none. (MTT's expert trajectories take a parameter snapshot per epoch; LGV collects
+    // its models.)
     int (*on_epoch)(void *ctx, const Net *net, int ep, Err *e);
     void *on_epoch_ctx;
 } TrainConfig;
