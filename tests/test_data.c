@@ -412,7 +412,8 @@ static void test_svhn(void) {
     mkdir(dir, 0777);
     char path[512];
     snprintf(path, sizeof(path), "%s/test_32x32.mat", dir);
-    write_bytes(path, "not a mat file at all, just some text that is long enough to fill a header", 76);
+    const char *junk = "not a mat file at all, just some text that is long enough to fill a header";
+    write_bytes(path, junk, strlen(junk));
     CHECK(dataset_load(&ds, "svhn", dir, 0, 0, &e) == -1 && strstr(e.msg, "test_32x32.mat"), "garbage .mat: %s", e.msg);
     dataset_free(&ds);
     remove(path);
@@ -505,7 +506,7 @@ static void test_tiny_tree(void) {
     CHECK(dataset_load(&ds, "tinyimagenet", root, 0, 0, &e) == -1 && strstr(e.msg, "val_1.JPEG"), "bad image: %s", e.msg);
     dataset_free(&ds);
     snprintf(path, sizeof(path), "%s/val/val_annotations.txt", dir);
-    write_bytes(path, "val_0.JPEG\tn99999999\n", 21);
+    write_bytes(path, "val_0.JPEG\tn99999999\n", strlen("val_0.JPEG\tn99999999\n"));
     CHECK(dataset_load(&ds, "tinyimagenet", root, 0, 0, &e) == -1 && strstr(e.msg, "unknown class"), "bad wnid: %s", e.msg);
     dataset_free(&ds);
     snprintf(path, sizeof(path), "%s/train/n%08d/images", dir, 5);
