@@ -64,12 +64,31 @@ def load_avg():
     return os.getloadavg()[0]
 
 
+def busy(out):
+    """another driver is running this step (its marker names a live process)"""
+    m = os.path.join(out, "running.pid")
+    try:
+        pid = int(open(m).read())
+        os.kill(pid, 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def mark(out):
+    open(os.path.join(out, "running.pid"), "w").write(str(os.getpid()))
+
+
 def official(a, method, ipc):
     out = os.path.join(a.work, "official", "%s_%d" % (method, ipc))
     res = os.path.join(out, "res_DM_CIFAR10_ConvNet_%dipc.pt" % ipc)  # the scripts name it res_DM_...
     if os.path.exists(res):
         return res
     os.makedirs(out, exist_ok=True)
+    if busy(out):
+        log("%s IPC %d (official) is being run by another driver" % (method, ipc))
+        return None
+    mark(out)
     code, script, _ = OFFICIAL[method]
     iters = a.dm_iters if method == "DM" else a.idm_iters
     args = ["--dataset", "CIFAR10", "--model", "ConvNet", "--ipc", str(ipc), "--Iteration", str(iters), "--num_exp", "1",
@@ -92,6 +111,10 @@ def beard(a, method, ipc):
     if os.path.exists(res):
         return res
     os.makedirs(out, exist_ok=True)
+    if busy(out):
+        log("%s IPC %d (beard) is being run by another driver" % (method, ipc))
+        return None
+    mark(out)
     iters = a.dm_iters if method == "DM" else a.idm_iters
     cmd = [a.beard, "distill", "--method", method, "--dataset", "cifar10", "--data", os.path.join(a.shared, "data"),
            "--ipc", str(ipc), "--iterations", str(iters), "--seed", "0", "--threads", str(a.threads), "--out", out,
@@ -134,6 +157,10 @@ def train(a, name, res, unpack):
     if os.path.exists(js):
         return json.load(open(js))
     os.makedirs(out, exist_ok=True)
+    if busy(out):
+        log("training %s is being run by another driver" % name)
+        return None
+    mark(out)
     cmd = [a.beard, "train", "--data-file", res, "--dataset", "cifar10", "--data", os.path.join(a.shared, "data"),
            "--runs", str(a.seeds), "--seed", "0", "--epochs", str(a.epochs), "--threads", str(a.threads),
            "--eval-every", "0", "--log-every", "0", "--quiet", "--json", js + ".tmp", "--save-path",
@@ -203,8 +230,8 @@ def main():
                     continue
                 name = "%s_%s_%d" % (who, m, ipc)
                 done = os.path.exists(os.path.join(a.work, "train", name, "train.json"))
-                if "train" in steps or done:
-                    t = train(a, name, path, m in ("IDM", "BACON"))
+                t = train(a, name, path, m in ("IDM", "BACON")) if "train" in steps or done else None
+                if t:
                     r[who] = (t["mean_accuracy"], t["std_accuracy"], t["accuracies"])
                     if who == "beard" and ("attack" in steps or
                                            os.path.exists(os.path.join(a.work, "train", name, "attack.json"))):
