@@ -2,7 +2,7 @@
 script, unchanged (through tests/scripts/run_official_distill.py), for a few iterations on
 the CIFAR-10 files in --cifar, with the official settings (main_DM.py's defaults;
 command.txt's for IDM and BACON) and the same threads. Prints one line
-    TORCH <seconds per iteration> <iterations timed>
+    TORCH <seconds per iteration> <iterations timed> <CPU seconds per iteration>
 measured between the ends of the image updates of consecutive iterations, so that the
 set-up (data loading, the official loop's evaluation at iteration 0) is left out.
 
@@ -45,12 +45,14 @@ def main():
         if r.returncode:
             sys.stderr.write(r.stderr[-2000:])
             sys.exit(1)
-        stamps = json.load(open(timing))["image_steps"]
+        tj = json.load(open(timing))
+        stamps, cpu = tj["image_steps"], tj["image_steps_cpu"]
     per = 1 if a.method == "DM" else 10  # image steps per iteration: one per class for IDM/BACON
-    ends = stamps[per - 1::per]
+    ends, cends = stamps[per - 1::per], cpu[per - 1::per]
     if len(ends) < 2:
         sys.exit("too few iterations to time")
-    print("TORCH %.6f %d" % ((ends[-1] - ends[0]) / (len(ends) - 1), len(ends) - 1))
+    n = len(ends) - 1
+    print("TORCH %.6f %d %.6f" % ((ends[-1] - ends[0]) / n, n, (cends[-1] - cends[0]) / n))
 
 
 if __name__ == "__main__":
