@@ -9,7 +9,9 @@ and, per IPC, random real images of the subset (class-major, normalised, written
 res_*.pt). Every set is then trained with `beard train` (BEARD's recipe: ConvNet, SGD
 lr 0.01, DSA, 1000 + 1 epochs; IDM/BACON sets 4-in-1 unpacked as BEARD's aug: true does)
 with seeds 0, 1, 2, and the test accuracy (mean +- std over the seeds, on the 761 test
-images) goes into a table, with the distillation's wall time.
+images) goes into a table, with the distillation's wall time. The final model of beard's
+best run then goes through stage 3, `beard evaluate` with a BEARD evaluate_config.json
+(clean, FGSM, PGD, untargeted, BEARD's parameters): the three stages chained.
 
 Every step is skipped when its output is already there, so the run can be stopped and
 started again. The official checkouts are not part of beard; --official names a folder
@@ -172,20 +174,24 @@ def train(a, name, res, unpack):
     return json.load(open(js))
 
 
-def attack(a, name, train_json):
-    """stage 3 on the final model of the best run: FGSM and PGD (pixel semantics, eps 8/255)"""
+def attack(a, name, train_json, method, ipc):
+    """stage 3: `beard evaluate` (BEARD's evaluate_config.json keys) on the final model of
+    the best run: clean, FGSM and PGD, untargeted, BEARD's parameters and semantics"""
     out = os.path.join(a.work, "train", name)
-    js = os.path.join(out, "attack.json")
-    if not os.path.exists(js):
-        model = train_json["saved"]["final"]
-        cmd = [a.beard, "attack", "--model", model, "--dataset", "cifar10", "--data", os.path.join(a.shared, "data"),
-               "--attack", "FGSM,PGD", "--threads", str(a.threads), "--json", js + ".tmp"]
-        run(cmd, os.path.join(out, "attack_log.txt"))
-        os.rename(js + ".tmp", js)
-    res = json.load(open(js))
-    acc = {}
-    for r in res.get("results", []):
-        acc[r.get("attack")] = (r.get("clean_accuracy"), r.get("accuracy"))
+    res = os.path.join(out, "evaluate", "ConvNet_CIFAR10_%d_results.json" % ipc)
+    if not os.path.exists(res):
+        cfg = {"dataset": "CIFAR10", "model": "ConvNet", "method": method, "ipc": str(ipc),
+               "load_file": train_json["saved"]["final"], "save_path": os.path.join(out, "evaluate") + "/",
+               "test_attack": ["Clean", "FGSM", "PGD"], "target_attack": [False], "train_attack": "None",
+               "src_dataset": False, "aug": False, "dsa_strategy": "color_crop_cutout_flip_scale_rotate"}
+        cj = os.path.join(out, "evaluate_config.json")
+        json.dump(cfg, open(cj, "w"), indent=1)
+        run([a.beard, "evaluate", "--config", cj, "--data", os.path.join(a.shared, "data"), "--threads",
+             str(a.threads), "--no-per-sample"], os.path.join(out, "evaluate_log.txt"))
+    d = json.load(open(res))
+    acc = {"Clean": d["clean"]["accuracy"]}
+    for r in d.get("attacks", []):
+        acc[r["name"]] = r["untargeted"]["accuracy"]
     return acc
 
 
@@ -233,16 +239,15 @@ def main():
                 t = train(a, name, path, m in ("IDM", "BACON")) if "train" in steps or done else None
                 if t:
                     r[who] = (t["mean_accuracy"], t["std_accuracy"], t["accuracies"])
-                    if who == "beard" and ("attack" in steps or
-                                           os.path.exists(os.path.join(a.work, "train", name, "attack.json"))):
-                        r["beard_attack"] = attack(a, name, t)
+                    if who == "beard" and "attack" in steps:
+                        r["beard_attack"] = attack(a, name, t, m, ipc)
                 tj = os.path.join(os.path.dirname(path), "time.json")
                 if os.path.exists(tj):
                     r[who + "_time"] = json.load(open(tj))
             rows.append(r)
     json.dump(rows, open(os.path.join(a.work, "table.json"), "w"), indent=1)
     print("| method | IPC | iterations | beard | official (PyTorch) | difference | beard distill time | official distill time "
-          "| beard model: FGSM / PGD robust acc. |")
+          "| beard's model under beard evaluate: clean / FGSM / PGD |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         f = lambda k: "%.2f +- %.2f" % (r[k][0], r[k][1]) if k in r else "n/a"  # noqa: E731
@@ -251,7 +256,7 @@ def main():
             print("| random real | %d | | %s | | | | | |" % (r["ipc"], f("random")))
             continue
         att = r.get("beard_attack", {})
-        att_s = " / ".join("%.2f" % att[k][1] for k in ("FGSM", "PGD") if k in att)
+        att_s = " / ".join("%.2f" % att[k] for k in ("Clean", "FGSM", "PGD") if k in att)
         diff = "%+.2f" % (r["beard"][0] - r["official"][0]) if "beard" in r and "official" in r else ""
         tb = "%.0f s" % r["beard_time"]["seconds"] if "beard_time" in r else ""
         to = "%.0f s" % r["official_time"]["seconds"] if "official_time" in r else ""
