@@ -412,6 +412,13 @@ static void buffer_beard_case(void) {
     rc = mtt_buffer_open(&b, "/nonexistent/buffers", &net, "ConvNetW32", info, 1, &e);
     CHECK(rc == -1, "a missing folder is an error");
     mtt_buffer_free(&b);
+    // experts of the asked model are not there: the error names what the buffer path holds
+    char dir2[1024];
+    mtt_buffer_dir(dir2, sizeof(dir2), root, info, 1, "ConvNetW64", &e);
+    rc = mtt_buffer_open(&b, dir2, &net, "ConvNetW64", info, 1, &e);
+    CHECK(rc == -1 && strstr(e.msg, "ConvNetW64") && strstr(e.msg, "CIFAR10/ConvNetW32"),
+          "no experts of the asked model, those there named: %s", e.msg);
+    mtt_buffer_free(&b);
     net_free(&net);
 out:
     mtt_data_free(&d);
