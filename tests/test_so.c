@@ -8,7 +8,8 @@
  * its x part is grad_x (v . grad_theta L), what DC and MTT differentiate. The optimised
  * convolution tangents are also checked against the ones built on the naive kernels.
  * Whole ConvNets (every variant's layer kinds, BatchNorm in both modes): the same two
- * products for the mean cross-entropy, through the layer chain of tests/so_ops.h.
+ * products for the mean cross-entropy, through the layer chain of tests/so_ops.h and
+ * through the library's driver net_hvp; and a residual graph through net_hvp.
  * Central differences in double precision are in test_gradcheck.c.
  */
 #include <math.h>
@@ -372,6 +373,74 @@ static void test_net_hvp(int threads) {
     }
 }
 
+// a residual graph (tests/scripts/gen_so_fixtures.py's Residual) built with the graph API
+static int build_residual(Net *net, Err *e) {
+    net_begin(net, "residual", 3, 8, 8);
+    if (net_add_conv(net, "c1", 8, 3, 1, 1, e) || net_add_act(net, "r1", ACT_RELU, 0, e)) return -1;
+    int a = net_last(net);
+    if (net_add_conv(net, "c2", 8, 3, 1, 1, e) || net_add_batchnorm(net, "n2", e) ||
+        net_add_act(net, "s2", ACT_SILU, 0, e) || net_add_conv_ex(net, "c3", 8, 3, 1, 1, 0, e))
+        return -1;
+    int b = net_last(net);
+    if (net_add_sum(net, "sum", a, b, e) || net_add_act(net, "r2", ACT_RELU, 0, e) ||
+        net_add_pool(net, "pool", LAYER_AVGPOOL, 2, 2, e) || net_add_linear(net, "fc", 10, e))
+        return -1;
+    return net_finish(net, e);
+}
+
+static void test_residual(int threads) {
+    parallel_set_threads(threads);
+    for (int train = 0; train < 2; train++) {
+        const char *name = train ? "res_train" : "res_eval";
+        const FixTensor *x = T("%s.x", name), *lab = T("%s.labels", name), *hx = T("%s.hx", name),
+                        *loss = T("%s.loss", name), *lg = T("%s.logits", name);
+        if (!x || !lab || !hx || !loss || !lg) continue;
+        Net net;
+        Err e;
+        if (build_residual(&net, &e)) {
+            CHECK(0, "residual graph: %s", e.msg);
+            continue;
+        }
+        float *v = so_zeros(net.n_params), *hv = so_zeros(net.n_params), *dx = so_zeros(x->n), *z = so_zeros(lg->n);
+        int ok = 1;
+        for (int i = 0; i < net.n_entries && ok; i++) {
+            const ParamEntry *pe = &net.entries[i];
+            if (pe->kind == PENTRY_COUNTER) continue;
+            const FixTensor *sd = T("%s.sd.%s", name, pe->name);
+            ok = sd && sd->n == pe->numel;
+            if (!ok) break;
+            memcpy((pe->kind == PENTRY_PARAM ? net.params : net.buffers) + pe->offset, sd->data,
+                   sizeof(float) * pe->numel);
+            const FixTensor *vt = pe->kind == PENTRY_PARAM ? T("%s.v.%s", name, pe->name) : NULL;
+            if (vt) memcpy(v + pe->offset, vt->data, sizeof(float) * pe->numel);
+        }
+        int labels[2] = {(int)lab->data[0], (int)lab->data[1]};
+        NetHvp h = {.labels = labels, .v = v, .train = train, .hv = hv, .dx = dx, .logits = z};
+        if (ok && net_hvp(&net, x->data, 2, &h, &e)) CHECK(0, "%s: %s", name, e.msg);
+        char what[128];
+        snprintf(what, sizeof(what), "%s (graph, %d threads): logits", name, threads);
+        if (ok) check_rel(what, z, lg);
+        snprintf(what, sizeof(what), "%s (graph, %d threads): grad_x (v . grad_theta L)", name, threads);
+        if (ok) check_rel(what, dx, hx);
+        double scale = 0;
+        for (int i = 0; ok && i < net.n_entries; i++)
+            if (net.entries[i].kind == PENTRY_PARAM) {
+                const FixTensor *hr = T("%s.h.%s", name, net.entries[i].name);
+                if (hr) scale = fmax(scale, max_abs(hr));
+            }
+        for (int i = 0; ok && i < net.n_entries; i++) {
+            const ParamEntry *pe = &net.entries[i];
+            if (pe->kind != PENTRY_PARAM) continue;
+            const FixTensor *hr = T("%s.h.%s", name, pe->name);
+            snprintf(what, sizeof(what), "%s (graph, %d threads): H v for %s", name, threads, pe->name);
+            if (hr) check_rel_scaled(what, hv + pe->offset, hr, scale);
+        }
+        CHECK(ok, "%s: fixture does not match the graph", name);
+        free(v), free(hv), free(dx), free(z);
+        net_free(&net);
+    }
+}
+
 int main(int argc, char **argv) {
     parallel_init(argc, argv);
     if (fixture_load("tests/fixtures/so_layers.bin", &F) == 0) {
@@ -384,6 +453,8 @@ int main(int argc, char **argv) {
         test_convnets();
         test_net_hvp(1);
         test_net_hvp(2);
+        test_residual(1);
+        test_residual(2);
         fixture_free(&F);
     }
     return test_done("test_so");

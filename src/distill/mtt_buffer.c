@@ -311,8 +311,19 @@ int mtt_buffer_open(MttBuffer *b, const char *dir, const Net *net, const char *a
     b->loaded = -1;
     snprintf(b->dir, sizeof(b->dir), "%s", dir);
     struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return err_set(e, "no expert trajectories at %s (make them with `beard buffer`)", dir);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        // name what the buffer path does hold: experts of another model or dataset
+        char root[1024], have[512];
+        snprintf(root, sizeof(root), "%s", dir);
+        for (int up = 0; up < 2; up++) {
+            char *sl = strrchr(root, '/');
+            if (sl) *sl = 0;
+        }
+        mtt_buffer_list(root, have, sizeof(have));
+        return err_set(e, "no expert trajectories for %s on %s%s at %s (make them with `beard buffer`); %s holds "
+                          "experts for: %s",
+                       arch, info->name, zca ? " with ZCA" : "", dir, root, have);
+    }
     char ds[32], md[32];
     int zc;
     int have = info_read(dir, ds, md, &zc, e);
@@ -334,6 +345,31 @@ int mtt_buffer_open(MttBuffer *b, const char *dir, const Net *net, const char *a
     if (b->n_files == 0) return err_set(e, "no buffers detected at %s (replay_buffer_0.pt is missing)", dir);
     (void)net;
     return 0;
+}
+
+void mtt_buffer_list(const char *buffer_path, char *out, size_t n) {
+    size_t k = 0;
+    out[0] = 0;
+    NameList ds = {0};
+    Err e;
+    if (name_list_dir(buffer_path, 1, &ds, &e) == 0) {
+        for (int i = 0; i < ds.n && k + 1 < n; i++) {
+            char sub[1200];
+            snprintf(sub, sizeof(sub), "%s/%s", buffer_path, ds.items[i]);
+            NameList ms = {0};
+            if (name_list_dir(sub, 1, &ms, &e)) continue;
+            for (int j = 0; j < ms.n && k + 1 < n; j++) {
+                char f[1400];
+                struct stat st;
+                snprintf(f, sizeof(f), "%s/%s/replay_buffer_0.pt", sub, ms.items[j]);
+                if (stat(f, &st) == 0)
+                    k += (size_t)snprintf(out + k, n - k, "%s%s/%s", k ? ", " : "", ds.items[i], ms.items[j]);
+            }
+            name_list_free(&ms);
+        }
+        name_list_free(&ds);
+    }
+    if (!out[0]) snprintf(out, n, "nothing");
 }
 
 // "(128, 3, 3, 3), (128), ..." for the first and the last tensors of a snapshot

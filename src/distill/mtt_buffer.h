@@ -97,6 +97,9 @@ typedef struct {
 // mtt_buffer_load.
 int mtt_buffer_open(MttBuffer *b, const char *dir, const Net *net, const char *arch, const DatasetInfo *info, int zca,
                     Err *e);
+// what a buffer_path holds: "CIFAR10/ConvNet, CIFAR10_NO_ZCA/ConvNetBN" (the folders two
+// levels down with a replay_buffer_0.pt), or "nothing"; for error messages
+void mtt_buffer_list(const char *buffer_path, char *out, size_t n);
 // loads file i, checking every snapshot against the net's parameters (count and shapes;
 // a mismatch names the buffer's model and the one asked)
 int mtt_buffer_load(MttBuffer *b, int i, const Net *net, Err *e);

@@ -2,7 +2,8 @@
  * net_hvp.c: the second-order driver of net_hvp.h.
  *
  * A chunk of n samples (1 in the per-sample driver, the whole batch in the layer-wise one)
- * runs four passes over the nodes, each node reading the outputs of its input node:
+ * runs four passes over the graph's nodes (topological order; a residual sum reads two
+ * nodes, and a node read by several gets the sum of their gradients and tangents):
  *   forward            out[l]            (and the state backward needs: stats, argmax)
  *   backward           dy[l] = d(loss)/d(out[l]) for every node, grad into the partial
  *   forward tangent    tout[l]           with t_theta = v, t_x = 0
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "../core/parallel.h"
+#include "../nn/join.h"
 #include "../nn/tangent.h"
 
 typedef struct {
@@ -27,11 +29,8 @@ typedef struct {
     void *mem;
 } HvpWs;
 
-// the node that node l reads; -1 is the model input (after normalisation)
-static int node_in(const Net *net, int l) {
-    (void)net;
-    return l - 1;
-}
+// input k of node l; -1 is the model input (after normalisation)
+static int node_in(const Net *net, int l, int k) { return net->layers[l].in[k]; }
 
 static size_t node_size(const Layer *L) { return (size_t)L->out_c * L->out_h * L->out_w; }
 
@@ -96,9 +95,14 @@ static int ws_init(HvpWs *w, const Net *net, int n, int partials) {
 // ----------------------------------------------------------------------------
 // the four passes over one chunk
 
-static const float *node_input(const Net *net, const HvpWs *w, int l) {
-    int i = node_in(net, l);
+static const float *node_input(const Net *net, const HvpWs *w, int l, int k) {
+    int i = node_in(net, l, k);
     return i < 0 ? w->x0 : w->out[i];
+}
+// the tangent of a node's input (NULL: the model input, which does not move)
+static const float *node_tangent(const Net *net, const HvpWs *w, int l, int k) {
+    int i = node_in(net, l, k);
+    return i < 0 ? NULL : w->tout[i];
 }
 
 static void chunk_forward(Net *net, HvpWs *w, const float *x, int train) {
@@ -119,34 +123,36 @@ static void chunk_forward(Net *net, HvpWs *w, const float *x, int train) {
     const float *P = net->params;
     for (int l = 0; l < net->n_layers; l++) {
         Layer *L = &net->layers[l];
-        const float *cur = node_input(net, w, l);
+        const float *wt = L->w >= 0 ? P + L->w : NULL; // a norm without affine has none
+        const float *cur = node_input(net, w, l, 0);
         float *out = w->out[l], *st = w->stats[l];
+        const float *bias = L->b >= 0 ? P + L->b : NULL; // convolutions may have none
         int HW = L->in_h * L->in_w;
         switch (L->kind) {
         case LAYER_CONV:
-            conv2d_forward(out, cur, P + L->w, P + L->b, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride,
+            conv2d_forward(out, cur, P + L->w, bias, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride,
                            L->pad);
             break;
-        case LAYER_LINEAR: linear_forward(out, cur, P + L->w, P + L->b, n, L->in_c, L->out_c); break;
+        case LAYER_LINEAR: linear_forward(out, cur, P + L->w, bias, n, L->in_c, L->out_c); break;
         case LAYER_ACT: act_forward(out, cur, (size_t)n * node_size(L), L->act, L->slope); break;
         case LAYER_GROUPNORM:
-            groupnorm_forward(out, st, st + (size_t)n * L->groups, cur, P + L->w, P + L->b, n, L->in_c, HW, L->groups,
+            groupnorm_forward(out, st, st + (size_t)n * L->groups, cur, wt, bias, n, L->in_c, HW, L->groups,
                               L->eps);
             break;
         case LAYER_LAYERNORM:
-            layernorm_forward(out, st, st + n, cur, P + L->w, P + L->b, n, (int)node_size(L), L->eps);
+            layernorm_forward(out, st, st + n, cur, wt, bias, n, (int)node_size(L), L->eps);
             break;
         case LAYER_BATCHNORM:
             // train: batch statistics, running statistics left alone (NULL)
             batchnorm_forward(out, st, st + L->in_c, train ? NULL : net->buffers + L->rm,
-                              train ? NULL : net->buffers + L->rv, cur, P + L->w, P + L->b, n, L->in_c, HW, L->eps,
+                              train ? NULL : net->buffers + L->rv, cur, P + L->w, bias, n, L->in_c, HW, L->eps,
                               L->momentum, train);
             break;
         case LAYER_AVGPOOL: avgpool_forward(out, cur, n, L->in_c, L->in_h, L->in_w, L->k, L->stride); break;
         case LAYER_MAXPOOL:
             maxpool_forward(out, w->argmax[l], cur, n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
             break;
-        default: break; // graph nodes: refused by net_hvp
+        case LAYER_SUM: add_forward(out, cur, node_input(net, w, l, 1), (size_t)n * node_size(L)); break;
         }
     }
 }
@@ -158,10 +164,16 @@ static void chunk_backward(Net *net, HvpWs *w, float *pg, int train) {
     for (int l = 0; l < NL - 1; l++) memset(w->dy[l], 0, sizeof(float) * n * node_size(&net->layers[l]));
     for (int l = NL - 1; l >= 0; l--) {
         Layer *L = &net->layers[l];
-        int i = node_in(net, l);
-        const float *lin = node_input(net, w, l), *g = w->dy[l], *st = w->stats[l];
+        const float *wt = L->w >= 0 ? P + L->w : NULL; // a norm without affine has none
+        int i = node_in(net, l, 0);
+        const float *lin = node_input(net, w, l, 0), *g = w->dy[l], *st = w->stats[l];
         float *din = i >= 0 ? w->dy[i] : NULL; // the input's gradient is not needed
         float *dw = pg && L->w >= 0 ? pg + L->w : NULL, *db = pg && L->b >= 0 ? pg + L->b : NULL;
+        if (L->kind == LAYER_SUM) {
+            int i1 = node_in(net, l, 1);
+            add_backward(din, i1 >= 0 ? w->dy[i1] : NULL, g, (size_t)n * node_size(L));
+            continue;
+        }
         if (!din && !dw && !db) continue;
         int HW = L->in_h * L->in_w;
         switch (L->kind) {
@@ -174,14 +186,14 @@ static void chunk_backward(Net *net, HvpWs *w, float *pg, int train) {
             if (din) act_backward(din, g, lin, (size_t)n * node_size(L), L->act, L->slope);
             break;
         case LAYER_GROUPNORM:
-            groupnorm_backward(din, dw, db, g, st, st + (size_t)n * L->groups, lin, P + L->w, n, L->in_c, HW,
+            groupnorm_backward(din, dw, db, g, st, st + (size_t)n * L->groups, lin, wt, n, L->in_c, HW,
                                L->groups);
             break;
         case LAYER_LAYERNORM:
-            layernorm_backward(din, dw, db, g, st, st + n, lin, P + L->w, n, (int)node_size(L));
+            layernorm_backward(din, dw, db, g, st, st + n, lin, wt, n, (int)node_size(L));
             break;
         case LAYER_BATCHNORM:
-            batchnorm_backward(din, dw, db, g, st, st + L->in_c, lin, P + L->w, n, L->in_c, HW, train);
+            batchnorm_backward(din, dw, db, g, st, st + L->in_c, lin, wt, n, L->in_c, HW, train);
             break;
         case LAYER_AVGPOOL:
             if (din) avgpool_backward(din, g, n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
@@ -189,7 +201,7 @@ static void chunk_backward(Net *net, HvpWs *w, float *pg, int train) {
         case LAYER_MAXPOOL:
             if (din) maxpool_backward(din, g, w->argmax[l], n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
             break;
-        default: break; // graph nodes: refused by net_hvp
+        case LAYER_SUM: break; // above
         }
     }
 }
@@ -199,8 +211,8 @@ static void chunk_forward_tangent(Net *net, HvpWs *w, const float *v, int train)
     const float *P = net->params;
     for (int l = 0; l < net->n_layers; l++) {
         Layer *L = &net->layers[l];
-        int i = node_in(net, l);
-        const float *cur = node_input(net, w, l), *tin = i >= 0 ? w->tout[i] : NULL, *st = w->stats[l];
+        const float *wt = L->w >= 0 ? P + L->w : NULL; // a norm without affine has none
+        const float *cur = node_input(net, w, l, 0), *tin = node_tangent(net, w, l, 0), *st = w->stats[l];
         const float *tw = L->w >= 0 ? v + L->w : NULL, *tb = L->b >= 0 ? v + L->b : NULL;
         float *tout = w->tout[l];
         int HW = L->in_h * L->in_w;
@@ -212,20 +224,27 @@ static void chunk_forward_tangent(Net *net, HvpWs *w, const float *v, int train)
         case LAYER_LINEAR: linear_forward_tangent(tout, cur, tin, P + L->w, tw, tb, n, L->in_c, L->out_c); break;
         case LAYER_ACT: act_forward_tangent(tout, cur, tin, (size_t)n * node_size(L), L->act, L->slope); break;
         case LAYER_GROUPNORM:
-            groupnorm_forward_tangent(tout, st, st + (size_t)n * L->groups, cur, tin, P + L->w, tw, tb, n, L->in_c, HW,
+            groupnorm_forward_tangent(tout, st, st + (size_t)n * L->groups, cur, tin, wt, tw, tb, n, L->in_c, HW,
                                       L->groups);
             break;
         case LAYER_LAYERNORM:
-            layernorm_forward_tangent(tout, st, st + n, cur, tin, P + L->w, tw, tb, n, (int)node_size(L));
+            layernorm_forward_tangent(tout, st, st + n, cur, tin, wt, tw, tb, n, (int)node_size(L));
             break;
         case LAYER_BATCHNORM:
-            batchnorm_forward_tangent(tout, st, st + L->in_c, cur, tin, P + L->w, tw, tb, n, L->in_c, HW, train);
+            batchnorm_forward_tangent(tout, st, st + L->in_c, cur, tin, wt, tw, tb, n, L->in_c, HW, train);
             break;
         case LAYER_AVGPOOL: avgpool_forward_tangent(tout, tin, n, L->in_c, L->in_h, L->in_w, L->k, L->stride); break;
         case LAYER_MAXPOOL:
             maxpool_forward_tangent(tout, w->argmax[l], tin, n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
             break;
-        default: break; // graph nodes: refused by net_hvp
+        case LAYER_SUM: {
+            const float *t1 = node_tangent(net, w, l, 1);
+            size_t m = (size_t)n * node_size(L);
+            if (tin && t1) add_forward(tout, tin, t1, m);
+            else if (tin || t1) memcpy(tout, tin ? tin : t1, sizeof(float) * m);
+            else memset(tout, 0, sizeof(float) * m);
+            break;
+        }
         }
     }
 }
@@ -238,8 +257,9 @@ static void chunk_backward_tangent(Net *net, HvpWs *w, const float *v, float *ph
     memset(w->tdx0, 0, sizeof(float) * n * net_in_size(net));
     for (int l = NL - 1; l >= 0; l--) {
         Layer *L = &net->layers[l];
-        int i = node_in(net, l);
-        const float *lin = node_input(net, w, l), *tin = i >= 0 ? w->tout[i] : NULL;
+        const float *wt = L->w >= 0 ? P + L->w : NULL; // a norm without affine has none
+        int i = node_in(net, l, 0);
+        const float *lin = node_input(net, w, l, 0), *tin = node_tangent(net, w, l, 0);
         const float *g = w->dy[l], *tg = w->tdy[l], *st = w->stats[l];
         const float *tw = L->w >= 0 ? v + L->w : NULL;
         float *tdin = i >= 0 ? w->tdy[i] : w->tdx0;
@@ -255,21 +275,25 @@ static void chunk_backward_tangent(Net *net, HvpWs *w, const float *v, float *ph
             break;
         case LAYER_ACT: act_backward_tangent(tdin, g, tg, lin, tin, (size_t)n * node_size(L), L->act, L->slope); break;
         case LAYER_GROUPNORM:
-            groupnorm_backward_tangent(tdin, hw, hb, g, tg, st, st + (size_t)n * L->groups, lin, tin, P + L->w, tw, n,
+            groupnorm_backward_tangent(tdin, hw, hb, g, tg, st, st + (size_t)n * L->groups, lin, tin, wt, tw, n,
                                        L->in_c, HW, L->groups);
             break;
         case LAYER_LAYERNORM:
-            layernorm_backward_tangent(tdin, hw, hb, g, tg, st, st + n, lin, tin, P + L->w, tw, n, (int)node_size(L));
+            layernorm_backward_tangent(tdin, hw, hb, g, tg, st, st + n, lin, tin, wt, tw, n, (int)node_size(L));
             break;
         case LAYER_BATCHNORM:
-            batchnorm_backward_tangent(tdin, hw, hb, g, tg, st, st + L->in_c, lin, tin, P + L->w, tw, n, L->in_c, HW,
+            batchnorm_backward_tangent(tdin, hw, hb, g, tg, st, st + L->in_c, lin, tin, wt, tw, n, L->in_c, HW,
                                        train);
             break;
         case LAYER_AVGPOOL: avgpool_backward_tangent(tdin, tg, n, L->in_c, L->in_h, L->in_w, L->k, L->stride); break;
         case LAYER_MAXPOOL:
             maxpool_backward_tangent(tdin, tg, w->argmax[l], n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
             break;
-        default: break; // graph nodes: refused by net_hvp
+        case LAYER_SUM: {
+            int i1 = node_in(net, l, 1);
+            add_backward(tdin, i1 >= 0 ? w->tdy[i1] : w->tdx0, tg, (size_t)n * node_size(L));
+            break;
+        }
         }
     }
 }
@@ -324,9 +348,6 @@ double net_mean_ce(void *ctx, int i, const float *logits, float *dlogits) {
 int net_hvp(Net *net, const float *x, int B, NetHvp *out, Err *e) {
     const NetHvp *h = out;
     if (B < 1) return err_set(e, "second-order pass over an empty batch");
-    for (int l = 0; l < net->n_layers; l++)
-        if (net->layers[l].kind == LAYER_SUM || net->layers[l].in[0] != l - 1)
-            return err_set(e, "the second-order pass takes layer chains (the ConvNet family); %s is a graph", net->arch);
     if (!h->labels && !h->targets) return err_set(e, "second-order pass without labels or targets");
     if (h->labels && !h->targets)
         for (int b = 0; b < B; b++)

@@ -12,6 +12,9 @@
  * x_dot = 0. It is the exact second derivative, computed in float32; PyTorch's
  * autograd.grad(..., create_graph=True) gives the same numbers (tests/test_so.c).
  *
+ * Any graph the Net builds (layer chains such as the ConvNet family, residual sums):
+ * every pass runs over the nodes in topological order, sums of branches included.
+ *
  * Drivers. Without batch coupling (no BatchNorm in training mode) every sample runs all
  * four passes on its own in a per-thread workspace (one sample's activations, gradients
  * and their tangents), and parameter results are reduced from per-thread partials in

@@ -18,7 +18,8 @@ is the quantity DC and MTT need, grad_x (v . grad_theta L). "full" cases have u 
 
 Models: small-width ConvNet variants under the mean cross-entropy of a batch, the same
 two products for a random v over all parameters (u = 0), in eval mode and, for
-BatchNorm, in training mode too (batch statistics)."""
+BatchNorm, in training mode too (batch statistics); and a small residual graph (a node
+read twice, a sum of branches, a convolution without bias), in both BatchNorm modes."""
 import os
 import sys
 
@@ -184,5 +185,51 @@ for name, kw, ch, im, train in variants:
     for k, v in sd0.items():
         if v.dtype.is_floating_point:
             M[f"{name}.sd.{k}"] = v
+
+# a residual graph (what the graph Net builds for ResNets): a node read by two others,
+# a sum of two branches, BatchNorm in training mode inside the branch
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.n2 = nn.BatchNorm2d(8)
+        self.c3 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.fc = nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, x):
+        a = torch.relu(self.c1(x))
+        b = self.c3(torch.nn.functional.silu(self.n2(self.c2(a))))
+        out = torch.relu(a + b)
+        return self.fc(F.avg_pool2d(out, 2).flatten(1))
+
+
+for name, train in (("res_train", True), ("res_eval", False)):
+    net = Residual()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(p.float())
+        net.n2.running_mean.copy_(torch.randn(8) * 0.1)
+        net.n2.running_var.copy_(torch.rand(8) + 0.5)
+    net = net.double()
+    net.train(train)
+    sd0 = {k: v.clone() for k, v in net.state_dict().items()}
+    params = list(net.parameters())
+    x = f32(2, 3, 8, 8).requires_grad_(True)
+    y = torch.tensor([3, 5])
+    vs = [f32(*p.shape, scale=0.1) for p in params]
+    logits = net(x)
+    loss = F.cross_entropy(logits, y)
+    g = torch.autograd.grad(loss, params, create_graph=True)
+    s = sum((gi * vi).sum() for gi, vi in zip(g, vs))
+    res = torch.autograd.grad(s, [x] + params)
+    M[f"{name}.x"], M[f"{name}.labels"], M[f"{name}.logits"], M[f"{name}.loss"] = x, y.double(), logits, loss.reshape(1)
+    M[f"{name}.hx"] = res[0]
+    for (pn, p), v, h in zip(net.named_parameters(), vs, res[1:]):
+        M[f"{name}.v.{pn}"], M[f"{name}.h.{pn}"] = v, h
+    for k, v in sd0.items():
+        if v.dtype.is_floating_point:
+            M[f"{name}.sd.{k}"] = v
+
 write_fixture(os.path.join(OUT, "so_models.bin"), M)
 print("so_models.bin:", len(M), "tensors")
