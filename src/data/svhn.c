@@ -16,7 +16,9 @@
 #include <matio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "../io/file.h"
 #include "dataset.h"
 
 // matio reports problems through its logger; keep the last message for our error
@@ -80,6 +82,10 @@ int svhn_load(Dataset *ds, const char *dir, int train, long limit, Err *e) {
     snprintf(path, sizeof(path), "%s/%s", dir, train ? "train_32x32.mat" : "test_32x32.mat");
     mat_msg[0] = 0;
     Mat_LogInitFunc("beard", mat_log);
+    // matio opens by path: check first that it is a regular file (a FIFO would block),
+    // and keep its size to bound what its header may claim
+    struct stat st;
+    if (file_check_regular(path, e) || stat(path, &st) != 0) return -1;
     mat_t *mat = Mat_Open(path, MAT_ACC_RDONLY);
     if (!mat) return err_set(e, "cannot open %s as a MATLAB file%s%s", path, mat_msg[0] ? ": " : "", mat_msg);
     int rc = -1;
@@ -95,8 +101,10 @@ int svhn_load(Dataset *ds, const char *dir, int train, long limit, Err *e) {
     }
     size_t n = X->dims[3];
     if (limit > 0 && n > (size_t)limit) n = (size_t)limit;
-    if (n > (size_t)1 << 24) {
-        err_set(e, "%s: implausible image count %zu", path, n);
+    // deflate expands at most ~1030:1; a header claiming more images than the file can
+    // hold is refused before anything is allocated
+    if (n > (size_t)1 << 24 || (double)n * 3072 > 1100.0 * (double)st.st_size + (1 << 20)) {
+        err_set(e, "%s: implausible image count %zu for a file of %lld bytes", path, n, (long long)st.st_size);
         goto done;
     }
     size_t per = 3072;
