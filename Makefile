@@ -3,7 +3,8 @@
 #   make            build/beard (the CLI) and the ./beard link to it
 #   make test       unit and integration tests, then the ASan+UBSan run, then the fuzzers
 #   make asan       build/asan/: the test programs under AddressSanitizer + UBSan
-#   make fuzz       build/fuzz/: libFuzzer targets (clang)
+#   make fuzz       build/fuzz/: libFuzzer targets (clang), one per parser
+#   make fuzz-long  every fuzz target for 10M executions or 2 hours (see tests/run_fuzz.sh)
 #   make clean
 
 CC      ?= cc
@@ -33,7 +34,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(B)/%.o)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(B)/tests/%)
 
-.PHONY: all test check asan fuzz clean fidelity train-fidelity distill-fidelity
+.PHONY: all test check asan fuzz fuzz-long clean fidelity train-fidelity distill-fidelity
 all: $(B)/beard beard
 
 beard: $(B)/beard
@@ -109,15 +110,29 @@ asan:
 	$(MAKE) B=$(B)/asan OPT="-O1 -g -march=native -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" $(B)/asan/beard $(TEST_BIN:$(B)/%=$(B)/asan/%)
 
+# libFuzzer targets, one per parser (tests/fuzz/fuzz_*.c): the library is compiled once
+# with coverage instrumentation and linked into each target
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined -fopenmp=libgomp $(PKG_CFLAGS)
+FUZZ_OBJ = $(LIB_SRC:%.c=$(B)/fuzz/obj/%.o)
 fuzz: $(FUZZ_BIN)
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+$(B)/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp=libgomp $(PKG_CFLAGS) \
-		-o $@ $< $(LIB_SRC) $(PKG_LIBS) -lopenblas -lm -lgomp
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+$(B)/fuzz/libbeard.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(B)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_common.h $(B)/fuzz/libbeard.a
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(B)/fuzz/libbeard.a $(PKG_LIBS) -lopenblas -lm -lgomp
+
+# every fuzz target for 10 million executions or 2 hours, whichever comes first; the
+# executions and findings per target are printed (and kept in build/fuzz/long.txt), and
+# any reproducer in build/fuzz/artifacts/ (add it to tests/fuzz/corpus_<name>/)
+fuzz-long: fuzz
+	FUZZ_TIME=$${FUZZ_TIME:-7200} FUZZ_RUNS=$${FUZZ_RUNS:-10000000} FUZZ_REPORT=$(B)/fuzz/long.txt sh tests/run_fuzz.sh
 
 clean:
 	rm -rf $(B) beard
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(NN64_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(NN64_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)

@@ -124,6 +124,10 @@ int cmd_evaluate(int argc, char **argv) {
     size_t len;
     Err e;
     if (file_read_all(config, 1 << 24, &buf, &len, &e)) return cli_error(C, "%s", e.msg);
+    if (len == 0) {
+        free(buf);
+        return cli_error(C, "%s is empty (BEARD's evaluate_config.json is a JSON object)", config);
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts((const char *)buf, len, &end, 0);
     if (!root) {

@@ -32,7 +32,8 @@ static const char *usage_text =
     "  check   PRAGMA integrity_check and the row counts\n"
     "  import  published figures (CSV: source,dataset,ipc,method,mode,semantics,crei,rrm,aem)\n"
     "          as reference rows for the leaderboard\n"
-    "STORE may also be given as --store FILE.\n";
+    "STORE may also be given as --store FILE. --threads N is accepted as by every command\n"
+    "(the store is read by one).\n";
 
 static cJSON *num_or_null(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
 
@@ -143,7 +144,10 @@ int cmd_store(int argc, char **argv) {
         else if ((v = cli_opt(argc, argv, &i, "--out", &missing))) out = v;
         else if ((v = cli_opt(argc, argv, &i, "--match", &missing))) match = v;
         else if ((v = cli_opt(argc, argv, &i, "--published", &missing))) published = v;
-        else if (missing) goto usage;
+        else if ((v = cli_opt(argc, argv, &i, "--threads", &missing))) {
+            long t; // accepted as by every command; a store is read and written by one thread
+            if (cli_parse_int(C, "--threads", v, 0, 256, &t)) goto usage;
+        } else if (missing) goto usage;
         else if (!strncmp(argv[i], "--", 2)) {
             cli_usage_error(C, "unknown option '%s' (see beard store --help)", argv[i]);
             goto usage;

@@ -16,8 +16,102 @@
 #include <matio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
 
+#include "../io/file.h"
 #include "dataset.h"
+
+// ----------------------------------------------------------------------------
+// A look at a MATLAB v5 file's variable headers before matio reads it. matio trusts the
+// header: a 6 KB file claiming a matrix of 450 million dimensions made it calloc 3.6 GB
+// (found by fuzz_dataset). Every top-level variable (miMATRIX, or miCOMPRESSED holding
+// one, whose first bytes are inflated here) must be a numeric matrix of rank 2 to 4 whose
+// size the file can hold (deflate expands at most ~1030:1). v7.3 files are HDF5 and are
+// left to HDF5.
+
+enum { MI_INT32 = 5, MI_UINT32 = 6, MI_MATRIX = 14, MI_COMPRESSED = 15 };
+
+static uint32_t rd32(const uint8_t *p, int swap) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return swap ? __builtin_bswap32(v) : v;
+}
+
+// a miMATRIX element's content (after its tag): flags, dims, name
+static int check_matrix(const uint8_t *p, size_t n, int swap, double file_bytes, const char *path, Err *e) {
+    if (n < 16 + 8) return err_set(e, "%s: truncated MATLAB matrix header", path);
+    if (rd32(p, swap) != MI_UINT32 || rd32(p + 4, swap) != 8) return err_set(e, "%s: bad MATLAB array flags", path);
+    int cls = (int)(rd32(p + 8, swap) & 0xff);
+    if (cls < 6 || cls > 15) return err_set(e, "%s: a MATLAB variable of class %d (SVHN files hold numeric matrices)", path, cls);
+    uint32_t dt = rd32(p + 16, swap), db = rd32(p + 20, swap);
+    if ((dt & 0xffff0000u) || dt != MI_INT32 || db % 4 || db / 4 < 2 || db / 4 > 4 || n < 24 + (size_t)db)
+        return err_set(e, "%s: implausible MATLAB dimensions (%u bytes of type %u)", path, db, dt & 0xffff);
+    double numel = 1;
+    for (uint32_t k = 0; k < db / 4; k++) numel *= (double)rd32(p + 24 + 4 * k, swap);
+    if (numel > 1100.0 * file_bytes + (1 << 20))
+        return err_set(e, "%s: a MATLAB matrix of %.0f elements in a file of %.0f bytes", path, numel, file_bytes);
+    return 0;
+}
+
+static int precheck_mat(const char *path, Err *e) {
+    int fd = file_open_regular_fd(path, e);
+    if (fd < 0) return -1;
+    struct stat st;
+    uint8_t hdr[128];
+    int rc = 0;
+    if (fstat(fd, &st) != 0 || pread(fd, hdr, 128, 0) != 128) {
+        rc = err_set(e, "%s is too short for a MATLAB file", path);
+        goto done;
+    }
+    if (hdr[126] != 'I' && hdr[126] != 'M') goto done; // not v5: matio says what it is
+    int swap = hdr[126] == 'M';                          // "MI": written big-endian
+    unsigned ver = swap ? (unsigned)(hdr[124] << 8 | hdr[125]) : (unsigned)(hdr[124] | hdr[125] << 8);
+    if (ver == 0x0200) goto done; // v7.3: HDF5
+    double file_bytes = (double)st.st_size;
+    off_t pos = 128;
+    while (!rc && pos + 8 <= st.st_size) {
+        uint8_t tag[8];
+        if (pread(fd, tag, 8, pos) != 8) break;
+        uint32_t type = rd32(tag, swap), bytes = rd32(tag + 4, swap);
+        if (type & 0xffff0000u) { // a small element: its data is in the tag
+            pos += 8;
+            continue;
+        }
+        if ((off_t)bytes > st.st_size - pos - 8) {
+            rc = err_set(e, "%s: a MATLAB element of %u bytes runs past the end of the file", path, bytes);
+            break;
+        }
+        uint8_t head[256], z[4096];
+        if (type == MI_MATRIX) {
+            ssize_t got = pread(fd, head, bytes < sizeof(head) ? bytes : sizeof(head), pos + 8);
+            rc = check_matrix(head, got > 0 ? (size_t)got : 0, swap, file_bytes, path, e);
+        } else if (type == MI_COMPRESSED) {
+            ssize_t zn = pread(fd, z, bytes < sizeof(z) ? bytes : sizeof(z), pos + 8);
+            z_stream zs;
+            memset(&zs, 0, sizeof(zs));
+            if (zn <= 0 || inflateInit(&zs) != Z_OK) {
+                rc = err_set(e, "%s: an empty compressed MATLAB variable", path);
+                break;
+            }
+            zs.next_in = z, zs.avail_in = (uInt)zn;
+            zs.next_out = head, zs.avail_out = sizeof(head);
+            int zr = inflate(&zs, Z_SYNC_FLUSH);
+            size_t got = sizeof(head) - zs.avail_out;
+            inflateEnd(&zs);
+            if ((zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) || got < 8)
+                rc = err_set(e, "%s: a compressed MATLAB variable does not inflate", path);
+            else if (rd32(head, swap) == MI_MATRIX)
+                rc = check_matrix(head + 8, got - 8, swap, file_bytes, path, e);
+        }
+        pos += 8 + (off_t)bytes;
+        if (type != MI_COMPRESSED) pos = (pos + 7) & ~(off_t)7; // 8-byte aligned, compressed data is not
+    }
+done:
+    close(fd);
+    return rc;
+}
 
 // matio reports problems through its logger; keep the last message for our error
 static _Thread_local char mat_msg[256];
@@ -80,6 +174,10 @@ int svhn_load(Dataset *ds, const char *dir, int train, long limit, Err *e) {
     snprintf(path, sizeof(path), "%s/%s", dir, train ? "train_32x32.mat" : "test_32x32.mat");
     mat_msg[0] = 0;
     Mat_LogInitFunc("beard", mat_log);
+    // matio opens by path: check first that it is a regular file (a FIFO would block),
+    // and keep its size to bound what its header may claim
+    struct stat st;
+    if (file_check_regular(path, e) || stat(path, &st) != 0 || precheck_mat(path, e)) return -1;
     mat_t *mat = Mat_Open(path, MAT_ACC_RDONLY);
     if (!mat) return err_set(e, "cannot open %s as a MATLAB file%s%s", path, mat_msg[0] ? ": " : "", mat_msg);
     int rc = -1;
@@ -95,8 +193,10 @@ int svhn_load(Dataset *ds, const char *dir, int train, long limit, Err *e) {
     }
     size_t n = X->dims[3];
     if (limit > 0 && n > (size_t)limit) n = (size_t)limit;
-    if (n > (size_t)1 << 24) {
-        err_set(e, "%s: implausible image count %zu", path, n);
+    // deflate expands at most ~1030:1; a header claiming more images than the file can
+    // hold is refused before anything is allocated
+    if (n > (size_t)1 << 24 || (double)n * 3072 > 1100.0 * (double)st.st_size + (1 << 20)) {
+        err_set(e, "%s: implausible image count %zu for a file of %lld bytes", path, n, (long long)st.st_size);
         goto done;
     }
     size_t per = 3072;

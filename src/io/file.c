@@ -3,6 +3,8 @@
  */
 #include "file.h"
 
+#include "../core/fault.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -324,6 +326,7 @@ int file_atomic_commit(FileAtomic *a, Err *e) {
             close(fd);
         }
     }
+    fault_point("file-commit"); // the kill tests' worst moment: complete, not yet renamed
     if (!er && rename(a->tmp, a->path) != 0) er = errno, what = "rename the temporary over";
     if (er) {
         err_set(e, "cannot %s %s: %s", what, a->path, strerror(er));

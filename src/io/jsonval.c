@@ -27,10 +27,17 @@ int json_get_bool(const cJSON *v, int *dst, Err *e) {
     return 0;
 }
 
+// what a value is, for messages: the number itself (as the file wrote it, near enough), or its type
+static const char *value_desc(const cJSON *v, char *buf, size_t n) {
+    if (!cJSON_IsNumber(v)) return json_type(v);
+    snprintf(buf, n, "%.17g", v->valuedouble);
+    return buf;
+}
+
 int json_get_long(const cJSON *v, long lo, long hi, long *dst, Err *e) {
+    char b[40];
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi)
-        return err_set(e, "\"%s\" must be an integer in [%ld, %ld], not %s", v->string, lo, hi,
-                       cJSON_IsNumber(v) ? "that number" : json_type(v));
+        return err_set(e, "\"%s\" must be an integer in [%ld, %ld], not %s", v->string, lo, hi, value_desc(v, b, sizeof(b)));
     *dst = (long)v->valuedouble;
     return 0;
 }
@@ -44,7 +51,8 @@ int json_get_int(const cJSON *v, long lo, long hi, int *dst, Err *e) {
 
 int json_get_num(const cJSON *v, double lo, double *dst, Err *e) {
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < lo) {
-        const char *what = cJSON_IsNumber(v) ? "that number" : json_type(v);
+        char b[40];
+        const char *what = value_desc(v, b, sizeof(b));
         if (lo == -INFINITY) return err_set(e, "\"%s\" must be a number, not %s", v->string, what);
         return err_set(e, "\"%s\" must be a number >= %g, not %s", v->string, lo, what);
     }

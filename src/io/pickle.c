@@ -516,6 +516,9 @@ static int push(Unpickler *u, PickleValue *v) {
     return 0;
 }
 
+// &stack[i]; NULL while the stack was never allocated (nothing is read through it then)
+static PickleValue **stack_at(Unpickler *u, size_t i) { return u->stack ? u->stack + i : NULL; }
+
 static size_t stack_floor(const Unpickler *u) { return u->nmarks ? u->marks[u->nmarks - 1] : 0; }
 
 static PickleValue *pop(Unpickler *u) {
@@ -1128,14 +1131,14 @@ static int push_marked(Unpickler *u, PickleType t) {
     if (pop_mark(u, &start)) return -1;
     size_t k = u->sp - start;
     if (t == PICKLE_DICT && (k & 1)) return err_set(u->e, "DICT opcode with an odd number of items");
-    PickleValue *v = new_container(u->doc, t, u->stack + start, k, u->e);
+    PickleValue *v = new_container(u->doc, t, stack_at(u, start), k, u->e);
     u->sp = start;
     return push(u, v);
 }
 
 static int push_tuple_n(Unpickler *u, size_t k) {
     if (u->sp - stack_floor(u) < k) return err_set(u->e, "pickle stack underflow at byte %zu", u->pos);
-    PickleValue *v = new_container(u->doc, PICKLE_TUPLE, u->stack + u->sp - k, k, u->e);
+    PickleValue *v = new_container(u->doc, PICKLE_TUPLE, stack_at(u, u->sp - k), k, u->e);
     u->sp -= k;
     return push(u, v);
 }
@@ -1150,7 +1153,7 @@ static int extend_marked(Unpickler *u, PickleType want) {
     if (c->type != want)
         return err_set(u->e, "cannot add items to a %s (expected a %s)", pickle_type_name(c->type), pickle_type_name(want));
     if (want == PICKLE_DICT && (k & 1)) return err_set(u->e, "SETITEMS with an odd number of items");
-    int rc = items_push(u->doc, c, u->stack + start, k, u->e);
+    int rc = items_push(u->doc, c, stack_at(u, start), k, u->e);
     u->sp = start;
     return rc;
 }
@@ -1373,7 +1376,7 @@ static int run(Unpickler *u, PickleValue **out) {
             }
             size_t start = 0;
             if (pop_mark(u, &start)) return -1;
-            b = new_container(d, PICKLE_TUPLE, u->stack + start, u->sp - start, e);
+            b = new_container(d, PICKLE_TUPLE, stack_at(u, start), u->sp - start, e);
             u->sp = start;
             if (!b || push(u, apply_global(u, a, b, 0))) return -1;
             break;
@@ -1388,7 +1391,7 @@ static int run(Unpickler *u, PickleValue **out) {
             if (pop_mark(u, &start)) return -1;
             if (u->sp == start) return err_set(e, "OBJ without a class");
             a = u->stack[start];
-            b = new_container(d, PICKLE_TUPLE, u->stack + start + 1, u->sp - start - 1, e);
+            b = new_container(d, PICKLE_TUPLE, stack_at(u, start + 1), u->sp - start - 1, e);
             u->sp = start;
             if (!b || push(u, apply_global(u, a, b, 0))) return -1;
             break;

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../core/hash.h"
 #include "../io/safetensors.h"
 #include "../io/torch_pt.h"
 #include "convnet.h"
@@ -16,30 +17,50 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 int checkpoint_check_weights(const TensorDict *sd, Err *e) {
-    for (int i = 0; i < sd->n; i++) {
+    // names may share one tensor's bytes (tied weights; a hostile file puts one storage
+    // behind thousands of names): each buffer is checked once
+    StrMap seen; // "<data pointer>/<numel>" of the buffers checked
+    strmap_init(&seen);
+    int rc = 0;
+    for (int i = 0; i < sd->n && !rc; i++) {
         const char *name = sd->items[i].name;
         const Tensor *t = &sd->items[i].t;
         size_t nl = strlen(name);
         if (nl >= 19 && !strcmp(name + nl - 19, "num_batches_tracked")) continue; // a counter, int64 in torch
         int is_float = t->dtype == DTYPE_F32 || t->dtype == DTYPE_F64 || t->dtype == DTYPE_F16 || t->dtype == DTYPE_BF16;
-        if (!is_float)
-            return err_set(e, "'%s' is a %s tensor; weights are floating point (a checkpoint whose weights were cast "
-                              "to integers would load as a different model)",
-                           name, dtype_name(t->dtype));
-        float *v = tensor_to_f32(t, e);
-        if (!v && t->numel) return -1;
+        if (!is_float) {
+            rc = err_set(e, "'%s' is a %s tensor; weights are floating point (a checkpoint whose weights were cast "
+                            "to integers would load as a different model)",
+                         name, dtype_name(t->dtype));
+            break;
+        }
+        char key[64];
+        snprintf(key, sizeof(key), "%p/%zu", t->data, t->numel);
+        if (!t->numel || strmap_get(&seen, key) >= 0) continue;
+        if (strmap_put(&seen, key, 1, e)) {
+            rc = -1;
+            break;
+        }
+        const float *v = t->dtype == DTYPE_F32 ? t->data : NULL;
+        float *conv = v ? NULL : tensor_to_f32(t, e);
+        if (!v && !conv) {
+            rc = -1;
+            break;
+        }
+        if (!v) v = conv;
         size_t nan = 0, inf = 0;
         for (size_t k = 0; k < t->numel; k++) {
             if (isnan(v[k])) nan++;
             else if (isinf(v[k])) inf++;
         }
-        xfree(v);
+        xfree(conv);
         if (nan || inf)
-            return err_set(e, "'%s' holds %zu NaN and %zu infinite values of %zu: a model with non-finite weights gives "
-                              "meaningless results (NaN logits look robust to every attack)",
-                           name, nan, inf, t->numel);
+            rc = err_set(e, "'%s' holds %zu NaN and %zu infinite values of %zu: a model with non-finite weights gives "
+                            "meaningless results (NaN logits look robust to every attack)",
+                         name, nan, inf, t->numel);
     }
-    return 0;
+    strmap_free(&seen);
+    return rc;
 }
 
 int checkpoint_load(Net *net, const char *path, const char *arch, int channel, int n_classes, int im_h, int im_w,

@@ -412,6 +412,11 @@ int grid_from_json(Grid *g, const cJSON *root, const char *name, GridIssues *iss
     const cJSON *v, *attacks = NULL, *methods = NULL;
     int policy_set = 0;
     Err e;
+    if (!cJSON_IsObject(root)) { // a list or a number: no keys to read (found by fuzz_config)
+        grid_issue(iss, "%s: a grid config is a JSON object of keys such as \"datasets\", not %s", name,
+                   cJSON_IsArray(root) ? "a list" : "a single value");
+        return -1;
+    }
     // the preset first: attack parameters start from it
     const cJSON *pv = cJSON_GetObjectItemCaseSensitive(root, "preset");
     if (pv) {

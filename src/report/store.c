@@ -8,6 +8,8 @@
  */
 #include "store.h"
 
+#include "../core/fault.h"
+
 #include <math.h>
 #include <openssl/evp.h>
 #include <signal.h>
@@ -109,33 +111,7 @@ void store_machine(char *buf, size_t n) {
     buf[n - 1] = 0;
 }
 
-void store_fault(const char *point) {
-    static int init, n_points;
-    static struct {
-        char name[32];
-        long at, seen;
-    } points[8];
-    if (!init) {
-        init = 1;
-        const char *env = getenv("BEARD_FAULT");
-        char *s = env ? xstrdup(env) : NULL;
-        for (char *tok = s ? strtok(s, ",") : NULL; tok && n_points < 8; tok = strtok(NULL, ",")) {
-            char *c = strchr(tok, ':');
-            if (!c) continue;
-            *c = 0;
-            snprintf(points[n_points].name, sizeof(points[n_points].name), "%s", tok);
-            points[n_points].at = atol(c + 1);
-            n_points++;
-        }
-        xfree(s);
-    }
-    for (int i = 0; i < n_points; i++)
-        if (!strcmp(points[i].name, point) && ++points[i].seen == points[i].at) {
-            fprintf(stderr, "beard: BEARD_FAULT: killing myself at %s %ld\n", point, points[i].at);
-            fflush(stderr);
-            raise(SIGKILL);
-        }
-}
+void store_fault(const char *point) { fault_point(point); }
 
 void store_row_init(StoreRow *r) {
     memset(r, 0, sizeof(*r));
@@ -176,6 +152,8 @@ static int exec(Store *s, const char *sql, Err *e) {
 int store_open(Store **out, const char *path, int create, Err *e) {
     *out = NULL;
     if (!create && access(path, F_OK) != 0) return err_set(e, "no store at %s", path);
+    // an existing store must be a regular file: SQLite would block on a FIFO
+    if (access(path, F_OK) == 0 && file_check_regular(path, e)) return -1;
     Store *s = calloc(1, sizeof(Store));
     if (!s) return err_set(e, "out of memory");
     snprintf(s->path, sizeof(s->path), "%s", path);

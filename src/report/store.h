@@ -122,9 +122,9 @@ void store_utc_now(char *buf, size_t n);
 // the host name (for the machine column)
 void store_machine(char *buf, size_t n);
 
-// Fault injection for the kill tests. BEARD_FAULT="point:N[,point:N...]": the Nth time
-// the program passes `point` it kills itself with SIGKILL (what kill -9 does, at a chosen
-// moment). Points: "cell-start" (a cell begins), "cell-mid" (its work is done, nothing
+// Fault injection for the kill tests (core/fault.h: BEARD_FAULT="point:N[,point:N...]":
+// the Nth time the program passes `point` it kills itself with SIGKILL, what kill -9
+// does, at a chosen moment). The store's points: "cell-start" (a cell begins), "cell-mid" (its work is done, nothing
 // stored yet), "store-write" (inside the row's transaction), "cell-end" (committed).
 // Without BEARD_FAULT this does nothing.
 void store_fault(const char *point);

@@ -1,8 +1,10 @@
 /*
- * fuzz_pickle.c: libFuzzer target for the restricted unpickler and the torch loaders.
- * Every input goes through pickle_loads (plain pickle, no hooks) and torch_loads (zip,
- * legacy torch.save or plain pickle with torch blobs); whatever loads is printed and
- * searched for a state_dict. Nothing may crash, leak or trip UBSan.
+ * fuzz_pickle.c: libFuzzer target for the restricted unpickler, the torch loaders (the .pt
+ * zip container, the legacy format, plain pickles with torch blobs) and the pickle ->
+ * state_dict flattening. Every input goes through pickle_loads (plain pickle, no hooks)
+ * and torch_loads; whatever loads is printed, flattened into a state_dict and its weights
+ * checked. Nothing may crash, leak, trip UBSan, or outgrow the load's memory and work
+ * budgets (run_fuzz.sh's -rss_limit_mb and -timeout catch a blow-up).
  * Seeds: tests/fuzz/corpus_pickle/ (from tests/scripts/gen_io_fixtures.py).
  */
 #include <stddef.h>
@@ -11,13 +13,15 @@
 
 #include "../../src/io/pickle.h"
 #include "../../src/io/torch_pt.h"
+#include "../../src/models/checkpoint.h"
 
 static void exercise(PickleValue *v, FILE *sink) {
     TensorDict sd;
     Err e;
     pickle_print(sink, v, 8);
     tensordict_init(&sd);
-    torch_state_dict_from(v, &sd, &e);
+    // the flattening borrows v's tensors: sd is freed before v
+    if (torch_state_dict_from(v, &sd, &e) == 0) checkpoint_check_weights(&sd, &e);
     tensordict_free(&sd);
     double d;
     int64_t i;

@@ -1,0 +1,47 @@
+/*
+ * fuzz_config.c: libFuzzer target for the JSON configurations beard reads: BEARD's
+ * train_config.json (src/train/train_config.c, then the recipe it makes), the grid
+ * config of `beard run` (src/report/grid.c) and BEARD's evaluate_config.json
+ * (src/evaluate/eval_config.c, also fuzzed with the logs in fuzz_metrics). Every one must
+ * give a result or an error, and whatever names it accepts for file names must pass the
+ * file-name rule.
+ * Seeds: tests/fuzz/corpus_config/ (tests/scripts/gen_fuzz_seeds.py).
+ */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/evaluate/eval_config.h"
+#include "../../src/io/file.h"
+#include "../../src/report/grid.h"
+#include "../../src/train/train.h"
+#include "../../src/train/train_config.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    cJSON *root = cJSON_ParseWithLength((const char *)data, size);
+    if (!root) return 0;
+    Err e;
+    static TrainSettings s;
+    train_settings_default(&s);
+    if (train_settings_apply_json(&s, root, &e) == 0) {
+        static TrainConfig cfg;
+        if (train_settings_config(&s, 0, &cfg, &e) == 0) {}
+    }
+    static EvalConfig c;
+    if (eval_config_from_json(&c, root, &e) == 0) {
+        if (file_name_check(c.method, NULL, NULL) || file_name_check(c.model, NULL, NULL) ||
+            file_name_check(c.dataset, NULL, NULL) || file_name_check(c.ipc, NULL, NULL))
+            abort(); // a name that becomes a file name got through
+        char path[1200];
+        if (eval_config_output_path(&c, "results.json", path, sizeof(path), &e) == 0 && strstr(path, "/../")) abort();
+        cJSON_Delete(eval_config_to_json(&c));
+    }
+    static Grid g;
+    GridIssues iss;
+    grid_issues_init(&iss);
+    memset(&g, 0, sizeof(g));
+    grid_from_json(&g, root, "fuzz.json", &iss);
+    grid_issues_free(&iss);
+    cJSON_Delete(root);
+    return 0;
+}

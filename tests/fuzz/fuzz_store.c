@@ -1,0 +1,51 @@
+/*
+ * fuzz_store.c: libFuzzer target for what `beard store` and `beard leaderboard` read
+ * from outside: a results-store database given to merge or open (src/report/store.c
+ * decoding rows, blobs and published figures from whatever SQLite file it is handed) and
+ * the published-leaderboard CSV import. The first byte picks which; the rest is the file.
+ * Seeds: tests/fuzz/corpus_store/ (tests/scripts/gen_fuzz_seeds.py).
+ */
+#include "../../src/report/store.h"
+#include "fuzz_common.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    Err e;
+    char dst[512];
+    snprintf(dst, sizeof(dst), "%s/dst.db", fuzz_dir());
+    Store *s = NULL;
+    if (data[0] & 1) {
+        const char *src = fuzz_put("src.db", data + 1, size - 1);
+        Store *in = NULL;
+        if (store_open(&in, src, 0, &e) == 0) {
+            StoreRow *rows = NULL;
+            int n = 0;
+            if (store_load(in, &rows, &n, &e) == 0) store_rows_free(rows, n);
+            if (store_load_latest(in, &rows, &n, &e) == 0) store_rows_free(rows, n);
+            PublishedRow *pub = NULL;
+            if (store_load_published(in, &pub, &n, &e) == 0) free(pub);
+            store_integrity(in, &e);
+            store_close(in);
+        }
+        if (store_open(&s, dst, 1, &e) == 0) {
+            int added, same, conflicts;
+            store_merge(s, src, &added, &same, &conflicts, &e);
+        }
+    } else {
+        const char *csv = fuzz_put("published.csv", data + 1, size - 1);
+        if (store_open(&s, dst, 1, &e) == 0) {
+            int count;
+            store_import_published_csv(s, csv, &count, &e);
+        }
+    }
+    store_close(s);
+    unlink(dst);
+    char side[600];
+    snprintf(side, sizeof(side), "%s-wal", dst), unlink(side);
+    snprintf(side, sizeof(side), "%s-shm", dst), unlink(side);
+    fuzz_clean();
+    char src_side[600];
+    snprintf(src_side, sizeof(src_side), "%s/src.db-wal", fuzz_dir()), unlink(src_side);
+    snprintf(src_side, sizeof(src_side), "%s/src.db-shm", fuzz_dir()), unlink(src_side);
+    return 0;
+}
