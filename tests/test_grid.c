@@ -124,18 +124,21 @@ static void test_bad_input(void) {
                " \"atacks\": [\"FGSM\"],\n"
                " \"methods\": [{\"name\": \"Full\", \"src_dataset\": true}, {\"name\": \"G\", \"pool\": \"garbage.pt\"},\n"
                "             {\"name\": \"M\", \"model\": \"missing.pth\"}],\n"
-               " \"attacks\": [\"FGSM\", \"NoSuchAttack\", {\"name\": \"PGD\", \"params\": {\"stepz\": 3}}],\n"
+               " \"attacks\": [\"FGSM\", \"NoSuchAttack\", {\"name\": \"PGD\", \"params\": {\"stepz\": 3}},\n"
+               "             {\"name\": \"FGSM\", \"params\": {\"eps\": 9}}, \"PGD_e4\"],\n"
                " \"train_attacks\": [\"None\", \"NoSuchTraining\"], \"train\": {\"epochs\": 1, \"epoch\": 2}}\n");
     int st = run_sh(out, sizeof(out), dir, "%s run --config bad.json --store bad.db --out bad", beard);
     CHECK(st == 1, "bad grid: exit status %d (want 1)\n%s", st, out);
     const char *want[] = {"unknown key \"atacks\"", "unknown attack 'NoSuchAttack'", "PGD has no parameter \"stepz\"",
                           "garbage.pt does not load", "missing.pth", "NoSuchTraining", "unknown key \"epoch\"",
-                          "both write bad/model_pool/Full/Full_ConvNetW32_SYNTHETIC_200_None.pth", "nothing was run"};
+                          "both write bad/model_pool/Full/Full_ConvNetW32_SYNTHETIC_200_None.pth", "eps must be a number in [0, 1], not 9",
+                          "nothing was run"};
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         CHECK(strstr(out, want[i]) != NULL, "bad grid: the report lacks '%s':\n%s", want[i], out);
     int lines = 0;
     for (char *p = out; *p; p++) lines += *p == '\n';
-    CHECK(lines >= 9, "bad grid: want every problem on its own line, got %d lines", lines);
+    CHECK(lines >= 10, "bad grid: want every problem on its own line, got %d lines", lines);
+    CHECK(!strstr(out, "PGD_e4"), "BEARD's PGD_e4 is a known attack (PGD at eps 4/255):\n%s", out);
     for (char *l = out; *l;) { // each line is beard's
         CHECK(!strncmp(l, "beard run: ", 11), "bad grid: a line does not start with 'beard run: ': %.80s", l);
         char *nl = strchr(l, '\n');

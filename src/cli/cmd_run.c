@@ -57,12 +57,23 @@ static const char *usage_text =
     "                          ranks of a machine)\n"
     "  --force  --dry-run (list the cells and their estimated cost, run nothing)  --quiet\n";
 
+// "a,b,c" into ["a", "b", "c"]; a comma inside parentheses belongs to its item, so that
+// attack specs such as "PGD(eps=4/255, steps=20)" stay whole
 static cJSON *csv_array(const char *s) {
     cJSON *a = cJSON_CreateArray();
     char *t = xstrdup(s);
-    for (char *tok = strtok(t, ","); tok; tok = strtok(NULL, ",")) {
-        while (*tok == ' ') tok++;
-        if (*tok) cJSON_AddItemToArray(a, cJSON_CreateString(tok));
+    int depth = 0;
+    char *start = t;
+    for (char *p = t;; p++) {
+        if (*p == '(') depth++;
+        else if (*p == ')' && depth) depth--;
+        if (*p && (*p != ',' || depth)) continue;
+        int end = !*p;
+        *p = 0;
+        while (*start == ' ') start++;
+        if (*start) cJSON_AddItemToArray(a, cJSON_CreateString(start));
+        if (end) break;
+        start = p + 1;
     }
     xfree(t);
     return a;

@@ -94,6 +94,12 @@ int grid_model_sha(const GridPlan *p, int m, char out[65], Err *e) {
     return 0;
 }
 
+int grid_param_is_text(const AttackDef *def, const AttackParams *p, int i) {
+    for (const AttackParamDef *d = def->params; d->name; d++)
+        if (!strcmp(d->name, p->names[i])) return d->type == ATTACK_PARAM_TEXT;
+    return 0;
+}
+
 // ----------------------------------------------------------------------------
 // attack cost
 
@@ -227,18 +233,26 @@ static void parse_attack(Grid *g, const cJSON *v, int idx, GridIssues *iss) {
         grid_issue(iss, "%s: the attack has no name", where);
         return;
     }
-    const AttackDef *def = attack_find(name);
-    if (!def) {
+    // any name the attack library accepts: BEARD's spellings (Deepfool, AA, PGD_L2), its
+    // variants (PGD_e4: eps 4/255) and "PGD(eps=4/255, steps=20)"
+    const AttackDef *def = NULL;
+    AttackParams base;
+    Err re;
+    int rr = attack_resolve(name, g->preset, &def, &base, &re);
+    if (rr == -2) {
         grid_issue(iss, "%s: unknown attack '%s' (see beard attack --help for the library)", where, name);
+        return;
+    }
+    if (rr) {
+        grid_issue(iss, "%s: %s", where, re.msg);
         return;
     }
     if (label[0] && !is_word(label)) grid_issue(iss, "%s: label '%s' must be letters, digits and '_'", where, label);
     // list-valued parameters make variants (the cartesian product, in order)
     const cJSON *lists[ATTACK_MAX_PARAMS];
     int n_lists = 0, n_var = 1;
-    AttackParams base;
-    attack_params_init(&base, def, g->preset);
-    AttackParams preset = base;
+    AttackParams preset;
+    attack_params_init(&preset, def, g->preset);
     const cJSON *it;
     if (params)
         cJSON_ArrayForEach(it, params) {
@@ -289,6 +303,11 @@ static void parse_attack(Grid *g, const cJSON *v, int idx, GridIssues *iss) {
             if (r == -2) grid_issue(iss, "%s: %s.%s: cannot use '%s'", where, def->name, lists[l]->string, text), bad = 1;
         }
         if (bad) return;
+        Err ce;
+        if (attack_params_check(def, &a->params, NULL, &ce)) {
+            grid_issue(iss, "%s: %s", where, ce.msg);
+            return;
+        }
         // the label: the given one, else the name and the parameters off the preset
         char lab[64];
         snprintf(lab, sizeof(lab), "%s", label[0] ? label : def->name);
@@ -297,10 +316,14 @@ static void parse_attack(Grid *g, const cJSON *v, int idx, GridIssues *iss) {
             size_t len = strlen(lab);
             int first = 1;
             for (int i = 0; i < a->params.n; i++) {
-                if (a->params.values[i] == preset.values[i] ||
-                    (isnan(a->params.values[i]) && isnan(preset.values[i])))
+                char vb[ATTACK_TEXT_LEN], pb[ATTACK_TEXT_LEN];
+                if (grid_param_is_text(def, &a->params, i)) {
+                    if (!strcmp(attack_param_text(&a->params, def, i, vb, sizeof(vb)),
+                                attack_param_text(&preset, def, i, pb, sizeof(pb))))
+                        continue;
+                } else if (a->params.values[i] == preset.values[i] ||
+                           (isnan(a->params.values[i]) && isnan(preset.values[i])))
                     continue;
-                char vb[32];
                 attack_param_text(&a->params, def, i, vb, sizeof(vb));
                 if (vb[0] >= '0' && vb[0] <= '9') snprintf(vb, sizeof(vb), "%.6g", a->params.values[i]);
                 len += snprintf(lab + len, len < sizeof(lab) ? sizeof(lab) - len : 0, "%s%s=%s", first ? "[" : ",",
@@ -837,6 +860,24 @@ int grid_plan(GridPlan *p, Grid *g, GridIssues *iss) {
         }
         dataset_free(&ds);
     }
+    // attack parameters against each dataset's shape; the training split for attacks that
+    // train (LGV), whose checksum goes into their cells' configurations
+    for (int d = 0; d < g->n_datasets; d++) {
+        const DatasetInfo *in = p->tests[d].info;
+        AttackShape shape = {in->c, in->h, in->w, in->n_classes};
+        int needs = 0;
+        for (int a = 0; a < g->n_attacks; a++) {
+            if (attack_params_check(g->attacks[a].def, &g->attacks[a].params, &shape, &e))
+                grid_issue(iss, "%s: %s on %s: %s", g->path, g->attacks[a].label, in->name, e.msg);
+            needs |= attack_needs_train(g->attacks[a].def, &g->attacks[a].params);
+        }
+        if (!needs) continue;
+        Dataset tr;
+        if (grid_load_trainset(g, d, &tr, &e))
+            grid_issue(iss, "%s: the %s training split (an attack trains on it): %s", g->path, in->name, e.msg);
+        else dataset_sha(&tr, p->tests[d].train_sha256), p->tests[d].train_n = tr.n;
+        dataset_free(&tr);
+    }
     // architectures
     for (int d = 0; d < g->n_datasets; d++)
         for (int a = 0; a < g->n_archs; a++) {
@@ -952,8 +993,15 @@ int grid_plan(GridPlan *p, Grid *g, GridIssues *iss) {
                                               .train_attack = ta, .run = r};
                             char run_s[16] = "";
                             if (r) snprintf(run_s, sizeof(run_s), "_run%d", r);
-                            snprintf(gm->path, sizeof(gm->path), "%.700s/model_pool/%s/%s_%s_%s_%s_%s%s.pth", g->out, m->name,
-                                     m->name, g->archs[a], in->name, g->ipcs[ipc], g->train_attacks[ta], run_s);
+                            // names from the grid choose only the file's name, never where it goes
+                            char base[300];
+                            snprintf(base, sizeof(base), "%s_%s_%s_%s_%s%s.pth", m->name, g->archs[a], in->name, g->ipcs[ipc],
+                                     g->train_attacks[ta], run_s);
+                            if (file_name_check(m->name, "method", &e) || file_name_check(base, "model file", &e)) {
+                                grid_issue(iss, "%s: %s", g->path, e.msg);
+                                continue;
+                            }
+                            snprintf(gm->path, sizeof(gm->path), "%.700s/model_pool/%s/%s", g->out, m->name, base);
                             GridCell *c = add_cell(p, &cap_cells);
                             if (!c) goto oom;
                             c->kind = CELL_TRAIN;

@@ -154,6 +154,8 @@ typedef struct {
     const DatasetInfo *info;
     int n;                   // test images used
     char sha256[65];         // of the test images and labels
+    int train_n;             // the training split, when an attack trains on it (LGV); else 0
+    char train_sha256[65];
 } GridTestSet;
 
 typedef struct {
@@ -209,6 +211,8 @@ int grid_load_trainset(const Grid *g, int d, Dataset *ds, Err *e);
 void grid_net_sha(const Net *net, char out[65]);
 // the identity of model m from its file
 int grid_model_sha(const GridPlan *p, int m, char out[65], Err *e);
+// 1 when parameter i of p is a TEXT parameter (its value is a slot of p->text)
+int grid_param_is_text(const AttackDef *def, const AttackParams *p, int i);
 // estimated forward+backward passes per sample of an attack with these parameters
 double grid_attack_passes(const AttackDef *def, const AttackParams *params);
 

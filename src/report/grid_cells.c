@@ -41,13 +41,16 @@ struct GridWorker {
     AttackData ad;
     int model;  // the model loaded in net, -1 for none
     Net net;
+    int train_d; // the dataset whose training split is loaded (attacks that train), -1
+    Dataset train_ds;
+    float *train_x; // (n, C, H, W) pixels
 };
 
 GridWorker *grid_worker_new(const GridPlan *p) {
     GridWorker *w = calloc(1, sizeof(GridWorker));
     if (!w) return NULL;
     w->p = p;
-    w->test_d = w->model = -1;
+    w->test_d = w->model = w->train_d = -1;
     return w;
 }
 
@@ -65,11 +68,42 @@ static void drop_model(GridWorker *w) {
     w->model = -1;
 }
 
+static void drop_train(GridWorker *w) {
+    if (w->train_d < 0) return;
+    xfree(w->train_x);
+    dataset_free(&w->train_ds);
+    w->train_x = NULL;
+    w->train_d = -1;
+}
+
 void grid_worker_free(GridWorker *w) {
     if (!w) return;
     drop_test(w);
     drop_model(w);
+    drop_train(w);
     free(w);
+}
+
+// the training split as attacks that train on it see it
+static int worker_train(GridWorker *w, int d, AttackTrainSet *ts, Err *e) {
+    if (w->train_d != d) {
+        drop_train(w);
+        if (grid_load_trainset(w->p->grid, d, &w->train_ds, e)) {
+            dataset_free(&w->train_ds);
+            return err_wrap(e, "the %s training split", w->p->tests[d].name);
+        }
+        size_t D = (size_t)w->train_ds.c * w->train_ds.h * w->train_ds.w;
+        w->train_x = xmalloc(sizeof(float) * D * w->train_ds.n);
+        if (!w->train_x) {
+            dataset_free(&w->train_ds);
+            return err_set(e, "out of memory for %d training images", w->train_ds.n);
+        }
+        dataset_to_float(&w->train_ds, 0, w->train_ds.n, w->train_x, 0);
+        w->train_d = d;
+    }
+    const DatasetInfo *in = w->p->tests[d].info;
+    *ts = (AttackTrainSet){.x = w->train_x, .y = w->train_ds.labels, .n = w->train_ds.n, .mean = in->mean, .std = in->std};
+    return 0;
 }
 
 static int worker_test(GridWorker *w, int d, Err *e) {
@@ -298,12 +332,23 @@ static int attack_config_json(const GridPlan *p, const GridCell *c, cJSON *cfg, 
     cJSON *o = cJSON_AddObjectToObject(cfg, "attack");
     cJSON_AddStringToObject(o, "name", a->def->name);
     cJSON *pa = cJSON_AddObjectToObject(o, "params");
-    for (int i = 0; i < a->params.n; i++) cJSON_AddNumberToObject(pa, a->params.names[i], a->params.values[i]);
+    for (int i = 0; i < a->params.n; i++) {
+        if (grid_param_is_text(a->def, &a->params, i)) {
+            char t[ATTACK_TEXT_LEN];
+            cJSON_AddStringToObject(pa, a->params.names[i], attack_param_text(&a->params, a->def, i, t, sizeof(t)));
+        } else cJSON_AddNumberToObject(pa, a->params.names[i], a->params.values[i]);
+    }
     cJSON_AddBoolToObject(cfg, "targeted", c->targeted);
     if (c->targeted) cJSON_AddStringToObject(cfg, "target_policy", target_policy_name(g->policy));
     cJSON_AddStringToObject(cfg, "semantics", semantics_name((Semantics)c->sem));
     cJSON_AddNumberToObject(cfg, "seed", (double)g->seed);
     cJSON_AddNumberToObject(cfg, "batch", g->batch);
+    if (attack_needs_train(a->def, &a->params)) {
+        const GridTestSet *t = &p->tests[p->models[c->model].dataset];
+        cJSON *tr = cJSON_AddObjectToObject(cfg, "train_split");
+        cJSON_AddNumberToObject(tr, "n", t->train_n);
+        cJSON_AddStringToObject(tr, "sha256", t->train_sha256);
+    }
     return 0;
 }
 
@@ -319,6 +364,11 @@ static int attack_run(GridWorker *w, const GridPlan *p, const GridCell *c, Store
     if (worker_test(w, m->dataset, e) || worker_model(w, c->model, e)) return -1;
     RunConfig cfg = {.sem = (Semantics)c->sem, .policy = g->policy, .batch = g->batch, .seed = g->seed,
                      .progress = 1};
+    AttackTrainSet train;
+    if (attack_needs_train(a->def, &a->params)) {
+        if (worker_train(w, m->dataset, &train, e)) return -1;
+        cfg.train = &train;
+    }
     AttackResult r;
     if (attack_evaluate(&w->net, &w->ad, a->def, &a->params, c->targeted, &cfg, &r, e)) return -1;
     int n = r.n;
