@@ -385,12 +385,15 @@ def gen_gvbsm(seed):
             tea = (lam / tau).softmax(dim=-1)
             loss_nuc = loss_nuc + nn.KLDivLoss(reduction="sum")(stu, tea.detach())
         loss = loss_ce + nuc * loss_nuc + r_loss * loss_r
+        (g_nuc,) = torch.autograd.grad(nuc * loss_nuc, inputs, retain_graph=True)
+        (g_r,) = torch.autograd.grad(r_loss * loss_r, inputs, retain_graph=True)
         loss.backward()
         grad = inputs.grad.clone()
         opt.step()
         inputs.data = clip(inputs.data, GVBSM_MEAN, GVBSM_STD)
         return {"loss": loss.item(), "loss_ce": loss_ce.item(), "loss_r": float(loss_r), "loss_nuc": float(loss_nuc),
-                "terms": torch.stack([torch.as_tensor(t).reshape(()) for t in terms]).detach(), "grad": grad}
+                "terms": torch.stack([torch.as_tensor(t).reshape(()) for t in terms]).detach(), "grad": grad,
+                "grad_nuc": g_nuc, "grad_r": g_r}
 
     def draw(force_drop=None):
         d = {"crop": (random.randint(0, 8), random.randint(0, 8)), "flip": random.random() < 0.5}
@@ -427,7 +430,8 @@ def gen_gvbsm(seed):
                 "cfg": np.array([it0, total, lr, r_loss, fm, jitter, mom, nuc, tau, tbatch], np.float32),
                 "draw": np.array(drawv, np.float32),
                 "loss": np.array([r["loss"], r["loss_ce"], r["loss_r"], r["loss_nuc"]], np.float32),
-                "terms": r["terms"], "grad": r["grad"], "x_after": inputs.detach()})
+                "terms": r["terms"], "grad": r["grad"], "grad_nuc": r["grad_nuc"], "grad_r": r["grad_r"],
+                "x_after": inputs.detach()})
     write_fixture(os.path.join(OUT, "gvbsm_step.bin"), fix)
 
 
