@@ -6,7 +6,9 @@
  * statistics, augmentation draw): the loss, its CE / statistics / eigenvalue terms and every
  * hook's term separately, the gradient w.r.t. the images and the images after the step, within
  * 1e-4 relative; G-VBSM's training-set statistics; DELT's round schedule and medium selection;
- * the refusal of a teacher without BatchNorm.
+ * one soft-label student step (SRe2L's relabel: mixup, the train-mode teacher's logits, KL at
+ * T, the parameter gradients, AdamW) and the teacher's drifting running statistics; the
+ * refusal of a teacher without BatchNorm.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 
 #include "../src/distill/recover.h"
 #include "../src/models/convnet.h"
+#include "../src/train/recipe.h"
 #include "harness.h"
 
 #define T(...) fixture_getf(&F, __VA_ARGS__)
@@ -265,6 +268,81 @@ out:
     fixture_free(&F);
 }
 
+// compares every entry of net (parameters and buffers) with the fixture's prefix.name tensors
+static void compare_entries(const Net *net, const Fixture *Fp, const char *prefix, const char *what, double rtol,
+                            int buffers_only) {
+    for (int i = 0; i < net->n_entries; i++) {
+        const ParamEntry *pe = &net->entries[i];
+        if (pe->kind == PENTRY_COUNTER || (buffers_only && pe->kind != PENTRY_BUFFER)) continue;
+        const FixTensor *t = fixture_getf(Fp, "%s%s", prefix, pe->name);
+        if (!t || t->n != pe->numel) continue;
+        const float *got = (pe->kind == PENTRY_PARAM ? net->params : net->buffers) + pe->offset;
+        char w[128];
+        snprintf(w, sizeof(w), "%s %s", what, pe->name);
+        check_close(w, got, t->data, t->n, 1e-6, rtol);
+    }
+}
+
+static void test_softlabel_step(void) {
+    Fixture F;
+    if (fixture_load("tests/fixtures/decoupled/softlabel_step.bin", &F)) return;
+    Net teacher, student;
+    if (tiny_teacher(&teacher, &F, "teacher.")) goto out_fix;
+    if (tiny_teacher(&student, &F, "student.")) goto out_t;
+    const FixTensor *x = T("x"), *perm = T("perm"), *cfg = T("cfg"), *mixed = T("mixed"), *zs = T("logits_s"),
+                    *zt = T("logits_t"), *loss = T("loss"), *grads = T("grads");
+    if (!x || !perm || !cfg || !mixed || !zs || !zt || !loss || !grads) goto out_s;
+    int B = (int)x->shape[0], K = 10;
+    Recipe r;
+    recipe_preset(&r, "sre2l-relabel");
+    r.teacher = &teacher;
+    r.temperature = cfg->data[1];
+    r.epochs = (int)cfg->data[2];
+    check_rel("relabel lr (CosineAnnealingLR)", recipe_lr(&r, (int)cfg->data[3]), cfg->data[4], 1e-6);
+    Err e;
+    RecipeWork *w = recipe_work_new(&student, B, &e);
+    int pm[64], y[64] = {0};
+    for (int b = 0; b < B; b++) pm[b] = (int)perm->data[b];
+    RecipeDraw d = {.mix = RECIPE_MIX_MIXUP, .lam = cfg->data[0], .perm = pm};
+    double l = 0;
+    int rc = w ? recipe_step_grads(&student, &r, w, x->data, y, B, &d, &l, &e) : -1;
+    CHECK(rc == 0, "soft-label step: %s", rc ? e.msg : "");
+    if (!rc) {
+        check_close("relabel mixed batch", recipe_work_mixed(w), mixed->data, mixed->n, 1e-6, 1e-6);
+        check_close("relabel teacher logits (train-mode teacher)", recipe_work_teacher_logits(w), zt->data,
+                    (size_t)B * K, 1e-5, 1e-4);
+        check_close("relabel student logits", recipe_work_student_logits(w), zs->data, (size_t)B * K, 1e-5, 1e-4);
+        check_rel("relabel KL loss", l, loss->data[0], 1e-4);
+        // parameter gradients in named_parameters order
+        float *g = malloc(sizeof(float) * student.n_params);
+        size_t k = 0;
+        for (int i = 0; i < student.n_entries; i++) {
+            const ParamEntry *pe = &student.entries[i];
+            if (pe->kind != PENTRY_PARAM) continue;
+            memcpy(g + k, student.grads + pe->offset, sizeof(float) * pe->numel);
+            k += pe->numel;
+        }
+        double gmax = 0;
+        for (size_t i = 0; i < grads->n; i++) gmax = fmax(gmax, fabs(grads->data[i]));
+        CHECK(k == grads->n, "%zu gradients, reference %zu", k, grads->n);
+        if (k == grads->n) check_close("relabel parameter gradients", g, grads->data, k, 1e-4 * gmax, 1e-4);
+        free(g);
+        Optim opt;
+        optim_init(&opt, OPTIM_ADAMW, student.n_params, (float)recipe_lr(&r, (int)cfg->data[3]), 0, r.weight_decay);
+        optim_step(&opt, student.params, student.grads);
+        compare_entries(&student, &F, "after.", "relabel student after AdamW", 1e-4, 0);
+        compare_entries(&teacher, &F, "teacher_after.", "relabel teacher running statistics", 1e-5, 1);
+        optim_free(&opt);
+    }
+    recipe_work_free(w);
+out_s:
+    net_free(&student);
+out_t:
+    net_free(&teacher);
+out_fix:
+    fixture_free(&F);
+}
+
 static void test_no_batchnorm(void) {
     Net net;
     Err e;
@@ -282,6 +360,7 @@ int main(void) {
     test_sre2l_family("tests/fixtures/decoupled/cda_step.bin", "CDA", 1, 0);
     test_sre2l_family("tests/fixtures/decoupled/delt_step.bin", "DELT", 1, 1);
     test_gvbsm();
+    test_softlabel_step();
     test_no_batchnorm();
     return test_done("test_decoupled");
 }

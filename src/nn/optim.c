@@ -1,5 +1,5 @@
 /*
- * optim.c: SGD with momentum and Adam, see optim.h for the update rules.
+ * optim.c: SGD with momentum, Adam and AdamW, see optim.h for the update rules.
  */
 #include "optim.h"
 
@@ -20,8 +20,8 @@ int optim_init(Optim *o, OptimKind kind, size_t n, float lr, float momentum, flo
     o->beta2 = 0.999f;
     o->eps = 1e-8f;
     o->m = xcalloc(sizeof(float) * (n ? n : 1));
-    o->v = kind == OPTIM_ADAM ? xcalloc(sizeof(float) * (n ? n : 1)) : NULL;
-    if (!o->m || (kind == OPTIM_ADAM && !o->v)) {
+    o->v = kind != OPTIM_SGD ? xcalloc(sizeof(float) * (n ? n : 1)) : NULL;
+    if (!o->m || (kind != OPTIM_SGD && !o->v)) {
         optim_free(o);
         return -1;
     }
@@ -63,9 +63,13 @@ void optim_step(Optim *o, float *p, const float *grad) {
     double bc1 = 1.0 - pow(b1, (double)o->step), bc2 = 1.0 - pow(b2, (double)o->step);
     float step_size = (float)(lr / bc1), sqrt_bc2 = (float)sqrt(bc2);
     float *m = o->m, *v = o->v;
+    int decoupled = o->kind == OPTIM_ADAMW;
+    float shrink = (float)(1.0 - (double)lr * wd);
 #pragma omp parallel for schedule(static) if (n > (1 << 16))
     for (long i = 0; i < n; i++) {
-        float g = grad[i] + wd * p[i];
+        float g = grad[i];
+        if (decoupled) p[i] *= shrink;
+        else g += wd * p[i];
         m[i] = b1 * m[i] + (1.0f - b1) * g;
         v[i] = b2 * v[i] + (1.0f - b2) * g * g;
         p[i] -= step_size * m[i] / (sqrtf(v[i]) / sqrt_bc2 + eps);

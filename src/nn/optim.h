@@ -6,13 +6,15 @@
  * Adam (torch.optim.Adam, L2 weight decay added to the gradient, amsgrad off):
  *   g = grad + wd * p;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
  *   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ * AdamW (torch.optim.AdamW, decoupled weight decay): p *= 1 - lr * wd, then Adam's update
+ *   with g = grad.
  */
 #ifndef BEARD_OPTIM_H
 #define BEARD_OPTIM_H
 
 #include <stddef.h>
 
-typedef enum { OPTIM_SGD, OPTIM_ADAM } OptimKind;
+typedef enum { OPTIM_SGD, OPTIM_ADAM, OPTIM_ADAMW } OptimKind;
 
 typedef struct {
     OptimKind kind;
