@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/data/pool.h"
+#include "../src/distill/decoupled.h"
 #include "../src/distill/recover.h"
 #include "../src/models/convnet.h"
 #include "../src/train/recipe.h"
@@ -343,6 +345,154 @@ out_fix:
     fixture_free(&F);
 }
 
+// DELT's round schedule and medium selection against the port of get_round_imgs_indx and
+// store_medium
+static void test_delt_helpers(void) {
+    Fixture F;
+    if (fixture_load("tests/fixtures/decoupled/delt_step.bin", &F)) return;
+    const FixTensor *sch = T("schedule"), *sc = T("select_scores"), *sm = T("select_medium");
+    if (sch && sch->ndim == 2) {
+        int rows = (int)sch->shape[0], bad = 0, expected = 0;
+        int cases[5][2] = {{4, 3}, {10, 4}, {10, 8}, {1, 2}, {7, 7}};
+        for (int k = 0; k < 5; k++) {
+            int ipc = cases[k][0], rounds = cases[k][1], start[16];
+            delt_round_starts(ipc, rounds, start);
+            for (int i = 0; i < ipc; i++) expected += rounds - start[i];
+            for (int r = 0; r < rows; r++) {
+                const float *row = sch->data + 4 * r;
+                if ((int)row[0] != ipc || (int)row[1] != rounds) continue;
+                int p = (int)row[3], rr = (int)row[2];
+                bad += !(p < ipc && start[p] <= rr && rr < rounds);
+            }
+        }
+        CHECK(bad == 0 && expected == rows, "DELT rounds: %d memberships wrong, %d expected of %d", bad, expected, rows);
+    }
+    if (sc && sm) {
+        int out[16];
+        int rc = delt_select_medium(sc->data, (int)sc->n, (int)sm->n, out);
+        int same = rc == 0;
+        for (size_t i = 0; same && i < sm->n; i++) same = out[i] == (int)sm->data[i];
+        CHECK(same, "DELT medium selection differs from store_medium's");
+        CHECK(delt_select_medium(sc->data, (int)sc->n, 12, out) != 0, "DELT: 12 images around the median of 11 accepted");
+    }
+    fixture_free(&F);
+}
+
+// each method end to end on the tiny teacher: a few iterations, deterministic for a seed,
+// images inside the valid box, written as the methods release them and read back
+static void test_methods_run(void) {
+    Fixture F;
+    if (fixture_load("tests/fixtures/decoupled/sre2l_step.bin", &F)) return;
+    Net net;
+    if (tiny_teacher(&net, &F, "teacher.")) {
+        fixture_free(&F);
+        return;
+    }
+    int nreal = 60;
+    size_t D = net_in_size(&net);
+    float *realx = malloc(sizeof(float) * nreal * D);
+    int ry[60];
+    Rng r;
+    rng_init(&r, 3, 3);
+    for (size_t i = 0; i < nreal * D; i++) realx[i] = (float)(0.8 * rng_normal(&r));
+    for (int i = 0; i < nreal; i++) ry[i] = i % 10;
+    for (int m = 0; decoupled_method(m); m++) {
+        const DecoupledMethod *M = decoupled_method(m);
+        DecoupledArgs a;
+        decoupled_args_default(&a);
+        M->defaults(&a);
+        a.teachers[0] = &net, a.n_teachers = 1, a.n_classes = 10, a.ipc = 2, a.seed = 5;
+        a.iteration = 4, a.round_iterations = a.round_iterations ? 2 : 0, a.stat_batch = 16;
+        a.real_x = realx, a.real_y = ry, a.n_real = nreal;
+        memcpy(a.mean, CIFAR_MEAN, sizeof(a.mean));
+        memcpy(a.std, CIFAR_STD, sizeof(a.std));
+        DecoupledOut o1, o2;
+        Err e;
+        decoupled_out_init(&o1, 10, 2, D, &e);
+        decoupled_out_init(&o2, 10, 2, D, &e);
+        int rc1 = M->run(&a, &o1, &e);
+        CHECK(rc1 == 0, "%s run: %s", M->name, rc1 ? e.msg : "");
+        int rc2 = M->run(&a, &o2, &e);
+        CHECK(rc1 == 0 && rc2 == 0 && !memcmp(o1.x, o2.x, sizeof(float) * o1.n * D), "%s is not deterministic", M->name);
+        int inside = 1, labels = 1;
+        for (int i = 0; i < o1.n; i++) {
+            labels &= o1.y[i] == i / 2;
+            for (int c = 0; c < 3; c++)
+                for (int k = 0; k < 256; k++) {
+                    float v = o1.x[(size_t)i * D + c * 256 + k];
+                    inside &= v >= -CIFAR_MEAN[c] / CIFAR_STD[c] - 1e-5f && v <= (1 - CIFAR_MEAN[c]) / CIFAR_STD[c] + 1e-5f;
+                }
+        }
+        CHECK(inside && labels, "%s: images outside the box (%d) or labels wrong (%d)", M->name, !inside, !labels);
+        // written as released, then read back as beard train reads image folders
+        const char *dir = test_tmp(M->name);
+        int rc = decoupled_write_imagefolder(dir, &o1, 3, 16, 16, CIFAR_MEAN, CIFAR_STD, M->image_ext, &e);
+        CHECK(rc == 0, "%s: writing the image folder: %s", M->name, rc ? e.msg : "");
+        char path[1200];
+        snprintf(path, sizeof(path), "%s/new%03d/class%03d_id%03d.%s", dir, 7, 7, 1, M->image_ext);
+        FILE *f = fopen(path, "rb");
+        CHECK(f != NULL, "%s: no %s", M->name, path);
+        if (f) fclose(f);
+        DatasetInfo info = *dataset_info("cifar10");
+        info.h = info.w = 16;
+        Pool p;
+        rc = pool_load_imagefolder(&p, dir, &info, &e);
+        CHECK(rc == 0 && p.n == 20 && p.y[3] == 1 && p.y[19] == 9, "%s: reading the folder back: %s", M->name,
+              rc ? e.msg : "wrong count or labels");
+        if (rc == 0) {
+            // 8-bit truncation; JPEG's loss on noise images is large, PNG's nothing
+            double worst = 0;
+            for (int c = 0; c < 3; c++)
+                for (size_t k = 0; k < 256; k++) {
+                    size_t i = (size_t)5 * D + c * 256 + k;
+                    double px = fmin(fmax(o1.x[i] * CIFAR_STD[c] + CIFAR_MEAN[c], 0), 1);
+                    double back = p.x[i] * CIFAR_STD[c] + CIFAR_MEAN[c];
+                    worst = fmax(worst, fabs(px - back));
+                }
+            // PNG is lossless: the 8-bit truncation alone; JPEG is checked against PIL below
+            if (!strcmp(M->image_ext, "png"))
+                CHECK(worst <= 1.0 / 255 + 1e-6, "%s: pixels back off by %.4f", M->name, worst);
+        }
+        pool_free(&p);
+        decoupled_out_free(&o1);
+        decoupled_out_free(&o2);
+    }
+    CHECK(decoupled_find("sre2l") && decoupled_find("G-VBSM") && decoupled_find("gvbsm") && decoupled_find("SCDD") &&
+              !decoupled_find("DM"),
+          "method names");
+    free(realx);
+    net_free(&net);
+    fixture_free(&F);
+}
+
+// the JPEG the methods release: PIL's Image.save at its defaults, decoded, against beard's
+// encoder decoded by beard's (libjpeg on both sides, as PIL)
+static void test_jpeg_like_pil(void) {
+    Fixture F;
+    if (fixture_load("tests/fixtures/decoupled/jpeg.bin", &F)) return;
+    const FixTensor *img = T("img"), *dec = T("pil_decoded");
+    if (img && dec) {
+        int H = (int)img->shape[0], W = (int)img->shape[1];
+        uint8_t *px = malloc(img->n);
+        for (size_t i = 0; i < img->n; i++) px[i] = (uint8_t)img->data[i];
+        const char *path = test_tmp("pil.jpg");
+        Err e;
+        int rc = decoupled_write_image(path, px, W, H, 3, "jpg", &e);
+        uint8_t *back = NULL;
+        int w = 0, h = 0;
+        if (!rc) rc = image_read_rgb(path, &back, &w, &h, &e);
+        CHECK(rc == 0 && w == W && h == H, "JPEG round trip: %s", rc ? e.msg : "size");
+        if (!rc) {
+            int diff = 0;
+            for (size_t i = 0; i < img->n; i++) diff += back[i] != (uint8_t)dec->data[i];
+            CHECK(diff == 0, "JPEG: %d of %zu decoded values differ from PIL's encoding", diff, img->n);
+        }
+        xfree(back);
+        free(px);
+    }
+    fixture_free(&F);
+}
+
 static void test_no_batchnorm(void) {
     Net net;
     Err e;
@@ -361,6 +511,9 @@ int main(void) {
     test_sre2l_family("tests/fixtures/decoupled/delt_step.bin", "DELT", 1, 1);
     test_gvbsm();
     test_softlabel_step();
+    test_delt_helpers();
+    test_methods_run();
+    test_jpeg_like_pil();
     test_no_batchnorm();
     return test_done("test_decoupled");
 }

@@ -581,3 +581,21 @@ int recover_state_init(HookState *s, const RecoverHook *hooks, int n_hooks, Err 
     }
     return 0;
 }
+
+int recover_observe(RecoverWork *w, const float *x, int B, const RecoverLoss *cfg, Err *e) {
+    Net *net = w->net;
+    if (B <= 0 || B > w->Bmax) return err_set(e, "a batch of %d images (workspace for %d)", B, w->Bmax);
+    memcpy(w->xj, x, sizeof(float) * B * w->D);
+    if (net_tape_forward(net, &w->tape, w->xj, B, 0, e)) return -1;
+    int conv_index = 0;
+    for (int h = 0; h < w->n_hooks; h++) {
+        const RecoverHook *hk = &w->hooks[h];
+        int ci = hk->kind == RECOVER_HOOK_CONV ? conv_index++ : -1;
+        if (ci >= 0 && cfg->drop && cfg->drop[ci]) continue;
+        const float *A = hk->node < 0 ? w->xj : net_tape_out(w->tape, hk->node);
+        float *scratch = hk->node < 0 ? w->gin : net_tape_grad(w->tape, hk->node);
+        if (!scratch) return err_set(e, "out of memory");
+        hook_term(w, hk, h, ci, A, B, cfg, 0.0, scratch);
+    }
+    return 0;
+}

@@ -95,6 +95,11 @@ void recover_work_free(RecoverWork *w);
 int recover_grad(RecoverWork *w, const float *x, const int *y, int B, const int *active, int n_active,
                  const RecoverDraw *d, const RecoverLoss *cfg, float *grad, RecoverLosses *out, Err *e);
 
+// a forward of the teacher on x (B images, no augmentation) that only updates the densified
+// statistics of cfg->state, as any forward of a hooked model does in the reference (G-VBSM's
+// verifier, which is its last teacher)
+int recover_observe(RecoverWork *w, const float *x, int B, const RecoverLoss *cfg, Err *e);
+
 // the Adam step at lr, then the per-channel clip to [(0 - mean) / std, (1 - mean) / std]
 void recover_update(Optim *adam, float *x, const float *grad, float lr, int B, int C, size_t plane, const float *mean,
                     const float *std);

@@ -514,6 +514,23 @@ def gen_augment(seed):
     write_fixture(os.path.join(OUT, "augment.bin"), fix)
 
 
+def gen_jpeg(seed):
+    """PIL's JPEG of a smooth image with some noise, as the methods save (Image.fromarray(...).save(
+    'x.jpg'): quality 75, 4:2:0), decoded by PIL again"""
+    import io
+
+    from PIL import Image
+    rs = np.random.RandomState(seed)
+    yy, xx = np.mgrid[0:32, 0:32]
+    img = np.stack([128 + 90 * np.sin(xx / 5.0 + c) * np.cos(yy / 7.0 - c) for c in range(3)], -1)
+    img = np.clip(img + rs.randint(-20, 21, img.shape), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG")
+    dec = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    write_fixture(os.path.join(OUT, "jpeg.bin"), {"img": img.astype(np.float32), "pil_decoded": dec.astype(np.float32),
+                                                  "pil_bytes": np.array([len(buf.getvalue())], np.float32)})
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(1)
@@ -523,5 +540,6 @@ if __name__ == "__main__":
     gen_delt(4)
     gen_gvbsm(5)
     gen_softlabel(6)
+    gen_jpeg(7)
     for f in sorted(os.listdir(OUT)):
         print(f, os.path.getsize(os.path.join(OUT, f)))

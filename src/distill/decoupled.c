@@ -1,0 +1,195 @@
+/*
+ * decoupled.c: the table of the decoupled methods, their shared defaults, and the image-folder
+ * output they release (see decoupled.h). Adding a method: one file defining a
+ * DecoupledMethod, one line in `methods` below.
+ */
+#include "decoupled.h"
+
+#include <errno.h>
+#include <stdio.h> // before jpeglib.h
+#include <jpeglib.h>
+#include <png.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "../io/file.h"
+
+static const DecoupledMethod *methods[] = {
+    &decoupled_sre2l, &decoupled_cda, &decoupled_scdd, &decoupled_gvbsm, &decoupled_delt,
+};
+
+const DecoupledMethod *decoupled_method(int i) {
+    return i >= 0 && i < (int)(sizeof(methods) / sizeof(methods[0])) ? methods[i] : NULL;
+}
+
+// names as the papers spell them, with or without the hyphen, any case
+static int name_eq(const char *a, const char *b) {
+    for (;; a++, b++) {
+        while (*a == '-' || *a == '_') a++;
+        while (*b == '-' || *b == '_') b++;
+        if (!*a || !*b) return !*a && !*b;
+        if ((*a | 32) != (*b | 32)) return 0;
+    }
+}
+
+const DecoupledMethod *decoupled_find(const char *name) {
+    for (int i = 0; decoupled_method(i); i++)
+        if (name_eq(name, methods[i]->name)) return methods[i];
+    return NULL;
+}
+
+void decoupled_args_default(DecoupledArgs *a) {
+    memset(a, 0, sizeof(*a));
+    a->ipc = 10;
+    a->min_iterations = -1;
+    a->stat_batch = 64;
+    a->log_every = 100;
+}
+
+int decoupled_out_init(DecoupledOut *o, int n_classes, int ipc, size_t D, Err *e) {
+    memset(o, 0, sizeof(*o));
+    size_t n = (size_t)n_classes * ipc;
+    o->x = xcalloc(sizeof(float) * n * D);
+    o->y = calloc(n ? n : 1, sizeof(int));
+    if (!o->x || !o->y) {
+        decoupled_out_free(o);
+        return err_set(e, "out of memory for %zu recovered images", n);
+    }
+    o->n = (int)n, o->ipc = ipc, o->n_classes = n_classes;
+    return 0;
+}
+
+void decoupled_out_free(DecoupledOut *o) {
+    xfree(o->x);
+    free(o->y);
+    memset(o, 0, sizeof(*o));
+}
+
+// ----------------------------------------------------------------------------
+// encoders (to memory, then file_write_all's temporary name and rename)
+
+typedef struct {
+    struct jpeg_error_mgr pub;
+    jmp_buf jump;
+    char msg[JMSG_LENGTH_MAX];
+} JpegErr;
+
+static void jpeg_on_error(j_common_ptr cinfo) {
+    JpegErr *je = (JpegErr *)cinfo->err;
+    (*cinfo->err->format_message)(cinfo, je->msg);
+    longjmp(je->jump, 1);
+}
+
+static int jpeg_encode(const uint8_t *rgb, int w, int h, int C, unsigned char **buf, unsigned long *n, Err *e) {
+    struct jpeg_compress_struct c;
+    JpegErr je;
+    c.err = jpeg_std_error(&je.pub);
+    je.pub.error_exit = jpeg_on_error;
+    *buf = NULL, *n = 0;
+    if (setjmp(je.jump)) {
+        jpeg_destroy_compress(&c);
+        free(*buf);
+        *buf = NULL;
+        return err_set(e, "JPEG encoding: %s", je.msg);
+    }
+    jpeg_create_compress(&c);
+    jpeg_mem_dest(&c, buf, n);
+    c.image_width = (JDIMENSION)w, c.image_height = (JDIMENSION)h;
+    c.input_components = C;
+    c.in_color_space = C == 3 ? JCS_RGB : JCS_GRAYSCALE;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 75, TRUE); // PIL's default quality; its default subsampling is libjpeg's 4:2:0
+    jpeg_start_compress(&c, TRUE);
+    while (c.next_scanline < c.image_height) {
+        JSAMPROW row = (JSAMPROW)(rgb + (size_t)c.next_scanline * w * C);
+        jpeg_write_scanlines(&c, &row, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    return 0;
+}
+
+static int png_encode(const uint8_t *rgb, int w, int h, int C, void **buf, size_t *n, Err *e) {
+    png_image im;
+    memset(&im, 0, sizeof(im));
+    im.version = PNG_IMAGE_VERSION;
+    im.width = (png_uint_32)w, im.height = (png_uint_32)h;
+    im.format = C == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+    size_t size = 0;
+    if (!png_image_write_to_memory(&im, NULL, &size, 0, rgb, 0, NULL)) return err_set(e, "PNG encoding: %s", im.message);
+    *buf = malloc(size);
+    if (!*buf) return err_set(e, "out of memory");
+    if (!png_image_write_to_memory(&im, *buf, &size, 0, rgb, 0, NULL)) {
+        free(*buf);
+        return err_set(e, "PNG encoding: %s", im.message);
+    }
+    *n = size;
+    return 0;
+}
+
+static int mkdir_p(const char *dir, Err *e) {
+    char tmp[1024];
+    snprintf(tmp, sizeof(tmp), "%s", dir);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0777) && errno != EEXIST) return err_set(e, "cannot create folder %s", tmp);
+            *p = '/';
+        }
+    if (mkdir(tmp, 0777) && errno != EEXIST) return err_set(e, "cannot create folder %s", tmp);
+    return 0;
+}
+
+int decoupled_write_image(const char *path, const uint8_t *px, int W, int H, int C, const char *ext, Err *e) {
+    int rc;
+    if (!strcasecmp(ext, "png")) {
+        void *buf = NULL;
+        size_t n = 0;
+        rc = png_encode(px, W, H, C, &buf, &n, e) || file_write_all(path, buf, n, e);
+        free(buf);
+    } else {
+        unsigned char *buf = NULL;
+        unsigned long n = 0;
+        rc = jpeg_encode(px, W, H, C, &buf, &n, e) || file_write_all(path, buf, n, e);
+        free(buf);
+    }
+    return rc ? -1 : 0;
+}
+
+int decoupled_write_imagefolder(const char *dir, const DecoupledOut *o, int C, int H, int W, const float *mean,
+                                const float *std, const char *ext, Err *e) {
+    int png = !strcasecmp(ext, "png");
+    if (!png && strcasecmp(ext, "jpg")) return err_set(e, "image format must be jpg or png, not '%s'", ext);
+    if (C != 1 && C != 3) return err_set(e, "%d-channel images cannot be saved as %s", C, ext);
+    if (mkdir_p(dir, e)) return -1;
+    size_t plane = (size_t)H * W, D = plane * C;
+    uint8_t *px = malloc(D);
+    if (!px) return err_set(e, "out of memory");
+    int rc = 0;
+    for (int c = 0; c < o->n_classes && !rc; c++) {
+        char sub[1200];
+        snprintf(sub, sizeof(sub), "%s/new%03d", dir, c);
+        if (mkdir_p(sub, e)) {
+            rc = -1;
+            break;
+        }
+        for (int i = 0; i < o->ipc && !rc; i++) {
+            const float *x = o->x + ((size_t)c * o->ipc + i) * D;
+            for (int ch = 0; ch < C; ch++)
+                for (size_t k = 0; k < plane; k++) {
+                    float v = x[ch * plane + k] * std[ch] + mean[ch]; // denormalize_cifar: torch float math
+                    v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+                    px[k * C + ch] = (uint8_t)(v * 255.0f); // astype(uint8) truncates
+                }
+            char path[1300];
+            snprintf(path, sizeof(path), "%s/class%03d_id%03d.%s", sub, c, i, png ? "png" : "jpg");
+            rc = decoupled_write_image(path, px, W, H, C, png ? "png" : "jpg", e);
+            if (rc) err_wrap(e, "%s", path);
+        }
+    }
+    free(px);
+    return rc ? -1 : 0;
+}
