@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../models/checkpoint.h"
+#include "../train/recipe.h"
 #include "../train/train.h"
 #include "../train/train_config.h"
 #include "../core/parallel.h"
@@ -44,6 +46,20 @@ static const char *usage_text =
     "           standard threat model, or beard with --config, to reproduce BEARD's pool)\n"
     "           --train-param NAME=VALUE (e.g. eps=8/255; TRADES: beta, eps,\n"
     "           step_size, steps)\n"
+    "decoupled methods (SRe2L, CDA, SC-DD, G-VBSM, DELT; their recipes instead of BEARD's):\n"
+    "           --recipe NAME (sre2l-squeeze: the teacher, with --src-dataset: SGD 0.1, cosine,\n"
+    "           200 epochs, batch 128, crop+flip; gvbsm-squeeze: SGD 0.05, 5 epochs, batch 64;\n"
+    "           sre2l-relabel (= cda-, scdd-relabel): AdamW 1e-3 wd 0.01, cosine, 400 epochs, batch\n"
+    "           128, crop+flip, mixup 0.8, KL at T 30, teacher in train mode as SRe2L's code leaves it;\n"
+    "           rded-relabel (= delt-relabel): CutMix, T 20, teacher in eval mode, 300 epochs, batch\n"
+    "           50, RandomResizedCrop; gvbsm-relabel: MSE to the teacher logits + 0.15 CE, CutMix)\n"
+    "           --teacher T.pth (soft labels from it, online; implies --soft-labels)\n"
+    "           --teacher-arch A (default --arch)   --soft-labels (default recipe sre2l-relabel)\n"
+    "           --temperature T  --mix mixup|cutmix|none  --teacher-mode train|eval\n"
+    "           --loss kl|mse-gt|ce  --ce-weight W  --lr-schedule cosine|cosine-half|constant\n"
+    "           --aug crop-flip|rrc-flip|none  --optimizer adamw  --linear-probe (train the last\n"
+    "           linear layer of --init CKPT only, the backbone frozen: SC-DD's probe)  --init CKPT\n"
+    "           (every run starts from this checkpoint). --epochs N is the number of epochs here.\n"
     "output:    --out DIR (saves {method}_{model}_{dataset}_{ipc}_{attack}_{acc}.pth, the\n"
     "           best evaluated snapshot, and ..._{attack}.pth, the final model of the best\n"
     "           run)  --method NAME  --ipc N  --json OUT  --eval-every 100  --log-every 1\n"
@@ -88,6 +104,44 @@ static int parse_opts(int argc, char **argv, TrainSettings *s, const char **json
         else if (cli_flag(argv, i, "--learned-lr")) s->learned_lr = 1;
         else if (cli_flag(argv, i, "--train-targeted")) s->target_attack = 1;
         else if (cli_flag(argv, i, "--quiet")) *quiet = 1;
+        else if (cli_flag(argv, i, "--soft-labels")) s->soft_labels = 1;
+        else if (cli_flag(argv, i, "--linear-probe")) s->linear_probe = 1;
+        else if ((v = cli_opt(argc, argv, &i, "--recipe", &missing))) {
+            Recipe r;
+            if (recipe_preset(&r, v)) return cli_usage_error(C, "unknown recipe '%s' (%s)", v, recipe_preset_list());
+            snprintf(s->recipe, sizeof(s->recipe), "%s", v);
+        } else if ((v = cli_opt(argc, argv, &i, "--teacher", &missing))) snprintf(s->teacher, sizeof(s->teacher), "%s", v);
+        else if ((v = cli_opt(argc, argv, &i, "--teacher-arch", &missing)))
+            snprintf(s->teacher_arch, sizeof(s->teacher_arch), "%s", v);
+        else if ((v = cli_opt(argc, argv, &i, "--init", &missing))) snprintf(s->init, sizeof(s->init), "%s", v);
+        else if ((v = cli_opt(argc, argv, &i, "--mix", &missing))) {
+            if (strcasecmp(v, "mixup") && strcasecmp(v, "cutmix") && strcasecmp(v, "none"))
+                return cli_usage_error(C, "--mix must be mixup, cutmix or none, not '%s'", v);
+            snprintf(s->mix, sizeof(s->mix), "%s", v);
+        } else if ((v = cli_opt(argc, argv, &i, "--teacher-mode", &missing))) {
+            if (strcasecmp(v, "train") && strcasecmp(v, "eval"))
+                return cli_usage_error(C, "--teacher-mode must be train or eval, not '%s'", v);
+            snprintf(s->teacher_mode, sizeof(s->teacher_mode), "%s", v);
+        } else if ((v = cli_opt(argc, argv, &i, "--loss", &missing))) {
+            if (strcasecmp(v, "kl") && strcasecmp(v, "mse-gt") && strcasecmp(v, "ce"))
+                return cli_usage_error(C, "--loss must be kl, mse-gt or ce, not '%s'", v);
+            snprintf(s->loss, sizeof(s->loss), "%s", v);
+        } else if ((v = cli_opt(argc, argv, &i, "--lr-schedule", &missing))) {
+            if (strcasecmp(v, "cosine") && strcasecmp(v, "cosine-half") && strcasecmp(v, "constant"))
+                return cli_usage_error(C, "--lr-schedule must be cosine, cosine-half or constant, not '%s'", v);
+            snprintf(s->lr_schedule, sizeof(s->lr_schedule), "%s", v);
+        } else if ((v = cli_opt(argc, argv, &i, "--aug", &missing))) {
+            if (strcasecmp(v, "crop-flip") && strcasecmp(v, "rrc-flip") && strcasecmp(v, "none"))
+                return cli_usage_error(C, "--aug must be crop-flip, rrc-flip or none, not '%s'", v);
+            snprintf(s->aug, sizeof(s->aug), "%s", v);
+        } else if ((v = cli_opt(argc, argv, &i, "--temperature", &missing))) {
+            if (cli_parse_num(C, "--temperature", v, &d)) return 2;
+            if (!(d > 0)) return cli_usage_error(C, "--temperature must be positive");
+            s->temperature = d, s->set_temperature = 1;
+        } else if ((v = cli_opt(argc, argv, &i, "--ce-weight", &missing))) {
+            if (cli_parse_num(C, "--ce-weight", v, &d) || d < 0) return cli_usage_error(C, "--ce-weight must be >= 0");
+            s->ce_weight = d, s->set_ce_weight = 1;
+        }
         else if ((v = cli_opt(argc, argv, &i, "--config", &missing))) continue; // read first
         else if ((v = cli_opt(argc, argv, &i, "--data-file", &missing))) snprintf(s->data_file, sizeof(s->data_file), "%s", v);
         else if ((v = cli_opt(argc, argv, &i, "--dataset", &missing))) snprintf(s->dataset, sizeof(s->dataset), "%s", v);
@@ -113,12 +167,13 @@ static int parse_opts(int argc, char **argv, TrainSettings *s, const char **json
             snprintf(name, sizeof(name), "%.*s", (int)(eq - v), v);
             if (train_settings_add_param(s, name, eq + 1, &e)) return cli_usage_error(C, "%s", e.msg);
         } else if ((v = cli_opt(argc, argv, &i, "--optimizer", &missing))) {
-            if (strcasecmp(v, "sgd") && strcasecmp(v, "adam"))
-                return cli_usage_error(C, "--optimizer must be sgd or adam, not '%s'", v);
+            if (strcasecmp(v, "sgd") && strcasecmp(v, "adam") && strcasecmp(v, "adamw"))
+                return cli_usage_error(C, "--optimizer must be sgd, adam or adamw, not '%s'", v);
             snprintf(s->optimizer, sizeof(s->optimizer), "%s", v);
+            s->set_optimizer = 1;
         } else if ((v = cli_opt(argc, argv, &i, "--epochs", &missing))) {
             if (cli_parse_int(C, "--epochs", v, 0, 10000000, &l)) return 2;
-            s->epochs = (int)l;
+            s->epochs = (int)l, s->set_epochs = 1;
         } else if ((v = cli_opt(argc, argv, &i, "--runs", &missing))) {
             if (cli_parse_int(C, "--runs", v, 1, TRAIN_MAX_RUNS, &l)) return 2;
             s->runs = (int)l;
@@ -149,7 +204,7 @@ static int parse_opts(int argc, char **argv, TrainSettings *s, const char **json
             s->lr = d, s->set_lr = 1;
         } else if ((v = cli_opt(argc, argv, &i, "--momentum", &missing))) {
             if (cli_parse_num(C, "--momentum", v, &d) || d < 0) return cli_usage_error(C, "--momentum must be >= 0");
-            s->momentum = d;
+            s->momentum = d, s->set_momentum = 1;
         } else if ((v = cli_opt(argc, argv, &i, "--weight-decay", &missing))) {
             if (cli_parse_num(C, "--weight-decay", v, &d) || d < 0) return cli_usage_error(C, "--weight-decay must be >= 0");
             s->weight_decay = d, s->set_weight_decay = 1;
@@ -182,8 +237,49 @@ static float *normalised_testset(const CliTestSet *ts) {
     return x;
 }
 
+static cJSON *recipe_json(const Recipe *r, const TrainSettings *s) {
+    static const char *mixn[] = {"none", "mixup", "cutmix"}, *lossn[] = {"ce", "kl", "mse-gt"},
+                      *augn[] = {"none", "crop-flip", "rrc-flip"}, *schn[] = {"constant", "cosine", "cosine-half"};
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", r->name);
+    cJSON_AddNumberToObject(o, "epochs", r->epochs);
+    cJSON_AddNumberToObject(o, "batch", r->batch);
+    cJSON_AddStringToObject(o, "optimizer", r->optimizer == OPTIM_SGD ? "sgd" : r->optimizer == OPTIM_ADAM ? "adam" : "adamw");
+    cJSON_AddNumberToObject(o, "lr", r->lr);
+    cJSON_AddNumberToObject(o, "momentum", r->momentum);
+    cJSON_AddNumberToObject(o, "weight_decay", r->weight_decay);
+    cJSON_AddStringToObject(o, "lr_schedule", schn[r->schedule]);
+    cJSON_AddStringToObject(o, "aug", augn[r->aug]);
+    cJSON_AddStringToObject(o, "mix", mixn[r->mix]);
+    if (r->mix) cJSON_AddNumberToObject(o, "mix_alpha", r->mix_alpha);
+    cJSON_AddStringToObject(o, "loss", lossn[r->loss]);
+    if (r->loss == RECIPE_LOSS_KL) cJSON_AddNumberToObject(o, "temperature", r->temperature);
+    if (r->loss == RECIPE_LOSS_MSE_GT) cJSON_AddNumberToObject(o, "ce_weight", r->ce_weight);
+    if (r->teacher) {
+        cJSON_AddStringToObject(o, "teacher", s->teacher);
+        cJSON_AddStringToObject(o, "teacher_arch", r->teacher->arch);
+        cJSON_AddStringToObject(o, "teacher_mode", r->teacher_train ? "train" : "eval");
+    }
+    if (r->linear_probe) cJSON_AddBoolToObject(o, "linear_probe", 1);
+    if (s->init[0]) cJSON_AddStringToObject(o, "init", s->init);
+    return o;
+}
+
+static int write_recipe_json(const char *path, const Recipe *r, const TrainSettings *s, const DatasetInfo *info) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "method", s->method);
+    cJSON_AddStringToObject(o, "model", s->arch);
+    cJSON_AddStringToObject(o, "dataset", info->name);
+    cJSON_AddStringToObject(o, "ipc", s->ipc);
+    cJSON_AddStringToObject(o, "data_file", s->src_dataset ? "" : s->data_file);
+    cJSON_AddItemToObject(o, "recipe", recipe_json(r, s));
+    int rc = cli_write_json("train", path, o);
+    cJSON_Delete(o);
+    return rc ? -1 : 0;
+}
+
 static int write_json(const char *path, const TrainSettings *s, const TrainConfig *cfg, double lr, const Pool *pool,
-                      const TrainSummary *sum, int n_test, int threads) {
+                      const TrainSummary *sum, int n_test, int threads, const Recipe *recipe) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "method", s->method);
     cJSON_AddStringToObject(o, "model", s->arch);
@@ -205,6 +301,8 @@ static int write_json(const char *path, const TrainSettings *s, const TrainConfi
         cJSON_AddStringToObject(o, "train_semantics", semantics_name(cfg->adv.sem));
         cJSON_AddBoolToObject(o, "train_targeted", cfg->adv.targeted);
     }
+    cJSON_AddStringToObject(o, "recipe", recipe ? recipe->name : "beard");
+    if (recipe) cJSON_AddItemToObject(o, "recipe_settings", recipe_json(recipe, s));
     cJSON_AddNumberToObject(o, "seed", (double)s->seed);
     cJSON_AddNumberToObject(o, "threads", threads);
     cJSON_AddNumberToObject(o, "runs", sum->runs);
@@ -279,6 +377,62 @@ int cmd_train(int argc, char **argv) {
     if (s.method[0] && file_name_check(s.method, "--method", &e)) return cli_usage_error(C, "%s", e.msg);
     if (s.ipc[0] && file_name_check(s.ipc, "--ipc", &e)) return cli_usage_error(C, "%s", e.msg);
 
+    // the decoupled methods' recipes
+    Recipe recipe;
+    Net teacher;
+    int use_recipe = s.recipe[0] || s.soft_labels || s.teacher[0] || s.linear_probe, have_teacher = 0;
+    if (use_recipe) {
+        recipe_preset(&recipe, s.recipe[0] ? s.recipe : s.linear_probe && !s.teacher[0] ? "sre2l-squeeze" : "sre2l-relabel");
+        if (s.set_epochs) recipe.epochs = s.epochs;
+        if (s.set_batch) recipe.batch = s.batch;
+        if (s.set_lr) recipe.lr = (float)s.lr;
+        if (s.set_weight_decay) recipe.weight_decay = (float)s.weight_decay;
+        if (s.set_momentum) recipe.momentum = (float)s.momentum;
+        if (s.set_optimizer)
+            recipe.optimizer = !strcasecmp(s.optimizer, "sgd") ? OPTIM_SGD : !strcasecmp(s.optimizer, "adam") ? OPTIM_ADAM
+                                                                                                              : OPTIM_ADAMW;
+        if (s.set_temperature) recipe.temperature = (float)s.temperature;
+        if (s.set_ce_weight) recipe.ce_weight = (float)s.ce_weight;
+        if (s.mix[0]) {
+            recipe.mix = !strcasecmp(s.mix, "mixup") ? RECIPE_MIX_MIXUP : !strcasecmp(s.mix, "cutmix") ? RECIPE_MIX_CUTMIX
+                                                                                                       : RECIPE_MIX_NONE;
+            recipe.mix_alpha = recipe.mix == RECIPE_MIX_MIXUP ? 0.8f : 1.0f;
+        }
+        if (s.teacher_mode[0]) recipe.teacher_train = !strcasecmp(s.teacher_mode, "train");
+        if (s.loss[0])
+            recipe.loss = !strcasecmp(s.loss, "kl") ? RECIPE_LOSS_KL : !strcasecmp(s.loss, "mse-gt") ? RECIPE_LOSS_MSE_GT
+                                                                                                   : RECIPE_LOSS_CE;
+        if (s.lr_schedule[0])
+            recipe.schedule = !strcasecmp(s.lr_schedule, "cosine")        ? RECIPE_LR_COSINE
+                              : !strcasecmp(s.lr_schedule, "cosine-half") ? RECIPE_LR_COSINE_HALF
+                                                                          : RECIPE_LR_CONSTANT;
+        if (s.aug[0])
+            recipe.aug = !strcasecmp(s.aug, "crop-flip")  ? RECIPE_AUG_CROP_FLIP
+                         : !strcasecmp(s.aug, "rrc-flip") ? RECIPE_AUG_RRC_FLIP
+                                                          : RECIPE_AUG_NONE;
+        recipe.linear_probe = s.linear_probe;
+        recipe.eval_every = s.eval_every;
+        if (s.linear_probe && !s.init[0])
+            return cli_usage_error(C, "--linear-probe trains the last layer of a trained backbone: give --init CKPT");
+        if (recipe.loss != RECIPE_LOSS_CE && !s.teacher[0])
+            return cli_usage_error(C, "the %s recipe trains on a teacher's soft labels: give --teacher T.pth", recipe.name);
+        if (recipe.loss == RECIPE_LOSS_CE && recipe.mix != RECIPE_MIX_NONE)
+            return cli_usage_error(C, "--mix needs soft labels from a teacher (--teacher), not hard labels");
+        if (s.teacher[0] && recipe.loss != RECIPE_LOSS_CE) {
+            const char *ta = s.teacher_arch[0] ? s.teacher_arch : s.arch;
+            if (checkpoint_load(&teacher, s.teacher, ta, info->c, info->n_classes, info->h, info->w, &e))
+                return cli_error(C, "teacher %s does not load as a %s for %s (%d classes, %dx%dx%d): %s", s.teacher, ta,
+                                 info->name, info->n_classes, info->c, info->h, info->w, e.msg);
+            have_teacher = 1;
+            teacher.train = 0;
+            recipe.teacher = &teacher;
+        }
+        cfg.recipe = &recipe;
+        cfg.keep_params = s.init[0] != 0;
+    } else if (s.init[0]) {
+        cfg.keep_params = 1;
+    }
+
     // data
     CliTestSet ts;
     if (cli_load_testset(C, s.dataset, s.data_path, s.test_limit, &ts)) return 1;
@@ -328,16 +482,33 @@ int cmd_train(int argc, char **argv) {
     if (pool.unpacked) printf(", 4-in-1 unpacked from %d", n_orig);
     if (pool.soft) printf(", soft labels");
     printf("), %d test images\n", test.n);
-    printf("  %d runs x %d epochs, batch %d, %s lr %g%s, momentum %g, weight decay %g, DSA %s, train attack %s", s.runs,
+    if (!use_recipe)
+        printf("  %d runs x %d epochs, batch %d, %s lr %g%s, momentum %g, weight decay %g, DSA %s, train attack %s", s.runs,
            cfg.epochs + 1, cfg.batch, adam ? "Adam" : "SGD", cfg.lr, s.learned_lr ? " (learned)" : "", cfg.momentum,
            cfg.weight_decay, cfg.dsa ? s.dsa_strategy : "off", cfg.adv.name);
-    if (cfg.adv.kind != TRAIN_ADV_NONE)
+    if (!use_recipe && cfg.adv.kind != TRAIN_ADV_NONE)
         printf(" (%s semantics%s)", semantics_name(cfg.adv.sem), cfg.adv.targeted ? ", targeted" : "");
+    if (use_recipe) printf("  %d run%s", s.runs, s.runs > 1 ? "s" : "");
     printf(", seed %lld, %d threads\n", s.seed, parallel_threads());
     fflush(stdout);
 
+    if (use_recipe) {
+        static const char *mixn[] = {"none", "mixup", "cutmix"}, *lossn[] = {"CE", "KL", "MSE+CE"},
+                          *augn[] = {"none", "crop+flip", "RandomResizedCrop+flip"},
+                          *schn[] = {"constant", "cosine", "cosine-half"};
+        printf("  recipe %s: %d epochs, batch %d, %s lr %g (%s), weight decay %g, aug %s, mix %s, loss %s", recipe.name,
+               recipe.epochs, recipe.batch,
+               recipe.optimizer == OPTIM_SGD ? "SGD" : recipe.optimizer == OPTIM_ADAM ? "Adam" : "AdamW", recipe.lr,
+               schn[recipe.schedule], recipe.weight_decay, augn[recipe.aug], mixn[recipe.mix], lossn[recipe.loss]);
+        if (recipe.loss == RECIPE_LOSS_KL) printf(" at T %g", recipe.temperature);
+        if (recipe.teacher) printf(", teacher %s (%s mode)", s.teacher, recipe.teacher_train ? "train" : "eval");
+        if (recipe.linear_probe) printf(", linear probe of %s", s.init);
+        printf("\n");
+        fflush(stdout);
+    }
     TrainRunsConfig rc = {.runs = s.runs, .seed = (uint64_t)s.seed, .arch = s.arch, .info = info,
-                          .save_dir = s.save_path[0] ? s.save_path : NULL, .method = s.method, .ipc = s.ipc};
+                          .save_dir = s.save_path[0] ? s.save_path : NULL, .method = s.method, .ipc = s.ipc,
+                          .init_path = s.init[0] ? s.init : NULL};
     TrainSummary *sum = calloc(1, sizeof(TrainSummary));
     if (!sum) {
         cli_error(C, "out of memory");
@@ -356,7 +527,21 @@ int cmd_train(int argc, char **argv) {
     if (sum->best_path[0])
         printf("saved %s (best evaluated: run %d, %.2f%%)\n", sum->best_path, sum->best_run + 1, sum->best);
     if (sum->final_path[0]) printf("saved %s (final model of run %d)\n", sum->final_path, sum->final_run + 1);
-    if (json && write_json(json, &s, &cfg, s.learned_lr ? pool.lr : s.lr, &pool, sum, test.n, parallel_threads())) {
+    if (use_recipe) {
+        // the model pool records which recipe trained each saved model: <checkpoint>.json
+        const char *paths[2] = {sum->best_path, sum->final_path};
+        for (int k = 0; k < 2; k++) {
+            if (!paths[k][0]) continue;
+            char side[1100];
+            snprintf(side, sizeof(side), "%s.json", paths[k]);
+            if (write_recipe_json(side, &recipe, &s, info)) {
+                free(sum);
+                goto done;
+            }
+        }
+    }
+    if (json && write_json(json, &s, &cfg, s.learned_lr ? pool.lr : s.lr, &pool, sum, test.n, parallel_threads(),
+                           use_recipe ? &recipe : NULL)) {
         free(sum);
         goto done;
     }
@@ -367,5 +552,6 @@ done:
     dataset_free(&train_ds);
     xfree(xt);
     cli_testset_free(&ts);
+    if (have_teacher) net_free(&teacher);
     return status;
 }

@@ -55,6 +55,7 @@ const DecoupledMethod decoupled_cda = {
     .image_ext = "jpg",
     .defaults = cda_defaults,
     .run = cda_run,
+    .params = "iteration batch_size lr r_bn first_bn_multiplier jitter easy2hard_mode milestone",
     .help = "iteration 1000, batch_size 100, lr 0.4, r_bn 0.05, first_bn_multiplier 10, jitter 4, "
             "easy2hard_mode cosine, milestone 1",
 };

@@ -6,6 +6,8 @@
 #include "decoupled.h"
 
 #include <errno.h>
+#include <math.h>
+#include <stddef.h>
 #include <stdio.h> // before jpeglib.h
 #include <jpeglib.h>
 #include <png.h>
@@ -192,4 +194,65 @@ int decoupled_write_imagefolder(const char *dir, const DecoupledOut *o, int C, i
     }
     free(px);
     return rc ? -1 : 0;
+}
+
+typedef enum { P_INT, P_FLOAT, P_STR } ParamType;
+typedef struct {
+    const char *name;
+    ParamType type;
+    size_t off;
+} ParamDef;
+
+#define PI(n, f) {n, P_INT, offsetof(DecoupledArgs, f)}
+#define PF(n, f) {n, P_FLOAT, offsetof(DecoupledArgs, f)}
+static const ParamDef param_defs[] = {
+    PI("iteration", iteration), PI("batch_size", batch_size), PI("jitter", jitter), PF("lr", lr), PF("r_bn", r_bn),
+    PF("first_bn_multiplier", first_bn_multiplier), PF("first_multiplier", first_bn_multiplier),
+    {"easy2hard_mode", P_STR, offsetof(DecoupledArgs, easy2hard_mode)}, PF("milestone", milestone),
+    PI("round_iterations", round_iterations), PI("min_iterations", min_iterations),
+    PI("ranking_imagenet_norm", ranking_imagenet_norm), PF("r_loss", r_loss), PF("nuc_norm", nuc_norm), PF("tau", tau),
+    PF("training_momentum", training_momentum), PF("drop_rate", drop_rate), PI("stat_batch", stat_batch),
+    PI("verifier_every", verifier_every), PI("fix_first_grad", fix_first_grad),
+};
+
+static void canon(const char *in, char *out, size_t n) {
+    size_t k = 0;
+    for (; *in && k + 1 < n; in++) out[k++] = *in == '-' ? '_' : (char)(*in | 32);
+    out[k] = 0;
+}
+
+int decoupled_set_param(const DecoupledMethod *m, DecoupledArgs *a, const char *name, const char *value) {
+    char nm[64];
+    canon(name, nm, sizeof(nm));
+    // only the method's own parameters
+    const char *p = m->params;
+    size_t L = strlen(nm);
+    int found = 0;
+    while (p && *p && !found) {
+        const char *sp = strchr(p, ' ');
+        size_t len = sp ? (size_t)(sp - p) : strlen(p);
+        found = len == L && !strncmp(p, nm, L);
+        p = sp ? sp + 1 : NULL;
+    }
+    if (!found) return -1;
+    for (size_t i = 0; i < sizeof(param_defs) / sizeof(param_defs[0]); i++) {
+        if (strcmp(param_defs[i].name, nm)) continue;
+        char *base = (char *)a + param_defs[i].off, *end;
+        if (param_defs[i].type == P_STR) {
+            if (strlen(value) >= 8) return -2;
+            snprintf(base, 8, "%s", value);
+            return 0;
+        }
+        double v;
+        if (parse_number(value, &v) || !isfinite(v)) return -2;
+        if (param_defs[i].type == P_INT) {
+            long l = strtol(value, &end, 10);
+            if (*end || l < -1000000000L || l > 1000000000L) return -2;
+            *(int *)base = (int)l;
+        } else {
+            *(float *)base = (float)v;
+        }
+        return 0;
+    }
+    return -1;
 }

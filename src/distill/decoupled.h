@@ -64,8 +64,12 @@ typedef struct {
     int needs_real;        // needs the real training images (DELT, G-VBSM)
     void (*defaults)(DecoupledArgs *a);
     int (*run)(const DecoupledArgs *a, DecoupledOut *out, Err *e);
+    const char *params;    // the parameters it takes (official names, '_' for '-'), space-separated
     const char *help;      // the parameters and their defaults, one line
 } DecoupledMethod;
+
+// sets a parameter by its official name ('-' or '_'): 0, -1 unknown to the method, -2 bad value
+int decoupled_set_param(const DecoupledMethod *m, DecoupledArgs *a, const char *name, const char *value);
 
 const DecoupledMethod *decoupled_find(const char *name);
 const DecoupledMethod *decoupled_method(int i); // NULL past the end

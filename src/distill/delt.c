@@ -287,6 +287,7 @@ const DecoupledMethod decoupled_delt = {
     .needs_real = 1,
     .defaults = delt_defaults,
     .run = delt_run,
+    .params = "iteration batch_size lr r_bn first_bn_multiplier jitter easy2hard_mode milestone round_iterations min_iterations ranking_imagenet_norm",
     .help = "iteration 4000, round_iterations 500, min_iterations = iteration, batch_size 100, lr 0.25, r_bn 0.01, "
             "first_bn_multiplier 10, jitter 0, easy2hard_mode cosine, milestone 1, ranking_imagenet_norm 1",
 };

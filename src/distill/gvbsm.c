@@ -226,6 +226,7 @@ const DecoupledMethod decoupled_gvbsm = {
     .needs_real = 1,
     .defaults = gvbsm_defaults,
     .run = gvbsm_run,
+    .params = "iteration batch_size lr r_loss first_multiplier nuc_norm tau training_momentum drop_rate jitter stat_batch verifier_every fix_first_grad",
     .help = "iteration 4000, batch_size 100, lr 0.05, r_loss 0.01, nuc_norm 1, tau 4, first_multiplier 10, "
             "training_momentum 0.8, drop_rate 0.4, jitter 32, stat_batch 64, verifier_every 100 (teachers in turn)",
 };

@@ -34,6 +34,7 @@ const DecoupledMethod decoupled_scdd = {
     .image_ext = "jpg",
     .defaults = scdd_defaults,
     .run = scdd_run,
+    .params = "iteration batch_size lr r_bn first_bn_multiplier jitter",
     .help = "iteration 1000, batch_size 100, lr 0.4, r_bn 0.005, first_bn_multiplier 10, jitter 4 "
             "(teacher: a self-supervised backbone with a linear probe)",
 };

@@ -129,6 +129,7 @@ const DecoupledMethod decoupled_sre2l = {
     .image_ext = "jpg",
     .defaults = sre2l_defaults,
     .run = sre2l_run,
+    .params = "iteration batch_size lr r_bn first_bn_multiplier jitter",
     .help = "iteration 1000, batch_size 100, lr 0.25, r_bn 0.01, first_bn_multiplier 10, jitter 4 "
             "(recover_cifar.sh; argparse: lr 0.1, r_bn 0.05)",
 };

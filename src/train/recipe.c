@@ -206,7 +206,7 @@ int recipe_step_grads(Net *student, const Recipe *r, RecipeWork *w, const float 
     NetBackward nb = {.loss = recipe_loss, .ctx = &lc, .nvec = 1, .logits = w->zs, .param_grads = 1};
     if (net_alloc_grads(student, e)) return -1;
     net_zero_grads(student);
-    student->train = 1;
+    student->train = !r->linear_probe; // a probe leaves the backbone's BatchNorm in eval mode
     if (net_forward_backward(student, w->xm, B, &nb, e)) return -1;
     *loss = nb.loss_sum / B;
     return 0;
@@ -285,8 +285,28 @@ int recipe_train(Net *net, const Pool *pool, const TrainTest *test, const Recipe
     Progress prog;
     progress_start(&prog, r->run_label ? r->run_label : "train", (double)r->epochs);
     if (!r->progress) prog.quiet = 1;
+    // a linear probe optimises the last linear layer's weight and bias only
+    size_t plo = 0, phi = net->n_params;
+    if (r->linear_probe) {
+        int l = net->n_layers - 1;
+        while (l >= 0 && net->layers[l].kind != LAYER_LINEAR) l--;
+        if (l < 0 || !keep_params) {
+            err_set(e, l < 0 ? "a linear probe needs a model ending in a linear layer (%s has none)"
+                             : "a linear probe starts from a trained backbone: give --init CHECKPOINT",
+                    net->arch);
+            goto done;
+        }
+        const Layer *L = &net->layers[l];
+        size_t a0 = (size_t)L->w, a1 = (size_t)L->w + (size_t)L->in_c * L->out_c, b0 = (size_t)L->b,
+               b1 = (size_t)L->b + (size_t)L->out_c;
+        plo = a0 < b0 ? a0 : b0, phi = a1 > b1 ? a1 : b1;
+        if (phi - plo != (a1 - a0) + (b1 - b0)) {
+            err_set(e, "%s's last linear layer is not contiguous in the parameter arena", net->arch);
+            goto done;
+        }
+    }
     if (!w || !xb || !perm || !yb || net_alloc_grads(net, e) ||
-        optim_init(&opt, r->optimizer, net->n_params, r->lr, r->momentum, r->weight_decay)) {
+        optim_init(&opt, r->optimizer, phi - plo, r->lr, r->momentum, r->weight_decay)) {
         if (w) err_set(e, "out of memory for training");
         goto done;
     }
@@ -311,7 +331,7 @@ int recipe_train(Net *net, const Pool *pool, const TrainTest *test, const Recipe
             draw_mix(r, B, H, W, &mixr, &d);
             double l;
             if (recipe_step_grads(net, r, w, xb, yb, B, &d, &l, e)) goto done;
-            optim_step(&opt, net->params, net->grads);
+            optim_step(&opt, net->params + plo, net->grads + plo);
             loss_sum += l * B;
             for (int b = 0; b < B; b++) correct += logits_argmax(w->zs + (size_t)b * K, K) == yb[b];
             step++;

@@ -25,7 +25,7 @@ typedef enum { RECIPE_LOSS_CE, RECIPE_LOSS_KL, RECIPE_LOSS_MSE_GT } RecipeLoss;
 // cosine-half 0.5 (1 + cos(pi e / E / 2)) (RDED/DELT's LambdaLR, a quarter period)
 typedef enum { RECIPE_LR_CONSTANT, RECIPE_LR_COSINE, RECIPE_LR_COSINE_HALF } RecipeSchedule;
 
-typedef struct {
+typedef struct Recipe {
     char name[32];          // recorded with the model: "sre2l-squeeze", "sre2l-relabel", ...
     int epochs, batch;
     OptimKind optimizer;
@@ -42,6 +42,8 @@ typedef struct {
     Net *teacher;           // online soft labels (KL / MSE_GT), or NULL
     int teacher_train;      // SRe2L's relabel quirk: the teacher runs in train mode (batch statistics,
                             // its running statistics drift); 0: eval mode (corrected)
+    int linear_probe;       // train the last linear layer only, the rest frozen in eval mode (SC-DD's
+                            // probe on a self-supervised backbone; start from a checkpoint)
     int eval_every;         // test accuracy every N epochs and after the last (0: the last only)
     FILE *log;
     int log_every;

@@ -47,6 +47,7 @@
 #include "../core/progress.h"
 #include "../models/checkpoint.h"
 #include "../models/convnet.h"
+#include "recipe.h"
 
 // Philox streams of one run (upper bits 'TRN' keep them apart from net_init_params')
 #define STREAM_SHUFFLE 0x54524E0001ull
@@ -451,6 +452,12 @@ static void log_line(const TrainConfig *cfg, Progress *prog, int ep, double loss
 
 int train_model(Net *net, const Pool *pool, const TrainTest *test, const TrainConfig *cfg, uint64_t seed,
                 NetSnapshot *best, TrainResult *res, Err *e) {
+    if (cfg->recipe) {
+        Recipe r = *cfg->recipe;
+        r.run_label = cfg->run_label;
+        r.log = cfg->log, r.log_every = cfg->log_every, r.progress = cfg->progress;
+        return recipe_train(net, pool, test, &r, seed, cfg->keep_params, best, res, e);
+    }
     memset(res, 0, sizeof(*res));
     res->best_acc = -1;
     int K = net->n_classes, n = pool->n;
@@ -639,7 +646,9 @@ int train_runs(const Pool *pool, const TrainTest *test, const TrainConfig *cfg, 
     out->best = -1;
     for (int r = 0; r < rc->runs; r++) {
         Net net;
-        if (model_create(&net, rc->arch, in->c, in->n_classes, in->h, in->w, e)) goto done;
+        if (rc->init_path ? checkpoint_load(&net, rc->init_path, rc->arch, in->c, in->n_classes, in->h, in->w, e)
+                          : model_create(&net, rc->arch, in->c, in->n_classes, in->h, in->w, e))
+            goto done;
         if (r == 0 && (net_snapshot_init(&run_best, &net, e) || net_snapshot_init(&best, &net, e) ||
                        net_snapshot_init(&fin, &net, e))) {
             net_free(&net);

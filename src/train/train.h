@@ -59,6 +59,9 @@ typedef struct TrainConfig {
     // its models.)
     int (*on_epoch)(void *ctx, const Net *net, int ep, Err *e);
     void *on_epoch_ctx;
+    // the decoupled methods' recipes (recipe.h) instead of BEARD's: squeeze and soft-label
+    // training; train_model hands the run to recipe_train
+    const struct Recipe *recipe;
 } TrainConfig;
 
 // BEARD/DC-bench's evaluate_synset defaults: SGD lr 0.01, momentum 0.9, wd 5e-4, batch
@@ -132,6 +135,7 @@ typedef struct {
     const char *save_dir; // NULL: do not save
     // the parts of BEARD's file name {method}_{model}_{dataset}_{ipc}_{attack}_{acc}.pth
     const char *method, *ipc;
+    const char *init_path; // every run starts from this checkpoint (with cfg->keep_params), or NULL
 } TrainRunsConfig;
 
 #define TRAIN_MAX_RUNS 1000

@@ -52,8 +52,15 @@ typedef struct {
     // reporting
     int eval_every, log_every, threads;
     long test_limit;
+    // the decoupled methods' recipes (recipe.h): squeeze and soft-label training
+    char recipe[32];         // a preset name, or "" for BEARD's recipe
+    char teacher[1024], teacher_arch[32];
+    int soft_labels, linear_probe;
+    char init[1024];         // start every run from this checkpoint
+    double temperature, ce_weight;
+    char mix[16], teacher_mode[8], loss[16], lr_schedule[16], aug[16];
     // which values were set explicitly (by the config or the command line)
-    int set_lr, set_batch, set_weight_decay;
+    int set_lr, set_batch, set_weight_decay, set_epochs, set_momentum, set_optimizer, set_temperature, set_ce_weight;
     char warnings[2048];
 } TrainSettings;
 
