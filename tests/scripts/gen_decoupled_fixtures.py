@@ -299,47 +299,24 @@ def conv_stats(inp):
     return mean, var, z.mean([1]), z.var([1], unbiased=False)
 
 
-def gen_gvbsm(seed):
-    torch.manual_seed(seed)
-    random.seed(seed)
-    net = teacher(seed)
-    net.eval()
-    for p in net.parameters():
-        p.requires_grad = False
-    mom, drop_rate, r_loss, nuc, tau, fm, lr, total, jitter = 0.8, 0.4, 0.01, 1.0, 4.0, 10.0, 0.05, 40, 32
-    # the training-set statistics of every Conv2d input (pre_hook_fn): sum of batch statistics
-    # weighted by batch size / data_number, in batches (64 in the official code; 16 here) over a
-    # small "training set"
-    ntrain, tbatch = 40, 16
-    train = torch.randn(ntrain, 3, S, S) * 0.9 + 0.1
-    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
-    run = {id(m): [0.0, 0.0, 0.0, 0.0] for m in convs}
-    with torch.no_grad():
-        for s in range(0, ntrain, tbatch):
-            xb = train[s:s + tbatch]
-            _, hooked = forward_hooked(net, xb)
-            for m, inp in hooked:
-                if isinstance(m, nn.Conv2d):
-                    st = conv_stats(inp)
-                    for q in range(4):
-                        run[id(m)][q] = run[id(m)][q] + st[q] * xb.shape[0] / ntrain
-    ncls, ipc = 4, 3
-    targets = torch.arange(ncls).repeat_interleave(ipc)
-    inputs = torch.randn((ncls * ipc, 3, S, S), requires_grad=True)
-    modules = [m for m in net.modules() if isinstance(m, (nn.BatchNorm2d, nn.Conv2d))]
-    dd = {id(m): None for m in modules}
-    opt = torch.optim.Adam([inputs], lr=lr, betas=[0.5, 0.9], eps=1e-8)
+class GvbsmRecover:
+    """one teacher's hooks and densified state, and the recover iteration of G-VBSM on it"""
 
-    def iteration(it, d):
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(lr, it, total)
-        x = crop_pad(inputs, 4, d["crop"][0], d["crop"][1])
-        if d["flip"]:
-            x = TF.hflip(x)
-        x = torch.roll(x, shifts=(d["roll"][0], d["roll"][1]), dims=(2, 3))
-        opt.zero_grad()
+    def __init__(self, net, run, mom=0.8, r_loss=0.01, nuc=1.0, tau=4.0, fm=10.0, mean=GVBSM_MEAN, std=GVBSM_STD):
+        self.net, self.run, self.mom, self.r_loss, self.nuc, self.tau, self.fm = net, run, mom, r_loss, nuc, tau, fm
+        self.mean, self.std = mean, std
+        self.modules = [m for m in net.modules() if isinstance(m, (nn.BatchNorm2d, nn.Conv2d))]
+        self.dd = {id(m): None for m in self.modules}
+        self.parts = False
+
+    def observe(self, x, drop):
+        """a no-grad forward that updates the densified statistics (the verifier's)"""
+        with torch.no_grad():
+            self.terms(x, drop)
+
+    def terms(self, x, drop):
+        net, mom, dd, run = self.net, self.mom, self.dd, self.run
         out, hooked = forward_hooked(net, x)
-        loss_ce = nn.CrossEntropyLoss()(out, targets)
         terms = []
         ci = 0
         for m, inp in hooked:
@@ -356,7 +333,7 @@ def gen_gvbsm(seed):
                 terms.append(torch.norm(m.running_var.data - (dv + var - var.detach()), 2) +
                              torch.norm(m.running_mean.data - (dm + mean - mean.detach()), 2))
             else:
-                dropped = d["drop"][ci]
+                dropped = drop[ci]
                 ci += 1
                 if dropped:
                     terms.append(torch.zeros(()))
@@ -373,7 +350,19 @@ def gen_gvbsm(seed):
                 rm, rv, rpm, rpv = run[id(m)]
                 terms.append(torch.norm(rv - (dv + var - var.detach()), 2) + torch.norm(rm - (dm + mean - mean.detach()), 2) +
                              torch.norm(rpm - (dpm + pm - pm.detach()), 2) + torch.norm(rpv - (dpv + pv - pv.detach()), 2))
-        rescale = [fm] + [1.0] * (len(terms) - 1)
+        return out, terms
+
+    def iteration(self, inputs, targets, opt, lr, it, total, d):
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(lr, it, total)
+        x = crop_pad(inputs, 4, d["crop"][0], d["crop"][1])
+        if d["flip"]:
+            x = TF.hflip(x)
+        x = torch.roll(x, shifts=(d["roll"][0], d["roll"][1]), dims=(2, 3))
+        opt.zero_grad()
+        out, terms = self.terms(x, d["drop"])
+        loss_ce = nn.CrossEntropyLoss()(out, targets)
+        rescale = [self.fm] + [1.0] * (len(terms) - 1)
         loss_r = sum(t * r for t, r in zip(terms, rescale))
         flat = F.adaptive_avg_pool2d(x, (32, 32)).reshape(x.shape[0], -1)
         loss_nuc = 0.0
@@ -382,18 +371,65 @@ def gen_gvbsm(seed):
             g = sub @ sub.t()
             lam = torch.linalg.eigvals(g).real.float()
             stu = lam.log_softmax(dim=-1)
-            tea = (lam / tau).softmax(dim=-1)
+            tea = (lam / self.tau).softmax(dim=-1)
             loss_nuc = loss_nuc + nn.KLDivLoss(reduction="sum")(stu, tea.detach())
-        loss = loss_ce + nuc * loss_nuc + r_loss * loss_r
-        (g_nuc,) = torch.autograd.grad(nuc * loss_nuc, inputs, retain_graph=True)
-        (g_r,) = torch.autograd.grad(r_loss * loss_r, inputs, retain_graph=True)
+        loss = loss_ce + self.nuc * loss_nuc + self.r_loss * loss_r
+        g_nuc = g_r = None
+        if self.parts:  # the fixture's per-part gradients
+            (g_nuc,) = torch.autograd.grad(self.nuc * loss_nuc, inputs, retain_graph=True)
+            (g_r,) = torch.autograd.grad(self.r_loss * loss_r, inputs, retain_graph=True)
         loss.backward()
         grad = inputs.grad.clone()
         opt.step()
-        inputs.data = clip(inputs.data, GVBSM_MEAN, GVBSM_STD)
+        inputs.data = clip(inputs.data, self.mean, self.std)
         return {"loss": loss.item(), "loss_ce": loss_ce.item(), "loss_r": float(loss_r), "loss_nuc": float(loss_nuc),
                 "terms": torch.stack([torch.as_tensor(t).reshape(()) for t in terms]).detach(), "grad": grad,
                 "grad_nuc": g_nuc, "grad_r": g_r}
+
+
+def gvbsm_train_stats(net, train, tbatch):
+    """the training-set statistics of every Conv2d input (ConvFeatureHook.pre_hook_fn): batch
+    statistics weighted by batch size / data_number"""
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    run = {id(m): [0.0, 0.0, 0.0, 0.0] for m in convs}
+    n = train.shape[0]
+    with torch.no_grad():
+        for s in range(0, n, tbatch):
+            xb = train[s:s + tbatch]
+            _, hooked = forward_hooked(net, xb)
+            for m, inp in hooked:
+                if isinstance(m, nn.Conv2d):
+                    st = conv_stats(inp)
+                    for q in range(4):
+                        run[id(m)][q] = run[id(m)][q] + st[q] * xb.shape[0] / n
+    return run
+
+
+def gen_gvbsm(seed):
+    torch.manual_seed(seed)
+    random.seed(seed)
+    net = teacher(seed)
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad = False
+    mom, drop_rate, r_loss, nuc, tau, fm, lr, total, jitter = 0.8, 0.4, 0.01, 1.0, 4.0, 10.0, 0.05, 40, 32
+    # the training-set statistics of every Conv2d input (pre_hook_fn): sum of batch statistics
+    # weighted by batch size / data_number, in batches (64 in the official code; 16 here) over a
+    # small "training set"
+    ntrain, tbatch = 40, 16
+    train = torch.randn(ntrain, 3, S, S) * 0.9 + 0.1
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    run = gvbsm_train_stats(net, train, tbatch)
+    ncls, ipc = 4, 3
+    targets = torch.arange(ncls).repeat_interleave(ipc)
+    inputs = torch.randn((ncls * ipc, 3, S, S), requires_grad=True)
+    rec = GvbsmRecover(net, run, mom, r_loss, nuc, tau, fm)
+    rec.parts = True
+    modules, dd = rec.modules, rec.dd
+    opt = torch.optim.Adam([inputs], lr=lr, betas=[0.5, 0.9], eps=1e-8)
+
+    def iteration(it, d):
+        return rec.iteration(inputs, targets, opt, lr, it, total, d)
 
     def draw(force_drop=None):
         d = {"crop": (random.randint(0, 8), random.randint(0, 8)), "flip": random.random() < 0.5}
