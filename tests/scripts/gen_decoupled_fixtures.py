@@ -120,7 +120,7 @@ class Sre2lStep:
         x = inputs if active is None else inputs[active]
         if self.method in ("cda", "delt"):
             i, j, h, w = draw["crop"]
-            x = TF.resized_crop(x, i, j, h, w, [S, S])
+            x = TF.resized_crop(x, i, j, h, w, [x.shape[2], x.shape[3]])
             if draw["flip"]:
                 x = TF.hflip(x)
         x = torch.roll(x, shifts=(draw["roll"][0], draw["roll"][1]), dims=(2, 3))
