@@ -477,7 +477,7 @@ static void test_jpeg_like_pil(void) {
         for (size_t i = 0; i < img->n; i++) px[i] = (uint8_t)img->data[i];
         const char *path = test_tmp("pil.jpg");
         Err e;
-        int rc = decoupled_write_image(path, px, W, H, 3, "jpg", &e);
+        int rc = image_write(path, px, W, H, 3, "jpg", &e);
         uint8_t *back = NULL;
         int w = 0, h = 0;
         if (!rc) rc = image_read_rgb(path, &back, &w, &h, &e);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "../core/common.h"
+#include "../nn/nn.h"
 
 static inline int mod(int a, int n) {
     int r = a % n;
@@ -83,7 +84,8 @@ void augment_crop_pad_backward(float *din, const float *dout, int B, int C, int 
         }
 }
 
-// one axis of the bilinear map: output o reads sources i0, i1 with weights l0, l1
+// one axis of the bilinear map (the naive reference's): output o reads sources i0, i1 with
+// weights l0, l1
 typedef struct {
     int i0, i1;
     float l0, l1;
@@ -103,38 +105,13 @@ static Lerp lerp_at(int o, int in, int out) {
     return L;
 }
 
-static int lerp_tables(Lerp **ly, Lerp **lx, int h, int w, int Ho, int Wo) {
-    *ly = malloc(sizeof(Lerp) * (size_t)Ho);
-    *lx = malloc(sizeof(Lerp) * (size_t)Wo);
-    if (!*ly || !*lx) {
-        free(*ly), free(*lx);
-        return -1;
-    }
-    for (int o = 0; o < Ho; o++) (*ly)[o] = lerp_at(o, h, Ho);
-    for (int o = 0; o < Wo; o++) (*lx)[o] = lerp_at(o, w, Wo);
-    return 0;
-}
-
+// the crop is a plane of (h, w) at (top, left) with row stride W, resized by nn/resize.c
+// with PyTorch's size-given scale in / out
 void augment_resized_crop_forward(float *out, const float *in, int B, int C, int H, int W, int top, int left, int h,
                                   int w, int Ho, int Wo) {
-    Lerp *ly, *lx;
-    if (lerp_tables(&ly, &lx, h, w, Ho, Wo)) {
-        augment_resized_crop_forward_ref(out, in, B, C, H, W, top, left, h, w, Ho, Wo);
-        return;
-    }
-    for (size_t p = 0; p < (size_t)B * C; p++) {
-        const float *s = in + p * H * W + (size_t)top * W + left;
-        float *d = out + p * Ho * Wo;
-        for (int y = 0; y < Ho; y++) {
-            Lerp a = ly[y];
-            const float *r0 = s + (size_t)a.i0 * W, *r1 = s + (size_t)a.i1 * W;
-            for (int x = 0; x < Wo; x++) {
-                Lerp b = lx[x];
-                d[(size_t)y * Wo + x] = a.l0 * (b.l0 * r0[b.i0] + b.l1 * r0[b.i1]) + a.l1 * (b.l0 * r1[b.i0] + b.l1 * r1[b.i1]);
-            }
-        }
-    }
-    free(ly), free(lx);
+    for (size_t p = 0; p < (size_t)B * C; p++)
+        bilinear_forward(out + p * Ho * Wo, in + p * H * W + (size_t)top * W + left, h, w, W, Ho, Wo,
+                         (float)h / (float)Ho, (float)w / (float)Wo);
 }
 
 void augment_resized_crop_forward_ref(float *out, const float *in, int B, int C, int H, int W, int top, int left,
@@ -153,22 +130,9 @@ void augment_resized_crop_forward_ref(float *out, const float *in, int B, int C,
 
 void augment_resized_crop_backward(float *din, const float *dout, int B, int C, int H, int W, int top, int left, int h,
                                    int w, int Ho, int Wo) {
-    for (size_t p = 0; p < (size_t)B * C; p++) {
-        float *s = din + p * H * W + (size_t)top * W + left;
-        const float *g = dout + p * Ho * Wo;
-        for (int y = 0; y < Ho; y++) {
-            Lerp a = lerp_at(y, h, Ho);
-            float *r0 = s + (size_t)a.i0 * W, *r1 = s + (size_t)a.i1 * W;
-            for (int x = 0; x < Wo; x++) {
-                Lerp b = lerp_at(x, w, Wo);
-                float v = g[(size_t)y * Wo + x];
-                r0[b.i0] += a.l0 * b.l0 * v;
-                r0[b.i1] += a.l0 * b.l1 * v;
-                r1[b.i0] += a.l1 * b.l0 * v;
-                r1[b.i1] += a.l1 * b.l1 * v;
-            }
-        }
-    }
+    for (size_t p = 0; p < (size_t)B * C; p++)
+        bilinear_backward(din + p * H * W + (size_t)top * W + left, dout + p * Ho * Wo, h, w, W, Ho, Wo,
+                          (float)h / (float)Ho, (float)w / (float)Wo);
 }
 
 static inline int win_start(int o, int in, int out) { return (int)(((long)o * in) / out); }

@@ -12,6 +12,9 @@
  * extension in a class folder is an error, not silently skipped), class folders are not
  * searched recursively, and images must already have the dataset's size (the methods
  * save them at that size; nothing is resized).
+ * Writing (image_write) is what the decoupled methods' recover code does with PIL:
+ * Image.fromarray(...).save(path) at PIL's defaults, JPEG quality 75 with 4:2:0 chroma
+ * (byte for byte PIL's output, as the decoupled test checks), or PNG.
  */
 #include <dirent.h>
 #include <stdio.h> // before jpeglib.h, which uses FILE
@@ -315,3 +318,71 @@ done:
     name_list_free(&files);
     return rc;
 }
+
+// ----------------------------------------------------------------------------
+// encoders, as the decoupled methods save with PIL (to memory, then file_write_all's
+// temporary name and rename)
+
+static int jpeg_encode(const uint8_t *rgb, int w, int h, int C, unsigned char **buf, unsigned long *n, Err *e) {
+    struct jpeg_compress_struct c;
+    JpegErr je;
+    c.err = jpeg_std_error(&je.pub);
+    je.pub.error_exit = jpeg_on_error;
+    *buf = NULL, *n = 0;
+    if (setjmp(je.jump)) {
+        jpeg_destroy_compress(&c);
+        free(*buf);
+        *buf = NULL;
+        return err_set(e, "JPEG encoding: %s", je.msg);
+    }
+    jpeg_create_compress(&c);
+    jpeg_mem_dest(&c, buf, n);
+    c.image_width = (JDIMENSION)w, c.image_height = (JDIMENSION)h;
+    c.input_components = C;
+    c.in_color_space = C == 3 ? JCS_RGB : JCS_GRAYSCALE;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 75, TRUE); // PIL's default quality; its default subsampling is libjpeg's 4:2:0
+    jpeg_start_compress(&c, TRUE);
+    while (c.next_scanline < c.image_height) {
+        JSAMPROW row = (JSAMPROW)(rgb + (size_t)c.next_scanline * w * C);
+        jpeg_write_scanlines(&c, &row, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    return 0;
+}
+
+static int png_encode(const uint8_t *rgb, int w, int h, int C, void **buf, size_t *n, Err *e) {
+    png_image im;
+    memset(&im, 0, sizeof(im));
+    im.version = PNG_IMAGE_VERSION;
+    im.width = (png_uint_32)w, im.height = (png_uint_32)h;
+    im.format = C == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+    size_t size = 0;
+    if (!png_image_write_to_memory(&im, NULL, &size, 0, rgb, 0, NULL)) return err_set(e, "PNG encoding: %s", im.message);
+    *buf = malloc(size);
+    if (!*buf) return err_set(e, "out of memory");
+    if (!png_image_write_to_memory(&im, *buf, &size, 0, rgb, 0, NULL)) {
+        free(*buf);
+        return err_set(e, "PNG encoding: %s", im.message);
+    }
+    *n = size;
+    return 0;
+}
+
+int image_write(const char *path, const uint8_t *px, int W, int H, int C, const char *ext, Err *e) {
+    int rc;
+    if (!strcasecmp(ext, "png")) {
+        void *buf = NULL;
+        size_t n = 0;
+        rc = png_encode(px, W, H, C, &buf, &n, e) || file_write_all(path, buf, n, e);
+        free(buf);
+    } else {
+        unsigned char *buf = NULL;
+        unsigned long n = 0;
+        rc = jpeg_encode(px, W, H, C, &buf, &n, e) || file_write_all(path, buf, n, e);
+        free(buf);
+    }
+    return rc ? -1 : 0;
+}
+

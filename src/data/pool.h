@@ -82,6 +82,9 @@ void pool_gather(const Pool *p, const int *idx, int n, float *x, int *y, float *
 // interleaved, as PIL's Image.open(path).convert('RGB') does (alpha dropped, gray and
 // palette expanded). *rgb is xmalloc'ed.
 int image_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, Err *e);
+// Encodes 8-bit pixels (h, w, c) interleaved, c = 1 or 3, as ext "jpg" (libjpeg at PIL's
+// Image.save defaults: quality 75, 4:2:0) or "png" (libpng), written atomically.
+int image_write(const char *path, const uint8_t *px, int w, int h, int c, const char *ext, Err *e);
 // The same, refusing from the header alone (before decoding or allocating anything) an
 // image that is not want_w x want_h (when both are > 0) or is larger than
 // IMAGE_MAX_SIDE per side or IMAGE_MAX_PIXELS in all (image_read_rgb's only limits).

@@ -8,15 +8,13 @@
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
-#include <stdio.h> // before jpeglib.h
-#include <jpeglib.h>
-#include <png.h>
-#include <setjmp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "../data/pool.h"
 #include "../io/file.h"
 
 static const DecoupledMethod *methods[] = {
@@ -70,68 +68,6 @@ void decoupled_out_free(DecoupledOut *o) {
     memset(o, 0, sizeof(*o));
 }
 
-// ----------------------------------------------------------------------------
-// encoders (to memory, then file_write_all's temporary name and rename)
-
-typedef struct {
-    struct jpeg_error_mgr pub;
-    jmp_buf jump;
-    char msg[JMSG_LENGTH_MAX];
-} JpegErr;
-
-static void jpeg_on_error(j_common_ptr cinfo) {
-    JpegErr *je = (JpegErr *)cinfo->err;
-    (*cinfo->err->format_message)(cinfo, je->msg);
-    longjmp(je->jump, 1);
-}
-
-static int jpeg_encode(const uint8_t *rgb, int w, int h, int C, unsigned char **buf, unsigned long *n, Err *e) {
-    struct jpeg_compress_struct c;
-    JpegErr je;
-    c.err = jpeg_std_error(&je.pub);
-    je.pub.error_exit = jpeg_on_error;
-    *buf = NULL, *n = 0;
-    if (setjmp(je.jump)) {
-        jpeg_destroy_compress(&c);
-        free(*buf);
-        *buf = NULL;
-        return err_set(e, "JPEG encoding: %s", je.msg);
-    }
-    jpeg_create_compress(&c);
-    jpeg_mem_dest(&c, buf, n);
-    c.image_width = (JDIMENSION)w, c.image_height = (JDIMENSION)h;
-    c.input_components = C;
-    c.in_color_space = C == 3 ? JCS_RGB : JCS_GRAYSCALE;
-    jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, 75, TRUE); // PIL's default quality; its default subsampling is libjpeg's 4:2:0
-    jpeg_start_compress(&c, TRUE);
-    while (c.next_scanline < c.image_height) {
-        JSAMPROW row = (JSAMPROW)(rgb + (size_t)c.next_scanline * w * C);
-        jpeg_write_scanlines(&c, &row, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    return 0;
-}
-
-static int png_encode(const uint8_t *rgb, int w, int h, int C, void **buf, size_t *n, Err *e) {
-    png_image im;
-    memset(&im, 0, sizeof(im));
-    im.version = PNG_IMAGE_VERSION;
-    im.width = (png_uint_32)w, im.height = (png_uint_32)h;
-    im.format = C == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
-    size_t size = 0;
-    if (!png_image_write_to_memory(&im, NULL, &size, 0, rgb, 0, NULL)) return err_set(e, "PNG encoding: %s", im.message);
-    *buf = malloc(size);
-    if (!*buf) return err_set(e, "out of memory");
-    if (!png_image_write_to_memory(&im, *buf, &size, 0, rgb, 0, NULL)) {
-        free(*buf);
-        return err_set(e, "PNG encoding: %s", im.message);
-    }
-    *n = size;
-    return 0;
-}
-
 static int mkdir_p(const char *dir, Err *e) {
     char tmp[1024];
     snprintf(tmp, sizeof(tmp), "%s", dir);
@@ -143,22 +79,6 @@ static int mkdir_p(const char *dir, Err *e) {
         }
     if (mkdir(tmp, 0777) && errno != EEXIST) return err_set(e, "cannot create folder %s", tmp);
     return 0;
-}
-
-int decoupled_write_image(const char *path, const uint8_t *px, int W, int H, int C, const char *ext, Err *e) {
-    int rc;
-    if (!strcasecmp(ext, "png")) {
-        void *buf = NULL;
-        size_t n = 0;
-        rc = png_encode(px, W, H, C, &buf, &n, e) || file_write_all(path, buf, n, e);
-        free(buf);
-    } else {
-        unsigned char *buf = NULL;
-        unsigned long n = 0;
-        rc = jpeg_encode(px, W, H, C, &buf, &n, e) || file_write_all(path, buf, n, e);
-        free(buf);
-    }
-    return rc ? -1 : 0;
 }
 
 int decoupled_write_imagefolder(const char *dir, const DecoupledOut *o, int C, int H, int W, const float *mean,
@@ -188,7 +108,7 @@ int decoupled_write_imagefolder(const char *dir, const DecoupledOut *o, int C, i
                 }
             char path[1300];
             snprintf(path, sizeof(path), "%s/class%03d_id%03d.%s", sub, c, i, png ? "png" : "jpg");
-            rc = decoupled_write_image(path, px, W, H, C, png ? "png" : "jpg", e);
+            rc = image_write(path, px, W, H, C, png ? "png" : "jpg", e);
             if (rc) err_wrap(e, "%s", path);
         }
     }

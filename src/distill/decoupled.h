@@ -85,14 +85,13 @@ void decoupled_out_free(DecoupledOut *o);
 int decoupled_write_imagefolder(const char *dir, const DecoupledOut *o, int C, int H, int W, const float *mean,
                                 const float *std, const char *ext, Err *e);
 
-// one image (H, W, C) interleaved 8-bit as a .jpg or .png file, encoded as above
-int decoupled_write_image(const char *path, const uint8_t *px, int W, int H, int C, const char *ext, Err *e);
-
 // the recover loop shared by SRe2L, CDA and SC-DD (sre2l.c): for every ipc id, a batch of
 // one image per class from randn, `iteration` steps; draw writes the iteration's augmentation
 int sre2l_family_run(const DecoupledArgs *a, DecoupledOut *out,
                      void (*draw)(const DecoupledArgs *a, int it, int total, Rng *r, RecoverDraw *d), const char *label,
                      Err *e);
+// SRe2L's augmentation: the roll by (randint(0, jitter), randint(0, jitter)) alone
+void sre2l_roll_draw(const DecoupledArgs *a, int it, int total, Rng *r, RecoverDraw *d);
 // CDA's lower crop bound at iteration it of total (easy2hard_mode, milestone)
 double cda_min_crop(const DecoupledArgs *a, int it, int total);
 

@@ -8,9 +8,6 @@
  * of scope. Defaults: the README's command (lr 0.4, r_bn 0.005, 1000 iterations), jitter 4,
  * first_bn_multiplier 10.
  */
-#include <string.h>
-
-#include "../data/augment.h"
 #include "decoupled.h"
 
 static void scdd_defaults(DecoupledArgs *a) {
@@ -18,15 +15,8 @@ static void scdd_defaults(DecoupledArgs *a) {
     a->lr = 0.4f, a->r_bn = 0.005f, a->first_bn_multiplier = 10.0f;
 }
 
-static void scdd_draw(const DecoupledArgs *a, int it, int total, Rng *r, RecoverDraw *d) {
-    (void)it, (void)total;
-    memset(d, 0, sizeof(*d));
-    d->roll_dy = augment_randint(r, 0, a->jitter);
-    d->roll_dx = augment_randint(r, 0, a->jitter);
-}
-
 static int scdd_run(const DecoupledArgs *a, DecoupledOut *out, Err *e) {
-    return sre2l_family_run(a, out, scdd_draw, "SC-DD", e);
+    return sre2l_family_run(a, out, sre2l_roll_draw, "SC-DD", e);
 }
 
 const DecoupledMethod decoupled_scdd = {

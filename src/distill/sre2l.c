@@ -25,7 +25,7 @@ static void sre2l_defaults(DecoupledArgs *a) {
     a->lr = 0.25f, a->r_bn = 0.01f, a->first_bn_multiplier = 10.0f;
 }
 
-static void sre2l_draw(const DecoupledArgs *a, int it, int total, Rng *r, RecoverDraw *d) {
+void sre2l_roll_draw(const DecoupledArgs *a, int it, int total, Rng *r, RecoverDraw *d) {
     (void)it, (void)total;
     memset(d, 0, sizeof(*d));
     d->roll_dy = augment_randint(r, 0, a->jitter);
@@ -121,7 +121,7 @@ done:
 }
 
 static int sre2l_run(const DecoupledArgs *a, DecoupledOut *out, Err *e) {
-    return sre2l_family_run(a, out, sre2l_draw, "SRe2L", e);
+    return sre2l_family_run(a, out, sre2l_roll_draw, "SRe2L", e);
 }
 
 const DecoupledMethod decoupled_sre2l = {
