@@ -17,6 +17,7 @@
 #include "../src/data/pool.h"
 #include "../src/distill/decoupled.h"
 #include "../src/distill/recover.h"
+#include "../src/models/checkpoint.h"
 #include "../src/models/convnet.h"
 #include "../src/train/recipe.h"
 #include "harness.h"
@@ -505,6 +506,55 @@ static void test_no_batchnorm(void) {
     net_free(&net);
 }
 
+// bad input through the command line: one line naming both sides, a non-zero status
+static void save_model(const char *arch, int classes, int side, const char *path) {
+    Net net;
+    Err e;
+    if (model_create(&net, arch, 3, classes, side, side, &e) || checkpoint_save(&net, path, &e))
+        CHECK(0, "saving a %s: %s", arch, e.msg);
+    net_free(&net);
+}
+
+static void test_cli_refusals(void) {
+    if (!beard_bin()) {
+        test_skip("no beard binary for the CLI checks");
+        return;
+    }
+    char out[4096];
+    const char *nobn = test_tmp("nobn.pth"), *c100 = test_tmp("bn100.pth"), *s16 = test_tmp("bn16.pth"),
+               *dir = test_tmp("recover_out");
+    save_model("ConvNet", 10, 32, nobn);
+    save_model("ConvNetBN", 100, 32, c100);
+    save_model("ConvNetBN", 10, 16, s16);
+    int rc = run_cli(out, sizeof(out), "recover --method SRe2L --teacher %s --arch ConvNet --dataset cifar10 --out %s "
+                     "--iteration 1 --quiet", nobn, dir);
+    CHECK(rc == 1 && strstr(out, "no BatchNorm") && strstr(out, "ConvNet"), "teacher without BN: rc %d: %s", rc, out);
+    rc = run_cli(out, sizeof(out), "recover --method CDA --teacher %s --arch ConvNetBN --dataset cifar10 --out %s --quiet",
+                 c100, dir);
+    CHECK(rc == 1 && strstr(out, "10 classes") && strstr(out, "[100, ") && strstr(out, "[10, "),
+          "teacher with 100 classes for CIFAR-10: rc %d: %s", rc, out);
+    rc = run_cli(out, sizeof(out), "recover --method SRe2L --teacher %s --arch ConvNetBN --dataset cifar10 --out %s --quiet",
+                 s16, dir);
+    CHECK(rc == 1 && strstr(out, "3x32x32") && strstr(out, "shape"), "16-pixel teacher for 32-pixel images: rc %d: %s",
+          rc, out);
+    rc = run_cli(out, sizeof(out), "recover --method SRe2L --teacher %s --dataset cifar10 --nuc-norm 1", nobn);
+    CHECK(rc == 2 && strstr(out, "nuc-norm") && strstr(out, "SRe2L"), "a parameter SRe2L lacks: rc %d: %s", rc, out);
+    rc = run_cli(out, sizeof(out), "recover --method MTT --teacher %s --dataset cifar10", nobn);
+    CHECK(rc == 2 && strstr(out, "unknown method") && strstr(out, "G-VBSM"), "unknown method: rc %d: %s", rc, out);
+    rc = run_cli(out, sizeof(out), "recover --method SRe2L --teacher %s --teacher %s --dataset cifar10", nobn, nobn);
+    CHECK(rc == 2 && strstr(out, "one teacher"), "two teachers for SRe2L: rc %d: %s", rc, out);
+    rc = run_cli(out, sizeof(out), "train --data-file %s --dataset cifar10 --recipe sre2l-relabel", dir);
+    CHECK(rc == 2 && strstr(out, "--teacher"), "a relabel recipe without a teacher: rc %d: %s", rc, out);
+    rc = run_cli(out, sizeof(out), "train --src-dataset --dataset cifar10 --recipe sre2l-squeeze --mix mixup");
+    CHECK(rc == 2 && strstr(out, "--mix"), "mixing hard labels: rc %d: %s", rc, out);
+    rc = run_cli(out, sizeof(out), "train --src-dataset --dataset cifar10 --recipe nope");
+    CHECK(rc == 2 && strstr(out, "sre2l-relabel"), "unknown recipe: rc %d: %s", rc, out);
+    rc = run_cli(out, sizeof(out), "train --data-file %s --dataset cifar10 --arch ConvNetBN --teacher %s --teacher-arch "
+                 "ConvNetBN --quiet", dir, c100);
+    CHECK(rc == 1 && strstr(out, "teacher") && strstr(out, "10 classes") && strstr(out, "[100, "),
+          "train: a teacher of another dataset: rc %d: %s", rc, out);
+}
+
 int main(void) {
     test_sre2l_family("tests/fixtures/decoupled/sre2l_step.bin", "SRe2L", 0, 0);
     test_sre2l_family("tests/fixtures/decoupled/cda_step.bin", "CDA", 1, 0);
@@ -515,5 +565,6 @@ int main(void) {
     test_methods_run();
     test_jpeg_like_pil();
     test_no_batchnorm();
+    test_cli_refusals();
     return test_done("test_decoupled");
 }

@@ -13,7 +13,6 @@
 
 #include "../core/parallel.h"
 #include "../distill/decoupled.h"
-#include "../io/file.h"
 #include "../models/checkpoint.h"
 #include "cli.h"
 
@@ -133,6 +132,8 @@ int cmd_recover(int argc, char **argv) {
         snprintf(outbuf, sizeof(outbuf), "syn_data/%s_%s_ipc%ld", M->name, info->name, ipc);
         out = outbuf;
     }
+    // outputs, checked before any work
+    if (cli_check_output_dir(C, "--out", out) || cli_check_output_file(C, "--json", json)) return 1;
     Err e;
     Net nets[DECOUPLED_MAX_TEACHERS];
     int loaded = 0, status = 1;
@@ -207,14 +208,9 @@ int cmd_recover(int argc, char **argv) {
         cJSON_AddNumberToObject(j, "seconds", o.seconds);
         cJSON_AddNumberToObject(j, "iterations", (double)o.iterations);
         cJSON_AddStringToObject(j, "out", out);
-        char *txt = cJSON_Print(j);
-        int bad = !txt || file_write_all(json, txt, strlen(txt), &e);
-        free(txt);
+        int bad = cli_write_json(C, json, j);
         cJSON_Delete(j);
-        if (bad) {
-            cli_error(C, "cannot write %s", json);
-            goto done;
-        }
+        if (bad) goto done;
     }
     status = 0;
 done:
