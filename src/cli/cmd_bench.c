@@ -16,6 +16,8 @@
 
 #include "../core/parallel.h"
 #include "../core/rng.h"
+#include "../distill/decoupled.h"
+#include "../distill/recover.h"
 #include "../models/convnet.h"
 #include "../nn/optim.h"
 #include "../io/file.h"
@@ -25,6 +27,7 @@ static const char *usage_text =
     "usage: beard bench [--arch ConvNet] [--dataset cifar10] [--batch 256] [--threads N]\n"
     "                   [--seconds S] [--json OUT] [--torch] [--python PY]\n"
     "       beard bench --gemm [--threads N] [--json OUT]\n"
+    "       beard bench --recover [--arch ResNet18] [--batch 100] [--threads N] [--torch]\n"
     "\n"
     "Measures images/s of forward, forward+backward-to-input (attack cost) and an SGD\n"
     "train step, on random inputs. --seconds: minimum time per measurement (default 3).\n"
@@ -37,7 +40,12 @@ static const char *usage_text =
     "Distillation: iterations/s of METHOD (DM, IDM, BACON) on CIFAR-10 (the training set in --data,\n"
     "else --train-size random images per class) after one warm-up iteration, and the peak memory.\n"
     "--torch also runs the official code (checkouts in --official: DatasetCondensation/, IDM/,\n"
-    "BACON/) in PyTorch on the CPU with the same settings, threads and data, and prints the ratio.\n";
+    "BACON/) in PyTorch on the CPU with the same settings, threads and data, and prints the ratio.\n"
+    "\n"
+    "--recover measures SRe2L's recover iterations per second (roll, teacher forward in eval\n"
+    "mode, CE + BN-statistics loss, backward to the images, Adam, clip) on a randomly\n"
+    "initialised BatchNorm teacher (default ResNet18, batch 100); with --torch next to\n"
+    "scripts/bench_recover_torch.py (VILA-Lab/SRe2L's loop in PyTorch).\n";
 
 typedef struct {
     int label_count;
@@ -146,11 +154,91 @@ static int bench_write_json(const char *C, const char *path, char *buf, size_t n
     return rc;
 }
 
+// SRe2L's recover iterations per second on arch (random weights, CIFAR-10 shape)
+static int bench_recover(const char *C, const char *arch, int B, double seconds, int torch, const char *python,
+                         const char *json) {
+    Err e;
+    Net net;
+    if (model_create(&net, arch, 3, 10, 32, 32, &e)) return cli_error(C, "%s", e.msg);
+    net_init_params(&net, 0);
+    net.train = 0;
+    RecoverHook hooks[RECOVER_MAX_HOOKS];
+    int nh;
+    if (recover_hooks(&net, 0, hooks, &nh, &e)) {
+        net_free(&net);
+        return cli_error(C, "%s", e.msg);
+    }
+    size_t D = net_in_size(&net);
+    RecoverWork *w = recover_work_new(&net, hooks, nh, B, &e);
+    float *x = xmalloc(sizeof(float) * B * D), *grad = xmalloc(sizeof(float) * B * D);
+    int *y = malloc(sizeof(int) * B);
+    Optim adam;
+    if (!w || !x || !grad || !y || recover_adam_init(&adam, (size_t)B * D, 0.25f)) {
+        recover_work_free(w), xfree(x), xfree(grad), free(y), net_free(&net);
+        return cli_error(C, "out of memory for a recover batch of %d", B);
+    }
+    Rng r;
+    rng_init(&r, 0, 1);
+    for (size_t i = 0; i < (size_t)B * D; i++) x[i] = (float)rng_normal(&r);
+    for (int b = 0; b < B; b++) y[b] = b % 10;
+    DecoupledArgs a;
+    decoupled_args_default(&a);
+    a.jitter = 4;
+    RecoverLoss lc = {.r_stat = 0.01f, .first_mult = 10.0f};
+    static const float mean[3] = {0.4914f, 0.4822f, 0.4465f}, std[3] = {0.2023f, 0.1994f, 0.2010f};
+    int n = 0, rc = 0;
+    double t0 = 0;
+    for (int it = 0;; it++) {
+        if (it == 1) t0 = time_now(); // the first iteration warms up
+        RecoverDraw d;
+        sre2l_roll_draw(&a, it, 1000, &r, &d);
+        RecoverLosses L;
+        if ((rc = recover_grad(w, x, y, B, NULL, 0, &d, &lc, grad, &L, &e))) break;
+        recover_update(&adam, x, grad, (float)recover_cosine_lr(0.25, it % 1000, 1000), B, 3, 1024, mean, std);
+        if (it >= 1) n++;
+        if (it >= 1 && n >= 3 && time_now() - t0 >= seconds) break;
+    }
+    double ips = rc ? 0 : n / (time_now() - t0);
+    optim_free(&adam);
+    recover_work_free(w), xfree(x), xfree(grad), free(y);
+    if (rc) {
+        net_free(&net);
+        return cli_error(C, "%s", e.msg);
+    }
+    printf("beard bench --recover: SRe2L on %s, batch %d, %d threads: %.3f iterations/s\n", net.arch, B,
+           parallel_threads(), ips);
+    double tips = 0;
+    if (torch) {
+        char cmd[1024];
+        snprintf(cmd, sizeof(cmd), "%s scripts/bench_recover_torch.py --arch %s --batch %d --threads %d --seconds %g",
+                 python, net.arch, B, parallel_threads(), seconds);
+        FILE *p = popen(cmd, "r");
+        char line[256];
+        while (p && fgets(line, sizeof(line), p))
+            if (sscanf(line, "TORCH_RECOVER %lf", &tips) != 1) fputs(line, stderr);
+        if (!p || pclose(p) != 0 || !(tips > 0)) printf("PyTorch comparison unavailable (%s failed)\n", cmd);
+        else printf("PyTorch (CPU, same threads and batch): %.3f iterations/s -> beard is %.2fx\n", tips, ips / tips);
+    }
+    if (json) {
+        char buf[512];
+        int len = snprintf(buf, sizeof(buf),
+                           "{\"bench\": \"recover\", \"method\": \"SRe2L\", \"arch\": \"%s\", \"batch\": %d, "
+                           "\"threads\": %d, \"iterations_per_second\": %.4f, \"torch_iterations_per_second\": %.4f}\n",
+                           net.arch, B, parallel_threads(), ips, tips);
+        if (file_write_all(json, buf, (size_t)len, &e)) {
+            net_free(&net);
+            return cli_error(C, "%s", e.msg);
+        }
+    }
+    net_free(&net);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *C = "bench", *arch = "ConvNet", *dataset = "cifar10", *json = NULL, *python = "/usr/bin/python3";
     long B = 256, threads = 0;
     double seconds = 3.0;
-    int gemm = 0, torch = 0;
+    int gemm = 0, torch = 0, recover = 0, set_batch = 0, set_arch = 0;
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--distill") || !strncmp(argv[i], "--distill=", 10)) return bench_distill(argc, argv);
     for (int i = 1; i < argc; i++) {
@@ -160,13 +248,15 @@ int cmd_bench(int argc, char **argv) {
             fputs(usage_text, stdout);
             return 0;
         } else if (cli_flag(argv, i, "--gemm")) gemm = 1;
+        else if (cli_flag(argv, i, "--recover")) recover = 1;
         else if (cli_flag(argv, i, "--torch")) torch = 1;
-        else if ((v = cli_opt(argc, argv, &i, "--arch", &missing))) arch = v;
+        else if ((v = cli_opt(argc, argv, &i, "--arch", &missing))) arch = v, set_arch = 1;
         else if ((v = cli_opt(argc, argv, &i, "--dataset", &missing))) dataset = v;
         else if ((v = cli_opt(argc, argv, &i, "--json", &missing))) json = v;
         else if ((v = cli_opt(argc, argv, &i, "--python", &missing))) python = v;
         else if ((v = cli_opt(argc, argv, &i, "--batch", &missing))) {
             if (cli_parse_int(C, "--batch", v, 1, 1 << 16, &B)) return 2;
+            set_batch = 1;
         } else if ((v = cli_opt(argc, argv, &i, "--threads", &missing))) {
             if (cli_parse_int(C, "--threads", v, 0, 256, &threads)) return 2;
         } else if ((v = cli_opt(argc, argv, &i, "--seconds", &missing))) {
@@ -178,6 +268,8 @@ int cmd_bench(int argc, char **argv) {
     int nt = parallel_threads();
     // --json: checked now, built in memory, written atomically at the end
     if (cli_check_output_file(C, "--json", json)) return 1;
+    if (recover)
+        return bench_recover(C, set_arch ? arch : "ResNet18", set_batch ? (int)B : 100, seconds, torch, python, json);
     char *jbuf = NULL;
     size_t jlen = 0;
     FILE *jf = NULL;
