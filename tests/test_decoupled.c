@@ -19,6 +19,7 @@
 #include "../src/distill/recover.h"
 #include "../src/models/checkpoint.h"
 #include "../src/models/convnet.h"
+#include "../src/train/fkd.h"
 #include "../src/train/recipe.h"
 #include "harness.h"
 
@@ -506,6 +507,89 @@ static void test_no_batchnorm(void) {
     net_free(&net);
 }
 
+// FKD soft labels: written in G-VBSM's layout, read back, the stored logits being the
+// teachers' mean on the stored crops, flips and mix; labels that do not fit the images refused
+static void test_fkd(void) {
+    Fixture F;
+    if (fixture_load("tests/fixtures/decoupled/sre2l_step.bin", &F)) return;
+    Net t1, t2;
+    if (tiny_teacher(&t1, &F, "teacher.") || tiny_teacher(&t2, &F, "teacher.")) {
+        fixture_free(&F);
+        return;
+    }
+    for (size_t i = 0; i < t2.n_params; i++) t2.params[i] *= 0.9f; // a second, different teacher
+    Pool p;
+    memset(&p, 0, sizeof(p));
+    p.n = 12, p.c = 3, p.h = p.w = 16, p.n_classes = 10;
+    size_t D = 3 * 256;
+    p.x = malloc(sizeof(float) * p.n * D);
+    p.y = malloc(sizeof(int) * p.n);
+    memcpy(p.mean, CIFAR_MEAN, sizeof(p.mean));
+    memcpy(p.std, CIFAR_STD, sizeof(p.std));
+    Rng r;
+    rng_init(&r, 9, 9);
+    for (size_t i = 0; i < p.n * D; i++) p.x[i] = (float)rng_normal(&r);
+    for (int i = 0; i < p.n; i++) p.y[i] = i % 10;
+    const char *dir = test_tmp("fkd");
+    Net *ts[2] = {&t1, &t2};
+    Err e;
+    int rc = fkd_generate(dir, &p, ts, 2, 2, 5, RECIPE_MIX_CUTMIX, 1.0f, 0.08f, 0, 4, 0, &e);
+    CHECK(rc == 0, "FKD generation: %s", rc ? e.msg : "");
+    int ne = 0, nb = 0, bs = 0;
+    rc = rc || fkd_info(dir, &ne, &nb, &bs, &e);
+    CHECK(rc == 0 && ne == 2 && nb == 3 && bs == 5, "FKD layout: %d epochs, %d batches of %d", ne, nb, bs);
+    if (!rc) {
+        int seen[12] = {0}, perm_ok = 1, logits_ok = 1;
+        float *x = malloc(sizeof(float) * 5 * D), *tmp = malloc(sizeof(float) * D), z1[50], z2[50];
+        for (int b = 0; b < nb; b++) {
+            FkdBatch f;
+            if (fkd_read(dir, 1, b, p.n, 10, &f, &e)) {
+                CHECK(0, "FKD read: %s", e.msg);
+                break;
+            }
+            for (int k = 0; k < f.B; k++) seen[f.index[k]]++;
+            int used[5] = {0};
+            for (int k = 0; f.mix_index && k < f.B; k++) used[f.mix_index[k]]++;
+            for (int k = 0; k < f.B; k++) perm_ok &= f.mix_index && used[k] == 1;
+            perm_ok &= f.has_lam && f.has_bbox;
+            fkd_images(&p, &f, x, tmp);
+            net_forward(&t1, x, f.B, z1, &e);
+            net_forward(&t2, x, f.B, z2, &e);
+            for (int q = 0; q < f.B * 10; q++) logits_ok &= fabsf(f.logits[q] - 0.5f * (z1[q] + z2[q])) <= 1e-5f;
+            fkd_batch_free(&f);
+        }
+        int all = 1;
+        for (int i = 0; i < 12; i++) all &= seen[i] == 1;
+        CHECK(all && perm_ok && logits_ok, "FKD epoch: each image once (%d), mix a permutation (%d), logits the teachers' "
+              "mean on the stored images (%d)", all, perm_ok, logits_ok);
+        free(x), free(tmp);
+        FkdBatch f;
+        rc = fkd_read(dir, 0, 0, p.n, 100, &f, &e);
+        CHECK(rc != 0 && strstr(e.msg, "10 classes") && strstr(e.msg, "100"), "FKD labels of 10 classes for 100: %s",
+              rc ? e.msg : "accepted");
+        rc = fkd_read(dir, 0, 0, 3, 10, &f, &e);
+        CHECK(rc != 0 && strstr(e.msg, "do not match the images") && strstr(e.msg, "3 images"),
+              "FKD labels for a set of 3 images: %s", rc ? e.msg : "accepted");
+        // a student trained on them (the recipe replays the stored batches)
+        Recipe rec;
+        recipe_preset(&rec, "gvbsm-relabel");
+        rec.fkd_dir = dir, rec.epochs = 2, rec.eval_every = 0;
+        Net s;
+        tiny_teacher(&s, &F, "teacher.");
+        TrainResult res;
+        rc = recipe_train(&s, &p, NULL, &rec, 1, 0, NULL, &res, &e);
+        CHECK(rc == 0 && res.steps == 6 && isfinite(res.train_loss), "training on FKD labels: %s (%ld steps)",
+              rc ? e.msg : "", res.steps);
+        rec.epochs = 3;
+        rc = recipe_train(&s, &p, NULL, &rec, 1, 0, NULL, &res, &e);
+        CHECK(rc != 0 && strstr(e.msg, "hold 2"), "3 epochs of 2 stored: %s", rc ? e.msg : "accepted");
+        net_free(&s);
+    }
+    free(p.x), free(p.y);
+    net_free(&t1), net_free(&t2);
+    fixture_free(&F);
+}
+
 // bad input through the command line: one line naming both sides, a non-zero status
 static void save_model(const char *arch, int classes, int side, const char *path) {
     Net net;
@@ -565,6 +649,7 @@ int main(void) {
     test_methods_run();
     test_jpeg_like_pil();
     test_no_batchnorm();
+    test_fkd();
     test_cli_refusals();
     return test_done("test_decoupled");
 }

@@ -59,7 +59,9 @@ static const char *usage_text =
     "           --loss kl|mse-gt|ce  --ce-weight W  --lr-schedule cosine|cosine-half|constant\n"
     "           --aug crop-flip|rrc-flip|none  --optimizer adamw  --linear-probe (train the last\n"
     "           linear layer of --init CKPT only, the backbone frozen: SC-DD's probe)  --init CKPT\n"
-    "           (every run starts from this checkpoint). --epochs N is the number of epochs here.\n"
+    "           (every run starts from this checkpoint)  --fkd DIR (stored soft labels from `beard\n"
+    "           relabel`, replayed: crops, flips, mix; recipe gvbsm-relabel by default).\n"
+    "           --epochs N is the number of epochs here.\n"
     "output:    --out DIR (saves {method}_{model}_{dataset}_{ipc}_{attack}_{acc}.pth, the\n"
     "           best evaluated snapshot, and ..._{attack}.pth, the final model of the best\n"
     "           run)  --method NAME  --ipc N  --json OUT  --eval-every 100  --log-every 1\n"
@@ -114,6 +116,7 @@ static int parse_opts(int argc, char **argv, TrainSettings *s, const char **json
         else if ((v = cli_opt(argc, argv, &i, "--teacher-arch", &missing)))
             snprintf(s->teacher_arch, sizeof(s->teacher_arch), "%s", v);
         else if ((v = cli_opt(argc, argv, &i, "--init", &missing))) snprintf(s->init, sizeof(s->init), "%s", v);
+        else if ((v = cli_opt(argc, argv, &i, "--fkd", &missing))) snprintf(s->fkd, sizeof(s->fkd), "%s", v);
         else if ((v = cli_opt(argc, argv, &i, "--mix", &missing))) {
             if (strcasecmp(v, "mixup") && strcasecmp(v, "cutmix") && strcasecmp(v, "none"))
                 return cli_usage_error(C, "--mix must be mixup, cutmix or none, not '%s'", v);
@@ -262,6 +265,7 @@ static cJSON *recipe_json(const Recipe *r, const TrainSettings *s) {
     }
     if (r->linear_probe) cJSON_AddBoolToObject(o, "linear_probe", 1);
     if (s->init[0]) cJSON_AddStringToObject(o, "init", s->init);
+    if (r->fkd_dir) cJSON_AddStringToObject(o, "fkd_soft_labels", r->fkd_dir);
     return o;
 }
 
@@ -380,9 +384,13 @@ int cmd_train(int argc, char **argv) {
     // the decoupled methods' recipes
     Recipe recipe;
     Net teacher;
-    int use_recipe = s.recipe[0] || s.soft_labels || s.teacher[0] || s.linear_probe, have_teacher = 0;
+    int use_recipe = s.recipe[0] || s.soft_labels || s.teacher[0] || s.linear_probe || s.fkd[0], have_teacher = 0;
     if (use_recipe) {
-        recipe_preset(&recipe, s.recipe[0] ? s.recipe : s.linear_probe && !s.teacher[0] ? "sre2l-squeeze" : "sre2l-relabel");
+        recipe_preset(&recipe, s.recipe[0]                    ? s.recipe
+                               : s.fkd[0]                     ? "gvbsm-relabel"
+                               : s.linear_probe && !s.teacher[0] ? "sre2l-squeeze"
+                                                              : "sre2l-relabel");
+        if (s.fkd[0]) recipe.fkd_dir = s.fkd;
         if (s.set_epochs) recipe.epochs = s.epochs;
         if (s.set_batch) recipe.batch = s.batch;
         if (s.set_lr) recipe.lr = (float)s.lr;
@@ -414,10 +422,11 @@ int cmd_train(int argc, char **argv) {
         recipe.eval_every = s.eval_every;
         if (s.linear_probe && !s.init[0])
             return cli_usage_error(C, "--linear-probe trains the last layer of a trained backbone: give --init CKPT");
-        if (recipe.loss != RECIPE_LOSS_CE && !s.teacher[0])
+        if (recipe.loss != RECIPE_LOSS_CE && !s.teacher[0] && !s.fkd[0])
             return cli_usage_error(C, "the %s recipe trains on a teacher's soft labels: give --teacher T.pth", recipe.name);
         if (recipe.loss == RECIPE_LOSS_CE && recipe.mix != RECIPE_MIX_NONE)
             return cli_usage_error(C, "--mix needs soft labels from a teacher (--teacher), not hard labels");
+        if (s.teacher[0] && s.fkd[0]) return cli_usage_error(C, "--teacher and --fkd: soft labels come from one or the other");
         if (s.teacher[0] && recipe.loss != RECIPE_LOSS_CE) {
             const char *ta = s.teacher_arch[0] ? s.teacher_arch : s.arch;
             if (checkpoint_load(&teacher, s.teacher, ta, info->c, info->n_classes, info->h, info->w, &e))
@@ -501,6 +510,7 @@ int cmd_train(int argc, char **argv) {
                recipe.optimizer == OPTIM_SGD ? "SGD" : recipe.optimizer == OPTIM_ADAM ? "Adam" : "AdamW", recipe.lr,
                schn[recipe.schedule], recipe.weight_decay, augn[recipe.aug], mixn[recipe.mix], lossn[recipe.loss]);
         if (recipe.loss == RECIPE_LOSS_KL) printf(" at T %g", recipe.temperature);
+        if (recipe.fkd_dir) printf(", stored soft labels %s (their batches, crops, flips and mixes)", recipe.fkd_dir);
         if (recipe.teacher) printf(", teacher %s (%s mode)", s.teacher, recipe.teacher_train ? "train" : "eval");
         if (recipe.linear_probe) printf(", linear probe of %s", s.init);
         printf("\n");

@@ -20,6 +20,7 @@ static const Command commands[] = {
     {"train", cmd_train, "train a model pool on a distilled set (BEARD/DC-bench recipe, DSA, adversarial training)"},
     {"buffer", cmd_buffer, "MTT's expert trajectories (buffer.py): replay_buffer_<n>.pt for trajectory matching"},
     {"recover", cmd_recover, "the decoupled methods' recover step (SRe2L, CDA, SC-DD, G-VBSM, DELT) from a teacher"},
+    {"relabel", cmd_relabel, "FKD-style stored soft labels (G-VBSM's .tar layout) for a distilled set, from teachers"},
     {"eval", cmd_eval, "clean accuracy of a checkpoint on a test set"},
     {"attack", cmd_attack, "run attacks (FGSM, PGD, CW, DeepFool, AutoAttack, ...) on a checkpoint"},
     {"bench", cmd_bench, "throughput of forward, forward+backward and a train step; --gemm for sgemm"},

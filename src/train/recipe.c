@@ -29,6 +29,7 @@
 
 #include "../core/progress.h"
 #include "../data/augment.h"
+#include "fkd.h"
 
 #define STREAM_SHUFFLE 0x524350000001ull // 'RCP'
 #define STREAM_AUG 0x524350000002ull
@@ -190,8 +191,8 @@ int recipe_step_grads(Net *student, const Recipe *r, RecipeWork *w, const float 
     else if (d->mix == RECIPE_MIX_CUTMIX)
         augment_cutmix(w->xm, x, d->perm, B, student->in_c, student->in_h, student->in_w, d->box);
     else memcpy(w->xm, x, sizeof(float) * B * D);
-    const float *zt = NULL;
-    if (r->loss != RECIPE_LOSS_CE) {
+    const float *zt = d->zt;
+    if (r->loss != RECIPE_LOSS_CE && !zt) {
         if (!r->teacher) return err_set(e, "the %s recipe needs a teacher", r->name);
         Net *t = r->teacher;
         if (r->teacher_train) {
@@ -270,12 +271,18 @@ int recipe_train(Net *net, const Pool *pool, const TrainTest *test, const Recipe
     if (r->batch <= 0 || r->epochs < 1 || !(r->lr > 0)) return err_set(e, "bad recipe (batch %d, epochs %d)", r->batch, r->epochs);
     if (r->loss == RECIPE_LOSS_CE && r->mix != RECIPE_MIX_NONE)
         return err_set(e, "the %s recipe mixes images but trains on hard labels: mixing needs a teacher", r->name);
-    if (r->loss != RECIPE_LOSS_CE) {
+    int fb = 0, fe = 0, fbs = 0;
+    if (r->fkd_dir) {
+        if (r->loss == RECIPE_LOSS_CE) return err_set(e, "stored soft labels need a soft-label loss (kl or mse-gt)");
+        if (fkd_info(r->fkd_dir, &fe, &fb, &fbs, e)) return -1;
+        if (r->epochs > fe)
+            return err_set(e, "%d epochs asked, but the soft labels in %s hold %d", r->epochs, r->fkd_dir, fe);
+    } else if (r->loss != RECIPE_LOSS_CE) {
         if (!r->teacher) return err_set(e, "the %s recipe trains on a teacher's soft labels: give --teacher", r->name);
         if (recipe_check_teacher(r->teacher, net, pool, e)) return -1;
         if (!(r->temperature > 0)) return err_set(e, "the temperature must be positive");
     }
-    int bmax = r->batch < n ? r->batch : n;
+    int bmax = r->fkd_dir ? fbs : r->batch < n ? r->batch : n;
     RecipeWork *w = recipe_work_new(net, bmax, e);
     float *xb = w ? xmalloc(sizeof(float) * bmax * D) : NULL;
     int *perm = malloc(sizeof(int) * n), *yb = malloc(sizeof(int) * bmax);
@@ -323,7 +330,33 @@ int recipe_train(Net *net, const Pool *pool, const TrainTest *test, const Recipe
         rng_permutation(&shuf, perm, n);
         double loss_sum = 0;
         long correct = 0;
-        for (int s = 0; s < n; s += bmax) {
+        long seen = 0;
+        for (int b = 0; r->fkd_dir && b < fb; b++) {
+            // stored soft labels: the batch's images, crops, flips and mix as written
+            FkdBatch f;
+            if (fkd_read(r->fkd_dir, ep, b, n, K, &f, e)) goto done;
+            if (f.B > bmax) {
+                err_set(e, "%s: batch %d of epoch %d holds %d images, more than the first one's %d", r->fkd_dir, b, ep,
+                        f.B, bmax);
+                fkd_batch_free(&f);
+                goto done;
+            }
+            fkd_images(pool, &f, xb, w->xa);
+            for (int k = 0; k < f.B; k++) yb[k] = pool->y[f.index[k]];
+            RecipeDraw d = {.mix = RECIPE_MIX_NONE, .zt = f.logits};
+            double l;
+            int rc2 = recipe_step_grads(net, r, w, xb, yb, f.B, &d, &l, e);
+            if (!rc2) {
+                optim_step(&opt, net->params + plo, net->grads + plo);
+                loss_sum += l * f.B;
+                for (int k = 0; k < f.B; k++) correct += logits_argmax(w->zs + (size_t)k * K, K) == yb[k];
+                seen += f.B;
+                step++;
+            }
+            fkd_batch_free(&f);
+            if (rc2) goto done;
+        }
+        for (int s = 0; !r->fkd_dir && s < n; s += bmax) {
             int B = n - s < bmax ? n - s : bmax;
             pool_gather(pool, perm + s, B, xb, yb, NULL);
             augment_images(r, xb, w->xa, B, C, H, W, pool->mean, pool->std, &aug);
@@ -334,6 +367,7 @@ int recipe_train(Net *net, const Pool *pool, const TrainTest *test, const Recipe
             optim_step(&opt, net->params + plo, net->grads + plo);
             loss_sum += l * B;
             for (int b = 0; b < B; b++) correct += logits_argmax(w->zs + (size_t)b * K, K) == yb[b];
+            seen += B;
             step++;
             if (r->progress) {
                 char extra[64];
@@ -345,8 +379,8 @@ int recipe_train(Net *net, const Pool *pool, const TrainTest *test, const Recipe
             err_set(e, "the training loss is %g at epoch %d", loss_sum, ep);
             goto done;
         }
-        res->train_loss = loss_sum / n;
-        res->train_acc = 100.0 * correct / n;
+        res->train_loss = seen ? loss_sum / seen : 0;
+        res->train_acc = seen ? 100.0 * correct / seen : 0;
         int last = ep == r->epochs - 1;
         double acc = -1;
         if (test && test->n > 0 && (last || (r->eval_every > 0 && ep % r->eval_every == 0))) {

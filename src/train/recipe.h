@@ -40,6 +40,8 @@ typedef struct Recipe {
     float temperature;      // KL
     float ce_weight;        // MSE_GT
     Net *teacher;           // online soft labels (KL / MSE_GT), or NULL
+    const char *fkd_dir;    // stored soft labels (fkd.h) instead of a teacher: each epoch replays
+                            // the stored batches, crops, flips and mixes
     int teacher_train;      // SRe2L's relabel quirk: the teacher runs in train mode (batch statistics,
                             // its running statistics drift); 0: eval mode (corrected)
     int linear_probe;       // train the last linear layer only, the rest frozen in eval mode (SC-DD's
@@ -62,6 +64,7 @@ typedef struct {
     float lam;
     int *perm;  // (B)
     int box[4]; // CutMix
+    const float *zt; // (B, K) stored soft labels (FKD) instead of the teacher's, or NULL
 } RecipeDraw;
 
 typedef struct RecipeWork RecipeWork;

@@ -57,6 +57,7 @@ typedef struct {
     char teacher[1024], teacher_arch[32];
     int soft_labels, linear_probe;
     char init[1024];         // start every run from this checkpoint
+    char fkd[1024];          // stored FKD soft labels (beard relabel)
     double temperature, ce_weight;
     char mix[16], teacher_mode[8], loss[16], lr_schedule[16], aug[16];
     // which values were set explicitly (by the config or the command line)
