@@ -55,6 +55,13 @@ int recover_patches(int H, int W) {
     return (nh / 4) * (nw / 4);
 }
 
+// the node whose output a layer reads: its predecessor in the layer sequence (the graph Net
+// of issue 10 names it: net->layers[l].in[0])
+static int layer_input_node(const Net *net, int l) {
+    (void)net;
+    return l - 1;
+}
+
 int recover_hooks(const Net *net, int conv, RecoverHook *hooks, int *n, Err *e) {
     int k = 0, bn = 0;
     for (int l = 0; l < net->n_layers; l++) {
@@ -62,7 +69,7 @@ int recover_hooks(const Net *net, int conv, RecoverHook *hooks, int *n, Err *e) 
         int is_bn = L->kind == LAYER_BATCHNORM, is_conv = L->kind == LAYER_CONV;
         if (!is_bn && !(conv && is_conv)) continue;
         if (k >= RECOVER_MAX_HOOKS) return err_set(e, "%s has more than %d hooked layers", net->arch, RECOVER_MAX_HOOKS);
-        hooks[k++] = (RecoverHook){.kind = is_bn ? RECOVER_HOOK_BN : RECOVER_HOOK_CONV, .layer = l, .node = l - 1,
+        hooks[k++] = (RecoverHook){.kind = is_bn ? RECOVER_HOOK_BN : RECOVER_HOOK_CONV, .layer = l, .node = layer_input_node(net, l),
                                    .C = L->in_c, .H = L->in_h, .W = L->in_w};
         bn += is_bn;
     }
