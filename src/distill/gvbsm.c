@@ -15,9 +15,10 @@
  *     dropped with probability drop_rate, its first-iteration gradient doubled as the code's
  *     initialisation makes it), the eigenvalue term of each class (nuc_norm, tau), Adam,
  *     cosine lr, and the clip with the constants the code uses for CIFAR-10, which are
- *     CIFAR-100's (mean [0.5071, 0.4867, 0.4408], std [0.2675, 0.2565, 0.2761]) — the squeeze
- *     and relabel code normalise with them too, so beard's G-VBSM pipeline takes them as the
- *     teachers' normalisation (DecoupledArgs.mean/std);
+ *     CIFAR-100's (mean [0.5071, 0.4867, 0.4408], std [0.2675, 0.2565, 0.2761]); its squeeze
+ *     and relabel code normalise with them too. DecoupledArgs.mean/std carry the teachers'
+ *     normalisation; `beard recover` passes the dataset's (one normalisation for teacher,
+ *     recover and student, a deliberate difference);
  *   - every 100 iterations the verifier (the last teacher) classifies the un-augmented
  *     images; being hooked, that forward updates its densified statistics too (reproduced:
  *     verifier_every 100, 0 turns it off); after each batch it classifies the images

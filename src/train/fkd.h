@@ -18,7 +18,10 @@
  * files in order. SRe2L's ImageNet relabel writes the same list without `index` and
  * recovers the order from torch's seeded RandomSampler; those files are refused (beard's
  * generator is not torch's). Written scalars are Python floats and ints where the official
- * code pickles numpy scalars; torch.load reads both alike.
+ * code pickles numpy scalars; torch.load reads both alike. With mixup, G-VBSM's generator
+ * feeds the teachers the unmixed batch (its mixup returns a new tensor, CutMix mixes in
+ * place); beard labels the mixed batch in both cases (CIFAR's scripts use CutMix, where the
+ * two agree).
  */
 #ifndef BEARD_FKD_H
 #define BEARD_FKD_H
