@@ -55,12 +55,8 @@ int recover_patches(int H, int W) {
     return (nh / 4) * (nw / 4);
 }
 
-// the node whose output a layer reads: its predecessor in the layer sequence (the graph Net
-// of issue 10 names it: net->layers[l].in[0])
-static int layer_input_node(const Net *net, int l) {
-    (void)net;
-    return l - 1;
-}
+// the node whose output a layer reads (the graph Net names it; -1: the model input)
+static int layer_input_node(const Net *net, int l) { return net->layers[l].in[0]; }
 
 int recover_hooks(const Net *net, int conv, RecoverHook *hooks, int *n, Err *e) {
     int k = 0, bn = 0;
