@@ -240,6 +240,13 @@ static void test_resume(void) {
     // resuming runs nothing; --force reruns; a changed configuration makes new cells
     st = run_sh(out, sizeof(out), dir, "%s run --config grid.json --store ref.db --out ref", beard);
     CHECK(st == 0 && strstr(out, "21 cells: 0 ran, 21 already in the store"), "resume: status %d\n%s", st, out);
+    // the trained checkpoint deleted: trained again (the same weights), nothing else reruns
+    char mp[900];
+    snprintf(mp, sizeof(mp), "%s/ref/model_pool/Full/Full_ConvNetW32_SYNTHETIC_200_None.pth", dir);
+    CHECK(unlink(mp) == 0, "no trained checkpoint at %s", mp);
+    st = run_sh(out, sizeof(out), dir, "%s run --config grid.json --store ref.db --out ref", beard);
+    CHECK(st == 0 && strstr(out, "21 cells: 1 ran, 20 already in the store") && access(mp, F_OK) == 0,
+          "a deleted checkpoint is trained again, and only that: status %d\n%s", st, out);
     st = run_sh(out, sizeof(out), dir, "%s run --config grid.json --store ref.db --out ref --limit 12", beard);
     CHECK(st == 0 && strstr(out, "21 cells: 20 ran, 1 already in the store"),
           "a changed test set: new evaluation cells, the trained model reused; status %d\n%s", st, out);

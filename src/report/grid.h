@@ -167,6 +167,7 @@ typedef struct {
     char out_path[GRID_PATH]; // the file it writes, "" if none
     // run time
     CellStatus status;
+    int looked_up;           // the store was asked whether it is done
     char hash[65];           // "" until its inputs are known
     char *config;            // canonical JSON (owned)
     char pool_path[GRID_PATH]; // train: the resolved pool ("" for the real training set)

@@ -137,6 +137,26 @@ static int import_rows(GridPlan *p, Store *s, const GridRunOptions *o, GridRunSt
     return 0;
 }
 
+// Whether a pending cell can run now: 1 yes, 0 it waits for its model, 2 it turned out to
+// be in the store already (its hash became known only now, after its model's training cell
+// ran again and gave the same weights), -1 on error.
+static int ready(GridPlan *p, Store *s, int c, const GridRunOptions *o, GridRunStats *st, Err *e) {
+    GridCell *cell = &p->cells[c];
+    int r = grid_cell_prepare(p, c, e);
+    if (r) return r < 0 ? -1 : 0;
+    if (!cell->looked_up && !o->force) {
+        cell->looked_up = 1;
+        int f = check_done(p, s, c, e);
+        if (f < 0) return -1;
+        if (f) {
+            cell->status = CELL_DONE;
+            st->done_before++;
+            return 2;
+        }
+    }
+    return 1;
+}
+
 // marks done cells, counts the work left
 static int survey(GridPlan *p, Store *s, const GridRunOptions *o, GridRunStats *st, Tally *t, Err *e) {
     memset(t, 0, sizeof(*t));
@@ -150,6 +170,7 @@ static int survey(GridPlan *p, Store *s, const GridRunOptions *o, GridRunStats *
             int r = grid_cell_prepare(p, c, e);
             if (r < 0) return -1;
             if (r == 0 && !o->force) {
+                cell->looked_up = 1;
                 int f = check_done(p, s, c, e);
                 if (f < 0) return -1;
                 if (f) {
@@ -177,12 +198,16 @@ int grid_run_local(GridPlan *p, Store *s, const GridRunOptions *o, GridRunStats 
     for (int c = 0; c < p->n_cells; c++) {
         GridCell *cell = &p->cells[c];
         if (!in_shard(p, c, o) || cell->status != CELL_PENDING) continue;
-        int r = grid_cell_prepare(p, c, e);
+        int r = ready(p, s, c, o, st, e);
         if (r < 0) {
             rc = -1;
             break;
         }
-        if (r == 1) { // its model was not trained
+        if (r == 2) {
+            t.total--, t.cost_total -= cell->cost;
+            continue;
+        }
+        if (r == 0) { // its model was not trained
             cell->status = CELL_BLOCKED;
             st->blocked++;
             continue;
@@ -423,12 +448,16 @@ int grid_run_mpi(GridPlan *p, Store *s, const GridRunOptions *o, GridRunStats *s
             for (int c = 0; c < p->n_cells; c++) {
                 GridCell *cell = &p->cells[c];
                 if (cell->status != CELL_PENDING || !in_shard(p, c, o)) continue;
-                int r = grid_cell_prepare(p, c, e);
+                int r = ready(p, s, c, o, st, e);
                 if (r < 0) {
                     rc = -1;
                     break;
                 }
-                if (r == 1) continue; // waits for its training cell
+                if (r == 2) {
+                    t.total--, t.cost_total -= cell->cost;
+                    continue;
+                }
+                if (r == 0) continue; // waits for its training cell
                 if (pick < 0) pick = c;
                 if (cell->model == last_model[wk]) {
                     pick = c;
