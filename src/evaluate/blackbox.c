@@ -153,14 +153,8 @@ int blackbox_run(const EvalConfig *cfg, const char *surrogate_name, const char *
         if (log && cfg->n_targets == 2 && !failed) {
             BeardLogLine l;
             log_line(cfg, run, i, &l);
-            const char *names[EVAL_MAX_ATTACKS];
-            for (int k = 0; k < cfg->n_attacks; k++) names[k] = cfg->attacks[k].name;
-            BeardLogContext lc = {.dataset = cfg->dataset, .ipc = cfg->ipc, .model = cfg->model, .dsa = cfg->dsa,
-                                  .num_eval = cfg->num_eval, .aug = cfg->aug, .src_dataset = cfg->src_dataset,
-                                  .attacks = names, .n_attacks = cfg->n_attacks, .targets = cfg->targets,
-                                  .n_targets = cfg->n_targets};
             char msg[8192];
-            beardlog_format(msg, sizeof(msg), &l, &lc);
+            evaluate_format_line(cfg, &l, msg, sizeof(msg));
             if (beardlog_info(log, msg, e)) return -1;
             en->logged = 1;
         }
@@ -209,16 +203,7 @@ cJSON *blackbox_results_json(const EvalConfig *cfg, const BbRun *runs, int n_run
     cJSON_AddStringToObject(root, "semantics", semantics_name(cfg->sem));
     cJSON_AddStringToObject(root, "preset", preset_name(cfg->preset));
     cJSON_AddStringToObject(root, "target_policy", target_policy_name(cfg->policy));
-    if (extra) {
-        cJSON *it = extra->child;
-        while (it) {
-            cJSON *next = it->next;
-            cJSON *item = cJSON_DetachItemViaPointer(extra, it);
-            cJSON_AddItemToObject(root, item->string, item);
-            it = next;
-        }
-        cJSON_Delete(extra);
-    }
+    evaluate_json_merge(root, extra);
     cJSON *models = cJSON_AddArrayToObject(root, "models");
     for (int k = 0; k < cfg->n_models; k++) {
         cJSON *o = cJSON_CreateObject();
