@@ -2,6 +2,7 @@
 
     /usr/bin/python3 scripts/bench_attacks_torch.py --attack AutoAttack --limit 64 --threads 2 \
         [--semantics beard|pixel] [--beard build/beard] [--model BACON.pth] [--data DIR]
+    /usr/bin/python3 scripts/bench_attacks_torch.py --attack new --threads 2   # the 25 others, a table
 
 Runs the attack with BEARD's parameters (the fixture's, tests/scripts/gen_attack_refs.py)
 on the first --limit CIFAR-10 test images, untargeted unless --targeted, in one batch of
@@ -53,6 +54,47 @@ ATTACKS = {
     "SPSA": (lambda m: torchattacks.SPSA(m, eps=8 / 255), "beard"),
 }
 
+# the rest of torchattacks 3.5.1, with its defaults (beard preset torchattacks); the
+# per-attack image count keeps the slow torchattacks runs (seconds per image) bearable
+TA = torchattacks
+NEW = {
+    "VANILA": (lambda m: TA.VANILA(m), 256), "GN": (lambda m: TA.GN(m), 256),
+    "RFGSM": (lambda m: TA.RFGSM(m), 64), "EOTPGD": (lambda m: TA.EOTPGD(m), 64),
+    "FFGSM": (lambda m: TA.FFGSM(m), 64), "UPGD": (lambda m: TA.UPGD(m), 64),
+    "NIFGSM": (lambda m: TA.NIFGSM(m), 64), "SINIFGSM": (lambda m: TA.SINIFGSM(m), 64),
+    "VMIFGSM": (lambda m: TA.VMIFGSM(m), 64), "VNIFGSM": (lambda m: TA.VNIFGSM(m), 64),
+    "DIFGSM": (lambda m: TA.DIFGSM(m), 64), "TIFGSM": (lambda m: TA.TIFGSM(m), 64),
+    "Jitter": (lambda m: TA.Jitter(m), 64), "PGDRS": (lambda m: TA.PGDRS(m), 64),
+    "PGDRSL2": (lambda m: TA.PGDRSL2(m), 64), "PIFGSM": (lambda m: TA.PIFGSM(m), 64),
+    "PIFGSMPP": (lambda m: TA.PIFGSMPP(m), 64), "JSMA": (lambda m: TA.JSMA(m), 2),
+    "EADL1": (lambda m: TA.EADL1(m), 16), "EADEN": (lambda m: TA.EADEN(m), 16),
+    "SparseFool": (lambda m: TA.SparseFool(m), 4), "OnePixel": (lambda m: TA.OnePixel(m), 8),
+    "Pixle": (lambda m: TA.Pixle(m), 8),
+    "MultiAttack": (lambda m: TA.MultiAttack([TA.FGSM(m, eps=8 / 255), TA.PGD(m, eps=8 / 255, alpha=2 / 225, steps=10,
+                                                                               random_start=False)]), 64),
+    "LGV": (lambda m: TA.LGV(m, train_loader(m), verbose=False), 64),
+}
+for k, (f, n) in NEW.items():
+    ATTACKS[k] = (f, "beard" if k == "MultiAttack" else "torchattacks")
+UNTARGETED_ONLY = {"VANILA", "GN", "PIFGSM", "SparseFool", "MultiAttack", "LGV"}
+TRAIN = {}
+
+
+def train_loader(model):
+    # LGV's training split: the CIFAR-10 training batches beside --data, in the model's input
+    # space (normalised for beard semantics; the Normalized wrapper takes pixels)
+    a = TRAIN["args"]
+    xs, ys = [], []
+    for i in range(1, 6):
+        p = os.path.join(a.data, f"data_batch_{i}.bin")
+        if os.path.exists(p):
+            x, y = load_cifar_bin(p, None)
+            xs.append(x), ys.append(y)
+    x, y = torch.cat(xs), torch.cat(ys)
+    if a.semantics == "beard":
+        x = (x - torch.tensor(MEAN).reshape(1, 3, 1, 1)) / torch.tensor(STD).reshape(1, 3, 1, 1)
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=256, shuffle=True)
+
 
 def load_cifar_bin(path, limit):
     raw = np.fromfile(path, dtype=np.uint8).reshape(-1, 3073)[:limit]
@@ -103,7 +145,9 @@ def run_beard(a):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--attack", required=True, choices=sorted(ATTACKS))
+    ap.add_argument("--attack", required=True, choices=sorted(ATTACKS) + ["new"],
+                    help="an attack, or 'new': each of the 25 attacks beyond BEARD's set in turn, with its own "
+                         "image count (--limit caps it), and a Markdown table at the end")
     ap.add_argument("--limit", type=int, default=64)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
@@ -115,6 +159,21 @@ def main():
     ap.add_argument("--beard", default=os.path.join(HERE, "..", "build", "beard"))
     ap.add_argument("--no-beard", action="store_true")
     a = ap.parse_args()
+    TRAIN["args"] = a
+    if a.attack == "new":
+        rows, limit = [], a.limit
+        for name, (_, n) in NEW.items():
+            a.attack, a.limit = name, min(n, limit)
+            a.targeted = False
+            ts, tc, acc_t = run_torch(a)
+            bs, bc, acc_b = run_beard(a)
+            print(f"BENCH {name} {a.semantics} {a.limit} {a.threads} {ts:.3f} {bs:.3f} {acc_t:.2f} {acc_b:.2f} "
+                  f"{ts / bs:.3f} {tc:.3f} {bc:.3f}", flush=True)
+            rows.append((name, a.limit, ts, bs, tc, bc))
+        print(f"\n| attack | images | torchattacks | beard | ratio (wall) | ratio (CPU) |\n| --- | --- | --- | --- | --- | --- |")
+        for name, n, ts, bs, tc, bc in rows:
+            print(f"| {name} | {n} | {ts:.2f} s | {bs:.2f} s | {ts / bs:.2f}x | {tc / bc:.2f}x |")
+        return
     what = f"{a.attack} ({a.semantics}, {'targeted' if a.targeted else 'untargeted'}, {a.limit} images, " \
            f"{a.threads} threads)"
     ts, tc, acc_t = run_torch(a)

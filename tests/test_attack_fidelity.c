@@ -22,8 +22,16 @@
  *   be within the tolerance plus twice the standard deviation of the difference of two
  *   independent coin flips on the ties (100 sqrt(ties / 2) / N).
  * The query-hungry attacks (Square's and AutoAttack's 5000 queries per robust point,
- * SPSA's 256 passes per point) use at most their case's max_n images unless
- * $BEARD_FIDELITY_N is set.
+ * SPSA's 256 passes per point, JSMA's Jacobians, EAD's 900 iterations, SparseFool,
+ * OnePixel, Pixle) use at most their case's max_n images unless $BEARD_FIDELITY_N is
+ * set; their references cover only the first images anyway (tests/scripts/
+ * gen_attack_refs.py: torchattacks takes seconds per image there). LGV runs in
+ * `make fidelity` only (it trains 40 models first).
+ * The rest of torchattacks 3.5.1 (VANILA ... LGV) runs with torchattacks' defaults; a few
+ * deterministic variants (TIFGSM without input diversity, Jitter without noise, PGDRS
+ * with noise_sd 0, EOTPGD without its random start) pin the deterministic part of a
+ * stochastic attack per sample. For the minimum-norm and L0 attacks the reference also
+ * holds each sample's perturbation size, compared too.
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -46,6 +54,7 @@ typedef struct {
     int max_n;             // expensive attacks: at most this many images unless $BEARD_FIDELITY_N is set (0: all)
     int ties;              // judge boundary ties separately (DeepFool)
     double tol_pixel;      // if not 0: the tolerance in pixel semantics
+    int full_only;         // only with $BEARD_FIDELITY_N (make fidelity): too slow for the suite
 } Case;
 
 static const Case cases[] = {
@@ -90,7 +99,22 @@ static const Case cases[] = {
     {"PGDRS_sd0", "PGDRS", PRESET_TORCHATTACKS, "noise_sd=0", 0.3},
     {"PGDRSL2", "PGDRSL2", PRESET_TORCHATTACKS, "", 1.5},
     {"PGDRSL2_sd0", "PGDRSL2", PRESET_TORCHATTACKS, "noise_sd=0", 0.3},
+    {"PIFGSM", "PIFGSM", PRESET_TORCHATTACKS, "", 0.3},
+    {"PIFGSMPP", "PIFGSMPP", PRESET_TORCHATTACKS, "", 0.3},
+    {"JSMA", "JSMA", PRESET_TORCHATTACKS, "", 0.3, 4},
+    {"EADL1", "EADL1", PRESET_TORCHATTACKS, "", 0.3, 16},
+    {"EADEN", "EADEN", PRESET_TORCHATTACKS, "", 0.3, 16},
+    {"SparseFool", "SparseFool", PRESET_TORCHATTACKS, "", 1.0, 8},
+    {"OnePixel", "OnePixel", PRESET_TORCHATTACKS, "", 1.5, 32},
+    {"Pixle", "Pixle", PRESET_TORCHATTACKS, "", 1.5, 16},
+    {"MultiAttack", "MultiAttack", PRESET_BEARD, "", 0.3},
+    {"LGV", "LGV", PRESET_TORCHATTACKS, "", 1.5, 0, 0, 0, 1}, // trains 40 surrogate models first
 };
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
 
 int main(int argc, char **argv) {
     parallel_init(argc, argv);
@@ -125,7 +149,11 @@ int main(int argc, char **argv) {
     CHECK(checkpoint_load(&net, model, "ConvNet", 3, 10, 32, 32, &e) == 0, "model: %s", e.msg);
     printf("fidelity against torchattacks 3.5.1 on the first %d test images\n", N);
     cJSON *r;
-    int skipped_note = 0;
+    int skipped_note = 0, skipped_full = 0;
+    Dataset train_ds;
+    float *train_x = NULL;
+    AttackTrainSet train = {0};
+    int have_train = 0;
     cJSON_ArrayForEach(r, cJSON_GetObjectItem(ref, "results")) {
         const char *name = cJSON_GetObjectItem(r, "attack")->valuestring;
         const Case *c = NULL;
@@ -133,7 +161,13 @@ int main(int argc, char **argv) {
             if (!strcmp(cases[i].ref_name, name)) c = &cases[i];
         if (!c || (only && !strstr(only, name))) continue;
         if (sanitized && c->max_n && !getenv("BEARD_FIDELITY_N")) {
-            if (!skipped_note++) test_skip("Square, SPSA and AutoAttack on the real model under the sanitizers (slow)");
+            if (!skipped_note++)
+                test_skip("the query-hungry attacks (Square, SPSA, AutoAttack, JSMA, EAD, SparseFool, OnePixel, Pixle) on "
+                          "the real model under the sanitizers (slow)");
+            continue;
+        }
+        if (c->full_only && !getenv("BEARD_FIDELITY_N")) {
+            if (!skipped_full++) test_skip("LGV against torchattacks (it trains 40 models; make fidelity runs it)");
             continue;
         }
         const AttackDef *def = attack_find(c->attack);
@@ -156,7 +190,16 @@ int main(int argc, char **argv) {
             *eq = 0;
             CHECK(attack_params_set_text(&p, def, tok, eq + 1) == 0, "%s: bad override %s", name, tok);
         }
-        RunConfig cfg = {.sem = sem, .policy = TARGET_BEARD, .batch = 256, .seed = 0, .keep_adv = c->ties};
+        const cJSON *ref_l0 = cJSON_GetObjectItem(r, "l0"), *ref_l1 = cJSON_GetObjectItem(r, "l1");
+        if (def->needs_train && !have_train) { // LGV: the training images beside the test batch
+            CHECK(dataset_load(&train_ds, "cifar10", data, 1, 0, &e) == 0, "training set: %s", e.msg);
+            train_x = malloc(sizeof(float) * 3072 * train_ds.n);
+            dataset_to_float(&train_ds, 0, train_ds.n, train_x, 0);
+            train = (AttackTrainSet){train_x, train_ds.labels, train_ds.n, info->mean, info->std};
+            have_train = 1;
+        }
+        RunConfig cfg = {.sem = sem, .policy = TARGET_BEARD, .batch = 256, .seed = 0,
+                         .keep_adv = c->ties || ref_l0 != NULL, .train = have_train ? &train : NULL};
         AttackResult res;
         if (attack_evaluate(&net, &adn, def, &p, targeted, &cfg, &res, &e)) {
             CHECK(0, "%s: %s", name, e.msg);
@@ -190,6 +233,37 @@ int main(int argc, char **argv) {
                   semantics_name(sem), off);
             tol += noise;
         }
+        if (ref_l0 && ref_l1) {
+            // the minimum-norm and L0 attacks: the size of each sample's perturbation (attack
+            // space) against torchattacks': L0 equal, or L1 within 1% (deterministic attacks);
+            // the medians within 10% (stochastic ones)
+            float *x0 = malloc(sizeof(float) * 3072 * n);
+            attack_prepare(&net, &adn, sem, x0);
+            int same = 0;
+            double *r0 = malloc(sizeof(double) * n), *r1 = malloc(sizeof(double) * n);
+            for (int i = 0; i < n; i++) {
+                double l0 = 0, l1 = 0;
+                for (int j = 0; j < 3072; j++) {
+                    double d = (double)res.x_adv[(size_t)i * 3072 + j] - x0[(size_t)i * 3072 + j];
+                    l0 += d != 0, l1 += fabs(d);
+                }
+                double w0 = cJSON_GetArrayItem(ref_l0, i)->valuedouble, w1 = cJSON_GetArrayItem(ref_l1, i)->valuedouble;
+                same += l0 == w0 || fabs(l1 - w1) <= 0.01 * fmax(w1, 1e-9);
+                r0[i] = l1, r1[i] = w1;
+            }
+            qsort(r0, n, sizeof(double), cmp_double);
+            qsort(r1, n, sizeof(double), cmp_double);
+            double m0 = r0[n / 2], m1 = r1[n / 2];
+            printf("    perturbation size: %d/%d samples agree with torchattacks' (L0 equal or L1 within 1%%); "
+                   "median L1 %.4g vs %.4g\n", same, n, m0, m1);
+            if (c->tol <= 0.3)
+                CHECK(same >= n - MAX(1, n / 20), "%s %s: %d of %d samples' perturbations differ from torchattacks'", name,
+                      semantics_name(sem), n - same, n);
+            else
+                CHECK(fabs(m0 - m1) <= 0.1 * fmax(m1, 1e-9), "%s %s: median L1 %.4g vs torchattacks %.4g", name,
+                      semantics_name(sem), m0, m1);
+            free(x0), free(r0), free(r1);
+        }
         CHECK(fabs(res.accuracy - ref_acc) <= tol, "%s %s %s: accuracy %.2f vs torchattacks %.2f (tolerance %.2f)", name,
               semantics_name(sem), targeted ? "targeted" : "untargeted", res.accuracy, ref_acc, tol);
         attack_result_free(&res);
@@ -197,6 +271,7 @@ int main(int argc, char **argv) {
     net_free(&net);
     free(x);
     dataset_free(&ds);
+    if (have_train) free(train_x), dataset_free(&train_ds);
     cJSON_Delete(ref);
     free(text);
     return test_done("test_attack_fidelity");

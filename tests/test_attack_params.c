@@ -172,6 +172,10 @@ static void test_cli(void) {
         {"--attack PGD,FGSM --eps -0.1", "eps must be a number in [0, 1], not -0.1"},
         {"--attack 'PGD(steps=4294967297)'", "not 4294967297"},
         {"--attack PGD_s0", "PGD: steps"},
+        {"--attack OnePixel --pixels 5000", "OnePixel: pixels must be at most the image's 32 x 32 = 1024 pixels, not 5000"},
+        {"--attack DIFGSM --resize-rate 1", "resize_rate"},
+        {"--attack MultiAttack --chain FGSM", "at least two"},
+        {"--attack JSMA --gamma 0", "JSMA: gamma must be a number in (0, 1], not 0"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int rc = run_cli(out, sizeof(out), "attack --model %s --dataset cifar10 --data %s %s", model, data, cases[i].args);

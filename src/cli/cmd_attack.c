@@ -196,9 +196,13 @@ int cmd_attack(int argc, char **argv) {
             goto usage_fail;
         }
     }
+    // the dataset's shape is known before anything is loaded: the checks that need it
+    // (OnePixel's pixels against the image, ...) run here too
+    const DatasetInfo *dinfo = dataset_info(dataset);
+    AttackShape dshape = {dinfo ? dinfo->c : 0, dinfo ? dinfo->h : 0, dinfo ? dinfo->w : 0, dinfo ? dinfo->n_classes : 0};
     for (int a = 0; a < n_attacks; a++) {
         Err e;
-        if (attack_params_check(defs[a], &params[a], NULL, &e)) {
+        if (attack_params_check(defs[a], &params[a], dinfo ? &dshape : NULL, &e)) {
             cli_usage_error(C, "%s", e.msg);
             goto usage_fail;
         }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../evaluate/blackbox.h"
 #include "../evaluate/evaluate.h"
 #include "../core/parallel.h"
 #include "../io/file.h"
@@ -43,7 +44,17 @@ static const char *usage_text =
     "the config are relative to the current directory, as in BEARD; the options above\n"
     "override the config. Targeted DeepFool and AA do not exist: null in results.json, and\n"
     "the clean figures in the log line, as BEARD writes them. Old spellings: --save-path,\n"
-    "--n-examples, --attacks, --results.\n";
+    "--n-examples, --attacks, --results.\n"
+    "\n"
+    "BEARD's black-box evaluation (its evaluate_config_blackbox.json): when the config has\n"
+    "load_file_model_<NAME> keys, the examples are crafted on a surrogate and scored on\n"
+    "every listed model too, and each log line ends with BEARD's eval_accuracies\n"
+    "dictionaries. \"surrogates\": \"all\" (default) crafts on each listed model in turn and\n"
+    "writes <NAME>/{model}_{dataset}_{ipc}_evaluation_log.txt per surrogate (the layout\n"
+    "BEARD's metrics/black_box/convert_to_white_box.py reads); \"load_file\" crafts on\n"
+    "load_file only, as BEARD's script, into {method}_{model}_{dataset}_{ipc}_evaluation_log.txt.\n"
+    "Also written: {method}_{model}_{dataset}_{ipc}_blackbox_results.json and the transfer\n"
+    "matrix (surrogate x model, robust accuracy), _transfer_matrix.md and .csv.\n";
 
 // sets key in the config object, replacing what is there
 static void set_item(cJSON *root, const char *key, cJSON *v) {
@@ -81,6 +92,145 @@ static void on_progress(void *ctx, const EvalReport *rep, int entry, int mode) {
         printf("  %-10s %-10s  accuracy %6.2f%%  ASR %6.2f%%  %8.2fs  %7.1f passes/sample\n", en->spec->name, mname,
                em->accuracy, em->res.asr, em->seconds, em->res.forward_per_sample + em->res.backward_per_sample);
     fflush(stdout);
+}
+
+// one line per finished attack and mode of a black-box run
+static void print_bb(const EvalConfig *cfg, const BbRun *r) {
+    printf("  surrogate %s: clean %.2f%%;", r->surrogate, r->clean_acc);
+    for (int k = 0; k < cfg->n_models; k++) printf(" %s %.2f", cfg->model_names[k], 100 * r->model_clean[k]);
+    printf("\n");
+    for (int i = 0; i < r->n_entries; i++) {
+        if (r->spec[i]->clean) continue;
+        for (int m = 0; m < 2; m++) {
+            const BbEntry *en = &r->entries[i];
+            if (en->status[m] == EVAL_NOT_REQUESTED) continue;
+            printf("    %-10s %-10s ", r->spec[i]->name, m ? "untargeted" : "targeted");
+            if (en->status[m] == EVAL_SKIPPED) printf("skipped: not in this build of beard\n");
+            else if (en->status[m] == EVAL_FAILED) printf("FAILED: %s\n", en->error[m]);
+            else if (en->status[m] == EVAL_NOT_APPLICABLE) printf("n/a (the log line carries the clean figures)\n");
+            else {
+                printf("surrogate %6.2f%%  %7.2fs |", en->acc[m], en->seconds[m]);
+                for (int k = 0; k < cfg->n_models; k++) printf(" %s %.2f", cfg->model_names[k], 100 * en->target_acc[m][k]);
+                printf("\n");
+            }
+        }
+    }
+    fflush(stdout);
+}
+
+// the black-box stage: every surrogate's run, its log, results.json and the matrix
+static int run_blackbox(const char *C, EvalConfig *cfg, int force) {
+    int nm = cfg->n_models, status = 0, loaded = 0, have_log = cfg->n_targets == 2;
+    // the surrogates: every listed model (and load_file when it is none of them), or
+    // load_file alone (BEARD)
+    int n_sur = 0, extra = -1, in_list = -1;
+    int sur_idx[EVAL_MAX_MODELS + 1];
+    for (int k = 0; k < nm; k++)
+        if (!strcmp(cfg->model_files[k], cfg->load_file)) in_list = k;
+    if (cfg->surrogates_all)
+        for (int k = 0; k < nm; k++) sur_idx[n_sur++] = k;
+    if (!cfg->surrogates_all || in_list < 0) extra = nm, sur_idx[n_sur++] = nm;
+    // every output path, checked before any work (and no earlier run's replaced without --force)
+    Err e;
+    char lpaths[EVAL_MAX_MODELS + 1][1200], jpath[1200], md[1200], csv[1200];
+    int prc = eval_config_output_path(cfg, "transfer_matrix.md", md, sizeof(md), &e) ||
+              eval_config_output_path(cfg, "transfer_matrix.csv", csv, sizeof(csv), &e);
+    if (!prc && cfg->results_json[0]) snprintf(jpath, sizeof(jpath), "%s", cfg->results_json);
+    else if (!prc) prc = eval_config_output_path(cfg, "blackbox_results.json", jpath, sizeof(jpath), &e);
+    for (int s = 0; s < n_sur && !prc; s++) {
+        int k = sur_idx[s];
+        const char *name = k == extra ? cfg->method : cfg->model_names[k];
+        if (cfg->surrogates_all) { // <save_path>/<NAME>/{model}_{dataset}_{ipc}: convert_to_white_box.py's layout
+            char dir[1100], file[200];
+            snprintf(file, sizeof(file), "%s_%s_%s_evaluation_log.txt", cfg->model, cfg->dataset, cfg->ipc);
+            prc = file_path_join(dir, sizeof(dir), cfg->save_path[0] ? cfg->save_path : ".", name, "surrogate name", &e) ||
+                  file_path_join(lpaths[s], sizeof(lpaths[s]), dir, file, "log name", &e);
+        } else {
+            prc = eval_config_output_path(cfg, "evaluation_log.txt", lpaths[s], sizeof(lpaths[s]), &e);
+        }
+    }
+    if (prc) return cli_error(C, "%s", e.msg);
+    if (file_check_dir_writable(cfg->save_path[0] ? cfg->save_path : ".", 1, &e) || file_check_writable(jpath, 0, &e))
+        return cli_error(C, "%s", e.msg);
+    const char *outs[EVAL_MAX_MODELS + 4] = {jpath, md, csv};
+    int n_outs = 3;
+    for (int s = 0; s < n_sur && have_log; s++) outs[n_outs++] = lpaths[s];
+    for (int k = 0; k < n_outs && !force; k++)
+        if (access(outs[k], F_OK) == 0)
+            return cli_error(C, "%s exists (an earlier run): --force replaces it, or choose another save_path", outs[k]);
+
+    CliTestSet tset, *ts = &tset;
+    if (cli_load_testset(C, cfg->dataset, cfg->data_path, cfg->n_examples, ts)) return 1;
+    Net *models = calloc((size_t)nm + 1, sizeof(Net));
+    Net **mp = calloc((size_t)nm + 1, sizeof(Net *));
+    BbRun *runs = calloc((size_t)nm + 1, sizeof(BbRun));
+    BeardLog *logs = calloc((size_t)nm + 1, sizeof(BeardLog));
+    if (!models || !mp || !runs || !logs) {
+        free(models), free(mp), free(runs), free(logs);
+        cli_testset_free(ts);
+        return cli_error(C, "out of memory");
+    }
+    for (; loaded < nm; loaded++) {
+        if (cli_load_model(C, cfg->model_files[loaded], cfg->model, ts->info, &models[loaded])) {
+            status = 1;
+            break;
+        }
+        mp[loaded] = &models[loaded];
+    }
+    int have_extra = 0;
+    if (!status && extra >= 0) {
+        if (cli_load_model(C, cfg->load_file, cfg->model, ts->info, &models[nm])) status = 1;
+        else have_extra = 1;
+    }
+    if (!status)
+        printf("black-box evaluation on %s, %d test images, IPC %s, %s semantics, preset %s, seed %llu, %d threads: "
+               "%d surrogate(s), %d model(s)\n",
+               ts->info->name, ts->ad.n, cfg->ipc, semantics_name(cfg->sem), preset_name(cfg->preset),
+               (unsigned long long)cfg->seed, parallel_threads(), n_sur, nm);
+    int done_runs = 0, failed = 0;
+    for (int s = 0; s < n_sur && !status; s++) {
+        int k = sur_idx[s];
+        const char *name = k == extra ? cfg->method : cfg->model_names[k];
+        const char *file = k == extra ? cfg->load_file : cfg->model_files[k];
+        if (have_log && beardlog_open(&logs[s], lpaths[s], &e)) {
+            status = cli_error(C, "%s", e.msg);
+            break;
+        }
+        Net *sur = k == extra ? &models[nm] : &models[k];
+        if (blackbox_run(cfg, name, file, sur, mp, &ts->ad, have_log ? &logs[s] : NULL, &runs[s], &e))
+            status = cli_error(C, "surrogate %s: %s", name, e.msg);
+        done_runs++;
+        if (!status) {
+            print_bb(cfg, &runs[s]);
+            failed += runs[s].n_failed;
+        }
+    }
+    if (!status) {
+        cJSON *ex = cJSON_CreateObject();
+        cJSON_AddStringToObject(ex, "load_file", cfg->load_file);
+        cJSON_AddStringToObject(ex, "dataset_name", ts->info->name);
+        cJSON *res = blackbox_results_json(cfg, runs, done_runs, ex);
+        if (evaluate_write_json(jpath, res, &e) || blackbox_write_matrix(md, csv, cfg, runs, done_runs, &e))
+            status = cli_error(C, "%s", e.msg);
+        cJSON_Delete(res);
+        // the logs go under their names with the results they describe
+        for (int s = 0; s < n_sur && !status && have_log; s++)
+            if (beardlog_commit(&logs[s], &e)) status = cli_error(C, "%s", e.msg);
+        if (!status) {
+            for (int s = 0; s < n_sur && have_log; s++) printf("log:     %s\n", lpaths[s]);
+            printf("results: %s\nmatrix:  %s\n         %s\n", jpath, md, csv);
+            printf("metrics: beard metrics <log>   (RR/AE/CREI per model, as BEARD's convert_to_white_box.py and "
+                   "evaluate_metrics.py compute them)\n");
+        }
+        if (!status && failed) status = cli_error(C, "%d attack run(s) failed (see above and %s)", failed, jpath);
+    }
+    for (int s = 0; s <= nm; s++) beardlog_close(&logs[s]);
+    for (int s = 0; s < done_runs; s++) blackbox_run_free(&runs[s]);
+    for (int k = 0; k < loaded; k++) net_free(&models[k]);
+    if (have_extra) net_free(&models[nm]);
+    free(models), free(mp), free(runs), free(logs);
+    cli_testset_free(ts);
+    return status;
 }
 
 int cmd_evaluate(int argc, char **argv) {
@@ -173,6 +323,11 @@ int cmd_evaluate(int argc, char **argv) {
     }
     for (int i = 0; i < cfg->n_warnings; i++) fprintf(stderr, "beard evaluate: warning: %s\n", cfg->warnings[i]);
     parallel_set_threads(cfg->threads);
+    if (cfg->n_models > 0) { // BEARD's black-box evaluation
+        int st = run_blackbox(C, cfg, force);
+        free(cfg);
+        return st;
+    }
 
     // where the outputs go, checked before any work: the folder takes files, and no
     // earlier run's outputs are replaced without --force (a rerun replaces all of them

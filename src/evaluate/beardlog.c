@@ -15,6 +15,7 @@
 
 #include "../core/hash.h"
 #include "../io/file.h"
+#include "../io/pyrepr.h"
 
 // ----------------------------------------------------------------------------
 // writing
@@ -93,6 +94,18 @@ int beardlog_format(char *buf, size_t n, const BeardLogLine *l, const BeardLogCo
     if (off < n) beardlog_repr_bools(buf + off, n - off, c->targets, c->n_targets);
     off += need;
     put(buf, n, &off, ", src_dataset: %s", c->src_dataset ? "True" : "False");
+    static const char *const keys[2] = {"eval_accuracies_target", "eval_accuracies_non_target"};
+    for (int m = 0; l->n_eval > 0 && m < 2; m++) {
+        put(buf, n, &off, ", %s: {[{", keys[m]);
+        for (int i = 0; i < l->n_eval; i++) {
+            char num[40];
+            py_repr_float(l->eval_acc[m][i], num, sizeof(num));
+            if (i) put(buf, n, &off, ", ");
+            repr_str(buf, n, &off, l->eval_names[i]);
+            put(buf, n, &off, ": %s", num);
+        }
+        put(buf, n, &off, "}]}");
+    }
     return (int)off;
 }
 
@@ -168,6 +181,57 @@ static int lit(const char **p, const char *s) {
     return 1;
 }
 
+// the black-box tail, as convert_to_white_box.py reads it: the first
+// "eval_accuracies_target: {[ ... }]}, eval_accuracies_non_target: {[ ... }]}" (lazy
+// matches), then every '<name>': <[\d.]+> inside each block; a model missing from either
+// block is dropped (the converter skips it)
+static void parse_eval_accuracies(const char *p, BeardLogLine *out) {
+    static const char *const h0 = "eval_accuracies_target: {[", *sep = "}]}, eval_accuracies_non_target: {[";
+    const char *a = strstr(p, h0);
+    if (!a) return;
+    a += strlen(h0);
+    const char *b = strstr(a, sep);
+    if (!b) return;
+    const char *c = b + strlen(sep), *d = strstr(c, "}]}");
+    if (!d) return;
+    const char *blk[2][2] = {{a, b}, {c, d}};
+    char names[2][BEARDLOG_MAX_MODELS][32];
+    double acc[2][BEARDLOG_MAX_MODELS];
+    int cnt[2] = {0, 0};
+    for (int m = 0; m < 2; m++)
+        for (const char *s = blk[m][0]; s < blk[m][1] && cnt[m] < BEARDLOG_MAX_MODELS;) {
+            const char *q1 = memchr(s, '\'', (size_t)(blk[m][1] - s));
+            if (!q1) break;
+            const char *q2 = memchr(q1 + 1, '\'', (size_t)(blk[m][1] - q1 - 1));
+            if (!q2) break;
+            const char *v = q2 + 1;
+            s = q2 + 1;
+            if (*v != ':') continue;
+            v++;
+            while (isspace((unsigned char)*v)) v++;
+            double val;
+            int k = scan_number(v, &val);
+            if (k <= 0 || q2 - q1 - 1 >= 32 || q2 == q1 + 1) continue;
+            int dup = 0;
+            for (int i = 0; i < cnt[m]; i++) dup |= !strncmp(names[m][i], q1 + 1, (size_t)(q2 - q1 - 1)) &&
+                                                    !names[m][i][q2 - q1 - 1];
+            if (dup) continue; // the first occurrence counts (num_eval > 0 lists several dicts)
+            memcpy(names[m][cnt[m]], q1 + 1, (size_t)(q2 - q1 - 1));
+            names[m][cnt[m]][q2 - q1 - 1] = 0;
+            acc[m][cnt[m]++] = val;
+            s = v + k;
+        }
+    for (int i = 0; i < cnt[0]; i++)
+        for (int j = 0; j < cnt[1]; j++)
+            if (!strcmp(names[0][i], names[1][j]) && out->n_eval < BEARDLOG_MAX_MODELS) {
+                memcpy(out->eval_names[out->n_eval], names[0][i], sizeof(out->eval_names[0]));
+                out->eval_acc[0][out->n_eval] = acc[0][i];
+                out->eval_acc[1][out->n_eval] = acc[1][j];
+                out->n_eval++;
+                break;
+            }
+}
+
 // 1: parsed; 0: not a result line (or one cut short: it ends before its figures do);
 // -1: a result line with a malformed number; -2: a result line ("<Attack> attack on
 // <Method>: final acc is:") whose figures are not what BEARD writes (nan, inf, a
@@ -230,6 +294,7 @@ static int parse_line(const char *line, BeardLogLine *out) {
             size_t k = strcspn(q, ",\r\n");
             if (k < sizeof(out->ipc)) memcpy(out->ipc, q, k), out->ipc[k] = 0;
         }
+        parse_eval_accuracies(p, out);
         return 1;
     }
     return bad_figures ? -2 : 0;

@@ -19,6 +19,12 @@
  * values, reprs of lists and booleans included); the reader accepts exactly what that
  * expression accepts, and also picks up the `dataset:` and `IPC:` fields when present.
  *
+ * The black-box script (Code/evaluate_model_blackbox.py) writes the same line with the
+ * accuracies of the target models appended (see BeardLogLine.eval_*), which
+ * Code/metrics/black_box/convert_to_white_box.py reads with
+ *   eval_accuracies_target: \{(\[.*?\}\])\}, eval_accuracies_non_target: \{(\[.*?\}\])\}
+ * and '([^']+)':\s*([\d.]+) inside; the reader here does the same.
+ *
  * Deliberate differences from the reference, both in the reader:
  * - A result line ("<Attack> attack on <Method>: final acc is:") whose figures do not
  *   parse (nan, inf, a negative number), which BEARD's toolkit skips silently (changing
@@ -40,6 +46,8 @@
 // ----------------------------------------------------------------------------
 // one result line
 
+#define BEARDLOG_MAX_MODELS 16
+
 typedef struct {
     char attack[32];  // \w+ as BEARD spells it: "Clean", "FGSM", "PGD_L2", "Deepfool", "AA"
     char method[64];  // \w+: "BACON"
@@ -49,6 +57,12 @@ typedef struct {
     // the optional tail ("" when absent)
     char dataset[32], ipc[16];
     int line;         // 1-based line number in its file (reader)
+    // black-box lines (Code/evaluate_model_blackbox.py) end with
+    //   , eval_accuracies_target: {[{'DC': 0.5431, ...}]}, eval_accuracies_non_target: {[...]}
+    // the accuracy of the examples (crafted on `method`) on each listed model, a fraction
+    int n_eval;       // 0: a white-box line
+    char eval_names[BEARDLOG_MAX_MODELS][32];
+    double eval_acc[2][BEARDLOG_MAX_MODELS]; // [0] targeted, [1] untargeted
 } BeardLogLine;
 
 // The tail of every line: the settings of the run, as BEARD prints them.
@@ -62,7 +76,9 @@ typedef struct {
 } BeardLogContext;
 
 // The message part of a result line (no timestamp, no newline) into buf; returns the
-// length it needed (like snprintf).
+// length it needed (like snprintf). With l->n_eval > 0, the black-box line: the tail with
+// both eval_accuracies dictionaries (Python's repr of a one-element list of a dict of
+// numpy float64 fractions, inside the literal braces of BEARD's format string).
 int beardlog_format(char *buf, size_t n, const BeardLogLine *l, const BeardLogContext *ctx);
 
 // "2025-07-01 12:50:44,512": logging's asctime, local time, milliseconds after a comma

@@ -29,6 +29,28 @@ void eval_config_defaults(EvalConfig *c) {
     c->preset = PRESET_BEARD;
     c->batch = 256;
     c->per_sample = 1;
+    c->surrogates_all = 1;
+}
+
+// BEARD's eval_nets order (evaluate_model_blackbox.py); other names keep the config's order
+static void order_models(EvalConfig *c) {
+    static const char *const beard_order[] = {"DC", "DSA", "MTT", "DM", "IDM", "BACON", "ROME"};
+    int rank[EVAL_MAX_MODELS];
+    for (int i = 0; i < c->n_models; i++) {
+        rank[i] = 7 + i;
+        for (int k = 0; k < 7; k++)
+            if (!strcmp(c->model_names[i], beard_order[k])) rank[i] = k;
+    }
+    for (int i = 1; i < c->n_models; i++) // insertion sort: stable, a handful of entries
+        for (int j = i; j > 0 && rank[j] < rank[j - 1]; j--) {
+            int tr = rank[j];
+            rank[j] = rank[j - 1], rank[j - 1] = tr;
+            char tn[32], tf[1024];
+            memcpy(tn, c->model_names[j], sizeof(tn)), memcpy(tf, c->model_files[j], sizeof(tf));
+            memcpy(c->model_names[j], c->model_names[j - 1], sizeof(tn));
+            memcpy(c->model_files[j], c->model_files[j - 1], sizeof(tf));
+            memcpy(c->model_names[j - 1], tn, sizeof(tn)), memcpy(c->model_files[j - 1], tf, sizeof(tf));
+        }
 }
 
 static void warn(EvalConfig *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -205,7 +227,27 @@ int eval_config_from_json(EvalConfig *c, const cJSON *root, Err *e) {
         } else if (!strcmp(k, "per_sample")) rc = json_get_bool(v, &c->per_sample, e);
         else if (!strcmp(k, "per_sample_csv")) rc = json_get_bool(v, &c->per_sample_csv, e);
         else if (!strcmp(k, "results_json")) rc = json_get_str(v, c->results_json, sizeof(c->results_json), e);
-        else if (!strcmp(k, "attack_params")) {
+        else if (!strncmp(k, "load_file_model_", 16)) {
+            const char *name = k + 16;
+            if (!beardlog_is_word(name) || strlen(name) >= sizeof(c->model_names[0]))
+                rc = err_set(e, "\"%s\": the model name after load_file_model_ must be a word of letters, digits and _", k);
+            else if (c->n_models == EVAL_MAX_MODELS)
+                rc = err_set(e, "at most %d load_file_model_* keys", EVAL_MAX_MODELS);
+            else {
+                for (int i = 0; i < c->n_models && !rc; i++)
+                    if (!strcmp(c->model_names[i], name)) rc = err_set(e, "\"%s\" appears twice", k);
+                if (!rc) {
+                    snprintf(c->model_names[c->n_models], sizeof(c->model_names[0]), "%s", name);
+                    rc = json_get_str(v, c->model_files[c->n_models], sizeof(c->model_files[0]), e);
+                    if (!rc && !c->model_files[c->n_models][0]) rc = err_set(e, "\"%s\" is empty", k);
+                    c->n_models++;
+                }
+            }
+        } else if (!strcmp(k, "surrogates")) {
+            if (cJSON_IsString(v) && !strcmp(v->valuestring, "all")) c->surrogates_all = 1;
+            else if (cJSON_IsString(v) && !strcmp(v->valuestring, "load_file")) c->surrogates_all = 0;
+            else rc = err_set(e, "\"surrogates\" must be \"all\" or \"load_file\"");
+        } else if (!strcmp(k, "attack_params")) {
             if (!cJSON_IsObject(v))
                 rc = err_set(e, "\"attack_params\" must be an object such as {\"PGD\": {\"steps\": 20}}, not %s", json_type(v));
             ap = v;
@@ -233,6 +275,7 @@ int eval_config_from_json(EvalConfig *c, const cJSON *root, Err *e) {
         if (rc) return -1;
     }
     if (!have_dataset) return err_set(e, "the configuration has no \"dataset\" (e.g. \"CIFAR10\")");
+    order_models(c);
     if (!have_load) return err_set(e, "the configuration has no \"load_file\" (the checkpoint to evaluate)");
     if (!have_attacks) return err_set(e, "the configuration has no \"test_attack\" list (e.g. [\"Clean\", \"FGSM\", \"PGD\"])");
     c->dsa = strcmp(c->dsa_strategy, "none") && strcmp(c->dsa_strategy, "None");
@@ -331,6 +374,12 @@ cJSON *eval_config_to_json(const EvalConfig *c) {
     cJSON_AddBoolToObject(o, "per_sample", c->per_sample);
     cJSON_AddBoolToObject(o, "per_sample_csv", c->per_sample_csv);
     if (c->results_json[0]) cJSON_AddStringToObject(o, "results_json", c->results_json);
+    for (int i = 0; i < c->n_models; i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "load_file_model_%s", c->model_names[i]);
+        cJSON_AddStringToObject(o, key, c->model_files[i]);
+    }
+    if (c->n_models) cJSON_AddStringToObject(o, "surrogates", c->surrogates_all ? "all" : "load_file");
     cJSON *ap = cJSON_AddObjectToObject(o, "attack_params");
     for (int i = 0; i < c->n_attacks; i++) {
         const EvalAttackSpec *a = &c->attacks[i];

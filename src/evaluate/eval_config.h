@@ -20,6 +20,11 @@
  *   numbers or text such as "8/255"), per_sample (per-sample arrays in results.json,
  *   default true), per_sample_csv (default false), results_json (path; default
  *   {save_path}/{method}_{model}_{dataset}_{ipc}_results.json).
+ * The black-box evaluation (BEARD's evaluate_config_blackbox.json) adds
+ *   load_file_model_<NAME>: the checkpoints the examples are scored on (BEARD's code has
+ *   DC, DSA, MTT, DM, IDM, BACON and ROME; any word works here), and beard's
+ *   surrogates: "all" (default) crafts on each listed model in turn, "load_file" only on
+ *   load_file, as BEARD's script does (see src/evaluate/blackbox.h).
  *
  * Deliberate differences from BEARD: BEARD silently ignores keys it does not know; here
  * they produce a warning. An attack name beard does not know is an error (as in
@@ -43,6 +48,7 @@
 #define EVAL_MAX_ATTACKS 32
 #define EVAL_MAX_WARNINGS 32
 #define EVAL_MAX_IPC 100000 // images per class (CIFAR-10 has 5000, ImageNet-1k about 1300)
+#define EVAL_MAX_MODELS 16
 
 typedef struct {
     char name[32];          // the config's spelling, used in the log ("Deepfool")
@@ -70,6 +76,14 @@ typedef struct {
     int threads, batch;
     int per_sample, per_sample_csv;
     char results_json[1024];  // "" for the default name
+    // BEARD's black-box evaluation (Code/evaluate_model_blackbox.py): the models of the
+    // config's load_file_model_<NAME> keys, in BEARD's order (DC, DSA, MTT, DM, IDM,
+    // BACON, ROME) and then the others in the config's order; none: a white-box run
+    int n_models;
+    char model_names[EVAL_MAX_MODELS][32];
+    char model_files[EVAL_MAX_MODELS][1024];
+    int surrogates_all;       // beard's "surrogates": "all" (default: craft on every listed
+                              // model in turn) or "load_file" (BEARD: craft on load_file only)
     // what the reader had to say (unknown keys, ignored settings)
     int n_warnings;
     char warnings[EVAL_MAX_WARNINGS][256];

@@ -67,13 +67,17 @@ int evaluate_log_message(const EvalConfig *cfg, const EvalReport *rep, int entry
         l.seconds[m] = en->mode[m].seconds;
         l.std[m] = 0.0; // one evaluation: np.std of a single value
     }
+    return evaluate_format_line(cfg, &l, buf, n);
+}
+
+int evaluate_format_line(const EvalConfig *cfg, const BeardLogLine *l, char *buf, size_t n) {
     const char *names[EVAL_MAX_ATTACKS];
     for (int i = 0; i < cfg->n_attacks; i++) names[i] = cfg->attacks[i].name;
     BeardLogContext ctx = {.dataset = cfg->dataset, .ipc = cfg->ipc, .model = cfg->model, .dsa = cfg->dsa,
                            .num_eval = cfg->num_eval, .aug = cfg->aug, .src_dataset = cfg->src_dataset,
                            .attacks = names, .n_attacks = cfg->n_attacks, .targets = cfg->targets,
                            .n_targets = cfg->n_targets};
-    return beardlog_format(buf, n, &l, &ctx);
+    return beardlog_format(buf, n, l, &ctx);
 }
 
 int evaluate_run(const EvalConfig *cfg, Net *net, const AttackData *d, BeardLog *log, EvalCallback cb, void *cb_ctx,
@@ -208,6 +212,19 @@ static cJSON *rounded(double v, int digits) {
     return cJSON_CreateNumber(round(v * p) / p);
 }
 
+void evaluate_json_merge(cJSON *root, cJSON *extra) {
+    if (!extra) return;
+    cJSON *it = extra->child;
+    while (it) {
+        cJSON *next = it->next;
+        cJSON *item = cJSON_DetachItemViaPointer(extra, it);
+        cJSON_DeleteItemFromObjectCaseSensitive(root, item->string);
+        cJSON_AddItemToObject(root, item->string, item);
+        it = next;
+    }
+    cJSON_Delete(extra);
+}
+
 cJSON *evaluate_results_json(const EvalConfig *cfg, const EvalReport *rep, const AttackData *d, const Net *net,
                              const char *log_path, cJSON *extra) {
     cJSON *root = cJSON_CreateObject();
@@ -226,17 +243,7 @@ cJSON *evaluate_results_json(const EvalConfig *cfg, const EvalReport *rep, const
     cJSON_AddStringToObject(root, "started", rep->started);
     cJSON_AddItemToObject(root, "wall_seconds", rounded(rep->wall_seconds, 3));
     if (log_path) cJSON_AddStringToObject(root, "log_file", log_path);
-    if (extra) {
-        cJSON *it = extra->child;
-        while (it) {
-            cJSON *next = it->next;
-            cJSON *item = cJSON_DetachItemViaPointer(extra, it);
-            cJSON_DeleteItemFromObjectCaseSensitive(root, item->string);
-            cJSON_AddItemToObject(root, item->string, item);
-            it = next;
-        }
-        cJSON_Delete(extra);
-    }
+    evaluate_json_merge(root, extra);
     cJSON_AddItemToObject(root, "config", eval_config_to_json(cfg));
     cJSON_AddItemToObject(root, "machine", evaluate_machine_json());
 

@@ -66,12 +66,16 @@ void evaluate_report_free(EvalReport *rep);
 
 // BEARD's log message for an entry (both modes must be present)
 int evaluate_log_message(const EvalConfig *cfg, const EvalReport *rep, int entry, char *buf, size_t n);
+// the message of a log line with the config's tail (dataset, IPC, attack list, ...)
+int evaluate_format_line(const EvalConfig *cfg, const BeardLogLine *l, char *buf, size_t n);
 
 // The full results: config, version, seed, machine, clean figures, and per attack the
 // AttackResult of each mode (null when the mode does not apply). `extra` may add fields
 // (model path, dataset name): it is merged at the top level and consumed.
 cJSON *evaluate_results_json(const EvalConfig *cfg, const EvalReport *rep, const AttackData *d, const Net *net,
                              const char *log_path, cJSON *extra);
+// moves every field of extra into root (replacing root's of the same name); frees extra
+void evaluate_json_merge(cJSON *root, cJSON *extra);
 // writes a cJSON tree to a file (atomically)
 int evaluate_write_json(const char *path, const cJSON *root, Err *e);
 // one row per sample, attack and mode

@@ -442,6 +442,111 @@ int metrics_run_load(MetricsRun *r, const char *path, Err *e) {
     return rc;
 }
 
+int metrics_runs_from_blackbox_text(MetricsRun *runs, int max, int *n, const char *text, const char *path,
+                                    int all_attacks, char *dropped, size_t dropped_len, Err *e) {
+    *n = 0;
+    if (dropped && dropped_len) dropped[0] = 0;
+    BeardLogFile f;
+    if (beardlog_parse(&f, text, path, e)) return -1;
+    int black = 0;
+    for (int i = 0; i < f.n; i++) black |= f.lines[i].n_eval > 0;
+    if (!black) {
+        beardlog_file_free(&f);
+        return 1;
+    }
+    // the models, in the order of the first black-box line that names them
+    char models[BEARDLOG_MAX_MODELS][32];
+    int nm = 0;
+    for (int i = 0; i < f.n; i++)
+        for (int k = 0; k < f.lines[i].n_eval; k++) {
+            int seen = 0;
+            for (int j = 0; j < nm; j++) seen |= !strcmp(models[j], f.lines[i].eval_names[k]);
+            if (!seen && nm < BEARDLOG_MAX_MODELS) snprintf(models[nm++], sizeof(models[0]), "%s", f.lines[i].eval_names[k]);
+        }
+    if (nm > max) {
+        beardlog_file_free(&f);
+        return err_set(e, "%s: %d models (at most %d)", path, nm, max);
+    }
+    static const char *const order[] = {"FGSM", "PGD", "PGD_L2", "Deepfool", "CW", "AA"};
+    int rc = 0;
+    size_t cap = 4096 + (size_t)f.n * 512, dl = 0;
+    char *wb = malloc(cap);
+    if (!wb) rc = err_set(e, "out of memory");
+    for (int m = 0; m < nm && !rc; m++) {
+        // the converted white-box log of model m (only the fields the reader uses)
+        size_t off = 0;
+        const BeardLogLine *lines[64];
+        int nl = 0;
+        for (int i = 0; i < f.n && nl < 64; i++) {
+            const BeardLogLine *l = &f.lines[i];
+            int k = -1;
+            for (int j = 0; j < l->n_eval; j++)
+                if (!strcmp(l->eval_names[j], models[m])) k = j;
+            if (k < 0) continue; // the converter skips lines without this model
+            lines[nl++] = l;
+        }
+        // Clean, then the converter's six in its order, then (all_attacks) the others in log order
+        const BeardLogLine *seq[64];
+        int ns = 0;
+        for (int i = 0; i < nl; i++)
+            if (!strcasecmp(lines[i]->attack, "clean")) seq[ns++] = lines[i];
+        for (int o = 0; o < 6; o++)
+            for (int i = 0; i < nl; i++) {
+                const char *nm2 = !strcmp(lines[i]->attack, "C&W") ? "CW" : !strcmp(lines[i]->attack, "AutoAttack") ? "AA"
+                                                                                                                 : lines[i]->attack;
+                if (!strcmp(nm2, order[o])) seq[ns++] = lines[i];
+            }
+        for (int i = 0; i < nl; i++) {
+            const char *nm2 = lines[i]->attack;
+            int known = !strcasecmp(nm2, "clean") || !strcmp(nm2, "C&W") || !strcmp(nm2, "AutoAttack");
+            for (int o = 0; o < 6; o++) known |= !strcmp(nm2, order[o]);
+            if (known) continue;
+            if (all_attacks) seq[ns++] = lines[i];
+            else if (m == 0 && dropped && !strstr(dropped, nm2) && dl + strlen(nm2) + 3 < dropped_len)
+                dl += (size_t)snprintf(dropped + dl, dropped_len - dl, "%s%s", dl ? ", " : "", nm2);
+        }
+        for (int i = 0; i < ns; i++) {
+            const BeardLogLine *l = seq[i];
+            const char *name = !strcmp(l->attack, "C&W") ? "CW" : !strcmp(l->attack, "AutoAttack") ? "AA" : l->attack;
+            int k = 0;
+            for (int j = 0; j < l->n_eval; j++)
+                if (!strcmp(l->eval_names[j], models[m])) k = j;
+            char line[512];
+            int w = snprintf(line, sizeof(line),
+                             "x - INFO - %s attack on %s: final acc is:  target_attack: %.2f +- 0.00, attack time is "
+                             "%.2f; non_target_attack: %.2f +- 0.00, attack time is %.2f, dataset: %s, IPC: %s\n",
+                             name, models[m], l->eval_acc[0][k] * 100, l->seconds[0], l->eval_acc[1][k] * 100,
+                             l->seconds[1], l->dataset, l->ipc);
+            if (w > 0 && off + (size_t)w + 1 < cap) memcpy(wb + off, line, (size_t)w + 1), off += (size_t)w;
+        }
+        if (off == 0 && cap) wb[0] = 0;
+        char label[1100];
+        snprintf(label, sizeof(label), "%s [%s]", path, models[m]);
+        rc = metrics_run_from_log_text(&runs[m], wb, label, e);
+        if (!rc) (*n)++;
+    }
+    if (rc)
+        for (int i = 0; i < *n; i++) metrics_run_free(&runs[i]);
+    free(wb);
+    beardlog_file_free(&f);
+    return rc ? -1 : 0;
+}
+
+int metrics_runs_from_blackbox_log(MetricsRun *runs, int max, int *n, const char *path, Err *e) {
+    uint8_t *buf;
+    size_t len;
+    if (file_read_all(path, (size_t)1 << 30, &buf, &len, e)) return -1;
+    char *t = realloc(buf, len + 1);
+    if (!t) {
+        free(buf);
+        return err_set(e, "out of memory");
+    }
+    t[len] = 0;
+    int rc = metrics_runs_from_blackbox_text(runs, max, n, t, path, 0, NULL, 0, e);
+    free(t);
+    return rc;
+}
+
 void metrics_run_free(MetricsRun *r) {
     for (int i = 0; i < r->n_attacks; i++) free(r->attacks[i].adv_ok[0]), free(r->attacks[i].adv_ok[1]);
     free(r->attacks);

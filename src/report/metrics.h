@@ -80,6 +80,18 @@ int metrics_run_from_log_text(MetricsRun *r, const char *text, const char *path,
 int metrics_run_from_json(MetricsRun *r, const cJSON *root, const char *path, Err *e);
 void metrics_run_free(MetricsRun *r);
 
+// BEARD's black-box log (Code/evaluate_model_blackbox.py; beard evaluate with
+// load_file_model_* keys): one run per model listed in its eval_accuracies, made as
+// BEARD's Code/metrics/black_box/convert_to_white_box.py makes its white-box logs: the
+// model's accuracies (fraction x 100, printed %.2f), the surrogate's attack times, the
+// Clean line and then only FGSM, PGD, PGD_L2, Deepfool, CW and AA in that order (the
+// converter's fixed list: other attacks are dropped, and named in *dropped when not NULL;
+// all_attacks keeps them, after those six). Fills runs[0 .. *n); 1 when the file is not
+// a black-box log (no eval_accuracies), 0 on success, -1 on errors.
+int metrics_runs_from_blackbox_log(MetricsRun *runs, int max, int *n, const char *path, Err *e);
+int metrics_runs_from_blackbox_text(MetricsRun *runs, int max, int *n, const char *text, const char *path,
+                                    int all_attacks, char *dropped, size_t dropped_len, Err *e);
+
 // ----------------------------------------------------------------------------
 // results
 

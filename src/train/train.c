@@ -45,6 +45,7 @@
 #include <sys/stat.h>
 
 #include "../core/progress.h"
+#include "../io/pyrepr.h"
 #include "../models/checkpoint.h"
 #include "../models/convnet.h"
 #include "recipe.h"
@@ -593,17 +594,7 @@ done:
 // ----------------------------------------------------------------------------
 // runs
 
-void train_float_repr(double v, char *buf, size_t n) {
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, n, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v) break;
-    }
-    // Python writes integral values with ".0" and never uses %g's "e+" for these values
-    if (!strpbrk(buf, ".eninf")) {
-        size_t l = strlen(buf);
-        if (l + 2 < n) memcpy(buf + l, ".0", 3);
-    }
-}
+void train_float_repr(double v, char *buf, size_t n) { py_repr_float(v, buf, n); }
 
 // The names in BEARD's checkpoint file names ({method}_{model}_{dataset}_{ipc}_{attack}
 // [_{acc}].pth) come from configs and files: each must pass the file-name rule, and the

@@ -10,7 +10,13 @@ both semantics and both targeted modes:
          space (what BEARD does by handing normalised data to torchattacks);
   pixel: the attack works on [0, 1] pixels and the model normalises internally.
 Targeted runs use BEARD's targets (y + 1) % 10 via set_mode_targeted_by_label. Accuracy is
-scored against the true labels. Results are appended to the JSON file as they finish, with
+scored against the true labels. Besides the attacks BEARD runs, every other torchattacks 3.5.1
+attack runs with its defaults (and a few deterministic variants that pin down the deterministic
+part of a stochastic attack: TI-FGSM without input diversity, Jitter without noise, PGDRS with
+noise_sd 0, ...). The query-hungry ones (JSMA, EAD, SparseFool, OnePixel, Pixle) run on the
+first LIMIT images of their entry only: torchattacks takes seconds per image there on the CPU.
+torch, numpy and Python's random are seeded with 0 before every batch. LGV collects its models
+on the CIFAR-10 training images next to --data (data_batch_*.bin), in batches of 256. Results are appended to the JSON file as they finish, with
 the per-sample correctness as a 0/1 string and the predicted classes as a digit string, so an interrupted run keeps what it did.
 
 On a GPU, TF32 is switched off so that convolutions are computed in full float32.
@@ -18,6 +24,7 @@ On a GPU, TF32 is switched off so that convolutions are computed in full float32
 import argparse
 import json
 import os
+import random
 import sys
 import time
 
@@ -30,6 +37,12 @@ from torch_models import ConvNet, Normalized  # noqa: E402
 
 MEAN = [0.4914, 0.4822, 0.4465]
 STD = [0.2023, 0.1994, 0.2010]
+
+
+def load_cifar_train(folder):
+    parts = [load_cifar_bin(os.path.join(folder, f"data_batch_{i}.bin"), None) for i in range(1, 6)
+             if os.path.exists(os.path.join(folder, f"data_batch_{i}.bin"))]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
 def load_cifar_bin(path, limit):
@@ -66,22 +79,73 @@ def beard_attacks():
     }
 
 
+# the attacks BEARD does not run, with torchattacks' defaults: name -> (constructor of
+# (model, train loader), supports targeted, image limit or None)
+def other_attacks():
+    ta = torchattacks
+    return {
+        "VANILA": (lambda m, tl: ta.VANILA(m), False, None),
+        "GN": (lambda m, tl: ta.GN(m), False, None),
+        "RFGSM": (lambda m, tl: ta.RFGSM(m), True, None),
+        "EOTPGD": (lambda m, tl: ta.EOTPGD(m), True, None),
+        "EOTPGD_nors": (lambda m, tl: ta.EOTPGD(m, random_start=False), True, None),
+        "FFGSM": (lambda m, tl: ta.FFGSM(m), True, None),
+        "UPGD": (lambda m, tl: ta.UPGD(m), True, None),
+        "UPGD_dlr": (lambda m, tl: ta.UPGD(m, loss="dlr"), True, None),
+        "UPGD_margin": (lambda m, tl: ta.UPGD(m, loss="margin"), True, None),
+        "DIFGSM": (lambda m, tl: ta.DIFGSM(m), True, None),
+        "TIFGSM": (lambda m, tl: ta.TIFGSM(m), True, None),
+        "TIFGSM_nodi": (lambda m, tl: ta.TIFGSM(m, diversity_prob=0.0), True, None),
+        "Jitter": (lambda m, tl: ta.Jitter(m), True, None),
+        "Jitter_det": (lambda m, tl: ta.Jitter(m, std=0.0, random_start=False), True, None),
+        "NIFGSM": (lambda m, tl: ta.NIFGSM(m), True, None),
+        "SINIFGSM": (lambda m, tl: ta.SINIFGSM(m), True, None),
+        "VMIFGSM": (lambda m, tl: ta.VMIFGSM(m), True, None),
+        "VNIFGSM": (lambda m, tl: ta.VNIFGSM(m), True, None),
+        "PGDRS": (lambda m, tl: ta.PGDRS(m), True, None),
+        "PGDRS_sd0": (lambda m, tl: ta.PGDRS(m, noise_sd=0.0), True, None),
+        "PGDRSL2": (lambda m, tl: ta.PGDRSL2(m), True, None),
+        "PGDRSL2_sd0": (lambda m, tl: ta.PGDRSL2(m, noise_sd=0.0), True, None),
+        "PIFGSM": (lambda m, tl: ta.PIFGSM(m), False, None),
+        "PIFGSMPP": (lambda m, tl: ta.PIFGSMPP(m), True, None),
+        "MultiAttack": (lambda m, tl: ta.MultiAttack([
+            ta.FGSM(m, eps=8 / 255),
+            ta.PGD(m, eps=8 / 255, alpha=2 / 225, steps=10, random_start=False)]), False, None),
+        "LGV": (lambda m, tl: ta.LGV(m, tl, verbose=False), False, None),
+        "OnePixel": (lambda m, tl: ta.OnePixel(m), True, 64),
+        "JSMA": (lambda m, tl: ta.JSMA(m), True, 16),
+        "SparseFool": (lambda m, tl: ta.SparseFool(m), False, 32),
+        "Pixle": (lambda m, tl: ta.Pixle(m), True, 32),
+        "EADL1": (lambda m, tl: ta.EADL1(m), True, 64),
+        "EADEN": (lambda m, tl: ta.EADEN(m), True, 64),
+    }
+
+
 def run_attack(make, model, x, y, targeted, device, batch=256):
     atk = make(model)
     if targeted:
         atk.set_mode_targeted_by_label(quiet=True)
-    correct, preds = [], []
+    correct, preds, norms = [], [], []
     t0 = time.time()
     for i in range(0, len(x), batch):
         xb, yb = x[i:i + batch].to(device), y[i:i + batch].to(device)
         torch.manual_seed(0)
+        np.random.seed(0)
+        random.seed(0)
         adv = atk(xb, (yb + 1) % 10 if targeted else yb)
         with torch.no_grad():
             pred = model(adv).argmax(1)
         correct.append((pred == yb).cpu())
         preds.append(pred.cpu())
+        d = (adv - xb).flatten(1).cpu().double()
+        norms.append(torch.stack([(d != 0).sum(1).double(), d.abs().sum(1), d.norm(dim=1), d.abs().max(1)[0]], 1))
     secs = time.time() - t0
-    return torch.cat(correct), secs, torch.cat(preds)
+    return torch.cat(correct), secs, torch.cat(preds), torch.cat(norms)
+
+
+# the attacks whose perturbation size is the result (minimum-norm and L0 attacks): their
+# per-sample L0, L1, L2 and Linf norms (attack space) go into the fixture too
+NORM_ATTACKS = {"EADL1", "EADEN", "JSMA", "SparseFool", "OnePixel", "Pixle"}
 
 
 def main():
@@ -94,7 +158,10 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--semantics", default="beard,pixel")
     ap.add_argument("--modes", default="targeted,untargeted")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     if a.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
@@ -114,30 +181,39 @@ def main():
     results["torch"] = torch.__version__
     results["torchattacks"] = torchattacks.__version__
     done = {(r["attack"], r["semantics"], r["targeted"]) for r in results["results"]}
-    attacks = beard_attacks()
+    attacks = {k: (lambda m, tl, f=f: f(m), t, None) for k, (f, t) in beard_attacks().items()}
+    attacks.update(other_attacks())
     only = [s for s in a.only.split(",") if s]
-    for name, (make, can_target) in attacks.items():
-        if only and name not in only:
-            continue
+    train_x, train_y = load_cifar_train(os.path.dirname(a.data))
+    for name in only or list(attacks):
+        make, can_target, limit = attacks[name]
+        n = min(a.limit, limit or a.limit)
         for sem in a.semantics.split(","):
             model = net if sem == "beard" else Normalized(net).to(a.device)
-            x = xnorm if sem == "beard" else xpix
+            x = (xnorm if sem == "beard" else xpix)[:n]
+            tx = (train_x - mean) / std if sem == "beard" else train_x
+            loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(tx, train_y), batch_size=256,
+                                                 shuffle=True)
             for mode in a.modes.split(","):
                 targeted = mode == "targeted"
                 if targeted and not can_target:
                     continue
                 if (name, sem, targeted) in done:
                     continue
-                c, secs, pred = run_attack(make, model, x, y, targeted, a.device)
+                c, secs, pred, norms = run_attack(lambda m: make(m, loader), model, x, y[:n], targeted, a.device)
                 acc = 100.0 * c.float().mean().item()
                 print(f"{name:9s} {sem:5s} {'targeted' if targeted else 'untargeted':10s} acc {acc:6.2f}  ({secs:.1f}s)",
                       flush=True)
-                results["results"].append({
+                entry = {
                     "attack": name, "semantics": sem, "targeted": targeted, "accuracy": round(acc, 4),
-                    "seconds": round(secs, 2), "device": a.device,
+                    "seconds": round(secs, 2), "device": a.device, "n": len(c),
                     "correct": "".join("1" if v else "0" for v in c.tolist()),
                     "pred": "".join(str(int(v)) for v in pred.tolist()),
-                })
+                }
+                if name in NORM_ATTACKS:
+                    for k, key in enumerate(["l0", "l1", "l2", "linf"]):
+                        entry[key] = [float("%.6g" % v) for v in norms[:, k].tolist()]
+                results["results"].append(entry)
                 with open(a.out, "w") as f:
                     json.dump(results, f, indent=1)
 
