@@ -86,6 +86,11 @@ def pool_seeds():
     put("pool", "pkl", bytes([1]) + pickle.dumps((x, y), protocol=4))
     im, lb, lr = torch_bytes(x), torch_bytes(y), torch_bytes(torch.tensor(0.01))
     put("pool", "mtt", bytes([2 | 0x40]) + struct.pack(">HH", len(im), len(lb)) + im + lb + lr)
+    # MTT expert trajectories for a ConvNetD1 on 3x4x4 images, 10 classes: one expert, one
+    # epoch, the parameters in the network's order (conv, its bias, the instance norm's
+    # affine weight and bias, the classifier)
+    shapes = [(128, 3, 3, 3), (128,), (128,), (128,), (10, 512), (10,)]
+    put("pool", "mtt_buffer", bytes([3]) + torch_bytes([[[torch.randn(*s) * 0.1 for s in shapes]]]))
 
 
 def image_seeds():
