@@ -23,8 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
 #include "../src/core/parallel.h"
+#include "../src/data/pool.h"
 #include "../src/data/zca.h"
+#include "../src/distill/distill.h"
 #include "../src/distill/dc.h"
 #include "../src/distill/mtt.h"
 #include "../src/distill/mtt_buffer.h"
@@ -311,6 +315,132 @@ static void zca_case(void) {
     fixture_free(&Z);
 }
 
+// ----------------------------------------------------------------------------
+// the methods through the stage: a tiny CIFAR-shaped set (3 classes, 8x8), the same seed
+// twice (bit-identical), a resumed run (ends where an uninterrupted one does), and the
+// refusals (DC without get_loops settings, MTT with another architecture's buffer)
+
+static DatasetInfo g_info8;
+
+static void tiny_dataset(Dataset *ds, int n) {
+    memset(ds, 0, sizeof(*ds));
+    snprintf(ds->name, sizeof(ds->name), "CIFAR10");
+    ds->n = n, ds->c = 3, ds->h = RES, ds->w = RES, ds->n_classes = K;
+    ds->images = malloc((size_t)n * 3 * RES * RES);
+    ds->labels = malloc(sizeof(int) * (size_t)n);
+    Rng r;
+    rng_init(&r, 17, 0);
+    for (size_t i = 0; i < (size_t)n * 3 * RES * RES; i++) ds->images[i] = (uint8_t)rng_below(&r, 256);
+    for (int i = 0; i < n; i++) ds->labels[i] = i % K;
+    g_info8 = *dataset_info("CIFAR10");
+    g_info8.h = g_info8.w = RES;
+    g_info8.n_classes = K;
+}
+
+static DistillConfig method_cfg(const char *method, long iters) {
+    DistillConfig c = {.method = distill_method_find(method), .info = &g_info8, .ipc = 2, .iterations = iters,
+                       .seed = 3, .lr_net = 0.01, .num_eval = 1, .epoch_eval_train = 1, .batch_train = 256};
+    snprintf(c.arch, sizeof(c.arch), "ConvNetW32");
+    return c;
+}
+
+static void set_param(DistillParams *p, const char *name, const char *v) {
+    Err e;
+    CHECK(distill_params_set_text(p, name, v, &e) == 0, "%s: %s", name, e.msg);
+}
+
+// runs cfg and returns the final synthetic set (from the res file), or NULL
+static float *method_run(const DistillConfig *cfg, const DistillParams *p, const Dataset *ds, int resume, Err *e) {
+    DistillPaths paths;
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s", test_tmp("so_out"));
+    mkdir(dir, 0777);
+    if (distill_paths(&paths, dir, cfg, e)) return NULL;
+    DistillResult res;
+    int rc = distill_run(cfg, p, ds, NULL, NULL, &paths, resume, &res, e);
+    distill_result_free(&res);
+    if (rc) return NULL;
+    Pool pool;
+    PoolOptions po = {.info = &g_info8, .exp = -1};
+    if (pool_load(&pool, paths.res, &po, e)) return NULL;
+    size_t n = (size_t)pool.n * 3 * RES * RES;
+    float *x = malloc(sizeof(float) * n);
+    memcpy(x, pool.x, sizeof(float) * n);
+    pool_free(&pool);
+    return x;
+}
+
+static void method_case(const char *method, const char *buffer_path) {
+    Dataset ds;
+    tiny_dataset(&ds, 30);
+    DistillConfig cfg = method_cfg(method, 2);
+    DistillParams p;
+    distill_params_init(&p, cfg.method);
+    if (cfg.method->setting) cfg.method->setting(&p, cfg.info, cfg.ipc);
+    if (strcmp(method, "MTT")) {
+        set_param(&p, "batch_real", "4");
+        set_param(&p, "outer_loop", "2");
+        set_param(&p, "inner_loop", "1");
+    } else {
+        set_param(&p, "buffer_path", buffer_path);
+        set_param(&p, "zca", "true");
+        set_param(&p, "syn_steps", "3");
+        set_param(&p, "expert_epochs", "1");
+        set_param(&p, "max_start_epoch", "1");
+        set_param(&p, "batch_syn", "4");
+    }
+    Err e;
+    size_t n = (size_t)K * 2 * 3 * RES * RES;
+    float *a = method_run(&cfg, &p, &ds, 0, &e);
+    CHECK(a != NULL, "%s: %s", method, e.msg);
+    float *b = a ? method_run(&cfg, &p, &ds, 0, &e) : NULL;
+    CHECK(!a || (b && !memcmp(a, b, sizeof(float) * n)), "%s: the same seed gives the same set", method);
+    // interrupted after 2 updates with a checkpoint every update (no release files: the
+    // checkpoint is kept), then resumed with the full 3
+    DistillConfig c1 = cfg;
+    c1.iterations = 1, c1.ckpt_every = 1;
+    snprintf(c1.ckpt_path, sizeof(c1.ckpt_path), "%s", test_tmp("so.ckpt.pt"));
+    DistillConfig c2 = cfg;
+    c2.ckpt_every = 1;
+    snprintf(c2.ckpt_path, sizeof(c2.ckpt_path), "%s", c1.ckpt_path);
+    DistillResult res;
+    float *c = NULL;
+    if (a && distill_run(&c1, &p, &ds, NULL, NULL, NULL, 0, &res, &e) == 0) {
+        distill_result_free(&res);
+        c = method_run(&c2, &p, &ds, 1, &e);
+        CHECK(c && !memcmp(a, c, sizeof(float) * n), "%s: a resumed run ends where an uninterrupted one does (%s)",
+              method, c ? "differs" : e.msg);
+    } else if (a) {
+        CHECK(0, "%s: the interrupted run: %s", method, e.msg);
+    }
+    free(a), free(b), free(c);
+    remove(c1.ckpt_path);
+    dataset_free(&ds);
+}
+
+static void method_refusals(const char *buffer_path) {
+    Dataset ds;
+    tiny_dataset(&ds, 30);
+    Err e;
+    DistillConfig cfg = method_cfg("DC", 0);
+    cfg.ipc = 3; // get_loops knows no IPC 3
+    DistillParams p;
+    distill_params_init(&p, cfg.method);
+    float *x = method_run(&cfg, &p, &ds, 0, &e);
+    CHECK(!x && strstr(e.msg, "not defined for 3 ipc"), "DC at IPC 3 without loops: %s", x ? "accepted" : e.msg);
+    free(x);
+    cfg = method_cfg("MTT", 0);
+    snprintf(cfg.arch, sizeof(cfg.arch), "ConvNetW64"); // the buffer holds ConvNetW32 experts
+    distill_params_init(&p, cfg.method);
+    set_param(&p, "buffer_path", buffer_path);
+    set_param(&p, "zca", "true");
+    x = method_run(&cfg, &p, &ds, 0, &e);
+    CHECK(!x && strstr(e.msg, "ConvNetW32") && strstr(e.msg, "ConvNetW64"),
+          "MTT with another architecture's buffer, both named: %s", x ? "accepted" : e.msg);
+    free(x);
+    dataset_free(&ds);
+}
+
 // a replay buffer written by PyTorch (buffer.py's layout)
 static void buffer_torch_case(void) {
     Net net;
@@ -339,7 +469,8 @@ static void buffer_torch_case(void) {
     if (!model_create(&w, "ConvNetW32", 3, K, RES, RES, &e)) {
         int rc = mtt_buffer_open(&b, "tests/fixtures/distill/buffers", &w, "ConvNetW32", info, 1, &e);
         if (!rc) rc = mtt_buffer_load(&b, 0, &w, &e);
-        CHECK(rc == -1 && strstr(e.msg, "ConvNetW32") && strstr(e.msg, "(8, 3, 3, 3)") && strstr(e.msg, "(32, 3, 3, 3)"),
+        CHECK(rc == -1 && strstr(e.msg, "ConvNetW32") && strstr(e.msg, "(8, 3, 3, 3)") &&
+                  strstr(e.msg, "(32, 3, 3, 3)"),
               "a buffer of another architecture is refused naming both: %s", rc ? e.msg : "(accepted)");
         mtt_buffer_free(&b);
         net_free(&w);
@@ -395,7 +526,8 @@ static void buffer_beard_case(void) {
         check_close("beard buffer: the first snapshot is the initialisation", mtt_buffer_snapshot(&b, 0, 0), net.params,
                     net.n_params, 0, 0);
         double moved = 0;
-        for (size_t i = 0; i < b.P; i++) moved += fabs(mtt_buffer_snapshot(&b, 0, 2)[i] - mtt_buffer_snapshot(&b, 0, 0)[i]);
+        const float *s0 = mtt_buffer_snapshot(&b, 0, 0), *s2 = mtt_buffer_snapshot(&b, 0, 2);
+        for (size_t i = 0; i < b.P; i++) moved += fabs(s2[i] - s0[i]);
         CHECK(moved > 0, "the trajectory moves");
     }
     mtt_buffer_free(&b);
@@ -420,6 +552,9 @@ static void buffer_beard_case(void) {
           "no experts of the asked model, those there named: %s", e.msg);
     mtt_buffer_free(&b);
     net_free(&net);
+    // MTT through the stage on these experts
+    method_case("MTT", root);
+    method_refusals(root);
 out:
     mtt_data_free(&d);
     free(tr.images), free(te.images), free(tr.labels), free(te.labels);
@@ -448,5 +583,7 @@ int main(int argc, char **argv) {
     fixture_free(&F);
     zca_case();
     buffer_beard_case();
+    method_case("DC", NULL);
+    method_case("DSA", NULL);
     return test_done("test_distill_so");
 }

@@ -1,5 +1,26 @@
 /*
- * dc.c: DC's and DSA's gradient-matching steps (see dc.h for the papers and the loop).
+ * dc.c: DC and DSA, the gradient-matching methods of `beard distill` (registered as
+ * distill_dc and distill_dc_dsa), and their steps (see dc.h for the papers and the loop).
+ *
+ * One iteration, as VICO-UoE/DatasetCondensation main.py runs it: a freshly initialised
+ * network in train mode; outer_loop times (get_loops: IPC 1: 1, 10: 10, 50: 50; inner
+ * 1 / 50 / 10): BatchNorm networks first take 16 real images per class in training mode
+ * (running statistics) and then match in eval mode; for each class the matching term of
+ * batch_real (256) real images and the class's synthetic images (with DSA: one Siamese
+ * draw for both batches, every sample the first one's parameters, as the shared seed
+ * does); one SGD step on the images (lr_img 0.1, momentum 0.5, the optimizer kept across
+ * iterations); then, except after the last outer step, inner_loop epochs of the network
+ * on the synthetic set (batch_train 256, shuffled, SGD lr_net 0.01 without momentum,
+ * BatchNorm in training mode; DSA with per-sample parameters, as DiffAugment without a
+ * seed). The printed loss is the sum over outer steps and classes / (classes x outer).
+ * DC starts from noise (N(0, 1) in the normalised space), DSA from random real images,
+ * as their READMEs run them; lr_net and batch_train are the stage's --lr-net and
+ * --batch-train (one value for the inner loop and for evaluation, as in main.py).
+ *
+ * Deliberate differences: the official code seeds get_network and each DSA draw from the
+ * clock (int(time.time() * 1000) % 100000, so two classes within one millisecond share a
+ * draw); beard draws from the run's generator keyed by (seed, iteration), equal in
+ * distribution. Its evaluation (eval_it_pool) is the stage's --eval-every.
  *
  * The real gradient is first order (net_forward_backward, the fast fused driver); the
  * synthetic gradient and its second derivative come from net_hvp, called twice on the
@@ -16,11 +37,13 @@
 #include "dc.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "../models/net_hvp.h"
 #include "../nn/nn.h"
+#include "distill.h"
 
 int dc_distance_parse(const char *s, DcDistance *d, Err *e) {
     if (!strcasecmp(s, "ours")) *d = DC_DIST_OURS;
@@ -154,19 +177,15 @@ int dc_match_class(Net *net, const float *xreal, int n_real, const float *syn, i
     return 0;
 }
 
-static double zero_loss(void *ctx, int i, const float *z, float *dz) {
-    const Net *net = ctx;
-    memset(dz, 0, sizeof(float) * net->n_classes);
-    return 0.0;
-}
-
 int dc_bn_statistics(Net *net, const float *x, int B, Err *e) {
     if (!net_has_batchnorm(net)) return 0;
+    float *out = xmalloc(sizeof(float) * (size_t)B * net->n_classes);
+    if (!out) return err_set(e, "out of memory");
     int train = net->train;
-    net->train = 1;
-    NetBackward nb = {.loss = zero_loss, .ctx = net, .nvec = 1};
-    int rc = net_forward_backward(net, x, B, &nb, e);
+    net->train = 1; // net_forward_node in training mode: batch statistics, running ones updated
+    int rc = net_forward_node(net, x, B, net->n_layers - 1, out, e);
     net->train = train;
+    xfree(out);
     return rc;
 }
 
@@ -186,3 +205,216 @@ int dc_net_step(Net *net, const float *x, const int *y, int B, float lr, const D
     for (size_t i = 0; i < net->n_params; i++) net->params[i] -= lr * net->grads[i];
     return 0;
 }
+
+// ----------------------------------------------------------------------------
+// the methods: DC and DSA (main.py --method DC / DSA)
+
+static const DistillParamDef dc_params[] = {
+    {"lr_img", DPARAM_NUM, 0.1, NULL, 0, "learning rate of the synthetic images (SGD, momentum 0.5)"},
+    {"batch_real", DPARAM_INT, 256, NULL, 1, "real images per class in each matching step"},
+    {"init", DPARAM_STR, 0, "noise", NAN, "initial synthetic images: noise (N(0, 1)) or real (random real images)"},
+    {"dsa_strategy", DPARAM_STR, 0, "None", NAN, "DSA ops ('None': DC; DSA: color_crop_cutout_flip_scale_rotate)"},
+    {"dis_metric", DPARAM_STR, 0, "ours", NAN, "gradient distance: ours (layer-wise 1 - cos), mse, cos"},
+    {"outer_loop", DPARAM_INT, 0, NULL, 0, "matching steps per iteration (0: by IPC, get_loops)"},
+    {"inner_loop", DPARAM_INT, 0, NULL, 0, "network epochs between matching steps (0: by IPC, get_loops)"},
+    {NULL},
+};
+
+static const DistillParamDef dsa_params[] = {
+    {"lr_img", DPARAM_NUM, 0.1, NULL, 0, "learning rate of the synthetic images (SGD, momentum 0.5)"},
+    {"batch_real", DPARAM_INT, 256, NULL, 1, "real images per class in each matching step"},
+    {"init", DPARAM_STR, 0, "real", NAN, "initial synthetic images: real (random real images) or noise"},
+    {"dsa_strategy", DPARAM_STR, 0, "color_crop_cutout_flip_scale_rotate", NAN,
+     "DSA ops, one chosen per class and matching step (siamese) and per inner-loop batch"},
+    {"dis_metric", DPARAM_STR, 0, "ours", NAN, "gradient distance: ours (layer-wise 1 - cos), mse, cos"},
+    {"outer_loop", DPARAM_INT, 0, NULL, 0, "matching steps per iteration (0: by IPC, get_loops)"},
+    {"inner_loop", DPARAM_INT, 0, NULL, 0, "network epochs between matching steps (0: by IPC, get_loops)"},
+    {NULL},
+};
+
+// get_loops(ipc): the official (outer_loop, inner_loop) per IPC
+static int dc_loops(int ipc, int *outer, int *inner) {
+    static const int t[][3] = {{1, 1, 1}, {10, 10, 50}, {20, 20, 25}, {30, 30, 20}, {40, 40, 15}, {50, 50, 10}};
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (t[i][0] == ipc) {
+            *outer = t[i][1], *inner = t[i][2];
+            return 0;
+        }
+    return -1;
+}
+
+static void dc_setting(DistillParams *p, const DatasetInfo *info, int ipc) {
+    int o, i;
+    (void)info;
+    if (dc_loops(ipc, &o, &i)) return;
+    distill_params_setting(p, "outer_loop", o);
+    distill_params_setting(p, "inner_loop", i);
+}
+
+typedef struct {
+    Net net;
+    int outer, inner, batch_real, dsa, bn;
+    DcDistance dist;
+    DsaStrategy st;
+    DsaConfig dcfg;
+    Optim opt;      // the images' optimizer_img, kept across iterations
+    DcWork w;
+    float *grad;    // (n_syn, D)
+    float *xr;      // (batch_real, D)
+    float *xb;      // (K * 16, D): BatchNorm's statistics batch
+    float *xi;      // (batch_train, D) an inner-loop batch
+    int *yi, *perm;
+    DsaSample *samples;
+} Dc;
+
+static void dc_free(DistillRun *r) {
+    Dc *s = r->state;
+    if (!s) return;
+    net_free(&s->net);
+    optim_free(&s->opt);
+    dc_work_free(&s->w);
+    xfree(s->grad), xfree(s->xr), xfree(s->xb), xfree(s->xi);
+    free(s->yi), free(s->perm), free(s->samples);
+    free(s);
+    r->state = NULL;
+}
+
+static int dc_init(DistillRun *r, Err *e) {
+    Dc *s = calloc(1, sizeof(Dc));
+    if (!s) return err_set(e, "out of memory");
+    r->state = s;
+    const DistillParams *p = r->p;
+    const char *name = r->cfg->method->name;
+    s->outer = (int)distill_param_int(p, "outer_loop"), s->inner = (int)distill_param_int(p, "inner_loop");
+    if (s->outer < 1 || s->inner < 1)
+        return err_set(e, "%s: loop hyper-parameters are not defined for %d ipc (the official get_loops knows 1, 10, "
+                          "20, 30, 40, 50); set outer_loop and inner_loop",
+                       name, r->ipc);
+    if (dc_distance_parse(distill_param_str(p, "dis_metric"), &s->dist, e)) return -1;
+    if (dsa_strategy_parse(&s->st, distill_param_str(p, "dsa_strategy"), e)) return -1;
+    dsa_config_default(&s->dcfg);
+    s->dsa = s->st.n_ops > 0;
+    s->batch_real = (int)distill_param_int(p, "batch_real");
+    const char *init = distill_param_str(p, "init");
+    size_t D = distill_syn_size(r), n = (size_t)r->n_syn;
+    if (!strcmp(init, "noise")) {
+        for (size_t i = 0; i < n * D; i++) r->syn[i] = (float)rng_normal(&r->rng);
+    } else if (!strcmp(init, "real")) {
+        for (int c = 0; c < r->K; c++)
+            if (distill_real_class(r, c, r->ipc, distill_syn_class(r, c)) != r->ipc)
+                return err_set(e, "class %d has fewer than %d images", c, r->ipc);
+    } else {
+        return err_set(e, "%s init must be noise or real, not '%s'", name, init);
+    }
+    if (distill_net_create(r, &s->net, e)) return -1;
+    s->bn = net_has_batchnorm(&s->net);
+    int bt = r->cfg->batch_train > 0 ? r->cfg->batch_train : 256;
+    int maxb = s->batch_real > r->ipc ? s->batch_real : r->ipc;
+    s->grad = xmalloc(sizeof(float) * n * D);
+    s->xr = xmalloc(sizeof(float) * (size_t)s->batch_real * D);
+    s->xb = s->bn ? xmalloc(sizeof(float) * (size_t)r->K * 16 * D) : NULL;
+    s->xi = xmalloc(sizeof(float) * (size_t)bt * D);
+    s->yi = malloc(sizeof(int) * (size_t)bt);
+    s->perm = malloc(sizeof(int) * n);
+    s->samples = malloc(sizeof(DsaSample) * (size_t)(maxb > bt ? maxb : bt));
+    if (!s->grad || !s->xr || (s->bn && !s->xb) || !s->xi || !s->yi || !s->perm || !s->samples)
+        return err_set(e, "out of memory for %s's buffers", name);
+    if (optim_init(&s->opt, OPTIM_SGD, n * D, (float)distill_param(p, "lr_img"), 0.5f, 0.0f))
+        return err_set(e, "out of memory for the image optimiser");
+    return 0;
+}
+
+// one epoch of the inner loop: the synthetic set in a random order, batches of batch_train,
+// DSA with per-sample parameters (DiffAugment without a seed)
+static int dc_inner_epoch(DistillRun *r, Dc *s, Err *e) {
+    int n = r->n_syn, bt = r->cfg->batch_train > 0 ? r->cfg->batch_train : 256;
+    size_t D = distill_syn_size(r);
+    float lr = (float)(r->cfg->lr_net > 0 ? r->cfg->lr_net : 0.01);
+    distill_choose(r, DRAW_PICK, 1, n, n, s->perm);
+    for (int b0 = 0; b0 < n; b0 += bt) {
+        int B = n - b0 < bt ? n - b0 : bt;
+        for (int i = 0; i < B; i++) {
+            memcpy(s->xi + (size_t)i * D, r->syn + (size_t)s->perm[b0 + i] * D, sizeof(float) * D);
+            s->yi[i] = r->syn_y[s->perm[b0 + i]];
+        }
+        DsaDraw d = {.B = B, .s = s->samples};
+        if (s->dsa) dsa_draw(&d, &s->st, &s->dcfg, r->syn_h, r->syn_w, 0, &r->rng);
+        if (dc_net_step(&s->net, s->xi, s->yi, B, lr, s->dsa ? &d : NULL, &s->dcfg, &s->w, e)) return -1;
+    }
+    return 0;
+}
+
+static int dc_step(DistillRun *r, Err *e) {
+    Dc *s = r->state;
+    int K = r->K, ipc = r->ipc;
+    size_t D = distill_syn_size(r), n = (size_t)r->n_syn * D;
+    if (distill_net_reinit(r, &s->net, e)) return -1;
+    double loss_avg = 0;
+    for (int ol = 0; ol < s->outer; ol++) {
+        if (s->bn) { // 16 real images per class in training mode, then BatchNorm frozen
+            int nb = 0;
+            for (int c = 0; c < K; c++) nb += distill_real_class(r, c, 16, s->xb + (size_t)nb * D);
+            if (dc_bn_statistics(&s->net, s->xb, nb, e)) return -1;
+        }
+        memset(s->grad, 0, sizeof(float) * n);
+        double loss = 0;
+        for (int c = 0; c < K; c++) {
+            int nr = distill_real_class(r, c, s->batch_real, s->xr);
+            DsaDraw d = {.B = nr > ipc ? nr : ipc, .s = s->samples};
+            if (s->dsa) distill_dsa(r, &s->st, &s->dcfg, &d);
+            double l;
+            if (dc_match_class(&s->net, s->xr, nr, distill_syn_class(r, c), ipc, c, s->dsa ? &d : NULL, &s->dcfg,
+                               s->dist, &l, s->grad + (size_t)c * ipc * D, &s->w, e))
+                return -1;
+            loss += l;
+        }
+        distill_observe_grad(r, ol, s->grad, n);
+        optim_step(&s->opt, r->syn, s->grad);
+        loss_avg += loss;
+        if (ol == s->outer - 1) break;
+        for (int il = 0; il < s->inner; il++)
+            if (dc_inner_epoch(r, s, e)) return -1;
+    }
+    r->loss = loss_avg / (K * s->outer);
+    snprintf(r->note, sizeof(r->note), "%d x %d class matches", s->outer, K);
+    return 0;
+}
+
+static int dc_save(DistillRun *r, TensorDict *ck, Err *e) {
+    return distill_optim_save(&((Dc *)r->state)->opt, "dc.opt", ck, e);
+}
+static int dc_load(DistillRun *r, const TensorDict *ck, Err *e) {
+    return distill_optim_load(&((Dc *)r->state)->opt, "dc.opt", ck, e);
+}
+
+const DistillMethodDef distill_dc = {
+    .name = "DC",
+    .aliases = "gradient_matching",
+    .summary = "Dataset Condensation (Zhao et al., arXiv:2006.05929): per-class gradient matching, exact second order",
+    .reference = "VICO-UoE/DatasetCondensation main.py --method DC",
+    .params = dc_params,
+    .setting = dc_setting,
+    .setting_help = "get_loops: outer_loop/inner_loop 1/1 at IPC 1, 10/50 at 10, 20/25, 30/20, 40/15, 50/10 at 50",
+    .outputs = DISTILL_OUT_RES,
+    .init = dc_init,
+    .step = dc_step,
+    .save = dc_save,
+    .load = dc_load,
+    .free = dc_free,
+};
+
+const DistillMethodDef distill_dc_dsa = {
+    .name = "DSA",
+    .aliases = "siamese_augmentation",
+    .summary = "DC with Differentiable Siamese Augmentation (Zhao & Bilen, arXiv:2102.08259)",
+    .reference = "VICO-UoE/DatasetCondensation main.py --method DSA",
+    .params = dsa_params,
+    .setting = dc_setting,
+    .setting_help = "get_loops: outer_loop/inner_loop 1/1 at IPC 1, 10/50 at 10, 20/25, 30/20, 40/15, 50/10 at 50",
+    .outputs = DISTILL_OUT_RES,
+    .init = dc_init,
+    .step = dc_step,
+    .save = dc_save,
+    .load = dc_load,
+    .free = dc_free,
+};

@@ -54,16 +54,15 @@
  * gradient before every image step).
  *
  * Notes for the methods still to come:
- *   - The engine gives first-order gradients: the two-phase tape (net.h) seeds a loss at
- *     any node and backpropagates to the input and the parameters. DC and DSA's gradient
- *     matching and MTT's trajectory matching differentiate through parameter gradients or
- *     unrolled SGD steps (second order); they need a backward of the backward, which the
- *     tape does not offer yet.
+ *   - The engine gives first-order gradients through the tape (net.h), and second-order
+ *     ones through net_hvp (net_hvp.h: Hessian-vector and mixed products in one pass),
+ *     which DC and DSA's gradient matching and MTT's trajectory matching use.
  *   - Soft labels (SRe2L's relabel, CDA, G-VBSM): set r->syn_soft in init (n_syn x K);
  *     the res writer then stores that matrix as the labels, and evaluation trains on it.
- *   - Image-folder releases (SRe2L, CDA, DELT: <class>/<image>.png) and MTT's
- *     images_best.pt / labels_best.pt / lr_best.pt (r->syn_lr): add a DISTILL_OUT_* flag
- *     with its writer in output.c (the PNG encoding of distill_write_png is there).
+ *   - Image-folder releases (SRe2L, CDA, DELT: <class>/<image>.png): add a DISTILL_OUT_*
+ *     flag with its writer in output.c (the PNG encoding of distill_write_png is there);
+ *     files that need the method's own state (MTT's images_best.pt in ZCA space) come
+ *     from its write function.
  *   - Phases (squeeze, recover, relabel): total_steps and r->it; the state to checkpoint
  *     (a trained teacher, per-phase optimisers) goes through save/load.
  */
@@ -100,6 +99,7 @@ typedef struct {
 #define DISTILL_STR_MAX 128
 
 struct DistillMethodDef;
+struct DistillPaths;
 
 typedef struct {
     const struct DistillMethodDef *def;
@@ -268,6 +268,9 @@ typedef struct DistillMethodDef {
     int (*step)(DistillRun *r, Err *e);
     int (*save)(DistillRun *r, TensorDict *ck, Err *e); // NULL: no state beyond the set
     int (*load)(DistillRun *r, const TensorDict *ck, Err *e);
+    // the method's own release files, after the stage's (MTT's images_best.pt layout,
+    // which holds the images in the method's space); NULL: none
+    int (*write)(const DistillRun *r, const struct DistillPaths *paths, Err *e);
     void (*free)(DistillRun *r);
 } DistillMethodDef;
 
@@ -332,7 +335,7 @@ int distill_ck_add(TensorDict *ck, const char *name, DType dt, int ndim, const i
 // ----------------------------------------------------------------------------
 // the stage (stage.c)
 
-typedef struct {
+typedef struct DistillPaths {
     char dir[1024];
     char res[1200], pkl[1200], png[1200], ckpt[1200];
 } DistillPaths;

@@ -130,8 +130,8 @@ static int info_read(const char *dir, char *dataset, char *model, int *zca, Err 
     xfree(buf);
     if (!j) return err_set(e, "%s is not valid JSON", path);
     int rc = -1;
-    const cJSON *ds = cJSON_GetObjectItemCaseSensitive(j, "dataset"), *md = cJSON_GetObjectItemCaseSensitive(j, "model"),
-                *zc = cJSON_GetObjectItemCaseSensitive(j, "zca");
+    const cJSON *ds = cJSON_GetObjectItemCaseSensitive(j, "dataset");
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(j, "model"), *zc = cJSON_GetObjectItemCaseSensitive(j, "zca");
     if (!ds || !md || !zc) err_set(e, "%s lacks dataset, model or zca", path);
     else if (!json_get_str(ds, dataset, 32, e) && !json_get_str(md, model, 32, e) && !json_get_bool(zc, zca, e)) rc = 1;
     else err_wrap(e, "%s", path);

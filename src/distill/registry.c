@@ -6,12 +6,15 @@
 
 #include "distill.h"
 
-extern const DistillMethodDef distill_dm, distill_idm, distill_bacon;
+extern const DistillMethodDef distill_dm, distill_idm, distill_bacon, distill_dc, distill_dc_dsa, distill_mtt;
 
 static const DistillMethodDef *const methods[] = {
     &distill_dm,
     &distill_idm,
     &distill_bacon,
+    &distill_dc,
+    &distill_dc_dsa,
+    &distill_mtt,
 };
 
 int distill_method_count(void) { return (int)(sizeof(methods) / sizeof(methods[0])); }

@@ -481,6 +481,7 @@ int distill_run(const DistillConfig *cfg, const DistillParams *p, const Dataset 
         if (distill_write_res(paths->res, &r, res->final_accs, res->n_final_accs, e)) goto done;
         if ((cfg->method->outputs & DISTILL_OUT_PKL) && distill_write_pkl(paths->pkl, &r, e)) goto done;
         if (distill_write_png(paths->png, &r, e)) goto done;
+        if (cfg->method->write && cfg->method->write(&r, paths, e)) goto done;
         if (cfg->ckpt_path[0]) remove(cfg->ckpt_path); // done: the release files hold the result
     }
     rc = 0;
