@@ -33,11 +33,13 @@ static const char *usage_text =
     "--gemm measures sgemm GFLOP/s (OpenBLAS, square matrices) single- and multi-threaded.\n"
     "\n"
     "       beard bench --distill METHOD [--ipc 10] [--iterations 5] [--data DIR] [--train-size 5000]\n"
-    "                   [--threads N] [--json OUT] [--torch --official DIR] [--python PY]\n"
-    "Distillation: iterations/s of METHOD (DM, IDM, BACON) on CIFAR-10 (the training set in --data,\n"
-    "else --train-size random images per class) after one warm-up iteration, and the peak memory.\n"
-    "--torch also runs the official code (checkouts in --official: DatasetCondensation/, IDM/,\n"
-    "BACON/) in PyTorch on the CPU with the same settings, threads and data, and prints the ratio.\n";
+    "                   [--threads N] [--json OUT] [--param NAME=VALUE] [--torch --official DIR] [--python PY]\n"
+    "Distillation: iterations/s of METHOD (DM, IDM, BACON, DC, DSA, MTT) on CIFAR-10 (the training set\n"
+    "in --data, else --train-size random images per class) after one warm-up iteration, and the peak\n"
+    "memory. --param sets a method parameter (MTT without buffer_path: a random expert trajectory in a\n"
+    "temporary folder). --torch also runs the official code (checkouts in --official:\n"
+    "DatasetCondensation/, IDM/, BACON/, mtt-distillation/) in PyTorch on the CPU with the same\n"
+    "settings, threads and data, and prints the ratio.\n";
 
 typedef struct {
     int label_count;
