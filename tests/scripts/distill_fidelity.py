@@ -22,7 +22,8 @@ holding DatasetCondensation/ (VICO-UoE), IDM/ (uitrbn), BACON/ (zhouzhengqd) and
 mtt-distillation/ (GeorgeCazenavette; MTT with ZCA also needs kornia 0.6.3 importable).
 
 usage: distill_fidelity.py --beard build/beard --shared ../shared --work DIR --official DIR
-                           [--dm-iters 100] [--idm-iters 15] [--dc-iters 50 --dc10-iters 1]
+                           [--dm-iters 100] [--idm-iters 15] [--dc-iters 49 --dc10-iters 0]
+                           [--dsa-iters 19 --dsa10-iters 0]
                            [--mtt-iters 20 --mtt10-iters 5 --mtt-experts 3 --mtt-epochs 8]
                            [--seeds 3] [--epochs 1000]
                            [--threads 2] [--only official|beard|train|table] [--methods DM,IDM,BACON,DC,DSA,MTT]
@@ -111,8 +112,10 @@ def load_avg():
 
 
 def iterations(a, method, ipc):
-    if method in ("DC", "DSA"):
+    if method == "DC":
         return a.dc_iters if ipc == 1 else a.dc10_iters
+    if method == "DSA":
+        return a.dsa_iters if ipc == 1 else a.dsa10_iters
     if method == "MTT":
         return a.mtt_iters if ipc == 1 else a.mtt10_iters
     return a.dm_iters if method == "DM" else a.idm_iters
@@ -289,8 +292,10 @@ def main():
     ap.add_argument("--official")
     ap.add_argument("--dm-iters", type=int, default=100)
     ap.add_argument("--idm-iters", type=int, default=15)
-    ap.add_argument("--dc-iters", type=int, default=49, help="DC/DSA at IPC 1 (the official Iteration)")
-    ap.add_argument("--dc10-iters", type=int, default=0, help="DC/DSA at IPC 10")
+    ap.add_argument("--dc-iters", type=int, default=49, help="DC at IPC 1 (the official Iteration: N + 1 updates)")
+    ap.add_argument("--dc10-iters", type=int, default=0, help="DC at IPC 10")
+    ap.add_argument("--dsa-iters", type=int, default=19, help="DSA at IPC 1")
+    ap.add_argument("--dsa10-iters", type=int, default=0, help="DSA at IPC 10")
     ap.add_argument("--mtt-iters", type=int, default=19, help="MTT at IPC 1")
     ap.add_argument("--mtt10-iters", type=int, default=4, help="MTT at IPC 10")
     ap.add_argument("--mtt-experts", type=int, default=3, help="MTT's expert trajectories (each side)")
