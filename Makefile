@@ -85,9 +85,10 @@ check: test
 # The full acceptance runs, too slow for the suite (need ../shared, or BEARD_SHARED):
 #   fidelity        every attack against torchattacks 3.5.1 on all 761 test images
 #   train-fidelity  300 epochs x 3 seeds on the 10-ipc pool file, against PyTorch's figure
-#   distill-fidelity  stage 1 end to end: DM, IDM, BACON at IPC 1 and 10 on the subset, beside
-#                   random real images and (with OFFICIAL=DIR, checkouts of the official code:
-#                   DatasetCondensation/, IDM/, BACON/) the official code in PyTorch; each set
+#   distill-fidelity  stage 1 end to end: DM, IDM, BACON, DC, DSA, MTT at IPC 1 and 10 on the
+#                   subset, beside random real images and (with OFFICIAL=DIR, checkouts of the
+#                   official code: DatasetCondensation/, IDM/, BACON/, mtt-distillation/; MTT's
+#                   ZCA needs kornia 0.6.3 on PYTHONPATH) the official code in PyTorch; each set
 #                   trained 3 times with BEARD's recipe. Hours on 2 cores; resumable (finished
 #                   steps are kept in $(B)/distill-fidelity). DISTILL_ARGS="--dm-iters N ..."
 SHARED ?= ../shared

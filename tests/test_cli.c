@@ -83,6 +83,11 @@ int main(int argc, char **argv) {
         for (int j = 1; j < 3073; j++) rec[i * 3073 + j] = (unsigned char)((i * 31 + j * 7) & 255);
     }
     write_bytes(batch, rec, sizeof(rec));
+    // and five training batches of the same images (beard buffer / beard distill)
+    for (int k = 1; k <= 5; k++) {
+        snprintf(batch, sizeof(batch), "%s/data_batch_%d.bin", data, k);
+        write_bytes(batch, rec, sizeof(rec));
+    }
 
     Net net;
     Err e;
@@ -146,6 +151,30 @@ int main(int argc, char **argv) {
     expect_error("buffer with zero experts", "buffer --dataset cifar10 --num-experts 0", NULL);
     snprintf(args, sizeof(args), "buffer --dataset cifar10 --data %s/nodata --out %s/buffers", dir, dir);
     expect_error("buffer without the data", args, "CIFAR10");
+    // DC/DSA/MTT in beard distill: DC without the official loops for an IPC; MTT without
+    // experts, with experts of another architecture (both named), with another model's
+    // files in the asked model's folder (both named)
+    snprintf(args, sizeof(args), "distill --method DC --dataset cifar10 --data %s --ipc 3 --iterations 0 --out %s/dc",
+             data, dir);
+    expect_error("DC at an IPC without loops", args, "outer_loop");
+    snprintf(args, sizeof(args),
+             "buffer --dataset cifar10 --data %s --arch ConvNetW32 --num-experts 1 --train-epochs 3 --out %s/buf "
+             "--quiet",
+             data, dir);
+    char *berr;
+    int brc = run(args, &berr);
+    CHECK(brc == 0, "beard buffer: %s", berr);
+    free(berr);
+    snprintf(args, sizeof(args),
+             "distill --method MTT --dataset cifar10 --data %s --ipc 1 --iterations 0 --out %s/mtt --buffer_path %s/buf "
+             "--zca false --expert_epochs 1 --max_start_epoch 1 --syn_steps 2",
+             data, dir, dir);
+    expect_error("MTT without experts of its architecture", args, "CIFAR10_NO_ZCA/ConvNetW32");
+    char cmd[2400];
+    snprintf(cmd, sizeof(cmd), "mkdir -p %s/buf/CIFAR10_NO_ZCA/ConvNet && cp %s/buf/CIFAR10_NO_ZCA/ConvNetW32/replay_buffer_0.pt "
+             "%s/buf/CIFAR10_NO_ZCA/ConvNet/", dir, dir, dir);
+    CHECK(system(cmd) == 0, "copying a buffer");
+    expect_error("MTT with another architecture's experts in its folder", args, "(32, 3, 3, 3)");
 
     // the good checkpoint evaluates; JSON and logits have the documented shape
     char *err;

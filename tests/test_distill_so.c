@@ -338,8 +338,8 @@ static void tiny_dataset(Dataset *ds, int n) {
 }
 
 static DistillConfig method_cfg(const char *method, long iters) {
-    DistillConfig c = {.method = distill_method_find(method), .info = &g_info8, .ipc = 2, .iterations = iters, .seed = 3,
-                       .lr_net = 0.01, .num_eval = 1, .epoch_eval_train = 1, .batch_train = 256};
+    DistillConfig c = {.method = distill_method_find(method), .info = &g_info8, .ipc = 2, .iterations = iters,
+                       .seed = 3, .lr_net = 0.01, .num_eval = 1, .epoch_eval_train = 1, .batch_train = 256};
     snprintf(c.arch, sizeof(c.arch), "ConvNetW32");
     return c;
 }
@@ -469,7 +469,8 @@ static void buffer_torch_case(void) {
     if (!model_create(&w, "ConvNetW32", 3, K, RES, RES, &e)) {
         int rc = mtt_buffer_open(&b, "tests/fixtures/distill/buffers", &w, "ConvNetW32", info, 1, &e);
         if (!rc) rc = mtt_buffer_load(&b, 0, &w, &e);
-        CHECK(rc == -1 && strstr(e.msg, "ConvNetW32") && strstr(e.msg, "(8, 3, 3, 3)") && strstr(e.msg, "(32, 3, 3, 3)"),
+        CHECK(rc == -1 && strstr(e.msg, "ConvNetW32") && strstr(e.msg, "(8, 3, 3, 3)") &&
+                  strstr(e.msg, "(32, 3, 3, 3)"),
               "a buffer of another architecture is refused naming both: %s", rc ? e.msg : "(accepted)");
         mtt_buffer_free(&b);
         net_free(&w);
@@ -525,7 +526,8 @@ static void buffer_beard_case(void) {
         check_close("beard buffer: the first snapshot is the initialisation", mtt_buffer_snapshot(&b, 0, 0), net.params,
                     net.n_params, 0, 0);
         double moved = 0;
-        for (size_t i = 0; i < b.P; i++) moved += fabs(mtt_buffer_snapshot(&b, 0, 2)[i] - mtt_buffer_snapshot(&b, 0, 0)[i]);
+        const float *s0 = mtt_buffer_snapshot(&b, 0, 0), *s2 = mtt_buffer_snapshot(&b, 0, 2);
+        for (size_t i = 0; i < b.P; i++) moved += fabs(s2[i] - s0[i]);
         CHECK(moved > 0, "the trajectory moves");
     }
     mtt_buffer_free(&b);

@@ -7,14 +7,24 @@
  * --torch it runs the official code in PyTorch on the CPU, same threads, same settings,
  * same data (scripts/bench_distill_torch.py around a checkout of it in --official), and
  * prints the ratio: speed claims are only meaningful side by side on one machine.
+ *
+ * --param NAME=VALUE sets a method parameter. MTT needs expert trajectories: unless
+ * --param buffer_path=DIR names some, the bench writes one random trajectory of the
+ * model (as many snapshots as the settings need) to a temporary buffer folder, which the
+ * official code reads too; an iteration's cost does not depend on the experts' values.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "../core/parallel.h"
 #include "../distill/distill.h"
+#include "../distill/mtt_buffer.h"
+#include "../io/file.h"
+#include "../models/convnet.h"
 #include "cli.h"
 
 static const char *C = "bench";
@@ -27,12 +37,15 @@ static double cpu_seconds(void) {
 }
 
 static int torch_side(const char *python, const char *method, int ipc, long iters, const char *official,
-                      const char *data, int threads, double *sec_per_it, double *cpu_per_it) {
+                      const char *data, int threads, const char *buffer_path, double *sec_per_it,
+                      double *cpu_per_it) {
     char cmd[4096];
-    snprintf(cmd, sizeof(cmd),
-             "%s scripts/bench_distill_torch.py --method %s --ipc %d --iterations %ld --official '%s' "
-             "--cifar '%s/cifar-10-batches-bin' --threads %d",
-             python, method, ipc, iters + 1, official, data, threads);
+    int k = snprintf(cmd, sizeof(cmd),
+                     "%s scripts/bench_distill_torch.py --method %s --ipc %d --iterations %ld --official '%s' "
+                     "--cifar '%s/cifar-10-batches-bin' --threads %d",
+                     python, method, ipc, iters + 1, official, data, threads);
+    if (buffer_path && k > 0 && (size_t)k < sizeof(cmd))
+        snprintf(cmd + k, sizeof(cmd) - (size_t)k, " --buffer-path '%s'", buffer_path);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     char line[512];
@@ -43,8 +56,37 @@ static int torch_side(const char *python, const char *method, int ipc, long iter
     return got && rc == 0 ? 0 : -1;
 }
 
+// MTT's bench buffer: one random trajectory of ConvNet in the layout under root
+static int random_buffer(const char *root, const DistillParams *p, const DatasetInfo *info, int zca, char *dir,
+                         size_t n, Err *e) {
+    Net net;
+    if (mtt_buffer_dir(dir, n, root, info, zca, "ConvNet", e) || file_mkdirs(dir, e) ||
+        model_create(&net, "ConvNet", info->c, info->n_classes, info->h, info->w, e))
+        return -1;
+    int epochs = (int)(distill_param_int(p, "max_start_epoch") + distill_param_int(p, "expert_epochs") + 1);
+    float *traj = xmalloc(sizeof(float) * net.n_params * (size_t)epochs);
+    int rc = -1;
+    if (!traj) {
+        err_set(e, "out of memory for a trajectory of %d snapshots", epochs);
+    } else {
+        net_init_params(&net, 7);
+        Rng r;
+        rng_init(&r, 8, 0);
+        for (int t = 0; t < epochs; t++)
+            for (size_t i = 0; i < net.n_params; i++)
+                traj[(size_t)t * net.n_params + i] = net.params[i] + 0.01f * t * (float)rng_normal(&r);
+        rc = mtt_buffer_write(dir, &net, &traj, 1, epochs, NULL, e);
+    }
+    xfree(traj);
+    net_free(&net);
+    return rc;
+}
+
 int bench_distill(int argc, char **argv) {
     const char *method = NULL, *data = NULL, *official = NULL, *python = "/usr/bin/python3", *json = NULL;
+    const char *pnames[32], *pvals[32];
+    char pbuf[32][256];
+    int np = 0;
     long ipc = 10, iters = 5, threads = 0, per_class = 5000;
     int torch = 0;
     for (int i = 1; i < argc; i++) {
@@ -56,6 +98,12 @@ int bench_distill(int argc, char **argv) {
         else if ((v = cli_opt(argc, argv, &i, "--official", &missing))) official = v;
         else if ((v = cli_opt(argc, argv, &i, "--python", &missing))) python = v;
         else if ((v = cli_opt(argc, argv, &i, "--json", &missing))) json = v;
+        else if ((v = cli_opt(argc, argv, &i, "--param", &missing))) {
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || np >= 32) return cli_usage_error(C, "--param wants NAME=VALUE, not '%s'", v);
+            snprintf(pbuf[np], sizeof(pbuf[np]), "%.*s", (int)(eq - v), v);
+            pnames[np] = pbuf[np], pvals[np] = eq + 1, np++;
+        }
         else if ((v = cli_opt(argc, argv, &i, "--ipc", &missing))) {
             if (cli_parse_int(C, "--ipc", v, 1, 10000, &ipc)) return 2;
         } else if ((v = cli_opt(argc, argv, &i, "--iterations", &missing))) {
@@ -106,6 +154,29 @@ int bench_distill(int argc, char **argv) {
         dataset_free(&ds);
         return cli_error(C, "%s", e.msg);
     }
+    for (int k = 0; k < np; k++)
+        if (distill_params_set_text(&p, pnames[k], pvals[k], &e)) {
+            dataset_free(&ds);
+            return cli_usage_error(C, "%s", e.msg);
+        }
+    // MTT without a buffer: a random trajectory in a temporary buffer_path
+    char tmp_root[256] = "", buf_dir[1200];
+    const char *buffer_path = NULL;
+    if (distill_param_index(&p, "buffer_path") >= 0) {
+        int given = 0;
+        for (int k = 0; k < np; k++) given |= distill_name_eq(pnames[k], "buffer_path", strlen("buffer_path"));
+        if (!given) {
+            const char *td = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+            snprintf(tmp_root, sizeof(tmp_root), "%s/beard-bench-buffers-XXXXXX", td);
+            if (!mkdtemp(tmp_root) ||
+                random_buffer(tmp_root, &p, info, distill_param_bool(&p, "zca"), buf_dir, sizeof(buf_dir), &e) ||
+                distill_params_set_text(&p, "buffer_path", tmp_root, &e)) {
+                dataset_free(&ds);
+                return cli_error(C, "a bench buffer in %s: %s", tmp_root, e.msg);
+            }
+        }
+        buffer_path = distill_param_str(&p, "buffer_path");
+    }
     DistillConfig cfg = {.method = def, .info = info, .ipc = (int)ipc, .iterations = iters, .lr_net = 0.01,
                          .num_eval = 1, .epoch_eval_train = 1, .batch_train = 256};
     snprintf(cfg.arch, sizeof(cfg.arch), "ConvNet");
@@ -139,7 +210,7 @@ int bench_distill(int argc, char **argv) {
     double ts = 0, tcpu = 0;
     int have = 0;
     if (torch) {
-        if (torch_side(python, def->name, (int)ipc, iters, official, data, nt, &ts, &tcpu) == 0) {
+        if (torch_side(python, def->name, (int)ipc, iters, official, data, nt, buffer_path, &ts, &tcpu) == 0) {
             have = 1;
             double load2[1] = {0};
             getloadavg(load2, 1);
@@ -167,5 +238,10 @@ int bench_distill(int argc, char **argv) {
         fclose(f);
     }
     dataset_free(&ds);
+    if (tmp_root[0]) { // the temporary buffer
+        char cmd[600];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_root);
+        if (system(cmd)) fprintf(stderr, "beard bench: could not remove %s\n", tmp_root);
+    }
     return 0;
 }

@@ -1,5 +1,26 @@
 /*
- * dc.c: DC's and DSA's gradient-matching steps (see dc.h for the papers and the loop).
+ * dc.c: DC and DSA, the gradient-matching methods of `beard distill` (registered as
+ * distill_dc and distill_dc_dsa), and their steps (see dc.h for the papers and the loop).
+ *
+ * One iteration, as VICO-UoE/DatasetCondensation main.py runs it: a freshly initialised
+ * network in train mode; outer_loop times (get_loops: IPC 1: 1, 10: 10, 50: 50; inner
+ * 1 / 50 / 10): BatchNorm networks first take 16 real images per class in training mode
+ * (running statistics) and then match in eval mode; for each class the matching term of
+ * batch_real (256) real images and the class's synthetic images (with DSA: one Siamese
+ * draw for both batches, every sample the first one's parameters, as the shared seed
+ * does); one SGD step on the images (lr_img 0.1, momentum 0.5, the optimizer kept across
+ * iterations); then, except after the last outer step, inner_loop epochs of the network
+ * on the synthetic set (batch_train 256, shuffled, SGD lr_net 0.01 without momentum,
+ * BatchNorm in training mode; DSA with per-sample parameters, as DiffAugment without a
+ * seed). The printed loss is the sum over outer steps and classes / (classes x outer).
+ * DC starts from noise (N(0, 1) in the normalised space), DSA from random real images,
+ * as their READMEs run them; lr_net and batch_train are the stage's --lr-net and
+ * --batch-train (one value for the inner loop and for evaluation, as in main.py).
+ *
+ * Deliberate differences: the official code seeds get_network and each DSA draw from the
+ * clock (int(time.time() * 1000) % 100000, so two classes within one millisecond share a
+ * draw); beard draws from the run's generator keyed by (seed, iteration), equal in
+ * distribution. Its evaluation (eval_it_pool) is the stage's --eval-every.
  *
  * The real gradient is first order (net_forward_backward, the fast fused driver); the
  * synthetic gradient and its second derivative come from net_hvp, called twice on the
@@ -359,8 +380,12 @@ static int dc_step(DistillRun *r, Err *e) {
     return 0;
 }
 
-static int dc_save(DistillRun *r, TensorDict *ck, Err *e) { return distill_optim_save(&((Dc *)r->state)->opt, "dc.opt", ck, e); }
-static int dc_load(DistillRun *r, const TensorDict *ck, Err *e) { return distill_optim_load(&((Dc *)r->state)->opt, "dc.opt", ck, e); }
+static int dc_save(DistillRun *r, TensorDict *ck, Err *e) {
+    return distill_optim_save(&((Dc *)r->state)->opt, "dc.opt", ck, e);
+}
+static int dc_load(DistillRun *r, const TensorDict *ck, Err *e) {
+    return distill_optim_load(&((Dc *)r->state)->opt, "dc.opt", ck, e);
+}
 
 const DistillMethodDef distill_dc = {
     .name = "DC",

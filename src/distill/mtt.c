@@ -1,5 +1,27 @@
 /*
- * mtt.c: MTT's unrolled iteration and its reverse sweep (see mtt.h).
+ * mtt.c: MTT, trajectory matching in `beard distill` (distill_mtt), and its unrolled
+ * iteration with the reverse sweep (see mtt.h).
+ *
+ * The method, as GeorgeCazenavette/mtt-distillation distill.py runs it: the expert
+ * trajectories of `beard buffer` (or buffer.py) in BUFFER_PATH/<DATASET>[_NO_ZCA]/<ARCH>;
+ * the files in a random order (random.shuffle), one loaded at a time, its experts in a
+ * random order (cut to max_experts first), the next file when they run out; per
+ * iteration the next expert, a start epoch from [0, max_start_epoch), the target
+ * expert_epochs later; syn_steps unrolled steps on minibatches of batch_syn (default: all
+ * synthetic images) that are chunks of a random permutation taken from its end
+ * (indices_chunks.pop()), a fresh permutation when they run out, each through its own DSA
+ * draw (per-sample parameters, align_corners=True); SGD with momentum 0.5 on the images
+ * (lr_img) and on syn_lr (lr_lr, starting at lr_teacher). With zca the real data, the
+ * initial images and the images the student sees are in ZCA space (kornia
+ * ZCAWhitening(eps=0.1) on [0, 1] pixels, src/data/zca.c); the stage sees the images
+ * un-whitened and mean/std-normalised (its res_*.pt, evaluation and PNG), and mtt_write
+ * writes MTT's own layout beside it. CIFAR-10's per-IPC settings are the issue's table.
+ *
+ * Deliberate differences: draws come from the run's generator, not torch's and numpy's
+ * global ones; load_all keeps one file (beard refuses load_all over several files
+ * instead of holding them all); the official evaluation at it = 0 and every eval_it is
+ * the stage's --eval-every; syn_lr is also saved (lr_best.pt), which the official code
+ * does not do.
  *
  * The forward sweep takes its gradients from net_forward_backward (the fused first-order
  * driver); the reverse sweep gets g_k, H_k a and the mixed product from one net_hvp call
@@ -281,8 +303,8 @@ static int mtt_init(DistillRun *r, Err *e) {
     dsa_config_default(&s->dcfg);
     s->dcfg.align_corners = 1;
     int zca = distill_param_bool(p, "zca");
-    // the data (ZCA fitted on the whole training set), the student, the buffer
-    if (mtt_data_prepare(&s->d, r->real, NULL, r->info, zca, e)) return -1;
+    // the student and the buffer first (a wrong buffer fails fast), then the data (ZCA
+    // fitted on the whole training set)
     if (distill_net_create(r, &s->net, e)) return -1;
     char dir[1200];
     if (mtt_buffer_dir(dir, sizeof(dir), distill_param_str(p, "buffer_path"), r->info, zca, r->cfg->arch, e)) return -1;
@@ -300,6 +322,7 @@ static int mtt_init(DistillRun *r, Err *e) {
     if (s->expert_epochs >= s->buf.n_epochs || s->max_start + s->expert_epochs > s->buf.n_epochs - 1)
         return err_set(e, "the experts in %s have %d snapshots; max_start_epoch %d + expert_epochs %d needs %d", dir,
                        s->buf.n_epochs, s->max_start, s->expert_epochs, s->max_start + s->expert_epochs);
+    if (mtt_data_prepare(&s->d, r->real, NULL, r->info, zca, e)) return -1;
     // the images: real (in MTT's space) or noise
     size_t D = distill_syn_size(r), n = (size_t)r->n_syn;
     s->syn = zca ? xmalloc(sizeof(float) * n * D) : r->syn;
@@ -534,7 +557,8 @@ static int mtt_write(const DistillRun *r, const DistillPaths *paths, Err *e) {
                                        "training set), as the official code saves them"
                                      : "mean/std-normalised images");
     if (s->d.zca)
-        cJSON_AddStringToObject(j, "unwhitened/images_best.pt", "the same images un-whitened, then mean/std-normalised");
+        cJSON_AddStringToObject(j, "unwhitened/images_best.pt",
+                                "the same images un-whitened, then mean/std-normalised");
     cJSON_AddNumberToObject(j, "syn_lr", s->syn_lr);
     char *txt = cJSON_Print(j);
     cJSON_Delete(j);

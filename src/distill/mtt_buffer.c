@@ -130,8 +130,8 @@ static int info_read(const char *dir, char *dataset, char *model, int *zca, Err 
     xfree(buf);
     if (!j) return err_set(e, "%s is not valid JSON", path);
     int rc = -1;
-    const cJSON *ds = cJSON_GetObjectItemCaseSensitive(j, "dataset"), *md = cJSON_GetObjectItemCaseSensitive(j, "model"),
-                *zc = cJSON_GetObjectItemCaseSensitive(j, "zca");
+    const cJSON *ds = cJSON_GetObjectItemCaseSensitive(j, "dataset");
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(j, "model"), *zc = cJSON_GetObjectItemCaseSensitive(j, "zca");
     if (!ds || !md || !zc) err_set(e, "%s lacks dataset, model or zca", path);
     else if (!json_get_str(ds, dataset, 32, e) && !json_get_str(md, model, 32, e) && !json_get_bool(zc, zca, e)) rc = 1;
     else err_wrap(e, "%s", path);
@@ -155,8 +155,7 @@ static int snap_epoch(void *ctx, const Net *net, int ep, Err *e) {
     return 0;
 }
 
-// the trajectories of experts [0, n) into replay_buffer_{k}.pt, k the first free number
-static int write_file(const char *dir, const Net *net, float **trajs, int n, int n_epochs, int *written, Err *e) {
+int mtt_buffer_write(const char *dir, const Net *net, float **trajs, int n, int n_epochs, int *written, Err *e) {
     char path[1200];
     struct stat st;
     int k = 0;
@@ -283,7 +282,7 @@ int mtt_buffer_train(const MttBufferConfig *cfg, const char *arch, const Dataset
                     cfg->train_epochs, res.train_acc, res.test_acc, res.seconds);
         kept++;
         if (kept == group || x == cfg->num_experts - 1) {
-            if (write_file(dir, &net, trajs, kept, n_epochs, written, e)) goto done;
+            if (mtt_buffer_write(dir, &net, trajs, kept, n_epochs, written, e)) goto done;
             kept = 0;
         }
     }

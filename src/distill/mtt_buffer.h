@@ -77,6 +77,10 @@ int mtt_buffer_dir(char *out, size_t n, const char *buffer_path, const DatasetIn
 int mtt_buffer_train(const MttBufferConfig *cfg, const char *arch, const DatasetInfo *info, const MttData *d,
                      const char *dir, int *written, Err *e);
 
+// writes n trajectories (each n_epochs flat parameter vectors of net) as the next
+// replay_buffer_{k}.pt in dir; counts the file in *written (may be NULL)
+int mtt_buffer_write(const char *dir, const Net *net, float **trajs, int n, int n_epochs, int *written, Err *e);
+
 // ----------------------------------------------------------------------------
 // reading
 

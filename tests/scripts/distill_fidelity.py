@@ -1,10 +1,15 @@
 """`make distill-fidelity`: stage 1 end to end on the real CIFAR-10 subset in ../shared
 (5 x 761 training images, 761 test images), beside the official code.
 
-For each method (DM, IDM, BACON) and IPC (1, 10):
+For each method (DM, IDM, BACON, DC, DSA, MTT) and IPC (1, 10):
   beard      beard distill with the method's official settings and --iterations N
   official   the official script (run_official_distill.py around an unchanged checkout)
              with the same settings and iterations, on the same subset
+MTT first trains its experts, beard's with `beard buffer` and the official ones with
+buffer.py (--mtt-experts experts of --mtt-epochs epochs, ZCA), and each side distils from
+its own; max_start_epoch is cut to what the shorter trajectories allow. MTT's sets are
+evaluated un-whitened (unwhitened/images_best.pt, mean/std-normalised) with the recipe's
+own learning rate, the same for both sides.
 and, per IPC, random real images of the subset (class-major, normalised, written as a
 res_*.pt). Every set is then trained with `beard train` (BEARD's recipe: ConvNet, SGD
 lr 0.01, DSA, 1000 + 1 epochs; IDM/BACON sets 4-in-1 unpacked as BEARD's aug: true does)
@@ -15,11 +20,15 @@ best run then goes through stage 3, `beard evaluate` with a BEARD evaluate_confi
 
 Every step is skipped when its output is already there, so the run can be stopped and
 started again. The official checkouts are not part of beard; --official names a folder
-holding DatasetCondensation/ (VICO-UoE), IDM/ (uitrbn) and BACON/ (zhouzhengqd).
+holding DatasetCondensation/ (VICO-UoE), IDM/ (uitrbn), BACON/ (zhouzhengqd) and
+mtt-distillation/ (GeorgeCazenavette; MTT with ZCA also needs kornia 0.6.3 importable).
 
 usage: distill_fidelity.py --beard build/beard --shared ../shared --work DIR --official DIR
-                           [--dm-iters 100] [--idm-iters 15] [--seeds 3] [--epochs 1000]
-                           [--threads 2] [--only official|beard|train|table] [--methods DM,IDM,BACON]
+                           [--dm-iters 100] [--idm-iters 15] [--dc-iters 49 --dc10-iters 0]
+                           [--dsa-iters 19 --dsa10-iters 0]
+                           [--mtt-iters 20 --mtt10-iters 5 --mtt-experts 3 --mtt-epochs 8]
+                           [--seeds 3] [--epochs 1000]
+                           [--threads 2] [--only official|beard|train|table] [--methods DM,IDM,BACON,DC,DSA,MTT]
                            [--ipcs 1,10]
 """
 import argparse
@@ -40,7 +49,45 @@ OFFICIAL = {
     "DM": ("DatasetCondensation", "main_DM.py", {1: [], 10: []}),
     "IDM": ("IDM", "IDM_cifar10.py", None),
     "BACON": ("BACON/Code", "BACON_cifar10.py", None),
+    "DC": ("DatasetCondensation", "main.py", None),
+    "DSA": ("DatasetCondensation", "main.py", None),
+    "MTT": ("mtt-distillation", "distill.py", None),
 }
+# MTT's CIFAR-10 settings (the issue's table): syn_steps, expert_epochs, max_start_epoch, lr_img, lr_lr, lr_teacher
+MTT_IPC = {1: (50, 2, 2, 100, 1e-7, 0.01), 10: (30, 2, 20, 100, 1e-5, 0.001)}
+
+
+def mtt_settings(ipc, n_epochs=None):
+    steps, ee, ms, lr_img, lr_lr, lr_t = MTT_IPC[ipc]
+    if n_epochs is not None:
+        ms = max(1, min(ms, n_epochs - ee))  # what trajectories of n_epochs epochs allow
+    return steps, ee, ms, lr_img, lr_lr, lr_t
+
+
+def official_args(method, ipc, iters, buffer_path=None, n_epochs=None):
+    """the official script's command line for DC / DSA (main.py) or MTT (distill.py)"""
+    if method in ("DC", "DSA"):
+        a = ["--method", method, "--dataset", "CIFAR10", "--model", "ConvNet", "--ipc", str(ipc), "--Iteration",
+             str(iters), "--num_exp", "1", "--num_eval", "0", "--data_path", "data", "--save_path", "."]
+        if method == "DSA":  # as DSA's README runs it
+            a += ["--init", "real", "--dsa_strategy", "color_crop_cutout_flip_scale_rotate"]
+        return a
+    steps, ee, ms, lr_img, lr_lr, lr_t = mtt_settings(ipc, n_epochs)
+    return ["--dataset", "CIFAR10", "--model", "ConvNet", "--ipc", str(ipc), "--syn_steps", str(steps),
+            "--expert_epochs", str(ee), "--max_start_epoch", str(ms), "--lr_img", str(lr_img), "--lr_lr", str(lr_lr),
+            "--lr_teacher", str(lr_t), "--zca", "--buffer_path", buffer_path or "buffers", "--data_path", "data",
+            "--Iteration", str(iters), "--eval_it", "1000000", "--num_eval", "0"]
+
+
+def steps_per_iteration(method, ipc):
+    """image-optimiser steps (SGD with momentum 0.5) per iteration of the official loop"""
+    if method == "DM":
+        return 1
+    if method in ("DC", "DSA"):
+        return {1: 1, 10: 10, 20: 20, 30: 30, 40: 40, 50: 50}[ipc]  # get_loops' outer_loop
+    if method == "MTT":
+        return 2  # the images' and syn_lr's optimisers
+    return 10  # IDM/BACON: one per class
 IDM_COMMON = ["--dsa_strategy", "color_crop_cutout_flip_scale_rotate", "--init", "real", "--lr_img", "0.2",
               "--net_train_real", "--eval_interval", "100", "--outer_loop", "1", "--mismatch_lambda", "0", "--net_decay",
               "--embed_last", "1000", "--syn_ce", "--ce_weight", "0.5", "--train_net_num", "1", "--aug"]
@@ -81,9 +128,45 @@ def mark(out):
     open(os.path.join(out, "running.pid"), "w").write(str(os.getpid()))
 
 
+def iterations(a, method, ipc):
+    if method == "DC":
+        return a.dc_iters if ipc == 1 else a.dc10_iters
+    if method == "DSA":
+        return a.dsa_iters if ipc == 1 else a.dsa10_iters
+    if method == "MTT":
+        return a.mtt_iters if ipc == 1 else a.mtt10_iters
+    return a.dm_iters if method == "DM" else a.idm_iters
+
+
+def official_res(a, method, ipc):
+    """where the official run's set is: a res_*.pt, or MTT's un-whitened images_best.pt folder"""
+    out = os.path.join(a.work, "official", "%s_%d" % (method, ipc))
+    if method == "MTT":
+        return os.path.join(out, "unwhitened")
+    name = method if method in ("DC", "DSA") else "DM"  # IDM/BACON's scripts name it res_DM_... too
+    return os.path.join(out, "res_%s_CIFAR10_ConvNet_%dipc.pt" % (name, ipc))
+
+
+def official_mtt_experts(a):
+    """buffer.py: the official experts (ZCA), once for both IPCs"""
+    out = os.path.join(a.work, "official", "buffers")
+    if os.path.exists(os.path.join(out, "CIFAR10", "ConvNet", "replay_buffer_0.pt")):
+        return out
+    os.makedirs(out, exist_ok=True)
+    cmd = [sys.executable, os.path.join(HERE, "run_official_distill.py"), "--code",
+           os.path.join(a.official, "mtt-distillation"), "--script", "buffer.py", "--cifar",
+           os.path.join(a.shared, "data", "cifar-10-batches-bin"), "--threads", str(a.threads), "--seed", "0", "--",
+           "--dataset", "CIFAR10", "--model", "ConvNet", "--zca", "--num_experts", str(a.mtt_experts),
+           "--train_epochs", str(a.mtt_epochs), "--save_interval", str(a.mtt_experts), "--buffer_path", out,
+           "--data_path", "data"]
+    dt = run(cmd, os.path.join(out, "log.txt"), cwd=out)
+    json.dump({"seconds": dt}, open(os.path.join(out, "time.json"), "w"))
+    return out
+
+
 def official(a, method, ipc):
     out = os.path.join(a.work, "official", "%s_%d" % (method, ipc))
-    res = os.path.join(out, "res_DM_CIFAR10_ConvNet_%dipc.pt" % ipc)  # the scripts name it res_DM_...
+    res = official_res(a, method, ipc)
     if os.path.exists(res):
         return res
     os.makedirs(out, exist_ok=True)
@@ -92,7 +175,22 @@ def official(a, method, ipc):
         return None
     mark(out)
     code, script, _ = OFFICIAL[method]
-    iters = a.dm_iters if method == "DM" else a.idm_iters
+    iters = iterations(a, method, ipc)
+    if method in ("DC", "DSA", "MTT"):
+        extra = []
+        if method == "MTT":
+            args = official_args(method, ipc, iters, official_mtt_experts(a), a.mtt_epochs)
+            extra = ["--mtt-out", out]
+        else:
+            args = official_args(method, ipc, iters)
+        cmd = [sys.executable, os.path.join(HERE, "run_official_distill.py"), "--code", os.path.join(a.official, code),
+               "--script", script, "--cifar", os.path.join(a.shared, "data", "cifar-10-batches-bin"), "--threads",
+               str(a.threads), "--seed", "0", "--timing", os.path.join(out, "timing.json")] + extra + ["--"] + args
+        load0 = load_avg()
+        dt = run(cmd, os.path.join(out, "log.txt"), cwd=out)
+        json.dump({"seconds": dt, "iterations": iters, "load_before": load0, "load_after": load_avg()},
+                  open(os.path.join(out, "time.json"), "w"))
+        return res
     args = ["--dataset", "CIFAR10", "--model", "ConvNet", "--ipc", str(ipc), "--Iteration", str(iters), "--num_exp", "1",
             "--num_eval", "1", "--epoch_eval_train", "0", "--data_path", "data", "--save_path", "."]
     if method != "DM":
@@ -107,9 +205,30 @@ def official(a, method, ipc):
     return res
 
 
+def beard_res(a, method, ipc):
+    out = os.path.join(a.work, "beard", "%s_%d" % (method, ipc))
+    if method == "MTT":
+        return os.path.join(out, "MTT_CIFAR10_ConvNet_%dipc" % ipc, "unwhitened")
+    return os.path.join(out, "res_%s_CIFAR10_ConvNet_%dipc.pt" % (method, ipc))
+
+
+def beard_mtt_experts(a):
+    """beard buffer: beard's experts (ZCA), once for both IPCs"""
+    out = os.path.join(a.work, "beard", "buffers")
+    if os.path.exists(os.path.join(out, "CIFAR10", "ConvNet", "replay_buffer_0.pt")):
+        return out
+    os.makedirs(out, exist_ok=True)
+    cmd = [a.beard, "buffer", "--dataset", "cifar10", "--data", os.path.join(a.shared, "data"), "--zca",
+           "--num-experts", str(a.mtt_experts), "--train-epochs", str(a.mtt_epochs), "--save-interval",
+           str(a.mtt_experts), "--out", out, "--seed", "0", "--threads", str(a.threads), "--quiet"]
+    dt = run(cmd, os.path.join(out, "log.txt"))
+    json.dump({"seconds": dt}, open(os.path.join(out, "time.json"), "w"))
+    return out
+
+
 def beard(a, method, ipc):
     out = os.path.join(a.work, "beard", "%s_%d" % (method, ipc))
-    res = os.path.join(out, "res_%s_CIFAR10_ConvNet_%dipc.pt" % (method, ipc))
+    res = beard_res(a, method, ipc)
     if os.path.exists(res):
         return res
     os.makedirs(out, exist_ok=True)
@@ -117,10 +236,13 @@ def beard(a, method, ipc):
         log("%s IPC %d (beard) is being run by another driver" % (method, ipc))
         return None
     mark(out)
-    iters = a.dm_iters if method == "DM" else a.idm_iters
+    iters = iterations(a, method, ipc)
     cmd = [a.beard, "distill", "--method", method, "--dataset", "cifar10", "--data", os.path.join(a.shared, "data"),
            "--ipc", str(ipc), "--iterations", str(iters), "--seed", "0", "--threads", str(a.threads), "--out", out,
            "--json", os.path.join(out, "distill.json"), "--log-every", "10", "--force"]
+    if method == "MTT":
+        _, _, ms, _, _, _ = mtt_settings(ipc, a.mtt_epochs)
+        cmd += ["--buffer_path", beard_mtt_experts(a), "--max_start_epoch", str(ms)]
     load0 = load_avg()
     dt = run(cmd, os.path.join(out, "log.txt"))
     json.dump({"seconds": dt, "iterations": iters, "load_before": load0, "load_after": load_avg()},
@@ -203,11 +325,19 @@ def main():
     ap.add_argument("--official")
     ap.add_argument("--dm-iters", type=int, default=100)
     ap.add_argument("--idm-iters", type=int, default=15)
+    ap.add_argument("--dc-iters", type=int, default=49, help="DC at IPC 1 (the official Iteration: N + 1 updates)")
+    ap.add_argument("--dc10-iters", type=int, default=0, help="DC at IPC 10")
+    ap.add_argument("--dsa-iters", type=int, default=19, help="DSA at IPC 1")
+    ap.add_argument("--dsa10-iters", type=int, default=0, help="DSA at IPC 10")
+    ap.add_argument("--mtt-iters", type=int, default=19, help="MTT at IPC 1")
+    ap.add_argument("--mtt10-iters", type=int, default=4, help="MTT at IPC 10")
+    ap.add_argument("--mtt-experts", type=int, default=3, help="MTT's expert trajectories (each side)")
+    ap.add_argument("--mtt-epochs", type=int, default=8, help="epochs of each expert")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", default="")
-    ap.add_argument("--methods", default="DM,IDM,BACON")
+    ap.add_argument("--methods", default="DM,IDM,BACON,DC,DSA,MTT")
     ap.add_argument("--ipcs", default="1,10")
     a = ap.parse_args()
     a.beard = os.path.abspath(a.beard)
@@ -229,9 +359,9 @@ def main():
                 if who == "random":
                     path = random_real(a, ipc)
                 elif who == "beard":
-                    path = os.path.join(a.work, "beard", "%s_%d" % (m, ipc), "res_%s_CIFAR10_ConvNet_%dipc.pt" % (m, ipc))
+                    path = beard_res(a, m, ipc)
                 else:
-                    path = os.path.join(a.work, "official", "%s_%d" % (m, ipc), "res_DM_CIFAR10_ConvNet_%dipc.pt" % ipc)
+                    path = official_res(a, m, ipc)
                 if not os.path.exists(path):
                     continue
                 name = "%s_%s_%d" % (who, m, ipc)
@@ -239,9 +369,10 @@ def main():
                 t = train(a, name, path, m in ("IDM", "BACON")) if "train" in steps or done else None
                 if t:
                     r[who] = (t["mean_accuracy"], t["std_accuracy"], t["accuracies"])
-                    if who == "beard" and "attack" in steps:
+                    if who == "beard" and ("attack" in steps or
+                                           os.path.exists(os.path.join(a.work, "train", name, "attack.json"))):
                         r["beard_attack"] = attack(a, name, t, m, ipc)
-                tj = os.path.join(os.path.dirname(path), "time.json")
+                tj = os.path.join(a.work, who, "%s_%d" % (m, ipc), "time.json")
                 if os.path.exists(tj):
                     r[who + "_time"] = json.load(open(tj))
             rows.append(r)
@@ -251,7 +382,7 @@ def main():
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         f = lambda k: "%.2f +- %.2f" % (r[k][0], r[k][1]) if k in r else "n/a"  # noqa: E731
-        it = "" if r["method"] == "RandomReal" else str(a.dm_iters if r["method"] == "DM" else a.idm_iters)
+        it = "" if r["method"] == "RandomReal" else str(iterations(a, r["method"], r["ipc"]))
         if r["method"] == "RandomReal":
             print("| random real | %d | | %s | | | | | |" % (r["ipc"], f("random")))
             continue

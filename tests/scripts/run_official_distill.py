@@ -20,10 +20,19 @@ What this wrapper changes around it, and nothing inside it:
     they always do);
   - with --timing FILE, the wall-clock and the process CPU time of every step of the
     synthetic images' optimiser (the SGD with momentum 0.5) are recorded, so that a
-    benchmark can take the time per iteration without the set-up.
+    benchmark can take the time per iteration without the set-up;
+  - MTT (GeorgeCazenavette/mtt-distillation distill.py, buffer.py): wandb, which
+    distill.py logs to, is a stub that records nothing (its config is the command line);
+    torch.Tensor.cuda returns the tensor itself (distill.py calls .cuda() when it saves,
+    also without a GPU); with --mtt-out DIR the final synthetic images (ZCA space with
+    --zca), labels and syn_lr are taken from distill.py's main() when it returns and
+    written there as images_best.pt, labels_best.pt and lr_best.pt, and with --zca the
+    images un-whitened and mean/std-normalised as unwhitened/images_best.pt (with the
+    labels and lr), which is what stage 2 trains on. kornia, for --zca, must be importable
+    (MTT pins 0.6.3: pip install --target DIR kornia==0.6.3 --no-deps; PYTHONPATH=DIR).
 
 usage: run_official_distill.py --code DIR --script main_DM.py --cifar DIR [--threads 2]
-                               [--seed 0] [--timing FILE] -- <the script's own arguments>
+                               [--seed 0] [--timing FILE] [--mtt-out DIR] -- <the script's own arguments>
 """
 import argparse
 import json
@@ -134,6 +143,49 @@ def install_timing(path):
     atexit.register(dump)
 
 
+def install_mtt():
+    w = types.ModuleType("wandb")
+
+    class Config:
+        _items = {}
+
+    def init(config=None, **kw):
+        Config._items = dict(vars(config)) if config is not None else {}
+
+    w.config, w.init = Config(), init
+    w.log = w.finish = w.Histogram = w.Image = lambda *a, **k: None
+    w.run = types.SimpleNamespace(name="beard-reference")
+    sys.modules["wandb"] = w
+    torch.Tensor.cuda = lambda self, *a, **k: self
+
+
+def capture_main(script):
+    """the locals of the script's main() when it returns"""
+    box = {}
+
+    def prof(frame, event, arg):
+        if event == "return" and frame.f_code.co_name == "main" and frame.f_code.co_filename == script:
+            box.update(frame.f_locals)
+
+    sys.setprofile(prof)
+    return box
+
+
+def save_mtt(box, out):
+    mean = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
+    std = torch.tensor([0.2023, 0.1994, 0.2010]).view(1, 3, 1, 1)
+    x, y, lr = box["image_syn"].detach().cpu(), box["label_syn"].cpu(), box["syn_lr"].detach().cpu()
+    sets = [(out, x)]
+    zca = getattr(box.get("args"), "zca_trans", None)
+    if zca is not None:
+        sets.append((os.path.join(out, "unwhitened"), (zca.inverse_transform(x) - mean) / std))
+    for d, imgs in sets:
+        os.makedirs(d, exist_ok=True)
+        torch.save(imgs, os.path.join(d, "images_best.pt"))
+        torch.save(y, os.path.join(d, "labels_best.pt"))
+        torch.save(lr, os.path.join(d, "lr_best.pt"))
+
+
 def main():
     argv = sys.argv[1:]
     rest = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -145,11 +197,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timing")
+    ap.add_argument("--mtt-out")
     a = ap.parse_args(own)
     torch.set_num_threads(a.threads)
     random.seed(a.seed)
     np.random.seed(a.seed)
     torch.manual_seed(a.seed)
+    if "mtt" in a.code.lower() or a.mtt_out:
+        install_mtt()
     install_stubs()
     install_self_copy()
     install_cifar(os.path.abspath(a.cifar))
@@ -158,7 +213,15 @@ def main():
     script = os.path.join(os.path.abspath(a.code), a.script)
     sys.path.insert(0, os.path.dirname(script))
     sys.argv = [script] + rest
-    runpy.run_path(script, run_name="__main__")
+    box = capture_main(script) if a.mtt_out else None
+    try:
+        runpy.run_path(script, run_name="__main__")
+    finally:
+        sys.setprofile(None)
+    if a.mtt_out:
+        save_mtt(box, os.path.abspath(a.mtt_out))
+    import resource
+    print("peak RSS %.0f MB" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0), file=sys.stderr)
 
 
 if __name__ == "__main__":
