@@ -43,6 +43,8 @@ static int grow(void **arr, int n, int *cap, size_t size) {
     return 0;
 }
 
+static size_t node_size(const Layer *L) { return (size_t)L->out_c * L->out_h * L->out_w; }
+
 // shape of a node's output (-1: the model input)
 static void node_shape(const Net *net, int node, int *c, int *h, int *w) {
     if (node < 0) *c = net->in_c, *h = net->in_h, *w = net->in_w;
@@ -96,20 +98,28 @@ static long take_params(Net *net, size_t n) {
     return off;
 }
 
-int net_add_conv_ex(Net *net, const char *name, int out_c, int k, int stride, int pad, int bias, Err *e) {
+int net_add_conv_grouped(Net *net, const char *name, int out_c, int k, int stride, int pad, int groups, int bias,
+                         Err *e) {
     Layer *L = push(net, LAYER_CONV, name, e);
     if (!L) return -1;
-    if (out_c < 1 || k < 1 || stride < 1 || pad < 0) return err_set(e, "%s: bad convolution parameters", name);
-    L->k = k, L->stride = stride, L->pad = pad;
+    if (out_c < 1 || k < 1 || stride < 1 || pad < 0 || groups < 1) return err_set(e, "%s: bad convolution parameters", name);
+    if (L->in_c % groups || out_c % groups)
+        return err_set(e, "%s: %d input and %d output channels do not split into %d groups", name, L->in_c, out_c, groups);
+    L->k = k, L->stride = stride, L->pad = pad, L->groups = groups;
     L->out_c = out_c;
     L->out_h = conv2d_out_size(L->in_h, k, stride, pad);
     L->out_w = conv2d_out_size(L->in_w, k, stride, pad);
-    if (L->out_h < 1 || L->out_w < 1) return err_set(e, "%s: input %dx%d is too small for a %dx%d convolution", name, L->in_h, L->in_w, k, k);
-    int64_t ws[4] = {out_c, L->in_c, k, k}, bs[1] = {out_c};
-    L->w = take_params(net, (size_t)out_c * L->in_c * k * k);
+    if (L->in_h + 2 * pad < k || L->in_w + 2 * pad < k || L->out_h < 1 || L->out_w < 1)
+        return err_set(e, "%s: input %dx%d is too small for a %dx%d convolution", name, L->in_h, L->in_w, k, k);
+    int64_t ws[4] = {out_c, L->in_c / groups, k, k}, bs[1] = {out_c};
+    L->w = take_params(net, (size_t)out_c * (L->in_c / groups) * k * k);
     if (bias) L->b = take_params(net, (size_t)out_c);
     if (add_entry(net, name, "weight", PENTRY_PARAM, L->w, 4, ws, e)) return -1;
     return bias ? add_entry(net, name, "bias", PENTRY_PARAM, L->b, 1, bs, e) : 0;
+}
+
+int net_add_conv_ex(Net *net, const char *name, int out_c, int k, int stride, int pad, int bias, Err *e) {
+    return net_add_conv_grouped(net, name, out_c, k, stride, pad, 1, bias, e);
 }
 
 int net_add_conv(Net *net, const char *name, int out_c, int k, int stride, int pad, Err *e) {
@@ -209,6 +219,71 @@ int net_add_sum(Net *net, const char *name, int a, int b, Err *e) {
     return 0;
 }
 
+int net_add_maxpool_pad(Net *net, const char *name, int k, int stride, int pad, Err *e) {
+    Layer *L = push(net, LAYER_MAXPOOL, name, e);
+    if (!L) return -1;
+    if (k < 1 || stride < 1 || pad < 0 || 2 * pad > k) return err_set(e, "%s: bad pooling parameters", L->name);
+    L->k = k, L->stride = stride, L->pad = pad;
+    L->out_h = maxpool_pad_out_size(L->in_h, k, stride, pad);
+    L->out_w = maxpool_pad_out_size(L->in_w, k, stride, pad);
+    if (L->in_h + 2 * pad < k || L->in_w + 2 * pad < k || L->out_h < 1 || L->out_w < 1)
+        return err_set(e, "input %dx%d is too small to pool %dx%d", L->in_h, L->in_w, k, k);
+    return 0;
+}
+
+int net_add_adaptive_avgpool(Net *net, const char *name, int out_h, int out_w, Err *e) {
+    Layer *L = push(net, LAYER_ADAPTIVE_AVGPOOL, name, e);
+    if (!L) return -1;
+    if (out_h < 1 || out_w < 1 || out_h > L->in_h || out_w > L->in_w)
+        return err_set(e, "%s: cannot pool %dx%d to %dx%d", L->name, L->in_h, L->in_w, out_h, out_w);
+    L->out_h = out_h, L->out_w = out_w;
+    return 0;
+}
+
+int net_add_dropout(Net *net, const char *name, float p, Err *e) {
+    Layer *L = push(net, LAYER_DROPOUT, name, e);
+    if (!L) return -1;
+    if (!(p >= 0.0f && p < 1.0f)) return err_set(e, "%s: dropout probability %g is not in [0, 1)", L->name, p);
+    L->p = p;
+    return 0;
+}
+
+int net_add_concat(Net *net, const char *name, int a, int b, Err *e) {
+    if (a < -1 || b < -1 || a >= net->n_layers || b >= net->n_layers) return err_set(e, "%s: no such input node", name);
+    int ac, ah, aw, bc, bh, bw;
+    node_shape(net, a, &ac, &ah, &aw);
+    node_shape(net, b, &bc, &bh, &bw);
+    if (ah != bh || aw != bw) return err_set(e, "%s: cannot concatenate %dx%d planes with %dx%d ones", name, ah, aw, bh, bw);
+    net->cursor = a;
+    Layer *L = push(net, LAYER_CONCAT, name, e);
+    if (!L) return -1;
+    L->n_in = 2;
+    L->in[1] = b;
+    L->out_c = ac + bc;
+    return 0;
+}
+
+int net_add_slice(Net *net, const char *name, int c0, int n, Err *e) {
+    Layer *L = push(net, LAYER_SLICE, name, e);
+    if (!L) return -1;
+    if (c0 < 0 || n < 1 || c0 + n > L->in_c) return err_set(e, "%s: channels [%d, %d) are not in 0..%d", L->name, c0, c0 + n, L->in_c);
+    L->c0 = c0;
+    L->out_c = n;
+    return 0;
+}
+
+int net_add_shuffle(Net *net, const char *name, int groups, Err *e) {
+    Layer *L = push(net, LAYER_SHUFFLE, name, e);
+    if (!L) return -1;
+    if (groups < 1 || L->in_c % groups) return err_set(e, "%s: %d channels do not shuffle in %d groups", L->name, L->in_c, groups);
+    L->groups = groups;
+    return 0;
+}
+
+void net_set_init(Net *net, int node, NetInit init) {
+    if (node >= 0 && node < net->n_layers) net->layers[node].init = init;
+}
+
 int net_finish(Net *net, Err *e) {
     if (net->n_layers == 0) return err_set(e, "model has no layers");
     Layer *last = &net->layers[net->n_layers - 1];
@@ -273,16 +348,28 @@ void net_init_params(Net *net, uint64_t seed) {
         size_t in_size = (size_t)L->in_c * L->in_h * L->in_w;
         switch (L->kind) {
         case LAYER_CONV: {
-            size_t fan_in = (size_t)L->in_c * L->k * L->k;
+            size_t fan_in = (size_t)(L->in_c / (L->groups > 0 ? L->groups : 1)) * L->k * L->k;
+            size_t nw = (size_t)L->out_c * fan_in;
             float bound = 1.0f / sqrtf((float)fan_in);
-            init_uniform(net->params + L->w, (size_t)L->out_c * fan_in, bound, &rng);
+            if (L->init == INIT_KAIMING_OUT) {
+                double sd = sqrt(2.0 / ((double)L->out_c * L->k * L->k));
+                for (size_t i = 0; i < nw; i++) net->params[L->w + i] = (float)(sd * rng_normal(&rng));
+                if (L->b >= 0) init_fill(net->params + L->b, (size_t)L->out_c, 0.0f);
+                break;
+            }
+            init_uniform(net->params + L->w, nw, bound, &rng);
             if (L->b >= 0) init_uniform(net->params + L->b, (size_t)L->out_c, bound, &rng);
             break;
         }
         case LAYER_LINEAR: {
             float bound = 1.0f / sqrtf((float)L->in_c);
-            init_uniform(net->params + L->w, (size_t)L->out_c * L->in_c, bound, &rng);
-            init_uniform(net->params + L->b, (size_t)L->out_c, bound, &rng);
+            size_t nw = (size_t)L->out_c * L->in_c;
+            if (L->init == INIT_NORMAL_001)
+                for (size_t i = 0; i < nw; i++) net->params[L->w + i] = (float)(0.01 * rng_normal(&rng));
+            else
+                init_uniform(net->params + L->w, nw, bound, &rng);
+            if (L->init == INIT_NORMAL_001 || L->init == INIT_ZERO_BIAS) init_fill(net->params + L->b, (size_t)L->out_c, 0.0f);
+            else init_uniform(net->params + L->b, (size_t)L->out_c, bound, &rng);
             break;
         }
         case LAYER_GROUPNORM:
@@ -305,6 +392,12 @@ void net_set_normalize(Net *net, int on, const float *mean, const float *std) {
         net->mean[c] = mean ? mean[c] : 0.0f;
         net->std[c] = std ? std[c] : 1.0f;
     }
+}
+
+int net_has_train_mode(const Net *net) {
+    for (int l = 0; l < net->n_layers; l++)
+        if (net->layers[l].kind == LAYER_BATCHNORM || net->layers[l].kind == LAYER_DROPOUT) return 1;
+    return 0;
 }
 
 int net_has_batchnorm(const Net *net) {
@@ -409,13 +502,13 @@ struct NetTape {
     Workspace *w;
 };
 
-static size_t node_size(const Layer *L) { return (size_t)L->out_c * L->out_h * L->out_w; }
 
 static size_t stats_size(const Layer *L, int n) {
     switch (L->kind) {
     case LAYER_GROUPNORM: return 2 * (size_t)L->groups * n;
     case LAYER_LAYERNORM: return 2 * (size_t)n;
     case LAYER_BATCHNORM: return 2 * (size_t)L->in_c; // per chunk, not per sample
+    case LAYER_DROPOUT: return (size_t)n * node_size(L); // the mask
     default: return 0;
     }
 }
@@ -543,7 +636,8 @@ static void pool_give(Workspace *w, float *p) {
 static int wino_update(Net *net, Err *e) {
     for (int l = 0; l < net->n_layers; l++) {
         Layer *L = &net->layers[l];
-        if (L->kind != LAYER_CONV || net->conv_im2col || !winograd_applies(L->in_c, L->k, L->stride, L->pad)) {
+        if (L->kind != LAYER_CONV || L->groups != 1 || net->conv_im2col ||
+            !winograd_applies(L->in_c, L->k, L->stride, L->pad)) {
             xfree(net->wino[l]), xfree(net->wino_src[l]);
             net->wino[l] = net->wino_src[l] = NULL;
             continue;
@@ -598,6 +692,9 @@ static const float *chunk_forward(Net *net, Workspace *w, const float *in0, int 
         case LAYER_CONV:
             if (net->wino[l])
                 conv2d_forward_winograd(out, cur, net->wino[l], bias, n, L->in_c, L->in_h, L->in_w, L->out_c);
+            else if (L->groups > 1)
+                conv2d_group_forward(out, cur, P + L->w, bias, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride,
+                                     L->pad, L->groups);
             else
                 conv2d_forward(out, cur, P + L->w, bias, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride, L->pad);
             break;
@@ -617,11 +714,32 @@ static const float *chunk_forward(Net *net, Workspace *w, const float *in0, int 
             break;
         case LAYER_AVGPOOL: avgpool_forward(out, cur, n, L->in_c, L->in_h, L->in_w, L->k, L->stride); break;
         case LAYER_MAXPOOL:
-            maxpool_forward(out, w->argmax[l], cur, n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
+            if (L->pad)
+                maxpool_pad_forward(out, w->argmax[l], cur, n, L->in_c, L->in_h, L->in_w, L->k, L->stride, L->pad);
+            else
+                maxpool_forward(out, w->argmax[l], cur, n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
             break;
         case LAYER_SUM: add_forward(out, cur, node_in(w, in0, L->in[1]), (size_t)n * out_size); break;
+        case LAYER_CONCAT: {
+            int HWo = L->out_h * L->out_w, cb = L->out_c - L->in_c;
+            concat_forward(out, cur, node_in(w, in0, L->in[1]), n, L->in_c, cb, HWo);
+            break;
+        }
+        case LAYER_SLICE: slice_forward(out, cur, n, L->in_c, L->c0, L->out_c, HW); break;
+        case LAYER_SHUFFLE: shuffle_forward(out, cur, n, L->in_c, L->groups, HW); break;
+        case LAYER_ADAPTIVE_AVGPOOL:
+            adaptive_avgpool_forward(out, cur, n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w);
+            break;
+        case LAYER_DROPOUT:
+            if (bn_train && L->p > 0.0f)
+                dropout_forward(out, w->stats[l], cur, (size_t)n * out_size, L->p,
+                                net->dropout_seed + net->dropout_step * 0x9E3779B97F4A7C15ull, 0x4452500000ull + (uint64_t)l);
+            else
+                memcpy(out, cur, sizeof(float) * n * out_size);
+            break;
         }
     }
+    if (bn_train) net->dropout_step++;
     return w->act[net->n_layers - 1];
 }
 
@@ -667,7 +785,12 @@ static int graph_backward(Net *net, Workspace *w, const float *in0, int n, int w
         size_t in_size = (size_t)L->in_c * L->in_h * L->in_w;
         switch (L->kind) {
         case LAYER_CONV:
-            conv2d_backward(din, dw, db, g, lin, P + L->w, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride, L->pad);
+            if (L->groups > 1)
+                conv2d_group_backward(din, dw, db, g, lin, P + L->w, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k,
+                                      L->stride, L->pad, L->groups);
+            else
+                conv2d_backward(din, dw, db, g, lin, P + L->w, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride,
+                                L->pad);
             break;
         case LAYER_LINEAR: linear_backward(din, dw, db, g, lin, P + L->w, n, L->in_c, L->out_c); break;
         case LAYER_ACT:
@@ -687,13 +810,34 @@ static int graph_backward(Net *net, Workspace *w, const float *in0, int n, int w
             if (din) avgpool_backward(din, g, n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
             break;
         case LAYER_MAXPOOL:
-            if (din) maxpool_backward(din, g, w->argmax[l], n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
+            if (din && L->pad)
+                maxpool_pad_backward(din, g, w->argmax[l], n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w);
+            else if (din)
+                maxpool_backward(din, g, w->argmax[l], n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
             break;
         case LAYER_SUM: {
             float *din1 = grad_target(net, w, L->in[1], n, want_dx);
             add_backward(din, din1, g, (size_t)n * node_size(L));
             break;
         }
+        case LAYER_CONCAT: {
+            float *din1 = grad_target(net, w, L->in[1], n, want_dx);
+            concat_backward(din, din1, g, n, L->in_c, L->out_c - L->in_c, L->out_h * L->out_w);
+            break;
+        }
+        case LAYER_SLICE:
+            if (din) slice_backward(din, g, n, L->in_c, L->c0, L->out_c, HW);
+            break;
+        case LAYER_SHUFFLE:
+            if (din) shuffle_backward(din, g, n, L->in_c, L->groups, HW);
+            break;
+        case LAYER_ADAPTIVE_AVGPOOL:
+            if (din) adaptive_avgpool_backward(din, g, n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w);
+            break;
+        case LAYER_DROPOUT:
+            if (din && bn_train && L->p > 0.0f) dropout_backward(din, g, w->stats[l], (size_t)n * in_size);
+            else if (din) add_backward(din, NULL, g, (size_t)n * in_size);
+            break;
         }
         w->live[1 + l] = 0;
         if (w->tape) {
@@ -877,7 +1021,7 @@ int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *
     if (nb->param_grads && nb->nvec != 1) return err_set(e, "parameter gradients need exactly one vector per sample");
     if (nb->param_grads && net_alloc_grads(net, e)) return -1;
     if (wino_update(net, e)) return -1;
-    if (net->train && net_has_batchnorm(net)) return forward_backward_layerwise(net, x, B, nb, e);
+    if (net->train && net_has_train_mode(net)) return forward_backward_layerwise(net, x, B, nb, e);
 
     size_t in = net_in_size(net);
     int K = net->n_classes, nvec = nb->nvec, nt = thread_count(B), out = net->n_layers - 1;

@@ -87,6 +87,7 @@ typedef enum {
     ACT_SIGMOID,    // torch.nn.Sigmoid
     ACT_SILU,       // torch.nn.SiLU, DC's Swish: x * sigmoid(x)
     ACT_GELU,       // torch.nn.GELU(approximate='none'): x * Phi(x)
+    ACT_RELU6,      // torch.nn.ReLU6: min(max(x, 0), 6)
     ACT_COUNT
 } ActKind;
 
