@@ -30,7 +30,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(B)/%.o)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(B)/tests/%)
 
-.PHONY: all test check asan fuzz clean fidelity train-fidelity
+.PHONY: all test check asan fuzz clean fidelity train-fidelity train-fidelity-resnet18bn zoo-interop
 all: $(B)/beard beard
 
 beard: $(B)/beard
@@ -81,6 +81,8 @@ check: test
 # The full acceptance runs, too slow for the suite (need ../shared, or BEARD_SHARED):
 #   fidelity        every attack against torchattacks 3.5.1 on all 761 test images
 #   train-fidelity  300 epochs x 3 seeds on the 10-ipc pool file, against PyTorch's figure
+#   train-fidelity-resnet18bn  the same recipe with DC's ResNet18BN (train-mode BatchNorm)
+#   zoo-interop     every zoo architecture's .pth, written by beard, loads in PyTorch (strict)
 SHARED ?= ../shared
 fidelity: $(B)/tests/test_attack_fidelity
 	BEARD_SHARED=$(SHARED) BEARD_FIDELITY_N=761 $(B)/tests/test_attack_fidelity
@@ -90,6 +92,18 @@ train-fidelity: $(B)/beard
 		--data $(SHARED)/data --epochs 300 --runs 3 --no-aug --eval-every 50 --log-every 50 \
 		--save-path $(B)/train-fidelity --json $(B)/train-fidelity/beard.json
 	/usr/bin/python3 tests/scripts/train_fidelity.py --beard-json $(B)/train-fidelity/beard.json
+
+train-fidelity-resnet18bn: $(B)/beard
+	$(B)/beard train --data-file $(SHARED)/beard/dataset_pool/res_RandomReal_CIFAR10_ConvNet_10ipc.pt --dataset cifar10 \
+		--data $(SHARED)/data --arch ResNet18BN --epochs 300 --runs 3 --no-aug --eval-every 50 --log-every 50 \
+		--save-path $(B)/train-fidelity-resnet18bn --json $(B)/train-fidelity-resnet18bn/beard.json
+	/usr/bin/python3 tests/scripts/train_fidelity.py --beard-json $(B)/train-fidelity-resnet18bn/beard.json \
+		--reference tests/fixtures/train/reference_ResNet18BN.json
+
+zoo-interop: $(B)/tests/test_zoo
+	rm -rf $(B)/zoo-pth && mkdir -p $(B)/zoo-pth
+	BEARD_SHARED=$(SHARED) BEARD_ZOO_SAVE=$(B)/zoo-pth $(B)/tests/test_zoo
+	BEARD_SHARED=$(SHARED) /usr/bin/python3 tests/scripts/check_zoo_pth.py --dir $(B)/zoo-pth
 
 # Sanitizer build: same sources, -O1, no OpenMP races hidden by optimisation.
 asan:

@@ -15,9 +15,9 @@ static void usage(FILE *f) {
     fputs("usage: beard attack --model FILE --dataset cifar10 [--data DIR] --attack NAME[,NAME...]\n"
           "                    [--targeted yes|no|both] [--semantics pixel|beard]\n"
           "                    [--target-policy next|beard|random|least-likely]\n"
-          "                    [--preset torchattacks|beard|fra31] [--arch ConvNet] [--limit N]\n"
+          "                    [--preset torchattacks|beard|fra31] [--arch ConvNet|auto|NAME] [--limit N]\n"
           "                    [--batch 256] [--seed S] [--threads N] [--json OUT] [--per-sample]\n"
-          "                    [--transfer-to FILE[,FILE...]]\n"
+          "                    [--transfer-to FILE[,FILE...]] [--transfer-arch NAME[,NAME...]]\n"
           "                    [attack options, e.g. --eps 8/255 --alpha 2/225 --steps 10]\n"
           "\n"
           "Runs each attack on the test split and prints one line per attack and mode: robust\n"
@@ -29,8 +29,14 @@ static void usage(FILE *f) {
           "--semantics beard reproduces BEARD: attacks act on mean/std-normalised tensors with\n"
           "eps in normalised units and clamps to [0,1] in normalised space.\n"
           "Numbers accept fractions (8/255). --per-sample adds per-sample arrays to the JSON.\n"
+          "--arch: the checkpoint's architecture (`beard --help` lists them; default ConvNet);\n"
+          "--arch auto infers it from the checkpoint's keys (an error names the candidates when\n"
+          "several fit).\n"
+          "--limit N: the first N test images (0, the default, is all of them).\n"
           "--transfer-to: a transfer (black-box) attack. The examples are crafted on --model (the\n"
-          "surrogate) and also scored on each listed checkpoint (same --arch and dataset).\n"
+          "surrogate) and also scored on each listed checkpoint, of any architecture: each\n"
+          "one's is inferred from its keys (default), or given by --transfer-arch (one name for\n"
+          "all, or one per checkpoint). Same dataset.\n"
           "\nattacks (names are case-insensitive; BEARD's spellings work too):\n",
           f);
     for (int i = 0; i < attack_count(); i++) {
@@ -49,7 +55,7 @@ static void usage(FILE *f) {
 
 int cmd_attack(int argc, char **argv) {
     const char *C = "attack", *model = NULL, *dataset = NULL, *data = NULL, *arch = "ConvNet", *json = NULL,
-               *list = NULL, *transfer = NULL, *targeted_s = "no", *sem_s = "pixel", *policy_s = NULL, *preset_s = "torchattacks";
+               *list = NULL, *transfer = NULL, *transfer_arch = NULL, *targeted_s = "no", *sem_s = "pixel", *policy_s = NULL, *preset_s = "torchattacks";
     long limit = 0, batch = 256, threads = 0, seed = 0;
     int per_sample = 0;
     char **extra = calloc(argc, sizeof(char *));
@@ -69,6 +75,7 @@ int cmd_attack(int argc, char **argv) {
         else if ((v = cli_opt(argc, argv, &i, "--json", &missing))) json = v;
         else if ((v = cli_opt(argc, argv, &i, "--attack", &missing))) list = v;
         else if ((v = cli_opt(argc, argv, &i, "--transfer-to", &missing))) transfer = v;
+        else if ((v = cli_opt(argc, argv, &i, "--transfer-arch", &missing))) transfer_arch = v;
         else if ((v = cli_opt(argc, argv, &i, "--targeted", &missing))) targeted_s = v;
         else if ((v = cli_opt(argc, argv, &i, "--semantics", &missing))) sem_s = v;
         else if ((v = cli_opt(argc, argv, &i, "--target-policy", &missing))) policy_s = v;
@@ -179,18 +186,37 @@ int cmd_attack(int argc, char **argv) {
     char *target_names[MAX_TARGETS];
     int n_targets = 0;
     if (transfer) {
-        char *tl = xstrdup(transfer);
-        for (char *tok = strtok(tl, ","); tok && n_targets < MAX_TARGETS; tok = strtok(NULL, ",")) {
-            if (cli_load_model(C, tok, arch, ts.info, &targets[n_targets])) {
-                for (int k = 0; k < n_targets; k++) net_free(&targets[k]), xfree(target_names[k]);
-                xfree(tl);
-                net_free(&net);
-                cli_testset_free(&ts);
-                return 1;
+        char *tl = xstrdup(transfer), *al = transfer_arch ? xstrdup(transfer_arch) : NULL;
+        char *archs[MAX_TARGETS];
+        int n_archs = 0, bad = 0;
+        for (char *tok = al ? strtok(al, ",") : NULL; tok && n_archs < MAX_TARGETS; tok = strtok(NULL, ","))
+            archs[n_archs++] = tok;
+        char *save = NULL;
+        for (char *tok = strtok_r(tl, ",", &save); tok && !bad; tok = strtok_r(NULL, ",", &save)) {
+            if (n_targets == MAX_TARGETS) {
+                bad = cli_error(C, "--transfer-to takes at most %d checkpoints", MAX_TARGETS);
+                break;
+            }
+            const char *ta = n_archs == 1 ? archs[0] : n_targets < n_archs ? archs[n_targets] : NULL;
+            if (n_archs > 1 && n_targets >= n_archs) {
+                bad = cli_usage_error(C, "--transfer-arch names %d architectures for more checkpoints", n_archs);
+                break;
+            }
+            if (cli_load_model(C, tok, ta, ts.info, &targets[n_targets])) {
+                bad = 1;
+                break;
             }
             target_names[n_targets++] = xstrdup(tok);
         }
-        xfree(tl);
+        if (!bad && n_archs > 1 && n_archs != n_targets)
+            bad = cli_usage_error(C, "--transfer-arch names %d architectures for %d checkpoints", n_archs, n_targets);
+        xfree(tl), xfree(al);
+        if (bad) {
+            for (int k = 0; k < n_targets; k++) net_free(&targets[k]), xfree(target_names[k]);
+            net_free(&net);
+            cli_testset_free(&ts);
+            return bad;
+        }
     }
     RunConfig cfg = {.sem = sem, .policy = policy, .batch = (int)batch, .seed = (uint64_t)seed, .progress = 1,
                      .keep_adv = n_targets > 0};

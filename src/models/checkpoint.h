@@ -1,7 +1,8 @@
 /*
  * checkpoint.h: a model from a file. Builds the architecture by name and fills it from
  * a PyTorch .pt/.pth state_dict (zip or legacy format, `module.` prefixes dropped) or a
- * .safetensors file.
+ * .safetensors file. With arch NULL, "" or "auto" the architecture is inferred from the
+ * state_dict's names and shapes (model_infer_arch: an error when none or several fit).
  */
 #ifndef BEARD_CHECKPOINT_H
 #define BEARD_CHECKPOINT_H

@@ -141,6 +141,10 @@ typedef struct {
     int normalize;
     float mean[4], std[4];
     int train; // BatchNorm and dropout mode of net_forward_backward
+    // train-mode BatchNorm runs one sample at a time between its batch reductions (see
+    // net.c); bn_layerwise runs it node by node over the batch instead (the reference;
+    // net_finish sets it from the environment: BEARD_BN=layerwise)
+    int bn_layerwise;
     // dropout masks come from Philox (dropout_seed, pass counter): set the seed per run
     uint64_t dropout_seed, dropout_step;
 
@@ -200,6 +204,9 @@ static inline int net_last(const Net *net) { return net->n_layers - 1; }
 void net_from(Net *net, int node);
 // the output is the last node; embed defaults to the input of a final linear classifier
 int net_finish(Net *net, Err *e);
+// net_finish without allocating or initialising parameters: enough for the state_dict's
+// names and shapes (net_check_state_dict), not for running; net_free it as usual
+int net_finish_shapes(Net *net, Err *e);
 void net_free(Net *net);
 
 int net_alloc_grads(Net *net, Err *e);
@@ -226,8 +233,12 @@ int net_has_train_mode(const Net *net);
 // state_dict: names and shapes equal PyTorch's (features.0.weight, ..., classifier.bias)
 
 // copies every entry from sd (all must be present with matching shapes; extra keys are an
-// error too, except when `strict` is 0)
+// error too, except when `strict` is 0). Nothing is copied when any entry mismatches.
 int net_load_state_dict(Net *net, const TensorDict *sd, int strict, Err *e);
+// whether sd has net's names and shapes; the error names the first missing, mismatched
+// or (strict) unexpected key with both shapes. Returns the number of matching entries
+// in *n_match when not NULL (for ranking candidate architectures).
+int net_check_state_dict(const Net *net, const TensorDict *sd, int strict, int *n_match, Err *e);
 int net_state_dict(const Net *net, TensorDict *out, Err *e);
 
 // ----------------------------------------------------------------------------
@@ -253,7 +264,9 @@ typedef struct {
 } NetBackward;
 
 // forward + backward over a batch. Uses the per-sample fused driver unless net->train is
-// set and the net has BatchNorm or dropout, then the tape (layer-wise). Returns 0, or -1 with e set when memory
+// set and the net has BatchNorm or dropout. Then: BatchNorm nets run sample by sample
+// between BatchNorm's batch reductions (one gradient vector; net->bn_layerwise off), and
+// the rest run node by node over the tape. Returns 0, or -1 with e set when memory
 // runs out.
 int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *e);
 
