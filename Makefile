@@ -34,7 +34,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(B)/%.o)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(B)/tests/%)
 
-.PHONY: all test check asan fuzz fuzz-long clean fidelity train-fidelity distill-fidelity distill-fidelity-decoupled
+.PHONY: all test check asan fuzz fuzz-long clean fidelity train-fidelity train-fidelity-resnet18bn zoo-interop distill-fidelity distill-fidelity-decoupled
 all: $(B)/beard beard
 
 beard: $(B)/beard
@@ -91,6 +91,8 @@ check: test
 #                   ZCA needs kornia 0.6.3 on PYTHONPATH) the official code in PyTorch; each set
 #                   trained 3 times with BEARD's recipe. Hours on 2 cores; resumable (finished
 #                   steps are kept in $(B)/distill-fidelity). DISTILL_ARGS="--dm-iters N ..."
+#   train-fidelity-resnet18bn  the same recipe with DC's ResNet18BN (train-mode BatchNorm)
+#   zoo-interop     every zoo architecture's .pth, written by beard, loads in PyTorch (strict)
 SHARED ?= ../shared
 OFFICIAL ?=
 fidelity: $(B)/tests/test_attack_fidelity
@@ -114,6 +116,18 @@ DECOUPLED_ARGS ?=
 distill-fidelity-decoupled: $(B)/beard
 	/usr/bin/python3 tests/scripts/decoupled_fidelity.py --beard $(B)/beard --data $(SHARED)/data \
 		--out $(DECOUPLED_OUT) $(DECOUPLED_ARGS)
+
+train-fidelity-resnet18bn: $(B)/beard
+	$(B)/beard train --data-file $(SHARED)/beard/dataset_pool/res_RandomReal_CIFAR10_ConvNet_10ipc.pt --dataset cifar10 \
+		--data $(SHARED)/data --arch ResNet18BN --epochs 300 --runs 3 --no-aug --eval-every 50 --log-every 50 \
+		--save-path $(B)/train-fidelity-resnet18bn --json $(B)/train-fidelity-resnet18bn/beard.json
+	/usr/bin/python3 tests/scripts/train_fidelity.py --beard-json $(B)/train-fidelity-resnet18bn/beard.json \
+		--reference tests/fixtures/train/reference_ResNet18BN.json
+
+zoo-interop: $(B)/tests/test_zoo
+	rm -rf $(B)/zoo-pth && mkdir -p $(B)/zoo-pth
+	BEARD_SHARED=$(SHARED) BEARD_ZOO_SAVE=$(B)/zoo-pth $(B)/tests/test_zoo
+	BEARD_SHARED=$(SHARED) /usr/bin/python3 tests/scripts/check_zoo_pth.py --dir $(B)/zoo-pth
 
 # Sanitizer build: same sources, -O1, no OpenMP races hidden by optimisation.
 asan:

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "scripts"))
-from torch_models import get_network  # noqa: E402
+from torch_models import VARIANTS, get_network  # noqa: E402
+import zoo_models  # noqa: E402
 
 
 def timed(fn, seconds):
@@ -31,12 +32,20 @@ def main():
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--channels", type=int, default=3)
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--classes", type=int, default=10)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    net = get_network(a.arch).eval()
-    x = torch.rand(a.batch, 3, 32, 32)
-    y = torch.randint(0, 10, (a.batch,))
+    shape = (a.channels, a.classes, a.size)
+    if a.arch in VARIANTS:
+        net = get_network(a.arch, a.channels, a.classes, (a.size, a.size))
+    else:
+        net = zoo_models.build(a.arch, *shape)
+    net.eval()
+    x = torch.rand(a.batch, a.channels, a.size, a.size)
+    y = torch.randint(0, a.classes, (a.batch,))
 
     def fwd():
         with torch.no_grad():

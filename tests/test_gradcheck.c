@@ -14,7 +14,10 @@
 #include <string.h>
 
 #include "../src/core/parallel.h"
+#include "../src/nn/conv_group.h"
+#include "../src/nn/join.h"
 #include "../src/nn/nn.h"
+#include "../src/nn/pool_ext.h"
 #include "harness.h"
 #include "so_ops.h"
 
@@ -139,11 +142,12 @@ static void act_fwd(Op *op, real *out) {
 }
 static int near_kink(void *ctx, size_t i) {
     ActCtx *c = ctx;
+    if (c->kind == ACT_RELU6) return fabs((double)c->x[i]) < 100 * FD_H || fabs((double)c->x[i] - 6) < 100 * FD_H;
     return (c->kind == ACT_RELU || c->kind == ACT_LEAKY_RELU) && fabs((double)c->x[i]) < 100 * FD_H;
 }
 static void check_act(const char *name, ActKind kind, real slope) {
     ActCtx c = {.n = 40, .kind = kind, .slope = slope};
-    c.x = rnd(c.n, 2, 0);
+    c.x = kind == ACT_RELU6 ? rnd(c.n, 4, 3) : rnd(c.n, 2, 0); // ReLU6: both kinks in reach
     real *R = rnd(c.n, 1, 0), *dx = zero(c.n);
     act_backward(dx, R, c.x, c.n, kind, slope);
     Op op = {act_fwd, c.n, R, &c};
@@ -484,6 +488,146 @@ static void so_check_convnets(void) {
     so_check_convnet("swish", ACT_SILU, "none", "none", 0, 1);
 }
 
+// ----------------------------------------------------------------------------
+// the zoo's layers: grouped/depthwise convolution, padded max pooling, adaptive average
+// pooling, and the graph ops (residual add, concat, slice, channel shuffle, dropout)
+
+typedef struct {
+    real *x, *w, *b;
+    int B, C, Hh, W, O, K, S, P, G;
+} GConvCtx;
+static void gconv_fwd(Op *op, real *out) {
+    GConvCtx *c = op->ctx;
+    conv2d_group_forward(out, c->x, c->w, c->b, c->B, c->C, c->Hh, c->W, c->O, c->K, c->S, c->P, c->G);
+}
+static void check_gconv(int C, int O, int G, int K, int S, int P) {
+    GConvCtx c = {.B = 2, .C = C, .Hh = 6, .W = 5, .O = O, .K = K, .S = S, .P = P, .G = G};
+    int Ho = conv2d_out_size(c.Hh, K, S, P), Wo = conv2d_out_size(c.W, K, S, P);
+    size_t nx = (size_t)c.B * C * c.Hh * c.W, nw = (size_t)O * (C / G) * K * K, no = (size_t)c.B * O * Ho * Wo;
+    c.x = rnd(nx, 1, 0), c.w = rnd(nw, 0.5, 0), c.b = rnd(O, 0.5, 0);
+    real *R = rnd(no, 1, 0), *dx = zero(nx), *dw = zero(nw), *db = zero(O);
+    real *dxr = zero(nx), *dwr = zero(nw), *dbr = zero(O), *y = zero(no), *yr = zero(no);
+    conv2d_group_backward(dx, dw, db, R, c.x, c.w, c.B, C, c.Hh, c.W, O, K, S, P, G);
+    Op op = {gconv_fwd, no, R, &c};
+    char what[80];
+    snprintf(what, sizeof(what), "conv groups %d (%d->%d) k%d s%d p%d dx", G, C, O, K, S, P);
+    gradcheck(what, &op, c.x, nx, dx, NULL, NULL);
+    snprintf(what, sizeof(what), "conv groups %d (%d->%d) k%d s%d p%d dweight", G, C, O, K, S, P);
+    gradcheck(what, &op, c.w, nw, dw, NULL, NULL);
+    snprintf(what, sizeof(what), "conv groups %d (%d->%d) k%d s%d p%d dbias", G, C, O, K, S, P);
+    gradcheck(what, &op, c.b, O, db, NULL, NULL);
+    // the kernel against the naive definition
+    conv2d_group_forward(y, c.x, c.w, c.b, c.B, C, c.Hh, c.W, O, K, S, P, G);
+    conv2d_group_forward_ref(yr, c.x, c.w, c.b, c.B, C, c.Hh, c.W, O, K, S, P, G);
+    conv2d_group_backward_ref(dxr, dwr, dbr, R, c.x, c.w, c.B, C, c.Hh, c.W, O, K, S, P, G);
+    snprintf(what, sizeof(what), "conv groups %d k%d s%d: forward, dx, dweight vs naive", G, K, S);
+    int ok = check_close_d("grouped forward vs naive", y, yr, no, 1e-12, 1e-10) == 0;
+    ok &= check_close_d("grouped dx vs naive", dx, dxr, nx, 1e-12, 1e-10) == 0;
+    ok &= check_close_d("grouped dweight vs naive", dw, dwr, nw, 1e-12, 1e-10) == 0;
+    CHECK(ok, "%s", what);
+    free(c.x), free(c.w), free(c.b), free(R), free(dx), free(dw), free(db), free(dxr), free(dwr), free(dbr), free(y),
+        free(yr);
+}
+
+// distinct values 0.01 apart in random order: no max-pool window has a near-tie
+static real *distinct(size_t n) {
+    real *p = zero(n);
+    for (size_t i = 0; i < n; i++) p[i] = (real)(0.01 * (double)i - 0.005 * (double)n);
+    for (size_t i = n; i > 1; i--) {
+        size_t j = rng_below(&rng, (uint32_t)i);
+        real t = p[i - 1];
+        p[i - 1] = p[j], p[j] = t;
+    }
+    return p;
+}
+
+typedef struct {
+    real *x;
+    int *am;
+    int B, C, Hh, W, K, S, P, Ho, Wo, adaptive;
+} PoolXCtx;
+static void poolx_fwd(Op *op, real *out) {
+    PoolXCtx *c = op->ctx;
+    if (c->adaptive) adaptive_avgpool_forward(out, c->x, c->B, c->C, c->Hh, c->W, c->Ho, c->Wo);
+    else maxpool_pad_forward(out, c->am, c->x, c->B, c->C, c->Hh, c->W, c->K, c->S, c->P);
+}
+static void check_poolx(int adaptive, int K, int S, int P, int Ho, int Wo) {
+    PoolXCtx c = {.B = 2, .C = 2, .Hh = 7, .W = 5, .K = K, .S = S, .P = P, .adaptive = adaptive};
+    c.Ho = adaptive ? Ho : maxpool_pad_out_size(c.Hh, K, S, P);
+    c.Wo = adaptive ? Wo : maxpool_pad_out_size(c.W, K, S, P);
+    size_t nx = (size_t)c.B * c.C * c.Hh * c.W, no = (size_t)c.B * c.C * c.Ho * c.Wo;
+    c.x = distinct(nx), c.am = calloc(no, sizeof(int));
+    real *R = rnd(no, 1, 0), *dx = zero(nx), *out = zero(no);
+    Op op = {poolx_fwd, no, R, &c};
+    poolx_fwd(&op, out);
+    if (adaptive) adaptive_avgpool_backward(dx, R, c.B, c.C, c.Hh, c.W, c.Ho, c.Wo);
+    else maxpool_pad_backward(dx, R, c.am, c.B, c.C, c.Hh, c.W, c.Ho, c.Wo);
+    char what[64];
+    if (adaptive) snprintf(what, sizeof(what), "adaptive avgpool 7x5 -> %dx%d", Ho, Wo);
+    else snprintf(what, sizeof(what), "maxpool k%d s%d pad %d", K, S, P);
+    gradcheck(what, &op, c.x, nx, dx, NULL, NULL);
+    free(c.x), free(c.am), free(R), free(dx), free(out);
+}
+
+typedef struct {
+    real *a, *b;
+    int B, Ca, Cb, HW, op, c0, n, g;
+    real p;
+} JoinCtx;
+static void join_fwd(Op *op, real *out) {
+    JoinCtx *c = op->ctx;
+    switch (c->op) {
+    case 0: add_forward(out, c->a, c->b, (size_t)c->B * c->Ca * c->HW); break;
+    case 1: concat_forward(out, c->a, c->b, c->B, c->Ca, c->Cb, c->HW); break;
+    case 2: slice_forward(out, c->a, c->B, c->Ca, c->c0, c->n, c->HW); break;
+    case 3: shuffle_forward(out, c->a, c->B, c->Ca, c->g, c->HW); break;
+    case 4: {
+        real *mask = zero((size_t)c->B * c->Ca * c->HW); // the same seed every call: a fixed mask
+        dropout_forward(out, mask, c->a, (size_t)c->B * c->Ca * c->HW, c->p, 7, 3);
+        free(mask);
+        break;
+    }
+    }
+}
+static void check_join(const char *what, int kind) {
+    JoinCtx c = {.B = 2, .Ca = 6, .Cb = kind == 0 ? 6 : 3, .HW = 5, .op = kind, .c0 = 2, .n = 3, .g = 3, .p = (real)0.4};
+    size_t na = (size_t)c.B * c.Ca * c.HW, nb = (size_t)c.B * c.Cb * c.HW;
+    size_t no = kind == 1 ? na + nb : kind == 2 ? (size_t)c.B * c.n * c.HW : na;
+    c.a = rnd(na, 1, 0), c.b = rnd(nb, 1, 0);
+    real *R = rnd(no, 1, 0), *da = zero(na), *db = zero(nb), *mask = zero(na), *out = zero(no);
+    switch (kind) {
+    case 0: add_backward(da, db, R, na); break;
+    case 1: concat_backward(da, db, R, c.B, c.Ca, c.Cb, c.HW); break;
+    case 2: slice_backward(da, R, c.B, c.Ca, c.c0, c.n, c.HW); break;
+    case 3: shuffle_backward(da, R, c.B, c.Ca, c.g, c.HW); break;
+    case 4:
+        dropout_forward(out, mask, c.a, na, c.p, 7, 3);
+        dropout_backward(da, R, mask, na);
+        break;
+    }
+    Op op = {join_fwd, no, R, &c};
+    char w[64];
+    snprintf(w, sizeof(w), "%s (first input)", what);
+    gradcheck(w, &op, c.a, na, da, NULL, NULL);
+    if (kind <= 1) {
+        snprintf(w, sizeof(w), "%s (second input)", what);
+        gradcheck(w, &op, c.b, nb, db, NULL, NULL);
+    }
+    if (kind == 3) { // a permutation: output channel j*g + i is input channel i*(C/g) + j
+        shuffle_forward(out, c.a, c.B, c.Ca, c.g, c.HW);
+        CHECK(out[1 * c.HW] == c.a[2 * c.HW] && out[3 * c.HW] == c.a[1 * c.HW], "channel shuffle order");
+    }
+    if (kind == 4) {
+        int kept = 0, scaled = 1;
+        for (size_t i = 0; i < na; i++) {
+            kept += mask[i] != 0;
+            scaled &= mask[i] == 0 || fabs((double)mask[i] - 1 / 0.6) < 1e-12;
+        }
+        CHECK(kept > 0 && kept < (int)na && scaled, "dropout keeps some values, scaled by 1/(1-p) (%d of %zu)", kept, na);
+    }
+    free(c.a), free(c.b), free(R), free(da), free(db), free(mask), free(out);
+}
+
 int main(int argc, char **argv) {
     parallel_init(argc, argv);
     rng_init(&rng, 42, 0);
@@ -510,6 +654,20 @@ int main(int argc, char **argv) {
     check_pool(1, 3, 1);
     check_ce(0);
     check_ce(1);
+    check_act("relu6", ACT_RELU6, 0);
+    check_gconv(4, 6, 2, 3, 1, 1);
+    check_gconv(6, 6, 6, 3, 1, 1); // depthwise
+    check_gconv(6, 6, 6, 3, 2, 1); // depthwise, strided (MobileNetV2, ShuffleNetV2)
+    check_gconv(4, 8, 4, 1, 1, 0);
+    check_poolx(0, 3, 2, 1, 0, 0);
+    check_poolx(0, 2, 2, 1, 0, 0);
+    check_poolx(1, 0, 0, 0, 1, 1);
+    check_poolx(1, 0, 0, 0, 3, 2);
+    check_join("residual add", 0);
+    check_join("concat", 1);
+    check_join("slice", 2);
+    check_join("channel shuffle", 3);
+    check_join("dropout", 4);
     // the second-order checks evaluate thousands of tiny passes; on one thread they do not
     // pay a parallel region's start-up per kernel (the threaded paths of the same kernels
     // are compared with PyTorch in test_so)

@@ -430,6 +430,70 @@ static void test_residual_fd(void) {
     net_free(&net);
 }
 
+// train-mode BatchNorm: the per-sample path between batch reductions against the
+// node-by-node one (the tape), on ConvNetBN and on the residual graph
+static void check_bn_paths(Net *net, const char *what, int normalize) {
+    Err e;
+    int B = 6, K = net->n_classes;
+    size_t in = net_in_size(net);
+    if (normalize) {
+        float mean[3] = {0.4914f, 0.4822f, 0.4465f}, std[3] = {0.2023f, 0.1994f, 0.2010f};
+        net_set_normalize(net, 1, mean, std);
+    }
+    float *x = zeros(in * B), *dx[2], *pg[2], *bufs[2], l[2][64];
+    fill_normal(x, in * B, 31);
+    int labels[6] = {0, 1, 2, 3, 0, 1};
+    for (int b = 0; b < B; b++) labels[b] %= K;
+    Ce ce = {labels, K};
+    float *buf0 = zeros(net->n_buffers);
+    memcpy(buf0, net->buffers, sizeof(float) * net->n_buffers);
+    net_alloc_grads(net, &e);
+    double loss[2];
+    for (int k = 0; k < 2; k++) {
+        memcpy(net->buffers, buf0, sizeof(float) * net->n_buffers);
+        net->train = 1, net->bn_layerwise = k;
+        dx[k] = zeros(in * B), pg[k] = zeros(net->n_params), bufs[k] = zeros(net->n_buffers);
+        net_zero_grads(net);
+        NetBackward nb = {.loss = ce_fn, .ctx = &ce, .nvec = 1, .logits = l[k], .dx = dx[k], .param_grads = 1};
+        CHECK(net_forward_backward(net, x, B, &nb, &e) == 0, "%s: train-mode pass %d", what, k);
+        loss[k] = nb.loss_sum;
+        memcpy(pg[k], net->grads, sizeof(float) * net->n_params);
+        memcpy(bufs[k], net->buffers, sizeof(float) * net->n_buffers);
+    }
+    net->train = 0, net->bn_layerwise = 0;
+    char m[96];
+    snprintf(m, sizeof(m), "%s: BatchNorm per-sample path logits = layer-wise", what);
+    check_close(m, l[0], l[1], (size_t)B * K, 1e-6, 1e-5);
+    CHECK(fabs(loss[0] - loss[1]) < 1e-5 * fabs(loss[1]), "%s: losses %.9g vs %.9g", what, loss[0], loss[1]);
+    snprintf(m, sizeof(m), "%s: BatchNorm per-sample path dx = layer-wise", what);
+    check_close(m, dx[0], dx[1], in * B, 1e-6, 1e-4);
+    snprintf(m, sizeof(m), "%s: BatchNorm per-sample path parameter gradients = layer-wise", what);
+    check_close(m, pg[0], pg[1], net->n_params, 1e-6, 1e-4);
+    snprintf(m, sizeof(m), "%s: running statistics", what);
+    check_close(m, bufs[0], bufs[1], net->n_buffers, 0, 0);
+    int moved = memcmp(bufs[0], buf0, sizeof(float) * net->n_buffers) != 0;
+    CHECK(moved, "%s: running statistics were updated", what);
+    net_set_normalize(net, 0, NULL, NULL);
+    free(x), free(buf0);
+    for (int k = 0; k < 2; k++) free(dx[k]), free(pg[k]), free(bufs[k]);
+}
+
+static void test_bn_paths(void) {
+    Net net;
+    Err e;
+    if (model_create(&net, "ConvNetBN", 3, 10, 16, 16, &e) == 0) {
+        randomise(&net, 41);
+        check_bn_paths(&net, "ConvNetBN", 0);
+        check_bn_paths(&net, "ConvNetBN (pixel input)", 1);
+        net_free(&net);
+    }
+    if (build_resnet(&net, 3, 8, 4, &e) == 0) {
+        randomise(&net, 43);
+        check_bn_paths(&net, "residual net", 0);
+        net_free(&net);
+    }
+}
+
 static void test_build_errors(void) {
     Net net;
     Err e;
@@ -451,8 +515,10 @@ int main(int argc, char **argv) {
     test_coupled_fd();
     test_residual_fd();
     test_build_errors();
+    test_bn_paths();
     // thread counts: the tape gives the same result with 1 thread
     parallel_set_threads(1);
     test_resnet_tape();
+    test_bn_paths();
     return test_done("test_graph");
 }

@@ -90,7 +90,9 @@ static void test_logits_seed(const char *norm, int train) {
     snprintf(what, sizeof(what), "%s train %d: tape dx = net_forward_backward dx", norm, train);
     check_close(what, dx2, dx1, in * B, 1e-6, 1e-5);
     snprintf(what, sizeof(what), "%s train %d: tape param grads", norm, train);
-    check_close(what, net.grads, pg1, net.n_params, 1e-6, 1e-5);
+    // in training mode net_forward_backward takes the BatchNorm fast path, which sums the
+    // batch statistics' gradients in another order: sums over the batch round to ~1e-6
+    check_close(what, net.grads, pg1, net.n_params, train ? 1e-5 : 1e-6, 1e-5);
     snprintf(what, sizeof(what), "%s train %d: running statistics updated alike", norm, train);
     check_close(what, net.buffers, buf1, net.n_buffers, 0, 0);
     net_tape_free(t);

@@ -16,7 +16,7 @@ static void usage(FILE *f) {
     fputs("usage: beard attack --model FILE[,FILE...] --dataset cifar10 [--data DIR] --attack NAME[,NAME...]\n"
           "                    [--targeted yes|no|both] [--semantics pixel|beard]\n"
           "                    [--target-policy next|beard|random|least-likely]\n"
-          "                    [--preset torchattacks|beard|fra31] [--arch ConvNet] [--limit N]\n"
+          "                    [--preset torchattacks|beard|fra31] [--arch ConvNet|auto|NAME] [--limit N]\n"
           "                    [--batch 256] [--seed S] [--threads N] [--json OUT] [--per-sample]\n"
           "                    [--transfer-to FILE[,FILE...] [--transfer-arch NAME[,NAME...]]]\n"
           "                    [--train-limit N] [--quiet] [--list]\n"
@@ -33,9 +33,14 @@ static void usage(FILE *f) {
           "--semantics beard reproduces BEARD: attacks act on mean/std-normalised tensors with\n"
           "eps in normalised units and clamps to [0,1] in normalised space.\n"
           "Numbers accept fractions (8/255). --per-sample adds per-sample arrays to the JSON.\n"
+          "--arch: the checkpoint's architecture (`beard --help` lists them; default ConvNet);\n"
+          "--arch auto infers it from the checkpoint's keys (an error names the candidates when\n"
+          "several fit).\n"
+          "--limit N: the first N test images (0, the default, is all of them).\n"
           "--transfer-to: a transfer (black-box) attack. The examples are crafted on --model (the\n"
-          "surrogate) and also scored on each listed checkpoint (--transfer-arch: one architecture\n"
-          "for all or one per checkpoint; default --arch).\n"
+          "surrogate) and also scored on each listed checkpoint, of any architecture: each\n"
+          "one's is inferred from its keys (default), or given by --transfer-arch (one name for\n"
+          "all, or one per checkpoint). Same dataset.\n"
           "Several --model checkpoints make an ensemble of surrogates: the mean of their logits\n"
           "is attacked (and scored). --arch takes one architecture for all or one per model; all\n"
           "must read the same input shape.\n"
@@ -217,7 +222,7 @@ int cmd_attack(int argc, char **argv) {
     char *model_paths[MAX_MODELS], *model_archs[MAX_MODELS], *target_names[MAX_MODELS], *target_archs[MAX_MODELS];
     int n_models, n_targets = 0;
     if (cli_split_models(C, model, arch, "--model", "--arch", MAX_MODELS, model_paths, model_archs, &n_models)) return 2;
-    if (transfer && cli_split_models(C, transfer, transfer_arch ? transfer_arch : arch, "--transfer-to",
+    if (transfer && cli_split_models(C, transfer, transfer_arch ? transfer_arch : "auto", "--transfer-to",
                                      transfer_arch ? "--transfer-arch" : "--arch", MAX_MODELS, target_names,
                                      target_archs, &n_targets)) {
         cli_free_strings(model_paths, n_models), cli_free_strings(model_archs, n_models);

@@ -19,6 +19,7 @@
 #include "../distill/decoupled.h"
 #include "../distill/recover.h"
 #include "../models/convnet.h"
+#include "../models/registry.h"
 #include "../nn/optim.h"
 #include "../io/file.h"
 #include "cli.h"
@@ -30,7 +31,9 @@ static const char *usage_text =
     "       beard bench --recover [--arch ResNet18] [--batch 100] [--threads N] [--torch]\n"
     "\n"
     "Measures images/s of forward, forward+backward-to-input (attack cost) and an SGD\n"
-    "train step, on random inputs. --seconds: minimum time per measurement (default 3).\n"
+    "train step (train mode: BatchNorm on batch statistics), on random inputs of the\n"
+    "dataset's shape. --arch: any architecture of `beard --help` (default ConvNet).\n"
+    "--seconds: minimum time per measurement (default 3).\n"
     "--torch also runs scripts/bench_torch.py with PyTorch on the CPU (same threads and\n"
     "batch; --python names the interpreter, default /usr/bin/python3) and prints ratios.\n"
     "--gemm measures sgemm GFLOP/s (OpenBLAS, square matrices) single- and multi-threaded.\n"
@@ -132,10 +135,11 @@ static double gemm_gflops(int n, int threads, double seconds) {
 }
 
 // runs the PyTorch side; fills fwd/fb/train (images/s); returns 0 on success
-static int torch_bench(const char *python, const char *arch, int B, int threads, double seconds, double out[3]) {
+static int torch_bench(const char *python, const Net *net, int B, int threads, double seconds, double out[3]) {
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "%s scripts/bench_torch.py --arch %s --batch %d --threads %d --seconds %g", python,
-             arch, B, threads, seconds);
+    snprintf(cmd, sizeof(cmd),
+             "%s scripts/bench_torch.py --arch %s --batch %d --threads %d --seconds %g --channels %d --size %d --classes %d",
+             python, net->arch, B, threads, seconds, net->in_c, net->in_h, net->n_classes);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     char line[512];
@@ -336,7 +340,7 @@ int cmd_bench(int argc, char **argv) {
     double tb[3] = {0, 0, 0};
     int have_torch = 0;
     if (torch) {
-        if (torch_bench(python, net.arch, n, nt, seconds, tb) == 0) {
+        if (torch_bench(python, &net, n, nt, seconds, tb) == 0) {
             have_torch = 1;
             printf("PyTorch (CPU, %d threads, batch %d):\n", nt, n);
             for (int k = 0; k < 3; k++) printf("  %-28s %9.1f images/s  -> beard is %.2fx\n", names[k], tb[k], ips[k] / tb[k]);

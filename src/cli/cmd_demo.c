@@ -253,8 +253,7 @@ static int demo_real(Demo *dm, const char *C, CliTestSet *ts, const char *data_d
         int k = 0;
         for (char *s = strtok(tmp, "_"); s && k < 4; s = strtok(NULL, "_")) tok[k++] = s;
         const char *method = tok[0], *arch = tok[1], *ipc = k > 3 ? tok[3] : "1";
-        ConvNetConfig probe;
-        if (convnet_config_for(arch, &probe)) arch = "ConvNet";
+        if (!model_find(arch)) arch = "ConvNet";
         snprintf(path, sizeof(path), "%s/%s", pool, files[f]);
         Net net;
         Err e;

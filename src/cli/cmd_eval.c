@@ -14,13 +14,15 @@
 #include "cli.h"
 
 static const char *usage_text =
-    "usage: beard eval --model FILE --dataset cifar10 [--data DIR] [--arch ConvNet] [--limit N]\n"
+    "usage: beard eval --model FILE --dataset cifar10 [--data DIR] [--arch ConvNet|auto|NAME] [--limit N]\n"
     "                  [--batch 256] [--threads N] [--json OUT] [--dump-logits FILE]\n"
     "\n"
     "Prints the clean accuracy of a checkpoint (.pt/.pth as PyTorch saves it, or\n"
-    ".safetensors) on the dataset's test split. --data defaults to ./data; --limit N takes\n"
-    "the first N test images (default 0: all); --threads 0 (default) uses all cores.\n"
-    "--out is another name for --json.\n"
+    ".safetensors) on the dataset's test split. --data defaults to ./data.\n"
+    "--arch: the checkpoint's architecture (`beard --help` lists them; default ConvNet);\n"
+    "--arch auto infers it from the checkpoint's keys (an error names the candidates when\n"
+    "several fit). --limit N: the first N test images (0, the default: all).\n"
+    "--threads 0 (default) uses all cores. --out is another name for --json.\n"
     "--json writes {\"dataset\",\"arch\",\"model\",\"n\",\"correct\",\"accuracy\",\"seconds\"}\n"
     "(accuracy in percent); --dump-logits writes float32 logits, row-major (n x classes).\n";
 

@@ -12,12 +12,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../core/parallel.h"
+#include "../io/file.h"
 #include "../models/checkpoint.h"
+#include "../models/registry.h"
 #include "../train/recipe.h"
 #include "../train/train.h"
 #include "../train/train_config.h"
-#include "../core/parallel.h"
-#include "../io/file.h"
 #include "cli.h"
 
 static const char *usage_text =
@@ -34,7 +35,10 @@ static const char *usage_text =
     "           --unpack4 (IDM/BACON's 4-in-1 unpacking; BEARD's \"aug\")   --pixels (float\n"
     "           images in the file are [0,1] pixels, not normalised)   --limit N (test images\n"
     "           to evaluate on; default 0: all)\n"
-    "recipe:    --arch ConvNet  --epochs 1000 (trains epochs+1)  --runs 5  --seed 0 (run r\n"
+    "recipe:    --arch ConvNet (or A,B,C: each trains --runs models on the set, then a\n"
+    "           cross-architecture table; `beard --help` lists the architectures)\n"
+    "           --eval-mode M|B|W|D|A|P|N (DC's evaluation pools, e.g. M = MLP,ConvNet,\n"
+    "           LeNet,AlexNet,VGG11,ResNet18)  --epochs 1000 (trains epochs+1)  --runs 5  --seed 0 (run r\n"
     "           uses seed+r)  --optimizer sgd|adam (adam: lr 1e-4, batch 128)  --lr 0.01\n"
     "           --batch 256  --momentum 0.9  --weight-decay 5e-4  --no-lr-decay\n"
     "           --learned-lr (MTT's lr_best.pt)  --no-aug (no DSA)  --dsa-strategy S\n"
@@ -151,7 +155,11 @@ static int parse_opts(int argc, char **argv, TrainSettings *s, const char **json
         else if ((v = cli_opt(argc, argv, &i, "--data", &missing))) snprintf(s->data_path, sizeof(s->data_path), "%s", v);
         else if ((v = cli_opt(argc, argv, &i, "--arch", &missing)) || (v = cli_opt(argc, argv, &i, "--model", &missing)))
             snprintf(s->arch, sizeof(s->arch), "%s", v);
-        else if ((v = cli_opt(argc, argv, &i, "--method", &missing))) snprintf(s->method, sizeof(s->method), "%s", v);
+        else if ((v = cli_opt(argc, argv, &i, "--eval-mode", &missing))) {
+            const char *pool = train_eval_pool(v);
+            if (!pool) return cli_usage_error(C, "--eval-mode must be one of DC's M, B, W, D, A, P, N, not '%s'", v);
+            if (*pool) snprintf(s->arch, sizeof(s->arch), "%s", pool);
+        } else if ((v = cli_opt(argc, argv, &i, "--method", &missing))) snprintf(s->method, sizeof(s->method), "%s", v);
         else if ((v = cli_opt(argc, argv, &i, "--ipc", &missing))) snprintf(s->ipc, sizeof(s->ipc), "%s", v);
         else if ((v = cli_opt_any(argc, argv, &i, "--out,--save-path", &missing))) snprintf(s->save_path, sizeof(s->save_path), "%s", v);
         else if ((v = cli_opt(argc, argv, &i, "--json", &missing))) *json = v;
@@ -269,10 +277,11 @@ static cJSON *recipe_json(const Recipe *r, const TrainSettings *s) {
     return o;
 }
 
-static int write_recipe_json(const char *path, const Recipe *r, const TrainSettings *s, const DatasetInfo *info) {
+static int write_recipe_json(const char *path, const Recipe *r, const TrainSettings *s, const char *arch,
+                             const DatasetInfo *info) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "method", s->method);
-    cJSON_AddStringToObject(o, "model", s->arch);
+    cJSON_AddStringToObject(o, "model", arch);
     cJSON_AddStringToObject(o, "dataset", info->name);
     cJSON_AddStringToObject(o, "ipc", s->ipc);
     cJSON_AddStringToObject(o, "data_file", s->src_dataset ? "" : s->data_file);
@@ -282,11 +291,11 @@ static int write_recipe_json(const char *path, const Recipe *r, const TrainSetti
     return rc ? -1 : 0;
 }
 
-static int write_json(const char *path, const TrainSettings *s, const TrainConfig *cfg, double lr, const Pool *pool,
-                      const TrainSummary *sum, int n_test, int threads, const Recipe *recipe) {
+static cJSON *summary_json(const TrainSettings *s, const char *arch, const TrainConfig *cfg, double lr,
+                           const Pool *pool, const TrainSummary *sum, int n_test, int threads, const Recipe *recipe) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "method", s->method);
-    cJSON_AddStringToObject(o, "model", s->arch);
+    cJSON_AddStringToObject(o, "model", arch);
     cJSON_AddStringToObject(o, "dataset", dataset_info(s->dataset)->name);
     cJSON_AddStringToObject(o, "ipc", s->ipc);
     cJSON_AddStringToObject(o, "data_file", s->src_dataset ? "" : s->data_file);
@@ -325,6 +334,11 @@ static int write_json(const char *path, const TrainSettings *s, const TrainConfi
     cJSON *saved = cJSON_AddObjectToObject(o, "saved");
     if (sum->best_path[0]) cJSON_AddStringToObject(saved, "best", sum->best_path);
     if (sum->final_path[0]) cJSON_AddStringToObject(saved, "final", sum->final_path);
+    return o;
+}
+
+// one architecture: its summary object; several: {"cross_architecture": [summaries]}
+static int write_json(const char *path, cJSON *o) {
     int rc = cli_write_json("train", path, o);
     cJSON_Delete(o);
     return rc;
@@ -516,44 +530,104 @@ int cmd_train(int argc, char **argv) {
         printf("\n");
         fflush(stdout);
     }
-    TrainRunsConfig rc = {.runs = s.runs, .seed = (uint64_t)s.seed, .arch = s.arch, .info = info,
-                          .save_dir = s.save_path[0] ? s.save_path : NULL, .method = s.method, .ipc = s.ipc,
-                          .init_path = s.init[0] ? s.init : NULL};
-    TrainSummary *sum = calloc(1, sizeof(TrainSummary));
+    enum { MAX_ARCHS = 32 };
+    char archs[MAX_ARCHS][64];
+    int n_arch = 0;
+    {
+        char tmp[sizeof(s.arch)];
+        snprintf(tmp, sizeof(tmp), "%s", s.arch);
+        char *save = NULL;
+        for (char *tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            const ModelDef *d = model_find(tok);
+            if (!d) {
+                cli_usage_error(C, "unknown architecture '%s' (known: %s)", tok, model_arch_list());
+                status = 2;
+                goto done;
+            }
+            if (n_arch == MAX_ARCHS) {
+                cli_usage_error(C, "--arch takes at most %d architectures", MAX_ARCHS);
+                status = 2;
+                goto done;
+            }
+            snprintf(archs[n_arch++], sizeof(archs[0]), "%s", d->name);
+        }
+        if (!n_arch) {
+            cli_usage_error(C, "--arch names no architecture");
+            status = 2;
+            goto done;
+        }
+    }
+    TrainSummary *sum = calloc((size_t)n_arch, sizeof(TrainSummary));
+    cJSON *jarr = n_arch > 1 ? cJSON_CreateArray() : NULL, *jone = NULL;
     if (!sum) {
         cli_error(C, "out of memory");
         goto done;
     }
-    if (train_runs(&pool, &test, &cfg, &rc, sum, &e)) {
-        cli_error(C, "%s", e.msg);
-        free(sum);
-        goto done;
-    }
-    printf("test accuracy over %d run%s: %.2f +- %.2f%%  (", sum->runs, sum->runs > 1 ? "s" : "", sum->mean, sum->std);
-    for (int r = 0; r < sum->runs; r++) printf("%s%.2f", r ? ", " : "", sum->acc[r]);
-    double tsec = 0;
-    for (int r = 0; r < sum->runs; r++) tsec += sum->seconds[r];
-    printf(")  %.1fs training per run\n", tsec / sum->runs);
-    if (sum->best_path[0])
-        printf("saved %s (best evaluated: run %d, %.2f%%)\n", sum->best_path, sum->best_run + 1, sum->best);
-    if (sum->final_path[0]) printf("saved %s (final model of run %d)\n", sum->final_path, sum->final_run + 1);
-    if (use_recipe) {
-        // the model pool records which recipe trained each saved model: <checkpoint>.json
-        const char *paths[2] = {sum->best_path, sum->final_path};
-        for (int k = 0; k < 2; k++) {
-            if (!paths[k][0]) continue;
-            char side[1100];
-            snprintf(side, sizeof(side), "%s.json", paths[k]);
-            if (write_recipe_json(side, &recipe, &s, info)) {
-                free(sum);
-                goto done;
+    for (int a = 0; a < n_arch; a++) {
+        if (n_arch > 1) printf("== %s (%d of %d)\n", archs[a], a + 1, n_arch), fflush(stdout);
+        TrainRunsConfig rc = {.runs = s.runs, .seed = (uint64_t)s.seed, .arch = archs[a], .info = info,
+                              .save_dir = s.save_path[0] ? s.save_path : NULL, .method = s.method, .ipc = s.ipc,
+                              .init_path = s.init[0] ? s.init : NULL};
+        TrainSummary *su = &sum[a];
+        if (train_runs(&pool, &test, &cfg, &rc, su, &e)) {
+            cli_error(C, "%s: %s", archs[a], e.msg);
+            free(sum);
+            cJSON_Delete(jarr);
+            goto done;
+        }
+        printf("test accuracy over %d run%s: %.2f +- %.2f%%  (", su->runs, su->runs > 1 ? "s" : "", su->mean, su->std);
+        for (int r = 0; r < su->runs; r++) printf("%s%.2f", r ? ", " : "", su->acc[r]);
+        double tsec = 0;
+        for (int r = 0; r < su->runs; r++) tsec += su->seconds[r];
+        printf(")  %.1fs training per run\n", tsec / su->runs);
+        if (su->best_path[0])
+            printf("saved %s (best evaluated: run %d, %.2f%%)\n", su->best_path, su->best_run + 1, su->best);
+        if (su->final_path[0]) printf("saved %s (final model of run %d)\n", su->final_path, su->final_run + 1);
+        if (use_recipe) {
+            // the model pool records which recipe trained each saved model: <checkpoint>.json
+            const char *paths[2] = {su->best_path, su->final_path};
+            for (int k = 0; k < 2; k++) {
+                if (!paths[k][0]) continue;
+                char side[1100];
+                snprintf(side, sizeof(side), "%s.json", paths[k]);
+                if (write_recipe_json(side, &recipe, &s, archs[a], info)) {
+                    free(sum);
+                    cJSON_Delete(jarr);
+                    goto done;
+                }
             }
         }
+        if (json) {
+            cJSON *o = summary_json(&s, archs[a], &cfg, s.learned_lr ? pool.lr : s.lr, &pool, su, test.n, parallel_threads(),
+                                    use_recipe ? &recipe : NULL);
+            if (jarr) cJSON_AddItemToArray(jarr, o);
+            else jone = o;
+        }
+        fflush(stdout);
     }
-    if (json && write_json(json, &s, &cfg, s.learned_lr ? pool.lr : s.lr, &pool, sum, test.n, parallel_threads(),
-                           use_recipe ? &recipe : NULL)) {
-        free(sum);
-        goto done;
+    if (n_arch > 1) {
+        // DC-bench's cross-architecture table: one distilled set, one column per architecture
+        printf("\ncross-architecture evaluation (%s, %s, ipc %s; test accuracy %%, mean +- std over %d run%s):\n",
+               s.method, info->name, s.ipc, s.runs, s.runs > 1 ? "s" : "");
+        for (int a = 0; a < n_arch; a++) printf("  %-17s", archs[a]);
+        printf("\n");
+        for (int a = 0; a < n_arch; a++) {
+            char cell[32];
+            snprintf(cell, sizeof(cell), "%.2f +- %.2f", sum[a].mean, sum[a].std);
+            printf("  %-17s", cell);
+        }
+        printf("\n");
+    }
+    if (json) {
+        cJSON *root = jone;
+        if (jarr) {
+            root = cJSON_CreateObject();
+            cJSON_AddItemToObject(root, "cross_architecture", jarr);
+        }
+        if (write_json(json, root)) { // cli_write_json said why
+            free(sum);
+            goto done;
+        }
     }
     free(sum);
     status = 0;

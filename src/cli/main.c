@@ -7,6 +7,7 @@
 
 #include "../core/common.h"
 #include "../core/parallel.h"
+#include "../models/registry.h"
 #include "cli.h"
 
 typedef struct {
@@ -40,6 +41,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: beard <command> [options]   (beard <command> --help for its options)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\narchitectures (--arch, and BEARD configs' \"model\"; names are case-insensitive):\n");
+    model_print_list(f, "  ");
 }
 
 int main(int argc, char **argv) {

@@ -5,11 +5,12 @@
 
 #include <math.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../core/hash.h"
 #include "../io/safetensors.h"
 #include "../io/torch_pt.h"
-#include "convnet.h"
+#include "registry.h"
 
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
@@ -66,14 +67,31 @@ int checkpoint_check_weights(const TensorDict *sd, Err *e) {
 int checkpoint_load(Net *net, const char *path, const char *arch, int channel, int n_classes, int im_h, int im_w,
                     Err *e) {
     memset(net, 0, sizeof(*net));
-    if (model_create(net, arch, channel, n_classes, im_h, im_w, e)) return -1;
     TensorDict sd;
     tensordict_init(&sd);
     // the loaders name the file in their messages; the checks after them do not
     int rc = ends_with(path, ".safetensors") ? safetensors_load(path, &sd, e) : torch_load_state_dict(path, &sd, e);
-    if (rc == 0 && (checkpoint_check_weights(&sd, e) || net_load_state_dict(net, &sd, 1, e))) rc = err_wrap(e, "%s", path);
+    char inferred[64];
+    if (rc == 0 && (!arch || !*arch || !strcasecmp(arch, "auto"))) {
+        rc = model_infer_arch(&sd, channel, n_classes, im_h, im_w, inferred, sizeof(inferred), e);
+        arch = inferred;
+    }
+    if (rc == 0) {
+        rc = model_create(net, arch, channel, n_classes, im_h, im_w, e);
+        if (rc == 0 && (rc = checkpoint_check_weights(&sd, e))) net_free(net);
+        else if (rc == 0 && (rc = net_load_state_dict(net, &sd, 1, e))) {
+            net_free(net);
+            Err e2; // a hint: the architecture the keys do fit
+            char fit[64];
+            if (e && model_infer_arch(&sd, channel, n_classes, im_h, im_w, fit, sizeof(fit), &e2) == 0) {
+                char msg[ERR_MAX];
+                snprintf(msg, sizeof(msg), "%s", e->msg);
+                err_set(e, "%s; its keys fit %s (--arch %s, or --arch auto)", msg, fit, fit);
+            }
+        }
+    }
     tensordict_free(&sd);
-    if (rc) net_free(net);
+    if (rc) err_wrap(e, "%s", path);
     return rc;
 }
 

@@ -7,6 +7,9 @@
  * cast to int64 would load as a different model) and weights holding NaN or Inf. A
  * model with NaN weights has NaN logits, predicts one class whatever the input, and so
  * "resists" every attack: it would report robustness it does not have.
+ *
+ * .safetensors file. With arch NULL, "" or "auto" the architecture is inferred from the
+ * state_dict's names and shapes (model_infer_arch: an error when none or several fit).
  */
 #ifndef BEARD_CHECKPOINT_H
 #define BEARD_CHECKPOINT_H

@@ -24,42 +24,49 @@ typedef struct {
     const char *name;
     int width, depth; // 0: default
     const char *act, *norm, *pool;
+    int alias; // same state_dict as an earlier name (activation, pooling kind, group count or spelling)
 } Variant;
 
-// BEARD's and DC's names; both spellings of the norm variants are accepted
-static const Variant variants[] = {
-    {"ConvNet", 0, 0, NULL, NULL, NULL},
-    {"ConvNetD1", 0, 1, NULL, NULL, NULL},
-    {"ConvNetD2", 0, 2, NULL, NULL, NULL},
-    {"ConvNetD3", 0, 3, NULL, NULL, NULL},
-    {"ConvNetD4", 0, 4, NULL, NULL, NULL},
-    {"ConvNetD5", 0, 5, NULL, NULL, NULL},
-    {"ConvNet_4", 0, 4, NULL, NULL, NULL},
-    {"ConvNet_5", 0, 5, NULL, NULL, NULL},
-    {"ConvNetW32", 32, 0, NULL, NULL, NULL},
-    {"ConvNetW64", 64, 0, NULL, NULL, NULL},
-    {"ConvNetW128", 128, 0, NULL, NULL, NULL},
-    {"ConvNetW256", 256, 0, NULL, NULL, NULL},
-    {"ConvNetAS", 0, 0, "sigmoid", NULL, NULL},
-    {"ConvNetAR", 0, 0, "relu", NULL, NULL},
-    {"ConvNetAL", 0, 0, "leakyrelu", NULL, NULL},
-    {"ConvNetASwish", 0, 0, "swish", NULL, NULL},
-    {"ConvNetASwishBN", 0, 0, "swish", "batchnorm", NULL},
-    {"ConvNetNN", 0, 0, NULL, "none", NULL},
-    {"ConvNet_NN", 0, 0, NULL, "none", NULL},
-    {"ConvNetBN", 0, 0, NULL, "batchnorm", NULL},
-    {"ConvNet_BN", 0, 0, NULL, "batchnorm", NULL},
-    {"ConvNetLN", 0, 0, NULL, "layernorm", NULL},
-    {"ConvNet_LN", 0, 0, NULL, "layernorm", NULL},
-    {"ConvNetIN", 0, 0, NULL, "instancenorm", NULL},
-    {"ConvNet_IN", 0, 0, NULL, "instancenorm", NULL},
-    {"ConvNetGN", 0, 0, NULL, "groupnorm", NULL},
-    {"ConvNet_GN", 0, 0, NULL, "groupnorm", NULL},
-    {"ConvNetNP", 0, 0, NULL, NULL, "none"},
-    {"ConvNet_FullyConv", 0, 0, NULL, NULL, "none"},
-    {"ConvNetMP", 0, 0, NULL, NULL, "maxpooling"},
-    {"ConvNetAP", 0, 0, NULL, NULL, "avgpooling"},
-};
+// BEARD's and DC's names; both spellings of the norm variants are accepted.
+// X(name, width, depth, act, norm, pool, alias); 0/NULL: the default
+#define CONVNET_VARIANTS(X) \
+    X("ConvNet", 0, 0, NULL, NULL, NULL, 0) \
+    X("ConvNetD1", 0, 1, NULL, NULL, NULL, 0) \
+    X("ConvNetD2", 0, 2, NULL, NULL, NULL, 0) \
+    X("ConvNetD3", 0, 3, NULL, NULL, NULL, 1) \
+    X("ConvNetD4", 0, 4, NULL, NULL, NULL, 0) \
+    X("ConvNetD5", 0, 5, NULL, NULL, NULL, 0) \
+    X("ConvNet_4", 0, 4, NULL, NULL, NULL, 1) \
+    X("ConvNet_5", 0, 5, NULL, NULL, NULL, 1) \
+    X("ConvNetW32", 32, 0, NULL, NULL, NULL, 0) \
+    X("ConvNetW64", 64, 0, NULL, NULL, NULL, 0) \
+    X("ConvNetW128", 128, 0, NULL, NULL, NULL, 1) \
+    X("ConvNetW256", 256, 0, NULL, NULL, NULL, 0) \
+    X("ConvNetAS", 0, 0, "sigmoid", NULL, NULL, 1) \
+    X("ConvNetAR", 0, 0, "relu", NULL, NULL, 1) \
+    X("ConvNetAL", 0, 0, "leakyrelu", NULL, NULL, 1) \
+    X("ConvNetASwish", 0, 0, "swish", NULL, NULL, 1) \
+    X("ConvNetASwishBN", 0, 0, "swish", "batchnorm", NULL, 1) \
+    X("ConvNetNN", 0, 0, NULL, "none", NULL, 0) \
+    X("ConvNet_NN", 0, 0, NULL, "none", NULL, 1) \
+    X("ConvNetBN", 0, 0, NULL, "batchnorm", NULL, 0) \
+    X("ConvNet_BN", 0, 0, NULL, "batchnorm", NULL, 1) \
+    X("ConvNetLN", 0, 0, NULL, "layernorm", NULL, 0) \
+    X("ConvNet_LN", 0, 0, NULL, "layernorm", NULL, 1) \
+    X("ConvNetIN", 0, 0, NULL, "instancenorm", NULL, 1) \
+    X("ConvNet_IN", 0, 0, NULL, "instancenorm", NULL, 1) \
+    X("ConvNetGN", 0, 0, NULL, "groupnorm", NULL, 1) \
+    X("ConvNet_GN", 0, 0, NULL, "groupnorm", NULL, 1) \
+    X("ConvNetNP", 0, 0, NULL, NULL, "none", 0) \
+    X("ConvNet_FullyConv", 0, 0, NULL, NULL, "none", 1) \
+    X("ConvNetMP", 0, 0, NULL, NULL, "maxpooling", 1) \
+    X("ConvNetAP", 0, 0, NULL, NULL, "avgpooling", 1)
+
+#define AS_VARIANT(name, w, d, a, n, p, al) {name, w, d, a, n, p, al},
+#define AS_DEF(name, w, d, a, n, p, al) \
+    {name, convnet_graph, 0, !(al), "DC's ConvNet family (arXiv:2006.05929): width, depth, act, norm, pool variants"},
+static const Variant variants[] = {CONVNET_VARIANTS(AS_VARIANT)};
+static const ModelDef defs[] = {CONVNET_VARIANTS(AS_DEF)};
 
 int convnet_config_for(const char *arch, ConvNetConfig *cfg) {
     for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
@@ -76,17 +83,7 @@ int convnet_config_for(const char *arch, ConvNetConfig *cfg) {
     return -1;
 }
 
-const char *convnet_arch_list(void) {
-    static char buf[1024];
-    if (!buf[0]) {
-        size_t off = 0;
-        for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]) && off < sizeof(buf); i++)
-            off += (size_t)snprintf(buf + off, sizeof(buf) - off, i ? ", %s" : "%s", variants[i].name);
-    }
-    return buf;
-}
-
-int convnet_build(Net *net, const ConvNetConfig *cfg, int channel, int n_classes, int im_h, int im_w, Err *e) {
+static int convnet_nodes(Net *net, const ConvNetConfig *cfg, int channel, int n_classes, int im_h, int im_w, Err *e) {
     ActKind act;
     float slope = 0.0f;
     if (!strcmp(cfg->act, "relu")) act = ACT_RELU;
@@ -126,13 +123,21 @@ int convnet_build(Net *net, const ConvNetConfig *cfg, int channel, int n_classes
             if (net_add_pool(net, name, !strcmp(pool, "maxpooling") ? LAYER_MAXPOOL : LAYER_AVGPOOL, 2, 2, e)) return -1;
         }
     }
-    if (net_add_linear(net, "classifier", n_classes, e)) return -1;
+    return net_add_linear(net, "classifier", n_classes, e);
+}
+
+int convnet_build(Net *net, const ConvNetConfig *cfg, int channel, int n_classes, int im_h, int im_w, Err *e) {
+    if (convnet_nodes(net, cfg, channel, n_classes, im_h, im_w, e)) return -1;
     return net_finish(net, e);
 }
 
-int model_create(Net *net, const char *arch, int channel, int n_classes, int im_h, int im_w, Err *e) {
+int convnet_graph(Net *net, const ModelSpec *spec, Err *e) {
     ConvNetConfig cfg;
-    if (convnet_config_for(arch, &cfg))
-        return err_set(e, "unknown architecture '%s' (known: %s)", arch, convnet_arch_list());
-    return convnet_build(net, &cfg, channel, n_classes, im_h, im_w, e);
+    if (convnet_config_for(spec->arch, &cfg)) return err_set(e, "'%s' is not a ConvNet", spec->arch);
+    return convnet_nodes(net, &cfg, spec->channel, spec->n_classes, spec->h, spec->w, e);
+}
+
+const ModelDef *convnet_defs(int *n) {
+    *n = (int)(sizeof(defs) / sizeof(defs[0]));
+    return defs;
 }

@@ -1,10 +1,11 @@
 /*
- * convnet.h: DC-bench/BEARD's ConvNet family and the model registry (model_create).
+ * convnet.h: DC-bench/BEARD's ConvNet family (the registry, model_create, is in registry.h).
  */
 #ifndef BEARD_CONVNET_H
 #define BEARD_CONVNET_H
 
 #include "net.h"
+#include "registry.h"
 
 typedef struct {
     char arch[32];
@@ -16,9 +17,7 @@ typedef struct {
 // -1 when the name is unknown
 int convnet_config_for(const char *arch, ConvNetConfig *cfg);
 int convnet_build(Net *net, const ConvNetConfig *cfg, int channel, int n_classes, int im_h, int im_w, Err *e);
-const char *convnet_arch_list(void);
-
-// the registry: builds any architecture beard knows by name
-int model_create(Net *net, const char *arch, int channel, int n_classes, int im_h, int im_w, Err *e);
+// the family's registry entries, one per variant name
+const ModelDef *convnet_defs(int *n);
 
 #endif

@@ -43,6 +43,8 @@ static int grow(void **arr, int n, int *cap, size_t size) {
     return 0;
 }
 
+static size_t node_size(const Layer *L) { return (size_t)L->out_c * L->out_h * L->out_w; }
+
 // shape of a node's output (-1: the model input)
 static void node_shape(const Net *net, int node, int *c, int *h, int *w) {
     if (node < 0) *c = net->in_c, *h = net->in_h, *w = net->in_w;
@@ -96,20 +98,28 @@ static long take_params(Net *net, size_t n) {
     return off;
 }
 
-int net_add_conv_ex(Net *net, const char *name, int out_c, int k, int stride, int pad, int bias, Err *e) {
+int net_add_conv_grouped(Net *net, const char *name, int out_c, int k, int stride, int pad, int groups, int bias,
+                         Err *e) {
     Layer *L = push(net, LAYER_CONV, name, e);
     if (!L) return -1;
-    if (out_c < 1 || k < 1 || stride < 1 || pad < 0) return err_set(e, "%s: bad convolution parameters", name);
-    L->k = k, L->stride = stride, L->pad = pad;
+    if (out_c < 1 || k < 1 || stride < 1 || pad < 0 || groups < 1) return err_set(e, "%s: bad convolution parameters", name);
+    if (L->in_c % groups || out_c % groups)
+        return err_set(e, "%s: %d input and %d output channels do not split into %d groups", name, L->in_c, out_c, groups);
+    L->k = k, L->stride = stride, L->pad = pad, L->groups = groups;
     L->out_c = out_c;
     L->out_h = conv2d_out_size(L->in_h, k, stride, pad);
     L->out_w = conv2d_out_size(L->in_w, k, stride, pad);
-    if (L->out_h < 1 || L->out_w < 1) return err_set(e, "%s: input %dx%d is too small for a %dx%d convolution", name, L->in_h, L->in_w, k, k);
-    int64_t ws[4] = {out_c, L->in_c, k, k}, bs[1] = {out_c};
-    L->w = take_params(net, (size_t)out_c * L->in_c * k * k);
+    if (L->in_h + 2 * pad < k || L->in_w + 2 * pad < k || L->out_h < 1 || L->out_w < 1)
+        return err_set(e, "%s: input %dx%d is too small for a %dx%d convolution", name, L->in_h, L->in_w, k, k);
+    int64_t ws[4] = {out_c, L->in_c / groups, k, k}, bs[1] = {out_c};
+    L->w = take_params(net, (size_t)out_c * (L->in_c / groups) * k * k);
     if (bias) L->b = take_params(net, (size_t)out_c);
     if (add_entry(net, name, "weight", PENTRY_PARAM, L->w, 4, ws, e)) return -1;
     return bias ? add_entry(net, name, "bias", PENTRY_PARAM, L->b, 1, bs, e) : 0;
+}
+
+int net_add_conv_ex(Net *net, const char *name, int out_c, int k, int stride, int pad, int bias, Err *e) {
+    return net_add_conv_grouped(net, name, out_c, k, stride, pad, 1, bias, e);
 }
 
 int net_add_conv(Net *net, const char *name, int out_c, int k, int stride, int pad, Err *e) {
@@ -209,7 +219,72 @@ int net_add_sum(Net *net, const char *name, int a, int b, Err *e) {
     return 0;
 }
 
-int net_finish(Net *net, Err *e) {
+int net_add_maxpool_pad(Net *net, const char *name, int k, int stride, int pad, Err *e) {
+    Layer *L = push(net, LAYER_MAXPOOL, name, e);
+    if (!L) return -1;
+    if (k < 1 || stride < 1 || pad < 0 || 2 * pad > k) return err_set(e, "%s: bad pooling parameters", L->name);
+    L->k = k, L->stride = stride, L->pad = pad;
+    L->out_h = maxpool_pad_out_size(L->in_h, k, stride, pad);
+    L->out_w = maxpool_pad_out_size(L->in_w, k, stride, pad);
+    if (L->in_h + 2 * pad < k || L->in_w + 2 * pad < k || L->out_h < 1 || L->out_w < 1)
+        return err_set(e, "input %dx%d is too small to pool %dx%d", L->in_h, L->in_w, k, k);
+    return 0;
+}
+
+int net_add_adaptive_avgpool(Net *net, const char *name, int out_h, int out_w, Err *e) {
+    Layer *L = push(net, LAYER_ADAPTIVE_AVGPOOL, name, e);
+    if (!L) return -1;
+    if (out_h < 1 || out_w < 1 || out_h > L->in_h || out_w > L->in_w)
+        return err_set(e, "%s: cannot pool %dx%d to %dx%d", L->name, L->in_h, L->in_w, out_h, out_w);
+    L->out_h = out_h, L->out_w = out_w;
+    return 0;
+}
+
+int net_add_dropout(Net *net, const char *name, float p, Err *e) {
+    Layer *L = push(net, LAYER_DROPOUT, name, e);
+    if (!L) return -1;
+    if (!(p >= 0.0f && p < 1.0f)) return err_set(e, "%s: dropout probability %g is not in [0, 1)", L->name, p);
+    L->p = p;
+    return 0;
+}
+
+int net_add_concat(Net *net, const char *name, int a, int b, Err *e) {
+    if (a < -1 || b < -1 || a >= net->n_layers || b >= net->n_layers) return err_set(e, "%s: no such input node", name);
+    int ac, ah, aw, bc, bh, bw;
+    node_shape(net, a, &ac, &ah, &aw);
+    node_shape(net, b, &bc, &bh, &bw);
+    if (ah != bh || aw != bw) return err_set(e, "%s: cannot concatenate %dx%d planes with %dx%d ones", name, ah, aw, bh, bw);
+    net->cursor = a;
+    Layer *L = push(net, LAYER_CONCAT, name, e);
+    if (!L) return -1;
+    L->n_in = 2;
+    L->in[1] = b;
+    L->out_c = ac + bc;
+    return 0;
+}
+
+int net_add_slice(Net *net, const char *name, int c0, int n, Err *e) {
+    Layer *L = push(net, LAYER_SLICE, name, e);
+    if (!L) return -1;
+    if (c0 < 0 || n < 1 || c0 + n > L->in_c) return err_set(e, "%s: channels [%d, %d) are not in 0..%d", L->name, c0, c0 + n, L->in_c);
+    L->c0 = c0;
+    L->out_c = n;
+    return 0;
+}
+
+int net_add_shuffle(Net *net, const char *name, int groups, Err *e) {
+    Layer *L = push(net, LAYER_SHUFFLE, name, e);
+    if (!L) return -1;
+    if (groups < 1 || L->in_c % groups) return err_set(e, "%s: %d channels do not shuffle in %d groups", L->name, L->in_c, groups);
+    L->groups = groups;
+    return 0;
+}
+
+void net_set_init(Net *net, int node, NetInit init) {
+    if (node >= 0 && node < net->n_layers) net->layers[node].init = init;
+}
+
+int net_finish_shapes(Net *net, Err *e) {
     if (net->n_layers == 0) return err_set(e, "model has no layers");
     Layer *last = &net->layers[net->n_layers - 1];
     net->n_classes = last->out_c * last->out_h * last->out_w;
@@ -224,6 +299,11 @@ int net_finish(Net *net, Err *e) {
         }
     }
     if (net->embed == -2) net->embed = last->kind == LAYER_LINEAR ? last->in[0] : -1;
+    return 0;
+}
+
+int net_finish(Net *net, Err *e) {
+    if (net_finish_shapes(net, e)) return -1;
     net->params = xcalloc(sizeof(float) * (net->n_params ? net->n_params : 1));
     net->buffers = xcalloc(sizeof(float) * (net->n_buffers ? net->n_buffers : 1));
     net->wino = xcalloc(sizeof(float *) * (size_t)net->n_layers);
@@ -237,6 +317,8 @@ int net_finish(Net *net, Err *e) {
     net_init_params(net, 0);
     const char *conv = getenv("BEARD_CONV");
     net->conv_im2col = conv && !strcmp(conv, "im2col");
+    const char *bn = getenv("BEARD_BN");
+    net->bn_layerwise = bn && !strcmp(bn, "layerwise");
     return 0;
 }
 
@@ -273,16 +355,28 @@ void net_init_params(Net *net, uint64_t seed) {
         size_t in_size = (size_t)L->in_c * L->in_h * L->in_w;
         switch (L->kind) {
         case LAYER_CONV: {
-            size_t fan_in = (size_t)L->in_c * L->k * L->k;
+            size_t fan_in = (size_t)(L->in_c / (L->groups > 0 ? L->groups : 1)) * L->k * L->k;
+            size_t nw = (size_t)L->out_c * fan_in;
             float bound = 1.0f / sqrtf((float)fan_in);
-            init_uniform(net->params + L->w, (size_t)L->out_c * fan_in, bound, &rng);
+            if (L->init == INIT_KAIMING_OUT) {
+                double sd = sqrt(2.0 / ((double)L->out_c * L->k * L->k));
+                for (size_t i = 0; i < nw; i++) net->params[L->w + i] = (float)(sd * rng_normal(&rng));
+                if (L->b >= 0) init_fill(net->params + L->b, (size_t)L->out_c, 0.0f);
+                break;
+            }
+            init_uniform(net->params + L->w, nw, bound, &rng);
             if (L->b >= 0) init_uniform(net->params + L->b, (size_t)L->out_c, bound, &rng);
             break;
         }
         case LAYER_LINEAR: {
             float bound = 1.0f / sqrtf((float)L->in_c);
-            init_uniform(net->params + L->w, (size_t)L->out_c * L->in_c, bound, &rng);
-            init_uniform(net->params + L->b, (size_t)L->out_c, bound, &rng);
+            size_t nw = (size_t)L->out_c * L->in_c;
+            if (L->init == INIT_NORMAL_001)
+                for (size_t i = 0; i < nw; i++) net->params[L->w + i] = (float)(0.01 * rng_normal(&rng));
+            else
+                init_uniform(net->params + L->w, nw, bound, &rng);
+            if (L->init == INIT_NORMAL_001 || L->init == INIT_ZERO_BIAS) init_fill(net->params + L->b, (size_t)L->out_c, 0.0f);
+            else init_uniform(net->params + L->b, (size_t)L->out_c, bound, &rng);
             break;
         }
         case LAYER_GROUPNORM:
@@ -307,6 +401,12 @@ void net_set_normalize(Net *net, int on, const float *mean, const float *std) {
     }
 }
 
+int net_has_train_mode(const Net *net) {
+    for (int l = 0; l < net->n_layers; l++)
+        if (net->layers[l].kind == LAYER_BATCHNORM || net->layers[l].kind == LAYER_DROPOUT) return 1;
+    return 0;
+}
+
 int net_has_batchnorm(const Net *net) {
     for (int l = 0; l < net->n_layers; l++)
         if (net->layers[l].kind == LAYER_BATCHNORM) return 1;
@@ -316,24 +416,54 @@ int net_has_batchnorm(const Net *net) {
 // ----------------------------------------------------------------------------
 // state_dict
 
-int net_load_state_dict(Net *net, const TensorDict *sd, int strict, Err *e) {
+static const char *entry_shape_str(const ParamEntry *pe, char *buf, size_t n) {
+    Tensor tmp = {.ndim = pe->ndim};
+    for (int d = 0; d < pe->ndim; d++) tmp.shape[d] = pe->shape[d];
+    return tensor_shape_str(&tmp, buf, n);
+}
+
+int net_check_state_dict(const Net *net, const TensorDict *sd, int strict, int *n_match, Err *e) {
+    int rc = 0, match = 0;
+    char got[96], want[96];
     for (int i = 0; i < net->n_entries; i++) {
         const ParamEntry *pe = &net->entries[i];
         const Tensor *t = tensordict_get(sd, pe->name);
         if (!t) {
             if (pe->kind == PENTRY_COUNTER) continue; // old checkpoints lack num_batches_tracked
-            return err_set(e, "checkpoint has no '%s' (is it a %s?)", pe->name, net->arch);
+            if (!rc)
+                rc = err_set(e, "checkpoint has no '%s' (shape %s in %s; is it a %s?)", pe->name,
+                             entry_shape_str(pe, want, sizeof(want)), net->arch, net->arch);
+            continue;
         }
         int same = t->numel == pe->numel && (t->ndim == pe->ndim || (pe->ndim == 0 && t->numel == 1));
         for (int d = 0; same && d < pe->ndim; d++) same = t->shape[d] == pe->shape[d];
         if (!same) {
-            char got[96];
-            char want[96];
-            Tensor tmp = {.ndim = pe->ndim};
-            for (int d = 0; d < pe->ndim; d++) tmp.shape[d] = pe->shape[d];
-            return err_set(e, "'%s' has shape %s in the checkpoint but %s in %s", pe->name,
-                           tensor_shape_str(t, got, sizeof(got)), tensor_shape_str(&tmp, want, sizeof(want)), net->arch);
+            if (!rc)
+                rc = err_set(e, "'%s' has shape %s in the checkpoint but %s in %s", pe->name,
+                             tensor_shape_str(t, got, sizeof(got)), entry_shape_str(pe, want, sizeof(want)), net->arch);
+            continue;
         }
+        match++;
+    }
+    if (strict) {
+        for (int i = 0; i < sd->n; i++) {
+            int found = 0;
+            for (int j = 0; j < net->n_entries && !found; j++) found = !strcmp(sd->items[i].name, net->entries[j].name);
+            if (!found && !rc)
+                rc = err_set(e, "checkpoint has '%s' (shape %s), which %s does not have (wrong --arch?)", sd->items[i].name,
+                             tensor_shape_str(&sd->items[i].t, got, sizeof(got)), net->arch);
+        }
+    }
+    if (n_match) *n_match = match;
+    return rc;
+}
+
+int net_load_state_dict(Net *net, const TensorDict *sd, int strict, Err *e) {
+    if (net_check_state_dict(net, sd, strict, NULL, e)) return -1;
+    for (int i = 0; i < net->n_entries; i++) {
+        const ParamEntry *pe = &net->entries[i];
+        const Tensor *t = tensordict_get(sd, pe->name);
+        if (!t) continue;
         if (pe->kind == PENTRY_COUNTER) {
             int64_t *v = tensor_to_i64(t, e);
             if (!v) return -1;
@@ -346,13 +476,6 @@ int net_load_state_dict(Net *net, const TensorDict *sd, int strict, Err *e) {
         float *dst = (pe->kind == PENTRY_PARAM ? net->params : net->buffers) + pe->offset;
         memcpy(dst, v, sizeof(float) * pe->numel);
         xfree(v);
-    }
-    if (strict) {
-        for (int i = 0; i < sd->n; i++) {
-            int found = 0;
-            for (int j = 0; j < net->n_entries && !found; j++) found = !strcmp(sd->items[i].name, net->entries[j].name);
-            if (!found) return err_set(e, "checkpoint has '%s', which %s does not have (wrong --arch?)", sd->items[i].name, net->arch);
-        }
     }
     return 0;
 }
@@ -409,13 +532,13 @@ struct NetTape {
     Workspace *w;
 };
 
-static size_t node_size(const Layer *L) { return (size_t)L->out_c * L->out_h * L->out_w; }
 
 static size_t stats_size(const Layer *L, int n) {
     switch (L->kind) {
     case LAYER_GROUPNORM: return 2 * (size_t)L->groups * n;
     case LAYER_LAYERNORM: return 2 * (size_t)n;
     case LAYER_BATCHNORM: return 2 * (size_t)L->in_c; // per chunk, not per sample
+    case LAYER_DROPOUT: return (size_t)n * node_size(L); // the mask
     default: return 0;
     }
 }
@@ -543,7 +666,8 @@ static void pool_give(Workspace *w, float *p) {
 static int wino_update(Net *net, Err *e) {
     for (int l = 0; l < net->n_layers; l++) {
         Layer *L = &net->layers[l];
-        if (L->kind != LAYER_CONV || net->conv_im2col || !winograd_applies(L->in_c, L->k, L->stride, L->pad)) {
+        if (L->kind != LAYER_CONV || L->groups != 1 || net->conv_im2col ||
+            !winograd_applies(L->in_c, L->k, L->stride, L->pad)) {
             xfree(net->wino[l]), xfree(net->wino_src[l]);
             net->wino[l] = net->wino_src[l] = NULL;
             continue;
@@ -584,44 +708,81 @@ static void normalize_into(const Net *net, float *dst, const float *x, int n) {
 
 static inline const float *node_in(const Workspace *w, const float *in0, int j) { return j < 0 ? in0 : w->act[j]; }
 
+// samples [b0, b0 + nb) of node l, of a workspace holding w->n samples; in0 is the
+// normalised input (w->n, in size). phased: BatchNorm applies the batch statistics
+// already in its stats slot (the BatchNorm training path below computes them first).
+static void node_forward(Net *net, Workspace *w, int l, const float *in0, int b0, int nb, int bn_train, int phased) {
+    const float *P = net->params;
+    Layer *L = &net->layers[l];
+    int n = w->n;
+    size_t in_size = net_node_size(net, L->in[0]), out_size = node_size(L);
+    const float *cur = node_in(w, in0, L->in[0]) + (size_t)b0 * in_size;
+    float *out = w->act[l] + (size_t)b0 * out_size;
+    int HW = L->in_h * L->in_w;
+    const float *bias = L->b >= 0 ? P + L->b : NULL;
+    switch (L->kind) {
+    case LAYER_CONV:
+        if (net->wino[l])
+            conv2d_forward_winograd(out, cur, net->wino[l], bias, nb, L->in_c, L->in_h, L->in_w, L->out_c);
+        else if (L->groups > 1)
+            conv2d_group_forward(out, cur, P + L->w, bias, nb, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride,
+                                 L->pad, L->groups);
+        else
+            conv2d_forward(out, cur, P + L->w, bias, nb, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride, L->pad);
+        break;
+    case LAYER_LINEAR: linear_forward(out, cur, P + L->w, bias, nb, L->in_c, L->out_c); break;
+    case LAYER_ACT: act_forward(out, cur, (size_t)nb * out_size, L->act, L->slope); break;
+    case LAYER_GROUPNORM:
+        groupnorm_forward(out, w->stats[l] + (size_t)b0 * L->groups, w->stats[l] + ((size_t)n + b0) * L->groups, cur,
+                          P + L->w, P + L->b, nb, L->in_c, HW, L->groups, L->eps);
+        break;
+    case LAYER_LAYERNORM:
+        layernorm_forward(out, w->stats[l] + b0, w->stats[l] + n + b0, cur, P + L->w, P + L->b, nb, (int)out_size, L->eps);
+        break;
+    case LAYER_BATCHNORM:
+        if (phased) {
+            batchnorm_apply(out, cur, w->stats[l], w->stats[l] + L->in_c, P + L->w, P + L->b, nb, L->in_c, HW);
+            break;
+        }
+        batchnorm_forward(out, w->stats[l], w->stats[l] + L->in_c, net->buffers + L->rm, net->buffers + L->rv, cur,
+                          P + L->w, P + L->b, nb, L->in_c, HW, L->eps, L->momentum, bn_train);
+        if (bn_train) L->num_batches_tracked++;
+        break;
+    case LAYER_AVGPOOL: avgpool_forward(out, cur, nb, L->in_c, L->in_h, L->in_w, L->k, L->stride); break;
+    case LAYER_MAXPOOL:
+        if (L->pad)
+            maxpool_pad_forward(out, w->argmax[l] + (size_t)b0 * out_size, cur, nb, L->in_c, L->in_h, L->in_w, L->k,
+                                L->stride, L->pad);
+        else
+            maxpool_forward(out, w->argmax[l] + (size_t)b0 * out_size, cur, nb, L->in_c, L->in_h, L->in_w, L->k, L->stride);
+        break;
+    case LAYER_SUM:
+        add_forward(out, cur, node_in(w, in0, L->in[1]) + (size_t)b0 * out_size, (size_t)nb * out_size);
+        break;
+    case LAYER_CONCAT: {
+        int HWo = L->out_h * L->out_w, cb = L->out_c - L->in_c;
+        concat_forward(out, cur, node_in(w, in0, L->in[1]) + (size_t)b0 * cb * HWo, nb, L->in_c, cb, HWo);
+        break;
+    }
+    case LAYER_SLICE: slice_forward(out, cur, nb, L->in_c, L->c0, L->out_c, HW); break;
+    case LAYER_SHUFFLE: shuffle_forward(out, cur, nb, L->in_c, L->groups, HW); break;
+    case LAYER_ADAPTIVE_AVGPOOL:
+        adaptive_avgpool_forward(out, cur, nb, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w);
+        break;
+    case LAYER_DROPOUT:
+        if (bn_train && L->p > 0.0f)
+            dropout_forward(out, w->stats[l] + (size_t)b0 * out_size, cur, (size_t)nb * out_size, L->p,
+                            net->dropout_seed + net->dropout_step * 0x9E3779B97F4A7C15ull, 0x4452500000ull + (uint64_t)l);
+        else
+            memcpy(out, cur, sizeof(float) * nb * out_size);
+        break;
+    }
+}
+
 // in0: the normalised input (n, in size); runs nodes 0..last and returns node last's values
 static const float *chunk_forward_to(Net *net, Workspace *w, const float *in0, int n, int bn_train, int last) {
-    const float *P = net->params;
-    for (int l = 0; l <= last; l++) {
-        Layer *L = &net->layers[l];
-        const float *cur = node_in(w, in0, L->in[0]);
-        float *out = w->act[l];
-        int HW = L->in_h * L->in_w;
-        size_t out_size = (size_t)L->out_c * L->out_h * L->out_w;
-        const float *bias = L->b >= 0 ? P + L->b : NULL;
-        switch (L->kind) {
-        case LAYER_CONV:
-            if (net->wino[l])
-                conv2d_forward_winograd(out, cur, net->wino[l], bias, n, L->in_c, L->in_h, L->in_w, L->out_c);
-            else
-                conv2d_forward(out, cur, P + L->w, bias, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride, L->pad);
-            break;
-        case LAYER_LINEAR: linear_forward(out, cur, P + L->w, bias, n, L->in_c, L->out_c); break;
-        case LAYER_ACT: act_forward(out, cur, (size_t)n * out_size, L->act, L->slope); break;
-        case LAYER_GROUPNORM:
-            groupnorm_forward(out, w->stats[l], w->stats[l] + (size_t)n * L->groups, cur, P + L->w, P + L->b, n,
-                              L->in_c, HW, L->groups, L->eps);
-            break;
-        case LAYER_LAYERNORM:
-            layernorm_forward(out, w->stats[l], w->stats[l] + n, cur, P + L->w, P + L->b, n, (int)out_size, L->eps);
-            break;
-        case LAYER_BATCHNORM:
-            batchnorm_forward(out, w->stats[l], w->stats[l] + L->in_c, net->buffers + L->rm, net->buffers + L->rv, cur,
-                              P + L->w, P + L->b, n, L->in_c, HW, L->eps, L->momentum, bn_train);
-            if (bn_train) L->num_batches_tracked++;
-            break;
-        case LAYER_AVGPOOL: avgpool_forward(out, cur, n, L->in_c, L->in_h, L->in_w, L->k, L->stride); break;
-        case LAYER_MAXPOOL:
-            maxpool_forward(out, w->argmax[l], cur, n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
-            break;
-        case LAYER_SUM: add_forward(out, cur, node_in(w, in0, L->in[1]), (size_t)n * out_size); break;
-        }
-    }
+    for (int l = 0; l <= last; l++) node_forward(net, w, l, in0, 0, n, bn_train, 0);
+    if (bn_train) net->dropout_step++;
     return w->act[last];
 }
 
@@ -652,53 +813,80 @@ static float *grad_target(const Net *net, Workspace *w, int j, int n, int want_d
     return w->grad[j];
 }
 
+// backward of node l for samples [b0, b0 + nb): g is d/d(out) of those samples, din and
+// din1 the gradient buffers of its inputs at the same samples (NULL: not wanted).
+// BatchNorm here is the whole-batch form (b0 = 0, nb = n).
+static void node_backward(Net *net, Workspace *w, int l, const float *in0, int b0, int nb, const float *g, float *din,
+                          float *din1, float *pgrads, int bn_train) {
+    const float *P = net->params;
+    Layer *L = &net->layers[l];
+    int n = w->n;
+    size_t in_size = (size_t)L->in_c * L->in_h * L->in_w, osz = node_size(L);
+    const float *lin = node_in(w, in0, L->in[0]) + (size_t)b0 * in_size;
+    float *dw = pgrads && L->w >= 0 ? pgrads + L->w : NULL;
+    float *db = pgrads && L->b >= 0 ? pgrads + L->b : NULL;
+    int HW = L->in_h * L->in_w;
+    switch (L->kind) {
+    case LAYER_CONV:
+        if (L->groups > 1)
+            conv2d_group_backward(din, dw, db, g, lin, P + L->w, nb, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride,
+                                  L->pad, L->groups);
+        else
+            conv2d_backward(din, dw, db, g, lin, P + L->w, nb, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride, L->pad);
+        break;
+    case LAYER_LINEAR: linear_backward(din, dw, db, g, lin, P + L->w, nb, L->in_c, L->out_c); break;
+    case LAYER_ACT:
+        if (din) act_backward(din, g, lin, (size_t)nb * in_size, L->act, L->slope);
+        break;
+    case LAYER_GROUPNORM:
+        groupnorm_backward(din, dw, db, g, w->stats[l] + (size_t)b0 * L->groups, w->stats[l] + ((size_t)n + b0) * L->groups,
+                           lin, P + L->w, nb, L->in_c, HW, L->groups);
+        break;
+    case LAYER_LAYERNORM:
+        layernorm_backward(din, dw, db, g, w->stats[l] + b0, w->stats[l] + n + b0, lin, P + L->w, nb, (int)in_size);
+        break;
+    case LAYER_BATCHNORM:
+        batchnorm_backward(din, dw, db, g, w->stats[l], w->stats[l] + L->in_c, lin, P + L->w, nb, L->in_c, HW, bn_train);
+        break;
+    case LAYER_AVGPOOL:
+        if (din) avgpool_backward(din, g, nb, L->in_c, L->in_h, L->in_w, L->k, L->stride);
+        break;
+    case LAYER_MAXPOOL:
+        if (din && L->pad)
+            maxpool_pad_backward(din, g, w->argmax[l] + (size_t)b0 * osz, nb, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w);
+        else if (din)
+            maxpool_backward(din, g, w->argmax[l] + (size_t)b0 * osz, nb, L->in_c, L->in_h, L->in_w, L->k, L->stride);
+        break;
+    case LAYER_SUM: add_backward(din, din1, g, (size_t)nb * osz); break;
+    case LAYER_CONCAT: concat_backward(din, din1, g, nb, L->in_c, L->out_c - L->in_c, L->out_h * L->out_w); break;
+    case LAYER_SLICE:
+        if (din) slice_backward(din, g, nb, L->in_c, L->c0, L->out_c, HW);
+        break;
+    case LAYER_SHUFFLE:
+        if (din) shuffle_backward(din, g, nb, L->in_c, L->groups, HW);
+        break;
+    case LAYER_ADAPTIVE_AVGPOOL:
+        if (din) adaptive_avgpool_backward(din, g, nb, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w);
+        break;
+    case LAYER_DROPOUT:
+        if (din && bn_train && L->p > 0.0f) dropout_backward(din, g, w->stats[l] + (size_t)b0 * osz, (size_t)nb * in_size);
+        else if (din) add_backward(din, NULL, g, (size_t)nb * in_size);
+        break;
+    }
+}
+
 // backpropagates through every node whose gradient is live, from the last down. in0 is
 // the forward's normalised input; the input's gradient (normalised space) is left in
 // dx0 when want_dx. Parameter gradients += into pgrads when not NULL. Returns -1 when
 // the tape runs out of memory (then nothing is left live).
 static int graph_backward(Net *net, Workspace *w, const float *in0, int n, int want_dx, float *pgrads, int bn_train) {
-    const float *P = net->params;
     w->oom = 0;
     for (int l = net->n_layers - 1; l >= 0 && !w->oom; l--) {
         if (!w->live[1 + l]) continue;
         Layer *L = &net->layers[l];
-        const float *g = w->grad[l];
-        const float *lin = node_in(w, in0, L->in[0]);
         float *din = grad_target(net, w, L->in[0], n, want_dx);
-        float *dw = pgrads && L->w >= 0 ? pgrads + L->w : NULL;
-        float *db = pgrads && L->b >= 0 ? pgrads + L->b : NULL;
-        int HW = L->in_h * L->in_w;
-        size_t in_size = (size_t)L->in_c * L->in_h * L->in_w;
-        switch (L->kind) {
-        case LAYER_CONV:
-            conv2d_backward(din, dw, db, g, lin, P + L->w, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride, L->pad);
-            break;
-        case LAYER_LINEAR: linear_backward(din, dw, db, g, lin, P + L->w, n, L->in_c, L->out_c); break;
-        case LAYER_ACT:
-            if (din) act_backward(din, g, lin, (size_t)n * in_size, L->act, L->slope);
-            break;
-        case LAYER_GROUPNORM:
-            groupnorm_backward(din, dw, db, g, w->stats[l], w->stats[l] + (size_t)n * L->groups, lin, P + L->w, n,
-                               L->in_c, HW, L->groups);
-            break;
-        case LAYER_LAYERNORM:
-            layernorm_backward(din, dw, db, g, w->stats[l], w->stats[l] + n, lin, P + L->w, n, (int)in_size);
-            break;
-        case LAYER_BATCHNORM:
-            batchnorm_backward(din, dw, db, g, w->stats[l], w->stats[l] + L->in_c, lin, P + L->w, n, L->in_c, HW, bn_train);
-            break;
-        case LAYER_AVGPOOL:
-            if (din) avgpool_backward(din, g, n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
-            break;
-        case LAYER_MAXPOOL:
-            if (din) maxpool_backward(din, g, w->argmax[l], n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
-            break;
-        case LAYER_SUM: {
-            float *din1 = grad_target(net, w, L->in[1], n, want_dx);
-            add_backward(din, din1, g, (size_t)n * node_size(L));
-            break;
-        }
-        }
+        float *din1 = L->n_in > 1 ? grad_target(net, w, L->in[1], n, want_dx) : NULL;
+        node_backward(net, w, l, in0, 0, n, w->grad[l], din, din1, pgrads, bn_train);
         w->live[1 + l] = 0;
         if (w->tape) {
             pool_give(w, w->grad[l]);
@@ -914,12 +1102,209 @@ static int forward_backward_layerwise(Net *net, const float *x, int B, NetBackwa
     return rc;
 }
 
+// ----------------------------------------------------------------------------
+// BatchNorm in training mode, one sample at a time between the batch-wide reductions
+//
+// A BatchNorm node in training mode needs its input's statistics over the whole batch:
+// a barrier. Every other node depends only on its own sample. Node l's level is the
+// number of such barriers on its longest path from the input (a BatchNorm node is one
+// more than its input; any other node the maximum of its inputs'). Forward runs level by
+// level: the statistics of the level's BatchNorm nodes over the batch, then, sample by
+// sample and in parallel over samples, every node of the level, as the fused driver does,
+// so a sample's BN-apply -> ReLU -> conv chain stays in cache. Backward mirrors it from
+// the top level down: the per-sample pass of a level leaves the output gradients of its
+// BatchNorm nodes complete, their two batch sums are taken, and the next level's
+// per-sample pass starts each sample with those nodes' input gradients. All outputs and
+// the gradients of the live levels are kept for the whole batch (in the cached tape's
+// workspace). The BatchNorm arithmetic is batchnorm_forward/_backward's own, split at
+// the reductions; parameter gradients of the other nodes go to per-thread copies reduced
+// in thread order (deterministic for a thread count), as in the fused driver.
+
+static void bn_levels(const Net *net, int *lev, int *max_lev) {
+    int P = 0;
+    for (int l = 0; l < net->n_layers; l++) {
+        const Layer *L = &net->layers[l];
+        int v = 0;
+        for (int j = 0; j < L->n_in; j++)
+            if (L->in[j] >= 0 && lev[L->in[j]] > v) v = lev[L->in[j]];
+        if (L->kind == LAYER_BATCHNORM) v++;
+        lev[l] = v;
+        if (v > P) P = v;
+    }
+    *max_lev = P;
+}
+
+static int forward_backward_bn_train(Net *net, const float *x, int B, NetBackward *nb, Err *e) {
+    int nl = net->n_layers, K = net->n_classes, out = nl - 1, nt = thread_count(B);
+    size_t in = net_in_size(net);
+    NetTape *t = net->tape;
+    if (t && (t->net != net || t->B != B || t->n_layers != nl)) net_tape_free(t), net->tape = t = NULL;
+    if (!t) {
+        t = xcalloc(sizeof(*t));
+        if (!t || !(t->w = ws_alloc(net, B, 1, 0, 1))) {
+            xfree(t);
+            return err_set(e, "out of memory for the activations of a batch of %d", B);
+        }
+        t->net = net, t->B = B, t->n_layers = nl;
+        net->tape = t;
+    }
+    for (int th = 0; th < nt; th++)
+        if (!ws_thread(net, th, 1, nb->param_grads)) return err_set(e, "out of memory for thread workspaces");
+    Workspace *w = t->w;
+    for (int l = 0; l < nl; l++)
+        if (w->grad[l]) pool_give(w, w->grad[l]), w->grad[l] = NULL;
+    memset(w->live, 0, (size_t)nl + 1);
+    t->train = 1;
+    int *lev = xmalloc(sizeof(int) * 3 * (size_t)nl), P;
+    float *coef = NULL;
+    size_t n_coef = 0;
+    for (int l = 0; l < nl; l++)
+        if (net->layers[l].kind == LAYER_BATCHNORM) n_coef += 3 * (size_t)net->layers[l].in_c;
+    coef = xmalloc(sizeof(float) * (n_coef ? n_coef : 1));
+    if (!lev || !coef) {
+        xfree(lev), xfree(coef);
+        return err_set(e, "out of memory");
+    }
+    int *first = lev + nl, *coef_at = lev + 2 * nl;
+    bn_levels(net, lev, &P);
+    for (int l = 0, off = 0; l < nl; l++) {
+        coef_at[l] = off;
+        if (net->layers[l].kind == LAYER_BATCHNORM) off += 3 * net->layers[l].in_c;
+    }
+    if (net->normalize) normalize_into(net, w->x0, x, B);
+    else memcpy(w->x0, x, sizeof(float) * B * in);
+    const float *in0 = w->x0;
+
+    // forward, level by level
+    for (int p = 0; p <= P; p++) {
+        for (int l = 0; l < nl; l++) {
+            Layer *L = &net->layers[l];
+            if (lev[l] != p || L->kind != LAYER_BATCHNORM) continue;
+            batchnorm_stats(w->stats[l], w->stats[l] + L->in_c, net->buffers + L->rm, net->buffers + L->rv,
+                            node_in(w, in0, L->in[0]), B, L->in_c, L->in_h * L->in_w, L->eps, L->momentum);
+            L->num_batches_tracked++;
+        }
+#pragma omp parallel num_threads(nt)
+        {
+            int th = omp_get_thread_num(), lo = (int)((long)B * th / nt), hi = (int)((long)B * (th + 1) / nt);
+            for (int b = lo; b < hi; b++)
+                for (int l = 0; l < nl; l++)
+                    if (lev[l] == p) node_forward(net, w, l, in0, b, 1, 1, 1);
+        }
+    }
+    net->dropout_step++;
+
+    // the loss, and the output's gradient as the seed
+    int rc = 0;
+    float *g_out = grad_target(net, w, out, B, 0);
+    if (!g_out) {
+        xfree(lev), xfree(coef);
+        return err_set(e, "out of memory for the gradients of a batch of %d", B);
+    }
+    const float *logits = w->act[out];
+    double losses[256] = {0};
+#pragma omp parallel num_threads(nt)
+    {
+        int th = omp_get_thread_num(), lo = (int)((long)B * th / nt), hi = (int)((long)B * (th + 1) / nt);
+        for (int b = lo; b < hi; b++) losses[th] += nb->loss(nb->ctx, b, logits + (size_t)b * K, g_out + (size_t)b * K);
+    }
+    double loss = 0.0;
+    for (int th = 0; th < nt; th++) loss += losses[th];
+    if (nb->logits) memcpy(nb->logits, logits, sizeof(float) * B * K);
+
+    // when each node's gradient buffer is first written: the highest level of its readers
+    for (int l = 0; l < nl; l++) first[l] = -1;
+    first[out] = P;
+    for (int l = 0; l < nl; l++) {
+        const Layer *L = &net->layers[l];
+        for (int j = 0; j < L->n_in; j++)
+            if (L->in[j] >= 0 && lev[l] > first[L->in[j]]) first[L->in[j]] = lev[l];
+    }
+    int want_dx = nb->dx != NULL;
+    if (want_dx) memset(w->dx0, 0, sizeof(float) * B * in);
+    for (int th = 0; th < nt && nb->param_grads; th++)
+        memset(((Workspace *)net->ws[th])->pgrads, 0, sizeof(float) * net->n_params);
+    for (int p = P; p >= 0 && rc == 0; p--) {
+        for (int l = 0; l < nl && rc == 0; l++) // buffers that receive gradient from this level on
+            if (first[l] == p && l != out && !grad_target(net, w, l, B, 0)) rc = -1;
+        if (rc) break;
+        // the batch sums of the next level's BatchNorm nodes, whose output gradients are complete
+        for (int l = 0; l < nl; l++) {
+            Layer *L = &net->layers[l];
+            if (lev[l] != p + 1 || L->kind != LAYER_BATCHNORM || !w->live[1 + l]) continue;
+            float *dgm = nb->param_grads ? net->grads + L->w : NULL, *dbt = nb->param_grads ? net->grads + L->b : NULL;
+            batchnorm_backward_sums(coef + coef_at[l], dgm, dbt, w->grad[l], w->stats[l], w->stats[l] + L->in_c,
+                                    node_in(w, in0, L->in[0]), net->params + L->w, B, L->in_c, L->in_h * L->in_w, 1);
+        }
+#pragma omp parallel num_threads(nt)
+        {
+            int th = omp_get_thread_num(), lo = (int)((long)B * th / nt), hi = (int)((long)B * (th + 1) / nt);
+            float *pg = nb->param_grads ? ((Workspace *)net->ws[th])->pgrads : NULL;
+            for (int b = lo; b < hi; b++) {
+                for (int l = 0; l < nl; l++) { // the next level's BatchNorm nodes: input gradients
+                    Layer *L = &net->layers[l];
+                    if (lev[l] != p + 1 || L->kind != LAYER_BATCHNORM || !w->live[1 + l]) continue;
+                    int j = L->in[0];
+                    size_t isz = net_node_size(net, j), osz = node_size(L);
+                    float *din = j < 0 ? (want_dx ? w->dx0 : NULL) : w->grad[j];
+                    if (din)
+                        batchnorm_backward_apply(din + b * isz, coef + coef_at[l], w->grad[l] + b * osz,
+                                                 node_in(w, in0, j) + b * isz, 1, L->in_c, L->in_h * L->in_w);
+                }
+                for (int l = nl - 1; l >= 0; l--) { // this level's other nodes, last first
+                    Layer *L = &net->layers[l];
+                    if (lev[l] != p || L->kind == LAYER_BATCHNORM || !w->live[1 + l]) continue;
+                    float *d[2] = {NULL, NULL};
+                    for (int k = 0; k < L->n_in; k++) {
+                        int j = L->in[k];
+                        float *base = j < 0 ? (want_dx ? w->dx0 : NULL) : w->grad[j];
+                        d[k] = base ? base + (size_t)b * net_node_size(net, j) : NULL;
+                    }
+                    node_backward(net, w, l, in0, b, 1, w->grad[l] + (size_t)b * node_size(L), d[0], d[1], pg, 1);
+                }
+            }
+        }
+        // done with: this level's nodes but BatchNorm ones, and the next level's BatchNorm
+        for (int l = 0; l < nl; l++) {
+            int bn = net->layers[l].kind == LAYER_BATCHNORM;
+            if (w->grad[l] && (bn ? lev[l] == p + 1 : lev[l] == p)) {
+                pool_give(w, w->grad[l]), w->grad[l] = NULL;
+                w->live[1 + l] = 0;
+            }
+        }
+    }
+    for (int l = 0; l < nl; l++) // on failure, or nodes that no level released
+        if (w->grad[l]) pool_give(w, w->grad[l]), w->grad[l] = NULL;
+    memset(w->live, 0, (size_t)nl + 1);
+    xfree(lev), xfree(coef);
+    if (rc) return err_set(e, "out of memory for the gradients of a batch of %d", B);
+    if (nb->param_grads)
+        for (int th = 0; th < nt; th++) {
+            const float *pg = ((Workspace *)net->ws[th])->pgrads;
+            for (size_t i = 0; i < net->n_params; i++) net->grads[i] += pg[i];
+        }
+    if (want_dx) {
+        w->live[0] = 1;
+        input_grad_out(net, w, nb->dx, B);
+    }
+    nb->loss_sum = loss;
+    net->n_forward += (uint64_t)B;
+    net->n_backward += (uint64_t)B;
+    return 0;
+}
+
 int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *e) {
     if (nb->nvec < 1) nb->nvec = 1;
     if (nb->param_grads && nb->nvec != 1) return err_set(e, "parameter gradients need exactly one vector per sample");
     if (nb->param_grads && net_alloc_grads(net, e)) return -1;
     if (wino_update(net, e)) return -1;
-    if (net->train && net_has_batchnorm(net)) return forward_backward_layerwise(net, x, B, nb, e);
+    if (net->train && net_has_train_mode(net)) {
+        // BatchNorm without dropout, one gradient vector: the per-sample BatchNorm path
+        int dropout = 0;
+        for (int l = 0; l < net->n_layers; l++) dropout |= net->layers[l].kind == LAYER_DROPOUT;
+        if (!dropout && nb->nvec == 1 && !net->bn_layerwise) return forward_backward_bn_train(net, x, B, nb, e);
+        return forward_backward_layerwise(net, x, B, nb, e);
+    }
 
     size_t in = net_in_size(net);
     int K = net->n_classes, nvec = nb->nvec, nt = thread_count(B), out = net->n_layers - 1;

@@ -16,7 +16,9 @@
  * Node kinds and their shapes: every node's input and output are (C, H, W) per sample,
  * NCHW and contiguous; in_c/in_h/in_w describe in[0]. LAYER_LINEAR sees its input
  * flattened (in_c = C*H*W, in_h = in_w = 1), as torch's `out.view(out.size(0), -1)`:
- * there is no flatten node. LAYER_SUM adds two inputs of the same shape.
+ * there is no flatten node. LAYER_SUM adds two inputs of the same shape, LAYER_CONCAT
+ * joins two along channels; LAYER_SLICE takes a channel range of one (ShuffleNetV2's
+ * split is two slices of the same node).
  *
  * Two drivers share the same layer kernels:
  * - per-sample fused: each thread takes a contiguous block of the batch and runs every
@@ -48,8 +50,10 @@
 #include "../core/common.h"
 #include "../core/rng.h"
 #include "../io/tensordict.h"
+#include "../nn/conv_group.h"
 #include "../nn/join.h"
 #include "../nn/nn.h"
+#include "../nn/pool_ext.h"
 
 typedef enum {
     LAYER_CONV,
@@ -60,8 +64,21 @@ typedef enum {
     LAYER_BATCHNORM,
     LAYER_AVGPOOL,
     LAYER_MAXPOOL,
-    LAYER_SUM, // out = in[0] + in[1]: a residual connection
+    LAYER_SUM,              // out = in[0] + in[1]: a residual connection
+    LAYER_CONCAT,           // torch.cat([in[0], in[1]], 1)
+    LAYER_SLICE,            // channels [c0, c0 + out_c) of in[0]
+    LAYER_SHUFFLE,          // ShuffleNet's channel shuffle in `groups` groups
+    LAYER_ADAPTIVE_AVGPOOL, // torch.nn.AdaptiveAvgPool2d((out_h, out_w))
+    LAYER_DROPOUT,          // torch.nn.Dropout(p): identity at eval
 } LayerKind;
+
+// how net_init_params draws a node's parameters
+typedef enum {
+    INIT_TORCH,       // PyTorch's default for the module (nn/init.c)
+    INIT_KAIMING_OUT, // conv weight ~ N(0, 2 / (out_c * k * k)) (torchvision ResNet, CRD's MobileNetV2/WRN)
+    INIT_NORMAL_001,  // linear weight ~ N(0, 0.01^2), bias 0 (CRD's MobileNetV2)
+    INIT_ZERO_BIAS,   // PyTorch's default weight, bias 0 (CRD's WRN classifier)
+} NetInit;
 
 // one node of the graph
 typedef struct {
@@ -72,7 +89,10 @@ typedef struct {
     int in_c, in_h, in_w; // shape of in[0] (LINEAR: the flattened size, 1, 1)
     int out_c, out_h, out_w;
     int k, stride, pad; // conv, pool
-    int groups;         // groupnorm
+    int groups;         // groupnorm, grouped conv (1: dense), shuffle
+    int c0;             // slice: first channel
+    float p;            // dropout probability
+    NetInit init;
     ActKind act;
     float slope; // leaky relu
     float eps, momentum;
@@ -120,7 +140,13 @@ typedef struct {
 
     int normalize;
     float mean[4], std[4];
-    int train; // BatchNorm mode of net_forward_backward
+    int train; // BatchNorm and dropout mode of net_forward_backward
+    // train-mode BatchNorm runs one sample at a time between its batch reductions (see
+    // net.c); bn_layerwise runs it node by node over the batch instead (the reference;
+    // net_finish sets it from the environment: BEARD_BN=layerwise)
+    int bn_layerwise;
+    // dropout masks come from Philox (dropout_seed, pass counter): set the seed per run
+    uint64_t dropout_seed, dropout_step;
 
     // per-sample passes run so far (attack cost accounting): add-only, read by callers
     uint64_t n_forward, n_backward;
@@ -155,15 +181,32 @@ int net_add_act(Net *net, const char *name, ActKind act, float slope, Err *e);
 int net_add_groupnorm(Net *net, const char *name, int groups, Err *e);
 int net_add_layernorm(Net *net, const char *name, Err *e);
 int net_add_batchnorm(Net *net, const char *name, Err *e);
+// groups > 1: torch's Conv2d(groups=G); in and out channels must split into G groups
+int net_add_conv_grouped(Net *net, const char *name, int out_c, int k, int stride, int pad, int groups, int bias,
+                         Err *e);
 int net_add_pool(Net *net, const char *name, LayerKind kind, int k, int stride, Err *e);
+// max pooling with zero-area padding (-inf), torch's MaxPool2d(k, stride, pad)
+int net_add_maxpool_pad(Net *net, const char *name, int k, int stride, int pad, Err *e);
+int net_add_adaptive_avgpool(Net *net, const char *name, int out_h, int out_w, Err *e);
+int net_add_dropout(Net *net, const char *name, float p, Err *e);
 // out = out(a) + out(b), same shapes; a, b are node indices (-1: the input)
 int net_add_sum(Net *net, const char *name, int a, int b, Err *e);
+// torch.cat([out(a), out(b)], 1): same planes
+int net_add_concat(Net *net, const char *name, int a, int b, Err *e);
+// channels [c0, c0 + n) of the cursor node
+int net_add_slice(Net *net, const char *name, int c0, int n, Err *e);
+int net_add_shuffle(Net *net, const char *name, int groups, Err *e);
+// how node's parameters are initialised (default INIT_TORCH)
+void net_set_init(Net *net, int node, NetInit init);
 // the node added last (-1 before the first)
 static inline int net_last(const Net *net) { return net->n_layers - 1; }
 // the next node reads `node` (-1: the model input)
 void net_from(Net *net, int node);
 // the output is the last node; embed defaults to the input of a final linear classifier
 int net_finish(Net *net, Err *e);
+// net_finish without allocating or initialising parameters: enough for the state_dict's
+// names and shapes (net_check_state_dict), not for running; net_free it as usual
+int net_finish_shapes(Net *net, Err *e);
 void net_free(Net *net);
 
 int net_alloc_grads(Net *net, Err *e);
@@ -183,13 +226,19 @@ static inline int logits_argmax(const float *z, int K) {
     return best;
 }
 int net_has_batchnorm(const Net *net);
+// nodes that behave differently in training: BatchNorm (couples the batch) and dropout
+int net_has_train_mode(const Net *net);
 
 // ----------------------------------------------------------------------------
 // state_dict: names and shapes equal PyTorch's (features.0.weight, ..., classifier.bias)
 
 // copies every entry from sd (all must be present with matching shapes; extra keys are an
-// error too, except when `strict` is 0)
+// error too, except when `strict` is 0). Nothing is copied when any entry mismatches.
 int net_load_state_dict(Net *net, const TensorDict *sd, int strict, Err *e);
+// whether sd has net's names and shapes; the error names the first missing, mismatched
+// or (strict) unexpected key with both shapes. Returns the number of matching entries
+// in *n_match when not NULL (for ranking candidate architectures).
+int net_check_state_dict(const Net *net, const TensorDict *sd, int strict, int *n_match, Err *e);
 int net_state_dict(const Net *net, TensorDict *out, Err *e);
 
 // ----------------------------------------------------------------------------
@@ -220,8 +269,10 @@ typedef struct {
     double loss_sum;   // out: sum of the per-sample losses
 } NetBackward;
 
-// forward + backward over a batch. Uses the per-sample fused driver unless BatchNorm runs
-// in training mode (net->train), then the tape. Returns 0, or -1 with e set when memory
+// forward + backward over a batch. Uses the per-sample fused driver unless net->train is
+// set and the net has BatchNorm or dropout. Then: BatchNorm nets run sample by sample
+// between BatchNorm's batch reductions (one gradient vector; net->bn_layerwise off), and
+// the rest run node by node over the tape. Returns 0, or -1 with e set when memory
 // runs out.
 int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *e);
 

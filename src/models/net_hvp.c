@@ -153,6 +153,7 @@ static void chunk_forward(Net *net, HvpWs *w, const float *x, int train) {
             maxpool_forward(out, w->argmax[l], cur, n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
             break;
         case LAYER_SUM: add_forward(out, cur, node_input(net, w, l, 1), (size_t)n * node_size(L)); break;
+        default: break; // refused by net_hvp
         }
     }
 }
@@ -202,6 +203,7 @@ static void chunk_backward(Net *net, HvpWs *w, float *pg, int train) {
             if (din) maxpool_backward(din, g, w->argmax[l], n, L->in_c, L->in_h, L->in_w, L->k, L->stride);
             break;
         case LAYER_SUM: break; // above
+        default: break; // refused by net_hvp
         }
     }
 }
@@ -245,6 +247,7 @@ static void chunk_forward_tangent(Net *net, HvpWs *w, const float *v, int train)
             else memset(tout, 0, sizeof(float) * m);
             break;
         }
+        default: break; // refused by net_hvp
         }
     }
 }
@@ -294,6 +297,7 @@ static void chunk_backward_tangent(Net *net, HvpWs *w, const float *v, float *ph
             add_backward(tdin, i1 >= 0 ? w->tdy[i1] : w->tdx0, tg, (size_t)n * node_size(L));
             break;
         }
+        default: break; // refused by net_hvp
         }
     }
 }
@@ -348,6 +352,18 @@ double net_mean_ce(void *ctx, int i, const float *logits, float *dlogits) {
 int net_hvp(Net *net, const float *x, int B, NetHvp *out, Err *e) {
     const NetHvp *h = out;
     if (B < 1) return err_set(e, "second-order pass over an empty batch");
+    for (int l = 0; l < net->n_layers; l++) {
+        const Layer *L = &net->layers[l];
+        int ok = L->kind == LAYER_CONV || L->kind == LAYER_LINEAR || L->kind == LAYER_ACT || L->kind == LAYER_GROUPNORM ||
+                 L->kind == LAYER_LAYERNORM || L->kind == LAYER_BATCHNORM || L->kind == LAYER_AVGPOOL ||
+                 L->kind == LAYER_MAXPOOL || L->kind == LAYER_SUM;
+        if (L->kind == LAYER_CONV && L->groups > 1) ok = 0;
+        if (L->kind == LAYER_MAXPOOL && L->pad) ok = 0;
+        if (L->kind == LAYER_ACT && L->act == ACT_RELU6) ok = 0;
+        if (!ok)
+            return err_set(e, "the second-order pass takes the ConvNet family's layers and residual sums; %s's node %d (%s) is not one",
+                           net->arch, l, L->name[0] ? L->name : "unnamed");
+    }
     if (!h->labels && !h->targets) return err_set(e, "second-order pass without labels or targets");
     if (h->labels && !h->targets)
         for (int b = 0; b < B; b++)

@@ -1,6 +1,6 @@
 /*
  * act.c: elementwise activations. GELU is the exact erf form (PyTorch's default,
- * approximate='none'); SiLU is DC's Swish, x * sigmoid(x).
+ * approximate='none'); SiLU is DC's Swish, x * sigmoid(x); ReLU6 clamps to [0, 6].
  */
 #include <math.h>
 #include <omp.h>
@@ -31,6 +31,10 @@ void act_forward(real *out, const real *in, size_t n, ActKind kind, real slope) 
     case ACT_GELU:
 #pragma omp parallel for schedule(static) if (N > (1 << 16))
         for (long i = 0; i < N; i++) out[i] = 0.5f * in[i] * (1.0f + rerf(in[i] * (real)M_SQRT1_2));
+        break;
+    case ACT_RELU6:
+#pragma omp parallel for schedule(static) if (N > (1 << 16))
+        for (long i = 0; i < N; i++) out[i] = in[i] > 0.0f ? (in[i] < 6.0f ? in[i] : 6.0f) : 0.0f;
         break;
     default: break;
     }
@@ -70,6 +74,11 @@ void act_backward(real *din, const real *dout, const real *in, size_t n, ActKind
             real pdf = rexp((real)-0.5 * x * x) * (real)0.3989422804014327;
             din[i] += dout[i] * (cdf + x * pdf);
         }
+        break;
+    case ACT_RELU6:
+        // PyTorch's hardtanh backward: the gradient passes strictly inside (0, 6)
+#pragma omp parallel for schedule(static) if (N > (1 << 16))
+        for (long i = 0; i < N; i++) din[i] += in[i] > 0.0f && in[i] < 6.0f ? dout[i] : 0.0f;
         break;
     default: break;
     }

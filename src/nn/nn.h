@@ -87,6 +87,7 @@ typedef enum {
     ACT_SIGMOID,    // torch.nn.Sigmoid
     ACT_SILU,       // torch.nn.SiLU, DC's Swish: x * sigmoid(x)
     ACT_GELU,       // torch.nn.GELU(approximate='none'): x * Phi(x)
+    ACT_RELU6,      // torch.nn.ReLU6: min(max(x, 0), 6)
     ACT_COUNT
 } ActKind;
 
@@ -137,6 +138,19 @@ void batchnorm_forward(real *out,          // (B, C, HW)
                        real momentum, int train);
 void batchnorm_backward(real *din, real *dgamma, real *dbeta, const real *dout, const real *mean,
                         const real *rstd, const real *in, const real *gamma, int B, int C, int HW, int train);
+// The same two passes split at their batch-wide reductions, for drivers that run the rest
+// of the network one sample at a time (net.c's BatchNorm training path): forward =
+// batchnorm_stats over the batch, then batchnorm_apply on any samples; backward =
+// batchnorm_backward_sums over the batch (dgamma, dbeta and coef (C, 3), the per-channel
+// affine map of the input gradient), then batchnorm_backward_apply on any samples. Each
+// half computes exactly what the unsplit function does.
+void batchnorm_stats(real *mean, real *rstd, real *running_mean, real *running_var, const real *in, int B, int C,
+                     int HW, real eps, real momentum);
+void batchnorm_apply(real *out, const real *in, const real *mean, const real *rstd, const real *gamma,
+                     const real *beta, int B, int C, int HW);
+void batchnorm_backward_sums(real *coef, real *dgamma, real *dbeta, const real *dout, const real *mean,
+                             const real *rstd, const real *in, const real *gamma, int B, int C, int HW, int train);
+void batchnorm_backward_apply(real *din, const real *coef, const real *dout, const real *in, int B, int C, int HW);
 
 // ----------------------------------------------------------------------------
 // pooling (no padding, floor mode, as torch.nn.AvgPool2d(k, s) / MaxPool2d(k, s))

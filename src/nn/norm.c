@@ -216,71 +216,123 @@ void layernorm_backward(real *din, real *dgamma, real *dbeta, const real *dout, 
 // ----------------------------------------------------------------------------
 // BatchNorm2d
 
+// per channel: the batch statistics (train) or the running ones (eval) into mean/rstd;
+// train updates the running statistics
+static void bn_channel_stats(real *mean, real *rstd, real *running_mean, real *running_var, const real *in, int B,
+                             int C, int HW, int c, real eps, real momentum, int train) {
+    size_t sz = (size_t)C * HW;
+    real m, r;
+    if (train) {
+        double s = 0.0;
+        for (int b = 0; b < B; b++) s += sum_f(in + b * sz + (size_t)c * HW, (size_t)HW);
+        double n = (double)B * HW;
+        m = (real)(s / n);
+        double ss = 0.0;
+        for (int b = 0; b < B; b++) ss += sumsq_dev(in + b * sz + (size_t)c * HW, (size_t)HW, m);
+        double var = ss / n;
+        r = (real)(1.0 / sqrt(var + eps));
+        if (running_mean) running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * m;
+        if (running_var) {
+            double unbiased = n > 1 ? ss / (n - 1) : var;
+            running_var[c] = (1.0f - momentum) * running_var[c] + momentum * (real)unbiased;
+        }
+    } else {
+        m = running_mean[c];
+        r = (real)(1.0 / sqrt((double)running_var[c] + eps));
+    }
+    mean[c] = m;
+    rstd[c] = r;
+}
+
+static void bn_channel_apply(real *out, const real *in, const real *mean, const real *rstd, const real *gamma,
+                             const real *beta, int B, int C, int HW, int c) {
+    size_t sz = (size_t)C * HW;
+    real a = gamma ? gamma[c] * rstd[c] : rstd[c];
+    real bb = (beta ? beta[c] : 0.0f) - mean[c] * a;
+    for (int b = 0; b < B; b++) affine_f(out + b * sz + (size_t)c * HW, in + b * sz + (size_t)c * HW, (size_t)HW, a, bb);
+}
+
 void batchnorm_forward(real *out, real *mean, real *rstd, real *running_mean, real *running_var,
                        const real *in, const real *gamma, const real *beta, int B, int C, int HW, real eps,
                        real momentum, int train) {
-    size_t sz = (size_t)C * HW;
 #pragma omp parallel for schedule(static) if (C > 1 && B * HW > 4096)
     for (int c = 0; c < C; c++) {
-        real m, r;
-        if (train) {
-            double s = 0.0;
-            for (int b = 0; b < B; b++) s += sum_f(in + b * sz + (size_t)c * HW, (size_t)HW);
-            double n = (double)B * HW;
-            m = (real)(s / n);
-            double ss = 0.0;
-            for (int b = 0; b < B; b++) ss += sumsq_dev(in + b * sz + (size_t)c * HW, (size_t)HW, m);
-            double var = ss / n;
-            r = (real)(1.0 / sqrt(var + eps));
-            if (running_mean) running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * m;
-            if (running_var) {
-                double unbiased = n > 1 ? ss / (n - 1) : var;
-                running_var[c] = (1.0f - momentum) * running_var[c] + momentum * (real)unbiased;
-            }
-        } else {
-            m = running_mean[c];
-            r = (real)(1.0 / sqrt((double)running_var[c] + eps));
-        }
-        mean[c] = m;
-        rstd[c] = r;
-        real a = gamma ? gamma[c] * r : r;
-        real bb = (beta ? beta[c] : 0.0f) - m * a;
-        for (int b = 0; b < B; b++) affine_f(out + b * sz + (size_t)c * HW, in + b * sz + (size_t)c * HW, (size_t)HW, a, bb);
+        bn_channel_stats(mean, rstd, running_mean, running_var, in, B, C, HW, c, eps, momentum, train);
+        bn_channel_apply(out, in, mean, rstd, gamma, beta, B, C, HW, c);
+    }
+}
+
+void batchnorm_stats(real *mean, real *rstd, real *running_mean, real *running_var, const real *in, int B, int C,
+                     int HW, real eps, real momentum) {
+#pragma omp parallel for schedule(static) if (C > 1 && B * HW > 4096)
+    for (int c = 0; c < C; c++) bn_channel_stats(mean, rstd, running_mean, running_var, in, B, C, HW, c, eps, momentum, 1);
+}
+
+void batchnorm_apply(real *out, const real *in, const real *mean, const real *rstd, const real *gamma,
+                     const real *beta, int B, int C, int HW) {
+    for (int c = 0; c < C; c++) bn_channel_apply(out, in, mean, rstd, gamma, beta, B, C, HW, c);
+}
+
+// per channel: the two batch sums of the backward rule, dgamma/dbeta, and the affine map
+// dx = k1 dy + a x + bb that the input gradient is (k[0..2])
+static void bn_channel_backward_sums(real *k, real *dgamma, real *dbeta, const real *dout, const real *mean,
+                                     const real *rstd, const real *in, const real *gamma, int B, int C, int HW, int c,
+                                     int train) {
+    size_t sz = (size_t)C * HW;
+    double m = mean[c], r = rstd[c];
+    double s1 = 0.0, s2 = 0.0;
+    for (int b = 0; b < B; b++) {
+        const real *dy = dout + b * sz + (size_t)c * HW, *x = in + b * sz + (size_t)c * HW;
+        s1 += sum_f(dy, (size_t)HW);
+        s2 += dot_f(dy, x, (size_t)HW);
+    }
+    double gxh = (s2 - m * s1) * r;
+    if (dgamma) dgamma[c] += (real)gxh;
+    if (dbeta) dbeta[c] += (real)s1;
+    double gm = gamma ? gamma[c] : 1.0;
+    real k1 = (real)(r * gm), a, bb;
+    if (train) {
+        double N = (double)B * HW;
+        double k2 = r * r * gm * gxh / N;
+        double k3 = -r * gm * s1 / N + m * k2;
+        a = (real)-k2;
+        bb = (real)k3;
+    } else { // running statistics are constants: dx = dy * gamma * rstd
+        a = 0.0f;
+        bb = 0.0f;
+    }
+    k[0] = k1, k[1] = a, k[2] = bb;
+}
+
+static void bn_channel_backward_apply(real *din, const real *k, const real *dout, const real *in, int B, int C,
+                                      int HW, int c) {
+    size_t sz = (size_t)C * HW;
+    real k1 = k[0], a = k[1], bb = k[2];
+    for (int b = 0; b < B; b++) {
+        const real *dy = dout + b * sz + (size_t)c * HW, *x = in + b * sz + (size_t)c * HW;
+        real *dx = din + b * sz + (size_t)c * HW;
+        for (int i = 0; i < HW; i++) dx[i] += k1 * dy[i] + a * x[i] + bb;
     }
 }
 
 void batchnorm_backward(real *din, real *dgamma, real *dbeta, const real *dout, const real *mean,
                         const real *rstd, const real *in, const real *gamma, int B, int C, int HW, int train) {
-    size_t sz = (size_t)C * HW;
 #pragma omp parallel for schedule(static) if (C > 1 && B * HW > 4096)
     for (int c = 0; c < C; c++) {
-        double m = mean[c], r = rstd[c];
-        double s1 = 0.0, s2 = 0.0;
-        for (int b = 0; b < B; b++) {
-            const real *dy = dout + b * sz + (size_t)c * HW, *x = in + b * sz + (size_t)c * HW;
-            s1 += sum_f(dy, (size_t)HW);
-            s2 += dot_f(dy, x, (size_t)HW);
-        }
-        double gxh = (s2 - m * s1) * r;
-        if (dgamma) dgamma[c] += (real)gxh;
-        if (dbeta) dbeta[c] += (real)s1;
-        if (!din) continue;
-        double gm = gamma ? gamma[c] : 1.0;
-        real k1 = (real)(r * gm), a, bb;
-        if (train) {
-            double N = (double)B * HW;
-            double k2 = r * r * gm * gxh / N;
-            double k3 = -r * gm * s1 / N + m * k2;
-            a = (real)-k2;
-            bb = (real)k3;
-        } else { // running statistics are constants: dx = dy * gamma * rstd
-            a = 0.0f;
-            bb = 0.0f;
-        }
-        for (int b = 0; b < B; b++) {
-            const real *dy = dout + b * sz + (size_t)c * HW, *x = in + b * sz + (size_t)c * HW;
-            real *dx = din + b * sz + (size_t)c * HW;
-            for (int i = 0; i < HW; i++) dx[i] += k1 * dy[i] + a * x[i] + bb;
-        }
+        real k[3];
+        bn_channel_backward_sums(k, dgamma, dbeta, dout, mean, rstd, in, gamma, B, C, HW, c, train);
+        if (din) bn_channel_backward_apply(din, k, dout, in, B, C, HW, c);
     }
 }
+
+void batchnorm_backward_sums(real *coef, real *dgamma, real *dbeta, const real *dout, const real *mean,
+                             const real *rstd, const real *in, const real *gamma, int B, int C, int HW, int train) {
+#pragma omp parallel for schedule(static) if (C > 1 && B * HW > 4096)
+    for (int c = 0; c < C; c++)
+        bn_channel_backward_sums(coef + 3 * c, dgamma, dbeta, dout, mean, rstd, in, gamma, B, C, HW, c, train);
+}
+
+void batchnorm_backward_apply(real *din, const real *coef, const real *dout, const real *in, int B, int C, int HW) {
+    for (int c = 0; c < C; c++) bn_channel_backward_apply(din, coef + 3 * c, dout, in, B, C, HW, c);
+}
+

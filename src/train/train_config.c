@@ -104,8 +104,11 @@ static int apply_key(TrainSettings *s, const cJSON *v, Err *e) {
     if (!strcmp(k, "eval_mode")) {
         char m[8];
         if (json_get_str(v, m, sizeof(m), e)) return -1;
-        if (strcmp(m, "S") && strcmp(m, "SS"))
-            return err_set(e, "\"eval_mode\" \"%s\" trains other architectures; beard train supports \"S\" (use --arch)", m);
+        const char *pool = train_eval_pool(m);
+        if (!pool) return err_set(e, "\"eval_mode\" \"%s\" is none of DC's S, SS, M, B, W, D, A, P, N", m);
+        if (*pool)
+            return err_set(e, "\"eval_mode\" \"%s\" trains DC's pool %s: pass it as --arch %s (or --eval-mode %s)", m,
+                           pool, pool, m);
         return 0;
     }
     // BEARD keys that do not affect training (distillation or evaluation settings)
@@ -210,6 +213,26 @@ int train_settings_config(const TrainSettings *s, int default_sem, TrainConfig *
     }
     if (train_adv_finish(&cfg->adv, e)) return err_wrap(e, "training attack parameters");
     return 0;
+}
+
+const char *train_eval_pool(const char *mode) {
+    // DC's get_eval_pool (utils.py); S and SS train the model itself
+    static const struct {
+        const char *mode, *archs;
+    } pools[] = {
+        {"S", ""},
+        {"SS", ""},
+        {"M", "MLP,ConvNet,LeNet,AlexNet,VGG11,ResNet18"},
+        {"B", "ConvNetBN,ConvNetASwishBN,AlexNetBN,VGG11BN,ResNet18BN"},
+        {"W", "ConvNetW32,ConvNetW64,ConvNetW128,ConvNetW256"},
+        {"D", "ConvNetD1,ConvNetD2,ConvNetD3,ConvNetD4"},
+        {"A", "ConvNetAS,ConvNetAR,ConvNetAL,ConvNetASwish"},
+        {"P", "ConvNetNP,ConvNetMP,ConvNetAP"},
+        {"N", "ConvNetNN,ConvNetBN,ConvNetLN,ConvNetIN,ConvNetGN"},
+    };
+    for (size_t i = 0; i < sizeof(pools) / sizeof(pools[0]); i++)
+        if (!strcmp(mode, pools[i].mode)) return pools[i].archs;
+    return NULL;
 }
 
 int train_settings_load_json(TrainSettings *s, const char *path, Err *e) {

@@ -28,7 +28,8 @@
 
 typedef struct {
     // what to train on and what to train
-    char dataset[32], arch[32], method[64], ipc[16];
+    char dataset[32], method[64], ipc[16];
+    char arch[512];      // one architecture, or several separated by commas (cross-architecture)
     char data_file[1024], data_path[1024], save_path[1024];
     int src_dataset;     // the real training set instead of data_file
     int unpack4;         // BEARD's aug: IDM/BACON's 4-in-1 unpacking
@@ -66,6 +67,9 @@ typedef struct {
 } TrainSettings;
 
 void train_settings_default(TrainSettings *s);
+// the architectures DC's eval_mode evaluates on ("MLP,ConvNet,..." for M); "" for S and SS
+// (the model itself); NULL for an unknown mode
+const char *train_eval_pool(const char *mode);
 // applies a BEARD train_config.json (or beard keys) on top of s
 int train_settings_load_json(TrainSettings *s, const char *path, Err *e);
 // applies the keys of a parsed JSON object (the same keys as a file) on top of s
