@@ -24,7 +24,7 @@ holding DatasetCondensation/ (VICO-UoE), IDM/ (uitrbn), BACON/ (zhouzhengqd) and
 mtt-distillation/ (GeorgeCazenavette; MTT with ZCA also needs kornia 0.6.3 importable).
 
 usage: distill_fidelity.py --beard build/beard --shared ../shared --work DIR --official DIR
-                           [--dm-iters 100] [--idm-iters 15] [--dc-iters 49 --dc10-iters 0]
+                           [--dm-iters 100] [--idm-iters 10] [--dc-iters 49 --dc10-iters 0]
                            [--dsa-iters 19 --dsa10-iters 0]
                            [--mtt-iters 20 --mtt10-iters 5 --mtt-experts 3 --mtt-epochs 8]
                            [--seeds 3] [--epochs 1000]
@@ -324,7 +324,7 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--official")
     ap.add_argument("--dm-iters", type=int, default=100)
-    ap.add_argument("--idm-iters", type=int, default=15)
+    ap.add_argument("--idm-iters", type=int, default=10)
     ap.add_argument("--dc-iters", type=int, default=49, help="DC at IPC 1 (the official Iteration: N + 1 updates)")
     ap.add_argument("--dc10-iters", type=int, default=0, help="DC at IPC 10")
     ap.add_argument("--dsa-iters", type=int, default=19, help="DSA at IPC 1")
