@@ -374,8 +374,8 @@ def main():
                 t = train(a, name, path, m in ("IDM", "BACON")) if "train" in steps or done else None
                 if t:
                     r[who] = (t["mean_accuracy"], t["std_accuracy"], t["accuracies"])
-                    if who == "beard" and ("attack" in steps or
-                                           os.path.exists(os.path.join(a.work, "train", name, "attack.json"))):
+                    evaluated = os.path.exists(os.path.join(train_dir(a), name, "evaluate"))
+                    if who == "beard" and ("attack" in steps or evaluated):
                         r["beard_attack"] = attack(a, name, t, m, ipc)
                 tj = os.path.join(a.work, who, "%s_%d" % (m, ipc), "time.json")
                 if os.path.exists(tj):
