@@ -24,7 +24,7 @@ holding DatasetCondensation/ (VICO-UoE), IDM/ (uitrbn), BACON/ (zhouzhengqd) and
 mtt-distillation/ (GeorgeCazenavette; MTT with ZCA also needs kornia 0.6.3 importable).
 
 usage: distill_fidelity.py --beard build/beard --shared ../shared --work DIR --official DIR
-                           [--dm-iters 100] [--idm-iters 15] [--dc-iters 49 --dc10-iters 0]
+                           [--dm-iters 100] [--idm-iters 10] [--dc-iters 49 --dc10-iters 0]
                            [--dsa-iters 19 --dsa10-iters 0]
                            [--mtt-iters 20 --mtt10-iters 5 --mtt-experts 3 --mtt-epochs 8]
                            [--seeds 3] [--epochs 1000]
@@ -275,8 +275,13 @@ def random_real(a, ipc):
     return res
 
 
+def train_dir(a):
+    """trainings of another epoch count than BEARD's 1000 are kept apart"""
+    return os.path.join(a.work, "train" if a.epochs == 1000 else "train_ep%d" % a.epochs)
+
+
 def train(a, name, res, unpack):
-    out = os.path.join(a.work, "train", name)
+    out = os.path.join(train_dir(a), name)
     js = os.path.join(out, "train.json")
     if os.path.exists(js):
         return json.load(open(js))
@@ -299,7 +304,7 @@ def train(a, name, res, unpack):
 def attack(a, name, train_json, method, ipc):
     """stage 3: `beard evaluate` (BEARD's evaluate_config.json keys) on the final model of
     the best run: clean, FGSM and PGD, untargeted, BEARD's parameters and semantics"""
-    out = os.path.join(a.work, "train", name)
+    out = os.path.join(train_dir(a), name)
     res = os.path.join(out, "evaluate", "ConvNet_CIFAR10_%d_results.json" % ipc)
     if not os.path.exists(res):
         cfg = {"dataset": "CIFAR10", "model": "ConvNet", "method": method, "ipc": str(ipc),
@@ -324,7 +329,7 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--official")
     ap.add_argument("--dm-iters", type=int, default=100)
-    ap.add_argument("--idm-iters", type=int, default=15)
+    ap.add_argument("--idm-iters", type=int, default=10)
     ap.add_argument("--dc-iters", type=int, default=49, help="DC at IPC 1 (the official Iteration: N + 1 updates)")
     ap.add_argument("--dc10-iters", type=int, default=0, help="DC at IPC 10")
     ap.add_argument("--dsa-iters", type=int, default=19, help="DSA at IPC 1")
@@ -365,18 +370,20 @@ def main():
                 if not os.path.exists(path):
                     continue
                 name = "%s_%s_%d" % (who, m, ipc)
-                done = os.path.exists(os.path.join(a.work, "train", name, "train.json"))
+                done = os.path.exists(os.path.join(train_dir(a), name, "train.json"))
                 t = train(a, name, path, m in ("IDM", "BACON")) if "train" in steps or done else None
                 if t:
                     r[who] = (t["mean_accuracy"], t["std_accuracy"], t["accuracies"])
-                    if who == "beard" and ("attack" in steps or
-                                           os.path.exists(os.path.join(a.work, "train", name, "attack.json"))):
+                    evaluated = os.path.exists(os.path.join(train_dir(a), name, "evaluate"))
+                    if who == "beard" and ("attack" in steps or evaluated):
                         r["beard_attack"] = attack(a, name, t, m, ipc)
                 tj = os.path.join(a.work, who, "%s_%d" % (m, ipc), "time.json")
                 if os.path.exists(tj):
                     r[who + "_time"] = json.load(open(tj))
             rows.append(r)
-    json.dump(rows, open(os.path.join(a.work, "table.json"), "w"), indent=1)
+    json.dump(rows, open(os.path.join(train_dir(a), "table.json"), "w"), indent=1)
+    print("CIFAR-10 subset of ../shared (5 x 761 training, 761 test images); DM %d iterations, IDM/BACON %d; "
+          "ConvNet trained %d + 1 epochs, %d seeds" % (a.dm_iters, a.idm_iters, a.epochs, a.seeds))
     print("| method | IPC | iterations | beard | official (PyTorch) | difference | beard distill time | official distill time "
           "| beard's model under beard evaluate: clean / FGSM / PGD |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
