@@ -53,12 +53,12 @@ static double nice_step(double range, int ticks) {
 
 typedef struct {
     double x0, y0, x1, y1; // plot area (y0 top)
-    double ymin, ymax;
+    double ymin, ymax, step;
 } Frame;
 
 static double ymap(const Frame *f, double v) { return f->y1 - (v - f->ymin) / (f->ymax - f->ymin) * (f->y1 - f->y0); }
 
-static void y_range(const FigChart *c, int bars, double *lo, double *hi) {
+static void y_range(const FigChart *c, int bars, double *lo, double *hi, double *step_out) {
     double mn = INFINITY, mx = -INFINITY;
     for (int s = 0; s < c->n_series; s++)
         for (int i = 0; i < c->series[s].n; i++) {
@@ -75,6 +75,7 @@ static void y_range(const FigChart *c, int bars, double *lo, double *hi) {
     *lo = floor(mn / step) * step;
     *hi = ceil(mx / step) * step;
     if (!isfinite(c->ymax) && *hi - mx < 0.02 * (*hi - *lo)) *hi += step; // room above the highest bar
+    *step_out = step;
 }
 
 // title, y axis with grid, legend; returns the plot frame
@@ -86,13 +87,13 @@ static Frame frame_draw(cairo_t *cr, const FigChart *c, int bars, double bottom)
     double lw = 0;
     for (int s = 0; s < c->n_series; s++) lw = MAX(lw, text_w(cr, c->series[s].name));
     Frame f = {.x0 = 72, .y0 = 52, .x1 = FIG_W - 36 - (c->n_series ? lw + 34 : 0), .y1 = FIG_H - bottom};
-    y_range(c, bars, &f.ymin, &f.ymax);
+    y_range(c, bars, &f.ymin, &f.ymax, &f.step);
     font(cr, 15, 1);
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
     text_at(cr, FIG_W / 2, 28, 0.5, c->title);
     // y grid and ticks
     font(cr, 11, 0);
-    double step = nice_step(f.ymax - f.ymin, 5);
+    double step = f.step;
     for (double v = f.ymin; v <= f.ymax + step * 1e-6; v += step) {
         double y = ymap(&f, v);
         cairo_set_source_rgb(cr, 0.88, 0.88, 0.88);

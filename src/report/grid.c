@@ -311,7 +311,7 @@ static void parse_attack(Grid *g, const cJSON *v, int idx, GridIssues *iss) {
         // the label: the given one, else the name and the parameters off the preset
         char lab[64];
         snprintf(lab, sizeof(lab), "%s", label[0] ? label : def->name);
-        if (n_var > 1 && label[0]) snprintf(lab, sizeof(lab), "%s_%d", label, k);
+        if (n_var > 1 && label[0]) snprintf(lab, sizeof(lab), "%.50s_%d", label, k);
         if (!label[0]) {
             size_t len = strlen(lab);
             int first = 1;
@@ -955,7 +955,11 @@ int grid_plan(GridPlan *p, Grid *g, GridIssues *iss) {
                             if (!gm) goto oom;
                             *gm = (GridModel){.train_cell = -1, .dataset = d, .method = mi, .ipc = ipc, .arch = a,
                                               .train_attack = ta, .run = 0};
-                            snprintf(gm->path, sizeof(gm->path), "%s", found);
+                            if (strlen(found) >= sizeof(gm->path)) {
+                                grid_issue(iss, "%s: method %s: the checkpoint path is too long", g->path, m->name);
+                                continue;
+                            }
+                            memcpy(gm->path, found, strlen(found) + 1);
                             Net net;
                             if (!is_file(found)) {
                                 grid_issue(iss, "%s: method %s: no checkpoint %s", g->path, m->name, found);
@@ -1001,7 +1005,7 @@ int grid_plan(GridPlan *p, Grid *g, GridIssues *iss) {
                                 grid_issue(iss, "%s: %s", g->path, e.msg);
                                 continue;
                             }
-                            snprintf(gm->path, sizeof(gm->path), "%.700s/model_pool/%s/%s", g->out, m->name, base);
+                            snprintf(gm->path, sizeof(gm->path), "%.600s/model_pool/%s/%s", g->out, m->name, base);
                             GridCell *c = add_cell(p, &cap_cells);
                             if (!c) goto oom;
                             c->kind = CELL_TRAIN;

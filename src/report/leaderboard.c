@@ -375,7 +375,7 @@ int leaderboard_build(Leaderboard *lb, const StoreRow *rows, int n_rows, const P
         LbColumn *col = &dc->cols[dc->n_cols++];
         memset(col, 0, sizeof(*col));
         snprintf(col->label, sizeof(col->label), "%s", r->attack);
-        snprintf(col->attack_name, sizeof(col->attack_name), "%s", r->attack_name[0] ? r->attack_name : r->attack);
+        snprintf(col->attack_name, sizeof(col->attack_name), "%.31s", r->attack_name[0] ? r->attack_name : r->attack);
         col->eps = row_eps(r);
     }
     for (int d = 0; d < n_dcs; d++) qsort(dcs[d].cols, dcs[d].n_cols, sizeof(LbColumn), col_order);

@@ -82,12 +82,15 @@ int leaderboard_figures(const Leaderboard *lb, const char *dir, int png, LbFigur
         for (int s = 0; s < 2; s++) {
             // Figure 4: RRM, AEM, CREI per method
             for (int m = 1; m >= 0; m--) {
+                // the rows measured in this semantics and mode
                 double v[3][64];
+                const char *fc[64];
                 int any = 0;
                 for (int k = 0; k < nr; k++) {
                     const LbFig *f = &rows[k]->fig[s][m];
-                    v[0][k] = f->rr.v, v[1][k] = f->ae.v, v[2][k] = f->crei.v;
-                    any |= f->ok;
+                    if (!f->ok) continue;
+                    v[0][any] = f->rr.v, v[1][any] = f->ae.v, v[2][any] = f->crei.v;
+                    fc[any++] = cats[k];
                 }
                 if (!any) continue;
                 FigChart c;
@@ -96,11 +99,11 @@ int leaderboard_figures(const Leaderboard *lb, const char *dir, int png, LbFigur
                          metrics_mode_name(m));
                 snprintf(c.ylabel, sizeof(c.ylabel), "%%");
                 snprintf(c.xlabel, sizeof(c.xlabel), "method (all IPCs pooled)");
-                c.categories = cats, c.n_categories = nr;
+                c.categories = fc, c.n_categories = any;
                 const char *names[3] = {"RRM", "AEM", "CREI"};
                 for (int i = 0; i < 3; i++) {
                     snprintf(c.series[i].name, sizeof(c.series[i].name), "%s", names[i]);
-                    c.series[i].y = v[i], c.series[i].n = nr;
+                    c.series[i].y = v[i], c.series[i].n = any;
                 }
                 c.n_series = 3;
                 c.ymin = c.ymax = NAN;
