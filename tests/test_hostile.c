@@ -327,10 +327,17 @@ static void test_cli_names(void) {
     }
     snprintf(cmd, sizeof(cmd), "test -z \"$(find '%s' -name '*escaped*')\" && test ! -e /tmp/escaped", dir);
     CHECK(system(cmd) == 0, "no file outside the output folder");
-    // every subcommand takes --threads and documents it
-    const char *subs[] = {"train", "eval", "attack", "bench", "inspect", "evaluate", "metrics", "download", "run",
-                          "store", "leaderboard", "demo"};
-    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+    // every subcommand (as `beard --help` lists them, new ones included) takes --threads
+    // and documents it
+    run_cli(out, sizeof(out), "--help");
+    char subs[32][32];
+    int n_subs = 0;
+    const char *p = strstr(out, "commands:");
+    for (p = p ? strchr(p, '\n') : NULL; p && *p && n_subs < 32; p = strchr(p + 1, '\n')) {
+        if (sscanf(p + 1, " %31s", subs[n_subs]) == 1 && p[1] == ' ') n_subs++;
+    }
+    CHECK(n_subs >= 12, "beard --help lists %d subcommands", n_subs);
+    for (int i = 0; i < n_subs; i++) {
         int rc = run_cli(out, sizeof(out), "%s --help", subs[i]);
         CHECK(rc == 0 && strstr(out, "--threads"), "beard %s --help: exit 0 and --threads documented (%d)", subs[i], rc);
         rc = run_cli(out, sizeof(out), "%s --threads 2 --frobnicate", subs[i]);
