@@ -224,7 +224,7 @@ typedef struct {
     int load_all;
     Net net;                // the student
     float *syn;             // (n_syn, D) the images in MTT's space (r->syn when no ZCA)
-    float *g, *tmp;
+    float *g;               // (n_syn, D) the gradient w.r.t. the images
     float syn_lr;
     Optim oi, ol;
     int syn_steps, expert_epochs, max_start, batch_syn, dsa;
@@ -245,7 +245,7 @@ static void mtt_free(DistillRun *r) {
     free(s->files), free(s->experts);
     net_free(&s->net);
     if (s->syn != r->syn) xfree(s->syn);
-    xfree(s->g), xfree(s->tmp);
+    xfree(s->g);
     optim_free(&s->oi), optim_free(&s->ol);
     free(s->steps), free(s->idx), free(s->perm), free(s->chunks), free(s->samples);
     mtt_work_free(&s->w);
