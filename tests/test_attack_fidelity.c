@@ -25,8 +25,11 @@
  * SPSA's 256 passes per point, JSMA's Jacobians, EAD's 900 iterations, SparseFool,
  * OnePixel, Pixle) use at most their case's max_n images unless $BEARD_FIDELITY_N is
  * set; their references cover only the first images anyway (tests/scripts/
- * gen_attack_refs.py: torchattacks takes seconds per image there). LGV runs in
- * `make fidelity` only (it trains 40 models first).
+ * gen_attack_refs.py: torchattacks takes seconds per image there). The rest of
+ * torchattacks runs on 32 images (deterministic) or 16 (stochastic, and those with
+ * several gradient copies per step) in the suite, to keep it short. EAD and LGV run in
+ * `make fidelity` only: EAD's early stop is batch-wide, so it is compared on its
+ * reference's own batch (64 images), and LGV trains 40 models first.
  * The rest of torchattacks 3.5.1 (VANILA ... LGV) runs with torchattacks' defaults; a few
  * deterministic variants (TIFGSM without input diversity, Jitter without noise, PGDRS
  * with noise_sd 0, EOTPGD without its random start) pin the deterministic part of a
@@ -77,38 +80,40 @@ static const Case cases[] = {
     // the rest of torchattacks 3.5.1, with its defaults; deterministic variants (TIFGSM
     // without input diversity, Jitter without noise, PGDRS with noise_sd 0, EOTPGD without
     // its random start) pin the deterministic part of a stochastic attack per sample
-    {"VANILA", "VANILA", PRESET_TORCHATTACKS, "", 0.3},
-    {"GN", "GN", PRESET_TORCHATTACKS, "", 1.5},
-    {"RFGSM", "RFGSM", PRESET_TORCHATTACKS, "", 1.5},
-    {"EOTPGD", "EOTPGD", PRESET_TORCHATTACKS, "", 1.5},
-    {"EOTPGD_nors", "EOTPGD", PRESET_TORCHATTACKS, "random_start=0", 0.3},
-    {"FFGSM", "FFGSM", PRESET_TORCHATTACKS, "", 1.5},
-    {"UPGD", "UPGD", PRESET_TORCHATTACKS, "", 0.3},
-    {"UPGD_dlr", "UPGD", PRESET_TORCHATTACKS, "loss=dlr", 0.3},
-    {"UPGD_margin", "UPGD", PRESET_TORCHATTACKS, "loss=margin", 0.3},
-    {"NIFGSM", "NIFGSM", PRESET_TORCHATTACKS, "", 0.3},
-    {"SINIFGSM", "SINIFGSM", PRESET_TORCHATTACKS, "", 0.3},
-    {"VMIFGSM", "VMIFGSM", PRESET_TORCHATTACKS, "", 1.5},
-    {"VNIFGSM", "VNIFGSM", PRESET_TORCHATTACKS, "", 1.5},
-    {"DIFGSM", "DIFGSM", PRESET_TORCHATTACKS, "", 1.5},
-    {"TIFGSM", "TIFGSM", PRESET_TORCHATTACKS, "", 1.5},
-    {"TIFGSM_nodi", "TIFGSM", PRESET_TORCHATTACKS, "diversity_prob=0", 0.3},
-    {"Jitter", "Jitter", PRESET_TORCHATTACKS, "", 1.5},
-    {"Jitter_det", "Jitter", PRESET_TORCHATTACKS, "std=0,random_start=0", 0.3},
-    {"PGDRS", "PGDRS", PRESET_TORCHATTACKS, "", 1.5},
-    {"PGDRS_sd0", "PGDRS", PRESET_TORCHATTACKS, "noise_sd=0", 0.3},
-    {"PGDRSL2", "PGDRSL2", PRESET_TORCHATTACKS, "", 1.5},
-    {"PGDRSL2_sd0", "PGDRSL2", PRESET_TORCHATTACKS, "noise_sd=0", 0.3},
-    {"PIFGSM", "PIFGSM", PRESET_TORCHATTACKS, "", 0.3},
-    {"PIFGSMPP", "PIFGSMPP", PRESET_TORCHATTACKS, "", 0.3},
-    {"JSMA", "JSMA", PRESET_TORCHATTACKS, "", 0.3, 4},
-    {"EADL1", "EADL1", PRESET_TORCHATTACKS, "", 0.3, 16},
-    {"EADEN", "EADEN", PRESET_TORCHATTACKS, "", 0.3, 16},
-    {"SparseFool", "SparseFool", PRESET_TORCHATTACKS, "", 1.0, 8},
-    {"OnePixel", "OnePixel", PRESET_TORCHATTACKS, "", 1.5, 32},
-    {"Pixle", "Pixle", PRESET_TORCHATTACKS, "", 1.5, 16},
-    {"MultiAttack", "MultiAttack", PRESET_BEARD, "", 0.3},
-    {"LGV", "LGV", PRESET_TORCHATTACKS, "", 1.5, 0, 0, 0, 1}, // trains 40 surrogate models first
+    {"VANILA", "VANILA", PRESET_TORCHATTACKS, "", 0.3, 32},
+    {"GN", "GN", PRESET_TORCHATTACKS, "", 1.5, 16},
+    {"RFGSM", "RFGSM", PRESET_TORCHATTACKS, "", 1.5, 16},
+    {"EOTPGD", "EOTPGD", PRESET_TORCHATTACKS, "", 1.5, 16},
+    {"EOTPGD_nors", "EOTPGD", PRESET_TORCHATTACKS, "random_start=0", 0.3, 32},
+    {"FFGSM", "FFGSM", PRESET_TORCHATTACKS, "", 1.5, 16},
+    {"UPGD", "UPGD", PRESET_TORCHATTACKS, "", 0.3, 32},
+    {"UPGD_dlr", "UPGD", PRESET_TORCHATTACKS, "loss=dlr", 0.3, 32},
+    {"UPGD_margin", "UPGD", PRESET_TORCHATTACKS, "loss=margin", 0.3, 32},
+    {"NIFGSM", "NIFGSM", PRESET_TORCHATTACKS, "", 0.3, 32},
+    {"SINIFGSM", "SINIFGSM", PRESET_TORCHATTACKS, "", 0.3, 16},
+    {"VMIFGSM", "VMIFGSM", PRESET_TORCHATTACKS, "", 1.5, 16},
+    {"VNIFGSM", "VNIFGSM", PRESET_TORCHATTACKS, "", 1.5, 16},
+    {"DIFGSM", "DIFGSM", PRESET_TORCHATTACKS, "", 1.5, 16},
+    {"TIFGSM", "TIFGSM", PRESET_TORCHATTACKS, "", 1.5, 16},
+    {"TIFGSM_nodi", "TIFGSM", PRESET_TORCHATTACKS, "diversity_prob=0", 0.3, 32},
+    {"Jitter", "Jitter", PRESET_TORCHATTACKS, "", 1.5, 16},
+    {"Jitter_det", "Jitter", PRESET_TORCHATTACKS, "std=0,random_start=0", 0.3, 32},
+    {"PGDRS", "PGDRS", PRESET_TORCHATTACKS, "", 1.5, 16},
+    {"PGDRS_sd0", "PGDRS", PRESET_TORCHATTACKS, "noise_sd=0", 0.3, 16},
+    {"PGDRSL2", "PGDRSL2", PRESET_TORCHATTACKS, "", 1.5, 16},
+    {"PGDRSL2_sd0", "PGDRSL2", PRESET_TORCHATTACKS, "noise_sd=0", 0.3, 16},
+    {"PIFGSM", "PIFGSM", PRESET_TORCHATTACKS, "", 0.3, 32},
+    {"PIFGSMPP", "PIFGSMPP", PRESET_TORCHATTACKS, "", 0.3, 32},
+    {"JSMA", "JSMA", PRESET_TORCHATTACKS, "", 0.3, 2},
+    {"SparseFool", "SparseFool", PRESET_TORCHATTACKS, "", 1.0, 4},
+    {"OnePixel", "OnePixel", PRESET_TORCHATTACKS, "", 1.5, 16},
+    {"Pixle", "Pixle", PRESET_TORCHATTACKS, "", 1.5, 8},
+    {"MultiAttack", "MultiAttack", PRESET_BEARD, "", 0.3, 32},
+    // EAD's early stop looks at the loss of the whole batch, so its reference must be run
+    // on exactly its batch (the first 64 images); LGV trains 40 models: make fidelity only
+    {"EADL1", "EADL1", PRESET_TORCHATTACKS, "", 0.3, 0, 0, 0, 1},
+    {"EADEN", "EADEN", PRESET_TORCHATTACKS, "", 0.3, 0, 0, 0, 1},
+    {"LGV", "LGV", PRESET_TORCHATTACKS, "", 1.5, 0, 0, 0, 1},
 };
 
 static int cmp_double(const void *a, const void *b) {
@@ -167,7 +172,9 @@ int main(int argc, char **argv) {
             continue;
         }
         if (c->full_only && !getenv("BEARD_FIDELITY_N")) {
-            if (!skipped_full++) test_skip("LGV against torchattacks (it trains 40 models; make fidelity runs it)");
+            if (!skipped_full++)
+                test_skip("EAD (its reference is one batch of 64 images) and LGV (it trains 40 models) against "
+                          "torchattacks: make fidelity runs them");
             continue;
         }
         const AttackDef *def = attack_find(c->attack);
@@ -199,7 +206,7 @@ int main(int argc, char **argv) {
             have_train = 1;
         }
         RunConfig cfg = {.sem = sem, .policy = TARGET_BEARD, .batch = 256, .seed = 0,
-                         .keep_adv = c->ties || ref_l0 != NULL, .train = have_train ? &train : NULL};
+                         .keep_adv = c->ties || ref_l0 != NULL || c->tol <= 0.3, .train = have_train ? &train : NULL};
         AttackResult res;
         if (attack_evaluate(&net, &adn, def, &p, targeted, &cfg, &res, &e)) {
             CHECK(0, "%s: %s", name, e.msg);
@@ -211,6 +218,26 @@ int main(int argc, char **argv) {
         for (int i = 0; i < n; i++) agree += res.adv_ok[i] == (correct[i] == '1');
         printf("  %-9s %-5s %-10s beard %6.2f  torchattacks %6.2f  (per-sample agreement %d/%d, %.1fs)\n", name,
                semantics_name(sem), targeted ? "targeted" : "untargeted", res.accuracy, ref_acc, agree, n, res.seconds);
+        if (c->tol <= 0.3 && agree < n && res.x_adv) {
+            // the deterministic attacks' disagreements, sample by sample: how close beard's
+            // example sits to the decision boundary (logit of the true class against the best other)
+            int K = net.n_classes;
+            float *z = malloc(sizeof(float) * K * n);
+            const char *pred = cJSON_GetObjectItem(r, "pred") ? cJSON_GetObjectItem(r, "pred")->valuestring : NULL;
+            if (z && net_forward(&net, res.x_adv, n, z, &e) == 0)
+                for (int i = 0; i < n; i++) {
+                    if (res.adv_ok[i] == (correct[i] == '1')) continue;
+                    const float *row = z + (size_t)i * K;
+                    float best = -INFINITY;
+                    for (int k = 0; k < K; k++)
+                        if (k != ad.y[i] && row[k] > best) best = row[k];
+                    printf("    sample %d (label %d): beard predicts %d, torchattacks %c; beard's margin z_y - max z_k = %.3g "
+                           "(relative %.2g)\n",
+                           i, ad.y[i], res.pred[i], pred ? pred[i] : '?', row[ad.y[i]] - best,
+                           (row[ad.y[i]] - best) / (fabsf(row[ad.y[i]]) + 1e-30f));
+                }
+            free(z);
+        }
         if (c->ties) {
             // margins of the adversarial examples: ties sit on the boundary within rounding
             int K = net.n_classes, ties = 0, off = 0;

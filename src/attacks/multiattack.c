@@ -6,7 +6,7 @@
  * misclassified ones included, as torchattacks' MultiAttack does (a sample misclassified
  * from the start keeps the first attack's output). Untargeted only, as torchattacks.
  * The attacks are given by `chain`, names with optional parameters separated by '+' or
- * ',', e.g. "FGSM+PGD(steps=20)+CW"; each starts from the preset named by `preset`
+ * ',', e.g. "FGSM+PGD(steps=20)+CW"; each starts from the preset named by `chain_preset`
  * (which follows the run's preset: `--preset beard` makes it beard). torchattacks needs
  * at least two attacks and so does beard.
  * A sub-attack runs on the subset with the samples' own random streams (their ids in
@@ -22,7 +22,7 @@
 
 static const AttackParamDef params[] = {
     {"chain", 0, P_SAME, P_SAME, "the attacks, in order, e.g. FGSM+PGD(steps=20)", AP_TEXT("FGSM+PGD")},
-    {"preset", PRESET_TORCHATTACKS, PRESET_BEARD, PRESET_FRA31, "the preset the chained attacks start from",
+    {"chain_preset", PRESET_TORCHATTACKS, PRESET_BEARD, PRESET_FRA31, "the preset the chained attacks start from (follows the run's --preset)",
      AP_CHOICE("torchattacks,beard,fra31")},
     {NULL},
 };
@@ -36,7 +36,7 @@ typedef struct {
 
 static int chain_resolve(const AttackParams *p, Chain *c, Err *e) {
     memset(c, 0, sizeof(*c));
-    if (attack_resolve_list(attack_params_get_str(p, "chain"), (Preset)(int)attack_params_get(p, "preset"), MULTI_MAX,
+    if (attack_resolve_list(attack_params_get_str(p, "chain"), (Preset)(int)attack_params_get(p, "chain_preset"), MULTI_MAX,
                             c->defs, c->ps, &c->n, e))
         return err_wrap(e, "MultiAttack chain");
     if (c->n < 2) return err_set(e, "MultiAttack: the chain needs at least two attacks (torchattacks' rule), got %d", c->n);

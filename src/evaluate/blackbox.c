@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../attacks/result_json.h"
+#include "../io/file.h"
 #include "evaluate.h"
 
 static int mode_index(int targeted) { return targeted ? 0 : 1; }
@@ -274,14 +275,13 @@ cJSON *blackbox_results_json(const EvalConfig *cfg, const BbRun *runs, int n_run
 
 int blackbox_write_matrix(const char *md_path, const char *csv_path, const EvalConfig *cfg, const BbRun *runs,
                           int n_runs, Err *e) {
-    char tmd[1100], tcsv[1100];
-    snprintf(tmd, sizeof(tmd), "%s.tmp", md_path);
-    snprintf(tcsv, sizeof(tcsv), "%s.tmp", csv_path);
-    FILE *md = fopen(tmd, "w"), *csv = md ? fopen(tcsv, "w") : NULL;
-    if (!md || !csv) {
-        if (md) fclose(md), remove(tmd);
-        return err_set(e, "cannot write %s: %s", md ? csv_path : md_path, strerror(errno));
+    FileAtomic fm = {0}, fc = {0};
+    if (file_atomic_open(&fm, md_path, e)) return -1;
+    if (file_atomic_open(&fc, csv_path, e)) {
+        file_atomic_abort(&fm);
+        return -1;
     }
+    FILE *md = fm.f, *csv = fc.f;
     int nm = cfg->n_models;
     fprintf(md, "# Transfer matrix: %s, %s semantics, %d test images\n\n", cfg->dataset, semantics_name(cfg->sem),
             n_runs ? runs[0].n : 0);
@@ -332,12 +332,10 @@ int blackbox_write_matrix(const char *md_path, const char *csv_path, const EvalC
             }
         }
     }
-    int bad = ferror(md) || ferror(csv);
-    bad |= fclose(md) != 0;
-    bad |= fclose(csv) != 0;
-    if (bad || rename(tmd, md_path) || rename(tcsv, csv_path)) {
-        remove(tmd), remove(tcsv);
-        return err_set(e, "cannot write %s / %s: %s", md_path, csv_path, strerror(errno));
+    // each appears under its name only complete (the Markdown first, then the CSV)
+    if (file_atomic_commit(&fm, e)) {
+        file_atomic_abort(&fc);
+        return -1;
     }
-    return 0;
+    return file_atomic_commit(&fc, e);
 }
