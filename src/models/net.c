@@ -695,7 +695,7 @@ static int wino_update(Net *net, Err *e) {
 // one chunk of n samples through every node
 
 // torchvision's Normalize, in float32
-static void normalize_into(const Net *net, float *dst, const float *x, int n) {
+void net_normalize_input(const Net *net, float *dst, const float *x, int n) {
     size_t in = net_in_size(net), plane = (size_t)net->in_h * net->in_w;
     for (int b = 0; b < n; b++)
         for (int c = 0; c < net->in_c; c++) {
@@ -703,6 +703,17 @@ static void normalize_into(const Net *net, float *dst, const float *x, int n) {
             float *d = dst + b * in + c * plane;
             float m = net->mean[c], sd = net->std[c];
             for (size_t i = 0; i < plane; i++) d[i] = (src[i] - m) / sd;
+        }
+}
+
+void net_input_grad_to_pixels(const Net *net, float *dst, const float *g, int n) {
+    size_t in = net_in_size(net), plane = (size_t)net->in_h * net->in_w;
+    for (int b = 0; b < n; b++)
+        for (int c = 0; c < net->in_c; c++) {
+            const float *src = g + b * in + c * plane;
+            float *d = dst + b * in + c * plane;
+            float sd = net->std[c];
+            for (size_t i = 0; i < plane; i++) d[i] = src[i] / sd;
         }
 }
 
@@ -913,18 +924,8 @@ static void input_grad_out(const Net *net, Workspace *w, float *dx, int n) {
         return;
     }
     w->live[0] = 0;
-    if (net->normalize) {
-        size_t plane = (size_t)net->in_h * net->in_w;
-        for (int b = 0; b < n; b++)
-            for (int c = 0; c < net->in_c; c++) {
-                const float *src = w->dx0 + b * in + c * plane;
-                float *dst = dx + b * in + c * plane;
-                float sd = net->std[c];
-                for (size_t i = 0; i < plane; i++) dst[i] = src[i] / sd;
-            }
-    } else {
-        memcpy(dx, w->dx0, sizeof(float) * n * in);
-    }
+    if (net->normalize) net_input_grad_to_pixels(net, dx, w->dx0, n);
+    else memcpy(dx, w->dx0, sizeof(float) * n * in);
 }
 
 // ----------------------------------------------------------------------------
@@ -958,7 +959,7 @@ int net_tape_forward(Net *net, NetTape **tp, const float *x, int B, int train, E
         if (w->grad[l]) pool_give(w, w->grad[l]), w->grad[l] = NULL;
     memset(w->live, 0, (size_t)net->n_layers + 1);
     t->train = train;
-    if (net->normalize) normalize_into(net, w->x0, x, B);
+    if (net->normalize) net_normalize_input(net, w->x0, x, B);
     else memcpy(w->x0, x, sizeof(float) * B * net_in_size(net));
     chunk_forward(net, w, w->x0, B, train);
     net->n_forward += (uint64_t)B;
@@ -1022,7 +1023,7 @@ int net_forward(Net *net, const float *x, int B, float *logits, Err *e) {
         int lo = (int)((long)B * t / nt), hi = (int)((long)B * (t + 1) / nt);
         for (int b = lo; b < hi; b++) {
             const float *xb = x + b * in;
-            if (net->normalize) normalize_into(net, w->x0, xb, 1), xb = w->x0;
+            if (net->normalize) net_normalize_input(net, w->x0, xb, 1), xb = w->x0;
             const float *out = chunk_forward(net, w, xb, 1, 0);
             memcpy(logits + (size_t)b * K, out, sizeof(float) * K);
         }
@@ -1037,7 +1038,7 @@ static int forward_node_train(Net *net, const float *x, int B, int node, float *
     Workspace *w = ws_alloc(net, B, 1, 0, 0);
     if (!w) return err_set(e, "out of memory for a batch of %d in training mode", B);
     const float *in0 = x;
-    if (net->normalize) normalize_into(net, w->x0, x, B), in0 = w->x0;
+    if (net->normalize) net_normalize_input(net, w->x0, x, B), in0 = w->x0;
     const float *o = chunk_forward_to(net, w, in0, B, 1, node);
     memcpy(out_node, o, sizeof(float) * (size_t)B * net_node_size(net, node));
     ws_free(w);
@@ -1060,7 +1061,7 @@ int net_forward_node(Net *net, const float *x, int B, int node, float *out_node,
         int lo = (int)((long)B * t / nt), hi = (int)((long)B * (t + 1) / nt);
         for (int b = lo; b < hi; b++) {
             const float *xb = x + b * in;
-            if (net->normalize) normalize_into(net, w->x0, xb, 1), xb = w->x0;
+            if (net->normalize) net_normalize_input(net, w->x0, xb, 1), xb = w->x0;
             const float *o = chunk_forward_to(net, w, xb, 1, 0, node);
             memcpy(out_node + (size_t)b * K, o, sizeof(float) * K);
         }
@@ -1159,7 +1160,7 @@ static int forward_backward_bn_train(Net *net, const float *x, int B, NetBackwar
     float *coef = NULL;
     size_t n_coef = 0;
     for (int l = 0; l < nl; l++)
-        if (net->layers[l].kind == LAYER_BATCHNORM) n_coef += 3 * (size_t)net->layers[l].in_c;
+        if (net->layers[l].kind == LAYER_BATCHNORM) n_coef += 4 * (size_t)net->layers[l].in_c;
     coef = xmalloc(sizeof(float) * (n_coef ? n_coef : 1));
     if (!lev || !coef) {
         xfree(lev), xfree(coef);
@@ -1169,9 +1170,9 @@ static int forward_backward_bn_train(Net *net, const float *x, int B, NetBackwar
     bn_levels(net, lev, &P);
     for (int l = 0, off = 0; l < nl; l++) {
         coef_at[l] = off;
-        if (net->layers[l].kind == LAYER_BATCHNORM) off += 3 * net->layers[l].in_c;
+        if (net->layers[l].kind == LAYER_BATCHNORM) off += 4 * net->layers[l].in_c;
     }
-    if (net->normalize) normalize_into(net, w->x0, x, B);
+    if (net->normalize) net_normalize_input(net, w->x0, x, B);
     else memcpy(w->x0, x, sizeof(float) * B * in);
     const float *in0 = w->x0;
 
@@ -1319,7 +1320,7 @@ int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *
         int lo = (int)((long)B * t / nt), hi = (int)((long)B * (t + 1) / nt);
         for (int b = lo; b < hi; b++) {
             const float *xb = x + b * in;
-            if (net->normalize) normalize_into(net, w->x0, xb, 1), xb = w->x0;
+            if (net->normalize) net_normalize_input(net, w->x0, xb, 1), xb = w->x0;
             const float *o = chunk_forward(net, w, xb, 1, 0);
             if (nb->logits) memcpy(nb->logits + (size_t)b * K, o, sizeof(float) * K);
             losses[t] += nb->loss(nb->ctx, b, o, w->dlogits);

@@ -228,6 +228,10 @@ static inline int logits_argmax(const float *z, int K) {
 int net_has_batchnorm(const Net *net);
 // nodes that behave differently in training: BatchNorm (couples the batch) and dropout
 int net_has_train_mode(const Net *net);
+// the model's own input normalisation (net->normalize): out = (x - mean) / std per channel,
+// and its chain rule for a gradient, out = g / std; n samples (out may not alias)
+void net_normalize_input(const Net *net, float *out, const float *x, int n);
+void net_input_grad_to_pixels(const Net *net, float *out, const float *g, int n);
 
 // ----------------------------------------------------------------------------
 // state_dict: names and shapes equal PyTorch's (features.0.weight, ..., classifier.bias)

@@ -108,18 +108,8 @@ static const float *node_tangent(const Net *net, const HvpWs *w, int l, int k) {
 static void chunk_forward(Net *net, HvpWs *w, const float *x, int train) {
     int n = w->n;
     size_t in = net_in_size(net);
-    if (net->normalize) {
-        size_t plane = (size_t)net->in_h * net->in_w;
-        for (int b = 0; b < n; b++)
-            for (int c = 0; c < net->in_c; c++) {
-                const float *src = x + b * in + c * plane;
-                float *dst = w->x0 + b * in + c * plane;
-                float m = net->mean[c], sd = net->std[c];
-                for (size_t i = 0; i < plane; i++) dst[i] = (src[i] - m) / sd;
-            }
-    } else {
-        memcpy(w->x0, x, sizeof(float) * n * in);
-    }
+    if (net->normalize) net_normalize_input(net, w->x0, x, n);
+    else memcpy(w->x0, x, sizeof(float) * n * in);
     const float *P = net->params;
     for (int l = 0; l < net->n_layers; l++) {
         Layer *L = &net->layers[l];
@@ -326,18 +316,8 @@ static double chunk_run(Net *net, HvpWs *w, const float *x, int b0, int B, const
     chunk_backward_tangent(net, w, h->v, ph, h->train);
     if (h->dx) {
         float *dst = h->dx + (size_t)b0 * in;
-        if (net->normalize) {
-            size_t plane = (size_t)net->in_h * net->in_w;
-            for (int b = 0; b < n; b++)
-                for (int c = 0; c < net->in_c; c++) {
-                    const float *src = w->tdx0 + b * in + c * plane;
-                    float *d = dst + b * in + c * plane;
-                    float sd = net->std[c];
-                    for (size_t i = 0; i < plane; i++) d[i] = src[i] / sd;
-                }
-        } else {
-            memcpy(dst, w->tdx0, sizeof(float) * n * in);
-        }
+        if (net->normalize) net_input_grad_to_pixels(net, dst, w->tdx0, n);
+        else memcpy(dst, w->tdx0, sizeof(float) * n * in);
     }
     return loss;
 }
