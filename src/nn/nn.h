@@ -141,7 +141,7 @@ void batchnorm_backward(real *din, real *dgamma, real *dbeta, const real *dout, 
 // The same two passes split at their batch-wide reductions, for drivers that run the rest
 // of the network one sample at a time (net.c's BatchNorm training path): forward =
 // batchnorm_stats over the batch, then batchnorm_apply on any samples; backward =
-// batchnorm_backward_sums over the batch (dgamma, dbeta and coef (C, 3), the per-channel
+// batchnorm_backward_sums over the batch (dgamma, dbeta and coef (C, 4), the per-channel
 // affine map of the input gradient), then batchnorm_backward_apply on any samples. Each
 // half computes exactly what the unsplit function does.
 void batchnorm_stats(real *mean, real *rstd, real *running_mean, real *running_var, const real *in, int B, int C,

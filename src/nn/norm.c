@@ -52,6 +52,19 @@ static double sumsq_dev(const real *x, size_t n, real mean) {
     return s;
 }
 
+// sum of a * (x - mean): BatchNorm's backward sum, centred as PyTorch's is (the uncentred
+// sum of a * x minus mean * sum(a) cancels badly when |mean| >> std)
+static double dot_dev(const real *a, const real *x, size_t n, real mean) {
+    real acc[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] += a[i + j] * (x[i + j] - mean);
+    double s = 0.0;
+    for (int j = 0; j < LANES; j++) s += acc[j];
+    for (; i < n; i++) s += (double)a[i] * (x[i] - mean);
+    return s;
+}
+
 static double dot_f(const real *a, const real *b, size_t n) {
     real acc[LANES] = {0};
     size_t i = 0;
@@ -274,44 +287,43 @@ void batchnorm_apply(real *out, const real *in, const real *mean, const real *rs
 }
 
 // per channel: the two batch sums of the backward rule, dgamma/dbeta, and the affine map
-// dx = k1 dy + a x + bb that the input gradient is (k[0..2])
+// dx = k1 dy + a (x - mean) + bb that the input gradient is (k[0..3], k[3] = mean); centred
+// on the mean as PyTorch's kernel is, so that no term cancels when |mean| >> std
 static void bn_channel_backward_sums(real *k, real *dgamma, real *dbeta, const real *dout, const real *mean,
                                      const real *rstd, const real *in, const real *gamma, int B, int C, int HW, int c,
                                      int train) {
     size_t sz = (size_t)C * HW;
-    double m = mean[c], r = rstd[c];
-    double s1 = 0.0, s2 = 0.0;
+    double r = rstd[c];
+    double s1 = 0.0, s2 = 0.0; // sum dy, sum dy (x - mean)
     for (int b = 0; b < B; b++) {
         const real *dy = dout + b * sz + (size_t)c * HW, *x = in + b * sz + (size_t)c * HW;
         s1 += sum_f(dy, (size_t)HW);
-        s2 += dot_f(dy, x, (size_t)HW);
+        s2 += dot_dev(dy, x, (size_t)HW, mean[c]);
     }
-    double gxh = (s2 - m * s1) * r;
+    double gxh = s2 * r;
     if (dgamma) dgamma[c] += (real)gxh;
     if (dbeta) dbeta[c] += (real)s1;
     double gm = gamma ? gamma[c] : 1.0;
     real k1 = (real)(r * gm), a, bb;
     if (train) {
         double N = (double)B * HW;
-        double k2 = r * r * gm * gxh / N;
-        double k3 = -r * gm * s1 / N + m * k2;
-        a = (real)-k2;
-        bb = (real)k3;
+        a = (real)(-r * r * gm * gxh / N);
+        bb = (real)(-r * gm * s1 / N);
     } else { // running statistics are constants: dx = dy * gamma * rstd
         a = 0.0f;
         bb = 0.0f;
     }
-    k[0] = k1, k[1] = a, k[2] = bb;
+    k[0] = k1, k[1] = a, k[2] = bb, k[3] = mean[c];
 }
 
 static void bn_channel_backward_apply(real *din, const real *k, const real *dout, const real *in, int B, int C,
                                       int HW, int c) {
     size_t sz = (size_t)C * HW;
-    real k1 = k[0], a = k[1], bb = k[2];
+    real k1 = k[0], a = k[1], bb = k[2], m = k[3];
     for (int b = 0; b < B; b++) {
         const real *dy = dout + b * sz + (size_t)c * HW, *x = in + b * sz + (size_t)c * HW;
         real *dx = din + b * sz + (size_t)c * HW;
-        for (int i = 0; i < HW; i++) dx[i] += k1 * dy[i] + a * x[i] + bb;
+        for (int i = 0; i < HW; i++) dx[i] += k1 * dy[i] + a * (x[i] - m) + bb;
     }
 }
 
@@ -319,7 +331,7 @@ void batchnorm_backward(real *din, real *dgamma, real *dbeta, const real *dout, 
                         const real *rstd, const real *in, const real *gamma, int B, int C, int HW, int train) {
 #pragma omp parallel for schedule(static) if (C > 1 && B * HW > 4096)
     for (int c = 0; c < C; c++) {
-        real k[3];
+        real k[4];
         bn_channel_backward_sums(k, dgamma, dbeta, dout, mean, rstd, in, gamma, B, C, HW, c, train);
         if (din) bn_channel_backward_apply(din, k, dout, in, B, C, HW, c);
     }
@@ -329,10 +341,10 @@ void batchnorm_backward_sums(real *coef, real *dgamma, real *dbeta, const real *
                              const real *rstd, const real *in, const real *gamma, int B, int C, int HW, int train) {
 #pragma omp parallel for schedule(static) if (C > 1 && B * HW > 4096)
     for (int c = 0; c < C; c++)
-        bn_channel_backward_sums(coef + 3 * c, dgamma, dbeta, dout, mean, rstd, in, gamma, B, C, HW, c, train);
+        bn_channel_backward_sums(coef + 4 * c, dgamma, dbeta, dout, mean, rstd, in, gamma, B, C, HW, c, train);
 }
 
 void batchnorm_backward_apply(real *din, const real *coef, const real *dout, const real *in, int B, int C, int HW) {
-    for (int c = 0; c < C; c++) bn_channel_backward_apply(din, coef + 3 * c, dout, in, B, C, HW, c);
+    for (int c = 0; c < C; c++) bn_channel_backward_apply(din, coef + 4 * c, dout, in, B, C, HW, c);
 }
 
