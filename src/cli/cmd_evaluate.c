@@ -159,8 +159,18 @@ static int run_blackbox(const char *C, EvalConfig *cfg, int force) {
         if (access(outs[k], F_OK) == 0)
             return cli_error(C, "%s exists (an earlier run): --force replaces it, or choose another save_path", outs[k]);
 
-    CliTestSet tset, *ts = &tset;
+    CliTestSet tset, *ts = &tset, trs;
+    memset(&trs, 0, sizeof(trs));
     if (cli_load_testset(C, cfg->dataset, cfg->data_path, cfg->n_examples, ts)) return 1;
+    AttackTrainSet train;
+    if (eval_config_needs_train(cfg)) { // LGV trains on the training split of data_path
+        if (cli_load_split(C, cfg->dataset, cfg->data_path, 1, 0, &trs)) {
+            cli_testset_free(ts);
+            return 1;
+        }
+        train = (AttackTrainSet){trs.x, trs.ds.labels, trs.ds.n, ts->info->mean, ts->info->std};
+        cfg->train = &train;
+    }
     Net *models = calloc((size_t)nm + 1, sizeof(Net));
     Net **mp = calloc((size_t)nm + 1, sizeof(Net *));
     BbRun *runs = calloc((size_t)nm + 1, sizeof(BbRun));
@@ -168,6 +178,7 @@ static int run_blackbox(const char *C, EvalConfig *cfg, int force) {
     if (!models || !mp || !runs || !logs) {
         free(models), free(mp), free(runs), free(logs);
         cli_testset_free(ts);
+        cli_testset_free(&trs);
         return cli_error(C, "out of memory");
     }
     for (; loaded < nm; loaded++) {
@@ -230,6 +241,7 @@ static int run_blackbox(const char *C, EvalConfig *cfg, int force) {
     if (have_extra) net_free(&models[nm]);
     free(models), free(mp), free(runs), free(logs);
     cli_testset_free(ts);
+    cli_testset_free(&trs);
     return status;
 }
 
@@ -355,10 +367,21 @@ int cmd_evaluate(int argc, char **argv) {
         }
     }
 
-    CliTestSet ts;
+    CliTestSet ts, trs;
+    memset(&trs, 0, sizeof(trs));
     if (cli_load_testset(C, cfg->dataset, cfg->data_path, cfg->n_examples, &ts)) {
         free(cfg);
         return 1;
+    }
+    AttackTrainSet train;
+    if (eval_config_needs_train(cfg)) { // LGV trains on the training split of data_path
+        if (cli_load_split(C, cfg->dataset, cfg->data_path, 1, 0, &trs)) {
+            cli_testset_free(&ts);
+            free(cfg);
+            return 1;
+        }
+        train = (AttackTrainSet){trs.x, trs.ds.labels, trs.ds.n, ts.info->mean, ts.info->std};
+        cfg->train = &train;
     }
     Net net;
     if (cli_load_model(C, cfg->load_file, cfg->model, ts.info, &net)) {
@@ -410,6 +433,7 @@ done:
     beardlog_close(&log);
     net_free(&net);
     cli_testset_free(&ts);
+    cli_testset_free(&trs);
     free(cfg);
     return status;
 }

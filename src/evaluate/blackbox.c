@@ -100,6 +100,7 @@ int blackbox_run(const EvalConfig *cfg, const char *surrogate_name, const char *
     }
     free(sok);
     RunConfig rc = {.sem = cfg->sem, .policy = cfg->policy, .batch = batch, .seed = cfg->seed, .progress = 1,
+                    .train = cfg->train,
                     .keep_adv = 1};
     for (int a = 0; a < cfg->n_attacks; a++) {
         const EvalAttackSpec *spec = &cfg->attacks[a];

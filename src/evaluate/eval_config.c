@@ -326,6 +326,12 @@ int eval_config_from_json(EvalConfig *c, const cJSON *root, Err *e) {
     return 0;
 }
 
+int eval_config_needs_train(const EvalConfig *c) {
+    for (int i = 0; i < c->n_attacks; i++)
+        if (c->attacks[i].def && attack_needs_train(c->attacks[i].def, &c->attacks[i].params)) return 1;
+    return 0;
+}
+
 int eval_config_load(EvalConfig *c, const char *path, Err *e) {
     eval_config_defaults(c);
     uint8_t *buf;

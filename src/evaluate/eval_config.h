@@ -82,6 +82,9 @@ typedef struct {
     int n_models;
     char model_names[EVAL_MAX_MODELS][32];
     char model_files[EVAL_MAX_MODELS][1024];
+    // not from the file: the training split, for attacks that train (LGV); the caller
+    // loads it when eval_config_needs_train says so, NULL otherwise
+    const AttackTrainSet *train;
     int surrogates_all;       // beard's "surrogates": "all" (default: craft on every listed
                               // model in turn) or "load_file" (BEARD: craft on load_file only)
     // what the reader had to say (unknown keys, ignored settings)
@@ -92,6 +95,8 @@ typedef struct {
 void eval_config_defaults(EvalConfig *c);
 // Fills c from a parsed JSON object (defaults first). Errors name the key.
 int eval_config_from_json(EvalConfig *c, const cJSON *root, Err *e);
+// whether an attack of the config trains models of its own (LGV) and needs the training split
+int eval_config_needs_train(const EvalConfig *c);
 // reads and parses a file
 int eval_config_load(EvalConfig *c, const char *path, Err *e);
 // the configuration as it will be used (every key, defaults filled in)

@@ -120,7 +120,8 @@ int evaluate_run(const EvalConfig *cfg, Net *net, const AttackData *d, BeardLog 
     free(pred);
     if (cb) cb(cb_ctx, rep, -1, -1);
 
-    RunConfig rc = {.sem = cfg->sem, .policy = cfg->policy, .batch = batch, .seed = cfg->seed, .progress = 1};
+    RunConfig rc = {.sem = cfg->sem, .policy = cfg->policy, .batch = batch, .seed = cfg->seed, .progress = 1,
+                    .train = cfg->train};
     for (int a = 0; a < cfg->n_attacks; a++) {
         const EvalAttackSpec *spec = &cfg->attacks[a];
         EvalEntry *en = &rep->entries[rep->n_entries++];
