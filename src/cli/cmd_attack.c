@@ -290,10 +290,11 @@ int cmd_attack(int argc, char **argv) {
                         status = cli_error(C, "transfer to %s: %s", target_names[k], e.msg);
                         break;
                     }
-                    printf("      -> %-40s accuracy %6.2f%%  (clean %6.2f%%)  ASR %6.2f%%\n", target_names[k], tr.accuracy,
-                           tr.clean_accuracy, tr.asr);
+                    printf("      -> %-40s (%s) accuracy %6.2f%%  (clean %6.2f%%)  ASR %6.2f%%\n", target_names[k],
+                           targets[k].arch, tr.accuracy, tr.clean_accuracy, tr.asr);
                     cJSON *t = cJSON_CreateObject();
                     cJSON_AddStringToObject(t, "model", target_names[k]);
+                    cJSON_AddStringToObject(t, "arch", targets[k].arch);
                     cJSON_AddNumberToObject(t, "accuracy", tr.accuracy);
                     cJSON_AddNumberToObject(t, "clean_accuracy", tr.clean_accuracy);
                     cJSON_AddNumberToObject(t, "asr", tr.asr);

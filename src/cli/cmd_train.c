@@ -395,6 +395,28 @@ int cmd_train(int argc, char **argv) {
     if (s.method[0] && file_name_check(s.method, "--method", &e)) return cli_usage_error(C, "%s", e.msg);
     if (s.ipc[0] && file_name_check(s.ipc, "--ipc", &e)) return cli_usage_error(C, "%s", e.msg);
 
+    enum { MAX_ARCHS = 32 };
+    char archs[MAX_ARCHS][64];
+    int n_arch = 0;
+    {
+        char tmp[sizeof(s.arch)];
+        snprintf(tmp, sizeof(tmp), "%s", s.arch);
+        char *save = NULL;
+        for (char *tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            const ModelDef *d = model_find(tok);
+            if (!d) {
+                return cli_usage_error(C, "unknown architecture '%s' (known: %s)", tok, model_arch_list());
+            }
+            if (n_arch == MAX_ARCHS) {
+                return cli_usage_error(C, "--arch takes at most %d architectures", MAX_ARCHS);
+            }
+            snprintf(archs[n_arch++], sizeof(archs[0]), "%s", d->name);
+        }
+        if (!n_arch) {
+            return cli_usage_error(C, "--arch names no architecture");
+        }
+    }
+
     // the decoupled methods' recipes
     Recipe recipe;
     Net teacher;
@@ -529,33 +551,6 @@ int cmd_train(int argc, char **argv) {
         if (recipe.linear_probe) printf(", linear probe of %s", s.init);
         printf("\n");
         fflush(stdout);
-    }
-    enum { MAX_ARCHS = 32 };
-    char archs[MAX_ARCHS][64];
-    int n_arch = 0;
-    {
-        char tmp[sizeof(s.arch)];
-        snprintf(tmp, sizeof(tmp), "%s", s.arch);
-        char *save = NULL;
-        for (char *tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-            const ModelDef *d = model_find(tok);
-            if (!d) {
-                cli_usage_error(C, "unknown architecture '%s' (known: %s)", tok, model_arch_list());
-                status = 2;
-                goto done;
-            }
-            if (n_arch == MAX_ARCHS) {
-                cli_usage_error(C, "--arch takes at most %d architectures", MAX_ARCHS);
-                status = 2;
-                goto done;
-            }
-            snprintf(archs[n_arch++], sizeof(archs[0]), "%s", d->name);
-        }
-        if (!n_arch) {
-            cli_usage_error(C, "--arch names no architecture");
-            status = 2;
-            goto done;
-        }
     }
     TrainSummary *sum = calloc((size_t)n_arch, sizeof(TrainSummary));
     cJSON *jarr = n_arch > 1 ? cJSON_CreateArray() : NULL, *jone = NULL;

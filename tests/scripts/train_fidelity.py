@@ -18,8 +18,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_models import get_network  # noqa: E402
-from train_reference import load_test  # noqa: E402
+from train_reference import load_test, make_net  # noqa: E402
 
 
 def main():
@@ -34,6 +33,9 @@ def main():
     b = json.load(open(a.beard_json))
     r = json.load(open(a.reference))
     ok = True
+    if r.get("arch", "ConvNet") != b["model"]:
+        print(f"FAIL: beard trained {b['model']}, the reference is {r.get('arch', 'ConvNet')}")
+        ok = False
     if b["epochs"] != r["epochs"]:
         print(f"warning: beard ran {b['epochs']} epochs, the reference {r['epochs']}")
     n3 = min(3, len(r["accuracies"]))
@@ -52,7 +54,7 @@ def main():
     x, y = load_test(a.data, b.get("n_test", 0))
     for kind, path in b.get("saved", {}).items():
         want = b["best_accuracy"] if kind == "best" else b["accuracies"][b["final_run"]]
-        net = get_network(b["model"])
+        net = make_net(b["model"])
         sd = torch.load(path, map_location="cpu")
         net.load_state_dict(sd, strict=True)
         net.eval()

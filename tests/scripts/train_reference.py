@@ -25,7 +25,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_models import get_network  # noqa: E402
+from torch_models import VARIANTS, get_network  # noqa: E402
+import zoo_models  # noqa: E402
+
+
+def make_net(arch, channel=3, num_classes=10, im_size=32):
+    """ConvNet variants from torch_models, every other architecture from zoo_models"""
+    if arch in VARIANTS:
+        return get_network(arch, channel, num_classes, (im_size, im_size))
+    return zoo_models.build(arch, channel, num_classes, im_size)
 
 MEAN = [0.4914, 0.4822, 0.4465]
 STD = [0.2023, 0.1994, 0.2010]
@@ -148,9 +156,9 @@ def load_pool(path, exp):
 
 
 # ---- the recipe (evaluate_synset + epoch)
-def train_one(images, labels, x_test, y_test, epochs, seed, aug, batch=256, lr=0.01):
+def train_one(images, labels, x_test, y_test, epochs, seed, aug, batch=256, lr=0.01, arch="ConvNet"):
     torch.manual_seed(seed)
-    net = get_network("ConvNet")
+    net = make_net(arch)
     lr_schedule = [epochs // 2 + 1]
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=0.0005)
     criterion = nn.CrossEntropyLoss()
@@ -191,17 +199,18 @@ def main():
     ap.add_argument("--aug", action="store_true", help="DSA augmentation (the figure of acceptance 1 has none)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--arch", default="ConvNet", help="any of beard's architectures (tests/scripts/zoo_models.py)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     images, labels = load_pool(a.pool, a.exp)
     x_test, y_test = load_test(a.data)
     accs, secs = [], []
     for s in a.seeds:
-        acc, sec = train_one(images, labels, x_test, y_test, a.epochs, s, a.aug)
+        acc, sec = train_one(images, labels, x_test, y_test, a.epochs, s, a.aug, arch=a.arch)
         accs.append(acc)
         secs.append(sec)
         print(f"seed {s}: test accuracy {acc:.2f}% ({sec:.1f}s)", flush=True)
-    res = {"pool": os.path.basename(a.pool), "experiment": a.exp, "epochs": a.epochs, "aug": a.aug,
+    res = {"arch": a.arch, "pool": os.path.basename(a.pool), "experiment": a.exp, "epochs": a.epochs, "aug": a.aug,
            "seeds": a.seeds, "accuracies": accs, "mean_accuracy": float(np.mean(accs)),
            "std_accuracy": float(np.std(accs)), "seconds": secs, "n_test": len(y_test),
            "threads": a.threads, "torch": torch.__version__}
