@@ -23,7 +23,7 @@ LDLIBS  += $(PKG_LIBS) -lopenblas -lm -fopenmp
 CFLAGS  += $(PKG_CFLAGS)
 LDLIBS  += $(SAN)
 
-LIB_DIRS = src/core src/nn src/models src/io src/data src/attacks src/train src/evaluate src/report src/distill
+LIB_DIRS = src/core src/nn src/models src/io src/data src/attacks src/distill src/train src/evaluate src/metrics src/store src/grid src/leaderboard
 LIB_SRC  = $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 CLI_SRC  = $(wildcard src/cli/*.c)
 TEST_SRC = $(wildcard tests/test_*.c)

@@ -20,7 +20,7 @@
 #include "../src/evaluate/beardlog.h"
 #include "../src/evaluate/eval_config.h"
 #include "../src/io/file.h"
-#include "../src/report/metrics.h"
+#include "../src/metrics/metrics.h"
 #include "harness.h"
 
 static const char *names6[6] = {"DC", "DSA", "MTT", "DM", "IDM", "BACON"};

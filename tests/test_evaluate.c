@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "../src/evaluate/evaluate.h"
-#include "../src/report/metrics.h"
+#include "../src/metrics/metrics.h"
 #include "../src/data/synthetic.h"
 #include "../src/io/file.h"
 #include "../src/models/convnet.h"

@@ -31,7 +31,7 @@
 #include "../src/io/file.h"
 #include "../src/models/checkpoint.h"
 #include "../src/models/convnet.h"
-#include "../src/report/store.h"
+#include "../src/store/store.h"
 #include "harness.h"
 
 static char beard[PATH_MAX], dir[600];

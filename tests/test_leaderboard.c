@@ -29,7 +29,7 @@
 
 #include "../src/core/parallel.h"
 #include "../src/io/file.h"
-#include "../src/report/store.h"
+#include "../src/store/store.h"
 #include "harness.h"
 
 static char beard[PATH_MAX], dir[600], root[PATH_MAX];

@@ -1,5 +1,5 @@
 /*
- * test_metrics.c: BEARD's RR, AE and CREI (src/report/metrics.c) and the BEARD log
+ * test_metrics.c: BEARD's RR, AE and CREI (src/metrics/metrics.c) and the BEARD log
  * reader/writer (src/evaluate/beardlog.c).
  *
  * The anchor is BEARD's published BACON/CIFAR-10 result: targeted RRM 36.83, untargeted
@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "../src/evaluate/beardlog.h"
-#include "../src/report/metrics.h"
+#include "../src/metrics/metrics.h"
 #include "harness.h"
 
 #define FIX "tests/fixtures/metrics/"

@@ -1,5 +1,5 @@
 /*
- * test_store.c: the results store (src/report/store.c): rows round-trip with their blobs
+ * test_store.c: the results store (src/store/store.c): rows round-trip with their blobs
  * and undefined figures, the same key under another configuration is another row, a
  * second write of a row keeps the first unless replaced, merging adds what is missing and
  * reports rows that disagree, published figures import from CSV (and bad CSV is refused
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../src/report/store.h"
+#include "../src/store/store.h"
 #include "harness.h"
 
 static void make_row(StoreRow *r, const char *key, const char *hash, double acc, int n) {

@@ -11,7 +11,7 @@
  * falls back to a procedurally generated dataset (src/data/synthetic.c), clearly labelled
  * as such, trains a small ConvNet on it with the training stage (src/train/train.h) and
  * attacks that. Everything goes through the evaluation stage (src/evaluate/evaluate.c) and
- * the metrics (src/report/metrics.c), so the BEARD logs and results.json it leaves in --out
+ * the metrics (src/metrics/metrics.c), so the BEARD logs and results.json it leaves in --out
  * are the real thing: `beard metrics` reads them.
  *
  * To stay within minutes on two cores the demo uses a subset of the test images and, by
@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 
 #include "../evaluate/evaluate.h"
-#include "../report/metrics.h"
+#include "../metrics/metrics.h"
 #include "../attacks/names.h"
 #include "../train/train.h"
 #include "../core/parallel.h"

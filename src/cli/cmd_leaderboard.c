@@ -1,13 +1,13 @@
 /*
  * cmd_leaderboard.c: `beard leaderboard`, BEARD's leaderboards and figures from the
- * results store of `beard run` (src/report/leaderboard.h, site.c).
+ * results store of `beard run` (src/leaderboard/leaderboard.h, site.c).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/parallel.h"
-#include "../report/figures.h"
-#include "../report/leaderboard.h"
+#include "../leaderboard/figures.h"
+#include "../leaderboard/leaderboard.h"
 #include "cli.h"
 
 static const char *usage_text =

@@ -1,7 +1,7 @@
 /*
  * cmd_metrics.c: `beard metrics`, BEARD's RR/AE/CREI (and ASR, AST, a passes-based AE,
  * bootstrap intervals) from any mix of BEARD evaluation logs and beard results.json
- * files. The computation and its choices are in src/report/metrics.c.
+ * files. The computation and its choices are in src/metrics/metrics.c.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 
 #include "../evaluate/beardlog.h"
 #include "../evaluate/evaluate.h"
-#include "../report/metrics.h"
+#include "../metrics/metrics.h"
 #include "../core/parallel.h"
 #include "../io/file.h"
 #include "cli.h"

@@ -1,5 +1,5 @@
 /*
- * cmd_run.c: `beard run`, the benchmark as a whole: a grid (src/report/grid.h) from a
+ * cmd_run.c: `beard run`, the benchmark as a whole: a grid (src/grid/grid.h) from a
  * JSON file and/or options, checked up front, run into the SQLite results store, in one
  * process, under `mpirun -np N` (rank 0 schedules and owns the store) or as one shard of
  * N (--shard i/N, each shard its own store; `beard store merge` joins them).
@@ -15,8 +15,8 @@
 #include "../io/file.h"
 #include "../core/parallel.h"
 #include "../evaluate/beardlog.h"
-#include "../report/dist.h"
-#include "../report/grid.h"
+#include "../grid/dist.h"
+#include "../grid/grid.h"
 #include "cli.h"
 
 static const char *usage_text =
@@ -31,7 +31,7 @@ static const char *usage_text =
     "reported together, and nothing runs. Each finished cell is one row of the SQLite store\n"
     "(--store); rerunning the same command resumes: cells in the store are skipped (--force reruns\n"
     "them), a changed configuration makes new cells. The grid file's format is in\n"
-    "src/report/grid.h; configs/ has BEARD's grid (configs/beard_model_pool.json) and a small one.\n"
+    "src/grid/grid.h; configs/ has BEARD's grid (configs/beard_model_pool.json) and a small one.\n"
     "\n"
     "grid (each overrides the file's key; lists are comma-separated):\n"
     "  --dataset LIST          datasets (cifar10, cifar100, tinyimagenet, ..., synthetic)\n"

@@ -1,6 +1,6 @@
 /*
  * cmd_store.c: `beard store`, looking inside the results store of `beard run`
- * (src/report/store.h): list, show one row, export as CSV or JSON, merge the stores of
+ * (src/store/store.h): list, show one row, export as CSV or JSON, merge the stores of
  * shards, check integrity, import published figures.
  */
 #include <cjson/cJSON.h>
@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "../io/file.h"
-#include "../report/metrics.h"
-#include "../report/store.h"
+#include "../metrics/metrics.h"
+#include "../store/store.h"
 #include "cli.h"
 
 static const char *usage_text =

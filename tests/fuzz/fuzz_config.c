@@ -1,7 +1,7 @@
 /*
  * fuzz_config.c: libFuzzer target for the configurations beard reads: BEARD's
  * train_config.json (src/train/train_config.c, then the recipe it makes), the grid
- * config of `beard run` (src/report/grid.c), BEARD's evaluate_config.json
+ * config of `beard run` (src/grid/grid.c), BEARD's evaluate_config.json
  * (src/evaluate/eval_config.c, also fuzzed with the logs in fuzz_metrics), the settings
  * file of `beard distill` (src/distill/config.c), and the attack lists every command
  * takes ("PGD(eps=4/255, steps=20),FGSM", attacks/attack.h). Every one must give a result
@@ -16,7 +16,7 @@
 #include "../../src/distill/distill.h"
 #include "../../src/evaluate/eval_config.h"
 #include "../../src/io/file.h"
-#include "../../src/report/grid.h"
+#include "../../src/grid/grid.h"
 #include "../../src/train/train.h"
 #include "../../src/train/train_config.h"
 #include "fuzz_common.h"

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "../../src/evaluate/eval_config.h"
-#include "../../src/report/metrics.h"
+#include "../../src/metrics/metrics.h"
 
 #include <math.h>
 

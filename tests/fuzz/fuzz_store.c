@@ -1,11 +1,11 @@
 /*
  * fuzz_store.c: libFuzzer target for what `beard store` and `beard leaderboard` read
- * from outside: a results-store database given to merge or open (src/report/store.c
+ * from outside: a results-store database given to merge or open (src/store/store.c
  * decoding rows, blobs and published figures from whatever SQLite file it is handed) and
  * the published-leaderboard CSV import. The first byte picks which; the rest is the file.
  * Seeds: tests/fuzz/corpus_store/ (tests/scripts/gen_fuzz_seeds.py).
  */
-#include "../../src/report/store.h"
+#include "../../src/store/store.h"
 #include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

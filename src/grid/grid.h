@@ -60,7 +60,7 @@
 #include "../attacks/runner.h"
 #include "../data/dataset.h"
 #include "../train/train_config.h"
-#include "store.h"
+#include "../store/store.h"
 
 #define GRID_MAX_LIST 16
 #define GRID_MAX_METHODS 64

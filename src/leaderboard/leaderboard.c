@@ -1,6 +1,6 @@
 /*
  * leaderboard.c: BEARD's boards from the store (see leaderboard.h); the figures of
- * BEARD's toolkit come from src/report/metrics.c, which this file feeds.
+ * BEARD's toolkit come from src/metrics/metrics.c, which this file feeds.
  *
  * How rows become figures. The rows of one model in one semantics (its clean cell and its
  * attack cells, per IPC) form one MetricsRun per IPC, exactly as one BEARD log does; the

@@ -21,8 +21,8 @@
 #ifndef BEARD_LEADERBOARD_H
 #define BEARD_LEADERBOARD_H
 
-#include "metrics.h"
-#include "store.h"
+#include "../metrics/metrics.h"
+#include "../store/store.h"
 
 enum { LB_SEM_BEARD = 0, LB_SEM_PIXEL = 1 };
 
