@@ -16,7 +16,7 @@
 
 #include "../core/parallel.h"
 #include "../core/rng.h"
-#include "../distill/decoupled.h"
+#include "../data/augment.h"
 #include "../distill/recover.h"
 #include "../models/convnet.h"
 #include "../models/registry.h"
@@ -187,17 +187,15 @@ static int bench_recover(const char *C, const char *arch, int B, double seconds,
     rng_init(&r, 0, 1);
     for (size_t i = 0; i < (size_t)B * D; i++) x[i] = (float)rng_normal(&r);
     for (int b = 0; b < B; b++) y[b] = b % 10;
-    DecoupledArgs a;
-    decoupled_args_default(&a);
-    a.jitter = 4;
     RecoverLoss lc = {.r_stat = 0.01f, .first_mult = 10.0f};
     static const float mean[3] = {0.4914f, 0.4822f, 0.4465f}, std[3] = {0.2023f, 0.1994f, 0.2010f};
     int n = 0, rc = 0;
     double t0 = 0;
     for (int it = 0;; it++) {
         if (it == 1) t0 = time_now(); // the first iteration warms up
-        RecoverDraw d;
-        sre2l_roll_draw(&a, it, 1000, &r, &d);
+        RecoverDraw d = {0}; // SRe2L's roll by randint(0, 4) (sre2l.c)
+        d.roll_dy = augment_randint(&r, 0, 4);
+        d.roll_dx = augment_randint(&r, 0, 4);
         RecoverLosses L;
         if ((rc = recover_grad(w, x, y, B, NULL, 0, &d, &lc, grad, &L, &e))) break;
         recover_update(&adam, x, grad, (float)recover_cosine_lr(0.25, it % 1000, 1000), B, 3, 1024, mean, std);

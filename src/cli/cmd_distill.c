@@ -123,6 +123,7 @@ typedef struct {
 } Opts;
 
 static int parse(int argc, char **argv, DistillSettings *s, Opts *o, const DistillMethodDef *def) {
+    memset(cli_given, 0, sizeof(cli_given));
     for (int i = 1; i < argc; i++) {
         const char *v;
         int missing = 0, rc = 0;
