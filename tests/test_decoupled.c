@@ -771,6 +771,11 @@ static void test_cli_refusals(void) {
           "--help lists the decoupled methods with their defaults");
     rc = run_cli_stderr(out, sizeof(out), "recover --method SRe2L");
     CHECK(rc == 2 && strstr(out, "beard distill"), "beard recover points to beard distill: %s", out);
+    // the stage's benchmark on a decoupled method: a random teacher of --arch, recover iterations
+    rc = run_cli(out, sizeof(out), "bench --distill DELT --arch ConvNetBN --ipc 1 --iterations 1 --train-size 2 --threads 1");
+    CHECK(rc == 0 && strstr(out, "ConvNetBN") && strstr(out, "iterations/s"), "bench --distill DELT: rc %d: %s", rc, out);
+    rc = run_cli_stderr(out, sizeof(out), "bench --distill SRe2L --torch");
+    CHECK(rc == 2 && strstr(out, "--recover --torch"), "bench --distill SRe2L --torch points to --recover: %s", out);
     rc = run_cli(out, sizeof(out), "train --data-file %s --dataset cifar10 --recipe sre2l-relabel", images);
     CHECK(rc == 2 && strstr(out, "--teacher"), "a relabel recipe without a teacher: rc %d: %s", rc, out);
     rc = run_cli(out, sizeof(out), "train --src-dataset --dataset cifar10 --recipe sre2l-squeeze --mix mixup");
