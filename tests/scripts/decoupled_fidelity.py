@@ -6,7 +6,8 @@ port of the official code (tests/scripts/decoupled_reference.py), on the CIFAR-1
         --out DIR [--arch resnet18_modified|ConvNetBN] [--reference DIR/ref/reference.json]
         [settings as the reference]
 
-1. the reference (unless --reference names a finished one): the teacher squeezed in PyTorch,
+1. the reference (unless --reference names a finished one): the teacher squeezed in PyTorch
+   (or --teacher T.pth),
    each method's recover, SRe2L's relabel of a --student-arch student over --seeds, random real;
 2. beard with the same teacher file and settings: `beard distill --method M --teacher T` per
    method (its image folder DIR/beard/M/{M}_CIFAR10_{arch}_{ipc}ipc/), `beard train
@@ -43,6 +44,7 @@ def main():
     ap.add_argument("--arch", default="resnet18_modified", help="the teacher: resnet18_modified or ConvNetBN")
     ap.add_argument("--student-arch", default="ConvNet")
     ap.add_argument("--reference", default=None)
+    ap.add_argument("--teacher", default=None, help="a squeezed teacher .pth of --arch for both sides (else squeezed)")
     ap.add_argument("--squeeze-epochs", type=int, default=5)
     ap.add_argument("--methods", nargs="*", default=["SRe2L", "CDA", "G-VBSM", "DELT"])
     ap.add_argument("--ipc", type=int, default=10)
@@ -71,7 +73,7 @@ def main():
              "--gvbsm-iterations", str(a.gvbsm_iterations), "--delt-iterations", str(a.delt_iterations),
              "--delt-round", str(a.delt_round), "--relabel-epochs", str(a.relabel_epochs),
              "--seeds", *[str(s) for s in range(a.seeds)], "--threads", str(a.threads),
-             "--methods", *a.methods, "random"], log)
+             "--methods", *a.methods, "random", *(["--teacher", a.teacher] if a.teacher else [])], log)
         ref_path = os.path.join(ref_dir, "reference.json")
     ref = json.load(open(ref_path))
     teacher = ref["teacher"]
