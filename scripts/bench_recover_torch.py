@@ -21,7 +21,7 @@ MEAN, STD = [0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]
 
 
 def model(arch):
-    if arch == "ResNet18":
+    if arch in ("resnet18_modified", "ResNet18"):  # beard's zoo name; ResNet18 as the script once said
         import torchvision
         m = torchvision.models.resnet18(num_classes=10)
         m.conv1 = nn.Conv2d(3, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)
@@ -44,7 +44,7 @@ class Hook:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--arch", default="ResNet18")
+    ap.add_argument("--arch", default="resnet18_modified")
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--seconds", type=float, default=10.0)

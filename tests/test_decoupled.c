@@ -13,9 +13,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "../src/core/parallel.h"
 #include "../src/data/pool.h"
 #include "../src/distill/decoupled.h"
+#include "../src/distill/distill.h"
 #include "../src/distill/recover.h"
 #include "../src/models/checkpoint.h"
 #include "../src/models/convnet.h"
@@ -380,91 +383,202 @@ static void test_delt_helpers(void) {
     fixture_free(&F);
 }
 
-// each method end to end on the tiny teacher: a few iterations, deterministic for a seed,
-// images inside the valid box, written as the methods release them and read back
-static void test_methods_run(void) {
-    Fixture F;
-    if (fixture_load("tests/fixtures/decoupled/sre2l_step.bin", &F)) return;
-    Net net;
-    if (tiny_teacher(&net, &F, "teacher.")) {
-        fixture_free(&F);
-        return;
-    }
-    int nreal = 60;
-    size_t D = net_in_size(&net);
-    float *realx = malloc(sizeof(float) * nreal * D);
-    int ry[60];
+// ----------------------------------------------------------------------------
+// the methods as members of the distillation stage (registry, checkpoints, outputs)
+
+static DatasetInfo g_info;
+static Dataset g_ds;
+static char g_teacher[2][600];
+
+// 3 classes of 12 random 16x16 images, and two ConvNetBN teachers for them (random weights,
+// running statistics away from 0 / 1 so that the BN terms pull)
+static int stage_setup(void) {
+    memset(&g_ds, 0, sizeof(g_ds));
+    snprintf(g_ds.name, sizeof(g_ds.name), "CIFAR10");
+    g_ds.c = 3, g_ds.h = g_ds.w = 16, g_ds.n_classes = 3, g_ds.n = 36;
+    g_ds.images = malloc((size_t)g_ds.n * 768);
+    g_ds.labels = malloc(sizeof(int) * (size_t)g_ds.n);
     Rng r;
-    rng_init(&r, 3, 3);
-    for (size_t i = 0; i < nreal * D; i++) realx[i] = (float)(0.8 * rng_normal(&r));
-    for (int i = 0; i < nreal; i++) ry[i] = i % 10;
-    for (int m = 0; decoupled_method(m); m++) {
-        const DecoupledMethod *M = decoupled_method(m);
-        DecoupledArgs a;
-        decoupled_args_default(&a);
-        M->defaults(&a);
-        a.teachers[0] = &net, a.n_teachers = 1, a.n_classes = 10, a.ipc = 2, a.seed = 5;
-        a.iteration = 4, a.round_iterations = a.round_iterations ? 2 : 0, a.stat_batch = 16;
-        a.real_x = realx, a.real_y = ry, a.n_real = nreal;
-        memcpy(a.mean, CIFAR_MEAN, sizeof(a.mean));
-        memcpy(a.std, CIFAR_STD, sizeof(a.std));
-        DecoupledOut o1, o2;
-        Err e;
-        decoupled_out_init(&o1, 10, 2, D, &e);
-        decoupled_out_init(&o2, 10, 2, D, &e);
-        int rc1 = M->run(&a, &o1, &e);
-        CHECK(rc1 == 0, "%s run: %s", M->name, rc1 ? e.msg : "");
-        int rc2 = M->run(&a, &o2, &e);
-        CHECK(rc1 == 0 && rc2 == 0 && !memcmp(o1.x, o2.x, sizeof(float) * o1.n * D), "%s is not deterministic", M->name);
-        int inside = 1, labels = 1;
-        for (int i = 0; i < o1.n; i++) {
-            labels &= o1.y[i] == i / 2;
-            for (int c = 0; c < 3; c++)
-                for (int k = 0; k < 256; k++) {
-                    float v = o1.x[(size_t)i * D + c * 256 + k];
-                    inside &= v >= -CIFAR_MEAN[c] / CIFAR_STD[c] - 1e-5f && v <= (1 - CIFAR_MEAN[c]) / CIFAR_STD[c] + 1e-5f;
-                }
-        }
-        CHECK(inside && labels, "%s: images outside the box (%d) or labels wrong (%d)", M->name, !inside, !labels);
-        // written as released, then read back as beard train reads image folders
-        const char *dir = test_tmp(M->name);
-        int rc = decoupled_write_imagefolder(dir, &o1, 3, 16, 16, CIFAR_MEAN, CIFAR_STD, M->image_ext, &e);
-        CHECK(rc == 0, "%s: writing the image folder: %s", M->name, rc ? e.msg : "");
-        char path[1200];
-        snprintf(path, sizeof(path), "%s/new%03d/class%03d_id%03d.%s", dir, 7, 7, 1, M->image_ext);
-        FILE *f = fopen(path, "rb");
-        CHECK(f != NULL, "%s: no %s", M->name, path);
-        if (f) fclose(f);
-        DatasetInfo info = *dataset_info("cifar10");
-        info.h = info.w = 16;
-        Pool p;
-        rc = pool_load_imagefolder(&p, dir, &info, &e);
-        CHECK(rc == 0 && p.n == 20 && p.y[3] == 1 && p.y[19] == 9, "%s: reading the folder back: %s", M->name,
-              rc ? e.msg : "wrong count or labels");
-        if (rc == 0) {
-            // 8-bit truncation; JPEG's loss on noise images is large, PNG's nothing
-            double worst = 0;
-            for (int c = 0; c < 3; c++)
-                for (size_t k = 0; k < 256; k++) {
-                    size_t i = (size_t)5 * D + c * 256 + k;
-                    double px = fmin(fmax(o1.x[i] * CIFAR_STD[c] + CIFAR_MEAN[c], 0), 1);
-                    double back = p.x[i] * CIFAR_STD[c] + CIFAR_MEAN[c];
-                    worst = fmax(worst, fabs(px - back));
-                }
-            // PNG is lossless: the 8-bit truncation alone; JPEG is checked against PIL below
-            if (!strcmp(M->image_ext, "png"))
-                CHECK(worst <= 1.0 / 255 + 1e-6, "%s: pixels back off by %.4f", M->name, worst);
-        }
-        pool_free(&p);
-        decoupled_out_free(&o1);
-        decoupled_out_free(&o2);
+    rng_init(&r, 77, 0);
+    for (int i = 0; i < g_ds.n; i++) {
+        g_ds.labels[i] = i % 3;
+        for (int k = 0; k < 768; k++) g_ds.images[(size_t)i * 768 + k] = (uint8_t)(rng_below(&r, 96) + 64 * (i % 3));
     }
-    CHECK(decoupled_find("sre2l") && decoupled_find("G-VBSM") && decoupled_find("gvbsm") && decoupled_find("SCDD") &&
-              !decoupled_find("DM"),
-          "method names");
-    free(realx);
-    net_free(&net);
-    fixture_free(&F);
+    g_info = *dataset_info("CIFAR10");
+    g_info.h = g_info.w = 16;
+    g_info.n_classes = 3;
+    for (int t = 0; t < 2; t++) {
+        Net net;
+        Err e;
+        if (model_create(&net, "ConvNetBN", 3, 3, 16, 16, &e)) {
+            CHECK(0, "ConvNetBN teacher: %s", e.msg);
+            return -1;
+        }
+        net_init_params(&net, 11 + (uint64_t)t);
+        for (int l = 0; l < net.n_layers; l++) {
+            const Layer *L = &net.layers[l];
+            if (L->kind != LAYER_BATCHNORM) continue;
+            for (int c = 0; c < L->in_c; c++)
+                net.buffers[L->rm + c] = 0.2f * (float)rng_normal(&r), net.buffers[L->rv + c] = 0.5f + rng_uniform(&r);
+        }
+        snprintf(g_teacher[t], sizeof(g_teacher[t]), "%s", test_tmp(t ? "teacher2.pth" : "teacher1.pth"));
+        int rc = checkpoint_save(&net, g_teacher[t], &e);
+        net_free(&net);
+        if (rc) {
+            CHECK(0, "saving the teacher: %s", e.msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void stage_params(DistillParams *p, const DistillMethodDef *def, int two_teachers) {
+    Err e;
+    distill_params_init(p, def);
+    char list[1300];
+    snprintf(list, sizeof(list), "%s%s%s", g_teacher[0], two_teachers ? "," : "", two_teachers ? g_teacher[1] : "");
+    const char *set[][2] = {{"teacher", list}, {"batch_size", "2"}, {"round_iterations", "1"}, {"stat_batch", "8"},
+                            {"verifier_every", "2"}, {"jitter", "3"}};
+    for (size_t k = 0; k < sizeof(set) / sizeof(set[0]); k++)
+        if (distill_param_index(p, set[k][0]) >= 0)
+            CHECK(distill_params_set_text(p, set[k][0], set[k][1], &e) == 0, "%s %s: %s", def->name, set[k][0], e.msg);
+}
+
+// the run's synthetic set (from the res file) or NULL; the release files are removed after
+static float *stage_final(const DistillConfig *cfg, const DistillParams *p, int resume, DistillResult *res, Err *e,
+                          int *rc, int keep) {
+    DistillPaths paths;
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s", test_tmp("decoupled_out"));
+    mkdir(dir, 0777);
+    distill_paths(&paths, dir, cfg, e);
+    *rc = distill_run(cfg, p, cfg->method->no_real_data ? NULL : &g_ds, NULL, NULL, &paths, resume, res, e);
+    distill_result_free(res);
+    if (*rc || res->stopped) return NULL;
+    Pool pool;
+    PoolOptions po = {.info = &g_info, .exp = -1};
+    if (pool_load(&pool, paths.res, &po, e)) {
+        CHECK(0, "%s res file: %s", cfg->method->name, e->msg);
+        return NULL;
+    }
+    float *x = malloc(sizeof(float) * 6 * 768);
+    memcpy(x, pool.x, sizeof(float) * 6 * 768);
+    CHECK(pool.n == 6 && pool.y[0] == 0 && pool.y[1] == 0 && pool.y[5] == 2, "%s: the res file holds the class-major set",
+          cfg->method->name);
+    pool_free(&pool);
+    if (!keep) {
+        char cmd[4000];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s' '%s'", paths.res, paths.png, paths.images);
+        CHECK(system(cmd) == 0, "clean up");
+    }
+    return x;
+}
+
+static void test_stage_method(const char *name) {
+    const DistillMethodDef *def = distill_method_find(name);
+    CHECK(def != NULL, "%s is in the registry", name);
+    if (!def) return;
+    int gvbsm = !strcmp(def->name, "G-VBSM");
+    DistillConfig cfg = {.method = def, .info = &g_info, .ipc = 2, .iterations = 3, .seed = 5};
+    snprintf(cfg.arch, sizeof(cfg.arch), "ConvNetBN");
+    snprintf(cfg.ckpt_path, sizeof(cfg.ckpt_path), "%s", test_tmp("decoupled.ckpt.pt"));
+    DistillParams p;
+    stage_params(&p, def, gvbsm);
+    Err e;
+    int rc;
+    DistillResult res;
+    float *a = stage_final(&cfg, &p, 0, &res, &e, &rc, 1);
+    CHECK(rc == 0 && a, "%s through the stage: %s", name, rc ? e.msg : "");
+    if (!a) return;
+    long total = res.steps;
+    // the images stay in the valid box of each channel
+    int inside = 1;
+    for (int i = 0; i < 6; i++)
+        for (int c = 0; c < 3; c++)
+            for (int k = 0; k < 256; k++) {
+                float v = a[(size_t)i * 768 + c * 256 + k];
+                inside &= v >= -g_info.mean[c] / g_info.std[c] - 1e-5f && v <= (1 - g_info.mean[c]) / g_info.std[c] + 1e-5f;
+            }
+    CHECK(inside, "%s: images outside the valid box", name);
+    // the released image folder, read back as beard train reads it
+    DistillPaths paths;
+    distill_paths(&paths, test_tmp("decoupled_out"), &cfg, &e);
+    char path[1400];
+    snprintf(path, sizeof(path), "%s/new002/class002_id001.%s", paths.images, def->image_ext);
+    struct stat st;
+    CHECK(stat(path, &st) == 0, "%s: no %s", name, path);
+    CHECK(!strcmp(def->image_ext, gvbsm ? "png" : "jpg"), "%s saves %s", name, def->image_ext);
+    Pool pool;
+    rc = pool_load_imagefolder(&pool, paths.images, &g_info, &e);
+    CHECK(rc == 0 && pool.n == 6 && pool.y[1] == 0 && pool.y[2] == 1 && pool.y[5] == 2, "%s: the folder read back: %s",
+          name, rc ? e.msg : "wrong count or labels");
+    if (rc == 0 && gvbsm) { // PNG: the 8-bit truncation alone
+        double worst = 0;
+        for (size_t i = 0; i < 6 * 768; i++) {
+            int c = (int)(i / 256 % 3);
+            double px = fmin(fmax(a[i] * g_info.std[c] + g_info.mean[c], 0), 1);
+            worst = fmax(worst, fabs(px - (pool.x[i] * g_info.std[c] + g_info.mean[c])));
+        }
+        CHECK(worst <= 1.0 / 255 + 1e-6, "%s: pixels back off by %.4f", name, worst);
+    }
+    if (rc == 0) pool_free(&pool);
+    // a second run over the first's outputs replaces its image folder
+    float *b = stage_final(&cfg, &p, 0, &res, &e, &rc, 0);
+    CHECK(rc == 0 && b && !memcmp(a, b, sizeof(float) * 6 * 768), "%s: the same seed and threads give identical images",
+          name);
+    free(b);
+    // stopped inside a batch and at a batch's end, then resumed: the uninterrupted run's bits
+    long stops[2] = {4, 3};
+    for (int k = 0; k < 2; k++) {
+        DistillConfig c1 = cfg;
+        c1.stop_after = stops[k];
+        b = stage_final(&c1, &p, 0, &res, &e, &rc, 0);
+        CHECK(rc == 0 && !b && res.stopped && res.steps_run == stops[k] && stat(cfg.ckpt_path, &st) == 0,
+              "%s: stopped after %ld steps with a checkpoint: %s", name, stops[k], rc ? e.msg : "");
+        b = stage_final(&cfg, &p, 1, &res, &e, &rc, 0);
+        CHECK(rc == 0 && b && res.resumed_from == stops[k] && res.steps_run == total - stops[k] &&
+                  !memcmp(a, b, sizeof(float) * 6 * 768),
+              "%s: resumed after %ld steps = uninterrupted, bit for bit: %s", name, stops[k], rc ? e.msg : "");
+        free(b);
+        CHECK(stat(cfg.ckpt_path, &st) != 0, "%s: the checkpoint is removed with the release files", name);
+    }
+    // another seed, other images; another teacher, a refused resume
+    cfg.seed = 6;
+    b = stage_final(&cfg, &p, 0, &res, &e, &rc, 0);
+    CHECK(rc == 0 && b && memcmp(a, b, sizeof(float) * 6 * 768), "%s: another seed, other images", name);
+    free(b);
+    DistillConfig c1 = cfg;
+    c1.stop_after = 2;
+    stage_final(&c1, &p, 0, &res, &e, &rc, 0);
+    DistillParams q = p;
+    CHECK(distill_params_set_text(&q, "teacher", g_teacher[1], &e) == 0, "teacher");
+    stage_final(&cfg, &q, 1, &res, &e, &rc, 0);
+    CHECK(rc == -1 && strstr(e.msg, "another run"), "%s: a checkpoint of another teacher: %s", name, e.msg);
+    remove(cfg.ckpt_path);
+    free(a);
+}
+
+static void test_stage(void) {
+    if (stage_setup()) return;
+    const char *m[] = {"SRe2L", "CDA", "SCDD", "gvbsm", "DELT"};
+    for (int k = 0; k < 5; k++) test_stage_method(m[k]);
+    // one teacher for SRe2L; the teachers must fit the dataset
+    const DistillMethodDef *def = distill_method_find("SRe2L");
+    DistillConfig cfg = {.method = def, .info = &g_info, .ipc = 1, .iterations = 1, .seed = 5};
+    snprintf(cfg.arch, sizeof(cfg.arch), "ConvNetBN");
+    DistillParams p;
+    stage_params(&p, def, 1);
+    Err e;
+    int rc;
+    DistillResult res;
+    stage_final(&cfg, &p, 0, &res, &e, &rc, 0);
+    CHECK(rc == -1 && strstr(e.msg, "one teacher") && strstr(e.msg, "2 given"), "two teachers for SRe2L: %s", e.msg);
+    stage_params(&p, def, 0);
+    CHECK(distill_params_set_text(&p, "teacher_arch", "ConvNet", &e) == 0, "teacher_arch");
+    stage_final(&cfg, &p, 0, &res, &e, &rc, 0);
+    CHECK(rc == -1 && strstr(e.msg, "does not load as a ConvNet") && strstr(e.msg, "3 classes"),
+          "a teacher of another architecture: %s", e.msg);
+    dataset_free(&g_ds);
 }
 
 // the JPEG the methods release: PIL's Image.save at its defaults, decoded, against beard's
@@ -599,54 +713,93 @@ static void save_model(const char *arch, int classes, int side, const char *path
     net_free(&net);
 }
 
+static int one_line(const char *s) {
+    const char *nl = strchr(s, '\n');
+    return nl && !nl[1];
+}
+
 static void test_cli_refusals(void) {
     if (!beard_bin()) {
         test_skip("no beard binary for the CLI checks");
         return;
     }
-    char out[4096];
+    char out[8192], log[32768];
     const char *nobn = test_tmp("nobn.pth"), *c100 = test_tmp("bn100.pth"), *s16 = test_tmp("bn16.pth"),
-               *dir = test_tmp("recover_out");
+               *bn = test_tmp("bn10.pth"), *dir = test_tmp("recover_out");
     save_model("ConvNet", 10, 32, nobn);
     save_model("ConvNetBN", 100, 32, c100);
     save_model("ConvNetBN", 10, 16, s16);
-    int rc = run_cli(out, sizeof(out), "recover --method SRe2L --teacher %s --arch ConvNet --dataset cifar10 --out %s "
-                     "--iteration 1 --quiet", nobn, dir);
-    CHECK(rc == 1 && strstr(out, "no BatchNorm") && strstr(out, "ConvNet"), "teacher without BN: rc %d: %s", rc, out);
-    rc = run_cli(out, sizeof(out), "recover --method CDA --teacher %s --arch ConvNetBN --dataset cifar10 --out %s --quiet",
-                 c100, dir);
-    CHECK(rc == 1 && strstr(out, "10 classes") && strstr(out, "[100, ") && strstr(out, "[10, "),
-          "teacher with 100 classes for CIFAR-10: rc %d: %s", rc, out);
-    rc = run_cli(out, sizeof(out), "recover --method SRe2L --teacher %s --arch ConvNetBN --dataset cifar10 --out %s --quiet",
-                 s16, dir);
-    CHECK(rc == 1 && strstr(out, "3x32x32") && strstr(out, "shape"), "16-pixel teacher for 32-pixel images: rc %d: %s",
-          rc, out);
-    rc = run_cli(out, sizeof(out), "recover --method SRe2L --teacher %s --dataset cifar10 --nuc-norm 1", nobn);
-    CHECK(rc == 2 && strstr(out, "nuc-norm") && strstr(out, "SRe2L"), "a parameter SRe2L lacks: rc %d: %s", rc, out);
-    rc = run_cli(out, sizeof(out), "recover --method MTT --teacher %s --dataset cifar10", nobn);
-    CHECK(rc == 2 && strstr(out, "unknown method") && strstr(out, "G-VBSM"), "unknown method: rc %d: %s", rc, out);
-    rc = run_cli(out, sizeof(out), "recover --method SRe2L --teacher %s --teacher %s --dataset cifar10", nobn, nobn);
-    CHECK(rc == 2 && strstr(out, "one teacher"), "two teachers for SRe2L: rc %d: %s", rc, out);
-    rc = run_cli(out, sizeof(out), "train --data-file %s --dataset cifar10 --recipe sre2l-relabel", dir);
+    save_model("ConvNetBN", 10, 32, bn);
+    struct {
+        const char *what, *args;
+        int status;
+        const char *needle, *needle2;
+    } bad[] = {
+        {"a teacher without BN", "--method SRe2L --teacher %s --arch ConvNet", 1, "no BatchNorm", "ConvNet"},
+        {"a teacher of 100 classes", "--method CDA --teacher %s --arch ConvNetBN", 1, "10 classes", "[100, "},
+        {"a 16-pixel teacher", "--method SRe2L --teacher %s --arch ConvNetBN", 1, "3x32x32", "shape"},
+        {"a parameter SRe2L lacks", "--method SRe2L --teacher %s --nuc-norm 1", 2, "SRe2L has no parameter 'nuc_norm'", ""},
+        {"two teachers for SRe2L", "--method SRe2L --teacher %s --teacher x.pth --arch ConvNetBN", 1, "one teacher", "2 given"},
+        {"no teacher", "--method SC-DD --arch ConvNetBN", 1, "--teacher T.pth", ""},
+        {"a bad curriculum", "--method CDA --teacher %s --arch ConvNetBN --easy2hard-mode zigzag", 1, "zigzag", ""},
+    };
+    const char *files[] = {nobn, c100, s16, c100, nobn, NULL, bn};
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        char args[1500];
+        snprintf(args, sizeof(args), bad[k].args, files[k] ? files[k] : "");
+        int rc = run_cli_stderr(out, sizeof(out), "distill %s --dataset cifar10 --ipc 1 --iterations 1 --out %s --quiet",
+                                args, dir);
+        CHECK(rc == bad[k].status && strstr(out, bad[k].needle) && strstr(out, bad[k].needle2) &&
+                  !strncmp(out, "beard distill: ", 15) && one_line(out),
+              "%s: rc %d: %s", bad[k].what, rc, out);
+        char cmd[700];
+        snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s' 2>/dev/null)\"", dir);
+        CHECK(system(cmd) == 0, "%s: nothing written in %s", bad[k].what, dir);
+    }
+    // a good run: the release files, then stage 2 on its image folder with the teacher
+    int rc = run_cli(log, sizeof(log), "distill --method SRe2L --teacher %s --arch ConvNetBN --dataset cifar10 --ipc 1 "
+                     "--iterations 1 --batch-size 10 --out %s --quiet", bn, dir);
+    char images[1200];
+    snprintf(images, sizeof(images), "%s/SRe2L_CIFAR10_ConvNetBN_1ipc", dir);
+    CHECK(rc == 0 && strstr(log, "new000/class000_id000.jpg"), "beard distill --method SRe2L: rc %d: %s", rc, log);
+    rc = run_cli_stderr(out, sizeof(out), "distill --method SRe2L --teacher %s --arch ConvNetBN --dataset cifar10 --ipc 1 "
+                        "--iterations 1 --out %s --quiet", bn, dir);
+    CHECK(rc == 1 && strstr(out, "exists") && strstr(out, "--force"), "existing outputs are kept: %s", out);
+    rc = run_cli(log, sizeof(log), "distill --help");
+    CHECK(rc == 0 && strstr(log, "SRe2L:") && strstr(log, "G-VBSM:") && strstr(log, "DELT:") && strstr(log, "SC-DD:") &&
+              strstr(log, "--teacher") && strstr(log, "--iterations 4000 per recover batch") && strstr(log, "--r_bn"),
+          "--help lists the decoupled methods with their defaults");
+    rc = run_cli_stderr(out, sizeof(out), "recover --method SRe2L");
+    CHECK(rc == 2 && strstr(out, "beard distill"), "beard recover points to beard distill: %s", out);
+    // the stage's benchmark on a decoupled method: a random teacher of --arch, recover iterations
+    rc = run_cli(out, sizeof(out), "bench --distill DELT --arch ConvNetBN --ipc 1 --iterations 1 --train-size 2 --threads 1");
+    CHECK(rc == 0 && strstr(out, "ConvNetBN") && strstr(out, "iterations/s"), "bench --distill DELT: rc %d: %s", rc, out);
+    rc = run_cli_stderr(out, sizeof(out), "bench --distill SRe2L --torch");
+    CHECK(rc == 2 && strstr(out, "--recover --torch"), "bench --distill SRe2L --torch points to --recover: %s", out);
+    rc = run_cli(out, sizeof(out), "train --data-file %s --dataset cifar10 --recipe sre2l-relabel", images);
     CHECK(rc == 2 && strstr(out, "--teacher"), "a relabel recipe without a teacher: rc %d: %s", rc, out);
     rc = run_cli(out, sizeof(out), "train --src-dataset --dataset cifar10 --recipe sre2l-squeeze --mix mixup");
     CHECK(rc == 2 && strstr(out, "--mix"), "mixing hard labels: rc %d: %s", rc, out);
     rc = run_cli(out, sizeof(out), "train --src-dataset --dataset cifar10 --recipe nope");
     CHECK(rc == 2 && strstr(out, "sre2l-relabel"), "unknown recipe: rc %d: %s", rc, out);
     rc = run_cli(out, sizeof(out), "train --data-file %s --dataset cifar10 --arch ConvNetBN --teacher %s --teacher-arch "
-                 "ConvNetBN --quiet", dir, c100);
+                 "ConvNetBN --quiet", images, c100);
     CHECK(rc == 1 && strstr(out, "teacher") && strstr(out, "10 classes") && strstr(out, "[100, "),
           "train: a teacher of another dataset: rc %d: %s", rc, out);
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0, "clean up");
 }
 
 int main(void) {
+    parallel_set_threads(1); // small batches: one thread is fastest, and the checks need no more
     test_sre2l_family("tests/fixtures/decoupled/sre2l_step.bin", "SRe2L", 0, 0);
     test_sre2l_family("tests/fixtures/decoupled/cda_step.bin", "CDA", 1, 0);
     test_sre2l_family("tests/fixtures/decoupled/delt_step.bin", "DELT", 1, 1);
     test_gvbsm();
     test_softlabel_step();
     test_delt_helpers();
-    test_methods_run();
+    test_stage();
     test_jpeg_like_pil();
     test_no_batchnorm();
     test_fkd();

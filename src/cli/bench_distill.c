@@ -12,6 +12,11 @@
  * --param buffer_path=DIR names some, the bench writes one random trajectory of the
  * model (as many snapshots as the settings need) to a temporary buffer folder, which the
  * official code reads too; an iteration's cost does not depend on the experts' values.
+ * The decoupled methods (SRe2L, CDA, SC-DD, G-VBSM, DELT) need a teacher: unless --param
+ * teacher=T.pth names one, a randomly initialised --arch (their default resnet18_modified)
+ * is saved to such a temporary folder; an iteration is one recover iteration of the first
+ * batch (its cost does not depend on the weights either). Their PyTorch side is
+ * `beard bench --recover --torch` (SRe2L's loop, scripts/bench_recover_torch.py).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +29,7 @@
 #include "../distill/distill.h"
 #include "../distill/mtt_buffer.h"
 #include "../io/file.h"
+#include "../models/checkpoint.h"
 #include "../models/convnet.h"
 #include "cli.h"
 
@@ -34,6 +40,14 @@ static double cpu_seconds(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+// the bench's temporary folder (a random teacher or expert buffer), if any
+static void remove_tmp(const char *dir) {
+    if (!dir[0]) return;
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd)) fprintf(stderr, "beard bench: could not remove %s\n", dir);
 }
 
 static int torch_side(const char *python, const char *method, int ipc, long iters, const char *official,
@@ -83,7 +97,8 @@ static int random_buffer(const char *root, const DistillParams *p, const Dataset
 }
 
 int bench_distill(int argc, char **argv) {
-    const char *method = NULL, *data = NULL, *official = NULL, *python = "/usr/bin/python3", *json = NULL;
+    const char *method = NULL, *data = NULL, *official = NULL, *python = "/usr/bin/python3", *json = NULL,
+               *arch = NULL;
     const char *pnames[32], *pvals[32];
     char pbuf[32][256];
     int np = 0;
@@ -95,6 +110,7 @@ int bench_distill(int argc, char **argv) {
         if (cli_flag(argv, i, "--torch")) torch = 1;
         else if ((v = cli_opt(argc, argv, &i, "--distill", &missing))) method = v;
         else if ((v = cli_opt(argc, argv, &i, "--data", &missing))) data = v;
+        else if ((v = cli_opt(argc, argv, &i, "--arch", &missing))) arch = v;
         else if ((v = cli_opt(argc, argv, &i, "--official", &missing))) official = v;
         else if ((v = cli_opt(argc, argv, &i, "--python", &missing))) python = v;
         else if ((v = cli_opt(argc, argv, &i, "--json", &missing))) json = v;
@@ -117,6 +133,12 @@ int bench_distill(int argc, char **argv) {
     }
     const DistillMethodDef *def = distill_method_find(method);
     if (!def) return cli_usage_error(C, "unknown method '%s' for --distill", method ? method : "");
+    int has_teacher = 0;
+    for (int k = 0; def->params[k].name; k++) has_teacher |= !strcmp(def->params[k].name, "teacher");
+    if (torch && has_teacher)
+        return cli_usage_error(C, "--torch with %s: the PyTorch side of the recover loop is beard bench --recover --torch "
+                                  "(SRe2L's, on the same teacher architecture)", def->name);
+    if (!arch) arch = def->default_arch ? def->default_arch : "ConvNet";
     if (torch && (!official || !data))
         return cli_usage_error(C, "--torch needs --official DIR (checkouts of the official code) and --data DIR (CIFAR-10)");
     parallel_set_threads((int)threads);
@@ -159,14 +181,33 @@ int bench_distill(int argc, char **argv) {
             dataset_free(&ds);
             return cli_usage_error(C, "%s", e.msg);
         }
-    // MTT without a buffer: a random trajectory in a temporary buffer_path
+    // MTT without a buffer: a random trajectory in a temporary buffer_path; a decoupled
+    // method without a teacher: a random one in a temporary folder
     char tmp_root[256] = "", buf_dir[1200];
+    const char *td = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    if (has_teacher && !distill_param_str(&p, "teacher")[0]) {
+        Net t;
+        snprintf(tmp_root, sizeof(tmp_root), "%s/beard-bench-teacher-XXXXXX", td);
+        int bad = !mkdtemp(tmp_root);
+        if (bad) err_set(&e, "cannot create it");
+        else if (!(bad = file_path_join(buf_dir, sizeof(buf_dir), tmp_root, "teacher.pth", "teacher", &e)) &&
+                 !(bad = model_create(&t, arch, info->c, info->n_classes, info->h, info->w, &e))) {
+            net_init_params(&t, 7);
+            bad = checkpoint_save(&t, buf_dir, &e) || distill_params_set_text(&p, "teacher", buf_dir, &e);
+            net_free(&t);
+        }
+        if (bad) {
+            dataset_free(&ds);
+            cli_error(C, "a bench teacher in %s: %s", tmp_root, e.msg);
+            remove_tmp(tmp_root);
+            return 1;
+        }
+    }
     const char *buffer_path = NULL;
     if (distill_param_index(&p, "buffer_path") >= 0) {
         int given = 0;
         for (int k = 0; k < np; k++) given |= distill_name_eq(pnames[k], "buffer_path", strlen("buffer_path"));
         if (!given) {
-            const char *td = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
             snprintf(tmp_root, sizeof(tmp_root), "%s/beard-bench-buffers-XXXXXX", td);
             if (!mkdtemp(tmp_root) ||
                 random_buffer(tmp_root, &p, info, distill_param_bool(&p, "zca"), buf_dir, sizeof(buf_dir), &e) ||
@@ -177,22 +218,30 @@ int bench_distill(int argc, char **argv) {
         }
         buffer_path = distill_param_str(&p, "buffer_path");
     }
-    DistillConfig cfg = {.method = def, .info = info, .ipc = (int)ipc, .iterations = iters, .lr_net = 0.01,
-                         .num_eval = 1, .epoch_eval_train = 1, .batch_train = 256};
-    snprintf(cfg.arch, sizeof(cfg.arch), "ConvNet");
-    printf("beard bench --distill %s: CIFAR-10 (%s, %d images), ConvNet, ipc %ld, %ld timed iterations, %d threads\n",
-           def->name, have_real ? "real" : "random", ds.n, ipc, iters, nt);
+    // the decoupled methods: every timed step inside the first recover batch
+    DistillConfig cfg = {.method = def, .info = info, .ipc = (int)ipc, .iterations = has_teacher ? iters + 1 : iters,
+                         .lr_net = 0.01, .num_eval = 1, .epoch_eval_train = 1, .batch_train = 256};
+    if (has_teacher && distill_param_index(&p, "round_iterations") >= 0 && // DELT: its rounds fit the batch
+        cfg.iterations < distill_param_int(&p, "round_iterations"))
+        cfg.iterations = distill_param_int(&p, "round_iterations");
+    snprintf(cfg.arch, sizeof(cfg.arch), "%s", arch);
+    printf("beard bench --distill %s: CIFAR-10 (%s, %d images), %s, ipc %ld, %ld timed iterations, %d threads\n",
+           def->name, have_real ? "real" : "random", ds.n, cfg.arch, ipc, iters, nt);
     DistillRun r;
     if (distill_run_init(&r, &cfg, &p, &ds, NULL, &e) || distill_run_step(&r, 0, &e)) {
         dataset_free(&ds);
-        return cli_error(C, "%s", e.msg);
+        cli_error(C, "%s", e.msg);
+        remove_tmp(tmp_root);
+        return 1;
     }
     double t0 = time_now(), c0 = cpu_seconds();
     for (long it = 1; it <= iters; it++)
         if (distill_run_step(&r, it, &e)) {
             distill_run_free(&r);
             dataset_free(&ds);
-            return cli_error(C, "%s", e.msg);
+            cli_error(C, "%s", e.msg);
+            remove_tmp(tmp_root);
+            return 1;
         }
     double sec = (time_now() - t0) / iters, cpu = (cpu_seconds() - c0) / iters;
     distill_run_free(&r);
@@ -238,10 +287,6 @@ int bench_distill(int argc, char **argv) {
         fclose(f);
     }
     dataset_free(&ds);
-    if (tmp_root[0]) { // the temporary buffer
-        char cmd[600];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_root);
-        if (system(cmd)) fprintf(stderr, "beard bench: could not remove %s\n", tmp_root);
-    }
+    remove_tmp(tmp_root);
     return 0;
 }

@@ -23,7 +23,6 @@ int cmd_leaderboard(int argc, char **argv);
 int cmd_buffer(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int bench_distill(int argc, char **argv); // beard bench --distill (bench_distill.c)
-int cmd_recover(int argc, char **argv);
 int cmd_relabel(int argc, char **argv);
 
 // Matches argv[*i] against "--name" (value in the next argument) or "--name=value".

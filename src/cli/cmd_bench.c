@@ -16,7 +16,7 @@
 
 #include "../core/parallel.h"
 #include "../core/rng.h"
-#include "../distill/decoupled.h"
+#include "../data/augment.h"
 #include "../distill/recover.h"
 #include "../models/convnet.h"
 #include "../models/registry.h"
@@ -28,7 +28,7 @@ static const char *usage_text =
     "usage: beard bench [--arch ConvNet] [--dataset cifar10] [--batch 256] [--threads N]\n"
     "                   [--seconds S] [--json OUT] [--torch] [--python PY]\n"
     "       beard bench --gemm [--threads N] [--json OUT]\n"
-    "       beard bench --recover [--arch ResNet18] [--batch 100] [--threads N] [--torch]\n"
+    "       beard bench --recover [--arch resnet18_modified] [--batch 100] [--threads N] [--torch]\n"
     "\n"
     "Measures images/s of forward, forward+backward-to-input (attack cost) and an SGD\n"
     "train step (train mode: BatchNorm on batch statistics), on random inputs of the\n"
@@ -39,17 +39,22 @@ static const char *usage_text =
     "--gemm measures sgemm GFLOP/s (OpenBLAS, square matrices) single- and multi-threaded.\n"
     "\n"
     "       beard bench --distill METHOD [--ipc 10] [--iterations 5] [--data DIR] [--train-size 5000]\n"
-    "                   [--threads N] [--json OUT] [--param NAME=VALUE] [--torch --official DIR] [--python PY]\n"
-    "Distillation: iterations/s of METHOD (DM, IDM, BACON, DC, DSA, MTT) on CIFAR-10 (the training set\n"
-    "in --data, else --train-size random images per class) after one warm-up iteration, and the peak\n"
-    "memory. --param sets a method parameter (MTT without buffer_path: a random expert trajectory in a\n"
-    "temporary folder). --torch also runs the official code (checkouts in --official:\n"
+    "                   [--arch A] [--threads N] [--json OUT] [--param NAME=VALUE] [--torch --official DIR]\n"
+    "                   [--python PY]\n"
+    "Distillation: iterations/s of METHOD (DM, IDM, BACON, DC, DSA, MTT; SRe2L, CDA, SC-DD, G-VBSM,\n"
+    "DELT) on CIFAR-10 (the training set in --data, else --train-size random images per class) after\n"
+    "one warm-up iteration, and the peak memory. --arch: the model (default the method's: ConvNet,\n"
+    "the decoupled methods' teacher resnet18_modified). --param sets a method parameter (MTT without\n"
+    "buffer_path: a random expert trajectory in a temporary folder; a decoupled method without\n"
+    "teacher: a randomly initialised --arch teacher there; their iterations are recover iterations\n"
+    "of the first batch). --torch also runs the official code (checkouts in --official:\n"
     "DatasetCondensation/, IDM/, BACON/, mtt-distillation/) in PyTorch on the CPU with the same\n"
-    "settings, threads and data, and prints the ratio.\n"
+    "settings, threads and data, and prints the ratio (for SRe2L's recover loop: --recover --torch).\n"
     "\n"
     "--recover measures SRe2L's recover iterations per second (roll, teacher forward in eval\n"
     "mode, CE + BN-statistics loss, backward to the images, Adam, clip) on a randomly\n"
-    "initialised BatchNorm teacher (default ResNet18, batch 100); with --torch next to\n"
+    "initialised BatchNorm teacher (default resnet18_modified, SRe2L's CIFAR teacher; batch 100);\n"
+    "with --torch next to\n"
     "scripts/bench_recover_torch.py (VILA-Lab/SRe2L's loop in PyTorch).\n";
 
 typedef struct {
@@ -187,17 +192,15 @@ static int bench_recover(const char *C, const char *arch, int B, double seconds,
     rng_init(&r, 0, 1);
     for (size_t i = 0; i < (size_t)B * D; i++) x[i] = (float)rng_normal(&r);
     for (int b = 0; b < B; b++) y[b] = b % 10;
-    DecoupledArgs a;
-    decoupled_args_default(&a);
-    a.jitter = 4;
     RecoverLoss lc = {.r_stat = 0.01f, .first_mult = 10.0f};
     static const float mean[3] = {0.4914f, 0.4822f, 0.4465f}, std[3] = {0.2023f, 0.1994f, 0.2010f};
     int n = 0, rc = 0;
     double t0 = 0;
     for (int it = 0;; it++) {
         if (it == 1) t0 = time_now(); // the first iteration warms up
-        RecoverDraw d;
-        sre2l_roll_draw(&a, it, 1000, &r, &d);
+        RecoverDraw d = {0}; // SRe2L's roll by randint(0, 4) (sre2l.c)
+        d.roll_dy = augment_randint(&r, 0, 4);
+        d.roll_dx = augment_randint(&r, 0, 4);
         RecoverLosses L;
         if ((rc = recover_grad(w, x, y, B, NULL, 0, &d, &lc, grad, &L, &e))) break;
         recover_update(&adam, x, grad, (float)recover_cosine_lr(0.25, it % 1000, 1000), B, 3, 1024, mean, std);
@@ -275,7 +278,7 @@ int cmd_bench(int argc, char **argv) {
     // --json: checked now, built in memory, written atomically at the end
     if (cli_check_output_file(C, "--json", json)) return 1;
     if (recover)
-        return bench_recover(C, set_arch ? arch : "ResNet18", set_batch ? (int)B : 100, seconds, torch, python, json);
+        return bench_recover(C, set_arch ? arch : "resnet18_modified", set_batch ? (int)B : 100, seconds, torch, python, json);
     char *jbuf = NULL;
     size_t jlen = 0;
     FILE *jf = NULL;

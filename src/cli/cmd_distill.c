@@ -1,7 +1,8 @@
 /*
  * cmd_distill.c: `beard distill`, stage 1: a distilled set from a real training set with
- * one of the methods of src/distill (DM, IDM, BACON, ...), written in the method's own
- * release format (res_*.pt, .pkl) with its PNG grid.
+ * one of the methods of src/distill (DM, IDM, BACON, DC, DSA, MTT; the decoupled SRe2L, CDA,
+ * SC-DD, G-VBSM and DELT from a squeezed teacher), written in the method's own release
+ * format (res_*.pt, .pkl, the decoupled methods' image folder) with its PNG grid.
  *
  * Settings: beard's defaults, then --config (a JSON with the official argparse names,
  * see distill.h), then the command line. Method parameters go by the official names
@@ -25,19 +26,38 @@ static const char *C = "distill";
 static void usage(FILE *f) {
     fprintf(f,
             "usage: beard distill --method DM --dataset cifar10 --ipc 10 [--data DIR] [options]\n"
+            "       beard distill --method SRe2L --teacher T.pth [--arch resnet18_modified] --dataset cifar10 --ipc 10\n"
             "       beard distill --config distill_config.json [options]\n"
             "\n"
             "Distils the real training set of a dataset into IPC synthetic images per class and\n"
             "writes the method's release files: res_{method}_{dataset}_{model}_{ipc}ipc.pt (what\n"
-            "BEARD's train_model.py and `beard train --data-file` read), IDM/BACON's .pkl, and the\n"
-            "vis_*.png grid.\n"
+            "BEARD's train_model.py and `beard train --data-file` read), IDM/BACON's .pkl, the\n"
+            "decoupled methods' image folder {method}_{dataset}_{model}_{ipc}ipc/new000/class000_id000.jpg\n"
+            "(.png for G-VBSM), and the vis_*.png grid.\n"
+            "\n"
+            "The decoupled methods (SRe2L, CDA, SC-DD, G-VBSM, DELT) recover images from a teacher\n"
+            "squeezed on the real data (beard train --src-dataset --recipe sre2l-squeeze, or a\n"
+            "torchvision-layout checkpoint): --teacher T.pth (required), --arch its architecture\n"
+            "(default resnet18_modified, SRe2L's CIFAR teacher: torchvision's ResNet-18 with a 3x3\n"
+            "conv1 and no max-pool; any zoo model with BatchNorm, e.g. ConvNetBN; G-VBSM takes several\n"
+            "teachers, --teacher A.pth,B.pth --teacher_arch resnet18_modified,MobileNetV2, used one per\n"
+            "iteration in turn). --iterations counts one recover batch's Adam steps (the official\n"
+            "--iteration; default 1000 for SRe2L, CDA, SC-DD, 4000 for G-VBSM and DELT), and the set\n"
+            "is recovered in batches: SRe2L, CDA and SC-DD one batch of up to batch_size classes per\n"
+            "ipc id (ipc x ceil(classes / batch_size) batches), G-VBSM and DELT the ipc x classes\n"
+            "images class-major in batches of batch_size; the run's steps are batches x iterations,\n"
+            "and checkpoints may fall inside a batch. Relabelling is stage 2:\n"
+            "beard train --data-file OUT/{stem} --teacher T.pth --recipe sre2l-relabel (online soft\n"
+            "labels), or beard relabel (FKD files) then beard train --fkd.\n"
             "\n"
             "stage:       --method NAME  --dataset NAME (cifar10, cifar100, mnist, fashionmnist, svhn,\n"
-            "             tinyimagenet)  --ipc N  --data DIR (default ./data)  --arch ConvNet (the\n"
-            "             official --model)  --iterations N (the official Iteration: N+1 updates,\n"
-            "             default %d)  --seed S (default 0; same seed and threads: identical output)\n"
+            "             tinyimagenet)  --ipc N (required)  --data DIR (default ./data)  --arch A (the official\n"
+            "             --model; default ConvNet, the decoupled methods' resnet18_modified)\n"
+            "             --iterations N (alias --iteration; the official Iteration: N+1 updates,\n"
+            "             default %d; the decoupled methods: per recover batch, their default below)\n"
+            "             --seed S (default 0; same seed and threads: identical output)\n"
             "             --threads N (default: all cores)  --train-limit N (the first N training\n"
-            "             images; 0 = all)\n"
+            "             images; 0 = all; SRe2L, CDA and SC-DD read no training images)\n"
             "output:      --out PATH (a folder, default ./result, or a res file name ending in .pt;\n"
             "             alias --save-path)  --force (replace existing outputs)  --json FILE\n"
             "             --dry-run (print the settings and exit)  --quiet (no progress bar)\n"
@@ -45,17 +65,23 @@ static void usage(FILE *f) {
             "checkpoints: --checkpoint-every N (default 100; 0: none), written atomically next to\n"
             "             the outputs as {method}_{dataset}_{model}_{ipc}ipc.checkpoint.pt and\n"
             "             removed when the run completes  --resume (continue from it)\n"
+            "             --stop-after N (run N steps, write the checkpoint, exit; --resume continues)\n"
             "evaluation:  --eval-every N (train --num-eval models on the set every N updates and\n"
             "             at the end; default 0: off)  --num-eval K (5)  --eval-epochs E (the official\n"
             "             epoch_eval_train, 1000)  --lr-net 0.01  --batch-train 256 (IDM/BACON's\n"
             "             model queue trains with --lr-net too, as the official code does)\n"
-            "method parameters: --NAME VALUE or --param NAME=VALUE, by the official names\n"
+            "method parameters: --NAME VALUE or --param NAME=VALUE, by the official names (a list\n"
+            "             parameter such as --teacher takes a comma-separated list, or the option again)\n"
             "\n"
             "methods and their parameters (official defaults):\n",
             DISTILL_DEFAULT_ITERATIONS);
     for (int i = 0; i < distill_method_count(); i++) {
         const DistillMethodDef *d = distill_method_get(i);
         fprintf(f, "  %s: %s\n      (%s)\n", d->name, d->summary, d->reference);
+        if (d->default_iterations || d->default_arch)
+            fprintf(f, "      --iterations %ld %s; --arch %s\n",
+                    d->default_iterations ? d->default_iterations : (long)DISTILL_DEFAULT_ITERATIONS,
+                    d->iterations_help ? d->iterations_help : "", d->default_arch ? d->default_arch : "ConvNet");
         DistillParams p;
         distill_params_init(&p, d);
         for (int k = 0; k < p.n; k++) {
@@ -66,6 +92,9 @@ static void usage(FILE *f) {
         if (d->setting_help) fprintf(f, "      %s\n", d->setting_help);
     }
 }
+
+// list parameters given on the command line so far (a repeated one adds to the list)
+static unsigned char cli_given[DISTILL_MAX_PARAMS];
 
 // --NAME VALUE for a method parameter: the option name with dashes as underscores
 static int method_opt(int argc, char **argv, int *i, DistillSettings *s, const DistillMethodDef *def, int *rc) {
@@ -89,17 +118,22 @@ static int method_opt(int argc, char **argv, int *i, DistillSettings *s, const D
         v = argv[++*i];
     }
     Err e;
-    if (distill_settings_add_param(s, name, v, &e)) *rc = cli_usage_error(C, "%s", e.msg);
+    int k = distill_param_index(&probe, name);
+    int append = def->params[k].type == DPARAM_LIST && cli_given[k];
+    if ((append ? distill_settings_append_param(s, name, v, &e) : distill_settings_add_param(s, name, v, &e)))
+        *rc = cli_usage_error(C, "%s", e.msg);
+    cli_given[k] = 1;
     return 1;
 }
 
 typedef struct {
     const char *json;
     int quiet, force, resume, dry_run;
-    long train_limit;
+    long train_limit, stop_after;
 } Opts;
 
 static int parse(int argc, char **argv, DistillSettings *s, Opts *o, const DistillMethodDef *def) {
+    memset(cli_given, 0, sizeof(cli_given));
     for (int i = 1; i < argc; i++) {
         const char *v;
         int missing = 0, rc = 0;
@@ -122,8 +156,7 @@ static int parse(int argc, char **argv, DistillSettings *s, Opts *o, const Disti
         else if ((v = cli_opt(argc, argv, &i, "--ipc", &missing))) {
             if (cli_parse_int(C, "--ipc", v, 1, 100000, &l)) return 2;
             s->ipc = (int)l;
-        } else if ((v = cli_opt(argc, argv, &i, "--iterations", &missing)) ||
-                   (v = cli_opt(argc, argv, &i, "--Iteration", &missing))) {
+        } else if ((v = cli_opt_any(argc, argv, &i, "--iterations,--Iteration,--iteration", &missing))) {
             if (cli_parse_int(C, "--iterations", v, 0, 100000000, &l)) return 2;
             s->iterations = l;
         } else if ((v = cli_opt(argc, argv, &i, "--seed", &missing))) {
@@ -138,6 +171,9 @@ static int parse(int argc, char **argv, DistillSettings *s, Opts *o, const Disti
         } else if ((v = cli_opt(argc, argv, &i, "--checkpoint-every", &missing))) {
             if (cli_parse_int(C, "--checkpoint-every", v, 0, 100000000, &l)) return 2;
             s->ckpt_every = l;
+        } else if ((v = cli_opt(argc, argv, &i, "--stop-after", &missing))) {
+            if (cli_parse_int(C, "--stop-after", v, 0, 100000000, &l)) return 2;
+            o->stop_after = l;
         } else if ((v = cli_opt(argc, argv, &i, "--eval-every", &missing))) {
             if (cli_parse_int(C, "--eval-every", v, 0, 100000000, &l)) return 2;
             s->eval_every = l;
@@ -202,11 +238,11 @@ static int write_json(const char *path, const DistillConfig *cfg, const DistillP
     cJSON_AddNumberToObject(o, "iterations", (double)cfg->iterations);
     cJSON_AddNumberToObject(o, "seed", (double)cfg->seed);
     cJSON_AddNumberToObject(o, "threads", threads);
-    cJSON_AddNumberToObject(o, "n_train", train->n);
+    cJSON_AddNumberToObject(o, "n_train", train ? train->n : 0);
     cJSON *pp = cJSON_AddObjectToObject(o, "params");
     for (int i = 0; i < p->n; i++) {
         const DistillParamDef *d = &p->def->params[i];
-        if (d->type == DPARAM_STR) cJSON_AddStringToObject(pp, d->name, p->s[i]);
+        if (d->type == DPARAM_STR || d->type == DPARAM_LIST) cJSON_AddStringToObject(pp, d->name, p->s[i]);
         else if (d->type == DPARAM_BOOL) cJSON_AddBoolToObject(pp, d->name, p->v[i] != 0);
         else cJSON_AddNumberToObject(pp, d->name, p->v[i]);
     }
@@ -232,6 +268,7 @@ static int write_json(const char *path, const DistillConfig *cfg, const DistillP
     cJSON_AddStringToObject(out, "res", paths->res);
     if (cfg->method->outputs & DISTILL_OUT_PKL) cJSON_AddStringToObject(out, "pkl", paths->pkl);
     cJSON_AddStringToObject(out, "png", paths->png);
+    if (cfg->method->outputs & DISTILL_OUT_IMAGEFOLDER) cJSON_AddStringToObject(out, "images", paths->images);
     char *txt = cJSON_Print(o);
     cJSON_Delete(o);
     Err e;
@@ -284,11 +321,13 @@ int cmd_distill(int argc, char **argv) {
     if (distill_settings_params(&s, def, info, &p, &e)) return cli_usage_error(C, "%s", e.msg);
     parallel_set_threads(s.threads);
 
+    if (!s.arch[0]) snprintf(s.arch, sizeof(s.arch), "%s", def->default_arch ? def->default_arch : "ConvNet");
+    long def_iters = def->default_iterations ? def->default_iterations : DISTILL_DEFAULT_ITERATIONS;
     DistillConfig cfg = {.method = def, .info = info, .ipc = s.ipc, .seed = (uint64_t)s.seed,
-                         .iterations = s.iterations >= 0 ? s.iterations : DISTILL_DEFAULT_ITERATIONS,
+                         .iterations = s.iterations >= 0 ? s.iterations : def_iters,
                          .eval_every = s.eval_every, .num_eval = s.num_eval, .epoch_eval_train = s.epoch_eval_train,
                          .batch_train = s.batch_train, .lr_net = s.lr_net, .ckpt_every = s.ckpt_every,
-                         .progress = !o.quiet, .log = stdout, .log_every = s.log_every};
+                         .progress = !o.quiet, .log = stdout, .log_every = s.log_every, .stop_after = o.stop_after};
     snprintf(cfg.arch, sizeof(cfg.arch), "%s", s.arch);
     Net probe;
     if (model_create(&probe, cfg.arch, info->c, info->n_classes, info->h, info->w, &e))
@@ -298,8 +337,12 @@ int cmd_distill(int argc, char **argv) {
     if (distill_paths(&paths, s.out, &cfg, &e)) return cli_usage_error(C, "%s", e.msg);
     snprintf(cfg.ckpt_path, sizeof(cfg.ckpt_path), "%s", paths.ckpt);
 
-    printf("beard distill: %s on %s, %s, ipc %d, %ld iterations (%ld updates), seed %lld, %d threads\n", def->name,
-           info->name, cfg.arch, cfg.ipc, cfg.iterations, cfg.iterations + 1, s.seed, parallel_threads());
+    if (def->iterations_help)
+        printf("beard distill: %s on %s, %s, ipc %d, %ld iterations %s, seed %lld, %d threads\n", def->name, info->name,
+               cfg.arch, cfg.ipc, cfg.iterations, def->iterations_help, s.seed, parallel_threads());
+    else
+        printf("beard distill: %s on %s, %s, ipc %d, %ld iterations (%ld updates), seed %lld, %d threads\n", def->name,
+               info->name, cfg.arch, cfg.ipc, cfg.iterations, cfg.iterations + 1, s.seed, parallel_threads());
     printf("  parameters:");
     for (int k = 0; k < p.n; k++) {
         char buf[DISTILL_STR_MAX];
@@ -307,7 +350,9 @@ int cmd_distill(int argc, char **argv) {
     }
     printf("\n  output: %s", paths.res);
     if (def->outputs & DISTILL_OUT_PKL) printf(", %s", paths.pkl);
-    printf(", %s\n", paths.png);
+    printf(", %s", paths.png);
+    if (def->outputs & DISTILL_OUT_IMAGEFOLDER) printf(", %s/", paths.images);
+    printf("\n");
     if (cfg.ckpt_every) printf("  checkpoint every %ld iterations: %s\n", cfg.ckpt_every, cfg.ckpt_path);
     if (cfg.eval_every)
         printf("  evaluation every %ld updates: %d %s models, %d epochs\n", cfg.eval_every, cfg.num_eval, cfg.arch,
@@ -317,15 +362,18 @@ int cmd_distill(int argc, char **argv) {
     if (o.resume && !exists(cfg.ckpt_path))
         return cli_error(C, "--resume: no checkpoint at %s (it is removed when a run completes)", cfg.ckpt_path);
     if (!o.resume && !o.force) {
-        const char *outs[3] = {paths.res, def->outputs & DISTILL_OUT_PKL ? paths.pkl : NULL, cfg.ckpt_path};
-        for (int k = 0; k < 3; k++)
+        const char *outs[4] = {paths.res, def->outputs & DISTILL_OUT_PKL ? paths.pkl : NULL, cfg.ckpt_path,
+                               def->outputs & DISTILL_OUT_IMAGEFOLDER ? paths.images : NULL};
+        for (int k = 0; k < 4; k++)
             if (outs[k] && exists(outs[k]))
                 return cli_error(C, "%s exists (--force replaces it%s)", outs[k], k == 2 ? ", --resume continues from it" : "");
     }
     if (o.json && file_check_writable(o.json, 1, &e)) return cli_error(C, "--json: %s", e.msg);
 
     Dataset train;
-    if (dataset_load(&train, s.dataset, s.data_path, 1, o.train_limit, &e)) {
+    memset(&train, 0, sizeof(train));
+    int use_train = !def->no_real_data; // SRe2L, CDA, SC-DD recover from their teacher alone
+    if (use_train && dataset_load(&train, s.dataset, s.data_path, 1, o.train_limit, &e)) {
         dataset_free(&train);
         return cli_error(C, "%s (use --data DIR; `beard download %s` fetches it)", e.msg, s.dataset);
     }
@@ -345,7 +393,8 @@ int cmd_distill(int argc, char **argv) {
         test = (TrainTest){.x = xt, .y = ts.ds.labels, .n = ts.ds.n};
     }
     DistillResult res;
-    if (distill_run(&cfg, &p, &train, cfg.eval_every > 0 ? &test : NULL, NULL, &paths, o.resume, &res, &e)) {
+    if (distill_run(&cfg, &p, use_train ? &train : NULL, cfg.eval_every > 0 ? &test : NULL, NULL, &paths, o.resume, &res,
+                    &e)) {
         cli_error(C, "%s", e.msg);
         distill_result_free(&res);
         goto done;
@@ -355,10 +404,19 @@ int cmd_distill(int argc, char **argv) {
            res.final_loss, res.peak_mb);
     for (int k = 0; k < res.n_evals; k++)
         printf("  evaluation after %ld updates: %.2f +- %.2f%%\n", res.eval_it[k], res.eval_mean[k], res.eval_std[k]);
+    if (res.stopped) {
+        printf("stopped after %ld of %ld steps (--stop-after): checkpoint %s; --resume continues\n",
+               res.resumed_from + res.steps_run, res.steps, cfg.ckpt_path);
+        distill_result_free(&res);
+        status = 0;
+        goto done;
+    }
     printf("wrote %s\n", paths.res);
     if (def->outputs & DISTILL_OUT_PKL) printf("wrote %s\n", paths.pkl);
     printf("wrote %s\n", paths.png);
-    if (o.json && write_json(o.json, &cfg, &p, &paths, &res, parallel_threads(), &train)) {
+    if (def->outputs & DISTILL_OUT_IMAGEFOLDER)
+        printf("wrote %s/new000/class000_id000.%s .. (%d images)\n", paths.images, def->image_ext, info->n_classes * cfg.ipc);
+    if (o.json && write_json(o.json, &cfg, &p, &paths, &res, parallel_threads(), use_train ? &train : NULL)) {
         cli_error(C, "cannot write %s", o.json);
         distill_result_free(&res);
         goto done;

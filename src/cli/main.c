@@ -17,10 +17,9 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
-    {"distill", cmd_distill, "distil a real training set with DM, IDM or BACON into the methods' release files"},
+    {"distill", cmd_distill, "distil a training set (DM, IDM, BACON, DC, DSA, MTT; SRe2L, CDA, SC-DD, G-VBSM, DELT from a teacher)"},
     {"train", cmd_train, "train a model pool on a distilled set (BEARD/DC-bench recipe, DSA, adversarial training)"},
     {"buffer", cmd_buffer, "MTT's expert trajectories (buffer.py): replay_buffer_<n>.pt for trajectory matching"},
-    {"recover", cmd_recover, "the decoupled methods' recover step (SRe2L, CDA, SC-DD, G-VBSM, DELT) from a teacher"},
     {"relabel", cmd_relabel, "FKD-style stored soft labels (G-VBSM's .tar layout) for a distilled set, from teachers"},
     {"eval", cmd_eval, "clean accuracy of a checkpoint on a test set"},
     {"attack", cmd_attack, "run attacks (FGSM, PGD, CW, DeepFool, AutoAttack, ...) on a checkpoint"},
@@ -57,6 +56,11 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "recover")) { // folded into the stage
+        fprintf(stderr, "beard: 'recover' is now part of beard distill: beard distill --method SRe2L|CDA|SC-DD|G-VBSM|DELT "
+                        "--teacher T.pth ... (beard distill --help)\n");
+        return 2;
+    }
     fprintf(stderr, "beard: unknown command '%s' (beard --help lists the commands)\n", argv[1]);
     return 2;
 }

@@ -34,7 +34,8 @@ void distill_params_init(DistillParams *p, const DistillMethodDef *def) {
         assert(i < DISTILL_MAX_PARAMS);
         const DistillParamDef *d = &def->params[i];
         p->v[i] = d->def;
-        if (d->type == DPARAM_STR) snprintf(p->s[i], DISTILL_STR_MAX, "%s", d->str_def ? d->str_def : "");
+        if (d->type == DPARAM_STR || d->type == DPARAM_LIST)
+            snprintf(p->s[i], DISTILL_STR_MAX, "%s", d->str_def ? d->str_def : "");
         p->n = i + 1;
     }
 }
@@ -74,7 +75,9 @@ int distill_params_set_text(DistillParams *p, const char *name, const char *text
     double v = 0;
     switch (d->type) {
     case DPARAM_STR:
-        if (strlen(text) >= DISTILL_STR_MAX) return err_set(e, "%s: value too long", d->name);
+    case DPARAM_LIST:
+        if (strlen(text) >= DISTILL_STR_MAX)
+            return err_set(e, "%s %s: the value is longer than %d bytes", p->def->name, d->name, DISTILL_STR_MAX - 1);
         snprintf(p->s[i], DISTILL_STR_MAX, "%s", text);
         break;
     case DPARAM_BOOL:
@@ -105,11 +108,29 @@ void distill_params_setting(DistillParams *p, const char *name, double v) {
 
 const char *distill_param_text(const DistillParams *p, int i, char *buf, size_t n) {
     const DistillParamDef *d = &p->def->params[i];
-    if (d->type == DPARAM_STR) snprintf(buf, n, "%s", p->s[i]);
+    if (d->type == DPARAM_STR || d->type == DPARAM_LIST) snprintf(buf, n, "%s", p->s[i]);
     else if (d->type == DPARAM_BOOL) snprintf(buf, n, "%s", p->v[i] ? "true" : "false");
     else if (d->type == DPARAM_INT) snprintf(buf, n, "%ld", (long)p->v[i]);
     else train_float_repr(p->v[i], buf, n);
     return buf;
+}
+
+int distill_param_item(const DistillParams *p, const char *name, int k, char *buf, size_t n) {
+    const char *s = p->s[must(p, name)];
+    int count = 0;
+    if (n) buf[0] = 0;
+    while (*s) {
+        const char *c = strchr(s, ',');
+        size_t len = c ? (size_t)(c - s) : strlen(s);
+        const char *a = s, *b = s + len;
+        while (a < b && isspace((unsigned char)*a)) a++;
+        while (b > a && isspace((unsigned char)b[-1])) b--;
+        if (count == k && n) snprintf(buf, n, "%.*s", (int)(b - a), a);
+        count++;
+        if (!c) break;
+        s = c + 1;
+    }
+    return count;
 }
 
 // ----------------------------------------------------------------------------
@@ -117,7 +138,7 @@ const char *distill_param_text(const DistillParams *p, int i, char *buf, size_t 
 
 void distill_settings_default(DistillSettings *s) {
     memset(s, 0, sizeof(*s));
-    snprintf(s->arch, sizeof(s->arch), "ConvNet");
+    // s->arch "": the method's default_arch (ConvNet for the matching methods)
     snprintf(s->data_path, sizeof(s->data_path), "data");
     snprintf(s->out, sizeof(s->out), "result");
     s->iterations = -1;
@@ -138,6 +159,18 @@ int distill_settings_add_param(DistillSettings *s, const char *name, const char 
     snprintf(s->param_values[k], sizeof(s->param_values[k]), "%s", value);
     if (k == s->n_params) s->n_params++;
     return 0;
+}
+
+int distill_settings_append_param(DistillSettings *s, const char *name, const char *value, Err *e) {
+    for (int k = 0; k < s->n_params; k++)
+        if (pname_eq(s->param_names[k], name)) {
+            size_t have = strlen(s->param_values[k]);
+            if (have + 1 + strlen(value) >= DISTILL_STR_MAX)
+                return err_set(e, "parameter %s: the list is longer than %d bytes", name, DISTILL_STR_MAX - 1);
+            snprintf(s->param_values[k] + have, DISTILL_STR_MAX - have, "%s%s", have ? "," : "", value);
+            return 0;
+        }
+    return distill_settings_add_param(s, name, value, e);
 }
 
 static int key_is(const cJSON *v, const char *a, const char *b) {
@@ -173,7 +206,7 @@ int distill_settings_load_json(DistillSettings *s, const char *path, Err *e) {
                 r = json_get_long(v, 1, 100000, &l, e);
             }
             if (!r) s->ipc = (int)l;
-        } else if (key_is(v, "Iteration", "iterations")) {
+        } else if (key_is(v, "Iteration", "iterations") || key_is(v, "iteration", NULL)) {
             if (!(r = json_get_long(v, 0, 100000000, &l, e))) s->iterations = l;
         } else if (key_is(v, "seed", NULL)) {
             if (!(r = json_get_long(v, 0, 1L << 53, &l, e))) s->seed = l;
@@ -196,10 +229,23 @@ int distill_settings_load_json(DistillSettings *s, const char *path, Err *e) {
         } else {
             // a method parameter, resolved when the method is known
             char t[DISTILL_STR_MAX];
-            if (cJSON_IsString(v)) snprintf(t, sizeof(t), "%s", v->valuestring);
-            else if (cJSON_IsBool(v)) snprintf(t, sizeof(t), "%s", cJSON_IsTrue(v) ? "true" : "false");
+            if (cJSON_IsString(v)) {
+                if (strlen(v->valuestring) >= sizeof(t))
+                    r = err_set(e, "\"%s\": the value is longer than %zu bytes", v->string, sizeof(t) - 1);
+                else snprintf(t, sizeof(t), "%s", v->valuestring);
+            } else if (cJSON_IsBool(v)) snprintf(t, sizeof(t), "%s", cJSON_IsTrue(v) ? "true" : "false");
             else if (cJSON_IsNumber(v)) train_float_repr(v->valuedouble, t, sizeof(t));
-            else r = err_set(e, "\"%s\" must be a number, a string or a boolean, not %s", v->string, json_type(v));
+            else if (cJSON_IsArray(v)) { // a list parameter: strings, joined by ','
+                size_t off = 0;
+                t[0] = 0;
+                for (const cJSON *it = v->child; it && !r; it = it->next) {
+                    if (!cJSON_IsString(it)) r = err_set(e, "\"%s\": a list holds strings, not %s", v->string, json_type(it));
+                    else if (strchr(it->valuestring, ','))
+                        r = err_set(e, "\"%s\": '%s' has a comma, which separates the items", v->string, it->valuestring);
+                    else if (off + strlen(it->valuestring) + 2 >= sizeof(t)) r = err_set(e, "\"%s\": the list is too long", v->string);
+                    else off += (size_t)snprintf(t + off, sizeof(t) - off, "%s%s", off ? "," : "", it->valuestring);
+                }
+            } else r = err_set(e, "\"%s\" must be a number, a string, a list of strings or a boolean, not %s", v->string, json_type(v));
             if (!r) r = distill_settings_add_param(s, v->string, t, e);
         }
         if (r) {

@@ -1,99 +1,72 @@
 /*
- * decoupled.h: the decoupled distillation methods (squeeze, recover, relabel) as one family:
- * SRe2L, CDA, SC-DD, G-VBSM, DELT. Each method is one file (sre2l.c, cda.c, scdd.c, gvbsm.c,
- * delt.c) defining a DecoupledMethod; decoupled.c holds the table that registers them, the
- * shared options and the image-folder output the methods release. The recover iteration
- * itself is recover.c.
+ * decoupled.h: what the decoupled distillation methods share (squeeze, recover, relabel:
+ * SRe2L, CDA, SC-DD, G-VBSM, DELT). Each method is one file (sre2l.c, cda.c, scdd.c,
+ * gvbsm.c, delt.c) defining a DistillMethodDef, registered in registry.c like every other
+ * method and run by `beard distill` (stage.c: options, --config, checkpoints, --resume,
+ * progress, seeding, outputs, non-finite losses). The recover iteration itself is
+ * recover.c; this file's helpers are decoupled.c.
  *
- * Parameters carry the official code's argparse names and defaults (per method, in each
- * file). Randomness (initial noise, augmentation draws, hook drops) comes from beard's Philox
- * streams keyed by the seed: the same seed and thread count give the same images; the draws
- * follow the official distributions (Python's random.randint, torchvision's get_params).
+ * Stage 1 here is the recover step: the squeezed teacher (`beard train --src-dataset
+ * --recipe sre2l-squeeze`, or a torchvision-layout checkpoint) is the `teacher` parameter,
+ * its architecture --arch (or `teacher_arch`). Stage 2 relabels: `beard train --teacher`
+ * (online soft labels, SRe2L's CIFAR relabel) or `beard relabel` (FKD files, G-VBSM).
+ *
+ * The synthetic set is recovered in batches, each batch `iterations` steps of Adam from
+ * scratch (the official --iteration), so a method's step r->it is (batch, iteration within
+ * it). Every draw of a step (initial noise at a batch's first iteration, the augmentation,
+ * G-VBSM's hook drops) comes from the stage's generator keyed by (seed, step), and the
+ * current batch's images live in r->syn after every step: a checkpoint holds the images,
+ * the batch's Adam moments and (G-VBSM) the densified statistics, and a resumed run is the
+ * uninterrupted one bit for bit. The draws follow the official distributions (Python's
+ * random.randint, torchvision's get_params); their values are beard's, not torch's.
  */
 #ifndef BEARD_DECOUPLED_H
 #define BEARD_DECOUPLED_H
 
-#include <stdint.h>
-#include <stdio.h>
-
-#include "../models/net.h"
+#include "distill.h"
 #include "recover.h"
 
 #define DECOUPLED_MAX_TEACHERS 8
 
-typedef struct {
-    // the teachers (G-VBSM takes several, one per iteration in turn; the others one)
-    Net *teachers[DECOUPLED_MAX_TEACHERS];
-    int n_teachers;
-    int n_classes, ipc;
-    float mean[3], std[3]; // the normalisation the teachers take (clip bounds, output pixels)
-    // real training images in model space (DELT's initialisation, G-VBSM's statistics)
-    const float *real_x;
-    const int *real_y;
-    int n_real;
-    // hyperparameters, by the official names
-    int iteration, batch_size, jitter;
-    float lr, r_bn, first_bn_multiplier;
-    char easy2hard_mode[8]; // CDA / DELT: step, linear, cosine
-    float milestone;
-    int round_iterations, min_iterations; // DELT
-    int ranking_imagenet_norm;            // DELT: data_selection.py normalises CIFAR with ImageNet's constants
-    float r_loss, nuc_norm, tau, training_momentum, drop_rate; // G-VBSM
-    int stat_batch;           // G-VBSM: batch of the training-set statistics pass (64)
-    int verifier_every;       // G-VBSM: the verifier's forward every N iterations (100; 0: off)
-    int fix_first_grad;       // G-VBSM: see RecoverLoss.fix_first_grad
-    uint64_t seed;
-    int progress;
-    FILE *log;                // a line every log_every iterations, or NULL
-    int log_every;
-} DecoupledArgs;
+// the parameters every decoupled method takes, at the end of its table
+#define DECOUPLED_TEACHER_PARAMS                                                                               \
+    {"teacher", DPARAM_LIST, 0, "", NAN,                                                                        \
+     "the squeezed teacher's checkpoint (.pth, torchvision layout; required; G-VBSM: several, comma-separated " \
+     "or the option repeated, used one per iteration in turn)"},                                              \
+    {"teacher_arch", DPARAM_LIST, 0, "", NAN,                                                                   \
+     "the teachers' architectures, one for all or one per teacher (default: --arch)"}
 
-// the recovered set: n_classes * ipc images, image (c, i) at index c * ipc + i, model space
-typedef struct {
-    float *x;
-    int *y;
-    int n, ipc, n_classes;
-    double seconds;
-    long iterations; // recover iterations run (all batches)
-} DecoupledOut;
+// default --arch of the family: SRe2L's CIFAR teacher (torchvision ResNet-18 with a 3x3
+// stride-1 conv1 and no max-pool, resnet18_modified in the model zoo)
+#define DECOUPLED_DEFAULT_ARCH "resnet18_modified"
 
-typedef struct {
-    const char *name;
-    const char *image_ext; // "jpg" (SRe2L, CDA, DELT, SC-DD) or "png" (G-VBSM)
-    int conv_hooks;        // hooks Conv2d inputs too (G-VBSM)
-    int needs_real;        // needs the real training images (DELT, G-VBSM)
-    void (*defaults)(DecoupledArgs *a);
-    int (*run)(const DecoupledArgs *a, DecoupledOut *out, Err *e);
-    const char *params;    // the parameters it takes (official names, '_' for '-'), space-separated
-    const char *help;      // the parameters and their defaults, one line
-} DecoupledMethod;
+// Loads the teachers of the `teacher` / `teacher_arch` parameters into *nets[0..] for r's dataset (eval
+// mode, input normalisation off: the synthetic images are normalised), at most max of
+// them (1 for a single-teacher method, which then refuses several). Errors name the file,
+// the architecture and the dataset's classes and shape.
+int decoupled_teachers_load(DistillRun *r, Net *const *nets, int max, int *n, Err *e);
 
-// sets a parameter by its official name ('-' or '_'): 0, -1 unknown to the method, -2 bad value
-int decoupled_set_param(const DecoupledMethod *m, DecoupledArgs *a, const char *name, const char *value);
+// the real training images in model space (n, D) and their labels, or NULL (out of memory)
+float *decoupled_real_images(const DistillRun *r);
 
-const DecoupledMethod *decoupled_find(const char *name);
-const DecoupledMethod *decoupled_method(int i); // NULL past the end
-void decoupled_args_default(DecoupledArgs *a);
-
-int decoupled_out_init(DecoupledOut *o, int n_classes, int ipc, size_t D, Err *e);
-void decoupled_out_free(DecoupledOut *o);
-
-// ImageFolder output as the methods write it: dir/new{c:03d}/class{c:03d}_id{i:03d}.{ext},
-// pixels = clamp(x * std + mean, 0, 1) * 255 truncated to uint8 (PIL's fromarray of
-// (img * 255).astype(uint8)); JPEG at PIL's defaults (quality 75, 4:2:0) via libjpeg, PNG via
-// libpng. Every file is written to a temporary name and renamed.
-int decoupled_write_imagefolder(const char *dir, const DecoupledOut *o, int C, int H, int W, const float *mean,
-                                const float *std, const char *ext, Err *e);
-
-// the recover loop shared by SRe2L, CDA and SC-DD (sre2l.c): for every ipc id, a batch of
-// one image per class from randn, `iteration` steps; draw writes the iteration's augmentation
-int sre2l_family_run(const DecoupledArgs *a, DecoupledOut *out,
-                     void (*draw)(const DecoupledArgs *a, int it, int total, Rng *r, RecoverDraw *d), const char *label,
-                     Err *e);
+// The recover loop of SRe2L, CDA and SC-DD (sre2l.c): for every ipc id, the classes in
+// batches of batch_size, from randn, `iterations` steps each; draw writes the step's
+// augmentation (iteration `it` of `total` in the batch) from rng.
+typedef void (*Sre2lDraw)(const DistillRun *r, int it, int total, Rng *rng, RecoverDraw *d);
+int sre2l_family_init(DistillRun *r, Sre2lDraw draw, Err *e);
+long sre2l_family_total_steps(const DistillRun *r);
+int sre2l_family_step(DistillRun *r, Err *e);
+int sre2l_family_save(DistillRun *r, TensorDict *ck, Err *e);
+int sre2l_family_load(DistillRun *r, const TensorDict *ck, Err *e);
+void sre2l_family_free(DistillRun *r);
 // SRe2L's augmentation: the roll by (randint(0, jitter), randint(0, jitter)) alone
-void sre2l_roll_draw(const DecoupledArgs *a, int it, int total, Rng *r, RecoverDraw *d);
-// CDA's lower crop bound at iteration it of total (easy2hard_mode, milestone)
-double cda_min_crop(const DecoupledArgs *a, int it, int total);
+void sre2l_roll_draw(const DistillRun *r, int it, int total, Rng *rng, RecoverDraw *d);
+
+// CDA's lower crop bound at iteration it of total: from 1.0 to 0.08 over milestone x total
+// iterations (mode step, linear or cosine), 0.08 after
+double cda_min_crop(const char *mode, double milestone, int it, int total);
+// checks CDA's curriculum parameters (easy2hard_mode, milestone)
+int cda_check_params(const DistillParams *p, Err *e);
 
 // DELT's helpers (delt.c): data_selection.py's store_medium, the indices (into scores) of the
 // ipc images around the median score, in the order they are stored; -1 when ipc > n
@@ -102,6 +75,12 @@ int delt_select_medium(const float *scores, int n, int ipc, int *out);
 // stays to the last of `rounds` rounds
 void delt_round_starts(int ipc, int rounds, int *start);
 
-extern const DecoupledMethod decoupled_sre2l, decoupled_cda, decoupled_scdd, decoupled_gvbsm, decoupled_delt;
+// Adam's moments and step of the current batch in a checkpoint ("<prefix>.m/.v/.step"),
+// with the batch they belong to ("<prefix>.batch"); load restores them only when the run
+// resumes inside that batch (batch == the batch of the next step) and then allocates the
+// optimiser for n values
+int decoupled_adam_save(const Optim *o, long batch, const char *prefix, TensorDict *ck, Err *e);
+int decoupled_adam_load(Optim *o, size_t n, float lr, long batch, const char *prefix, const TensorDict *ck, int *loaded,
+                        Err *e);
 
 #endif

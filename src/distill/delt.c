@@ -20,28 +20,17 @@
  *     is not offered.
  * Defaults: the published synthesis script's (iteration 4000, round_iterations 500, lr 0.25,
  * r_bn 0.01, jitter 0, cosine curriculum with milestone 1, batch_size 100).
+ *
+ * As stage steps: batch b's iterations (its rounds times round_iterations) follow batch
+ * b - 1's; the selection, the rounds per class and so every batch's length are fixed in init.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "../core/progress.h"
 #include "../data/augment.h"
 #include "decoupled.h"
-
-#define STREAM_ROUNDS 0x44454C540000ull // 'DELT'
-#define STREAM_DRAW 0x44454C548000ull
-
-static void delt_defaults(DecoupledArgs *a) {
-    a->iteration = 4000, a->batch_size = 100, a->jitter = 0;
-    a->lr = 0.25f, a->r_bn = 0.01f, a->first_bn_multiplier = 10.0f;
-    snprintf(a->easy2hard_mode, sizeof(a->easy2hard_mode), "cosine");
-    a->milestone = 1.0f;
-    a->round_iterations = 500;
-    a->min_iterations = -1;
-    a->ranking_imagenet_norm = 1;
-}
 
 typedef struct {
     float s;
@@ -86,26 +75,76 @@ void delt_round_starts(int ipc, int rounds, int *start) {
     }
 }
 
-// the teacher's probability of the true class for every real image
-static int rank_scores(const DecoupledArgs *a, Net *net, float *scores, Err *e) {
+
+static const DistillParamDef delt_params[] = {
+    {"batch_size", DPARAM_INT, 100, NULL, 1, "images per recover batch (class-major through all classes and ipc ids)"},
+    {"lr", DPARAM_NUM, 0.25, NULL, 0, "Adam's learning rate (cosine schedule over a batch's iterations)"},
+    {"r_bn", DPARAM_NUM, 0.01, NULL, 0, "weight of the BatchNorm statistics term"},
+    {"first_bn_multiplier", DPARAM_NUM, 10, NULL, 0, "extra weight of the first BatchNorm layer's term"},
+    {"jitter", DPARAM_INT, 0, NULL, 0, "random roll by randint(0, jitter) pixels in both directions"},
+    {"easy2hard_mode", DPARAM_STR, 0, "cosine", NAN, "the crop curriculum: step, linear or cosine"},
+    {"milestone", DPARAM_NUM, 1, NULL, 0, "fraction of the iterations over which the lower crop scale falls to 0.08"},
+    {"round_iterations", DPARAM_INT, 500, NULL, 0, "iterations per early-late round (0: no rounds, every image always)"},
+    {"min_iterations", DPARAM_INT, -1, NULL, -1,
+     "fewest iterations of a class (its rounds drawn in [min, --iterations] / round_iterations; -1: --iterations)"},
+    {"ranking_imagenet_norm", DPARAM_BOOL, 1, NULL, NAN,
+     "rank the real images normalised with ImageNet's mean and std, as data_selection.py's CIFAR loader does"},
+    DECOUPLED_TEACHER_PARAMS,
+    {NULL},
+};
+
+typedef struct {
+    Net teacher;
+    int has_teacher;
+    RecoverHook hooks[RECOVER_MAX_HOOKS];
+    int nh;
+    RecoverWork *w;
+    int bs, nbatch, R;
+    long iters;
+    float lr;
+    int *rounds;       // (K) rounds of each class
+    long *start, *len; // (nbatch) first step and iterations of each batch
+    int *first, *kept, *active, *y, *tmp; // (bs), (max rounds), (bs), (bs), (ipc)
+    int n_kept;
+    float *grad;       // (bs, D)
+    long cur;          // the batch Adam belongs to, -1 before the first
+    Optim adam;
+} Delt;
+
+static void delt_free(DistillRun *r) {
+    Delt *s = r->state;
+    if (!s) return;
+    if (s->has_teacher) net_free(&s->teacher);
+    recover_work_free(s->w);
+    optim_free(&s->adam);
+    free(s->rounds), free(s->start), free(s->len), free(s->first), free(s->kept), free(s->active), free(s->y),
+        free(s->tmp);
+    xfree(s->grad);
+    free(s);
+    r->state = NULL;
+}
+
+// the teacher's probability of the true class for every real image (realx: model space)
+static int rank_scores(DistillRun *r, Delt *s, const float *realx, float *scores, Err *e) {
     static const double in_mean[3] = {0.485, 0.456, 0.406}, in_std[3] = {0.229, 0.224, 0.225};
-    size_t D = net_in_size(net), plane = (size_t)net->in_h * net->in_w;
-    int K = net->n_classes, bs = 200, C = net->in_c;
+    Net *net = &s->teacher;
+    size_t D = distill_syn_size(r), plane = (size_t)r->H * r->W;
+    int K = r->K, bs = 200, C = r->C, n = r->real->n, imagenet = distill_param_bool(r->p, "ranking_imagenet_norm");
     float *x = xmalloc(sizeof(float) * bs * D), *z = xmalloc(sizeof(float) * bs * K);
     if (!x || !z) {
         xfree(x), xfree(z);
         return err_set(e, "out of memory for ranking");
     }
     int rc = 0;
-    for (int s = 0; s < a->n_real && !rc; s += bs) {
-        int B = a->n_real - s < bs ? a->n_real - s : bs;
-        memcpy(x, a->real_x + (size_t)s * D, sizeof(float) * B * D);
-        if (a->ranking_imagenet_norm && C == 3)
+    for (int s0 = 0; s0 < n && !rc; s0 += bs) {
+        int B = n - s0 < bs ? n - s0 : bs;
+        memcpy(x, realx + (size_t)s0 * D, sizeof(float) * B * D);
+        if (imagenet && C == 3)
             for (int b = 0; b < B; b++)
                 for (int c = 0; c < C; c++) {
                     float *p = x + (size_t)b * D + c * plane;
                     for (size_t i = 0; i < plane; i++) {
-                        double px = (double)p[i] * a->std[c] + a->mean[c];
+                        double px = (double)p[i] * r->info->std[c] + r->info->mean[c];
                         p[i] = (float)((px - in_mean[c]) / in_std[c]);
                     }
                 }
@@ -115,179 +154,191 @@ static int rank_scores(const DecoupledArgs *a, Net *net, float *scores, Err *e) 
             double mx = -INFINITY, sum = 0;
             for (int k = 0; k < K; k++) mx = zb[k] > mx ? zb[k] : mx;
             for (int k = 0; k < K; k++) sum += exp(zb[k] - mx);
-            scores[s + b] = (float)(exp(zb[a->real_y[s + b]] - mx) / sum);
+            scores[s0 + b] = (float)(exp(zb[r->real->labels[s0 + b]] - mx) / sum);
         }
     }
     xfree(x), xfree(z);
     return rc;
 }
 
-static int delt_run(const DecoupledArgs *a, DecoupledOut *out, Err *e) {
-    if (a->n_teachers < 1) return err_set(e, "DELT needs a teacher");
-    if (!a->real_x || a->n_real <= 0) return err_set(e, "DELT initialises from real images: none given");
-    Net *net = a->teachers[0];
-    int K = a->n_classes, ipc = a->ipc, C = net->in_c, R = a->round_iterations;
-    size_t D = net_in_size(net), plane = (size_t)net->in_h * net->in_w;
-    if (net->n_classes != K)
-        return err_set(e, "the teacher %s has %d classes but the dataset has %d", net->arch, net->n_classes, K);
-    if (a->iteration < 1 || R < 0 || (R > 0 && a->iteration < R))
-        return err_set(e, "DELT: iteration %d and round_iterations %d", a->iteration, R);
-    int min_it = a->min_iterations < 0 ? a->iteration : (a->min_iterations > R ? a->min_iterations : R);
-    RecoverHook hooks[RECOVER_MAX_HOOKS];
-    int nh;
-    if (recover_hooks(net, 0, hooks, &nh, e)) return -1;
-    int n = K * ipc, bs = a->batch_size > 0 ? a->batch_size : n;
-    if (bs > n) bs = n;
-    float *scores = malloc(sizeof(float) * a->n_real), *cls = malloc(sizeof(float) * a->n_real);
-    int *idx = malloc(sizeof(int) * a->n_real), *sel = malloc(sizeof(int) * ipc), *rounds = malloc(sizeof(int) * K);
-    int *indxer = malloc(sizeof(int) * K), *y = malloc(sizeof(int) * bs), *active = malloc(sizeof(int) * bs),
-        *start = malloc(sizeof(int) * ipc);
-    float *init = xmalloc(sizeof(float) * n * D), *x = xmalloc(sizeof(float) * bs * D),
-          *grad = xmalloc(sizeof(float) * bs * D);
-    RecoverWork *w = recover_work_new(net, hooks, nh, bs, e);
-    Optim adam;
-    memset(&adam, 0, sizeof(adam));
-    Progress prog;
-    progress_start(&prog, "DELT", 1.0);
-    prog.quiet = 1;
-    int rc = -1;
-    if (!scores || !cls || !idx || !sel || !rounds || !indxer || !y || !active || !start || !init || !x || !grad || !w) {
-        if (w) err_set(e, "out of memory");
-        goto done;
-    }
-    // 1. medium selection per class
-    if (rank_scores(a, net, scores, e)) goto done;
-    for (int c = 0; c < K; c++) {
-        int m = 0;
-        for (int i = 0; i < a->n_real; i++)
-            if (a->real_y[i] == c) idx[m] = i, cls[m++] = scores[i];
-        if (delt_select_medium(cls, m, ipc, sel)) {
-            err_set(e, "DELT: class %d has %d training images, too few to take %d around the median", c, m, ipc);
-            goto done;
-        }
-        for (int k = 0; k < ipc; k++) memcpy(init + ((size_t)c * ipc + k) * D, a->real_x + (size_t)idx[sel[k]] * D, sizeof(float) * D);
-    }
-    // 2. rounds per class (random in [min, max] when min_iterations < iteration)
-    Rng rr;
-    rng_init(&rr, a->seed, STREAM_ROUNDS);
-    for (int c = 0; c < K; c++)
-        rounds[c] = R > 0 ? augment_randint(&rr, min_it / R, a->iteration / R) : 1;
-    for (int c = 0; c < K; c++) indxer[c] = -1;
-    // 3. the batches
-    long total_all = 0;
-    int nbatch = (n + bs - 1) / bs;
-    prog.quiet = !a->progress;
-    progress_start(&prog, "DELT", (double)nbatch * a->iteration);
-    if (!a->progress) prog.quiet = 1;
-    double t0 = time_now();
-    long done_it = 0;
-    for (int s0 = 0, bi = 0; s0 < n; s0 += bs, bi++) {
-        int B = n - s0 < bs ? n - s0 : bs;
-        memcpy(x, init + (size_t)s0 * D, sizeof(float) * B * D);
-        for (int b = 0; b < B; b++) y[b] = (s0 + b) / ipc;
-        // round membership: for each batch position, its first round
-        int max_rounds = 1;
-        int *first = active; // reuse as scratch: first round of each position
-        int pos_first[4096];
-        if (K > 4096 || B > 4096) {
-            err_set(e, "DELT: at most 4096 classes and images per batch");
-            goto done;
-        }
-        for (int b = 0; b < B; b++) first[b] = 0;
-        if (R > 0) {
-            max_rounds = 0;
-            for (int b = 0; b < B; b++) max_rounds = rounds[y[b]] > max_rounds ? rounds[y[b]] : max_rounds;
-            for (int b = 0; b < B; b++) {
-                int c = y[b];
-                if (b == 0 || y[b - 1] != c) pos_first[c] = b;
-                int im = b - pos_first[c] + indxer[c] + 1;
-                delt_round_starts(ipc, rounds[c], start);
-                first[b] = im < ipc ? start[im] : rounds[c];
-            }
-        }
-        // the rounds that hold images, in order (empty ones are dropped with their iterations)
-        int kept[4096], nk = 0;
-        for (int r = 0; r < max_rounds && r < 4096; r++) {
-            int any = 0;
-            for (int b = 0; b < B && !any; b++) any = R == 0 || (first[b] <= r && r < rounds[y[b]]);
-            if (any) kept[nk++] = r;
-        }
-        int first_copy[4096];
-        memcpy(first_copy, first, sizeof(int) * B);
-        int total = R > 0 ? a->iteration - (max_rounds - nk) * R : a->iteration;
-        if (R > 0 && total > nk * R) total = nk * R;
-        total_all += total;
-        optim_free(&adam);
-        if (recover_adam_init(&adam, (size_t)B * D, a->lr)) {
-            err_set(e, "out of memory");
-            goto done;
-        }
-        Rng dr;
-        rng_init(&dr, a->seed, STREAM_DRAW + (uint64_t)bi);
-        RecoverLoss lc = {.r_stat = a->r_bn, .first_mult = a->first_bn_multiplier};
-        int H = net->in_h, W = net->in_w;
-        for (int it = 0; it < total; it++) {
-            int na = 0;
-            if (R > 0) {
-                int r = kept[it / R < nk ? it / R : nk - 1];
-                for (int b = 0; b < B; b++)
-                    if (first_copy[b] <= r && r < rounds[y[b]]) active[na++] = b;
-            }
-            RecoverDraw d = {.crop = 1};
-            augment_rrc_draw(&dr, H, W, cda_min_crop(a, it, total), 1.0, 3.0 / 4.0, 4.0 / 3.0, d.box);
-            d.flip = rng_uniform(&dr) < 0.5f;
-            d.roll_dy = augment_randint(&dr, 0, a->jitter);
-            d.roll_dx = augment_randint(&dr, 0, a->jitter);
-            RecoverLosses L;
-            if (recover_grad(w, x, y, B, R > 0 ? active : NULL, na, &d, &lc, grad, &L, e)) goto done;
-            if (!isfinite(L.loss)) {
-                err_set(e, "DELT: the loss is %g at iteration %d", L.loss, it);
-                goto done;
-            }
-            recover_update(&adam, x, grad, (float)recover_cosine_lr(a->lr, it, total), B, C, plane, a->mean, a->std);
-            done_it++;
-            if (a->log && a->log_every > 0 && (it % a->log_every == 0 || it == total - 1)) {
-                progress_end(&prog);
-                fprintf(a->log, "DELT batch %d iteration %d/%d (%d active): loss %.5f ce %.5f bn %.5f\n", bi, it, total,
-                        R > 0 ? na : B, L.loss, L.ce, L.stat);
-                fflush(a->log);
-            }
-            if (a->progress) {
-                char extra[64];
-                snprintf(extra, sizeof(extra), "batch %d, loss %.4f", bi, L.loss);
-                progress_update(&prog, (double)bi * a->iteration + it, extra);
-            }
-        }
-        for (int b = 0; b < B; b++) {
-            int c = y[b], id = ++indxer[c];
-            if (id >= ipc) {
-                err_set(e, "DELT: class %d got more than %d images", c, ipc);
-                goto done;
-            }
-            memcpy(out->x + ((size_t)c * ipc + id) * D, x + (size_t)b * D, sizeof(float) * D);
-            out->y[(size_t)c * ipc + id] = c;
+// batch b's images' first rounds (s->first), the rounds that hold images (s->kept, n_kept)
+// and its iterations
+static long batch_plan(const DistillRun *r, Delt *s, long b, int *B_out) {
+    int n = r->K * r->ipc, s0 = (int)b * s->bs, B = n - s0 < s->bs ? n - s0 : s->bs, R = s->R, max_rounds = 1;
+    *B_out = B;
+    for (int i = 0; i < B; i++) s->y[i] = (s0 + i) / r->ipc, s->first[i] = 0;
+    if (R > 0) {
+        max_rounds = 0;
+        for (int i = 0; i < B; i++) max_rounds = s->rounds[s->y[i]] > max_rounds ? s->rounds[s->y[i]] : max_rounds;
+        for (int i = 0; i < B; i++) {
+            // get_round_imgs_indx: the image's place among its class's ipc images
+            delt_round_starts(r->ipc, s->rounds[s->y[i]], s->tmp);
+            s->first[i] = s->tmp[(s0 + i) % r->ipc];
         }
     }
-    out->iterations = done_it;
-    out->seconds = time_now() - t0;
-    (void)total_all;
-    rc = 0;
-done:
-    progress_end(&prog);
-    optim_free(&adam);
-    recover_work_free(w);
-    free(scores), free(cls), free(idx), free(sel), free(rounds), free(indxer), free(y), free(active), free(start);
-    xfree(init), xfree(x), xfree(grad);
-    return rc;
+    s->n_kept = 0;
+    for (int q = 0; q < max_rounds; q++) { // rounds no image needs are dropped with their iterations
+        int any = R == 0;
+        for (int i = 0; i < B && !any; i++) any = s->first[i] <= q && q < s->rounds[s->y[i]];
+        if (any) s->kept[s->n_kept++] = q;
+    }
+    long total = R > 0 ? s->iters - (long)(max_rounds - s->n_kept) * R : s->iters;
+    if (R > 0 && total > (long)s->n_kept * R) total = (long)s->n_kept * R;
+    return total;
 }
 
-const DecoupledMethod decoupled_delt = {
+static int delt_init(DistillRun *r, Err *e) {
+    Delt *s = calloc(1, sizeof(Delt));
+    if (!s) return err_set(e, "out of memory");
+    r->state = s;
+    s->cur = -1;
+    const DistillParams *p = r->p;
+    if (cda_check_params(p, e)) return -1;
+    s->iters = r->cfg->iterations;
+    s->R = (int)distill_param_int(p, "round_iterations");
+    s->lr = (float)distill_param(p, "lr");
+    if (s->iters < 1 || (s->R > 0 && s->iters < s->R))
+        return err_set(e, "DELT: --iterations %ld must be at least 1 and at least round_iterations %d", s->iters, s->R);
+    if (s->iters > 100000000) return err_set(e, "DELT: --iterations %ld is too many", s->iters);
+    long mi = distill_param_int(p, "min_iterations");
+    long min_it = mi < 0 ? s->iters : (mi > s->R ? mi : s->R);
+    if (min_it > s->iters) return err_set(e, "DELT: min_iterations %ld is more than --iterations %ld", mi, s->iters);
+    Net *tp[1] = {&s->teacher};
+    int nt;
+    if (decoupled_teachers_load(r, tp, 1, &nt, e)) return -1;
+    s->has_teacher = 1;
+    if (recover_hooks(&s->teacher, 0, s->hooks, &s->nh, e)) return -1;
+    int K = r->K, ipc = r->ipc, n = K * ipc, nr = r->real->n;
+    s->bs = (int)distill_param_int(p, "batch_size");
+    if (s->bs > n) s->bs = n;
+    s->nbatch = (n + s->bs - 1) / s->bs;
+    int max_r = s->R > 0 ? (int)(s->iters / s->R) + 1 : 1;
+    size_t D = distill_syn_size(r);
+    s->rounds = malloc(sizeof(int) * K);
+    s->start = malloc(sizeof(long) * s->nbatch), s->len = malloc(sizeof(long) * s->nbatch);
+    s->first = malloc(sizeof(int) * s->bs), s->active = malloc(sizeof(int) * s->bs), s->y = malloc(sizeof(int) * s->bs);
+    s->kept = malloc(sizeof(int) * max_r), s->tmp = malloc(sizeof(int) * ipc);
+    s->grad = xmalloc(sizeof(float) * s->bs * D);
+    if (!s->rounds || !s->start || !s->len || !s->first || !s->active || !s->y || !s->kept || !s->tmp || !s->grad)
+        return err_set(e, "out of memory for DELT's buffers");
+    if (!(s->w = recover_work_new(&s->teacher, s->hooks, s->nh, s->bs, e))) return -1;
+    // 1. medium selection per class: the initial images
+    float *realx = decoupled_real_images(r), *scores = malloc(sizeof(float) * (nr > 0 ? nr : 1)),
+          *cls = malloc(sizeof(float) * (nr > 0 ? nr : 1));
+    int *idx = malloc(sizeof(int) * (nr > 0 ? nr : 1)), *sel = malloc(sizeof(int) * ipc), rc = 0;
+    if (!realx || !scores || !cls || !idx || !sel) rc = err_set(e, "out of memory for the selection");
+    if (!rc) rc = rank_scores(r, s, realx, scores, e);
+    for (int c = 0; c < K && !rc; c++) {
+        int m = 0;
+        for (int i = 0; i < nr; i++)
+            if (r->real->labels[i] == c) idx[m] = i, cls[m++] = scores[i];
+        if (delt_select_medium(cls, m, ipc, sel)) {
+            rc = err_set(e, "DELT: class %d has %d training images, too few to take %d around the median", c, m, ipc);
+            break;
+        }
+        for (int k = 0; k < ipc; k++)
+            memcpy(distill_syn_class(r, c) + (size_t)k * D, realx + (size_t)idx[sel[k]] * D, sizeof(float) * D);
+    }
+    xfree(realx), free(scores), free(cls), free(idx), free(sel);
+    if (rc) return -1;
+    // 2. rounds per class (random in [min, max] when min_iterations < iterations)
+    for (int c = 0; c < K; c++)
+        s->rounds[c] = s->R > 0 ? augment_randint(&r->rng, (int)(min_it / s->R), (int)(s->iters / s->R)) : 1;
+    // 3. every batch's iterations
+    long at = 0;
+    for (long b = 0; b < s->nbatch; b++) {
+        int B;
+        s->start[b] = at;
+        s->len[b] = batch_plan(r, s, b, &B);
+        at += s->len[b];
+    }
+    return 0;
+}
+
+static long delt_total_steps(const DistillRun *r) {
+    const Delt *s = r->state;
+    return s->nbatch ? s->start[s->nbatch - 1] + s->len[s->nbatch - 1] : 0;
+}
+
+static long batch_at(const Delt *s, long step) {
+    long b = 0;
+    while (b + 1 < s->nbatch && step >= s->start[b + 1]) b++;
+    return b;
+}
+
+static int delt_step(DistillRun *r, Err *e) {
+    Delt *s = r->state;
+    const DistillParams *p = r->p;
+    long b = batch_at(s, r->it);
+    int B, it = (int)(r->it - s->start[b]);
+    long total = batch_plan(r, s, b, &B);
+    size_t D = distill_syn_size(r);
+    float *x = r->syn + (size_t)b * s->bs * D; // class-major: the batch is contiguous in r->syn
+    if (it == 0) {
+        optim_free(&s->adam);
+        if (recover_adam_init(&s->adam, (size_t)B * D, s->lr)) return err_set(e, "out of memory for the optimiser");
+        s->cur = b;
+    } else if (s->cur != b) {
+        return err_set(e, "step %ld is inside batch %ld, which has not started", r->it, b);
+    }
+    int na = 0;
+    if (s->R > 0) {
+        int q = s->kept[it / s->R < s->n_kept ? it / s->R : s->n_kept - 1];
+        for (int i = 0; i < B; i++)
+            if (s->first[i] <= q && q < s->rounds[s->y[i]]) s->active[na++] = i;
+    }
+    RecoverDraw d = {.crop = 1};
+    double mc = cda_min_crop(distill_param_str(p, "easy2hard_mode"), distill_param(p, "milestone"), it, (int)total);
+    augment_rrc_draw(&r->rng, r->syn_h, r->syn_w, mc, 1.0, 3.0 / 4.0, 4.0 / 3.0, d.box);
+    d.flip = rng_uniform(&r->rng) < 0.5f;
+    int jitter = (int)distill_param_int(p, "jitter");
+    d.roll_dy = augment_randint(&r->rng, 0, jitter);
+    d.roll_dx = augment_randint(&r->rng, 0, jitter);
+    RecoverLoss lc = {.r_stat = (float)distill_param(p, "r_bn"), .first_mult = (float)distill_param(p, "first_bn_multiplier")};
+    RecoverLosses L;
+    if (recover_grad(s->w, x, s->y, B, s->R > 0 ? s->active : NULL, na, &d, &lc, s->grad, &L, e)) return -1;
+    r->loss = L.loss;
+    snprintf(r->note, sizeof(r->note), "batch %ld/%d, %d active, ce %.4f, bn %.4f", b + 1, s->nbatch, s->R > 0 ? na : B,
+             L.ce, L.stat);
+    if (!isfinite(L.loss)) return 0; // the stage stops and says so
+    distill_observe_grad(r, (int)b, s->grad, (size_t)B * D);
+    recover_update(&s->adam, x, s->grad, (float)recover_cosine_lr(s->lr, it, (int)total), B, r->syn_c,
+                   (size_t)r->syn_h * r->syn_w, r->info->mean, r->info->std);
+    return 0;
+}
+
+static int delt_save(DistillRun *r, TensorDict *ck, Err *e) {
+    Delt *s = r->state;
+    return decoupled_adam_save(&s->adam, s->cur, "delt.adam", ck, e);
+}
+
+static int delt_load(DistillRun *r, const TensorDict *ck, Err *e) {
+    Delt *s = r->state;
+    if (r->it >= delt_total_steps(r)) return 0;
+    long b = batch_at(s, r->it);
+    int B, loaded;
+    batch_plan(r, s, b, &B);
+    if (decoupled_adam_load(&s->adam, (size_t)B * distill_syn_size(r), s->lr, b, "delt.adam", ck, &loaded, e)) return -1;
+    if (loaded) s->cur = b;
+    return 0;
+}
+
+const DistillMethodDef distill_delt = {
     .name = "DELT",
+    .aliases = "early_late",
+    .summary = "Diversity-driven EarlyLate Training (Shen et al., arXiv:2411.19946): real-image starts around the "
+               "median, images joining in rounds",
+    .reference = "VILA-Lab/DELT recover/recover.py + data_selection.py (the synthesis script's settings)",
+    .params = delt_params,
+    .outputs = DISTILL_OUT_RES | DISTILL_OUT_IMAGEFOLDER,
     .image_ext = "jpg",
-    .needs_real = 1,
-    .defaults = delt_defaults,
-    .run = delt_run,
-    .params = "iteration batch_size lr r_bn first_bn_multiplier jitter easy2hard_mode milestone round_iterations min_iterations ranking_imagenet_norm",
-    .help = "iteration 4000, round_iterations 500, min_iterations = iteration, batch_size 100, lr 0.25, r_bn 0.01, "
-            "first_bn_multiplier 10, jitter 0, easy2hard_mode cosine, milestone 1, ranking_imagenet_norm 1",
+    .default_arch = DECOUPLED_DEFAULT_ARCH,
+    .default_iterations = 4000,
+    .iterations_help = "per recover batch, all rounds (the official --iteration)",
+    .total_steps = delt_total_steps,
+    .init = delt_init,
+    .step = delt_step,
+    .save = delt_save,
+    .load = delt_load,
+    .free = delt_free,
 };

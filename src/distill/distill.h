@@ -22,7 +22,8 @@
  *               (optimizer buffers, a model queue, meters). The stage adds the synthetic
  *               set and the iteration itself.
  *   load(r, ck) after init, restore that state from a checkpoint (check every shape:
- *               the file may be corrupt).
+ *               the file may be corrupt); r->it is then the next step to run, and
+ *               r->syn already holds the checkpoint's synthetic set.
  *   free(r)     release r->state.
  *
  * Adding a method is one file defining a DistillMethodDef plus one line in registry.c.
@@ -37,8 +38,12 @@
  * Iterations. The official loops run `for it in range(Iteration + 1)`, i.e. Iteration + 1
  * updates; beard does the same: DistillConfig.iterations is the official Iteration and
  * the stage calls step for it = 0 .. iterations. A method whose work is not one loop
- * (several phases, as the decoupled methods have) sets total_steps and maps r->it to its
- * phases itself; checkpoints and progress then count those steps.
+ * sets total_steps and maps r->it to its own structure; checkpoints, progress and the
+ * per-step generator then count those steps. The decoupled methods (SRe2L, CDA, SC-DD,
+ * G-VBSM, DELT) are per-batch loops: the synthetic set is recovered in batches, each
+ * batch `iterations` steps from a fresh optimiser (their official --iteration), so their
+ * step r->it is (batch, iteration within it) and a checkpoint can fall inside a batch
+ * (the method saves the batch's optimiser, the stage the images).
  *
  * Reproducibility. Same seed, same thread count: bit-identical output. The engine's
  * reductions run in thread order, and every random draw comes from r->rng in the order
@@ -53,18 +58,22 @@
  * C test feeds them back through DistillOverride in the same order, ov->grad sees the
  * gradient before every image step).
  *
- * Notes for the methods still to come:
+ * Notes for methods:
  *   - The engine gives first-order gradients through the tape (net.h), and second-order
  *     ones through net_hvp (net_hvp.h: Hessian-vector and mixed products in one pass),
  *     which DC and DSA's gradient matching and MTT's trajectory matching use.
- *   - Soft labels (SRe2L's relabel, CDA, G-VBSM): set r->syn_soft in init (n_syn x K);
- *     the res writer then stores that matrix as the labels, and evaluation trains on it.
- *   - Image-folder releases (SRe2L, CDA, DELT: <class>/<image>.png): add a DISTILL_OUT_*
- *     flag with its writer in output.c (the PNG encoding of distill_write_png is there);
- *     files that need the method's own state (MTT's images_best.pt in ZCA space) come
- *     from its write function.
- *   - Phases (squeeze, recover, relabel): total_steps and r->it; the state to checkpoint
- *     (a trained teacher, per-phase optimisers) goes through save/load.
+ *   - Soft labels learned with the images: set r->syn_soft in init (n_syn x K); the res
+ *     writer then stores that matrix as the labels, and evaluation trains on it. (The
+ *     decoupled methods' soft labels are stage 2's: the teacher relabels online in
+ *     `beard train --teacher`, or FKD-style files come from `beard relabel`.)
+ *   - Image-folder releases (the decoupled methods: new{c:03d}/class{c:03d}_id{i:03d}.jpg,
+ *     .png for G-VBSM): DISTILL_OUT_IMAGEFOLDER with image_ext; the stage writes the
+ *     folder (output.c). Files that need the method's own state (MTT's images_best.pt in
+ *     ZCA space) come from its write function.
+ *   - A method that needs a trained model (a teacher, expert trajectories) takes its path
+ *     as a parameter (DPARAM_STR / DPARAM_LIST) and loads it in init; one that needs no
+ *     real images (SRe2L recovers from its teacher alone) sets no_real_data, and the
+ *     stage then runs without a training set (r->real NULL).
  */
 #ifndef BEARD_DISTILL_H
 #define BEARD_DISTILL_H
@@ -84,19 +93,21 @@
 // ----------------------------------------------------------------------------
 // parameters
 
-typedef enum { DPARAM_NUM, DPARAM_INT, DPARAM_BOOL, DPARAM_STR } DistillParamType;
+// DPARAM_LIST: comma-separated words (paths, names); on the command line a repeated option
+// adds to the list, in JSON a string or an array of strings
+typedef enum { DPARAM_NUM, DPARAM_INT, DPARAM_BOOL, DPARAM_STR, DPARAM_LIST } DistillParamType;
 
 typedef struct {
     const char *name;      // the official argparse name: "lr_img", "batch_real"
     DistillParamType type;
     double def;            // the official default (NUM, INT, BOOL)
-    const char *str_def;   // STR: the official default
+    const char *str_def;   // STR, LIST: the official default
     double min;            // NUM/INT: smallest value accepted (NAN: any)
     const char *help;      // one line for --help; STR: list the accepted words
 } DistillParamDef;
 
 #define DISTILL_MAX_PARAMS 40
-#define DISTILL_STR_MAX 128
+#define DISTILL_STR_MAX 1024 // a STR or LIST value, with its terminating 0
 
 struct DistillMethodDef;
 struct DistillPaths;
@@ -111,7 +122,7 @@ typedef struct {
 
 // the method's parameters at their official defaults
 void distill_params_init(DistillParams *p, const struct DistillMethodDef *def);
-// sets a parameter from text ("0.2", "8/255", "true", a word); marks it as the user's.
+// sets a parameter from text ("0.2", "8/255", "true", a word, a list); marks it as the user's.
 // Errors name the method and list its parameters when it has no such one.
 int distill_params_set_text(DistillParams *p, const char *name, const char *text, Err *e);
 // a per-setting default (the official command.txt for this dataset and IPC): applied
@@ -126,6 +137,9 @@ int distill_param_bool(const DistillParams *p, const char *name);
 const char *distill_param_str(const DistillParams *p, const char *name);
 // the value as text (numbers in shortest round-trip form) into buf
 const char *distill_param_text(const DistillParams *p, int i, char *buf, size_t n);
+// item k (0, 1, ...) of a LIST (or STR) parameter's comma-separated value into buf, spaces
+// around it trimmed; returns the number of items (0 for an empty value)
+int distill_param_item(const DistillParams *p, const char *name, int k, char *buf, size_t n);
 
 // ----------------------------------------------------------------------------
 // everything a distillation run can be told, before it is resolved (config.c): beard's
@@ -140,7 +154,7 @@ const char *distill_param_text(const DistillParams *p, int i, char *buf, size_t 
 // unknown key is an error, so a misspelt hyperparameter never goes unnoticed.
 
 typedef struct {
-    char method[32], dataset[32], arch[32];
+    char method[32], dataset[32], arch[32]; // arch "": the method's default_arch, else ConvNet
     char data_path[1024], out[1024];
     int ipc;                 // 0: not given
     long iterations;         // -1: the method's default (DISTILL_DEFAULT_ITERATIONS)
@@ -162,6 +176,8 @@ void distill_settings_default(DistillSettings *s);
 int distill_settings_load_json(DistillSettings *s, const char *path, Err *e);
 // records a method parameter (replaces an earlier value of the same name)
 int distill_settings_add_param(DistillSettings *s, const char *name, const char *value, Err *e);
+// adds an item to a recorded list parameter (",value"), or records it when it is not there
+int distill_settings_append_param(DistillSettings *s, const char *name, const char *value, Err *e);
 // the method's parameters: official defaults, the per-setting ones for (info, ipc), then
 // the recorded name=value pairs (an error names a parameter the method does not have)
 int distill_settings_params(const DistillSettings *s, const struct DistillMethodDef *def, const DatasetInfo *info,
@@ -186,6 +202,10 @@ typedef struct {
     // a checkpoint every ckpt_every steps (0: none), atomically, at ckpt_path
     long ckpt_every;
     char ckpt_path[1200];
+    // stop after this many steps of this invocation (0: run to the end): a checkpoint is
+    // written there, no release files, and --resume continues (a time-boxed run, as a
+    // batch system's job limit wants it)
+    long stop_after;
     int progress;          // progress bar on stderr
     FILE *log;             // per-iteration lines (every log_every steps) and evaluations, or NULL
     long log_every;
@@ -222,6 +242,7 @@ typedef struct DistillRun {
     const DatasetInfo *info;
     int C, H, W, K, ipc;
     // the real training set, by class: class c is real->images[class_idx[c][0 .. class_n[c])]
+    // (NULL, with class_n all 0, when a no_real_data method runs without one)
     const Dataset *real;
     int **class_idx, *class_n;
     // the synthetic set, class-major, in the model's input space (mean/std-normalised, as
@@ -250,6 +271,7 @@ typedef struct DistillRun {
 enum {
     DISTILL_OUT_RES = 1, // res_{method}_{dataset}_{model}_{ipc}ipc.pt: {'data': [[x, y]], 'accs_all_exps': {...}}
     DISTILL_OUT_PKL = 2, // {method}_{dataset}_{model}_{ipc}ipc.pkl: pickle.dump((x, y)), as IDM and BACON
+    DISTILL_OUT_IMAGEFOLDER = 4, // {method}_{dataset}_{model}_{ipc}ipc/new{c:03d}/class{c:03d}_id{i:03d}.{image_ext}
 };
 
 typedef struct DistillMethodDef {
@@ -263,6 +285,11 @@ typedef struct DistillMethodDef {
     void (*setting)(DistillParams *p, const DatasetInfo *info, int ipc);
     const char *setting_help;
     unsigned outputs;      // DISTILL_OUT_* the stage writes (with the PNG grid, always)
+    const char *image_ext; // DISTILL_OUT_IMAGEFOLDER: "jpg" or "png", as the method saves
+    const char *default_arch; // the model distilled with when --arch is not given (NULL: ConvNet)
+    long default_iterations;  // --iterations when not given (0: DISTILL_DEFAULT_ITERATIONS)
+    const char *iterations_help; // what --iterations counts for it (NULL: the official Iteration)
+    int no_real_data;      // needs no real training images: the stage may run with train NULL
     long (*total_steps)(const DistillRun *r); // NULL: cfg->iterations + 1
     int (*init)(DistillRun *r, Err *e);
     int (*step)(DistillRun *r, Err *e);
@@ -338,12 +365,14 @@ int distill_ck_add(TensorDict *ck, const char *name, DType dt, int ndim, const i
 typedef struct DistillPaths {
     char dir[1024];
     char res[1200], pkl[1200], png[1200], ckpt[1200];
+    char images[1200]; // the image folder (DISTILL_OUT_IMAGEFOLDER)
 } DistillPaths;
 
 // Where the outputs go. out: a folder (the official save_path; names as the official
 // code builds them: res_{method}_{dataset}_{model}_{ipc}ipc.pt, vis_..._exp0_iter{N}.png,
-// and {method}_{dataset}_{model}_{ipc}ipc.pkl / .checkpoint.pt) or a file name ending in
-// .pt (the res file; the others next to it: <stem>.pkl, <stem>.png, <stem>.checkpoint.pt).
+// and {method}_{dataset}_{model}_{ipc}ipc.pkl / .checkpoint.pt / the image folder
+// {method}_{dataset}_{model}_{ipc}ipc/) or a file name ending in .pt (the res file; the
+// others next to it: <stem>.pkl, <stem>.png, <stem>.checkpoint.pt, <stem>_images/).
 int distill_paths(DistillPaths *p, const char *out, const DistillConfig *cfg, Err *e);
 
 #define DISTILL_MAX_EVALS 256
@@ -351,6 +380,7 @@ int distill_paths(DistillPaths *p, const char *out, const DistillConfig *cfg, Er
 typedef struct {
     long steps, steps_run;        // total, and run in this invocation
     long resumed_from;            // the first step run (0 unless --resume)
+    int stopped;                  // stopped by stop_after before the end: checkpoint only
     double seconds;               // the steps' wall time, evaluations excluded
     double eval_seconds;
     double final_loss;
@@ -364,8 +394,9 @@ typedef struct {
 
 void distill_result_free(DistillResult *res);
 
-// The whole run: the real training set `train`, the test set (for evaluation; may be
-// NULL when cfg->eval_every == 0), fixed randomness `ov` (tests; NULL otherwise).
+// The whole run: the real training set `train` (NULL for a method with no_real_data), the
+// test set (for evaluation; may be NULL when cfg->eval_every == 0), fixed randomness `ov`
+// (tests; NULL otherwise).
 // resume: continue from the checkpoint at cfg->ckpt_path. On success the release files
 // are written to `paths` (when paths is not NULL) and the checkpoint is removed. On a
 // non-finite loss nothing is written and the last good checkpoint is kept.
@@ -384,6 +415,13 @@ int distill_write_res(const char *path, const DistillRun *r, const double *accs,
 int distill_write_pkl(const char *path, const DistillRun *r, Err *e);
 // torchvision's save_image(x * std + mean clamped to [0, 1], nrow=ipc): the official vis_*.png
 int distill_write_png(const char *path, const DistillRun *r, Err *e);
+// The image folder the decoupled methods release: dir/new{c:03d}/class{c:03d}_id{i:03d}.{ext}
+// for image i of class c (class-major r->syn), pixels = clamp(x * std + mean, 0, 1) * 255
+// truncated to uint8 (PIL's fromarray of (img * 255).astype(uint8)); JPEG at PIL's defaults
+// (quality 75, 4:2:0) or PNG. Written whole under a temporary name and renamed into place;
+// an earlier folder at dir is replaced: its images of this layout are removed, and it is
+// kept as dir.old-<pid> only when it holds files of other names.
+int distill_write_imagefolder(const char *dir, const DistillRun *r, const char *ext, Err *e);
 
 // the synthetic set as stage 2 trains on it (4-in-1 unpacked for packed4 methods)
 int distill_pool(const DistillRun *r, Pool *pool, Err *e);

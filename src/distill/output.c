@@ -17,10 +17,22 @@
  *   vis_*.png  torchvision's save_image(x, nrow=ipc) of the images denormalised and
  *       clamped to [0, 1] (make_grid: 2-pixel black padding, gray images as RGB; the
  *       byte is (int)clamp(v * 255 + 0.5, 0, 255)).
+ *   {stem}/new{c:03d}/class{c:03d}_id{i:03d}.jpg|png  the decoupled methods' release (SRe2L
+ *       recover_cifar.py's save_images, CDA, DELT, SC-DD: JPEG through PIL at its defaults;
+ *       G-VBSM: PNG): each image denormalised with torch's float arithmetic, clamped to
+ *       [0, 1], times 255 truncated by astype(uint8); an ImageFolder that `beard train`,
+ *       torchvision and the methods' relabel code read.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <png.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../data/pool.h"
 
 #include "../io/file.h"
 #include "../io/torch_pt.h"
@@ -124,4 +136,116 @@ int distill_write_png(const char *path, const DistillRun *r, Err *e) {
     png_image_free(&pi);
     free(img);
     return rc;
+}
+
+// ----------------------------------------------------------------------------
+// the image folder
+
+static int is_our_dir(const char *name) { // new000 ...
+    if (strncmp(name, "new", 3) || strlen(name) < 6) return 0;
+    for (const char *p = name + 3; *p; p++)
+        if (*p < '0' || *p > '9') return 0;
+    return 1;
+}
+
+static int is_our_file(const char *name) { // class000_id000.jpg|png
+    unsigned c, i;
+    char ext[8];
+    int n = 0;
+    if (sscanf(name, "class%u_id%u.%7s%n", &c, &i, ext, &n) != 3 || name[n]) return 0;
+    return !strcmp(ext, "jpg") || !strcmp(ext, "png");
+}
+
+// removes an image folder of the release layout; 1 when everything went, 0 when files of
+// other names (kept) remain
+static int remove_release(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int clean = 1;
+    struct dirent *de;
+    char path[2400], fp[2700];
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (lstat(path, &st) || !S_ISDIR(st.st_mode) || !is_our_dir(de->d_name)) {
+            clean = 0;
+            continue;
+        }
+        DIR *s = opendir(path);
+        struct dirent *fe;
+        while (s && (fe = readdir(s))) {
+            if (!strcmp(fe->d_name, ".") || !strcmp(fe->d_name, "..")) continue;
+            snprintf(fp, sizeof(fp), "%s/%s", path, fe->d_name);
+            if (!is_our_file(fe->d_name) || lstat(fp, &st) || !S_ISREG(st.st_mode) || unlink(fp)) clean = 0;
+        }
+        if (s) closedir(s);
+        if (rmdir(path)) clean = 0;
+    }
+    closedir(d);
+    return clean && rmdir(dir) == 0;
+}
+
+int distill_write_imagefolder(const char *dir, const DistillRun *r, const char *ext, Err *e) {
+    int png = !strcasecmp(ext, "png");
+    if (!png && strcasecmp(ext, "jpg")) return err_set(e, "image format must be jpg or png, not '%s'", ext);
+    int C = r->syn_c, H = r->syn_h, W = r->syn_w, K = r->K;
+    if (C != 1 && C != 3) return err_set(e, "%d-channel images cannot be saved as %s", C, ext);
+    if (r->n_syn != K * r->ipc) return err_set(e, "the image folder needs %d images per class", r->ipc);
+    if (strlen(dir) > 1000) return err_set(e, "the image folder's path is too long");
+    char tmp[1100], old[1100];
+    snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", dir, (long)getpid());
+    snprintf(old, sizeof(old), "%s.old-%ld", dir, (long)getpid());
+    remove_release(tmp); // a leftover of this pid
+    if (mkdir(tmp, 0777)) return err_set(e, "cannot create %s: %s", tmp, strerror(errno));
+    size_t plane = (size_t)H * W, D = plane * C;
+    uint8_t *px = malloc(D);
+    if (!px) {
+        rmdir(tmp);
+        return err_set(e, "out of memory");
+    }
+    int rc = 0;
+    char sub[1200], path[1300];
+    for (int c = 0; c < K && !rc; c++) {
+        snprintf(sub, sizeof(sub), "%s/new%03d", tmp, c);
+        if (mkdir(sub, 0777)) {
+            rc = err_set(e, "cannot create %s: %s", sub, strerror(errno));
+            break;
+        }
+        for (int i = 0; i < r->ipc && !rc; i++) {
+            const float *x = r->syn + ((size_t)c * r->ipc + i) * D;
+            for (int ch = 0; ch < C; ch++)
+                for (size_t k = 0; k < plane; k++) {
+                    float v = x[ch * plane + k] * r->info->std[ch] + r->info->mean[ch]; // denormalize: torch float math
+                    v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+                    px[k * C + ch] = (uint8_t)(v * 255.0f); // astype(uint8) truncates
+                }
+            snprintf(path, sizeof(path), "%s/class%03d_id%03d.%s", sub, c, i, png ? "png" : "jpg");
+            if ((rc = image_write(path, px, W, H, C, png ? "png" : "jpg", e))) err_wrap(e, "%s", path);
+        }
+    }
+    free(px);
+    if (rc) {
+        remove_release(tmp);
+        return -1;
+    }
+    struct stat st;
+    int had = lstat(dir, &st) == 0;
+    if (had && !S_ISDIR(st.st_mode)) {
+        remove_release(tmp);
+        return err_set(e, "%s exists and is not a folder", dir);
+    }
+    if (had && rename(dir, old)) {
+        int er = errno;
+        remove_release(tmp);
+        return err_set(e, "cannot move the earlier %s aside: %s", dir, strerror(er));
+    }
+    if (rename(tmp, dir)) {
+        int er = errno;
+        if (had) rename(old, dir);
+        remove_release(tmp);
+        return err_set(e, "cannot rename %s to %s: %s", tmp, dir, strerror(er));
+    }
+    if (had) remove_release(old); // what it cannot remove (files of other names) stays in old
+    return 0;
 }

@@ -507,7 +507,10 @@ int recover_conv_stats(Net *net, const RecoverHook *hooks, int n_hooks, const fl
             return err_set(e, "out of memory for the training-set statistics");
         }
     }
-    if (batch <= 0 || n <= 0) return err_set(e, "no training images for the statistics");
+    if (batch <= 0 || n <= 0) {
+        recover_conv_stats_free(out, nconv);
+        return err_set(e, "no training images for the statistics");
+    }
     NetTape *tape = NULL;
     size_t D = net_in_size(net);
     double *mean = NULL, *var = NULL;

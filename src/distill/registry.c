@@ -7,6 +7,7 @@
 #include "distill.h"
 
 extern const DistillMethodDef distill_dm, distill_idm, distill_bacon, distill_dc, distill_dc_dsa, distill_mtt;
+extern const DistillMethodDef distill_sre2l, distill_cda, distill_scdd, distill_gvbsm, distill_delt;
 
 static const DistillMethodDef *const methods[] = {
     &distill_dm,
@@ -15,6 +16,11 @@ static const DistillMethodDef *const methods[] = {
     &distill_dc,
     &distill_dc_dsa,
     &distill_mtt,
+    &distill_sre2l,
+    &distill_cda,
+    &distill_scdd,
+    &distill_gvbsm,
+    &distill_delt,
 };
 
 int distill_method_count(void) { return (int)(sizeof(methods) / sizeof(methods[0])); }

@@ -1,7 +1,8 @@
 /*
  * stage.c: the distillation stage around a method (see distill.h): the real data by
  * class, the synthetic set, the seeded loop, checkpoints and --resume, non-finite losses,
- * periodic evaluation, and the release files at the end.
+ * periodic evaluation, and the release files at the end (res file, .pkl, PNG grid, image
+ * folder, as the method releases them).
  *
  * Checkpoints are PyTorch zip files (torch.load reads them too) holding flat named
  * tensors: distill.config (the run's identity as JSON text: method, dataset, model, IPC,
@@ -59,6 +60,7 @@ int distill_paths(DistillPaths *p, const char *out, const DistillConfig *cfg, Er
         snprintf(p->pkl, sizeof(p->pkl), "%.*s.pkl", base, out);
         snprintf(p->png, sizeof(p->png), "%.*s.png", base, out);
         snprintf(p->ckpt, sizeof(p->ckpt), "%.*s.checkpoint.pt", base, out);
+        snprintf(p->images, sizeof(p->images), "%.*s_images", base, out);
         return 0;
     }
     snprintf(p->dir, sizeof(p->dir), "%s", out);
@@ -69,6 +71,7 @@ int distill_paths(DistillPaths *p, const char *out, const DistillConfig *cfg, Er
     if (file_path_join(p->pkl, sizeof(p->pkl), out, name, "output name", e)) return -1;
     snprintf(name, sizeof(name), "vis_%s_%s_%s_%dipc_exp0_iter%ld.png", m, d, a, cfg->ipc, cfg->iterations);
     if (file_path_join(p->png, sizeof(p->png), out, name, "output name", e)) return -1;
+    if (file_path_join(p->images, sizeof(p->images), out, stem, "output name", e)) return -1;
     snprintf(name, sizeof(name), "%s.checkpoint.pt", stem);
     return file_path_join(p->ckpt, sizeof(p->ckpt), out, name, "output name", e);
 }
@@ -93,20 +96,21 @@ int distill_run_init(DistillRun *r, const DistillConfig *cfg, const DistillParam
                      const DistillOverride *ov, Err *e) {
     memset(r, 0, sizeof(*r));
     const DatasetInfo *info = cfg->info;
-    if (train->c != info->c || train->h != info->h || train->w != info->w || train->n_classes != info->n_classes)
+    if (!train && !cfg->method->no_real_data) return err_set(e, "%s needs the real training set", cfg->method->name);
+    if (train && (train->c != info->c || train->h != info->h || train->w != info->w || train->n_classes != info->n_classes))
         return err_set(e, "the training set does not have %s's shape", info->name);
     if (cfg->ipc < 1) return err_set(e, "--ipc must be at least 1");
     r->cfg = cfg, r->p = p, r->info = info, r->real = train, r->ov = ov;
     r->C = info->c, r->H = info->h, r->W = info->w, r->K = info->n_classes, r->ipc = cfg->ipc;
-    int K = r->K;
+    int K = r->K, n_train = train ? train->n : 0;
     r->class_n = calloc((size_t)K, sizeof(int));
     r->class_idx = calloc((size_t)K, sizeof(int *));
-    r->perm = malloc(sizeof(int) * (size_t)(train->n + 1));
-    r->pick = malloc(sizeof(int) * (size_t)(train->n + 1));
-    r->idx = malloc(sizeof(int) * (size_t)(train->n + 1));
+    r->perm = malloc(sizeof(int) * (size_t)(n_train + 1));
+    r->pick = malloc(sizeof(int) * (size_t)(n_train + 1));
+    r->idx = malloc(sizeof(int) * (size_t)(n_train + 1));
     if (!r->class_n || !r->class_idx || !r->perm || !r->pick || !r->idx) goto oom;
-    for (int i = 0; i < train->n; i++) r->class_n[train->labels[i]]++;
-    for (int c = 0; c < K; c++) {
+    for (int i = 0; i < n_train; i++) r->class_n[train->labels[i]]++;
+    for (int c = 0; train && c < K; c++) {
         if (r->class_n[c] < cfg->ipc) {
             int n = r->class_n[c];
             distill_run_free(r);
@@ -116,7 +120,7 @@ int distill_run_init(DistillRun *r, const DistillConfig *cfg, const DistillParam
         if (!(r->class_idx[c] = malloc(sizeof(int) * (size_t)r->class_n[c]))) goto oom;
         r->class_n[c] = 0;
     }
-    for (int i = 0; i < train->n; i++) { // indices_class: file order within a class
+    for (int i = 0; i < n_train; i++) { // indices_class: file order within a class
         int c = train->labels[i];
         r->class_idx[c][r->class_n[c]++] = i;
     }
@@ -286,6 +290,7 @@ static int checkpoint_read(DistillRun *r, long *next, DistillResult *res, Err *e
         const double *v = (const double *)ev->data + 3 * k;
         res->eval_it[k] = (long)v[0], res->eval_mean[k] = v[1], res->eval_std[k] = v[2];
     }
+    r->it = nv; // what load sees: the next step to run
     if (r->cfg->method->load && r->cfg->method->load(r, &ck, e)) goto bad;
     *next = nv;
     rc = 0;
@@ -406,12 +411,15 @@ int distill_run(const DistillConfig *cfg, const DistillParams *p, const Dataset 
     memset(res, 0, sizeof(*res));
     if (cfg->eval_every > 0 && (!test || test->n == 0)) return err_set(e, "evaluation needs the test set");
     if (cfg->eval_every > 0 && cfg->num_eval < 1) return err_set(e, "evaluation needs at least one model (num_eval)");
-    if ((cfg->ckpt_every > 0 || resume) && !cfg->ckpt_path[0]) return err_set(e, "no checkpoint path");
+    if ((cfg->ckpt_every > 0 || resume || cfg->stop_after > 0) && !cfg->ckpt_path[0]) return err_set(e, "no checkpoint path");
     if (paths) {
         const char *outs[4] = {paths->res, cfg->method->outputs & DISTILL_OUT_PKL ? paths->pkl : NULL, paths->png,
-                               cfg->ckpt_every > 0 ? cfg->ckpt_path : NULL};
+                               cfg->ckpt_every > 0 || cfg->stop_after > 0 ? cfg->ckpt_path : NULL};
         for (int k = 0; k < 4; k++)
             if (outs[k] && file_check_writable(outs[k], 1, e)) return -1;
+        // the image folder is written under a temporary name in its parent (checked above)
+        if ((cfg->method->outputs & DISTILL_OUT_IMAGEFOLDER) && !cfg->method->image_ext)
+            return err_set(e, "%s releases an image folder but names no image format", cfg->method->name);
     }
     DistillRun r;
     if (distill_run_init(&r, cfg, p, train, ov, e)) return -1;
@@ -460,7 +468,8 @@ int distill_run(const DistillConfig *cfg, const DistillParams *p, const Dataset 
             progress_end(&prog);
             if (evaluate(&r, test, done_updates, 0, res, e)) goto done;
         }
-        if (cfg->ckpt_every > 0 && done_updates % cfg->ckpt_every == 0 && done_updates < total) {
+        int stop = cfg->stop_after > 0 && res->steps_run >= cfg->stop_after && done_updates < total;
+        if ((cfg->ckpt_every > 0 && done_updates % cfg->ckpt_every == 0 && done_updates < total) || stop) {
             if (!all_finite(r.syn, distill_syn_size(&r) * (size_t)r.n_syn)) {
                 err_set(e, "the synthetic images are not finite after iteration %ld; stopped, nothing written%s%s", it,
                         last_ckpt >= 0 ? "; the last good checkpoint is kept in " : "", last_ckpt >= 0 ? cfg->ckpt_path : "");
@@ -468,6 +477,12 @@ int distill_run(const DistillConfig *cfg, const DistillParams *p, const Dataset 
             }
             if (checkpoint_write(&r, done_updates, res, e)) goto done;
             last_ckpt = done_updates;
+        }
+        if (stop) {
+            res->stopped = 1;
+            res->seconds = time_now() - t0 - res->eval_seconds;
+            rc = 0;
+            goto done;
         }
     }
     res->seconds = time_now() - t0 - res->eval_seconds;
@@ -481,6 +496,9 @@ int distill_run(const DistillConfig *cfg, const DistillParams *p, const Dataset 
         if (distill_write_res(paths->res, &r, res->final_accs, res->n_final_accs, e)) goto done;
         if ((cfg->method->outputs & DISTILL_OUT_PKL) && distill_write_pkl(paths->pkl, &r, e)) goto done;
         if (distill_write_png(paths->png, &r, e)) goto done;
+        if ((cfg->method->outputs & DISTILL_OUT_IMAGEFOLDER) &&
+            distill_write_imagefolder(paths->images, &r, cfg->method->image_ext, e))
+            goto done;
         if (cfg->method->write && cfg->method->write(&r, paths, e)) goto done;
         if (cfg->ckpt_path[0]) remove(cfg->ckpt_path); // done: the release files hold the result
     }

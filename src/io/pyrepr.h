@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-// the shortest round-trip form, integral values with ".0": 0.6995, 0.26, 1.0, 5e-05
+// the shortest round-trip form in repr's layout: 0.6995, 0.26, 1.0, 10.0, 5e-05, 1e+16, nan
 void py_repr_float(double v, char *buf, size_t n);
 
 #endif

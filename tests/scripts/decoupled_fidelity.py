@@ -3,11 +3,14 @@ port of the official code (tests/scripts/decoupled_reference.py), on the CIFAR-1
 ../shared, then BEARD's evaluation of the students in both semantics.
 
     /usr/bin/python3 tests/scripts/decoupled_fidelity.py --beard build/beard --data ../shared/data \\
-        --out DIR [--arch ResNet18] [--reference DIR/ref/reference.json] [settings as the reference]
+        --out DIR [--arch resnet18_modified|ConvNetBN] [--reference DIR/ref/reference.json]
+        [settings as the reference]
 
-1. the reference (unless --reference names a finished one): the teacher squeezed in PyTorch,
+1. the reference (unless --reference names a finished one): the teacher squeezed in PyTorch
+   (or --teacher T.pth),
    each method's recover, SRe2L's relabel of a --student-arch student over --seeds, random real;
-2. beard with the same teacher file and settings: `beard recover` per method, `beard train
+2. beard with the same teacher file and settings: `beard distill --method M --teacher T` per
+   method (its image folder DIR/beard/M/{M}_CIFAR10_{arch}_{ipc}ipc/), `beard train
    --recipe sre2l-relabel --teacher ...` (--runs = number of seeds), on beard's images and
    on the reference's random real images;
 3. `beard attack` (FGSM and PGD at eps 8/255, BEARD's parameters, untargeted) on the best
@@ -38,9 +41,10 @@ def main():
     ap.add_argument("--python", default="/usr/bin/python3")
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--arch", default="ResNet18")
+    ap.add_argument("--arch", default="resnet18_modified", help="the teacher: resnet18_modified or ConvNetBN")
     ap.add_argument("--student-arch", default="ConvNet")
     ap.add_argument("--reference", default=None)
+    ap.add_argument("--teacher", default=None, help="a squeezed teacher .pth of --arch for both sides (else squeezed)")
     ap.add_argument("--squeeze-epochs", type=int, default=5)
     ap.add_argument("--methods", nargs="*", default=["SRe2L", "CDA", "G-VBSM", "DELT"])
     ap.add_argument("--ipc", type=int, default=10)
@@ -69,7 +73,7 @@ def main():
              "--gvbsm-iterations", str(a.gvbsm_iterations), "--delt-iterations", str(a.delt_iterations),
              "--delt-round", str(a.delt_round), "--relabel-epochs", str(a.relabel_epochs),
              "--seeds", *[str(s) for s in range(a.seeds)], "--threads", str(a.threads),
-             "--methods", *a.methods, "random"], log)
+             "--methods", *a.methods, "random", *(["--teacher", a.teacher] if a.teacher else [])], log)
         ref_path = os.path.join(ref_dir, "reference.json")
     ref = json.load(open(ref_path))
     teacher = ref["teacher"]
@@ -77,12 +81,16 @@ def main():
     sets = [(m, os.path.join(a.out, "beard", m)) for m in a.methods] + [("random", ref["random"]["folder"])]
     for m, folder in sets:
         if m != "random":
-            cmd = [a.beard, "recover", "--method", m, "--teacher", teacher, "--arch", a.arch, "--dataset", "cifar10",
-                   "--data", a.data, "--ipc", str(a.ipc), "--iteration", str(its[m]), "--out", folder,
-                   "--threads", str(a.threads), "--json", folder + ".json", "--quiet"]
+            dj = os.path.join(a.out, "beard", f"distill_{m}.json")
+            cmd = [a.beard, "distill", "--method", m, "--teacher", teacher, "--arch", a.arch, "--dataset", "cifar10",
+                   "--data", a.data, "--ipc", str(a.ipc), "--iterations", str(its[m]), "--out", folder,
+                   "--threads", str(a.threads), "--json", dj, "--checkpoint-every", "0", "--force", "--quiet"]
             if m == "DELT":
                 cmd += ["--round-iterations", str(a.delt_round)]
+            os.makedirs(folder, exist_ok=True)
             run(cmd, log)
+            distilled = json.load(open(dj))
+            folder = distilled["outputs"]["images"]
         save = os.path.join(a.out, "students", m)
         tj = os.path.join(a.out, f"train_{m}.json")
         run([a.beard, "train", "--data-file", folder, "--dataset", "cifar10", "--data", a.data, "--arch", a.student_arch,
@@ -93,7 +101,7 @@ def main():
         entry = {"beard": t["accuracies"], "beard_mean": t["mean_accuracy"], "beard_std": t["std_accuracy"],
                  "reference": ref[m]["accuracies"], "reference_mean": ref[m]["mean"], "reference_std": ref[m]["std"]}
         if m != "random":
-            entry["recover_seconds_beard"] = json.load(open(folder + ".json"))["seconds"]
+            entry["recover_seconds_beard"] = distilled["seconds"]
             entry["recover_seconds_reference"] = ref[m]["recover_seconds"]
         best = t["saved"].get("best") or t["saved"]["final"]
         for sem in ("beard", "pixel"):
@@ -110,7 +118,7 @@ def main():
         json.dump(res, open(os.path.join(a.out, "fidelity.json"), "w"), indent=1)
     rnd = res["methods"]["random"]["beard_mean"]
     fails = []
-    lines = ["| set | beard (3 seeds) | PyTorch port | FGSM beard / pixel | PGD beard / pixel |",
+    lines = [f"| set | beard ({a.seeds} seeds) | PyTorch port ({a.seeds} seeds) | FGSM beard / pixel | PGD beard / pixel |",
              "| --- | --- | --- | --- | --- |"]
     for m, e in res["methods"].items():
         lines.append(f"| {m} | {e['beard_mean']:.2f} +- {e['beard_std']:.2f} | {e['reference_mean']:.2f} +- "

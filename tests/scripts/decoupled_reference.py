@@ -10,7 +10,7 @@ length):
   squeeze  SRe2L's squeeze_cifar.py: torchvision ResNet-18 with a 3x3 stride-1 conv1 and no
            maxpool (or DC's ConvNet with BatchNorm, --arch ConvNetBN), SGD 0.1 / 0.9 / 5e-4,
            CosineAnnealingLR, batch 128, RandomCrop(32, 4) + flip; the state_dict is saved in
-           torchvision's layout, which `beard recover` and `beard train` load;
+           torchvision's layout, which `beard distill` and `beard train` load;
   recover  SRe2L (recover_cifar.py), CDA (recover_cda_tiny.py at 32 px), G-VBSM (one teacher,
            Branch_CIFAR_10; the clip with the dataset's constants, as beard's CLI default) and
            DELT (data_selection.py medium + recover.py early-late), images written as the
@@ -62,7 +62,7 @@ def normalise(u8, mean=MEAN, std=STD):
 
 
 def make_model(arch, K=10):
-    if arch == "ResNet18":
+    if arch in ("ResNet18", "resnet18_modified"):  # beard's zoo name: resnet18_modified
         m = torchvision.models.resnet18(num_classes=K)
         m.conv1 = nn.Conv2d(3, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)
         m.maxpool = nn.Identity()
@@ -261,7 +261,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--arch", default="ResNet18", help="teacher: ResNet18 or ConvNetBN")
+    ap.add_argument("--arch", default="resnet18_modified",
+                    help="teacher: resnet18_modified (alias ResNet18: torchvision's, modified) or ConvNetBN")
     ap.add_argument("--student-arch", default="ConvNet")
     ap.add_argument("--teacher", default=None, help="a squeezed teacher (else squeeze one)")
     ap.add_argument("--squeeze-epochs", type=int, default=5)
