@@ -11,8 +11,10 @@ CC      ?= cc
 # every build (the plain one, asan, fuzz) on all cores unless -j is given (GNU make >= 4.3
 # honours -j set here; `make test` is what CI runs, and it is built three times)
 NPROC   := $(shell nproc 2>/dev/null || echo 2)
+ifeq ($(MAKELEVEL),0)
 ifeq ($(filter -j%,$(MAKEFLAGS)),)
 MAKEFLAGS += -j$(NPROC)
+endif
 endif
 # -std=c11 also keeps GCC from contracting a*b+c into FMAs behind our back
 # (-ffp-contract=off in ISO mode); attacks rely on exact signs and clamps.
