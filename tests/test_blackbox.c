@@ -134,7 +134,7 @@ static char *slurp(const char *path) {
 }
 
 static void write_config(const char *path, const char *pool, const char *data, const char *save, const char *attacks,
-                         const char *surrogates) {
+                         const char *surrogates, int n) {
     FILE *f = fopen(path, "w");
     fprintf(f, "{\"dataset\": \"CIFAR10\", \"model\": \"ConvNet\", \"method\": \"BACON\", \"ipc\": \"50\",\n"
                " \"dsa_strategy\": \"color_crop_cutout_flip_scale_rotate\", \"syn_ce\": true, \"ce_weight\": 1,\n"
@@ -143,8 +143,8 @@ static void write_config(const char *path, const char *pool, const char *data, c
     for (int i = 0; i < 6; i++) fprintf(f, " \"load_file_model_%s\": \"%s/%s\",\n", names6[i], pool, files6[i]);
     fprintf(f, " \"save_path\": \"%s\", \"data_path\": \"%s\", \"train_attack\": \"None\",\n"
                " \"test_attack\": %s, \"target_attack\": [true, false], \"src_dataset\": true, \"pgd_eva\": false,\n"
-               " \"n_examples\": 64, \"surrogates\": \"%s\", \"per_sample\": false}\n",
-            save, data, attacks, surrogates);
+               " \"n_examples\": %d, \"surrogates\": \"%s\", \"per_sample\": false}\n",
+            save, data, attacks, n, surrogates);
     fclose(f);
 }
 
@@ -161,7 +161,10 @@ static void test_shared(void) {
     mkdir(dir, 0755);
     // 1. BACON as the surrogate, as BEARD's script: BEARD's lines byte for byte
     snprintf(cfg, sizeof(cfg), "%s/bb.json", dir);
-    write_config(cfg, pool, data, dir, "[\"Clean\", \"FGSM\", \"PGD\"]", "load_file");
+    // (under the sanitizers 16 images, and the lines are checked for their shape only: the
+    // bytes are the full-speed run's to check, the sanitizers look at memory)
+    int san = getenv("BEARD_SANITIZED") != NULL;
+    write_config(cfg, pool, data, dir, "[\"Clean\", \"FGSM\", \"PGD\"]", "load_file", san ? 16 : 64);
     int rc = run_cli(out, sizeof(out), "evaluate --config %s", cfg);
     CHECK(rc == 0, "beard evaluate (black-box, load_file): %d\n%s", rc, out);
     snprintf(path, sizeof(path), "%s/BACON_ConvNet_CIFAR10_50_evaluation_log.txt", dir);
@@ -171,14 +174,16 @@ static void test_shared(void) {
         static char g[8][8192], w[8][8192];
         int ng = masked_lines(got, g, 8), nw = masked_lines(want, w, 8);
         CHECK(ng == nw && nw == 3, "%d lines against the reference's %d", ng, nw);
-        for (int i = 0; i < ng && i < nw; i++) CHECK(!strcmp(g[i], w[i]), "line %d:\n got %s\nwant %s", i + 1, g[i], w[i]);
+        for (int i = 0; i < ng && i < nw && !san; i++)
+            CHECK(!strcmp(g[i], w[i]), "line %d:\n got %s\nwant %s", i + 1, g[i], w[i]);
         CHECK(strstr(got, " - INFO - Logging setup complete.\n") != NULL, "BEARD's first line");
     }
     free(got), free(want);
     // 2. every model as a surrogate: logs per surrogate, the matrix, metrics per target
     char save2[700];
     snprintf(save2, sizeof(save2), "%s/all", dir);
-    write_config(cfg, pool, data, save2, "[\"Clean\", \"FGSM\"]", "all");
+    // (16 images under the sanitizers: 36 surrogate-target pairs at -O1)
+    write_config(cfg, pool, data, save2, "[\"Clean\", \"FGSM\"]", "all", san ? 16 : 64);
     rc = run_cli(out, sizeof(out), "evaluate --config %s", cfg);
     CHECK(rc == 0, "beard evaluate (black-box, all): %d\n%s", rc, out);
     for (int i = 0; i < 6; i++) {
