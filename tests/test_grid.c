@@ -11,6 +11,12 @@
  *   - rerunning resumes (nothing runs), a changed configuration makes new cells, --force
  *     reruns;
  *   - `mpirun -np 2 --oversubscribe` and two shards merged give the same rows as one process;
+ *   - a "distill" method (stage 1 in the grid: DM, 3 iterations): listed and costed by
+ *     --dry-run; killed between two of its checkpoints and rerun, it resumes from the last
+ *     one and its set equals an uninterrupted run's byte for byte; a rerun skips it, a
+ *     changed distill setting distils and trains again; bad distill settings (unknown
+ *     method, unknown parameter, impossible IPC) are reported before any cell runs;
+ *     with ../shared, the grid's distilled set equals `beard distill`'s, tensor for tensor;
  * and with ../shared, the acceptance grid: two of BEARD's checkpoints, FGSM and PGD, both
  * modes, 64 CIFAR-10 images, equal to `beard attack` cell by cell (accuracy and every
  * per-sample outcome; beard semantics, to keep the suite short: pixel semantics runs the
@@ -28,6 +34,8 @@
 #include <unistd.h>
 
 #include "../src/core/parallel.h"
+#include "../src/data/pool.h"
+#include "../src/data/synthetic.h"
 #include "../src/io/file.h"
 #include "../src/models/checkpoint.h"
 #include "../src/models/convnet.h"
@@ -268,6 +276,134 @@ static void test_resume(void) {
     }
 }
 
+// the row of a kind in a store (the first), or NULL
+static const StoreRow *row_of(const Rows *r, const char *kind) {
+    for (int i = 0; i < r->n; i++)
+        if (!strcmp(r->rows[i].kind, kind)) return &r->rows[i];
+    return NULL;
+}
+
+// a number in a row's extra JSON
+static double extra_num(const StoreRow *r, const char *key) {
+    cJSON *x = r && r->extra ? cJSON_Parse(r->extra) : NULL;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(x, key);
+    double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    cJSON_Delete(x);
+    return d;
+}
+
+// two distilled sets hold the same tensors (images bit for bit, labels)
+static void same_pool(const char *what, const char *a, const char *b, const DatasetInfo *info) {
+    Pool x, y;
+    Err e;
+    PoolOptions po = {.info = info, .exp = -1};
+    memset(&x, 0, sizeof(x)), memset(&y, 0, sizeof(y));
+    int ok = pool_load(&x, a, &po, &e) == 0;
+    CHECK(ok, "%s: %s: %s", what, a, e.msg);
+    if (ok) CHECK((ok = pool_load(&y, b, &po, &e) == 0), "%s: %s: %s", what, b, e.msg);
+    if (ok) {
+        size_t n = (size_t)x.n * x.c * x.h * x.w;
+        CHECK(x.n > 0 && x.n == y.n && x.c == y.c && x.h == y.h && x.w == y.w, "%s: %d against %d images", what, x.n, y.n);
+        if (x.n == y.n && x.c == y.c && x.h == y.h && x.w == y.w) {
+            CHECK(!memcmp(x.x, y.x, sizeof(float) * n), "%s: the images differ", what);
+            CHECK(!memcmp(x.y, y.y, sizeof(int) * (size_t)x.n), "%s: the labels differ", what);
+        }
+    }
+    pool_free(&x), pool_free(&y);
+}
+
+static const char *distill_json =
+    "{\"datasets\": [\"synthetic\"], \"ipcs\": [1], \"archs\": [\"ConvNetW32\"], \"limit\": 32, \"train_limit\": 300,\n"
+    " \"methods\": [{\"name\": \"DM\", \"distill\": {\"arch\": \"ConvNetW32\", \"iterations\": 3, \"batch_real\": 16,\n"
+    "                                   \"checkpoint_every\": 1%s}}],\n"
+    " \"train\": {\"epochs\": 1, \"dsa_strategy\": \"None\"}, \"attacks\": [\"FGSM\"], \"modes\": [\"untargeted\"],\n"
+    " \"semantics\": [\"pixel\"], \"threads\": 1}\n";
+
+// stage 1 inside the grid
+static void test_distill(void) {
+    char out[16384], json[6000], p[900];
+    snprintf(json, sizeof(json), distill_json, "");
+    write_file("distill.json", json);
+    snprintf(json, sizeof(json), distill_json, ", \"lr_img\": 0.5");
+    write_file("distill2.json", json);
+    // the dry run lists and costs the distill cell; its training cell waits for it
+    int st = run_sh(out, sizeof(out), dir, "%s run --config distill.json --store d.db --out d --dry-run", beard);
+    CHECK(st == 0 && strstr(out, "4 cells, 4 to run (3 after training)"), "distill dry run: status %d\n%s", st, out);
+    CHECK(strstr(out, "distill  to run") && strstr(out, "per update x 4)  distill/SYNTHETIC/DM/ipc1/ConvNetW32") &&
+              strstr(out, "train    after distilling"),
+          "distill dry run: the distill cell and its cost:\n%s", out);
+    // killed by the third atomic commit: the checkpoints of updates 1 and 2 are written,
+    // the third is not
+    st = run_sh(out, sizeof(out), dir, "BEARD_FAULT=file-commit:3 %s run --config distill.json --store d.db --out d --quiet", beard);
+    CHECK(st == -SIGKILL, "distill: BEARD_FAULT=file-commit:3 did not kill the run (status %d)\n%s", st, out);
+    st = run_sh(out, sizeof(out), dir, "ls d/dataset_pool/DM/DM_SYNTHETIC_ConvNetW32_1ipc.*.checkpoint.pt");
+    CHECK(st == 0, "distill: no checkpoint after the kill\n%s", out);
+    CHECK(n_rows("d.db") == 0, "distill: a row before the distill cell finished");
+    st = run_sh(out, sizeof(out), dir, "%s run --config distill.json --store d.db --out d", beard);
+    CHECK(st == 0 && strstr(out, "4 cells: 4 ran"), "distill: the rerun after the kill: status %d\n%s", st, out);
+    Rows r;
+    if (!load("d.db", &r)) {
+        const StoreRow *dr = row_of(&r, "distill");
+        CHECK(dr && dr->n == 10 && extra_num(dr, "resumed_from") == 2, "distill: want 10 images resumed from update 2, got %d, %g",
+              dr ? dr->n : -1, extra_num(dr, "resumed_from"));
+        rows_free(&r);
+    }
+    CHECK(run_sh(out, sizeof(out), dir, "ls d/dataset_pool/DM/*.checkpoint.pt") != 0, "distill: the checkpoint outlived the run");
+    // an uninterrupted run: the same rows, the same set byte for byte (the rows' checksums)
+    st = run_sh(out, sizeof(out), dir, "%s run --config distill.json --store dref.db --out dref --quiet", beard);
+    CHECK(st == 0, "distill: the uninterrupted run: status %d\n%s", st, out);
+    same_rows("distill: killed and resumed vs uninterrupted", "d.db", "dref.db");
+    // a rerun skips it all; a changed distill setting distils and trains again
+    st = run_sh(out, sizeof(out), dir, "%s run --config distill.json --store d.db --out d", beard);
+    CHECK(st == 0 && strstr(out, "4 cells: 0 ran, 4 already in the store"), "distill: the rerun: status %d\n%s", st, out);
+    st = run_sh(out, sizeof(out), dir, "%s run --config distill2.json --store d.db --out d", beard);
+    CHECK(st == 0 && strstr(out, "4 cells: 4 ran, 0 already in the store"), "distill: lr_img changed: status %d\n%s", st, out);
+    CHECK(n_rows("d.db") == 8, "distill: 8 rows after a changed setting");
+    // bad distill settings, before anything runs
+    write_file("dbad.json",
+               "{\"datasets\": [\"synthetic\"], \"ipcs\": [1, 500], \"train_limit\": 300, \"attacks\": [\"FGSM\"],\n"
+               " \"methods\": [{\"name\": \"A\", \"distill\": {\"method\": \"NoSuchMethod\"}},\n"
+               "             {\"name\": \"DM\", \"distill\": {\"batch_reel\": 16, \"ipc\": [500, 3]}}]}\n");
+    st = run_sh(out, sizeof(out), dir, "%s run --config dbad.json --store dbad.db --out dbad", beard);
+    CHECK(st == 1, "bad distill settings: status %d (want 1)\n%s", st, out);
+    const char *want[] = {"\"methods\"[0]: \"distill\": unknown method 'NoSuchMethod'",
+                          "\"methods\"[1]: \"distill\": DM has no parameter 'batch_reel'",
+                          "\"methods\"[1]: \"distill\": ipc 3 is not one of the grid's \"ipcs\"",
+                          "method DM: \"distill\" (DM on SYNTHETIC at ipc 500): IPC 500 is larger than the 30 training images",
+                          "4 problems found; nothing was run"};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        CHECK(strstr(out, want[i]) != NULL, "bad distill settings: the report lacks '%s':\n%s", want[i], out);
+    snprintf(p, sizeof(p), "%s/dbad", dir);
+    CHECK(access(p, F_OK) != 0, "bad distill settings: nothing may be written");
+
+    // with ../shared: the grid's set is `beard distill`'s with the same settings
+    const char *data = shared_path("data", "the grid's distilled set against beard distill on CIFAR-10");
+    char adata[PATH_MAX];
+    if (!data || !realpath(data, adata)) return;
+    snprintf(json, sizeof(json),
+             "{\"datasets\": [\"cifar10\"], \"data\": \"%s\", \"ipcs\": [1], \"limit\": 16, \"train_limit\": 200,\n"
+             " \"methods\": [{\"name\": \"DM\", \"distill\": {\"iterations\": 2, \"batch_real\": 8}}],\n"
+             " \"train\": {\"epochs\": 1, \"dsa_strategy\": \"None\"}, \"attacks\": [\"FGSM\"], \"modes\": [\"untargeted\"],\n"
+             " \"semantics\": [\"pixel\"], \"threads\": 1}\n",
+             adata);
+    write_file("dcifar.json", json);
+    st = run_sh(out, sizeof(out), dir, "%s run --config dcifar.json --store dc.db --out dc --quiet", beard);
+    CHECK(st == 0, "the CIFAR-10 distill grid: status %d\n%s", st, out);
+    st = run_sh(out, sizeof(out), dir,
+                "%s distill --method DM --dataset cifar10 --data %s --ipc 1 --iterations 2 --batch_real 8 --train-limit 200 "
+                "--threads 1 --out dcmp --quiet",
+                beard, adata);
+    CHECK(st == 0, "beard distill: status %d\n%s", st, out);
+    char a[900], b[900];
+    snprintf(a, sizeof(a), "%s/dc/dataset_pool/DM/res_DM_CIFAR10_ConvNet_1ipc.pt", dir);
+    snprintf(b, sizeof(b), "%s/dcmp/res_DM_CIFAR10_ConvNet_1ipc.pt", dir);
+    same_pool("the grid's DM set vs beard distill's", a, b, dataset_info("cifar10"));
+    // the picture of the set, byte for byte (the res files differ in their zip timestamps)
+    st = run_sh(out, sizeof(out), dir, "cmp dc/dataset_pool/DM/vis_DM_CIFAR10_ConvNet_1ipc_exp0_iter2.png "
+                                       "dcmp/vis_DM_CIFAR10_ConvNet_1ipc_exp0_iter2.png");
+    CHECK(st == 0, "the grid's vis_*.png differs from beard distill's\n%s", out);
+}
+
 // ../shared: two of BEARD's checkpoints, equal to `beard attack` cell by cell
 static void test_against_attack(void) {
     if (getenv("BEARD_SANITIZED")) {
@@ -360,6 +496,7 @@ int main(int argc, char **argv) {
     test_kill();
     test_mpi_and_shards();
     test_resume();
+    test_distill();
     test_against_attack();
     char cmd[700];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

@@ -349,6 +349,102 @@ static void parse_attack(Grid *g, const cJSON *v, int idx, GridIssues *iss) {
     }
 }
 
+// a method's "distill" object: beard distill's settings less what the grid decides
+static void parse_distill(Grid *g, GridMethod *m, const cJSON *v, const char *where, GridIssues *iss) {
+    DistillSettings *s = &m->distill;
+    distill_settings_default(s);
+    s->seed = (long long)g->seed;
+    m->distill_ipcs = (1u << g->n_ipcs) - 1;
+    if (!cJSON_IsObject(v)) {
+        grid_issue(iss, "%s: \"distill\" must be an object such as {\"method\": \"DM\", \"iterations\": 20000}, not %s",
+                   where, json_type(v));
+        return;
+    }
+    char method[32] = "";
+    const cJSON *it;
+    Err e;
+    cJSON_ArrayForEach(it, v) {
+        const char *k = it->string;
+        int rc = 0;
+        long l;
+        if (!strcmp(k, "method")) rc = json_get_str(it, method, sizeof(method), &e);
+        else if (!strcmp(k, "arch") || !strcmp(k, "model")) {
+            if (!(rc = json_get_str(it, s->arch, sizeof(s->arch), &e)) && !is_word(s->arch))
+                rc = err_set(&e, "\"%s\": '%s' is not an architecture name", k, s->arch);
+        } else if (!strcmp(k, "iterations") || !strcmp(k, "Iteration")) {
+            if (!(rc = json_get_long(it, 0, 100000000, &l, &e))) s->iterations = l;
+        } else if (!strcmp(k, "seed")) {
+            if (!(rc = json_get_long(it, 0, 1L << 53, &l, &e))) s->seed = l;
+        } else if (!strcmp(k, "checkpoint_every")) rc = json_get_long(it, 0, 100000000, &s->ckpt_every, &e);
+        else if (!strcmp(k, "ipc") || !strcmp(k, "ipcs")) {
+            char list[GRID_MAX_LIST][16];
+            int n = 0;
+            if (str_list(it, where, &list[0][0], 16, GRID_MAX_LIST, &n, iss)) continue;
+            m->distill_ipcs = 0;
+            for (int i = 0; i < n; i++) {
+                int found = -1;
+                for (int j = 0; j < g->n_ipcs && found < 0; j++)
+                    if (!strcmp(list[i], g->ipcs[j])) found = j;
+                if (found < 0) {
+                    char have[256] = "";
+                    for (int j = 0; j < g->n_ipcs; j++)
+                        snprintf(have + strlen(have), sizeof(have) - strlen(have), "%s%s", j ? ", " : "", g->ipcs[j]);
+                    grid_issue(iss, "%s: \"distill\": ipc %s is not one of the grid's \"ipcs\" (%s)", where, list[i], have);
+                } else m->distill_ipcs |= 1u << found;
+            }
+        } else if (!strcmp(k, "dataset") || !strcmp(k, "data_path") || !strcmp(k, "data") || !strcmp(k, "save_path") ||
+                   !strcmp(k, "out") || !strcmp(k, "threads")) {
+            grid_issue(iss, "%s: \"distill\": \"%s\" is the grid's own (\"datasets\", \"data\", \"out\", \"threads\")", where, k);
+        } else if (!strcmp(k, "eval_every") || !strcmp(k, "num_eval") || !strcmp(k, "epoch_eval_train") ||
+                   !strcmp(k, "lr_net") || !strcmp(k, "batch_train") || !strcmp(k, "eval_mode") || !strcmp(k, "num_exp") ||
+                   !strcmp(k, "log_every")) {
+            grid_issue(iss, "%s: \"distill\": \"%s\": a grid evaluates a distilled set by its training cells (\"train\", "
+                            "\"runs\"), not inside the distillation", where, k);
+        } else {
+            // a parameter of the method, checked once the method is known
+            char t[DISTILL_STR_MAX];
+            if (cJSON_IsString(it) && strlen(it->valuestring) < sizeof(t)) snprintf(t, sizeof(t), "%s", it->valuestring);
+            else if (cJSON_IsBool(it)) snprintf(t, sizeof(t), "%s", cJSON_IsTrue(it) ? "true" : "false");
+            else if (cJSON_IsNumber(it)) train_float_repr(it->valuedouble, t, sizeof(t));
+            else {
+                grid_issue(iss, "%s: \"distill\": \"%s\" must be a number, a word or true/false, not %s", where, k,
+                           json_type(it));
+                continue;
+            }
+            rc = distill_settings_add_param(s, k, t, &e);
+        }
+        if (rc) grid_issue(iss, "%s: \"distill\": %s", where, e.msg);
+    }
+    if (!method[0]) snprintf(method, sizeof(method), "%s", m->name);
+    m->distill_def = distill_method_find(method);
+    if (!m->distill_def) {
+        char list[256] = "";
+        for (int i = 0; i < distill_method_count(); i++)
+            snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", distill_method_get(i)->name);
+        grid_issue(iss, "%s: \"distill\": unknown method '%s' (beard distill has %s; \"method\" names it when the grid's "
+                        "name differs)", where, method, list);
+        return;
+    }
+    snprintf(s->method, sizeof(s->method), "%s", m->distill_def->name);
+    DistillParams probe;
+    distill_params_init(&probe, m->distill_def);
+    // a bad parameter is reported once, here, and dropped, so that the plan's checks of
+    // the rest (IPCs, the architecture, the method's set-up) still run
+    int kept = 0;
+    for (int k = 0; k < s->n_params; k++) {
+        if (distill_params_set_text(&probe, s->param_names[k], s->param_values[k], &e)) {
+            grid_issue(iss, "%s: \"distill\": %s", where, e.msg);
+            continue;
+        }
+        if (kept != k) {
+            memcpy(s->param_names[kept], s->param_names[k], sizeof(s->param_names[0]));
+            memcpy(s->param_values[kept], s->param_values[k], sizeof(s->param_values[0]));
+        }
+        kept++;
+    }
+    s->n_params = kept;
+}
+
 static void parse_method(Grid *g, const cJSON *v, int idx, GridIssues *iss) {
     char where[160];
     snprintf(where, sizeof(where), "%.120s: \"methods\"[%d]", g->path, idx);
@@ -360,6 +456,7 @@ static void parse_method(Grid *g, const cJSON *v, int idx, GridIssues *iss) {
     memset(m, 0, sizeof(*m));
     m->exp = -1;
     int src_dataset = 0, has_distill = 0;
+    const cJSON *distill = NULL;
     if (cJSON_IsString(v)) snprintf(m->name, sizeof(m->name), "%s", v->valuestring);
     else if (cJSON_IsObject(v)) {
         const cJSON *it;
@@ -375,7 +472,11 @@ static void parse_method(Grid *g, const cJSON *v, int idx, GridIssues *iss) {
             else if (!strcmp(k, "learned_lr")) rc = json_get_bool(it, &m->learned_lr, &e);
             else if (!strcmp(k, "pixels")) rc = json_get_bool(it, &m->pixels, &e);
             else if (!strcmp(k, "exp")) rc = json_get_int(it, -1000000, 1000000, &m->exp, &e);
-            else if (!strcmp(k, "distill")) has_distill = 1;
+            else if (!strcmp(k, "distill")) {
+                has_distill = 1;
+                distill = it;
+                continue;
+            }
             else {
                 grid_issue(iss, "%s: unknown key \"%s\" (name, model, pool, src_dataset, unpack4, learned_lr, pixels, exp, "
                                 "distill)", where, k);
@@ -404,6 +505,7 @@ static void parse_method(Grid *g, const cJSON *v, int idx, GridIssues *iss) {
     m->src = m->model[0] ? GRID_SRC_MODEL : m->pool[0] ? GRID_SRC_POOL : src_dataset ? GRID_SRC_FULL
              : has_distill                               ? GRID_SRC_DISTILL
                                                          : GRID_SRC_AUTO;
+    if (distill) parse_distill(g, m, distill, where, iss);
     g->n_methods++;
 }
 
@@ -743,12 +845,89 @@ done:
     return rc;
 }
 
-static void dataset_sha(const Dataset *ds, char out[65]) {
+void grid_dataset_sha(const Dataset *ds, char out[65]) {
     char a[65], b[65], both[130];
     store_sha256_hex(ds->images, (size_t)ds->n * ds->c * ds->h * ds->w, a);
     store_sha256_hex(ds->labels, sizeof(int) * (size_t)ds->n, b);
     snprintf(both, sizeof(both), "%s%s", a, b);
     store_sha256_hex(both, 128, out);
+}
+
+// ----------------------------------------------------------------------------
+// distilled sets
+
+int grid_distill_setup(const GridPlan *p, int pool, const char *hash, DistillConfig *cfg, DistillParams *params,
+                       DistillPaths *paths, Err *e) {
+    const GridPool *gp = &p->pools[pool];
+    const Grid *g = p->grid;
+    const GridMethod *m = &g->methods[gp->method];
+    const DatasetInfo *info = p->tests[gp->dataset].info;
+    DistillSettings s = m->distill;
+    s.ipc = atoi(g->ipcs[gp->ipc]);
+    if (distill_settings_params(&s, m->distill_def, info, params, e)) return -1;
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->method = m->distill_def;
+    cfg->info = info;
+    snprintf(cfg->arch, sizeof(cfg->arch), "%s", s.arch);
+    cfg->ipc = s.ipc;
+    cfg->iterations = s.iterations >= 0 ? s.iterations : DISTILL_DEFAULT_ITERATIONS;
+    cfg->seed = (uint64_t)s.seed;
+    cfg->ckpt_every = s.ckpt_every;
+    cfg->progress = 1; // BEARD_NO_PROGRESS (--quiet, MPI ranks) silences it
+    char dir[GRID_PATH + 96];
+    if (file_name_check(m->name, "method", e)) return -1;
+    if (snprintf(dir, sizeof(dir), "%s/dataset_pool/%s", g->out, m->name) >= (int)sizeof(dir))
+        return err_set(e, "\"out\" is too long");
+    if (distill_paths(paths, dir, cfg, e)) return -1;
+    // the checkpoint is named by the cell's hash: a changed setting never resumes a stale one
+    size_t len = strlen(paths->ckpt), tail = strlen(".checkpoint.pt");
+    if (hash && len > tail) {
+        char stem[sizeof(paths->ckpt)];
+        snprintf(stem, sizeof(stem), "%.*s", (int)(len - tail), paths->ckpt);
+        if (snprintf(cfg->ckpt_path, sizeof(cfg->ckpt_path), "%s.%.12s.checkpoint.pt", stem, hash) >= (int)sizeof(cfg->ckpt_path))
+            return err_set(e, "the checkpoint path is too long");
+    }
+    return 0;
+}
+
+static double param_or(const DistillParams *p, const char *name, double def) {
+    int i = distill_param_index(p, name);
+    return i >= 0 ? p->v[i] : def;
+}
+
+double grid_distill_passes(const DistillParams *p, int K, int ipc, int min_class) {
+    // From the parameters the methods declare, as grid_attack_passes does for attacks: an
+    // estimate for the dry run and the ETA, not a measurement. Distribution matching (DM,
+    // IDM, BACON): each class's real batch forward, the synthetic set forward and
+    // backward, outer_loop times. Gradient matching (DC, DSA): per outer step the real and
+    // synthetic batches forward and backward twice (the matching loss differentiates a
+    // gradient), then inner_loop epochs of the network on the synthetic set; DC's
+    // get_loops (0: by IPC) is outer = IPC, inner about 500 / IPC. Trajectory matching
+    // (MTT): syn_steps unrolled steps forward and backward, and back again through them.
+    double batch = MIN(param_or(p, "batch_real", 256), (double)min_class);
+    double n_real = K * batch, syn = (double)K * ipc;
+    if (distill_param_index(p, "syn_steps") >= 0) {
+        double b = param_or(p, "batch_syn", 0);
+        return param_or(p, "syn_steps", 20) * 4 * (b > 0 ? b : syn);
+    }
+    if (distill_param_index(p, "inner_loop") >= 0) {
+        double outer = param_or(p, "outer_loop", 0), inner = param_or(p, "inner_loop", 0);
+        if (!(outer > 0)) outer = ipc;
+        if (!(inner > 0)) inner = ipc == 1 ? 1 : MAX(1, 500 / ipc);
+        return outer * (4 * (n_real + syn) + inner * 2 * syn);
+    }
+    return MAX(1, param_or(p, "outer_loop", 1)) * (n_real + 2 * syn);
+}
+
+static int add_pool(GridPlan *p, int *cap) {
+    if (p->n_pools == *cap) {
+        *cap = *cap ? 2 * *cap : 16;
+        GridPool *np = realloc(p->pools, sizeof(GridPool) * *cap);
+        if (!np) return -1;
+        p->pools = np;
+    }
+    memset(&p->pools[p->n_pools], 0, sizeof(GridPool));
+    return p->n_pools++;
 }
 
 // ----------------------------------------------------------------------------
@@ -776,7 +955,7 @@ static GridCell *add_cell(GridPlan *p, int *cap) {
     }
     GridCell *c = &p->cells[p->n_cells++];
     memset(c, 0, sizeof(*c));
-    c->attack = c->targeted = c->sem = -1;
+    c->attack = c->targeted = c->sem = c->pool = -1;
     return c;
 }
 
@@ -840,7 +1019,7 @@ static int import_logs(GridPlan *p, GridIssues *iss);
 int grid_plan(GridPlan *p, Grid *g, GridIssues *iss) {
     memset(p, 0, sizeof(*p));
     p->grid = g;
-    int n0 = iss->n, cap_models = 0, cap_cells = 0;
+    int n0 = iss->n, cap_models = 0, cap_cells = 0, cap_pools = 0;
     Err e;
     // test sets
     p->n_tests = g->n_datasets;
@@ -856,7 +1035,7 @@ int grid_plan(GridPlan *p, Grid *g, GridIssues *iss) {
             grid_issue(iss, "%s: the %s test set in %s is empty", g->path, t->name, g->data);
         } else {
             t->n = ds.n;
-            dataset_sha(&ds, t->sha256);
+            grid_dataset_sha(&ds, t->sha256);
         }
         dataset_free(&ds);
     }
@@ -875,7 +1054,7 @@ int grid_plan(GridPlan *p, Grid *g, GridIssues *iss) {
         Dataset tr;
         if (grid_load_trainset(g, d, &tr, &e))
             grid_issue(iss, "%s: the %s training split (an attack trains on it): %s", g->path, in->name, e.msg);
-        else dataset_sha(&tr, p->tests[d].train_sha256), p->tests[d].train_n = tr.n;
+        else grid_dataset_sha(&tr, p->tests[d].train_sha256), p->tests[d].train_n = tr.n;
         dataset_free(&tr);
     }
     // architectures
@@ -899,17 +1078,72 @@ int grid_plan(GridPlan *p, Grid *g, GridIssues *iss) {
             if (train_settings_config(&s, SEM_BEARD, &cfg, &e))
                 grid_issue(iss, "%s: training with %s: %s", g->path, g->train_attacks[t], e.msg);
         }
+    // distilled sets: one distill cell per method x dataset x ipc, first in the plan (the
+    // training cells wait for them). The stage is set up as the cell will set it up (the
+    // method's init on the real training split), so that an impossible setting shows now.
+    for (int d = 0; d < g->n_datasets; d++) {
+        Dataset tr;
+        int loaded = 0;
+        char tr_sha[65] = "";
+        for (int mi = 0; mi < g->n_methods; mi++) {
+            const GridMethod *m = &g->methods[mi];
+            if (m->src != GRID_SRC_DISTILL || !m->distill_def || !p->tests[d].info) continue;
+            if (!loaded) {
+                loaded = 1;
+                if (grid_load_trainset(g, d, &tr, &e)) {
+                    grid_issue(iss, "%s: method %s: the %s training split (\"distill\" distils it): %s", g->path, m->name,
+                               p->tests[d].name, e.msg);
+                    dataset_free(&tr);
+                    loaded = -1;
+                } else grid_dataset_sha(&tr, tr_sha);
+            }
+            if (loaded < 0) break;
+            for (int ipc = 0; ipc < g->n_ipcs; ipc++) {
+                if (!(m->distill_ipcs >> ipc & 1)) continue;
+                int k = add_pool(p, &cap_pools);
+                if (k < 0) goto oom;
+                GridPool *gp = &p->pools[k];
+                gp->dataset = d, gp->method = mi, gp->ipc = ipc, gp->cell = -1, gp->train_n = tr.n;
+                memcpy(gp->train_sha256, tr_sha, sizeof(tr_sha));
+                DistillConfig cfg;
+                DistillParams prm;
+                DistillPaths paths;
+                DistillRun r;
+                if (grid_distill_setup(p, k, NULL, &cfg, &prm, &paths, &e) ||
+                    distill_run_init(&r, &cfg, &prm, &tr, NULL, &e)) {
+                    grid_issue(iss, "%s: method %s: \"distill\" (%s on %s at ipc %s): %s", g->path, m->name,
+                               m->distill_def->name, p->tests[d].name, g->ipcs[ipc], e.msg);
+                    p->n_pools--;
+                    continue;
+                }
+                int min_class = tr.n;
+                for (int c = 0; c < r.K; c++) min_class = MIN(min_class, r.class_n[c]);
+                gp->packed4 = r.packed4;
+                gp->n = r.n_syn * (r.packed4 ? 4 : 1);
+                gp->updates = cfg.iterations + 1;
+                gp->passes = grid_distill_passes(&prm, r.K, cfg.ipc, min_class);
+                distill_run_free(&r);
+                if (strlen(paths.res) >= sizeof(gp->path)) {
+                    grid_issue(iss, "%s: method %s: the distilled set's path is too long", g->path, m->name);
+                    p->n_pools--;
+                    continue;
+                }
+                snprintf(gp->path, sizeof(gp->path), "%s", paths.res);
+                GridCell *c = add_cell(p, &cap_cells);
+                if (!c) goto oom;
+                c->kind = CELL_DISTILL, c->model = -1, c->pool = k;
+                snprintf(c->out_path, sizeof(c->out_path), "%s", paths.res);
+                gp->cell = p->n_cells - 1;
+            }
+        }
+        if (loaded > 0) dataset_free(&tr);
+    }
     // models: one per method x dataset x ipc x arch x training attack (x run when trained)
     static PoolSeen seen[256];
     int n_seen = 0;
     int full_checked[GRID_MAX_LIST] = {0};
     for (int mi = 0; mi < g->n_methods; mi++) {
         const GridMethod *m = &g->methods[mi];
-        if (m->src == GRID_SRC_DISTILL) {
-            grid_issue(iss, "%s: method %s: \"distill\" runs stage 1 (beard distill), which this build does not have yet; "
-                            "give its distilled set as \"pool\"", g->path, m->name);
-            continue;
-        }
         for (int d = 0; d < g->n_datasets; d++)
             for (int ipc = 0; ipc < g->n_ipcs; ipc++)
                 for (int a = 0; a < g->n_archs; a++)
@@ -973,8 +1207,14 @@ int grid_plan(GridPlan *p, Grid *g, GridIssues *iss) {
                         }
                         // trained: one model per run
                         char pool_path[GRID_PATH] = "";
-                        int ps = -1;
-                        if (src == GRID_SRC_POOL) {
+                        int ps = -1, gpool = -1;
+                        if (src == GRID_SRC_DISTILL) {
+                            if (!(m->distill_ipcs >> ipc & 1)) continue; // not this method's IPC
+                            for (int k = 0; k < p->n_pools && gpool < 0; k++)
+                                if (p->pools[k].method == mi && p->pools[k].dataset == d && p->pools[k].ipc == ipc) gpool = k;
+                            if (gpool < 0) continue; // its distill settings were reported
+                            snprintf(pool_path, sizeof(pool_path), "%s", p->pools[gpool].path);
+                        } else if (src == GRID_SRC_POOL) {
                             char ex[GRID_PATH];
                             if (expand(m->pool, g, m, d, ipc, a, ta, ex, sizeof(ex)) ||
                                 resolve_pool(g, ex, pool_path, sizeof(pool_path))) {
@@ -1013,6 +1253,8 @@ int grid_plan(GridPlan *p, Grid *g, GridIssues *iss) {
                             gm->train_cell = p->n_cells - 1;
                             snprintf(c->out_path, sizeof(c->out_path), "%s", gm->path);
                             snprintf(c->pool_path, sizeof(c->pool_path), "%s", pool_path);
+                            c->pool = gpool;
+                            if (gpool >= 0) c->pool_n = p->pools[gpool].n; // its checksum once distilled
                             if (ps >= 0) {
                                 snprintf(c->pool_sha256, sizeof(c->pool_sha256), "%s", seen[ps].sha);
                                 c->pool_n = seen[ps].n;
@@ -1034,7 +1276,7 @@ int grid_plan(GridPlan *p, Grid *g, GridIssues *iss) {
         if (cell->pool_sha256[0]) continue;
         Dataset tr;
         if (!grid_load_trainset(g, d, &tr, &e)) {
-            dataset_sha(&tr, cell->pool_sha256);
+            grid_dataset_sha(&tr, cell->pool_sha256);
             cell->pool_n = tr.n;
         }
         dataset_free(&tr);
@@ -1061,8 +1303,16 @@ int grid_plan(GridPlan *p, Grid *g, GridIssues *iss) {
     for (int c = 0; c < p->n_cells; c++) {
         GridCell *cell = &p->cells[c];
         char pre[256];
-        model_prefix(p, &p->models[cell->model], pre, sizeof(pre));
         const char *kn = grid_cell_kind(cell->kind)->name;
+        if (cell->kind == CELL_DISTILL) {
+            const GridPool *gp = &p->pools[cell->pool];
+            const GridMethod *m = &g->methods[gp->method];
+            snprintf(cell->key, sizeof(cell->key), "%s/%s/%s/ipc%s/%s", kn, g->datasets[gp->dataset], m->name,
+                     g->ipcs[gp->ipc], m->distill.arch);
+            cell->cost = grid_cell_kind(cell->kind)->cost(p, cell);
+            continue;
+        }
+        model_prefix(p, &p->models[cell->model], pre, sizeof(pre));
         if (cell->kind == CELL_TRAIN) snprintf(cell->key, sizeof(cell->key), "%s/%s", kn, pre);
         else if (cell->kind == CELL_CLEAN)
             snprintf(cell->key, sizeof(cell->key), "%s/%s/%s", kn, pre, semantics_name((Semantics)cell->sem));
@@ -1099,6 +1349,7 @@ void grid_plan_free(GridPlan *p) {
     for (int c = 0; c < p->n_cells; c++) free(p->cells[c].config);
     free(p->cells);
     free(p->models);
+    free(p->pools);
     store_rows_free(p->imports, p->n_imports);
     memset(p, 0, sizeof(*p));
 }
@@ -1117,11 +1368,29 @@ static cJSON *test_json(const GridPlan *p, int d) {
 
 int grid_cell_prepare(GridPlan *p, int c, Err *e) {
     GridCell *cell = &p->cells[c];
-    const GridModel *m = &p->models[cell->model];
     if (cell->hash[0]) return 0;
-    if (cell->kind != CELL_TRAIN && !m->sha256[0]) return 1; // the model is not trained yet
     cJSON *cfg = cJSON_CreateObject();
     cJSON_AddStringToObject(cfg, "kind", grid_cell_kind(cell->kind)->name);
+    if (cell->kind == CELL_DISTILL) {
+        // the kind's config: the stage's settings and the real training split
+        cJSON_AddStringToObject(cfg, "dataset", p->tests[p->pools[cell->pool].dataset].name);
+        goto kind;
+    }
+    const GridModel *m = &p->models[cell->model];
+    if (cell->kind != CELL_TRAIN && !m->sha256[0]) { // the model is not trained yet
+        cJSON_Delete(cfg);
+        return 1;
+    }
+    if (cell->kind == CELL_TRAIN && cell->pool >= 0) { // a grid pool: once distilled
+        const GridPool *gp = &p->pools[cell->pool];
+        int r = gp->sha256[0] ? grid_cell_prepare(p, gp->cell, e) : 1;
+        if (r) {
+            cJSON_Delete(cfg);
+            return r;
+        }
+        memcpy(cell->pool_sha256, gp->sha256, sizeof(cell->pool_sha256));
+        cell->pool_n = gp->n;
+    }
     // a model does not depend on the test set (its row's test accuracy does, and says n)
     if (cell->kind != CELL_TRAIN) cJSON_AddItemToObject(cfg, "test", test_json(p, m->dataset));
     else cJSON_AddStringToObject(cfg, "dataset", p->tests[m->dataset].name);
@@ -1130,6 +1399,7 @@ int grid_cell_prepare(GridPlan *p, int c, Err *e) {
         cJSON_AddStringToObject(mo, "arch", p->grid->archs[m->arch]);
         cJSON_AddStringToObject(mo, "sha256", m->sha256);
     }
+kind:
     if (grid_cell_kind(cell->kind)->config(p, cell, cfg, e)) {
         cJSON_Delete(cfg);
         return -1;
@@ -1145,12 +1415,24 @@ int grid_cell_prepare(GridPlan *p, int c, Err *e) {
 
 void grid_cell_row(const GridPlan *p, int c, StoreRow *r) {
     const GridCell *cell = &p->cells[c];
-    const GridModel *m = &p->models[cell->model];
     const Grid *g = p->grid;
     snprintf(r->kind, sizeof(r->kind), "%s", grid_cell_kind(cell->kind)->name);
     snprintf(r->key, sizeof(r->key), "%s", cell->key);
     snprintf(r->hash, sizeof(r->hash), "%s", cell->hash);
     snprintf(r->source, sizeof(r->source), "run");
+    snprintf(r->version, sizeof(r->version), "%s", BEARD_VERSION);
+    if (cell->kind == CELL_DISTILL) {
+        const GridPool *gp = &p->pools[cell->pool];
+        const GridMethod *gm = &g->methods[gp->method];
+        snprintf(r->dataset, sizeof(r->dataset), "%s", g->datasets[gp->dataset]);
+        snprintf(r->method, sizeof(r->method), "%s", gm->name);
+        snprintf(r->ipc, sizeof(r->ipc), "%s", g->ipcs[gp->ipc]);
+        snprintf(r->arch, sizeof(r->arch), "%s", gm->distill.arch);
+        r->run = 0;
+        r->seed = gm->distill.seed;
+        return;
+    }
+    const GridModel *m = &p->models[cell->model];
     snprintf(r->dataset, sizeof(r->dataset), "%s", g->datasets[m->dataset]);
     snprintf(r->method, sizeof(r->method), "%s", g->methods[m->method].name);
     snprintf(r->ipc, sizeof(r->ipc), "%s", g->ipcs[m->ipc]);
@@ -1163,7 +1445,6 @@ void grid_cell_row(const GridPlan *p, int c, StoreRow *r) {
         r->targeted = cell->targeted;
     }
     if (cell->sem >= 0) snprintf(r->semantics, sizeof(r->semantics), "%s", semantics_name((Semantics)cell->sem));
-    snprintf(r->version, sizeof(r->version), "%s", BEARD_VERSION);
     r->seed = (long long)(g->seed + (cell->kind == CELL_TRAIN ? (uint64_t)m->run : 0));
 }
 

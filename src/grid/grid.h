@@ -17,7 +17,8 @@
  *      {"name": "IDM", "pool": "...", "unpack4": true},  // BEARD's "aug" (4-in-1)
  *      {"name": "MTT", "pool": "mtt_ipc{ipc}/", "learned_lr": true},
  *      {"name": "Full", "src_dataset": true}, // the whole real training set (reference)
- *      {"name": "X", "distill": {...}}],     // stage 1: refused until src/distill lands
+ *      {"name": "DM1", "distill": {"method": "DM", "ipc": [1, 10], "iterations": 20000,
+ *                                 "lr_img": 1.0}}],  // stage 1 makes the pool (below)
  *    "train_attacks": ["None", "PGD"],      // train.h's names (adversarial training)
  *    "attacks": ["FGSM", {"name": "PGD", "params": {"eps": ["4/255", "8/255"], "steps": 10}}],
  *    "modes": ["targeted", "untargeted"], "semantics": ["beard", "pixel"],
@@ -45,12 +46,31 @@
  * carries BEARD's exact name). The final model of training is kept: picking the epoch
  * with the best test accuracy, as BEARD's _{acc} files do, selects on the test set.
  *
+ * "distill": stage 1 (src/distill, what `beard distill` runs) makes the method's pool, one
+ * per dataset and IPC, from the real training split ("train_limit" applies; SYNTHETIC:
+ * 2000 images), written in BEARD's layout as
+ * out/dataset_pool/<METHOD>/res_{distill method}_{dataset}_{arch}_{ipc}ipc.pt (with the
+ * method's .pkl and vis_*.png); the method's training cells train on it. Its keys, after
+ * `beard distill --config`'s: "method" (a method of `beard distill --help`; default the
+ * grid method's name), "arch" or "model" (the distilling network, default ConvNet),
+ * "ipc" (a number or a list: the grid IPCs this method covers; default all of them),
+ * "iterations" or "Iteration" (default 20000, as beard distill), "seed" (default the
+ * grid's), "checkpoint_every" (default 100: a killed distillation resumes from its last
+ * checkpoint, named by the cell's hash so that a changed setting never resumes a stale
+ * one), and every parameter of the method by its official name ("lr_img": 0.5). An
+ * unknown method or parameter, a bad value or an IPC the training split cannot fill is
+ * reported before any cell runs. Same settings and thread count: the pool equals what
+ * `beard distill` writes, tensor for tensor. 2x2-mosaic sets (IDM's "aug") are unpacked
+ * for training as BEARD's "aug" does, without "unpack4".
+ *
  * Cells. Each cell kind is one entry of the table in grid_cells.c (how it is keyed,
- * configured, costed and run): "train" (a model from a pool), "clean" (clean accuracy and
- * the clean pass's time, per model and semantics: BEARD's t_c), "attack" (one attack in
- * one mode and semantics on one model). BEARD logs are imported as rows, not run. A
- * distillation stage is one more kind (a pool from a method's distill settings, which the
- * train cell then depends on).
+ * configured, costed and run): "distill" (a pool from a method's distill settings),
+ * "train" (a model from a pool: a file, the real training set or a distill cell's pool),
+ * "clean" (clean accuracy and the clean pass's time, per model and semantics: BEARD's
+ * t_c), "attack" (one attack in one mode and semantics on one model). BEARD logs are
+ * imported as rows, not run. A cell's configuration hash covers everything it depends
+ * on: a training cell's covers its distill cell's hash and the pool's checksum, so a
+ * changed distill setting re-distills and retrains, and an unchanged one is reused.
  */
 #ifndef BEARD_GRID_H
 #define BEARD_GRID_H
@@ -59,6 +79,7 @@
 
 #include "../attacks/runner.h"
 #include "../data/dataset.h"
+#include "../distill/distill.h"
 #include "../train/train_config.h"
 #include "../store/store.h"
 
@@ -86,6 +107,11 @@ typedef struct {
     char model[GRID_PATH];   // template
     char pool[GRID_PATH];    // template (relative to dataset_pool unless it exists as given)
     int unpack4, learned_lr, pixels, exp;
+    // "distill" (src GRID_SRC_DISTILL): the stage's settings (method, arch, iterations,
+    // seed, checkpoint_every and the method's parameters; ipc and dataset set per cell)
+    const DistillMethodDef *distill_def;
+    DistillSettings distill;
+    unsigned distill_ipcs;   // bit i: the grid's ipcs[i] is distilled
 } GridMethod;
 
 typedef struct {
@@ -139,7 +165,7 @@ cJSON *grid_file_json(const char *path, GridIssues *iss);
 // ----------------------------------------------------------------------------
 // the plan: cells
 
-typedef enum { CELL_TRAIN, CELL_CLEAN, CELL_ATTACK, CELL_N_KINDS } CellKind;
+typedef enum { CELL_DISTILL, CELL_TRAIN, CELL_CLEAN, CELL_ATTACK, CELL_N_KINDS } CellKind;
 typedef enum { CELL_PENDING, CELL_DONE, CELL_RUNNING, CELL_FAILED, CELL_BLOCKED } CellStatus;
 
 typedef struct {
@@ -148,6 +174,20 @@ typedef struct {
     int train_cell;          // the cell that writes it, or -1 for a file
     int dataset, method, ipc, arch, train_attack, run;
 } GridModel;
+
+// a distilled set the grid makes (a distill cell's output, a training cell's input)
+typedef struct {
+    int dataset, method, ipc;  // grid indices
+    int cell;                  // the distill cell that writes it
+    char path[GRID_PATH];      // the res file
+    char sha256[65];           // its checksum once written (or found in the store), else ""
+    int n;                     // its images (as planned; as written once known)
+    int packed4;               // 2x2 mosaics (IDM's aug): unpacked for training
+    int train_n;               // the real training images it is distilled from
+    char train_sha256[65];
+    double passes;             // estimated passes per update
+    long updates;
+} GridPool;
 
 typedef struct {
     char name[32];
@@ -161,7 +201,8 @@ typedef struct {
 typedef struct {
     CellKind kind;
     char key[STORE_KEY_MAX];
-    int model;               // the model it evaluates (clean, attack) or writes (train)
+    int model;               // the model it evaluates (clean, attack) or writes (train); -1: distill
+    int pool;                // distill: the pool it writes; train: the grid pool it trains on; else -1
     int attack, targeted, sem; // attack: index into attacks; -1 where n/a
     double cost;             // estimated forward+backward passes, summed over samples
     char out_path[GRID_PATH]; // the file it writes, "" if none
@@ -183,6 +224,8 @@ typedef struct {
     GridModel *models;
     int n_cells;
     GridCell *cells;
+    int n_pools;
+    GridPool *pools;
     int n_imports;           // rows from BEARD logs (source "beard-log")
     StoreRow *imports;
 } GridPlan;
@@ -194,8 +237,8 @@ typedef struct {
 int grid_plan(GridPlan *p, Grid *g, GridIssues *iss);
 void grid_plan_free(GridPlan *p);
 
-// The cell's configuration and hash, once its inputs are known (the model's checksum);
-// 0 when set, 1 when not yet known, -1 on error.
+// The cell's configuration and hash, once its inputs are known (the model's checksum; a
+// training cell's grid pool); 0 when set, 1 when not yet known, -1 on error.
 int grid_cell_prepare(GridPlan *p, int c, Err *e);
 
 // the coordinates of a cell into a store row (key, kind, dataset, method, ...)
@@ -207,6 +250,8 @@ const DatasetInfo *grid_dataset_info(const char *name);
 // images, 500 by default), and the training split (SYNTHETIC: 2000 images)
 int grid_load_testset(const Grid *g, int d, Dataset *ds, Err *e);
 int grid_load_trainset(const Grid *g, int d, Dataset *ds, Err *e);
+// the SHA-256 of a dataset's images and labels (test sets, training splits)
+void grid_dataset_sha(const Dataset *ds, char out[65]);
 // A model's identity: the SHA-256 of its architecture name, parameters and buffers (not of
 // the file: a checkpoint's zip entries carry timestamps, so two saves of one model differ)
 void grid_net_sha(const Net *net, char out[65]);
@@ -216,6 +261,13 @@ int grid_model_sha(const GridPlan *p, int m, char out[65], Err *e);
 int grid_param_is_text(const AttackDef *def, const AttackParams *p, int i);
 // estimated forward+backward passes per sample of an attack with these parameters
 double grid_attack_passes(const AttackDef *def, const AttackParams *params);
+// a distill cell's stage settings for its pool (config, parameters, the res/pkl/png paths
+// and the hash-named checkpoint); the cell's hash must be known for the checkpoint name
+int grid_distill_setup(const GridPlan *p, int pool, const char *hash, DistillConfig *cfg, DistillParams *params,
+                       DistillPaths *paths, Err *e);
+// estimated forward+backward passes (over images) of one update of a method: the real
+// batches it embeds and the synthetic set it differentiates, from its parameters
+double grid_distill_passes(const DistillParams *params, int K, int ipc, int min_class);
 
 // ----------------------------------------------------------------------------
 // cell kinds (grid_cells.c)
@@ -259,7 +311,8 @@ typedef struct {
     double seconds;
 } GridRunStats;
 
-// shard assignment: whole models (a training cell and everything evaluating its model)
+// shard assignment: whole models (a training cell and everything evaluating its model),
+// and whole pools (a distill cell and every model trained on its pool)
 int grid_cell_shard(const GridPlan *p, int c, int n_shards);
 
 // Runs the plan's pending cells in this process, writing each finished cell to the store.

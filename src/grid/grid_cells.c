@@ -2,16 +2,20 @@
  * grid_cells.c: the kinds of cells a grid is made of, one table entry each, and the
  * worker that runs them with the stages as libraries:
  *
- *   train   src/train (train_model, the BEARD/DC-bench recipe) on a pool file or the
- *           real training set; writes the checkpoint atomically (checkpoint_save)
+ *   distill src/distill (distill_run: what `beard distill` runs, with the same settings
+ *           the same set) on the real training split; writes the method's release files
+ *           under out/dataset_pool/<METHOD>/, checkpoints every checkpoint_every updates
+ *           (named by the cell's hash) and resumes from one a killed run left
+ *   train   src/train (train_model, the BEARD/DC-bench recipe) on a pool file, a distill
+ *           cell's pool or the real training set; writes the checkpoint atomically
+ *           (checkpoint_save)
  *   clean   the clean pass in one semantics (attack_clean_predict): accuracy, per-sample
  *           correctness and its time, BEARD's t_c
  *   attack  src/attacks/runner (attack_evaluate): exactly what `beard attack` runs, so
  *           a grid cell and `beard attack` with the same settings agree sample for sample
  *
- * A new kind (stage 1's distill, when src/distill lands: a pool from a method's distill
- * settings, on which the train cell then depends) is one more entry of `kinds`: its
- * configuration (what the hash covers), its cost estimate and its run function.
+ * A new kind is one more entry of `kinds`: its configuration (what the hash covers), its
+ * cost estimate and its run function.
  *
  * The worker keeps the last test set and the last model loaded: a grid's cells are
  * ordered by model, so each model and test set is loaded once per process.
@@ -22,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "../attacks/result_json.h"
 #include "../core/parallel.h"
@@ -30,6 +35,7 @@
 #include "../io/file.h"
 #include "../models/checkpoint.h"
 #include "../models/convnet.h"
+#include "../store/store.h"
 #include "../train/train.h"
 #include "grid.h"
 
@@ -146,6 +152,109 @@ static int worker_model(GridWorker *w, int m, Err *e) {
 }
 
 // ----------------------------------------------------------------------------
+// distill
+
+static int distill_config_json(const GridPlan *p, const GridCell *c, cJSON *cfg, Err *e) {
+    const GridPool *gp = &p->pools[c->pool];
+    DistillConfig dc;
+    DistillParams prm;
+    DistillPaths paths;
+    if (grid_distill_setup(p, c->pool, NULL, &dc, &prm, &paths, e)) return -1;
+    cJSON *tr = cJSON_AddObjectToObject(cfg, "train_split");
+    cJSON_AddNumberToObject(tr, "limit", (double)p->grid->train_limit);
+    cJSON_AddNumberToObject(tr, "n", gp->train_n);
+    cJSON_AddStringToObject(tr, "sha256", gp->train_sha256);
+    cJSON_AddStringToObject(cfg, "method", dc.method->name);
+    cJSON_AddStringToObject(cfg, "arch", dc.arch);
+    cJSON_AddNumberToObject(cfg, "ipc", dc.ipc);
+    cJSON_AddNumberToObject(cfg, "iterations", (double)dc.iterations);
+    cJSON_AddNumberToObject(cfg, "seed", (double)dc.seed);
+    // every parameter, the defaults included: a changed default in a new beard is a new cell
+    cJSON *pa = cJSON_AddObjectToObject(cfg, "params");
+    for (int i = 0; i < prm.n; i++) {
+        const DistillParamDef *d = &prm.def->params[i];
+        if (d->type == DPARAM_STR) cJSON_AddStringToObject(pa, d->name, prm.s[i]);
+        else if (d->type == DPARAM_BOOL) cJSON_AddBoolToObject(pa, d->name, prm.v[i] != 0);
+        else cJSON_AddNumberToObject(pa, d->name, prm.v[i]);
+    }
+    return 0;
+}
+
+static double distill_cost(const GridPlan *p, const GridCell *c) {
+    const GridPool *gp = &p->pools[c->pool];
+    return (double)gp->updates * gp->passes;
+}
+
+static int distill_cell_run(GridWorker *w, const GridPlan *p, const GridCell *c, StoreRow *row, Err *e) {
+    (void)w;
+    const Grid *g = p->grid;
+    const GridPool *gp = &p->pools[c->pool];
+    const GridMethod *gm = &g->methods[gp->method];
+    DistillConfig cfg;
+    DistillParams prm;
+    DistillPaths paths;
+    if (grid_distill_setup(p, c->pool, c->hash, &cfg, &prm, &paths, e)) return -1;
+    Dataset tr;
+    if (grid_load_trainset(g, gp->dataset, &tr, e)) {
+        dataset_free(&tr);
+        return err_wrap(e, "the %s training split", p->tests[gp->dataset].name);
+    }
+    char sha[65];
+    grid_dataset_sha(&tr, sha);
+    if (strcmp(sha, gp->train_sha256)) {
+        dataset_free(&tr);
+        return err_set(e, "the %s training split changed since the grid was planned", p->tests[gp->dataset].name);
+    }
+    if (file_mkdirs(paths.dir, e)) {
+        dataset_free(&tr);
+        return -1;
+    }
+    // a killed run left its checkpoint (named by this configuration's hash): go on from it
+    struct stat st;
+    int resume = cfg.ckpt_every > 0 && stat(cfg.ckpt_path, &st) == 0;
+    DistillResult res;
+    int rc = distill_run(&cfg, &prm, &tr, NULL, NULL, &paths, resume, &res, e);
+    if (rc && resume && strstr(e->msg, "cannot resume")) { // not a checkpoint this build can read
+        fprintf(stderr, "beard run: %s: %s; distilling from the start\n", c->key, e->msg);
+        distill_result_free(&res);
+        remove(cfg.ckpt_path);
+        resume = 0;
+        rc = distill_run(&cfg, &prm, &tr, NULL, NULL, &paths, 0, &res, e);
+    }
+    dataset_free(&tr);
+    if (rc) {
+        distill_result_free(&res);
+        return -1;
+    }
+    // the set as the training cells will read it
+    Pool pool;
+    PoolOptions po = {.info = p->tests[gp->dataset].info, .exp = gm->exp, .pixels = gm->pixels};
+    if (pool_load(&pool, paths.res, &po, e) || ((gp->packed4 || gm->unpack4) && pool_unpack4(&pool, e)) ||
+        store_sha256_file(paths.res, row->model_sha256, e)) {
+        pool_free(&pool);
+        distill_result_free(&res);
+        return err_wrap(e, "the distilled set %s", paths.res);
+    }
+    snprintf(row->model_path, sizeof(row->model_path), "%s", c->out_path); // = paths.res
+    row->n = pool.n;
+    row->seconds = res.seconds;
+    cJSON *x = cJSON_CreateObject();
+    cJSON_AddStringToObject(x, "pool", paths.res);
+    cJSON_AddNumberToObject(x, "images", pool.n);
+    cJSON_AddNumberToObject(x, "steps", (double)res.steps);
+    cJSON_AddNumberToObject(x, "steps_run", (double)res.steps_run);
+    cJSON_AddNumberToObject(x, "resumed_from", (double)res.resumed_from);
+    cJSON_AddNumberToObject(x, "final_loss", res.final_loss);
+    cJSON_AddNumberToObject(x, "iterations_per_second", res.seconds > 0 ? res.steps_run / res.seconds : 0);
+    cJSON_AddNumberToObject(x, "peak_memory_mb", res.peak_mb);
+    row->extra = cJSON_PrintUnformatted(x);
+    cJSON_Delete(x);
+    pool_free(&pool);
+    distill_result_free(&res);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
 // train
 
 // the recipe of a training cell (the grid's "train" settings with its training attack)
@@ -173,10 +282,11 @@ static int train_config_json(const GridPlan *p, const GridCell *c, cJSON *cfg, E
     cJSON_AddStringToObject(cfg, "arch", g->archs[m->arch]);
     cJSON_AddNumberToObject(cfg, "seed", (double)(g->seed + (uint64_t)m->run));
     cJSON *src = cJSON_AddObjectToObject(cfg, "source");
-    cJSON_AddStringToObject(src, "kind", c->pool_path[0] ? "pool" : "src_dataset");
+    cJSON_AddStringToObject(src, "kind", c->pool >= 0 ? "distill" : c->pool_path[0] ? "pool" : "src_dataset");
+    if (c->pool >= 0) cJSON_AddStringToObject(src, "distill_hash", p->cells[p->pools[c->pool].cell].hash);
     cJSON_AddStringToObject(src, "sha256", c->pool_sha256);
     cJSON_AddNumberToObject(src, "n", c->pool_n);
-    cJSON_AddBoolToObject(src, "unpack4", gm->unpack4);
+    cJSON_AddBoolToObject(src, "unpack4", gm->unpack4 || (c->pool >= 0 && p->pools[c->pool].packed4));
     cJSON_AddBoolToObject(src, "learned_lr", gm->learned_lr);
     cJSON_AddBoolToObject(src, "pixels", gm->pixels);
     cJSON_AddNumberToObject(src, "exp", gm->exp);
@@ -237,7 +347,18 @@ static int train_run(GridWorker *w, const GridPlan *p, const GridCell *c, StoreR
     int have_net = 0, rc = -1;
     if (c->pool_path[0]) {
         PoolOptions po = {.info = in, .exp = gm->exp, .pixels = gm->pixels};
-        if (pool_load(&pool, c->pool_path, &po, e) || (gm->unpack4 && pool_unpack4(&pool, e))) goto done;
+        int unpack = gm->unpack4;
+        if (c->pool >= 0) { // a distill cell's set: the one the hash was made of
+            const GridPool *gp = &p->pools[c->pool];
+            char sha[65];
+            unpack |= gp->packed4;
+            if (store_sha256_file(c->pool_path, sha, e)) goto done;
+            if (gp->sha256[0] && strcmp(sha, gp->sha256)) {
+                err_set(e, "%s changed since it was distilled (checksum %.12s, expected %.12s)", c->pool_path, sha, gp->sha256);
+                goto done;
+            }
+        }
+        if (pool_load(&pool, c->pool_path, &po, e) || (unpack && pool_unpack4(&pool, e))) goto done;
         if (gm->learned_lr) cfg.lr = (float)pool.lr;
     } else if (grid_load_trainset(g, m->dataset, &tr, e) || pool_from_dataset(&pool, &tr, in, e)) {
         goto done;
@@ -400,6 +521,7 @@ static int attack_run(GridWorker *w, const GridPlan *p, const GridCell *c, Store
 // the table
 
 static const GridCellKindDef kinds[CELL_N_KINDS] = {
+    [CELL_DISTILL] = {"distill", distill_config_json, distill_cost, distill_cell_run},
     [CELL_TRAIN] = {"train", train_config_json, train_cost, train_run},
     [CELL_CLEAN] = {"clean", clean_config_json, clean_cost, clean_run},
     [CELL_ATTACK] = {"attack", attack_config_json, attack_cost, attack_run},

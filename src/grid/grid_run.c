@@ -5,11 +5,12 @@
  * Resuming. A cell whose key and configuration hash are in the store is done and is
  * skipped (--force reruns it). A training cell also needs its checkpoint on disk with the
  * checksum the store recorded, else it is trained again (and the cells evaluating the new
- * model get new hashes, so stale results are never reused). Every finished cell is
- * committed before the next starts: kill -9 loses at most the cells in flight.
+ * model get new hashes, so stale results are never reused); a distill cell likewise needs
+ * its distilled set. Every finished cell is committed before the next starts: kill -9
+ * loses at most the cells in flight (a distill cell resumes from its last checkpoint).
  *
- * Order. Training cells first, then per model its clean and attack cells, so each
- * process loads a model and a test set once. Under MPI the scheduler gives a worker the
+ * Order. Distill cells first, then training cells, then per model its clean and attack
+ * cells, so each process loads a model and a test set once. Under MPI the scheduler gives a worker the
  * next ready cell of the model it evaluated last when there is one. The results do not
  * depend on the order or the process: each cell is a pure function of its configuration
  * (seeded per sample), given the same thread count.
@@ -23,7 +24,13 @@
 #include "grid.h"
 
 int grid_cell_shard(const GridPlan *p, int c, int n_shards) {
-    return n_shards > 1 ? p->cells[c].model % n_shards : 0;
+    if (n_shards <= 1) return 0;
+    const GridCell *cell = &p->cells[c];
+    if (cell->kind == CELL_DISTILL) return cell->pool % n_shards;
+    // a model trained on a grid pool goes with its pool
+    int tc = p->models[cell->model].train_cell;
+    if (tc >= 0 && p->cells[tc].pool >= 0) return p->cells[tc].pool % n_shards;
+    return cell->model % n_shards;
 }
 
 static int in_shard(const GridPlan *p, int c, const GridRunOptions *o) {
@@ -58,7 +65,14 @@ static int check_done(GridPlan *p, Store *s, int c, Err *e) {
     StoreRow r;
     int f = store_get(s, cell->key, cell->hash, &r, e);
     if (f <= 0) return f;
-    if (cell->kind == CELL_TRAIN) {
+    if (cell->kind == CELL_DISTILL) {
+        char sha[65];
+        Err e2;
+        GridPool *gp = &p->pools[cell->pool];
+        if (strcmp(r.model_path, cell->out_path) || store_sha256_file(cell->out_path, sha, &e2) || strcmp(sha, r.model_sha256))
+            f = 0; // the distilled set is gone or was replaced: distil again
+        else snprintf(gp->sha256, sizeof(gp->sha256), "%s", r.model_sha256), gp->n = r.n;
+    } else if (cell->kind == CELL_TRAIN) {
         char sha[65];
         Err e2;
         if (strcmp(r.model_path, cell->out_path) || grid_model_sha(p, cell->model, sha, &e2) || strcmp(sha, r.model_sha256))
@@ -90,6 +104,7 @@ static void report(const GridPlan *p, int c, const StoreRow *r, const char *erro
     const GridCell *cell = &p->cells[c];
     printf("[%*d/%d %3.0f%% ETA %s] %s", t->total >= 100 ? 3 : 2, t->finished, t->total, 100 * frac, eta, cell->key);
     if (error) printf(": FAILED: %s\n", error);
+    else if (cell->kind == CELL_DISTILL) printf(": %d images, %.1fs, %s\n", r->n, r->seconds, r->model_path);
     else if (cell->kind == CELL_TRAIN) printf(": test accuracy %.2f%%, %.1fs\n", r->accuracy, r->seconds);
     else if (cell->kind == CELL_CLEAN) printf(": clean accuracy %.2f%%, %.2fs\n", r->accuracy, r->seconds);
     else
@@ -110,11 +125,25 @@ static int commit(GridPlan *p, Store *s, int c, StoreRow *row, const GridRunOpti
     if (store_put(s, row, o->force, &w, e)) return -1;
     store_fault("cell-end");
     if (cell->kind == CELL_TRAIN) snprintf(p->models[cell->model].sha256, 65, "%s", row->model_sha256);
+    if (cell->kind == CELL_DISTILL) {
+        GridPool *gp = &p->pools[cell->pool];
+        snprintf(gp->sha256, sizeof(gp->sha256), "%s", row->model_sha256);
+        gp->n = row->n;
+    }
     cell->status = CELL_DONE;
     return 0;
 }
 
 static void block_dependents(GridPlan *p, int c, GridRunStats *st) {
+    if (p->cells[c].kind == CELL_DISTILL) { // the models trained on its set, and theirs
+        for (int k = 0; k < p->n_cells; k++)
+            if (p->cells[k].kind == CELL_TRAIN && p->cells[k].pool == p->cells[c].pool && p->cells[k].status == CELL_PENDING) {
+                p->cells[k].status = CELL_BLOCKED;
+                st->blocked++;
+                block_dependents(p, k, st);
+            }
+        return;
+    }
     if (p->cells[c].kind != CELL_TRAIN) return;
     for (int k = 0; k < p->n_cells; k++)
         if (k != c && p->cells[k].model == p->cells[c].model && p->cells[k].status == CELL_PENDING) {
@@ -161,10 +190,12 @@ static int ready(GridPlan *p, Store *s, int c, const GridRunOptions *o, GridRunS
 static int survey(GridPlan *p, Store *s, const GridRunOptions *o, GridRunStats *st, Tally *t, Err *e) {
     memset(t, 0, sizeof(*t));
     refine_costs(p, s);
-    for (int pass = 0; pass < 2; pass++) // training cells first: their models key the others
+    // distill cells first, then training cells: their outputs key the others
+    for (int pass = 0; pass < 3; pass++)
         for (int c = 0; c < p->n_cells; c++) {
             GridCell *cell = &p->cells[c];
-            if ((cell->kind == CELL_TRAIN) != (pass == 0) || !in_shard(p, c, o)) continue;
+            int kp = cell->kind == CELL_DISTILL ? 0 : cell->kind == CELL_TRAIN ? 1 : 2;
+            if (kp != pass || !in_shard(p, c, o)) continue;
             st->cells++;
             cell->status = CELL_PENDING;
             int r = grid_cell_prepare(p, c, e);
@@ -207,7 +238,7 @@ int grid_run_local(GridPlan *p, Store *s, const GridRunOptions *o, GridRunStats 
             t.total--, t.cost_total -= cell->cost;
             continue;
         }
-        if (r == 0) { // its model was not trained
+        if (r == 0) { // its model was not trained (or its set not distilled)
             cell->status = CELL_BLOCKED;
             st->blocked++;
             continue;
@@ -402,8 +433,12 @@ static int worker_loop(GridPlan *p, Err *e) {
             rc = err_set(e, "rank %d: a malformed work message", dist_rank());
             break;
         }
-        // the model as rank 0 knows it (trained by another rank, perhaps)
-        if (sha[0] != '-') snprintf(p->models[p->cells[c].model].sha256, 65, "%s", sha);
+        // the model (or a training cell's distilled set) as rank 0 knows it (made by
+        // another rank, perhaps)
+        GridCell *cell = &p->cells[c];
+        if (sha[0] != '-' && cell->kind == CELL_TRAIN && cell->pool >= 0)
+            snprintf(p->pools[cell->pool].sha256, 65, "%s", sha);
+        else if (sha[0] != '-' && cell->model >= 0) snprintf(p->models[cell->model].sha256, 65, "%s", sha);
         StoreRow row;
         store_row_init(&row);
         Err ce;
@@ -421,7 +456,10 @@ static int worker_loop(GridPlan *p, Err *e) {
 static int send_work(GridPlan *p, int worker, int c, Err *e) {
     unsigned char msg[4 + 64];
     memcpy(msg, &c, 4);
-    const char *sha = p->models[p->cells[c].model].sha256;
+    const GridCell *cell = &p->cells[c];
+    const char *sha = cell->kind == CELL_TRAIN && cell->pool >= 0 ? p->pools[cell->pool].sha256
+                      : cell->model >= 0                          ? p->models[cell->model].sha256
+                                                                  : "";
     if (sha[0]) memcpy(msg + 4, sha, 64);
     else memset(msg + 4, '-', 64);
     p->cells[c].status = CELL_RUNNING;
@@ -536,12 +574,18 @@ void grid_print_plan(const GridPlan *p, Store *s, const GridRunOptions *o, FILE 
         const char *state = "to run";
         Err e;
         int r = grid_cell_prepare((GridPlan *)p, c, &e);
-        if (r == 1) state = "after its training", after++;
+        if (r == 1) state = cell->kind == CELL_TRAIN ? "after distilling" : "after its training", after++;
         else if (r == 0 && s && !o->force) {
             int d = check_done((GridPlan *)p, s, c, &e);
             if (d == 1) state = "done";
         }
         if (strcmp(state, "done")) todo++, cost += cell->cost;
+        if (cell->kind == CELL_DISTILL) {
+            const GridPool *gp = &p->pools[cell->pool];
+            fprintf(f, "%-8s %-19s %10.3g passes (%.3g per update x %ld)  %s\n", grid_cell_kind(cell->kind)->name, state,
+                    cell->cost, gp->passes, gp->updates, cell->key);
+            continue;
+        }
         int nt = p->tests[p->models[cell->model].dataset].n;
         fprintf(f, "%-8s %-19s %10.3g passes (%.3g per test sample x %d)  %s\n", grid_cell_kind(cell->kind)->name, state,
                 cell->cost, nt ? cell->cost / nt : 0.0, nt, cell->key);

@@ -128,6 +128,13 @@ def config_seeds():
             "train": {"epochs": 1, "dsa_strategy": "None"},
             "attacks": ["FGSM", {"name": "PGD", "params": {"steps": 3}}], "limit": 32, "threads": 1}
     put("config", "grid.json", json.dumps(grid, indent=2).encode())
+    grid_distill = {"name": "seed-distill", "datasets": ["synthetic"], "ipcs": [1, 10], "archs": ["ConvNetW32"],
+                    "methods": [{"name": "DM", "distill": {"arch": "ConvNetW32", "iterations": 3, "ipc": [1],
+                                                           "batch_real": 16, "lr_img": "1/2", "init": "noise",
+                                                           "checkpoint_every": 1, "seed": 3}},
+                                {"name": "X", "distill": {"method": "IDM", "aug": True, "Iteration": 2}}],
+                    "train": {"epochs": 1, "dsa_strategy": "None"}, "attacks": ["FGSM"], "limit": 32, "threads": 1}
+    put("config", "grid_distill.json", json.dumps(grid_distill, indent=2).encode())
 
 
 def store_seeds():
