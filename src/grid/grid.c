@@ -890,6 +890,29 @@ int grid_distill_setup(const GridPlan *p, int pool, const char *hash, DistillCon
     return 0;
 }
 
+void grid_pool_sha(const Pool *pool, char out[65]) {
+    int32_t dims[5] = {pool->n, pool->c, pool->h, pool->w, pool->n_classes};
+    size_t D = (size_t)pool->n * pool->c * pool->h * pool->w;
+    const void *bufs[5] = {dims, pool->x, pool->y, pool->soft, &pool->lr};
+    size_t lens[5] = {sizeof(dims), pool->x ? sizeof(float) * D : 0, sizeof(int) * (size_t)pool->n,
+                      pool->soft ? sizeof(float) * (size_t)pool->n * pool->n_classes : 0, sizeof(double)};
+    store_sha256_parts(bufs, lens, 5, out);
+}
+
+int grid_pool_file_sha(const GridPlan *p, int k, const char *path, char out[65], Err *e) {
+    const GridPool *gp = &p->pools[k];
+    const GridMethod *m = &p->grid->methods[gp->method];
+    PoolOptions po = {.info = p->tests[gp->dataset].info, .exp = m->exp, .pixels = m->pixels};
+    Pool pool;
+    if (pool_load(&pool, path, &po, e)) {
+        pool_free(&pool);
+        return -1;
+    }
+    grid_pool_sha(&pool, out);
+    pool_free(&pool);
+    return 0;
+}
+
 static double param_or(const DistillParams *p, const char *name, double def) {
     int i = distill_param_index(p, name);
     return i >= 0 ? p->v[i] : def;

@@ -23,7 +23,7 @@
  *    "attacks": ["FGSM", {"name": "PGD", "params": {"eps": ["4/255", "8/255"], "steps": 10}}],
  *    "modes": ["targeted", "untargeted"], "semantics": ["beard", "pixel"],
  *    "preset": "beard", "target_policy": "beard", "limit": 0, "batch": 256, "seed": 0,
- *    "threads": 0, "train_limit": 0,        // the first N real training images for src_dataset
+ *    "threads": 0, "train_limit": 0,        // the first N real training images (src_dataset, distill)
  *    "train": {"epochs": 1000, ...},         // train_config.h's keys (the recipe)
  *    "data": "data", "model_pool": ["model_pool"], "dataset_pool": "dataset_pool",
  *    "out": "beard-run",                     // BEARD layout written: out/model_pool/<METHOD>/
@@ -69,7 +69,7 @@
  * "clean" (clean accuracy and the clean pass's time, per model and semantics: BEARD's
  * t_c), "attack" (one attack in one mode and semantics on one model). BEARD logs are
  * imported as rows, not run. A cell's configuration hash covers everything it depends
- * on: a training cell's covers its distill cell's hash and the pool's checksum, so a
+ * on: a training cell's covers its distill cell's hash and the set's identity, so a
  * changed distill setting re-distills and retrains, and an unchanged one is reused.
  */
 #ifndef BEARD_GRID_H
@@ -144,7 +144,7 @@ typedef struct {
     Preset preset;
     TargetPolicy policy;
     long limit;              // test images (0: all)
-    long train_limit;        // training images of "src_dataset" methods (0: all; SYNTHETIC: 2000)
+    long train_limit;        // training images of "src_dataset" and "distill" methods (0: all; SYNTHETIC: 2000)
     int batch, threads;
     uint64_t seed;
     TrainSettings train;     // the recipe ("train"); dataset/method/pool fields unused
@@ -180,7 +180,7 @@ typedef struct {
     int dataset, method, ipc;  // grid indices
     int cell;                  // the distill cell that writes it
     char path[GRID_PATH];      // the res file
-    char sha256[65];           // its checksum once written (or found in the store), else ""
+    char sha256[65];           // its identity (grid_pool_sha) once written (or found in the store), else ""
     int n;                     // its images (as planned; as written once known)
     int packed4;               // 2x2 mosaics (IDM's aug): unpacked for training
     int train_n;               // the real training images it is distilled from
@@ -261,6 +261,12 @@ int grid_model_sha(const GridPlan *p, int m, char out[65], Err *e);
 int grid_param_is_text(const AttackDef *def, const AttackParams *p, int i);
 // estimated forward+backward passes per sample of an attack with these parameters
 double grid_attack_passes(const AttackDef *def, const AttackParams *params);
+// A distilled set's identity: the SHA-256 of its tensors (shape, images, labels, soft
+// labels, learned lr), not of the file: a .pt's zip entries carry timestamps, so two
+// writes of one set differ. grid_pool_file_sha loads grid pool k's file as the training
+// cells do (the method's pool options, before unpacking).
+void grid_pool_sha(const Pool *pool, char out[65]);
+int grid_pool_file_sha(const GridPlan *p, int k, const char *path, char out[65], Err *e);
 // a distill cell's stage settings for its pool (config, parameters, the res/pkl/png paths
 // and the hash-named checkpoint); the cell's hash must be known for the checkpoint name
 int grid_distill_setup(const GridPlan *p, int pool, const char *hash, DistillConfig *cfg, DistillParams *params,

@@ -229,8 +229,13 @@ static int distill_cell_run(GridWorker *w, const GridPlan *p, const GridCell *c,
     // the set as the training cells will read it
     Pool pool;
     PoolOptions po = {.info = p->tests[gp->dataset].info, .exp = gm->exp, .pixels = gm->pixels};
-    if (pool_load(&pool, paths.res, &po, e) || ((gp->packed4 || gm->unpack4) && pool_unpack4(&pool, e)) ||
-        store_sha256_file(paths.res, row->model_sha256, e)) {
+    if (pool_load(&pool, paths.res, &po, e)) {
+        pool_free(&pool);
+        distill_result_free(&res);
+        return err_wrap(e, "the distilled set %s", paths.res);
+    }
+    grid_pool_sha(&pool, row->model_sha256);
+    if ((gp->packed4 || gm->unpack4) && pool_unpack4(&pool, e)) {
         pool_free(&pool);
         distill_result_free(&res);
         return err_wrap(e, "the distilled set %s", paths.res);
@@ -348,17 +353,18 @@ static int train_run(GridWorker *w, const GridPlan *p, const GridCell *c, StoreR
     if (c->pool_path[0]) {
         PoolOptions po = {.info = in, .exp = gm->exp, .pixels = gm->pixels};
         int unpack = gm->unpack4;
+        if (pool_load(&pool, c->pool_path, &po, e)) goto done;
         if (c->pool >= 0) { // a distill cell's set: the one the hash was made of
             const GridPool *gp = &p->pools[c->pool];
             char sha[65];
             unpack |= gp->packed4;
-            if (store_sha256_file(c->pool_path, sha, e)) goto done;
+            grid_pool_sha(&pool, sha);
             if (gp->sha256[0] && strcmp(sha, gp->sha256)) {
                 err_set(e, "%s changed since it was distilled (checksum %.12s, expected %.12s)", c->pool_path, sha, gp->sha256);
                 goto done;
             }
         }
-        if (pool_load(&pool, c->pool_path, &po, e) || (unpack && pool_unpack4(&pool, e))) goto done;
+        if (unpack && pool_unpack4(&pool, e)) goto done;
         if (gm->learned_lr) cfg.lr = (float)pool.lr;
     } else if (grid_load_trainset(g, m->dataset, &tr, e) || pool_from_dataset(&pool, &tr, in, e)) {
         goto done;

@@ -69,7 +69,8 @@ static int check_done(GridPlan *p, Store *s, int c, Err *e) {
         char sha[65];
         Err e2;
         GridPool *gp = &p->pools[cell->pool];
-        if (strcmp(r.model_path, cell->out_path) || store_sha256_file(cell->out_path, sha, &e2) || strcmp(sha, r.model_sha256))
+        if (strcmp(r.model_path, cell->out_path) || grid_pool_file_sha(p, cell->pool, cell->out_path, sha, &e2) ||
+            strcmp(sha, r.model_sha256))
             f = 0; // the distilled set is gone or was replaced: distil again
         else snprintf(gp->sha256, sizeof(gp->sha256), "%s", r.model_sha256), gp->n = r.n;
     } else if (cell->kind == CELL_TRAIN) {
