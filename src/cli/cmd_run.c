@@ -290,7 +290,7 @@ int cmd_run(int argc, char **argv) {
     Err le;
     if (grid_write_beard_logs(&plan, s, &logs, &le)) status = cli_error(C, "writing BEARD's logs: %s", le.msg);
     if (!quiet)
-        printf("beard run: %d cells: %d ran, %d already in the store, %d failed, %d blocked by a failed training; "
+        printf("beard run: %d cells: %d ran, %d already in the store, %d failed, %d blocked by a failed training or distillation; "
                "%d new rows from BEARD logs; %d BEARD logs written under %s/model_pool (%.1fs)\n",
                st.cells, st.ran, st.done_before, st.failed, st.blocked, st.imported, logs, g->out, st.seconds);
 done:

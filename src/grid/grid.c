@@ -1151,11 +1151,11 @@ int grid_plan(GridPlan *p, Grid *g, GridIssues *iss) {
                     p->n_pools--;
                     continue;
                 }
-                snprintf(gp->path, sizeof(gp->path), "%s", paths.res);
+                memcpy(gp->path, paths.res, strlen(paths.res) + 1); // its length is checked above
                 GridCell *c = add_cell(p, &cap_cells);
                 if (!c) goto oom;
                 c->kind = CELL_DISTILL, c->model = -1, c->pool = k;
-                snprintf(c->out_path, sizeof(c->out_path), "%s", paths.res);
+                memcpy(c->out_path, gp->path, sizeof(c->out_path));
                 gp->cell = p->n_cells - 1;
             }
         }

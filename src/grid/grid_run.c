@@ -10,10 +10,10 @@
  * loses at most the cells in flight (a distill cell resumes from its last checkpoint).
  *
  * Order. Distill cells first, then training cells, then per model its clean and attack
- * cells, so each process loads a model and a test set once. Under MPI the scheduler gives a worker the
- * next ready cell of the model it evaluated last when there is one. The results do not
- * depend on the order or the process: each cell is a pure function of its configuration
- * (seeded per sample), given the same thread count.
+ * cells, so each process loads a model and a test set once. Under MPI the scheduler gives
+ * a worker the next ready cell of the model it evaluated last when there is one. The
+ * results do not depend on the order or the process: each cell is a pure function of its
+ * configuration (seeded per sample), given the same thread count.
  */
 #include <math.h>
 #include <stdlib.h>
