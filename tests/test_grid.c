@@ -371,6 +371,14 @@ static void test_distill(void) {
     st = run_sh(out, sizeof(out), dir, "%s run --config distill2.json --store d.db --out d", beard);
     CHECK(st == 0 && strstr(out, "4 cells: 4 ran, 0 already in the store"), "distill: lr_img changed: status %d\n%s", st, out);
     CHECK(n_rows("d.db") == 8, "distill: 8 rows after a changed setting");
+    // the same from options: --distill adds methods, --iterations sets every distilling one's
+    st = run_sh(out, sizeof(out), dir,
+                "%s run --dataset synthetic --ipc 1 --distill DM,DC --iterations 2 --attack FGSM --limit 8 --dry-run", beard);
+    CHECK(st == 0 && strstr(out, "per update x 3)  distill/SYNTHETIC/DM/ipc1/ConvNet") &&
+              strstr(out, "per update x 3)  distill/SYNTHETIC/DC/ipc1/ConvNet"),
+          "distill from options: status %d\n%s", st, out);
+    st = run_sh(out, sizeof(out), dir, "%s run --dataset synthetic --method X --iterations 2 --dry-run", beard);
+    CHECK(st == 2 && strstr(out, "--iterations: no method of the grid distils"), "--iterations alone: %d\n%s", st, out);
     // bad distill settings, before anything runs
     write_file("dbad.json",
                "{\"datasets\": [\"synthetic\"], \"ipcs\": [1, 500], \"train_limit\": 300, \"attacks\": [\"FGSM\"],\n"

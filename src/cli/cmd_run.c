@@ -35,7 +35,7 @@ static const char *usage_text =
     "the three stages from the real images (configs/beard_distill.json).\n"
     "\n"
     "Stage 1 in the grid: a method {\"name\": \"DM\", \"distill\": {\"iterations\": 20000, \"lr_img\": 1}}\n"
-    "(grid file only) distils its set per dataset and IPC as `beard distill` does with the same\n"
+    "(or --distill DM) distils its set per dataset and IPC as `beard distill` does with the same\n"
     "settings (keys: method, arch, ipc, iterations, seed, checkpoint_every (default 100) and the\n"
     "method's parameters, see beard distill --help) into OUT/dataset_pool/<METHOD>/, and its models\n"
     "train on it. A changed distill setting distils and trains again; a killed distillation resumes\n"
@@ -45,6 +45,10 @@ static const char *usage_text =
     "  --dataset LIST          datasets (cifar10, cifar100, tinyimagenet, ..., synthetic)\n"
     "  --method LIST           methods whose checkpoints are in --model-pool (BEARD's names)\n"
     "  --pool NAME=FILE        a method trained on a distilled set (repeatable)\n"
+    "  --distill LIST          methods that distil their set first (beard distill's methods, with\n"
+    "                          its defaults; added to the file's methods)\n"
+    "  --iterations N          the iterations of every distilling method (the official Iteration;\n"
+    "                          default: the file's, else 20000)\n"
     "  --ipc LIST  --arch LIST  --runs N  --train-attack LIST (None, PGD, TRADES, ...)\n"
     "  --attack LIST           evaluation attacks, with their --preset parameters\n"
     "  --targeted yes|no|both  (default both)    --semantics pixel|beard|both (default both)\n"
@@ -111,7 +115,7 @@ static int print_issues(const char *C, const GridIssues *iss, int rank) {
 int cmd_run(int argc, char **argv) {
     const char *C = "run", *config = NULL, *store_opt = NULL, *shard_s = NULL;
     int force = 0, dry = 0, quiet = 0, logs_replaced = 0;
-    long threads = -1;
+    long threads = -1, iterations = -1;
     Err e;
     for (int i = 1; i < argc; i++)
         if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
@@ -157,6 +161,17 @@ int cmd_run(int argc, char **argv) {
             cJSON_AddStringToObject(m, "name", name);
             cJSON_AddStringToObject(m, "pool", eq + 1);
             cJSON_AddItemToArray(get_array(root, "methods"), m);
+        } else if ((v = cli_opt(argc, argv, &i, "--distill", &missing))) {
+            cJSON *items = csv_array(v), *it;
+            cJSON_ArrayForEach(it, items) {
+                cJSON *m = cJSON_CreateObject();
+                cJSON_AddStringToObject(m, "name", it->valuestring);
+                cJSON_AddItemToObject(m, "distill", cJSON_CreateObject());
+                cJSON_AddItemToArray(get_array(root, "methods"), m);
+            }
+            cJSON_Delete(items);
+        } else if ((v = cli_opt(argc, argv, &i, "--iterations", &missing))) {
+            if (cli_parse_int(C, "--iterations", v, 0, 100000000, &iterations)) goto usage;
         } else if ((v = cli_opt(argc, argv, &i, "--ipc", &missing))) set_key(root, "ipcs", csv_array(v));
         else if ((v = cli_opt(argc, argv, &i, "--arch", &missing))) set_key(root, "archs", csv_array(v));
         else if ((v = cli_opt(argc, argv, &i, "--train-attack", &missing))) set_key(root, "train_attacks", csv_array(v));
@@ -208,6 +223,23 @@ int cmd_run(int argc, char **argv) {
     if (!config && argc <= 1) {
         cJSON_Delete(root);
         return cli_usage_error(C, "give --config GRID.json or the grid as options (see beard run --help)");
+    }
+    if (iterations >= 0) { // every distilling method's, the file's included
+        int n = 0;
+        cJSON *m, *methods = cJSON_GetObjectItemCaseSensitive(root, "methods");
+        if (!cJSON_IsArray(methods)) methods = NULL;
+        cJSON_ArrayForEach(m, methods) {
+            cJSON *d = cJSON_GetObjectItemCaseSensitive(m, "distill");
+            if (!cJSON_IsObject(d)) continue;
+            cJSON_DeleteItemFromObjectCaseSensitive(d, "Iteration");
+            set_key(d, "iterations", cJSON_CreateNumber((double)iterations));
+            n++;
+        }
+        if (!n) {
+            cJSON_Delete(root);
+            grid_issues_free(&iss);
+            return cli_usage_error(C, "--iterations: no method of the grid distils (give --distill or a \"distill\" method)");
+        }
     }
     GridRunOptions o = {.force = force, .dry_run = dry, .quiet = quiet, .n_shards = 1};
     if (shard_s) {
