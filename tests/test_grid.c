@@ -16,7 +16,8 @@
  *     one and its set equals an uninterrupted run's tensor for tensor (the rows' set
  *     identities); under `mpirun -np 2` the rows are one process's; a rerun skips it, a
  *     changed distill setting distils and trains again; bad distill settings (unknown
- *     method, unknown parameter, impossible IPC) are reported before any cell runs;
+ *     method, unknown parameter, impossible IPC) are reported before any cell runs; a
+ *     teacher-based method (SRe2L) distils again when its teacher file is replaced;
  *     with ../shared, the grid's distilled set equals `beard distill`'s, tensor for tensor;
  * and with ../shared, the acceptance grid: two of BEARD's checkpoints, FGSM and PGD, both
  * modes, 64 CIFAR-10 images, equal to `beard attack` cell by cell (accuracy and every
@@ -371,6 +372,30 @@ static void test_distill(void) {
     st = run_sh(out, sizeof(out), dir, "%s run --config distill2.json --store d.db --out d", beard);
     CHECK(st == 0 && strstr(out, "4 cells: 4 ran, 0 already in the store"), "distill: lr_img changed: status %d\n%s", st, out);
     CHECK(n_rows("d.db") == 8, "distill: 8 rows after a changed setting");
+    // a method that distils from a teacher file (SRe2L, no real images): the teacher's
+    // content is part of the distill cell's configuration
+    Net t;
+    Err te;
+    char tp[900];
+    snprintf(tp, sizeof(tp), "%s/teacher.pth", dir);
+    CHECK(model_create(&t, "ConvNetBN", 3, 10, 16, 16, &te) == 0, "%s", te.msg);
+    net_init_params(&t, 1);
+    CHECK(checkpoint_save(&t, tp, &te) == 0, "%s", te.msg);
+    write_file("sre.json",
+               "{\"datasets\": [\"synthetic\"], \"ipcs\": [1], \"archs\": [\"ConvNetW32\"], \"limit\": 16,\n"
+               " \"methods\": [{\"name\": \"SRe2L\", \"distill\": {\"arch\": \"ConvNetBN\", \"teacher\": \"teacher.pth\",\n"
+               "                                      \"iterations\": 2, \"batch_size\": 10}}],\n"
+               " \"train\": {\"epochs\": 1, \"dsa_strategy\": \"None\"}, \"attacks\": [\"FGSM\"], \"modes\": [\"untargeted\"],\n"
+               " \"semantics\": [\"pixel\"], \"threads\": 1}\n");
+    st = run_sh(out, sizeof(out), dir, "%s run --config sre.json --store sre.db --out sre", beard);
+    CHECK(st == 0 && strstr(out, "4 cells: 4 ran"), "SRe2L in the grid: status %d\n%s", st, out);
+    st = run_sh(out, sizeof(out), dir, "%s run --config sre.json --store sre.db --out sre", beard);
+    CHECK(st == 0 && strstr(out, "4 cells: 0 ran"), "SRe2L rerun: status %d\n%s", st, out);
+    net_init_params(&t, 2); // another teacher under the same name
+    CHECK(checkpoint_save(&t, tp, &te) == 0, "%s", te.msg);
+    net_free(&t);
+    st = run_sh(out, sizeof(out), dir, "%s run --config sre.json --store sre.db --out sre", beard);
+    CHECK(st == 0 && strstr(out, "4 cells: 4 ran"), "SRe2L with a replaced teacher distils again: status %d\n%s", st, out);
     // the same from options: --distill adds methods, --iterations sets every distilling one's
     st = run_sh(out, sizeof(out), dir,
                 "%s run --dataset synthetic --ipc 1 --distill DM,DC --iterations 2 --attack FGSM --limit 8 --dry-run", beard);

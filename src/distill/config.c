@@ -187,7 +187,13 @@ int distill_settings_load_json(DistillSettings *s, const char *path, Err *e) {
         cJSON_Delete(root);
         return err_set(e, "%s is not a JSON object", path);
     }
-    int rc = -1;
+    int rc = distill_settings_apply_json(s, root, e);
+    if (rc) err_wrap(e, "%s", path);
+    cJSON_Delete(root);
+    return rc;
+}
+
+int distill_settings_apply_json(DistillSettings *s, const cJSON *root, Err *e) {
     for (const cJSON *v = root->child; v; v = v->next) {
         int r = 0;
         long l;
@@ -248,15 +254,9 @@ int distill_settings_load_json(DistillSettings *s, const char *path, Err *e) {
             } else r = err_set(e, "\"%s\" must be a number, a string, a list of strings or a boolean, not %s", v->string, json_type(v));
             if (!r) r = distill_settings_add_param(s, v->string, t, e);
         }
-        if (r) {
-            err_wrap(e, "%s", path);
-            goto done;
-        }
+        if (r) return -1;
     }
-    rc = 0;
-done:
-    cJSON_Delete(root);
-    return rc;
+    return 0;
 }
 
 int distill_settings_params(const DistillSettings *s, const DistillMethodDef *def, const DatasetInfo *info,

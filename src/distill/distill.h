@@ -174,6 +174,9 @@ typedef struct {
 
 void distill_settings_default(DistillSettings *s);
 int distill_settings_load_json(DistillSettings *s, const char *path, Err *e);
+// the same from a parsed JSON object (a grid's "distill" settings: src/grid/grid.h)
+struct cJSON;
+int distill_settings_apply_json(DistillSettings *s, const struct cJSON *root, Err *e);
 // records a method parameter (replaces an earlier value of the same name)
 int distill_settings_add_param(DistillSettings *s, const char *name, const char *value, Err *e);
 // adds an item to a recorded list parameter (",value"), or records it when it is not there

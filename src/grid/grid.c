@@ -349,7 +349,8 @@ static void parse_attack(Grid *g, const cJSON *v, int idx, GridIssues *iss) {
     }
 }
 
-// a method's "distill" object: beard distill's settings less what the grid decides
+// a method's "distill" object: beard distill --config's settings (read by its own parser,
+// distill_settings_apply_json) less what the grid decides, and "ipc" as the grid's
 static void parse_distill(Grid *g, GridMethod *m, const cJSON *v, const char *where, GridIssues *iss) {
     DistillSettings *s = &m->distill;
     distill_settings_default(s);
@@ -360,23 +361,12 @@ static void parse_distill(Grid *g, GridMethod *m, const cJSON *v, const char *wh
                    where, json_type(v));
         return;
     }
-    char method[32] = "";
+    cJSON *rest = cJSON_CreateObject();
     const cJSON *it;
     Err e;
     cJSON_ArrayForEach(it, v) {
         const char *k = it->string;
-        int rc = 0;
-        long l;
-        if (!strcmp(k, "method")) rc = json_get_str(it, method, sizeof(method), &e);
-        else if (!strcmp(k, "arch") || !strcmp(k, "model")) {
-            if (!(rc = json_get_str(it, s->arch, sizeof(s->arch), &e)) && !is_word(s->arch))
-                rc = err_set(&e, "\"%s\": '%s' is not an architecture name", k, s->arch);
-        } else if (!strcmp(k, "iterations") || !strcmp(k, "Iteration")) {
-            if (!(rc = json_get_long(it, 0, 100000000, &l, &e))) s->iterations = l;
-        } else if (!strcmp(k, "seed")) {
-            if (!(rc = json_get_long(it, 0, 1L << 53, &l, &e))) s->seed = l;
-        } else if (!strcmp(k, "checkpoint_every")) rc = json_get_long(it, 0, 100000000, &s->ckpt_every, &e);
-        else if (!strcmp(k, "ipc") || !strcmp(k, "ipcs")) {
+        if (!strcmp(k, "ipc") || !strcmp(k, "ipcs")) {
             char list[GRID_MAX_LIST][16];
             int n = 0;
             if (str_list(it, where, &list[0][0], 16, GRID_MAX_LIST, &n, iss)) continue;
@@ -401,28 +391,23 @@ static void parse_distill(Grid *g, GridMethod *m, const cJSON *v, const char *wh
             grid_issue(iss, "%s: \"distill\": \"%s\": a grid evaluates a distilled set by its training cells (\"train\", "
                             "\"runs\"), not inside the distillation", where, k);
         } else {
-            // a parameter of the method, checked once the method is known
-            char t[DISTILL_STR_MAX];
-            if (cJSON_IsString(it) && strlen(it->valuestring) < sizeof(t)) snprintf(t, sizeof(t), "%s", it->valuestring);
-            else if (cJSON_IsBool(it)) snprintf(t, sizeof(t), "%s", cJSON_IsTrue(it) ? "true" : "false");
-            else if (cJSON_IsNumber(it)) train_float_repr(it->valuedouble, t, sizeof(t));
-            else {
-                grid_issue(iss, "%s: \"distill\": \"%s\" must be a number, a word or true/false, not %s", where, k,
-                           json_type(it));
-                continue;
-            }
-            rc = distill_settings_add_param(s, k, t, &e);
+            // method, model/arch, iterations/Iteration, seed, checkpoint_every, the method's
+            // parameters (its own names; checked below once the method is known)
+            cJSON *dup = cJSON_Duplicate(it, 1);
+            if (dup) cJSON_AddItemToObject(rest, k, dup);
         }
-        if (rc) grid_issue(iss, "%s: \"distill\": %s", where, e.msg);
     }
-    if (!method[0]) snprintf(method, sizeof(method), "%s", m->name);
-    m->distill_def = distill_method_find(method);
+    if (distill_settings_apply_json(s, rest, &e)) grid_issue(iss, "%s: \"distill\": %s", where, e.msg);
+    cJSON_Delete(rest);
+    if (s->arch[0] && !is_word(s->arch)) grid_issue(iss, "%s: \"distill\": '%s' is not an architecture name", where, s->arch);
+    if (!s->method[0] && strlen(m->name) < sizeof(s->method)) memcpy(s->method, m->name, strlen(m->name) + 1);
+    m->distill_def = distill_method_find(s->method);
     if (!m->distill_def) {
-        char list[256] = "";
+        char list[512] = "";
         for (int i = 0; i < distill_method_count(); i++)
             snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", distill_method_get(i)->name);
         grid_issue(iss, "%s: \"distill\": unknown method '%s' (beard distill has %s; \"method\" names it when the grid's "
-                        "name differs)", where, method, list);
+                        "name differs)", where, s->method[0] ? s->method : m->name, list);
         return;
     }
     snprintf(s->method, sizeof(s->method), "%s", m->distill_def->name);
@@ -759,7 +744,7 @@ static int find_in_pool(const char *dir, const char *stem, char *out, size_t n, 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 // the content hash of a pool source: a file, an MTT folder or prefix, an image folder
-static int source_sha(const char *path, char out[65], Err *e) {
+int grid_source_sha(const char *path, char out[65], Err *e) {
     if (is_file(path)) return store_sha256_file(path, out, e);
     char *list = NULL;
     size_t len = 0, cap = 0;
@@ -865,12 +850,16 @@ int grid_distill_setup(const GridPlan *p, int pool, const char *hash, DistillCon
     DistillSettings s = m->distill;
     s.ipc = atoi(g->ipcs[gp->ipc]);
     if (distill_settings_params(&s, m->distill_def, info, params, e)) return -1;
+    // beard distill's defaults: the method's architecture and iteration count
+    const DistillMethodDef *def = m->distill_def;
     memset(cfg, 0, sizeof(*cfg));
-    cfg->method = m->distill_def;
+    cfg->method = def;
     cfg->info = info;
-    snprintf(cfg->arch, sizeof(cfg->arch), "%s", s.arch);
+    snprintf(cfg->arch, sizeof(cfg->arch), "%s", s.arch[0] ? s.arch : def->default_arch ? def->default_arch : "ConvNet");
     cfg->ipc = s.ipc;
-    cfg->iterations = s.iterations >= 0 ? s.iterations : DISTILL_DEFAULT_ITERATIONS;
+    cfg->iterations = s.iterations >= 0          ? s.iterations
+                      : def->default_iterations ? def->default_iterations
+                                                : DISTILL_DEFAULT_ITERATIONS;
     cfg->seed = (uint64_t)s.seed;
     cfg->ckpt_every = s.ckpt_every;
     cfg->progress = 1; // BEARD_NO_PROGRESS (--quiet, MPI ranks) silences it
@@ -1019,7 +1008,7 @@ static int check_pool(PoolSeen *seen, int *n_seen, const Grid *g, const GridMeth
     else if (m->learned_lr && !(pool.lr > 0))
         grid_issue(iss, "%s: method %s: \"learned_lr\" but %s has no learned learning rate (MTT's lr_best.pt)", g->path,
                    m->name, path);
-    else if (source_sha(path, s->sha, &e)) grid_issue(iss, "%s: %s", g->path, e.msg);
+    else if (grid_source_sha(path, s->sha, &e)) grid_issue(iss, "%s: %s", g->path, e.msg);
     else s->ok = 1, s->n = pool.n;
     pool_free(&pool);
     return *n_seen - 1;
@@ -1111,7 +1100,8 @@ int grid_plan(GridPlan *p, Grid *g, GridIssues *iss) {
         for (int mi = 0; mi < g->n_methods; mi++) {
             const GridMethod *m = &g->methods[mi];
             if (m->src != GRID_SRC_DISTILL || !m->distill_def || !p->tests[d].info) continue;
-            if (!loaded) {
+            int needs_real = !m->distill_def->no_real_data; // SRe2L, CDA, SC-DD: from their teacher alone
+            if (needs_real && !loaded) {
                 loaded = 1;
                 if (grid_load_trainset(g, d, &tr, &e)) {
                     grid_issue(iss, "%s: method %s: the %s training split (\"distill\" distils it): %s", g->path, m->name,
@@ -1120,27 +1110,28 @@ int grid_plan(GridPlan *p, Grid *g, GridIssues *iss) {
                     loaded = -1;
                 } else grid_dataset_sha(&tr, tr_sha);
             }
-            if (loaded < 0) break;
+            if (needs_real && loaded < 0) continue;
             for (int ipc = 0; ipc < g->n_ipcs; ipc++) {
                 if (!(m->distill_ipcs >> ipc & 1)) continue;
                 int k = add_pool(p, &cap_pools);
                 if (k < 0) goto oom;
                 GridPool *gp = &p->pools[k];
-                gp->dataset = d, gp->method = mi, gp->ipc = ipc, gp->cell = -1, gp->train_n = tr.n;
-                memcpy(gp->train_sha256, tr_sha, sizeof(tr_sha));
+                gp->dataset = d, gp->method = mi, gp->ipc = ipc, gp->cell = -1;
+                if (needs_real) gp->train_n = tr.n, memcpy(gp->train_sha256, tr_sha, sizeof(tr_sha));
                 DistillConfig cfg;
                 DistillParams prm;
                 DistillPaths paths;
                 DistillRun r;
                 if (grid_distill_setup(p, k, NULL, &cfg, &prm, &paths, &e) ||
-                    distill_run_init(&r, &cfg, &prm, &tr, NULL, &e)) {
+                    distill_run_init(&r, &cfg, &prm, needs_real ? &tr : NULL, NULL, &e)) {
                     grid_issue(iss, "%s: method %s: \"distill\" (%s on %s at ipc %s): %s", g->path, m->name,
                                m->distill_def->name, p->tests[d].name, g->ipcs[ipc], e.msg);
                     p->n_pools--;
                     continue;
                 }
-                int min_class = tr.n;
-                for (int c = 0; c < r.K; c++) min_class = MIN(min_class, r.class_n[c]);
+                int min_class = needs_real ? tr.n : 0;
+                for (int c = 0; c < r.K && needs_real; c++) min_class = MIN(min_class, r.class_n[c]);
+                snprintf(gp->arch, sizeof(gp->arch), "%s", cfg.arch);
                 gp->packed4 = r.packed4;
                 gp->n = r.n_syn * (r.packed4 ? 4 : 1);
                 gp->updates = cfg.iterations + 1;
@@ -1331,7 +1322,7 @@ int grid_plan(GridPlan *p, Grid *g, GridIssues *iss) {
             const GridPool *gp = &p->pools[cell->pool];
             const GridMethod *m = &g->methods[gp->method];
             snprintf(cell->key, sizeof(cell->key), "%s/%s/%s/ipc%s/%s", kn, g->datasets[gp->dataset], m->name,
-                     g->ipcs[gp->ipc], m->distill.arch);
+                     g->ipcs[gp->ipc], gp->arch);
             cell->cost = grid_cell_kind(cell->kind)->cost(p, cell);
             continue;
         }
@@ -1450,7 +1441,7 @@ void grid_cell_row(const GridPlan *p, int c, StoreRow *r) {
         snprintf(r->dataset, sizeof(r->dataset), "%s", g->datasets[gp->dataset]);
         snprintf(r->method, sizeof(r->method), "%s", gm->name);
         snprintf(r->ipc, sizeof(r->ipc), "%s", g->ipcs[gp->ipc]);
-        snprintf(r->arch, sizeof(r->arch), "%s", gm->distill.arch);
+        snprintf(r->arch, sizeof(r->arch), "%s", gp->arch);
         r->run = 0;
         r->seed = gm->distill.seed;
         return;

@@ -51,17 +51,22 @@
  * 2000 images), written in BEARD's layout as
  * out/dataset_pool/<METHOD>/res_{distill method}_{dataset}_{arch}_{ipc}ipc.pt (with the
  * method's .pkl and vis_*.png); the method's training cells train on it. Its keys, after
- * `beard distill --config`'s: "method" (a method of `beard distill --help`; default the
- * grid method's name), "arch" or "model" (the distilling network, default ConvNet),
- * "ipc" (a number or a list: the grid IPCs this method covers; default all of them),
- * "iterations" or "Iteration" (default 20000, as beard distill), "seed" (default the
- * grid's), "checkpoint_every" (default 100: a killed distillation resumes from its last
+ * `beard distill --config`'s, read by its parser: "method" (a method of `beard distill
+ * --help`; default the grid method's name), "arch" or "model" (the distilling network;
+ * default the method's, ConvNet for the matching methods), "ipc" (a number or a list: the
+ * grid IPCs this method covers; default all of them), "iterations" or "Iteration"
+ * (default the method's, as beard distill), "seed" (default the grid's), "checkpoint_every" (default 100: a killed distillation resumes from its last
  * checkpoint, named by the cell's hash so that a changed setting never resumes a stale
  * one), and every parameter of the method by its official name ("lr_img": 0.5). An
  * unknown method or parameter, a bad value or an IPC the training split cannot fill is
  * reported before any cell runs. Same settings and thread count: the pool equals what
  * `beard distill` writes, tensor for tensor. 2x2-mosaic sets (IDM's "aug") are unpacked
- * for training as BEARD's "aug" does, without "unpack4".
+ * for training as BEARD's "aug" does, without "unpack4". Files the parameters name (a
+ * teacher, MTT's buffers) enter the distill cell's hash by content. The training cells
+ * train on the res file with the grid's "train" recipe; the decoupled methods (SRe2L, CDA,
+ * SC-DD, G-VBSM, DELT) are evaluated with their teacher's soft labels when that recipe
+ * names one ("teacher"), and on the float images rather than the JPEG folder their
+ * official evaluation reads.
  *
  * Cells. Each cell kind is one entry of the table in grid_cells.c (how it is keyed,
  * configured, costed and run): "distill" (a pool from a method's distill settings),
@@ -178,12 +183,13 @@ typedef struct {
 // a distilled set the grid makes (a distill cell's output, a training cell's input)
 typedef struct {
     int dataset, method, ipc;  // grid indices
+    char arch[32];             // the network it is distilled with
     int cell;                  // the distill cell that writes it
     char path[GRID_PATH];      // the res file
     char sha256[65];           // its identity (grid_pool_sha) once written (or found in the store), else ""
     int n;                     // its images (as planned; as written once known)
     int packed4;               // 2x2 mosaics (IDM's aug): unpacked for training
-    int train_n;               // the real training images it is distilled from
+    int train_n;               // the real training images it is distilled from (0: none, no_real_data)
     char train_sha256[65];
     double passes;             // estimated passes per update
     long updates;
@@ -250,6 +256,9 @@ const DatasetInfo *grid_dataset_info(const char *name);
 // images, 500 by default), and the training split (SYNTHETIC: 2000 images)
 int grid_load_testset(const Grid *g, int d, Dataset *ds, Err *e);
 int grid_load_trainset(const Grid *g, int d, Dataset *ds, Err *e);
+// the content hash of an input named by a path: a file, a folder (every file under it, by
+// relative path), or BEARD's MTT prefix (<prefix>images_best.pt, ...)
+int grid_source_sha(const char *path, char out[65], Err *e);
 // the SHA-256 of a dataset's images and labels (test sets, training splits)
 void grid_dataset_sha(const Dataset *ds, char out[65]);
 // A model's identity: the SHA-256 of its architecture name, parameters and buffers (not of

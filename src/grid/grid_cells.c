@@ -173,9 +173,25 @@ static int distill_config_json(const GridPlan *p, const GridCell *c, cJSON *cfg,
     cJSON *pa = cJSON_AddObjectToObject(cfg, "params");
     for (int i = 0; i < prm.n; i++) {
         const DistillParamDef *d = &prm.def->params[i];
-        if (d->type == DPARAM_STR) cJSON_AddStringToObject(pa, d->name, prm.s[i]);
+        if (d->type == DPARAM_STR || d->type == DPARAM_LIST) cJSON_AddStringToObject(pa, d->name, prm.s[i]);
         else if (d->type == DPARAM_BOOL) cJSON_AddBoolToObject(pa, d->name, prm.v[i] != 0);
         else cJSON_AddNumberToObject(pa, d->name, prm.v[i]);
+    }
+    // the files the parameters name (a teacher's checkpoint, MTT's expert buffers), by
+    // content: a replaced teacher distils again
+    cJSON *in = cJSON_AddObjectToObject(cfg, "inputs");
+    for (int i = 0; i < prm.n; i++) {
+        const DistillParamDef *d = &prm.def->params[i];
+        if (d->type != DPARAM_STR && d->type != DPARAM_LIST) continue;
+        char item[DISTILL_STR_MAX], sha[65];
+        int n = distill_param_item(&prm, d->name, 0, item, sizeof(item));
+        for (int k = 0; k < n; k++) {
+            struct stat st;
+            distill_param_item(&prm, d->name, k, item, sizeof(item));
+            if (!item[0] || stat(item, &st) || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) continue;
+            if (grid_source_sha(item, sha, e)) return err_wrap(e, "%s %s", prm.def->name, d->name);
+            cJSON_AddStringToObject(in, item, sha);
+        }
     }
     return 0;
 }
@@ -195,16 +211,19 @@ static int distill_cell_run(GridWorker *w, const GridPlan *p, const GridCell *c,
     DistillPaths paths;
     if (grid_distill_setup(p, c->pool, c->hash, &cfg, &prm, &paths, e)) return -1;
     Dataset tr;
-    if (grid_load_trainset(g, gp->dataset, &tr, e)) {
+    memset(&tr, 0, sizeof(tr));
+    int needs_real = !cfg.method->no_real_data; // SRe2L, CDA, SC-DD recover from their teacher alone
+    if (needs_real && grid_load_trainset(g, gp->dataset, &tr, e)) {
         dataset_free(&tr);
         return err_wrap(e, "the %s training split", p->tests[gp->dataset].name);
     }
     char sha[65];
-    grid_dataset_sha(&tr, sha);
-    if (strcmp(sha, gp->train_sha256)) {
+    if (needs_real) grid_dataset_sha(&tr, sha);
+    if (needs_real && strcmp(sha, gp->train_sha256)) {
         dataset_free(&tr);
         return err_set(e, "the %s training split changed since the grid was planned", p->tests[gp->dataset].name);
     }
+    const Dataset *train = needs_real ? &tr : NULL;
     if (file_mkdirs(paths.dir, e)) {
         dataset_free(&tr);
         return -1;
@@ -213,13 +232,13 @@ static int distill_cell_run(GridWorker *w, const GridPlan *p, const GridCell *c,
     struct stat st;
     int resume = cfg.ckpt_every > 0 && stat(cfg.ckpt_path, &st) == 0;
     DistillResult res;
-    int rc = distill_run(&cfg, &prm, &tr, NULL, NULL, &paths, resume, &res, e);
+    int rc = distill_run(&cfg, &prm, train, NULL, NULL, &paths, resume, &res, e);
     if (rc && resume && strstr(e->msg, "cannot resume")) { // not a checkpoint this build can read
         fprintf(stderr, "beard run: %s: %s; distilling from the start\n", c->key, e->msg);
         distill_result_free(&res);
         remove(cfg.ckpt_path);
         resume = 0;
-        rc = distill_run(&cfg, &prm, &tr, NULL, NULL, &paths, 0, &res, e);
+        rc = distill_run(&cfg, &prm, train, NULL, NULL, &paths, 0, &res, e);
     }
     dataset_free(&tr);
     if (rc) {
