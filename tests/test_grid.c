@@ -408,14 +408,15 @@ static void test_distill(void) {
     write_file("dbad.json",
                "{\"datasets\": [\"synthetic\"], \"ipcs\": [1, 500], \"train_limit\": 300, \"attacks\": [\"FGSM\"],\n"
                " \"methods\": [{\"name\": \"A\", \"distill\": {\"method\": \"NoSuchMethod\"}},\n"
-               "             {\"name\": \"DM\", \"distill\": {\"batch_reel\": 16, \"ipc\": [500, 3]}}]}\n");
+               "             {\"name\": \"DM\", \"distill\": {\"batch_reel\": 16, \"ipc\": [500, 3]}},\n"
+               "             {\"name\": \"B\", \"learned_lr\": true, \"distill\": {\"method\": \"DM\", \"ipc\": 1}}]}\n");
     st = run_sh(out, sizeof(out), dir, "%s run --config dbad.json --store dbad.db --out dbad", beard);
     CHECK(st == 1, "bad distill settings: status %d (want 1)\n%s", st, out);
     const char *want[] = {"\"methods\"[0]: \"distill\": unknown method 'NoSuchMethod'",
                           "\"methods\"[1]: \"distill\": DM has no parameter 'batch_reel'",
                           "\"methods\"[1]: \"distill\": ipc 3 is not one of the grid's \"ipcs\"",
                           "method DM: \"distill\" (DM on SYNTHETIC at ipc 500): IPC 500 is larger than the 30 training images",
-                          "4 problems found; nothing was run"};
+                          "method B: \"learned_lr\", but DM learns no learning rate", "5 problems found; nothing was run"};
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         CHECK(strstr(out, want[i]) != NULL, "bad distill settings: the report lacks '%s':\n%s", want[i], out);
     snprintf(p, sizeof(p), "%s/dbad", dir);

@@ -388,6 +388,7 @@ typedef struct {
     double eval_seconds;
     double final_loss;
     double peak_mb;               // peak resident memory of the process
+    double syn_lr;                // the learned learning rate of the final set (MTT), or 0
     int n_evals;
     long eval_it[DISTILL_MAX_EVALS];   // updates done when evaluated
     double eval_mean[DISTILL_MAX_EVALS], eval_std[DISTILL_MAX_EVALS]; // percent

@@ -506,6 +506,7 @@ int distill_run(const DistillConfig *cfg, const DistillParams *p, const Dataset 
 done:
     progress_end(&prog);
     res->peak_mb = peak_mb();
+    res->syn_lr = r.syn_lr;
     distill_run_free(&r);
     return rc;
 }

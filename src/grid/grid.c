@@ -888,7 +888,7 @@ void grid_pool_sha(const Pool *pool, char out[65]) {
     store_sha256_parts(bufs, lens, 5, out);
 }
 
-int grid_pool_file_sha(const GridPlan *p, int k, const char *path, char out[65], Err *e) {
+int grid_pool_file_sha(const GridPlan *p, int k, const char *path, double lr, char out[65], Err *e) {
     const GridPool *gp = &p->pools[k];
     const GridMethod *m = &p->grid->methods[gp->method];
     PoolOptions po = {.info = p->tests[gp->dataset].info, .exp = m->exp, .pixels = m->pixels};
@@ -897,9 +897,18 @@ int grid_pool_file_sha(const GridPlan *p, int k, const char *path, char out[65],
         pool_free(&pool);
         return -1;
     }
+    pool.lr = lr;
     grid_pool_sha(&pool, out);
     pool_free(&pool);
     return 0;
+}
+
+double grid_row_learned_lr(const StoreRow *r) {
+    cJSON *x = r->extra ? cJSON_Parse(r->extra) : NULL;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(x, "learned_lr");
+    double lr = cJSON_IsNumber(v) && v->valuedouble > 0 ? v->valuedouble : 0;
+    cJSON_Delete(x);
+    return lr;
 }
 
 static double param_or(const DistillParams *p, const char *name, double def) {
@@ -1133,6 +1142,10 @@ int grid_plan(GridPlan *p, Grid *g, GridIssues *iss) {
                 for (int c = 0; c < r.K && needs_real; c++) min_class = MIN(min_class, r.class_n[c]);
                 snprintf(gp->arch, sizeof(gp->arch), "%s", cfg.arch);
                 gp->packed4 = r.packed4;
+                gp->learns_lr = r.syn_lr > 0; // MTT starts it at lr_teacher
+                if (m->learned_lr && !gp->learns_lr)
+                    grid_issue(iss, "%s: method %s: \"learned_lr\", but %s learns no learning rate", g->path, m->name,
+                               m->distill_def->name);
                 gp->n = r.n_syn * (r.packed4 ? 4 : 1);
                 gp->updates = cfg.iterations + 1;
                 gp->passes = grid_distill_passes(&prm, r.K, cfg.ipc, min_class);

@@ -61,12 +61,13 @@
  * unknown method or parameter, a bad value or an IPC the training split cannot fill is
  * reported before any cell runs. Same settings and thread count: the pool equals what
  * `beard distill` writes, tensor for tensor. 2x2-mosaic sets (IDM's "aug") are unpacked
- * for training as BEARD's "aug" does, without "unpack4". Files the parameters name (a
- * teacher, MTT's buffers) enter the distill cell's hash by content. The training cells
- * train on the res file with the grid's "train" recipe; the decoupled methods (SRe2L, CDA,
- * SC-DD, G-VBSM, DELT) are evaluated with their teacher's soft labels when that recipe
- * names one ("teacher"), and on the float images rather than the JPEG folder their
- * official evaluation reads.
+ * for training as BEARD's "aug" does, without "unpack4"; "learned_lr": true trains with
+ * the rate the method learned (MTT's syn_lr; refused for a method that learns none).
+ * Files the parameters name (a teacher, MTT's buffers) enter the distill cell's hash by
+ * content. The training cells train on the res file with the grid's "train" recipe; the
+ * decoupled methods (SRe2L, CDA, SC-DD, G-VBSM, DELT) are evaluated with their teacher's
+ * soft labels when that recipe names one ("teacher"), and on the float images rather than
+ * the JPEG folder their official evaluation reads.
  *
  * Cells. Each cell kind is one entry of the table in grid_cells.c (how it is keyed,
  * configured, costed and run): "distill" (a pool from a method's distill settings),
@@ -189,6 +190,8 @@ typedef struct {
     char sha256[65];           // its identity (grid_pool_sha) once written (or found in the store), else ""
     int n;                     // its images (as planned; as written once known)
     int packed4;               // 2x2 mosaics (IDM's aug): unpacked for training
+    int learns_lr;             // the method learns a learning rate (MTT's syn_lr)
+    double lr;                 // that rate once distilled (the res file does not hold it), else 0
     int train_n;               // the real training images it is distilled from (0: none, no_real_data)
     char train_sha256[65];
     double passes;             // estimated passes per update
@@ -273,9 +276,11 @@ double grid_attack_passes(const AttackDef *def, const AttackParams *params);
 // A distilled set's identity: the SHA-256 of its tensors (shape, images, labels, soft
 // labels, learned lr), not of the file: a .pt's zip entries carry timestamps, so two
 // writes of one set differ. grid_pool_file_sha loads grid pool k's file as the training
-// cells do (the method's pool options, before unpacking).
+// cells do (the method's pool options, before unpacking), with the learned rate lr.
 void grid_pool_sha(const Pool *pool, char out[65]);
-int grid_pool_file_sha(const GridPlan *p, int k, const char *path, char out[65], Err *e);
+int grid_pool_file_sha(const GridPlan *p, int k, const char *path, double lr, char out[65], Err *e);
+// the learned learning rate a distill row recorded (its extra "learned_lr"), or 0
+double grid_row_learned_lr(const StoreRow *r);
 // a distill cell's stage settings for its pool (config, parameters, the res/pkl/png paths
 // and the hash-named checkpoint); the cell's hash must be known for the checkpoint name
 int grid_distill_setup(const GridPlan *p, int pool, const char *hash, DistillConfig *cfg, DistillParams *params,

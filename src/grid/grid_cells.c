@@ -253,6 +253,7 @@ static int distill_cell_run(GridWorker *w, const GridPlan *p, const GridCell *c,
         distill_result_free(&res);
         return err_wrap(e, "the distilled set %s", paths.res);
     }
+    pool.lr = res.syn_lr; // the res file holds the images; the stage keeps the learned rate
     grid_pool_sha(&pool, row->model_sha256);
     if ((gp->packed4 || gm->unpack4) && pool_unpack4(&pool, e)) {
         pool_free(&pool);
@@ -265,6 +266,7 @@ static int distill_cell_run(GridWorker *w, const GridPlan *p, const GridCell *c,
     cJSON *x = cJSON_CreateObject();
     cJSON_AddStringToObject(x, "pool", paths.res);
     cJSON_AddNumberToObject(x, "images", pool.n);
+    if (res.syn_lr > 0) cJSON_AddNumberToObject(x, "learned_lr", res.syn_lr);
     cJSON_AddNumberToObject(x, "steps", (double)res.steps);
     cJSON_AddNumberToObject(x, "steps_run", (double)res.steps_run);
     cJSON_AddNumberToObject(x, "resumed_from", (double)res.resumed_from);
@@ -377,6 +379,7 @@ static int train_run(GridWorker *w, const GridPlan *p, const GridCell *c, StoreR
             const GridPool *gp = &p->pools[c->pool];
             char sha[65];
             unpack |= gp->packed4;
+            pool.lr = gp->lr;
             grid_pool_sha(&pool, sha);
             if (gp->sha256[0] && strcmp(sha, gp->sha256)) {
                 err_set(e, "%s changed since it was distilled (checksum %.12s, expected %.12s)", c->pool_path, sha, gp->sha256);

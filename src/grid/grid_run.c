@@ -69,10 +69,11 @@ static int check_done(GridPlan *p, Store *s, int c, Err *e) {
         char sha[65];
         Err e2;
         GridPool *gp = &p->pools[cell->pool];
-        if (strcmp(r.model_path, cell->out_path) || grid_pool_file_sha(p, cell->pool, cell->out_path, sha, &e2) ||
+        double lr = grid_row_learned_lr(&r);
+        if (strcmp(r.model_path, cell->out_path) || grid_pool_file_sha(p, cell->pool, cell->out_path, lr, sha, &e2) ||
             strcmp(sha, r.model_sha256))
             f = 0; // the distilled set is gone or was replaced: distil again
-        else snprintf(gp->sha256, sizeof(gp->sha256), "%s", r.model_sha256), gp->n = r.n;
+        else snprintf(gp->sha256, sizeof(gp->sha256), "%s", r.model_sha256), gp->n = r.n, gp->lr = lr;
     } else if (cell->kind == CELL_TRAIN) {
         char sha[65];
         Err e2;
@@ -130,6 +131,7 @@ static int commit(GridPlan *p, Store *s, int c, StoreRow *row, const GridRunOpti
         GridPool *gp = &p->pools[cell->pool];
         snprintf(gp->sha256, sizeof(gp->sha256), "%s", row->model_sha256);
         gp->n = row->n;
+        gp->lr = grid_row_learned_lr(row);
     }
     cell->status = CELL_DONE;
     return 0;
@@ -424,10 +426,12 @@ static int worker_loop(GridPlan *p, Err *e) {
         }
         int c = -1;
         char sha[65] = "";
-        if (n >= 4 + 64) {
+        double lr = 0;
+        if (n >= 4 + 64 + 8) {
             memcpy(&c, msg, 4);
             memcpy(sha, (char *)msg + 4, 64);
             sha[64] = 0;
+            memcpy(&lr, (char *)msg + 4 + 64, 8);
         }
         free(msg);
         if (c < 0 || c >= p->n_cells) {
@@ -438,7 +442,7 @@ static int worker_loop(GridPlan *p, Err *e) {
         // another rank, perhaps)
         GridCell *cell = &p->cells[c];
         if (sha[0] != '-' && cell->kind == CELL_TRAIN && cell->pool >= 0)
-            snprintf(p->pools[cell->pool].sha256, 65, "%s", sha);
+            snprintf(p->pools[cell->pool].sha256, 65, "%s", sha), p->pools[cell->pool].lr = lr;
         else if (sha[0] != '-' && cell->model >= 0) snprintf(p->models[cell->model].sha256, 65, "%s", sha);
         StoreRow row;
         store_row_init(&row);
@@ -455,7 +459,7 @@ static int worker_loop(GridPlan *p, Err *e) {
 }
 
 static int send_work(GridPlan *p, int worker, int c, Err *e) {
-    unsigned char msg[4 + 64];
+    unsigned char msg[4 + 64 + 8]; // the cell, its input's identity, a grid pool's learned lr
     memcpy(msg, &c, 4);
     const GridCell *cell = &p->cells[c];
     const char *sha = cell->kind == CELL_TRAIN && cell->pool >= 0 ? p->pools[cell->pool].sha256
@@ -463,6 +467,8 @@ static int send_work(GridPlan *p, int worker, int c, Err *e) {
                                                                   : "";
     if (sha[0]) memcpy(msg + 4, sha, 64);
     else memset(msg + 4, '-', 64);
+    double lr = cell->kind == CELL_TRAIN && cell->pool >= 0 ? p->pools[cell->pool].lr : 0;
+    memcpy(msg + 4 + 64, &lr, 8);
     p->cells[c].status = CELL_RUNNING;
     return dist_send(worker, TAG_WORK, msg, sizeof(msg), e);
 }
