@@ -69,7 +69,7 @@ $(B)/tests/%: tests/%.c $(TEST_LIB) $(B)/libbeard.a
 
 # the nn kernels once more in double precision, for the gradient check (see src/nn/real.h)
 NN64_OBJ = $(wildcard src/nn/*.c)
-NN64_OBJ := $(filter-out src/nn/optim.c src/nn/winograd.c,$(NN64_OBJ))
+NN64_OBJ := $(filter-out src/nn/optim.c src/nn/winograd.c src/nn/convplan.c,$(NN64_OBJ))
 NN64_OBJ := $(NN64_OBJ:src/nn/%.c=$(B)/nn64/%.o)
 $(B)/nn64/%.o: src/nn/%.c
 	@mkdir -p $(dir $@)

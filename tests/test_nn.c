@@ -94,6 +94,34 @@ static void test_winograd(void) {
           "winograd declines the first layer, strides and other kernel sizes");
 }
 
+// the input gradient by Winograd (the flipped convolution from Cout to Cin channels)
+// against the naive backward, over the same kinds of shapes; it adds into din
+static void test_winograd_backward(void) {
+    int shapes[][5] = {{2, 16, 8, 16, 16}, {3, 5, 16, 7, 5}, {1, 128, 128, 16, 16}, {2, 128, 128, 8, 8},
+                       {2, 3, 128, 32, 32}, {1, 24, 12, 33, 9}, {2, 16, 20, 2, 3},  {1, 8, 8, 70, 4},
+                       {1, 1, 9, 5, 37},    {1, 8, 16, 32, 32}};
+    Rng r;
+    rng_init(&r, 9, 0);
+    for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
+        int B = shapes[t][0], C = shapes[t][1], O = shapes[t][2], H = shapes[t][3], W = shapes[t][4];
+        size_t nx = (size_t)B * C * H * W, nw = (size_t)O * C * 9, ny = (size_t)B * O * H * W;
+        float *x = zeros(nx), *w = zeros(nw), *dy = zeros(ny), *dx = zeros(nx), *dxr = zeros(nx);
+        float *U = zeros(winograd_weights_size(C, O));
+        float bound = 1.0f / sqrtf((float)C * 9);
+        for (size_t i = 0; i < nw; i++) w[i] = bound * (2 * rng_uniform(&r) - 1);
+        for (size_t i = 0; i < ny; i++) dy[i] = 2 * rng_uniform(&r) - 1;
+        for (size_t i = 0; i < nx; i++) dx[i] = dxr[i] = rng_uniform(&r); // added into
+        CHECK(winograd_applies(O, 3, 1, 1), "winograd applies to the backward pass of %d output channels", O);
+        winograd_weights_backward(U, w, O, C);
+        conv2d_backward_data_winograd(dx, dy, U, B, O, H, W, C);
+        conv2d_backward_ref(dxr, NULL, NULL, dy, x, w, B, C, H, W, O, 3, 1, 1);
+        char what[96];
+        snprintf(what, sizeof(what), "winograd dx B%d C%d O%d %dx%d vs naive", B, C, O, H, W);
+        check_close(what, dx, dxr, nx, 1e-5, 1e-4);
+        free(x), free(w), free(dy), free(dx), free(dxr), free(U);
+    }
+}
+
 static void test_linear(void) {
     const FixTensor *x = T("linear.x"), *w = T("linear.weight"), *b = T("linear.bias"), *out = T("linear.out"),
                     *dout = T("linear.dout"), *dx = T("linear.dx"), *dw = T("linear.dweight"), *db = T("linear.dbias");
@@ -327,9 +355,18 @@ static double unit_fn(void *ctx, int i, const float *logits, float *dlogits) {
 }
 
 // the fused per-sample driver and the layer-wise one agree, and so do thread counts
-// the net runs its 128-channel convolutions by Winograd unless conv_im2col is set; the
-// two agree to rounding, and changed weights are picked up (the transformed copy is not
-// stale)
+// forward + backward to the input (CE against label 0) of B samples
+static int net_fb(Net *net, const float *x, int B, float *logits, float *dx) {
+    static const int labels[8] = {0};
+    Ce ce = {labels, 10};
+    NetBackward nb = {.loss = ce_fn, .ctx = &ce, .nvec = 1, .logits = logits, .dx = dx};
+    Err e;
+    return net_forward_backward(net, x, B, &nb, &e);
+}
+
+// the net runs its 128-channel convolutions by Winograd, forward and backward to the
+// input, unless conv_im2col is set; the two agree to rounding, and changed weights are
+// picked up by both passes (the transformed copies are not stale)
 static void test_net_winograd(void) {
     Net net;
     Err e;
@@ -340,31 +377,37 @@ static void test_net_winograd(void) {
     net_init_params(&net, 11);
     int B = 3;
     size_t in = net_in_size(&net);
-    float *x = zeros(in * B), lw[30], li[30];
+    float *x = zeros(in * B), *gw = zeros(in * B), *gi = zeros(in * B), lw[30], li[30];
     Rng r;
     rng_init(&r, 5, 0);
     for (size_t i = 0; i < in * B; i++) x[i] = (float)rng_normal(&r);
-    // Winograd and im2col agree
     CHECK(net_forward(&net, x, B, lw, &e) == 0, "forward (Winograd)");
-    int used = 0;
-    for (int l = 0; l < net.n_layers; l++) used += net.wino[l] != NULL;
-    CHECK(used == 2, "Winograd runs the two 128-channel convolutions of ConvNet (%d)", used);
+    int fwd = 0, bwd = 0;
+    for (int l = 0; l < net.n_layers; l++)
+        if (net.layers[l].kind == LAYER_CONV)
+            fwd += net.conv[l].fwd == CONV_ALGO_WINOGRAD, bwd += net.conv[l].bwd == CONV_ALGO_WINOGRAD;
+    CHECK(fwd == 2 && bwd == 2, "Winograd runs both passes of the two 128-channel convolutions of ConvNet (%d, %d)",
+          fwd, bwd);
     net.conv_im2col = 1;
     CHECK(net_forward(&net, x, B, li, &e) == 0, "forward (im2col)");
     check_close("Winograd vs im2col logits", lw, li, 30, 1e-5, 1e-4);
-    // a Winograd pass, then new weights: the next Winograd pass must see them
+    CHECK(net_fb(&net, x, B, li, gi) == 0, "forward + backward (im2col)");
     net.conv_im2col = 0;
-    CHECK(net_forward(&net, x, B, lw, &e) == 0, "forward (Winograd)");
+    CHECK(net_fb(&net, x, B, lw, gw) == 0, "forward + backward (Winograd)");
+    check_close("Winograd vs im2col input gradient", gw, gi, in * B, 1e-6, 1e-3);
+    // a Winograd pass, then new weights: the next passes must see them
     for (int l = 0; l < net.n_layers; l++)
         if (net.layers[l].kind == LAYER_CONV)
             for (size_t i = 0; i < (size_t)net.layers[l].out_c * net.layers[l].in_c * 9; i++)
                 net.params[net.layers[l].w + i] *= -1.5f;
     CHECK(net_forward(&net, x, B, lw, &e) == 0, "forward (Winograd, new weights)");
+    CHECK(net_fb(&net, x, B, lw, gw) == 0, "forward + backward (Winograd, new weights)");
     net.conv_im2col = 1;
-    CHECK(net_forward(&net, x, B, li, &e) == 0, "forward (im2col, new weights)");
+    CHECK(net_fb(&net, x, B, li, gi) == 0, "forward + backward (im2col, new weights)");
     check_close("Winograd vs im2col logits after a weight change", lw, li, 30, 1e-5, 1e-4);
+    check_close("Winograd vs im2col input gradient after a weight change", gw, gi, in * B, 1e-6, 1e-3);
     net_free(&net);
-    free(x);
+    free(x), free(gw), free(gi);
 }
 
 static void test_drivers(void) {
@@ -511,6 +554,7 @@ int main(int argc, char **argv) {
         fixture_free(&F);
     }
     test_winograd();
+    test_winograd_backward();
     test_net_winograd();
     test_drivers();
     test_relu_nan();

@@ -306,9 +306,8 @@ int net_finish(Net *net, Err *e) {
     if (net_finish_shapes(net, e)) return -1;
     net->params = xcalloc(sizeof(float) * (net->n_params ? net->n_params : 1));
     net->buffers = xcalloc(sizeof(float) * (net->n_buffers ? net->n_buffers : 1));
-    net->wino = xcalloc(sizeof(float *) * (size_t)net->n_layers);
-    net->wino_src = xcalloc(sizeof(float *) * (size_t)net->n_layers);
-    if (!net->params || !net->buffers || !net->wino || !net->wino_src)
+    net->conv = xcalloc(sizeof(ConvPlan) * (size_t)net->n_layers);
+    if (!net->params || !net->buffers || !net->conv)
         return err_set(e, "out of memory allocating %zu parameters", net->n_params);
     for (int l = 0; l < net->n_layers; l++) {
         Layer *L = &net->layers[l];
@@ -327,9 +326,9 @@ void net_free(Net *net) {
     xfree(net->grads);
     xfree(net->buffers);
     for (int i = 0; i < net->n_ws; i++) ws_free(net->ws[i]);
-    if (net->wino)
-        for (int l = 0; l < net->n_layers; l++) xfree(net->wino[l]), xfree(net->wino_src[l]);
-    xfree(net->wino), xfree(net->wino_src);
+    if (net->conv)
+        for (int l = 0; l < net->n_layers; l++) conv_plan_free(&net->conv[l]);
+    xfree(net->conv);
     net_tape_free(net->tape);
     xfree(net->layers);
     xfree(net->entries);
@@ -661,32 +660,19 @@ static void pool_give(Workspace *w, float *p) {
 }
 
 // ----------------------------------------------------------------------------
-// Winograd weights, brought up to date with the parameters before every pass
+// convolution plans, brought up to date with the parameters before every pass
 
-static int wino_update(Net *net, Err *e) {
+static int conv_update(Net *net, int backward, Err *e) {
     for (int l = 0; l < net->n_layers; l++) {
         Layer *L = &net->layers[l];
-        if (L->kind != LAYER_CONV || L->groups != 1 || net->conv_im2col ||
-            !winograd_applies(L->in_c, L->k, L->stride, L->pad)) {
-            xfree(net->wino[l]), xfree(net->wino_src[l]);
-            net->wino[l] = net->wino_src[l] = NULL;
-            continue;
+        if (L->kind != LAYER_CONV || L->groups != 1) continue; // grouped: conv_group.c
+        ConvPlan *p = &net->conv[l];
+        if (p->K == 0 || p->im2col_only != net->conv_im2col) {
+            conv_plan_free(p);
+            conv_plan_init(p, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride, L->pad, net->conv_im2col);
         }
-        size_t nw = (size_t)L->out_c * L->in_c * 9;
-        const float *w = net->params + L->w;
-        if (!net->wino[l]) {
-            net->wino[l] = xmalloc(sizeof(float) * winograd_weights_size(L->out_c, L->in_c));
-            net->wino_src[l] = xmalloc(sizeof(float) * nw);
-            if (!net->wino[l] || !net->wino_src[l]) {
-                xfree(net->wino[l]), xfree(net->wino_src[l]);
-                net->wino[l] = net->wino_src[l] = NULL;
-                return err_set(e, "out of memory for the Winograd weights of layer %s", L->name);
-            }
-        } else if (!memcmp(net->wino_src[l], w, sizeof(float) * nw)) {
-            continue;
-        }
-        memcpy(net->wino_src[l], w, sizeof(float) * nw);
-        winograd_weights(net->wino[l], w, L->out_c, L->in_c);
+        if (conv_plan_update(p, net->params + L->w, backward))
+            return err_set(e, "out of memory for the transformed weights of node %s", L->name);
     }
     return 0;
 }
@@ -733,13 +719,11 @@ static void node_forward(Net *net, Workspace *w, int l, const float *in0, int b0
     const float *bias = L->b >= 0 ? P + L->b : NULL;
     switch (L->kind) {
     case LAYER_CONV:
-        if (net->wino[l])
-            conv2d_forward_winograd(out, cur, net->wino[l], bias, nb, L->in_c, L->in_h, L->in_w, L->out_c);
-        else if (L->groups > 1)
+        if (L->groups > 1)
             conv2d_group_forward(out, cur, P + L->w, bias, nb, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride,
                                  L->pad, L->groups);
         else
-            conv2d_forward(out, cur, P + L->w, bias, nb, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride, L->pad);
+            conv_plan_forward(&net->conv[l], out, cur, P + L->w, bias, nb);
         break;
     case LAYER_LINEAR: linear_forward(out, cur, P + L->w, bias, nb, L->in_c, L->out_c); break;
     case LAYER_ACT: act_forward(out, cur, (size_t)nb * out_size, L->act, L->slope); break;
@@ -843,7 +827,7 @@ static void node_backward(Net *net, Workspace *w, int l, const float *in0, int b
             conv2d_group_backward(din, dw, db, g, lin, P + L->w, nb, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride,
                                   L->pad, L->groups);
         else
-            conv2d_backward(din, dw, db, g, lin, P + L->w, nb, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride, L->pad);
+            conv_plan_backward(&net->conv[l], din, dw, db, g, lin, P + L->w, nb);
         break;
     case LAYER_LINEAR: linear_backward(din, dw, db, g, lin, P + L->w, nb, L->in_c, L->out_c); break;
     case LAYER_ACT:
@@ -939,7 +923,7 @@ void net_tape_free(NetTape *t) {
 
 int net_tape_forward(Net *net, NetTape **tp, const float *x, int B, int train, Err *e) {
     if (B < 1) return err_set(e, "empty batch");
-    if (wino_update(net, e)) return -1;
+    if (conv_update(net, 1, e)) return -1; // a backward pass follows
     NetTape *t = *tp;
     if (t && (t->net != net || t->B != B || t->n_layers != net->n_layers)) {
         net_tape_free(t);
@@ -1011,7 +995,7 @@ static int thread_count(int B) {
 }
 
 int net_forward(Net *net, const float *x, int B, float *logits, Err *e) {
-    if (wino_update(net, e)) return -1;
+    if (conv_update(net, 0, e)) return -1;
     size_t in = net_in_size(net);
     int K = net->n_classes, nt = thread_count(B);
     for (int t = 0; t < nt; t++)
@@ -1048,7 +1032,7 @@ static int forward_node_train(Net *net, const float *x, int B, int node, float *
 
 int net_forward_node(Net *net, const float *x, int B, int node, float *out_node, Err *e) {
     if (node < 0 || node >= net->n_layers) return err_set(e, "no node %d in %s", node, net->arch);
-    if (wino_update(net, e)) return -1;
+    if (conv_update(net, 0, e)) return -1;
     if (net->train && net_has_batchnorm(net)) return forward_node_train(net, x, B, node, out_node, e);
     size_t in = net_in_size(net), K = net_node_size(net, node);
     int nt = thread_count(B);
@@ -1298,7 +1282,7 @@ int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *
     if (nb->nvec < 1) nb->nvec = 1;
     if (nb->param_grads && nb->nvec != 1) return err_set(e, "parameter gradients need exactly one vector per sample");
     if (nb->param_grads && net_alloc_grads(net, e)) return -1;
-    if (wino_update(net, e)) return -1;
+    if (conv_update(net, 1, e)) return -1;
     if (net->train && net_has_train_mode(net)) {
         // BatchNorm without dropout, one gradient vector: the per-sample BatchNorm path
         int dropout = 0;

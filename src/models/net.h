@@ -52,6 +52,7 @@
 #include "../io/tensordict.h"
 #include "../nn/conv_group.h"
 #include "../nn/join.h"
+#include "../nn/convplan.h"
 #include "../nn/nn.h"
 #include "../nn/pool_ext.h"
 
@@ -155,13 +156,12 @@ typedef struct {
     int n_ws;
     NetTape *tape; // the layer-wise driver's, kept between calls
 
-    // Convolutions that Winograd F(2x2, 3x3) applies to (3x3, stride 1, pad 1, >= 8 input
-    // channels) run forward that way, unless conv_im2col is set (net_finish sets it from
-    // the environment: BEARD_CONV=im2col). wino[l] holds node l's transformed weights and
-    // wino_src[l] the weights they were made from; every pass compares the two, so any
-    // change of the parameters (training, loading) is picked up.
+    // conv[l]: which algorithm runs each pass of convolution node l, and its transformed
+    // weights (src/nn/convplan.h), brought up to date with the parameters at every entry
+    // point. conv_im2col (net_finish sets it from the environment: BEARD_CONV=im2col)
+    // runs every pass by im2col + sgemm.
     int conv_im2col;
-    float **wino, **wino_src; // (n_layers)
+    ConvPlan *conv; // (n_layers)
 } Net;
 
 // ----------------------------------------------------------------------------

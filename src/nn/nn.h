@@ -60,6 +60,17 @@ void conv2d_forward_winograd(real *out,      // (B, Cout, H, W)
                              const real *U,  // from winograd_weights
                              const real *bias, // (Cout) or NULL
                              int B, int Cin, int H, int W, int Cout);
+// the input gradient of the same convolution: din += conv_transpose(dout), as the
+// Winograd convolution from Cout to Cin channels with the kernels rotated by 180 degrees.
+// It applies when winograd_applies(Cout, ...) (the backward pass's input channels); U is
+// winograd_weights_size(Cin, Cout) values from winograd_weights_backward.
+void winograd_weights_backward(real *U,            // winograd_weights_size(Cin, Cout)
+                               const real *weight, // (Cout, Cin, 3, 3)
+                               int Cout, int Cin);
+void conv2d_backward_data_winograd(real *din,        // (B, Cin, H, W), added into
+                                   const real *dout, // (B, Cout, H, W)
+                                   const real *U,    // from winograd_weights_backward
+                                   int B, int Cout, int H, int W, int Cin);
 
 // ----------------------------------------------------------------------------
 // linear (torch.nn.Linear): out = in W^T + b

@@ -51,30 +51,48 @@ int winograd_applies(int Cin, int K, int stride, int pad) { return K == 3 && str
 
 size_t winograd_weights_size(int Cout, int Cin) { return (size_t)16 * round_up(Cout, MR) * Cin; }
 
-// U packed as [e (16)][o / MR][c][o % MR], zero rows past Cout
-void winograd_weights(real *U, const real *weight, int Cout, int Cin) {
+// u = G g G^T of one 3x3 kernel g (row-major); flip: of g rotated by 180 degrees
+static void transform_kernel(real u[16], const real *g, int flip) {
+    real k[9];
+    for (int i = 0; i < 9; i++) k[i] = g[flip ? 8 - i : i];
+    real t[4][3]; // G g
+    for (int j = 0; j < 3; j++) {
+        real g0 = k[j], g1 = k[3 + j], g2 = k[6 + j];
+        t[0][j] = g0;
+        t[1][j] = (real)0.5 * (g0 + g1 + g2);
+        t[2][j] = (real)0.5 * (g0 - g1 + g2);
+        t[3][j] = g2;
+    }
+    for (int i = 0; i < 4; i++) { // (G g) G^T
+        u[i * 4 + 0] = t[i][0];
+        u[i * 4 + 1] = (real)0.5 * (t[i][0] + t[i][1] + t[i][2]);
+        u[i * 4 + 2] = (real)0.5 * (t[i][0] - t[i][1] + t[i][2]);
+        u[i * 4 + 3] = t[i][2];
+    }
+}
+
+// U packed as [e (16)][o / MR][c][o % MR], zero rows past Cout, for the convolution
+// (Cin -> Cout) whose kernel (o, c) is g(o, c): weight[o][c], or for the input gradient
+// (Cout and Cin swapped) weight[c][o] rotated by 180 degrees
+static void pack_weights(real *U, const real *weight, int Cout, int Cin, int backward) {
     int Coutp = round_up(Cout, MR);
     memset(U, 0, sizeof(real) * winograd_weights_size(Cout, Cin));
     for (int o = 0; o < Cout; o++)
         for (int c = 0; c < Cin; c++) {
-            const real *g = weight + ((size_t)o * Cin + c) * 9;
-            real t[4][3]; // G g
-            for (int j = 0; j < 3; j++) {
-                real g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
-                t[0][j] = g0;
-                t[1][j] = (real)0.5 * (g0 + g1 + g2);
-                t[2][j] = (real)0.5 * (g0 - g1 + g2);
-                t[3][j] = g2;
-            }
-            for (int i = 0; i < 4; i++) { // (G g) G^T
-                real u[4] = {t[i][0], (real)0.5 * (t[i][0] + t[i][1] + t[i][2]),
-                             (real)0.5 * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
-                for (int q = 0; q < 4; q++) {
-                    size_t e = (size_t)(i * 4 + q);
-                    U[((e * (Coutp / MR) + o / MR) * Cin + c) * MR + o % MR] = u[q];
-                }
-            }
+            real u[16];
+            transform_kernel(u, weight + ((size_t)(backward ? c * Cout + o : o * Cin + c)) * 9, backward);
+            for (size_t e = 0; e < 16; e++) U[((e * (Coutp / MR) + o / MR) * Cin + c) * MR + o % MR] = u[e];
         }
+}
+
+void winograd_weights(real *U, const real *weight, int Cout, int Cin) { pack_weights(U, weight, Cout, Cin, 0); }
+
+// The input gradient of out = conv(in, weight) (3x3, stride 1, pad 1) is
+//   din[c][y][x] = sum_o sum_ij weight[o][c][2-i][2-j] dout[o][y+i-1][x+j-1],
+// the same convolution from Cout to Cin channels with every kernel rotated by 180
+// degrees and the channel roles swapped: U of that convolution.
+void winograd_weights_backward(real *U, const real *weight, int Cout, int Cin) {
+    pack_weights(U, weight, Cin, Cout, 1);
 }
 
 // m (MR rows, ldm) = u (Cin x MR, packed) . v (Cin rows of ldv; nv vectors of tiles)
@@ -213,7 +231,7 @@ static void input_transform_any(real *V, const real *in, int Cin, int H, int W, 
 // its end, so reading whole vectors is safe.)
 static inline __attribute__((always_inline)) void output_transform_vec(real *out, const real *M, const real *bias,
                                                                        int Cout, int Coutp, int H, int W, int tw,
-                                                                       int ty0, int ty1, int ldm) {
+                                                                       int ty0, int ty1, int ldm, int add) {
     size_t eplane = (size_t)Coutp * ldm;
     for (int o = 0; o < Cout; o++) {
         real b = bias ? bias[o] : 0;
@@ -229,18 +247,21 @@ static inline __attribute__((always_inline)) void output_transform_vec(real *out
             }
             vreal y00 = s0[0] + s0[1] + s0[2] + b, y01 = s1[0] + s1[1] + s1[2] + b;
             vreal y10 = s0[1] - s0[2] - s0[3] + b, y11 = s1[1] - s1[2] - s1[3] + b;
+            real *p0 = plane + (size_t)(2 * ty) * W;
             vreal r0 = SHUF(y00, y01, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-            lanes_store(plane + (size_t)(2 * ty) * W, r0, W);
+            if (add) r0 += row_load(p0, W);
+            lanes_store(p0, r0, W);
             if (2 * ty + 1 < H) {
                 vreal r1 = SHUF(y10, y11, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-                lanes_store(plane + (size_t)(2 * ty + 1) * W, r1, W);
+                if (add) r1 += row_load(p0 + W, W);
+                lanes_store(p0 + W, r1, W);
             }
         }
     }
 }
 
 static void output_transform_any(real *out, const real *M, const real *bias, int Cout, int Coutp, int H, int W,
-                                 int tw, int ty0, int ty1, int ldm, real *tmp) {
+                                 int tw, int ty0, int ty1, int ldm, real *tmp, int add) {
     size_t eplane = (size_t)Coutp * ldm;
     real *y00 = tmp, *y01 = y00 + tw, *y10 = y01 + tw, *y11 = y10 + tw;
     for (int o = 0; o < Cout; o++) {
@@ -262,15 +283,29 @@ static void output_transform_any(real *out, const real *M, const real *bias, int
                 y11[x] = s1[1] - s1[2] - s1[3] + b;
             }
             real *r0 = plane + (size_t)(2 * ty) * W;
-            for (int x = 0; x < tw; x++) {
-                r0[2 * x] = y00[x];
-                if (2 * x + 1 < W) r0[2 * x + 1] = y01[x];
+            if (add) {
+                for (int x = 0; x < tw; x++) {
+                    r0[2 * x] += y00[x];
+                    if (2 * x + 1 < W) r0[2 * x + 1] += y01[x];
+                }
+            } else {
+                for (int x = 0; x < tw; x++) {
+                    r0[2 * x] = y00[x];
+                    if (2 * x + 1 < W) r0[2 * x + 1] = y01[x];
+                }
             }
             if (2 * ty + 1 < H) {
                 real *r1 = r0 + W;
-                for (int x = 0; x < tw; x++) {
-                    r1[2 * x] = y10[x];
-                    if (2 * x + 1 < W) r1[2 * x + 1] = y11[x];
+                if (add) {
+                    for (int x = 0; x < tw; x++) {
+                        r1[2 * x] += y10[x];
+                        if (2 * x + 1 < W) r1[2 * x + 1] += y11[x];
+                    }
+                } else {
+                    for (int x = 0; x < tw; x++) {
+                        r1[2 * x] = y10[x];
+                        if (2 * x + 1 < W) r1[2 * x + 1] = y11[x];
+                    }
                 }
             }
         }
@@ -283,7 +318,7 @@ static void output_transform_any(real *out, const real *M, const real *bias, int
 static inline __attribute__((always_inline)) void winograd_block(real *out, const real *in, const real *U,
                                                                  const real *bias, int Cin, int H, int W, int tw,
                                                                  int Cout, int Coutp, int ty0, int ty1, int ldv,
-                                                                 real *V, real *M) {
+                                                                 real *V, real *M, int add) {
     int nt = (ty1 - ty0) * tw;
     if (nt < ldv) // the padding tiles of a partial block read zeros
         for (size_t ec = 0; ec < (size_t)16 * Cin; ec++) memset(V + ec * ldv + nt, 0, sizeof(real) * (ldv - nt));
@@ -300,12 +335,13 @@ static inline __attribute__((always_inline)) void winograd_block(real *out, cons
             if (j < nt) kernel(m + j, ldv, u, Ve + j, ldv, Cin, 1);
         }
     }
-    if (W <= VL) output_transform_vec(out, M, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv);
-    else output_transform_any(out, M, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, tmp);
+    if (W <= VL) output_transform_vec(out, M, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, add);
+    else output_transform_any(out, M, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, tmp, add);
 }
 
+// out (Cout, H, W) = conv(in (Cin, H, W)) + bias, or += it when add
 static void winograd_sample(real *out, const real *in, const real *U, const real *bias, int Cin, int H, int W,
-                            int Cout) {
+                            int Cout, int add) {
     int th = (H + 1) / 2, tw = (W + 1) / 2, Coutp = round_up(Cout, MR);
     int rows = tw >= BLOCK_TILES ? 1 : BLOCK_TILES / tw; // tile rows per block
     if (rows > th) rows = th;
@@ -314,9 +350,15 @@ static void winograd_sample(real *out, const real *in, const real *U, const real
     real *M = scratch_real(SCRATCH_COL2, (size_t)16 * Coutp * ldv + VL); // + slack, see output_transform_vec
     for (int ty0 = 0; ty0 < th; ty0 += rows) {
         int ty1 = MIN(ty0 + rows, th);
-        if (W == 16) winograd_block(out, in, U, bias, Cin, H, 16, 8, Cout, Coutp, ty0, ty1, ldv, V, M);
-        else if (W == 8) winograd_block(out, in, U, bias, Cin, H, 8, 4, Cout, Coutp, ty0, ty1, ldv, V, M);
-        else winograd_block(out, in, U, bias, Cin, H, W, tw, Cout, Coutp, ty0, ty1, ldv, V, M);
+        if (add) {
+            if (W == 16) winograd_block(out, in, U, NULL, Cin, H, 16, 8, Cout, Coutp, ty0, ty1, ldv, V, M, 1);
+            else if (W == 8) winograd_block(out, in, U, NULL, Cin, H, 8, 4, Cout, Coutp, ty0, ty1, ldv, V, M, 1);
+            else winograd_block(out, in, U, NULL, Cin, H, W, tw, Cout, Coutp, ty0, ty1, ldv, V, M, 1);
+        } else {
+            if (W == 16) winograd_block(out, in, U, bias, Cin, H, 16, 8, Cout, Coutp, ty0, ty1, ldv, V, M, 0);
+            else if (W == 8) winograd_block(out, in, U, bias, Cin, H, 8, 4, Cout, Coutp, ty0, ty1, ldv, V, M, 0);
+            else winograd_block(out, in, U, bias, Cin, H, W, tw, Cout, Coutp, ty0, ty1, ldv, V, M, 0);
+        }
     }
 }
 
@@ -324,5 +366,12 @@ void conv2d_forward_winograd(real *out, const real *in, const real *U, const rea
                              int W, int Cout) {
     size_t in_sz = (size_t)Cin * H * W, out_sz = (size_t)Cout * H * W;
 #pragma omp parallel for schedule(static) if (B > 1)
-    for (int b = 0; b < B; b++) winograd_sample(out + b * out_sz, in + b * in_sz, U, bias, Cin, H, W, Cout);
+    for (int b = 0; b < B; b++) winograd_sample(out + b * out_sz, in + b * in_sz, U, bias, Cin, H, W, Cout, 0);
+}
+
+void conv2d_backward_data_winograd(real *din, const real *dout, const real *U, int B, int Cout, int H, int W,
+                                   int Cin) {
+    size_t in_sz = (size_t)Cin * H * W, out_sz = (size_t)Cout * H * W;
+#pragma omp parallel for schedule(static) if (B > 1)
+    for (int b = 0; b < B; b++) winograd_sample(din + b * in_sz, dout + b * out_sz, U, NULL, Cout, H, W, Cin, 1);
 }

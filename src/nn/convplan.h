@@ -1,0 +1,57 @@
+/*
+ * convplan.h: which algorithm runs each pass of one convolution layer, and the weights
+ * transformed for it.
+ *
+ * A model holds one ConvPlan per convolution. The plan picks, per pass,
+ *   forward      Winograd F(2x2, 3x3) (winograd.c) for 3x3 / stride 1 / pad 1 with at
+ *                least 8 input channels, otherwise im2col + sgemm (conv2d.c);
+ *   input grad   Winograd on the flipped kernels when the forward pass uses Winograd and
+ *                the layer has at least 8 output channels, otherwise im2col + sgemm;
+ *   weight grad  im2col + sgemm.
+ * im2col_only (BEARD_CONV=im2col) runs every pass by im2col + sgemm.
+ *
+ * The transformed weights are made from a copy of the weights they came from; every
+ * conv_plan_update compares the two, so any change of the parameters (a training step,
+ * a checkpoint load, a test poking the weights) is picked up before the next pass. The
+ * plan is float32 only (the double build of nn/ for the gradient check leaves it out).
+ */
+#ifndef BEARD_CONVPLAN_H
+#define BEARD_CONVPLAN_H
+
+#include <stddef.h>
+
+typedef enum { CONV_ALGO_IM2COL, CONV_ALGO_WINOGRAD } ConvAlgo;
+
+typedef struct {
+    int Cin, H, W, Cout, K, stride, pad, im2col_only;
+    ConvAlgo fwd, bwd; // forward and input-gradient algorithms
+    float *src;        // (Cout, Cin, K, K): the weights the transforms below were made from
+    float *Uf, *Ub;    // Winograd transforms: forward, input gradient (NULL until first needed)
+} ConvPlan;
+
+// chooses the algorithms for a layer; allocates nothing
+void conv_plan_init(ConvPlan *p, int Cin, int H, int W, int Cout, int K, int stride, int pad, int im2col_only);
+// brings the transformed weights up to date with weight (Cout, Cin, K, K); backward: also
+// those of the input gradient. Returns 0, or -1 when memory runs out.
+int conv_plan_update(ConvPlan *p, const float *weight, int backward);
+void conv_plan_free(ConvPlan *p);
+
+// the passes, as conv2d_forward / conv2d_backward (backward adds into every gradient;
+// any of din, dweight, dbias may be NULL). conv_plan_update must have run since the
+// weights last changed (with backward set, for conv_plan_backward).
+void conv_plan_forward(const ConvPlan *p,
+                       float *out,          // (B, Cout, Ho, Wo)
+                       const float *in,     // (B, Cin, H, W)
+                       const float *weight, // (Cout, Cin, K, K)
+                       const float *bias,   // (Cout) or NULL
+                       int B);
+void conv_plan_backward(const ConvPlan *p,
+                        float *din,          // (B, Cin, H, W) or NULL
+                        float *dweight,      // (Cout, Cin, K, K) or NULL
+                        float *dbias,        // (Cout) or NULL
+                        const float *dout,   // (B, Cout, Ho, Wo)
+                        const float *in,     // (B, Cin, H, W)
+                        const float *weight, // (Cout, Cin, K, K)
+                        int B);
+
+#endif
