@@ -52,10 +52,10 @@ $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-# the Winograd GEMM kernel is written for fused multiply-adds
+# the Winograd and direct convolution kernels are written for fused multiply-adds
 # (-fexpensive-optimizations: GCC forms FMAs only with it, which -O1 builds lack, and
 # the sanitizer build must compute what the optimised one does)
-$(B)/src/nn/winograd.o: CFLAGS += -ffp-contract=fast -fexpensive-optimizations
+$(B)/src/nn/winograd.o $(B)/src/nn/conv_direct.o: CFLAGS += -ffp-contract=fast -fexpensive-optimizations
 
 $(B)/libbeard.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -69,7 +69,7 @@ $(B)/tests/%: tests/%.c $(TEST_LIB) $(B)/libbeard.a
 
 # the nn kernels once more in double precision, for the gradient check (see src/nn/real.h)
 NN64_OBJ = $(wildcard src/nn/*.c)
-NN64_OBJ := $(filter-out src/nn/optim.c src/nn/winograd.c src/nn/convplan.c,$(NN64_OBJ))
+NN64_OBJ := $(filter-out src/nn/optim.c src/nn/winograd.c src/nn/conv_direct.c src/nn/convplan.c,$(NN64_OBJ))
 NN64_OBJ := $(NN64_OBJ:src/nn/%.c=$(B)/nn64/%.o)
 $(B)/nn64/%.o: src/nn/%.c
 	@mkdir -p $(dir $@)

@@ -122,6 +122,39 @@ static void test_winograd_backward(void) {
     }
 }
 
+// the direct kernel of layers with few input channels against the naive sums: the RGB
+// and MNIST (pad 3) first layers, widths over one and two vectors, partial register
+// blocks, other K and pads
+static void test_conv_direct(void) {
+    int shapes[][7] = {{2, 3, 128, 32, 32, 3, 1}, {1, 1, 128, 28, 28, 3, 3}, {2, 3, 16, 7, 5, 3, 1},
+                       {1, 2, 9, 5, 37, 3, 0},    {1, 4, 8, 33, 17, 5, 2},   {3, 7, 20, 16, 16, 1, 0},
+                       {1, 3, 5, 2, 3, 3, 1},     {1, 1, 3, 40, 40, 3, 1},   {2, 5, 12, 9, 11, 3, 2}};
+    Rng r;
+    rng_init(&r, 13, 0);
+    for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
+        int B = shapes[t][0], C = shapes[t][1], O = shapes[t][2], H = shapes[t][3], W = shapes[t][4];
+        int K = shapes[t][5], pad = shapes[t][6];
+        int Ho = conv2d_out_size(H, K, 1, pad), Wo = conv2d_out_size(W, K, 1, pad);
+        size_t nx = (size_t)B * C * H * W, nw = (size_t)O * C * K * K, ny = (size_t)B * O * Ho * Wo;
+        float *x = zeros(nx), *w = zeros(nw), *b = zeros(O), *y = zeros(ny), *yr = zeros(ny);
+        float *Wp = zeros(conv_direct_weights_size(O, C, K));
+        float bound = 1.0f / sqrtf((float)C * K * K);
+        for (size_t i = 0; i < nx; i++) x[i] = 2 * rng_uniform(&r) - 1;
+        for (size_t i = 0; i < nw; i++) w[i] = bound * (2 * rng_uniform(&r) - 1);
+        for (int i = 0; i < O; i++) b[i] = bound * (2 * rng_uniform(&r) - 1);
+        for (size_t i = 0; i < ny; i++) y[i] = NAN; // every output must be written
+        CHECK(conv_direct_applies(C, 1), "the direct kernel applies to %d input channels", C);
+        conv_direct_weights(Wp, w, O, C, K);
+        conv2d_forward_direct(y, x, Wp, b, B, C, H, W, O, K, pad);
+        conv2d_forward_ref(yr, x, w, b, B, C, H, W, O, K, 1, pad);
+        char what[96];
+        snprintf(what, sizeof(what), "direct B%d C%d O%d %dx%d k%d p%d vs naive", B, C, O, H, W, K, pad);
+        check_close(what, y, yr, ny, 1e-5, 1e-4);
+        free(x), free(w), free(b), free(y), free(yr), free(Wp);
+    }
+    CHECK(!conv_direct_applies(8, 1) && !conv_direct_applies(3, 2), "the direct kernel declines 8 input channels and strides");
+}
+
 static void test_linear(void) {
     const FixTensor *x = T("linear.x"), *w = T("linear.weight"), *b = T("linear.bias"), *out = T("linear.out"),
                     *dout = T("linear.dout"), *dx = T("linear.dx"), *dw = T("linear.dweight"), *db = T("linear.dbias");
@@ -555,6 +588,7 @@ int main(int argc, char **argv) {
     }
     test_winograd();
     test_winograd_backward();
+    test_conv_direct();
     test_net_winograd();
     test_drivers();
     test_relu_nan();

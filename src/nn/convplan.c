@@ -4,9 +4,11 @@
  *   128 -> 128 at 16x16: forward 1.05 ms by im2col, 0.29 ms by Winograd; input gradient
  *                        1.48 ms by im2col, 0.42 ms by Winograd
  *   128 -> 128 at 8x8:   input gradient 0.30 ms by im2col, 0.15 ms by Winograd
- *   3 -> 128 at 32x32:   input gradient 0.17 ms by im2col, 1.13 ms by Winograd (three
- *                        output channels fill three of the eight rows of its register
- *                        block, and the 32-wide transforms are not vectorised)
+ *   3 -> 128 at 32x32:   forward 85 us by im2col, 50 us by the direct kernel; input
+ *                        gradient 0.17 ms by im2col, 1.13 ms by Winograd (three output
+ *                        channels fill three of the eight rows of its register block,
+ *                        and the 32-wide transforms are not vectorised), and slower than
+ *                        im2col by the direct kernel too (see conv_direct.c)
  */
 #include "convplan.h"
 
@@ -24,7 +26,22 @@ void conv_plan_init(ConvPlan *p, int Cin, int H, int W, int Cout, int K, int str
     if (winograd_applies(Cin, K, stride, pad)) {
         p->fwd = CONV_ALGO_WINOGRAD;
         if (winograd_applies(Cout, K, stride, pad)) p->bwd = CONV_ALGO_WINOGRAD;
+    } else if (conv_direct_applies(Cin, stride)) {
+        p->fwd = CONV_ALGO_DIRECT;
     }
+}
+
+static size_t transformed_size(const ConvPlan *p, int backward) {
+    ConvAlgo a = backward ? p->bwd : p->fwd;
+    if (a == CONV_ALGO_WINOGRAD) return backward ? winograd_weights_size(p->Cin, p->Cout) : winograd_weights_size(p->Cout, p->Cin);
+    return conv_direct_weights_size(p->Cout, p->Cin, p->K); // forward only
+}
+
+static void transform(const ConvPlan *p, float *U, const float *weight, int backward) {
+    ConvAlgo a = backward ? p->bwd : p->fwd;
+    if (a == CONV_ALGO_WINOGRAD && !backward) winograd_weights(U, weight, p->Cout, p->Cin);
+    else if (a == CONV_ALGO_WINOGRAD) winograd_weights_backward(U, weight, p->Cout, p->Cin);
+    else conv_direct_weights(U, weight, p->Cout, p->Cin, p->K); // forward only
 }
 
 void conv_plan_free(ConvPlan *p) {
@@ -42,13 +59,13 @@ int conv_plan_update(ConvPlan *p, const float *weight, int backward) {
         p->Uf = p->Ub = NULL;
     }
     if (!p->Uf && !p->Ub) memcpy(p->src, weight, sizeof(float) * nw);
-    if (p->fwd == CONV_ALGO_WINOGRAD && !p->Uf) {
-        if (!(p->Uf = xmalloc(sizeof(float) * winograd_weights_size(p->Cout, p->Cin)))) return -1;
-        winograd_weights(p->Uf, weight, p->Cout, p->Cin);
+    if (p->fwd != CONV_ALGO_IM2COL && !p->Uf) {
+        if (!(p->Uf = xmalloc(sizeof(float) * transformed_size(p, 0)))) return -1;
+        transform(p, p->Uf, weight, 0);
     }
-    if (backward && p->bwd == CONV_ALGO_WINOGRAD && !p->Ub) {
-        if (!(p->Ub = xmalloc(sizeof(float) * winograd_weights_size(p->Cin, p->Cout)))) return -1;
-        winograd_weights_backward(p->Ub, weight, p->Cout, p->Cin);
+    if (backward && p->bwd != CONV_ALGO_IM2COL && !p->Ub) {
+        if (!(p->Ub = xmalloc(sizeof(float) * transformed_size(p, 1)))) return -1;
+        transform(p, p->Ub, weight, 1);
     }
     return 0;
 }
@@ -56,6 +73,8 @@ int conv_plan_update(ConvPlan *p, const float *weight, int backward) {
 void conv_plan_forward(const ConvPlan *p, float *out, const float *in, const float *weight, const float *bias, int B) {
     if (p->fwd == CONV_ALGO_WINOGRAD)
         conv2d_forward_winograd(out, in, p->Uf, bias, B, p->Cin, p->H, p->W, p->Cout);
+    else if (p->fwd == CONV_ALGO_DIRECT)
+        conv2d_forward_direct(out, in, p->Uf, bias, B, p->Cin, p->H, p->W, p->Cout, p->K, p->pad);
     else
         conv2d_forward(out, in, weight, bias, B, p->Cin, p->H, p->W, p->Cout, p->K, p->stride, p->pad);
 }

@@ -4,7 +4,8 @@
  *
  * A model holds one ConvPlan per convolution. The plan picks, per pass,
  *   forward      Winograd F(2x2, 3x3) (winograd.c) for 3x3 / stride 1 / pad 1 with at
- *                least 8 input channels, otherwise im2col + sgemm (conv2d.c);
+ *                least 8 input channels; the direct kernel (conv_direct.c) for stride 1
+ *                with fewer (a first layer); otherwise im2col + sgemm (conv2d.c);
  *   input grad   Winograd on the flipped kernels when the forward pass uses Winograd and
  *                the layer has at least 8 output channels, otherwise im2col + sgemm;
  *   weight grad  im2col + sgemm.
@@ -20,13 +21,14 @@
 
 #include <stddef.h>
 
-typedef enum { CONV_ALGO_IM2COL, CONV_ALGO_WINOGRAD } ConvAlgo;
+typedef enum { CONV_ALGO_IM2COL, CONV_ALGO_WINOGRAD, CONV_ALGO_DIRECT } ConvAlgo;
 
 typedef struct {
     int Cin, H, W, Cout, K, stride, pad, im2col_only;
     ConvAlgo fwd, bwd; // forward and input-gradient algorithms
     float *src;        // (Cout, Cin, K, K): the weights the transforms below were made from
-    float *Uf, *Ub;    // Winograd transforms: forward, input gradient (NULL until first needed)
+    float *Uf, *Ub;    // transformed (Winograd) or packed (direct) weights of the forward
+                       // pass, the input gradient's (NULL until first needed)
 } ConvPlan;
 
 // chooses the algorithms for a layer; allocates nothing

@@ -72,6 +72,19 @@ void conv2d_backward_data_winograd(real *din,        // (B, Cin, H, W), added in
                                    const real *U,    // from winograd_weights_backward
                                    int B, int Cout, int H, int W, int Cin);
 
+// the forward pass of stride-1 convolutions with fewer than 8 input channels (a first
+// layer) by a direct register-blocked kernel (conv_direct.c); Wp holds the weights packed
+// by conv_direct_weights, conv_direct_weights_size(Cout, Cin, K) values, once per
+// weight update
+int conv_direct_applies(int Cin, int stride);
+size_t conv_direct_weights_size(int Cout, int Cin, int K);
+void conv_direct_weights(real *Wp, const real *weight, int Cout, int Cin, int K);
+void conv2d_forward_direct(real *out,        // (B, Cout, Ho, Wo)
+                           const real *in,   // (B, Cin, H, W)
+                           const real *Wp,   // from conv_direct_weights
+                           const real *bias, // (Cout) or NULL
+                           int B, int Cin, int H, int W, int Cout, int K, int pad);
+
 // ----------------------------------------------------------------------------
 // linear (torch.nn.Linear): out = in W^T + b
 

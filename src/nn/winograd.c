@@ -28,22 +28,10 @@
 #include "../core/common.h"
 #include "../core/parallel.h"
 #include "nn.h"
+#include "vec.h"
 
-#define MR 8                                 // output channels per register block
-#define VL ((int)(64 / sizeof(real)))        // lanes in one 512-bit vector
-#define BLOCK_TILES 32                       // aim for this many tiles per block
-typedef real vreal __attribute__((vector_size(64)));
-_Static_assert(sizeof(real) == 4, "winograd.c is float32 only (the double build of nn/ leaves it out)");
-// Built without AVX-512 (the fuzz build, a build without -march=native) the compilers
-// note that passing 64-byte vectors changes the ABI; every such function here is static.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-static inline __attribute__((always_inline)) vreal vload(const real *p) {
-    vreal v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline __attribute__((always_inline)) void vstore(real *p, vreal v) { memcpy(p, &v, sizeof v); }
+#define MR 8          // output channels per register block
+#define BLOCK_TILES 32 // aim for this many tiles per block
 
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
@@ -116,40 +104,10 @@ static inline __attribute__((always_inline)) void kernel(real *m, int ldm, const
     }
 }
 
-// __builtin_shufflevector (GCC >= 12, clang): lanes 0..15 pick from a, 16..31 from b
-#define SHUF(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
-#define Z 16 // a lane of b = 0 below
-typedef real vhalf __attribute__((vector_size(32)));
-typedef real vquarter __attribute__((vector_size(16)));
+#define Z 16 // a lane of b = 0 in the shuffles below
 
-// one image row of W <= 16 values as a vector, zeros past W (W constant in the hot
-// paths, so that this is one vector move)
-static inline __attribute__((always_inline)) vreal row_load(const real *row, int W) {
-    if (W == VL) return vload(row);
-    if (W == VL / 2) {
-        vhalf h;
-        memcpy(&h, row, sizeof h);
-        return SHUF(h, (vhalf){0}, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 8, 8, 8, 8, 8, 8);
-    }
-    vreal v = {0};
-    memcpy(&v, row, sizeof(real) * W);
-    return v;
-}
-
-// the first n lanes of v to p
-static inline __attribute__((always_inline)) void lanes_store(real *p, vreal v, int n) {
-    if (n == VL) {
-        vstore(p, v);
-    } else if (n == VL / 2) {
-        vhalf h = SHUF(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
-        memcpy(p, &h, sizeof h);
-    } else if (n == VL / 4) {
-        vquarter q = SHUF(v, v, 0, 1, 2, 3);
-        memcpy(p, &q, sizeof q);
-    } else {
-        memcpy(p, &v, sizeof(real) * n);
-    }
-}
+// one image row of W <= 16 values as a vector, zeros past W
+static inline __attribute__((always_inline)) vreal row_load(const real *row, int W) { return lanes_load(row, W); }
 
 // V[e][c][j] (ldv) for the tiles of tile rows [ty0, ty1): j = (ty - ty0) * tw + tx.
 // Fast path for W <= 16: a row of tiles is one vector. Down the columns first,

@@ -1,0 +1,63 @@
+/*
+ * vec.h: the 512-bit vector type and the loads and stores that beard's hand-blocked
+ * convolution kernels (winograd.c, conv_direct.c) share. GCC/clang vector extensions,
+ * not intrinsics: with -march=native on an AVX-512 machine each vreal is one zmm
+ * register, elsewhere the compiler splits it (the fuzz build, other CPUs). float32 only.
+ */
+#ifndef BEARD_VEC_H
+#define BEARD_VEC_H
+
+#include <string.h>
+
+#include "real.h"
+
+#define VL ((int)(64 / sizeof(real))) // lanes in one 512-bit vector
+typedef real vreal __attribute__((vector_size(64)));
+typedef real vhalf __attribute__((vector_size(32)));
+typedef real vquarter __attribute__((vector_size(16)));
+_Static_assert(sizeof(real) == 4, "the vector kernels are float32 only (the double build of nn/ leaves them out)");
+// Built without AVX-512 (the fuzz build, a build without -march=native) the compilers
+// note that passing 64-byte vectors changes the ABI; every function taking one is static
+// inline in the files that include this.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+// __builtin_shufflevector (GCC >= 12, clang): lanes 0..15 pick from a, 16..31 from b
+#define SHUF(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+
+static inline __attribute__((always_inline)) vreal vload(const real *p) {
+    vreal v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline __attribute__((always_inline)) void vstore(real *p, vreal v) { memcpy(p, &v, sizeof v); }
+
+// n <= VL values from p as a vector, zeros past n (n constant in the hot paths, so that
+// this is one vector move)
+static inline __attribute__((always_inline)) vreal lanes_load(const real *p, int n) {
+    if (n == VL) return vload(p);
+    if (n == VL / 2) {
+        vhalf h;
+        memcpy(&h, p, sizeof h);
+        return SHUF(h, (vhalf){0}, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 8, 8, 8, 8, 8, 8);
+    }
+    vreal v = {0};
+    memcpy(&v, p, sizeof(real) * n);
+    return v;
+}
+
+// the first n <= VL lanes of v to p
+static inline __attribute__((always_inline)) void lanes_store(real *p, vreal v, int n) {
+    if (n == VL) {
+        vstore(p, v);
+    } else if (n == VL / 2) {
+        vhalf h = SHUF(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+        memcpy(p, &h, sizeof h);
+    } else if (n == VL / 4) {
+        vquarter q = SHUF(v, v, 0, 1, 2, 3);
+        memcpy(p, &q, sizeof q);
+    } else {
+        memcpy(p, &v, sizeof(real) * n);
+    }
+}
+
+#endif
