@@ -83,4 +83,16 @@ int cli_load_split(const char *cmd, const char *dataset, const char *dir, int tr
 void cli_testset_free(CliTestSet *ts);
 int cli_load_model(const char *cmd, const char *path, const char *arch, const DatasetInfo *info, Net *net);
 
+// BEARD's evaluate_config.json (cmd_evaluate.c) with the command line's overrides merged
+// in before validation (NULL, or -1 for the numbers: the config's value); prints the
+// reader's warnings. *cfg is malloc'ed. Returns 0, or 1 after printing the error.
+#include "../evaluate/eval_config.h"
+typedef struct {
+    const char *load_file, *data_path, *save_path, *semantics, *results_json;
+    const char *attacks; // "Clean,FGSM,...": replaces test_attack
+    long n_examples, seed, threads, batch;
+    int per_sample_csv, no_per_sample;
+} CliEvalOverrides;
+int cli_eval_config_read(const char *cmd, const char *path, const CliEvalOverrides *ov, EvalConfig **cfg);
+
 #endif

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "../core/parallel.h"
+#include "../evaluate/evaluate.h"
 #include "../core/rng.h"
 #include "../data/augment.h"
 #include "../distill/recover.h"
@@ -29,6 +30,9 @@ static const char *usage_text =
     "                   [--seconds S] [--json OUT] [--torch] [--python PY]\n"
     "       beard bench --gemm [--threads N] [--json OUT]\n"
     "       beard bench --recover [--arch resnet18_modified] [--batch 100] [--threads N] [--torch]\n"
+    "       beard bench --evaluate CONFIG [--log BEARD_LOG] [--limit N] [--project 10000]\n"
+    "                   [--load-file FILE] [--data DIR] [--attack A,B] [--semantics S]\n"
+    "                   [--seed S] [--threads N] [--json OUT] [--quiet]\n"
     "\n"
     "Measures images/s of forward, forward+backward-to-input (attack cost) and an SGD\n"
     "train step (train mode: BatchNorm on batch statistics), on random inputs of the\n"
@@ -55,7 +59,17 @@ static const char *usage_text =
     "mode, CE + BN-statistics loss, backward to the images, Adam, clip) on a randomly\n"
     "initialised BatchNorm teacher (default resnet18_modified, SRe2L's CIFAR teacher; batch 100);\n"
     "with --torch next to\n"
-    "scripts/bench_recover_torch.py (VILA-Lab/SRe2L's loop in PyTorch).\n";
+    "scripts/bench_recover_torch.py (VILA-Lab/SRe2L's loop in PyTorch).\n"
+    "\n"
+    "--evaluate runs BEARD's evaluation stage from its evaluate_config.json, as beard\n"
+    "evaluate does but writing nothing, on --limit test images (default: the config's\n"
+    "n_examples; 0 = the whole test split), and prints each attack's time per mode and\n"
+    "its projection to --project images (default 10000, BEARD's CIFAR-10 test set; the\n"
+    "work per image is independent of the others, so time scales with the count). With\n"
+    "--log (BEARD's {model}_{dataset}_{ipc}_evaluation_log.txt) it puts the times BEARD\n"
+    "logged next to them, with the totals over the attacks both have. --load-file,\n"
+    "--data, --attack, --semantics, --seed and --threads override the config; --quiet\n"
+    "hides the progress bars.\n";
 
 typedef struct {
     int label_count;
@@ -243,11 +257,137 @@ static int bench_recover(const char *C, const char *arch, int B, double seconds,
     return 0;
 }
 
+// ----------------------------------------------------------------------------
+// --evaluate: BEARD's evaluation, timed and projected
+
+typedef struct {
+    const char *config, *log, *load, *data, *attacks, *sem, *json;
+    long limit, seed, threads, project;
+} EvalBenchOpts;
+
+static int bench_evaluate(const EvalBenchOpts *o) {
+    const char *C = "bench";
+    CliEvalOverrides ov = {.load_file = o->load, .data_path = o->data, .semantics = o->sem, .attacks = o->attacks,
+                           .n_examples = o->limit, .seed = o->seed, .threads = o->threads, .batch = -1};
+    EvalConfig *cfg;
+    if (cli_eval_config_read(C, o->config, &ov, &cfg)) return 1;
+    Err e;
+    BeardLogFile lf = {0};
+    if (o->log && beardlog_read(&lf, o->log, &e)) {
+        free(cfg);
+        return cli_error(C, "%s", e.msg);
+    }
+    if (o->json && cli_check_output_file(C, "--json", o->json)) {
+        beardlog_file_free(&lf);
+        free(cfg);
+        return 1;
+    }
+    parallel_set_threads(cfg->threads);
+    CliTestSet ts;
+    Net net;
+    int status = 0;
+    if (cli_load_testset(C, cfg->dataset, cfg->data_path, cfg->n_examples, &ts)) {
+        beardlog_file_free(&lf);
+        free(cfg);
+        return 1;
+    }
+    if (cli_load_model(C, cfg->load_file, cfg->model, ts.info, &net)) {
+        fprintf(stderr, "beard bench: (--load-file overrides the config's load_file)\n");
+        cli_testset_free(&ts);
+        beardlog_file_free(&lf);
+        free(cfg);
+        return 1;
+    }
+    int n = ts.ad.n;
+    double scale = (double)o->project / n;
+    printf("beard bench --evaluate: %s (%s) on %s, %d test images, %s semantics, %d threads, BLAS kernels %s\n",
+           cfg->method, net.arch, ts.info->name, n, semantics_name(cfg->sem), parallel_threads(), parallel_blas_core());
+    EvalReport rep;
+    if (evaluate_run(cfg, &net, &ts.ad, NULL, NULL, NULL, &rep, &e)) {
+        status = cli_error(C, "%s", e.msg);
+        goto done;
+    }
+    char projected[32];
+    snprintf(projected, sizeof(projected), "at %ld", o->project);
+    printf("\n%-10s %-10s %9s %9s %12s %10s", "attack", "mode", "acc %", "seconds", "passes/img", projected);
+    if (o->log) printf(" %10s %9s %8s", "BEARD log", "BEARD acc", "speed-up");
+    printf("\n");
+    cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "runs");
+    double tot = 0, tot_both = 0, tot_log = 0, tot_other = 0;
+    for (int a = 0; a < rep.n_entries; a++) {
+        const EvalEntry *en = &rep.entries[a];
+        const BeardLogLine *ll = o->log ? beardlog_find(&lf, en->spec->name) : NULL;
+        double sum_here = 0;
+        for (int m = 0; m < 2; m++) {
+            const EvalMode *em = &en->mode[m];
+            if (em->status == EVAL_NOT_REQUESTED || em->status == EVAL_SKIPPED) continue;
+            const char *mname = m == 0 ? "targeted" : "untargeted";
+            if (em->status == EVAL_FAILED) {
+                printf("%-10s %-10s FAILED: %s\n", en->spec->name, mname, em->error);
+                status = 1;
+                continue;
+            }
+            double passes = em->status == EVAL_RAN && !en->spec->clean
+                                ? em->res.forward_per_sample + em->res.backward_per_sample
+                                : 1.0; // the clean pass (also what BEARD times for a mode that does not apply)
+            double proj = em->seconds * scale;
+            printf("%-10s %-10s %9.2f %9.2f %12.1f %10.1f", en->spec->name, mname, em->accuracy, em->seconds, passes, proj);
+            cJSON *r = cJSON_CreateObject();
+            cJSON_AddStringToObject(r, "attack", en->spec->name);
+            cJSON_AddStringToObject(r, "mode", mname);
+            cJSON_AddBoolToObject(r, "applies", em->status == EVAL_RAN);
+            cJSON_AddNumberToObject(r, "accuracy", em->accuracy);
+            cJSON_AddNumberToObject(r, "seconds", em->seconds);
+            cJSON_AddNumberToObject(r, "passes_per_sample", passes);
+            cJSON_AddNumberToObject(r, "projected_seconds", proj);
+            if (ll) {
+                printf(" %10.2f %9.2f %7.2fx", ll->seconds[m], ll->acc[m], proj > 0 ? ll->seconds[m] / proj : 0);
+                cJSON_AddNumberToObject(r, "beard_log_seconds", ll->seconds[m]);
+                cJSON_AddNumberToObject(r, "beard_log_accuracy", ll->acc[m]);
+                tot_log += ll->seconds[m];
+            } else if (o->log) {
+                printf(" %10s", "(not in log)");
+            }
+            printf("\n");
+            cJSON_AddItemToArray(arr, r);
+            sum_here += proj;
+        }
+        tot += sum_here;
+        if (ll) tot_both += sum_here;
+        else tot_other += sum_here;
+    }
+    printf("\ntotal, projected to %ld images: %.1f s (%.2f h)\n", o->project, tot, tot / 3600);
+    cJSON_AddNumberToObject(root, "n", n);
+    cJSON_AddNumberToObject(root, "project_to", (double)o->project);
+    cJSON_AddNumberToObject(root, "threads", parallel_threads());
+    cJSON_AddStringToObject(root, "semantics", semantics_name(cfg->sem));
+    cJSON_AddStringToObject(root, "blas_core", parallel_blas_core());
+    cJSON_AddNumberToObject(root, "wall_seconds", rep.wall_seconds);
+    cJSON_AddNumberToObject(root, "projected_seconds", tot);
+    if (o->log) {
+        printf("the attacks in BEARD's log: beard %.1f s projected, BEARD %.1f s logged: %.2fx\n", tot_both, tot_log,
+               tot_both > 0 ? tot_log / tot_both : 0);
+        if (tot_other > 0) printf("the attacks not in BEARD's log: beard %.1f s projected\n", tot_other);
+        cJSON_AddNumberToObject(root, "projected_seconds_in_log", tot_both);
+        cJSON_AddNumberToObject(root, "beard_log_seconds", tot_log);
+    }
+    if (o->json && cli_write_json(C, o->json, root)) status = 1;
+    cJSON_Delete(root);
+done:
+    evaluate_report_free(&rep);
+    net_free(&net);
+    cli_testset_free(&ts);
+    beardlog_file_free(&lf);
+    free(cfg);
+    return status;
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *C = "bench", *arch = "ConvNet", *dataset = "cifar10", *json = NULL, *python = "/usr/bin/python3";
     long B = 256, threads = 0;
     double seconds = 3.0;
     int gemm = 0, torch = 0, recover = 0, set_batch = 0, set_arch = 0;
+    EvalBenchOpts eo = {.limit = -1, .seed = -1, .threads = -1, .project = 10000};
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--distill") || !strncmp(argv[i], "--distill=", 10)) return bench_distill(argc, argv);
     for (int i = 1; i < argc; i++) {
@@ -258,6 +398,20 @@ int cmd_bench(int argc, char **argv) {
             return 0;
         } else if (cli_flag(argv, i, "--gemm")) gemm = 1;
         else if (cli_flag(argv, i, "--recover")) recover = 1;
+        else if (cli_flag(argv, i, "--quiet")) cli_quiet();
+        else if ((v = cli_opt(argc, argv, &i, "--evaluate", &missing))) eo.config = v;
+        else if ((v = cli_opt(argc, argv, &i, "--log", &missing))) eo.log = v;
+        else if ((v = cli_opt(argc, argv, &i, "--load-file", &missing))) eo.load = v;
+        else if ((v = cli_opt(argc, argv, &i, "--data", &missing))) eo.data = v;
+        else if ((v = cli_opt(argc, argv, &i, "--attack", &missing)) || (v = cli_opt(argc, argv, &i, "--attacks", &missing))) eo.attacks = v;
+        else if ((v = cli_opt(argc, argv, &i, "--semantics", &missing))) eo.sem = v;
+        else if ((v = cli_opt(argc, argv, &i, "--limit", &missing)) || (v = cli_opt(argc, argv, &i, "--n-examples", &missing))) {
+            if (cli_parse_int(C, "--limit", v, 0, 1L << 30, &eo.limit)) return 2;
+        } else if ((v = cli_opt(argc, argv, &i, "--project", &missing))) {
+            if (cli_parse_int(C, "--project", v, 1, 1L << 30, &eo.project)) return 2;
+        } else if ((v = cli_opt(argc, argv, &i, "--seed", &missing))) {
+            if (cli_parse_int(C, "--seed", v, 0, 1L << 53, &eo.seed)) return 2;
+        }
         else if (cli_flag(argv, i, "--torch")) torch = 1;
         else if ((v = cli_opt(argc, argv, &i, "--arch", &missing))) arch = v, set_arch = 1;
         else if ((v = cli_opt(argc, argv, &i, "--dataset", &missing))) dataset = v;
@@ -273,6 +427,14 @@ int cmd_bench(int argc, char **argv) {
         } else if (missing) return 2;
         else return cli_usage_error(C, "unknown option '%s' (see beard bench --help)", argv[i]);
     }
+    if (eo.config) {
+        if (gemm || torch) return cli_usage_error(C, "--evaluate does not combine with --gemm or --torch");
+        eo.json = json;
+        if (threads) eo.threads = threads;
+        return bench_evaluate(&eo);
+    }
+    if (eo.log || eo.load || eo.data || eo.attacks || eo.sem || eo.limit >= 0 || eo.seed >= 0)
+        return cli_usage_error(C, "--log, --load-file, --data, --attack, --semantics, --limit and --seed go with --evaluate");
     parallel_set_threads((int)threads);
     int nt = parallel_threads();
     // --json: checked now, built in memory, written atomically at the end

@@ -62,6 +62,64 @@ static void set_item(cJSON *root, const char *key, cJSON *v) {
     cJSON_AddItemToObject(root, key, v);
 }
 
+int cli_eval_config_read(const char *C, const char *config, const CliEvalOverrides *ov, EvalConfig **out) {
+    *out = NULL;
+    uint8_t *buf;
+    size_t len;
+    Err e;
+    if (file_read_all(config, 1 << 24, &buf, &len, &e)) return cli_error(C, "%s", e.msg);
+    if (len == 0) {
+        free(buf);
+        return cli_error(C, "%s is empty (BEARD's evaluate_config.json is a JSON object)", config);
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts((const char *)buf, len, &end, 0);
+    if (!root) {
+        int line = 1;
+        for (const char *p = (const char *)buf; end && p < end; p++) line += *p == '\n';
+        free(buf);
+        return cli_error(C, "%s: invalid JSON near line %d", config, line);
+    }
+    free(buf);
+    if (cJSON_IsObject(root)) {
+        if (ov->load_file) set_item(root, "load_file", cJSON_CreateString(ov->load_file));
+        if (ov->data_path) set_item(root, "data_path", cJSON_CreateString(ov->data_path));
+        if (ov->save_path) set_item(root, "save_path", cJSON_CreateString(ov->save_path));
+        if (ov->semantics) set_item(root, "semantics", cJSON_CreateString(ov->semantics));
+        if (ov->results_json) set_item(root, "results_json", cJSON_CreateString(ov->results_json));
+        if (ov->n_examples >= 0) set_item(root, "n_examples", cJSON_CreateNumber((double)ov->n_examples));
+        if (ov->seed >= 0) set_item(root, "seed", cJSON_CreateNumber((double)ov->seed));
+        if (ov->threads >= 0) set_item(root, "threads", cJSON_CreateNumber((double)ov->threads));
+        if (ov->batch >= 0) set_item(root, "batch", cJSON_CreateNumber((double)ov->batch));
+        if (ov->per_sample_csv) set_item(root, "per_sample_csv", cJSON_CreateTrue());
+        if (ov->no_per_sample) set_item(root, "per_sample", cJSON_CreateFalse());
+        if (ov->attacks) {
+            cJSON *a = cJSON_CreateArray();
+            char *list = xstrdup(ov->attacks);
+            for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+                while (*tok == ' ') tok++;
+                if (*tok) cJSON_AddItemToArray(a, cJSON_CreateString(tok));
+            }
+            xfree(list);
+            set_item(root, "test_attack", a);
+        }
+    }
+    EvalConfig *cfg = malloc(sizeof(EvalConfig));
+    if (!cfg) {
+        cJSON_Delete(root);
+        return cli_error(C, "out of memory");
+    }
+    int rc = eval_config_from_json(cfg, root, &e);
+    cJSON_Delete(root);
+    if (rc) {
+        free(cfg);
+        return cli_error(C, "%s: %s", config, e.msg);
+    }
+    for (int i = 0; i < cfg->n_warnings; i++) fprintf(stderr, "beard %s: warning: %s\n", C, cfg->warnings[i]);
+    *out = cfg;
+    return 0;
+}
+
 typedef struct {
     const EvalConfig *cfg;
 } PrintCtx;
@@ -282,58 +340,12 @@ int cmd_evaluate(int argc, char **argv) {
     if (!config) return cli_usage_error(C, "--config FILE is required (BEARD's evaluate_config.json; see --help)");
 
     // the config file, with the command line's overrides merged in before validation
-    uint8_t *buf;
-    size_t len;
+    CliEvalOverrides ov = {.load_file = load, .data_path = data, .save_path = save, .semantics = sem,
+                           .results_json = results, .attacks = attacks, .n_examples = n_examples, .seed = seed,
+                           .threads = threads, .batch = batch, .per_sample_csv = csv, .no_per_sample = no_per_sample};
+    EvalConfig *cfg;
+    if (cli_eval_config_read(C, config, &ov, &cfg)) return 1;
     Err e;
-    if (file_read_all(config, 1 << 24, &buf, &len, &e)) return cli_error(C, "%s", e.msg);
-    if (len == 0) {
-        free(buf);
-        return cli_error(C, "%s is empty (BEARD's evaluate_config.json is a JSON object)", config);
-    }
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts((const char *)buf, len, &end, 0);
-    if (!root) {
-        int line = 1;
-        for (const char *p = (const char *)buf; end && p < end; p++) line += *p == '\n';
-        free(buf);
-        return cli_error(C, "%s: invalid JSON near line %d", config, line);
-    }
-    free(buf);
-    if (cJSON_IsObject(root)) {
-        if (load) set_item(root, "load_file", cJSON_CreateString(load));
-        if (data) set_item(root, "data_path", cJSON_CreateString(data));
-        if (save) set_item(root, "save_path", cJSON_CreateString(save));
-        if (sem) set_item(root, "semantics", cJSON_CreateString(sem));
-        if (results) set_item(root, "results_json", cJSON_CreateString(results));
-        if (n_examples >= 0) set_item(root, "n_examples", cJSON_CreateNumber((double)n_examples));
-        if (seed >= 0) set_item(root, "seed", cJSON_CreateNumber((double)seed));
-        if (threads >= 0) set_item(root, "threads", cJSON_CreateNumber((double)threads));
-        if (batch >= 0) set_item(root, "batch", cJSON_CreateNumber((double)batch));
-        if (csv) set_item(root, "per_sample_csv", cJSON_CreateTrue());
-        if (no_per_sample) set_item(root, "per_sample", cJSON_CreateFalse());
-        if (attacks) {
-            cJSON *a = cJSON_CreateArray();
-            char *list = xstrdup(attacks);
-            for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
-                while (*tok == ' ') tok++;
-                if (*tok) cJSON_AddItemToArray(a, cJSON_CreateString(tok));
-            }
-            xfree(list);
-            set_item(root, "test_attack", a);
-        }
-    }
-    EvalConfig *cfg = malloc(sizeof(EvalConfig));
-    if (!cfg) {
-        cJSON_Delete(root);
-        return cli_error(C, "out of memory");
-    }
-    int rc = eval_config_from_json(cfg, root, &e);
-    cJSON_Delete(root);
-    if (rc) {
-        free(cfg);
-        return cli_error(C, "%s: %s", config, e.msg);
-    }
-    for (int i = 0; i < cfg->n_warnings; i++) fprintf(stderr, "beard evaluate: warning: %s\n", cfg->warnings[i]);
     parallel_set_threads(cfg->threads);
     if (cfg->n_models > 0) { // BEARD's black-box evaluation
         int st = run_blackbox(C, cfg, force);
