@@ -5,6 +5,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,8 +65,27 @@ void parallel_blas_threads(int n) { openblas_set_num_threads(n > 0 ? n : g_threa
 static _Thread_local float *tl_buf[SCRATCH_SLOTS];
 static _Thread_local size_t tl_cap[SCRATCH_SLOTS];
 
+// A thread's scratch is freed when the thread exits: libgomp ends the pool threads a
+// smaller team leaves over (a kernel's own parallel region after a wider one, or a
+// change of --threads), and their thread-local buffers would otherwise be lost.
+static pthread_key_t g_scratch_key;
+static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_thread_exit(void *unused) {
+    (void)unused;
+    for (int s = 0; s < SCRATCH_SLOTS; s++) {
+        xfree(tl_buf[s]);
+        tl_buf[s] = NULL;
+        tl_cap[s] = 0;
+    }
+}
+
+static void scratch_key_make(void) { (void)pthread_key_create(&g_scratch_key, scratch_thread_exit); }
+
 float *scratch_f32(int slot, size_t n) {
     if (n > tl_cap[slot]) {
+        pthread_once(&g_scratch_once, scratch_key_make);
+        (void)pthread_setspecific(g_scratch_key, (void *)1); // non-NULL: the destructor runs
         xfree(tl_buf[slot]);
         size_t cap = n + n / 4 + 1024;
         tl_buf[slot] = xmalloc(cap * sizeof(float));
