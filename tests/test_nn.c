@@ -88,6 +88,16 @@ static void test_winograd(void) {
         char what[96];
         snprintf(what, sizeof(what), "winograd B%d C%d O%d %dx%d vs naive", B, C, O, H, W);
         check_close(what, y, yr, ny, 1e-5, 1e-4);
+        // a batch of one runs on all threads (outside a parallel region), a batch of two
+        // one sample per thread: the first sample's output must be bit-identical
+        float *x2 = zeros(2 * nx / B), *y1 = zeros(ny / B), *y2 = zeros(2 * ny / B);
+        memcpy(x2, x, sizeof(float) * nx / B), memcpy(x2 + nx / B, x, sizeof(float) * nx / B);
+        conv2d_forward_winograd(y1, x, U, b, 1, C, H, W, O);
+        conv2d_forward_winograd(y2, x2, U, b, 2, C, H, W, O);
+        CHECK(!memcmp(y1, y2, sizeof(float) * ny / B) && !memcmp(y1, y2 + ny / B, sizeof(float) * ny / B),
+              "winograd C%d O%d %dx%d: a sample's output does not depend on its batch (threads shared or not)", C, O,
+              H, W);
+        free(x2), free(y1), free(y2);
         free(x), free(w), free(b), free(y), free(yr), free(U);
     }
     CHECK(!winograd_applies(3, 3, 1, 1) && !winograd_applies(16, 3, 2, 1) && !winograd_applies(16, 5, 1, 2),
@@ -118,6 +128,14 @@ static void test_winograd_backward(void) {
         char what[96];
         snprintf(what, sizeof(what), "winograd dx B%d C%d O%d %dx%d vs naive", B, C, O, H, W);
         check_close(what, dx, dxr, nx, 1e-5, 1e-4);
+        // all threads on a batch of one, one thread per sample on two: bit-identical
+        float *dy2 = zeros(2 * ny / B), *d1 = zeros(nx / B), *d2 = zeros(2 * nx / B);
+        memcpy(dy2, dy, sizeof(float) * ny / B), memcpy(dy2 + ny / B, dy, sizeof(float) * ny / B);
+        conv2d_backward_data_winograd(d1, dy, U, 1, O, H, W, C);
+        conv2d_backward_data_winograd(d2, dy2, U, 2, O, H, W, C);
+        CHECK(!memcmp(d1, d2, sizeof(float) * nx / B) && !memcmp(d1, d2 + nx / B, sizeof(float) * nx / B),
+              "winograd dx C%d O%d %dx%d: a sample's gradient does not depend on its batch", C, O, H, W);
+        free(dy2), free(d1), free(d2);
         free(x), free(w), free(dy), free(dx), free(dxr), free(U);
     }
 }
@@ -150,6 +168,14 @@ static void test_conv_direct(void) {
         char what[96];
         snprintf(what, sizeof(what), "direct B%d C%d O%d %dx%d k%d p%d vs naive", B, C, O, H, W, K, pad);
         check_close(what, y, yr, ny, 1e-5, 1e-4);
+        // all threads on a batch of one, one thread per sample on two: bit-identical
+        float *x2 = zeros(2 * nx / B), *y1 = zeros(ny / B), *y2 = zeros(2 * ny / B);
+        memcpy(x2, x, sizeof(float) * nx / B), memcpy(x2 + nx / B, x, sizeof(float) * nx / B);
+        conv2d_forward_direct(y1, x, Wp, b, 1, C, H, W, O, K, pad);
+        conv2d_forward_direct(y2, x2, Wp, b, 2, C, H, W, O, K, pad);
+        CHECK(!memcmp(y1, y2, sizeof(float) * ny / B) && !memcmp(y1, y2 + ny / B, sizeof(float) * ny / B),
+              "direct C%d O%d %dx%d: a sample's output does not depend on its batch", C, O, H, W);
+        free(x2), free(y1), free(y2);
         free(x), free(w), free(b), free(y), free(yr), free(Wp);
     }
     CHECK(!conv_direct_applies(8, 1) && !conv_direct_applies(3, 2), "the direct kernel declines 8 input channels and strides");
@@ -443,6 +469,43 @@ static void test_net_winograd(void) {
     free(x), free(gw), free(gi);
 }
 
+// a sample's logits and input gradient do not depend on its batch: run one per thread, or
+// alone with the threads sharing it (a batch of one, the remainder of an odd batch)
+static void test_batch_independence(void) {
+    Net net;
+    Err e;
+    if (model_create(&net, "ConvNet", 3, 10, 32, 32, &e)) {
+        CHECK(0, "%s", e.msg);
+        return;
+    }
+    net_init_params(&net, 17);
+    int B = 5;
+    size_t in = net_in_size(&net);
+    float *x = zeros(in * B), *g = zeros(in * B), *g1 = zeros(in), lb[50], l1[10];
+    Rng r;
+    rng_init(&r, 21, 0);
+    for (size_t i = 0; i < in * B; i++) x[i] = (float)rng_uniform(&r);
+    for (int threads = 1; threads <= 2; threads++) {
+        parallel_set_threads(threads);
+        for (int nb = 1; nb <= B; nb++) {
+            CHECK(net_forward(&net, x, nb, lb, &e) == 0 && net_fb(&net, x, nb, lb, g) == 0, "batch of %d", nb);
+            int same = 1;
+            for (int b = 0; b < nb; b++) {
+                float z1[10];
+                net_forward(&net, x + b * in, 1, z1, &e);
+                net_fb(&net, x + b * in, 1, l1, g1);
+                same &= !memcmp(z1, lb + b * 10, sizeof(z1)) && !memcmp(l1, lb + b * 10, sizeof(l1)) &&
+                        !memcmp(g1, g + b * in, sizeof(float) * in);
+            }
+            CHECK(same, "%d threads, batch of %d: every sample's logits and gradient equal its batch-of-one run",
+                  threads, nb);
+        }
+    }
+    parallel_set_threads(0);
+    net_free(&net);
+    free(x), free(g), free(g1);
+}
+
 static void test_drivers(void) {
     Net net;
     Err e;
@@ -590,6 +653,7 @@ int main(int argc, char **argv) {
     test_winograd_backward();
     test_conv_direct();
     test_net_winograd();
+    test_batch_independence();
     test_drivers();
     test_relu_nan();
     test_bilinear();

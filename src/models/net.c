@@ -516,6 +516,13 @@ struct Workspace {
     float **stats;       // (n_layers) normalisation statistics saved for backward
     int **argmax;        // (n_layers) max-pool choices
     float **grad;        // (n_layers) d(loss)/d(node output), (n, node size)
+    // (n_layers) node outputs in a forward-only pass (not the tape's): a node whose only
+    // reader is the next one writes into one of the two chain buffers, the one its input
+    // is not in, instead of its own. ConvNet's activations then take 2 x 512 KB of cache
+    // per sample rather than 2.2 MB, less to evict the 2 MB of Winograd weights from a
+    // 2 MB L2. (The buffers are the gradient chain's, unused in such a pass.)
+    float **act_fwd;
+    int fwd_only;        // a forward-only view (ws_forward_view): act is act_fwd
     unsigned char *live; // (1 + n_layers): live[0] the input, live[1 + l] node l: its grad holds a value
     float *dlogits;      // (n, nvec_cap, n_classes)
     float *pgrads;       // per-thread parameter gradients (fused driver), or NULL
@@ -555,7 +562,7 @@ static Workspace *ws_alloc(const Net *net, int n, int nvec, int pgrads, int tape
     int nl = net->n_layers;
     size_t in = net_in_size(net), max_chain = in;
 #define ROUND(x) (((x) + 15) & ~(size_t)15)
-    size_t hdr = sizeof(Workspace) + 4 * sizeof(void *) * (size_t)nl + (size_t)nl + 1;
+    size_t hdr = sizeof(Workspace) + 5 * sizeof(void *) * (size_t)nl + (size_t)nl + 1;
     size_t total = ROUND((hdr + sizeof(float) - 1) / sizeof(float));
     total += ROUND(n * in) * 2; // x0, dx0
     for (int l = 0; l < nl; l++) {
@@ -579,6 +586,7 @@ static Workspace *ws_alloc(const Net *net, int n, int nvec, int pgrads, int tape
     w->stats = (float **)h, h += sizeof(void *) * nl;
     w->argmax = (int **)h, h += sizeof(void *) * nl;
     w->grad = (float **)h, h += sizeof(void *) * nl;
+    w->act_fwd = (float **)h, h += sizeof(void *) * nl;
     w->live = (unsigned char *)h;
     float *p = mem + ROUND((hdr + sizeof(float) - 1) / sizeof(float));
     w->n = n;
@@ -605,6 +613,12 @@ static Workspace *ws_alloc(const Net *net, int n, int nvec, int pgrads, int tape
         chain[1] = p, p += ROUND(n * max_chain);
         for (int l = 0; l < nl; l++)
             if (is_chain(net, l)) w->grad[l] = chain[l & 1];
+        int prev = -1; // the chain buffer that node l - 1's output is in, or -1
+        for (int l = 0; l < nl; l++) {
+            int use = is_chain(net, l) ? (prev == 0 ? 1 : 0) : -1;
+            w->act_fwd[l] = use < 0 ? w->act[l] : chain[use];
+            prev = use;
+        }
     }
     w->dlogits = p, p += ROUND((size_t)n * nvec * net->n_classes);
     w->has_pgrads = pgrads;
@@ -994,26 +1008,60 @@ static int thread_count(int B) {
     return nt < B ? nt : (B > 0 ? B : 1);
 }
 
-int net_forward(Net *net, const float *x, int B, float *logits, Err *e) {
-    if (conv_update(net, 0, e)) return -1;
+// How many of B samples the fused driver runs one per thread (contiguous blocks); the
+// rest run one at a time outside the parallel region, where the convolution and
+// normalisation kernels share a sample among the threads. That is for the samples left
+// over when B does not divide among the threads and too few remain to keep them all busy
+// (at most half as many as threads: a batch of 1, or 13 on 2 threads), which would
+// otherwise leave threads idle while the last ones finish. A sample's result is the same
+// either way (the kernels split work, never a sum), so it still does not depend on its
+// batch.
+static int per_thread_samples(int B) {
+    int P = thread_count(1 << 30), r = B % P;
+    return r && 2 * r <= P ? B - r : B;
+}
+
+// the forward-only view of a thread's workspace (see Workspace.act_fwd)
+static void ws_forward_view(const Workspace *w, Workspace *v) {
+    *v = *w;
+    v->act = w->act_fwd;
+    v->fwd_only = 1;
+}
+
+// samples [lo, hi) of a forward-only pass up to node `last`, on workspace w
+static void forward_samples(Net *net, Workspace *w, const float *x, int lo, int hi, int last, float *out, size_t K) {
     size_t in = net_in_size(net);
-    int K = net->n_classes, nt = thread_count(B);
+    Workspace v;
+    ws_forward_view(w, &v);
+    for (int b = lo; b < hi; b++) {
+        const float *xb = x + b * in;
+        if (net->normalize) net_normalize_input(net, v.x0, xb, 1), xb = v.x0;
+        const float *o = chunk_forward_to(net, &v, xb, 1, 0, last);
+        memcpy(out + (size_t)b * K, o, sizeof(float) * K);
+    }
+}
+
+// a forward-only pass of B samples up to node `last` (the fused driver)
+static int forward_fused(Net *net, const float *x, int B, int last, float *out, Err *e) {
+    size_t K = net_node_size(net, last);
+    int Bt = per_thread_samples(B), nt = thread_count(Bt);
     for (int t = 0; t < nt; t++)
         if (!ws_thread(net, t, 1, 0)) return err_set(e, "out of memory for thread workspaces");
+    if (Bt > 0) {
 #pragma omp parallel num_threads(nt)
-    {
-        int t = omp_get_thread_num();
-        Workspace *w = net->ws[t];
-        int lo = (int)((long)B * t / nt), hi = (int)((long)B * (t + 1) / nt);
-        for (int b = lo; b < hi; b++) {
-            const float *xb = x + b * in;
-            if (net->normalize) net_normalize_input(net, w->x0, xb, 1), xb = w->x0;
-            const float *out = chunk_forward(net, w, xb, 1, 0);
-            memcpy(logits + (size_t)b * K, out, sizeof(float) * K);
+        {
+            int t = omp_get_thread_num();
+            forward_samples(net, net->ws[t], x, (int)((long)Bt * t / nt), (int)((long)Bt * (t + 1) / nt), last, out, K);
         }
     }
+    forward_samples(net, net->ws[0], x, Bt, B, last, out, K); // the rest, each on all threads
     net->n_forward += (uint64_t)B;
     return 0;
+}
+
+int net_forward(Net *net, const float *x, int B, float *logits, Err *e) {
+    if (conv_update(net, 0, e)) return -1;
+    return forward_fused(net, x, B, net->n_layers - 1, logits, e);
 }
 
 // BatchNorm in training mode couples the samples: the batch runs node by node in one
@@ -1034,24 +1082,7 @@ int net_forward_node(Net *net, const float *x, int B, int node, float *out_node,
     if (node < 0 || node >= net->n_layers) return err_set(e, "no node %d in %s", node, net->arch);
     if (conv_update(net, 0, e)) return -1;
     if (net->train && net_has_batchnorm(net)) return forward_node_train(net, x, B, node, out_node, e);
-    size_t in = net_in_size(net), K = net_node_size(net, node);
-    int nt = thread_count(B);
-    for (int t = 0; t < nt; t++)
-        if (!ws_thread(net, t, 1, 0)) return err_set(e, "out of memory for thread workspaces");
-#pragma omp parallel num_threads(nt)
-    {
-        int t = omp_get_thread_num();
-        Workspace *w = net->ws[t];
-        int lo = (int)((long)B * t / nt), hi = (int)((long)B * (t + 1) / nt);
-        for (int b = lo; b < hi; b++) {
-            const float *xb = x + b * in;
-            if (net->normalize) net_normalize_input(net, w->x0, xb, 1), xb = w->x0;
-            const float *o = chunk_forward_to(net, w, xb, 1, 0, node);
-            memcpy(out_node + (size_t)b * K, o, sizeof(float) * K);
-        }
-    }
-    net->n_forward += (uint64_t)B;
-    return 0;
+    return forward_fused(net, x, B, node, out_node, e);
 }
 
 // over the tape: BatchNorm in training mode couples the samples of the batch
@@ -1278,6 +1309,24 @@ static int forward_backward_bn_train(Net *net, const float *x, int B, NetBackwar
     return 0;
 }
 
+// sample b's forward and backward passes on workspace w; returns its loss
+static double fb_sample(Net *net, Workspace *w, const float *x, int b, NetBackward *nb, float *pgrads) {
+    size_t in = net_in_size(net);
+    int K = net->n_classes, out = net->n_layers - 1;
+    const float *xb = x + b * in;
+    if (net->normalize) net_normalize_input(net, w->x0, xb, 1), xb = w->x0;
+    const float *o = chunk_forward(net, w, xb, 1, 0);
+    if (nb->logits) memcpy(nb->logits + (size_t)b * K, o, sizeof(float) * K);
+    double loss = nb->loss(nb->ctx, b, o, w->dlogits);
+    for (int v = 0; v < nb->nvec; v++) {
+        w->grad[out] = w->dlogits + (size_t)v * K;
+        w->live[1 + out] = 1;
+        graph_backward(net, w, xb, 1, nb->dx != NULL, pgrads, 0);
+        if (nb->dx) input_grad_out(net, w, nb->dx + ((size_t)b * nb->nvec + v) * in, 1);
+    }
+    return loss;
+}
+
 int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *e) {
     if (nb->nvec < 1) nb->nvec = 1;
     if (nb->param_grads && nb->nvec != 1) return err_set(e, "parameter gradients need exactly one vector per sample");
@@ -1291,31 +1340,20 @@ int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *
         return forward_backward_layerwise(net, x, B, nb, e);
     }
 
-    size_t in = net_in_size(net);
-    int K = net->n_classes, nvec = nb->nvec, nt = thread_count(B), out = net->n_layers - 1;
+    // (parameter gradients: every sample on its thread, as training's reduction expects)
+    int Bt = nb->param_grads ? B : per_thread_samples(B), nvec = nb->nvec, nt = thread_count(Bt);
     for (int t = 0; t < nt; t++)
         if (!ws_thread(net, t, nvec, nb->param_grads)) return err_set(e, "out of memory for thread workspaces");
     double losses[256] = {0};
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) if (Bt > 0)
     {
         int t = omp_get_thread_num();
         Workspace *w = net->ws[t];
         if (nb->param_grads) memset(w->pgrads, 0, sizeof(float) * net->n_params);
-        int lo = (int)((long)B * t / nt), hi = (int)((long)B * (t + 1) / nt);
-        for (int b = lo; b < hi; b++) {
-            const float *xb = x + b * in;
-            if (net->normalize) net_normalize_input(net, w->x0, xb, 1), xb = w->x0;
-            const float *o = chunk_forward(net, w, xb, 1, 0);
-            if (nb->logits) memcpy(nb->logits + (size_t)b * K, o, sizeof(float) * K);
-            losses[t] += nb->loss(nb->ctx, b, o, w->dlogits);
-            for (int v = 0; v < nvec; v++) {
-                w->grad[out] = w->dlogits + (size_t)v * K;
-                w->live[1 + out] = 1;
-                graph_backward(net, w, xb, 1, nb->dx != NULL, nb->param_grads ? w->pgrads : NULL, 0);
-                if (nb->dx) input_grad_out(net, w, nb->dx + ((size_t)b * nvec + v) * in, 1);
-            }
-        }
+        int lo = (int)((long)Bt * t / nt), hi = (int)((long)Bt * (t + 1) / nt);
+        for (int b = lo; b < hi; b++) losses[t] += fb_sample(net, w, x, b, nb, nb->param_grads ? w->pgrads : NULL);
     }
+    for (int b = Bt; b < B; b++) losses[0] += fb_sample(net, net->ws[0], x, b, nb, NULL); // each on all threads
     double loss = 0.0;
     for (int t = 0; t < nt; t++) {
         loss += losses[t];

@@ -19,6 +19,8 @@
  * padded copy of 128 gradient channels and a short register block), so the input
  * gradient of such layers stays on im2col (convplan.c).
  */
+#include <omp.h>
+
 #include "../core/common.h"
 #include "nn.h"
 #include "vec.h"
@@ -75,11 +77,12 @@ static inline __attribute__((always_inline)) void tile(real *out, size_t oplane,
     }
 }
 
+// output channel blocks [ob0, ob1)
 static inline __attribute__((always_inline)) void blocks(real *out, int Cout, int Ho, int Wo, const real *xp,
                                                          size_t pplane, int ldp, const real *Wp, int Cin, const int K,
-                                                         const real *bias, const int NV) {
+                                                         const real *bias, const int NV, int ob0, int ob1) {
     size_t oplane = (size_t)Ho * Wo, wblock = (size_t)Cin * K * K * MR;
-    for (int ob = 0; ob * MR < Cout; ob++) {
+    for (int ob = ob0; ob < ob1; ob++) {
         int nch = MIN(MR, Cout - ob * MR);
         real *o = out + (size_t)ob * MR * oplane;
         const real *w = Wp + ob * wblock, *bs = bias ? bias + ob * MR : NULL;
@@ -111,10 +114,18 @@ static void direct_sample(real *out, const real *in, const real *Wp, const real 
             for (int k = b_lo; k < b_hi; k++) dst[k] = src[k];
             for (int k = b_hi; k < ldp; k++) dst[k] = 0;
         }
-    if (K == 3 && NV == 2) blocks(out, Cout, Ho, Wo, xp, pplane, ldp, Wp, Cin, 3, bias, 2);
-    else if (K == 3) blocks(out, Cout, Ho, Wo, xp, pplane, ldp, Wp, Cin, 3, bias, 1);
-    else if (NV == 2) blocks(out, Cout, Ho, Wo, xp, pplane, ldp, Wp, Cin, K, bias, 2);
-    else blocks(out, Cout, Ho, Wo, xp, pplane, ldp, Wp, Cin, K, bias, 1);
+    // called outside any parallel region (a batch of one, the driver's remainder samples)
+    // the threads share the output channel blocks; each value is computed as with one
+    int nob = (Cout + MR - 1) / MR, nth = omp_in_parallel() ? 1 : MIN(omp_get_max_threads(), nob);
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+        int ob0 = (int)((long)nob * t / n), ob1 = (int)((long)nob * (t + 1) / n);
+        if (K == 3 && NV == 2) blocks(out, Cout, Ho, Wo, xp, pplane, ldp, Wp, Cin, 3, bias, 2, ob0, ob1);
+        else if (K == 3) blocks(out, Cout, Ho, Wo, xp, pplane, ldp, Wp, Cin, 3, bias, 1, ob0, ob1);
+        else if (NV == 2) blocks(out, Cout, Ho, Wo, xp, pplane, ldp, Wp, Cin, K, bias, 2, ob0, ob1);
+        else blocks(out, Cout, Ho, Wo, xp, pplane, ldp, Wp, Cin, K, bias, 1, ob0, ob1);
+    }
 }
 
 void conv2d_forward_direct(real *out, const real *in, const real *Wp, const real *bias, int B, int Cin, int H, int W,

@@ -83,11 +83,12 @@ static void affine_f(real *out, const real *in, size_t n, real a, real b) {
 // ----------------------------------------------------------------------------
 // GroupNorm
 
+// groups [g0, g1) of one sample
 static void groupnorm_sample_forward(real *out, real *mean, real *rstd, const real *in, const real *gamma,
-                                     const real *beta, int C, int HW, int G, real eps) {
+                                     const real *beta, int C, int HW, int G, real eps, int g0, int g1) {
     int cpg = C / G;
     size_t N = (size_t)cpg * HW;
-    for (int g = 0; g < G; g++) {
+    for (int g = g0; g < g1; g++) {
         const real *x = in + (size_t)g * N;
         real m = (real)(sum_f(x, N) / (double)N);
         double var = sumsq_dev(x, N, m) / (double)N;
@@ -105,18 +106,24 @@ static void groupnorm_sample_forward(real *out, real *mean, real *rstd, const re
 void groupnorm_forward(real *out, real *mean, real *rstd, const real *in, const real *gamma, const real *beta,
                        int B, int C, int HW, int G, real eps) {
     size_t sz = (size_t)C * HW;
-#pragma omp parallel for schedule(static) if (B > 1)
-    for (int b = 0; b < B; b++)
+    // (sample, group) pairs, each computed whole by one thread: a batch of one is shared by
+    // the threads over its groups, with the same result
+    long n = (long)B * G;
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (long i = 0; i < n; i++) {
+        int b = (int)(i / G), g = (int)(i % G);
         groupnorm_sample_forward(out + b * sz, mean + (size_t)b * G, rstd + (size_t)b * G, in + b * sz, gamma, beta,
-                                 C, HW, G, eps);
+                                 C, HW, G, eps, g, g + 1);
+    }
 }
 
 // one sample; pgamma/pbeta receive this sample's contributions (overwritten)
 static void groupnorm_sample_backward(real *din, real *pgamma, real *pbeta, const real *dout, const real *mean,
-                                      const real *rstd, const real *in, const real *gamma, int C, int HW, int G) {
+                                      const real *rstd, const real *in, const real *gamma, int C, int HW, int G,
+                                      int g0, int g1) {
     int cpg = C / G;
     double N = (double)cpg * HW;
-    for (int g = 0; g < G; g++) {
+    for (int g = g0; g < g1; g++) {
         double m = mean[g], r = rstd[g];
         double sum_dxhat = 0.0, sum_dxhat_xhat = 0.0;
         for (int c = g * cpg; c < (g + 1) * cpg; c++) {
@@ -152,11 +159,14 @@ void groupnorm_backward(real *din, real *dgamma, real *dbeta, const real *dout, 
         pg = xmalloc(sizeof(real) * (size_t)B * 2 * C);
         if (!pg) want = 0, dgamma = dbeta = NULL; // cannot happen in practice: (B, 2C) floats
     }
-#pragma omp parallel for schedule(static) if (B > 1)
-    for (int b = 0; b < B; b++)
+    long n = (long)B * G; // (sample, group) pairs, as in the forward pass
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (long i = 0; i < n; i++) {
+        int b = (int)(i / G), g = (int)(i % G);
         groupnorm_sample_backward(din ? din + b * sz : NULL, dgamma ? pg + (size_t)b * 2 * C : NULL,
                                   dbeta ? pg + (size_t)b * 2 * C + C : NULL, dout + b * sz, mean + (size_t)b * G,
-                                  rstd + (size_t)b * G, in + b * sz, gamma, C, HW, G);
+                                  rstd + (size_t)b * G, in + b * sz, gamma, C, HW, G, g, g + 1);
+    }
     if (want) {
         for (int b = 0; b < B; b++) {
             const real *p = pg + (size_t)b * 2 * C;

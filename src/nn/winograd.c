@@ -23,6 +23,7 @@
  * and M (16 x C x ~32 tiles) stay in L2, and the GEMMs run on a register-blocked kernel
  * over the packed U: MR output channels by up to two vectors of tiles.
  */
+#include <omp.h>
 #include <string.h>
 
 #include "../core/common.h"
@@ -114,10 +115,11 @@ static inline __attribute__((always_inline)) vreal row_load(const real *row, int
 //   t = B^T (rows 2ty-1 .. 2ty+2), a vector per row of B^T,
 // then along each t, where tile x sees (t[2x-1], t[2x], t[2x+1], t[2x+2]): four shuffles.
 static inline __attribute__((always_inline)) void input_transform_vec(real *V, const real *in, int Cin, int H, int W,
-                                                                      int tw, int ty0, int ty1, int ldv) {
+                                                                      int tw, int ty0, int ty1, int ldv, int c0,
+                                                                      int c1) {
     size_t eplane = (size_t)Cin * ldv;
     const vreal zero = {0};
-    for (int c = 0; c < Cin; c++) {
+    for (int c = c0; c < c1; c++) {
         const real *plane = in + (size_t)c * H * W;
         for (int ty = ty0; ty < ty1; ty++) {
             vreal d[4];
@@ -141,12 +143,12 @@ static inline __attribute__((always_inline)) void input_transform_vec(real *V, c
 
 // the same for any W, one row of the padded image p[i] = row[i - 1] at a time
 static void input_transform_any(real *V, const real *in, int Cin, int H, int W, int tw, int ty0, int ty1, int ldv,
-                                real *tmp) {
+                                real *tmp, int c0, int c1) {
     real *ev = tmp;            // p[2k], tw + 1
     real *od = ev + tw + 1;    // p[2k + 1], tw + 1
     real *a = od + tw + 1;     // a[r][q][tx]: 16 * tw
     size_t eplane = (size_t)Cin * ldv;
-    for (int c = 0; c < Cin; c++) {
+    for (int c = c0; c < c1; c++) {
         const real *plane = in + (size_t)c * H * W;
         for (int ty = ty0; ty < ty1; ty++) {
             for (int r = 0; r < 4; r++) {
@@ -189,9 +191,10 @@ static void input_transform_any(real *V, const real *in, int Cin, int H, int W, 
 // its end, so reading whole vectors is safe.)
 static inline __attribute__((always_inline)) void output_transform_vec(real *out, const real *M, const real *bias,
                                                                        int Cout, int Coutp, int H, int W, int tw,
-                                                                       int ty0, int ty1, int ldm, int add) {
+                                                                       int ty0, int ty1, int ldm, int add, int o0,
+                                                                       int o1) {
     size_t eplane = (size_t)Coutp * ldm;
-    for (int o = 0; o < Cout; o++) {
+    for (int o = o0; o < o1; o++) {
         real b = bias ? bias[o] : 0;
         real *plane = out + (size_t)o * H * W;
         for (int ty = ty0; ty < ty1; ty++) {
@@ -219,10 +222,10 @@ static inline __attribute__((always_inline)) void output_transform_vec(real *out
 }
 
 static void output_transform_any(real *out, const real *M, const real *bias, int Cout, int Coutp, int H, int W,
-                                 int tw, int ty0, int ty1, int ldm, real *tmp, int add) {
+                                 int tw, int ty0, int ty1, int ldm, real *tmp, int add, int o0, int o1) {
     size_t eplane = (size_t)Coutp * ldm;
     real *y00 = tmp, *y01 = y00 + tw, *y10 = y01 + tw, *y11 = y10 + tw;
-    for (int o = 0; o < Cout; o++) {
+    for (int o = o0; o < o1; o++) {
         real b = bias ? bias[o] : 0;
         real *plane = out + (size_t)o * H * W;
         for (int ty = ty0; ty < ty1; ty++) {
@@ -270,34 +273,74 @@ static void output_transform_any(real *out, const real *M, const real *bias, int
     }
 }
 
+// the share [lo, hi) of n items that thread tid of nth takes
+static inline void share(int n, int tid, int nth, int *lo, int *hi) {
+    *lo = (int)((long)n * tid / nth), *hi = (int)((long)n * (tid + 1) / nth);
+}
+
 // one block of tile rows [ty0, ty1): transform in, 16 GEMMs, transform out. Inlined with
 // the ConvNet's widths as constants (see winograd_sample), so that the vector path's row
-// loads and stores compile to single vector moves.
+// loads and stores compile to single vector moves. With nth > 1 the nth threads of a
+// parallel region share the block (input channels, then (e, output block) pairs, then
+// output channels, with barriers between): each value is computed as with one thread.
 static inline __attribute__((always_inline)) void winograd_block(real *out, const real *in, const real *U,
                                                                  const real *bias, int Cin, int H, int W, int tw,
                                                                  int Cout, int Coutp, int ty0, int ty1, int ldv,
-                                                                 real *V, real *M, int add) {
-    int nt = (ty1 - ty0) * tw;
+                                                                 real *V, real *M, int add, int tid, int nth) {
+    int nt = (ty1 - ty0) * tw, lo, hi;
+    share(Cin, tid, nth, &lo, &hi);
     if (nt < ldv) // the padding tiles of a partial block read zeros
-        for (size_t ec = 0; ec < (size_t)16 * Cin; ec++) memset(V + ec * ldv + nt, 0, sizeof(real) * (ldv - nt));
+        for (int e = 0; e < 16; e++)
+            for (int c = lo; c < hi; c++) memset(V + ((size_t)e * Cin + c) * ldv + nt, 0, sizeof(real) * (ldv - nt));
     real *tmp = W <= VL ? NULL : scratch_real(SCRATCH_TMP, (size_t)18 * (tw + 1));
-    if (W <= VL) input_transform_vec(V, in, Cin, H, W, tw, ty0, ty1, ldv);
-    else input_transform_any(V, in, Cin, H, W, tw, ty0, ty1, ldv, tmp);
-    for (int e = 0; e < 16; e++) {
-        const real *Ve = V + (size_t)e * Cin * ldv;
-        for (int ob = 0; ob < Coutp / MR; ob++) {
-            const real *u = U + ((size_t)e * (Coutp / MR) + ob) * Cin * MR;
-            real *m = M + ((size_t)e * Coutp + (size_t)ob * MR) * ldv;
-            int j = 0;
-            for (; j + 2 * VL <= round_up(nt, VL); j += 2 * VL) kernel(m + j, ldv, u, Ve + j, ldv, Cin, 2);
-            if (j < nt) kernel(m + j, ldv, u, Ve + j, ldv, Cin, 1);
-        }
+    if (W <= VL) input_transform_vec(V, in, Cin, H, W, tw, ty0, ty1, ldv, lo, hi);
+    else input_transform_any(V, in, Cin, H, W, tw, ty0, ty1, ldv, tmp, lo, hi);
+    if (nth > 1) {
+#pragma omp barrier
     }
-    if (W <= VL) output_transform_vec(out, M, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, add);
-    else output_transform_any(out, M, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, tmp, add);
+    int nob = Coutp / MR;
+    share(16 * nob, tid, nth, &lo, &hi);
+    for (int pair = lo; pair < hi; pair++) {
+        int e = pair / nob, ob = pair % nob;
+        const real *Ve = V + (size_t)e * Cin * ldv;
+        const real *u = U + ((size_t)e * nob + ob) * Cin * MR;
+        real *m = M + ((size_t)e * Coutp + (size_t)ob * MR) * ldv;
+        int j = 0;
+        for (; j + 2 * VL <= round_up(nt, VL); j += 2 * VL) kernel(m + j, ldv, u, Ve + j, ldv, Cin, 2);
+        if (j < nt) kernel(m + j, ldv, u, Ve + j, ldv, Cin, 1);
+    }
+    if (nth > 1) {
+#pragma omp barrier
+    }
+    share(Cout, tid, nth, &lo, &hi);
+    if (W <= VL) output_transform_vec(out, M, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, add, lo, hi);
+    else output_transform_any(out, M, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, tmp, add, lo, hi);
+    if (nth > 1) { // V and M are reused by the next block
+#pragma omp barrier
+    }
 }
 
-// out (Cout, H, W) = conv(in (Cin, H, W)) + bias, or += it when add
+// the blocks of one sample, by thread tid of nth (all nth run this with the same V, M)
+static void winograd_blocks(real *out, const real *in, const real *U, const real *bias, int Cin, int H, int W,
+                            int Cout, int add, real *V, real *M, int rows, int ldv, int tid, int nth) {
+    int th = (H + 1) / 2, tw = (W + 1) / 2, Coutp = round_up(Cout, MR);
+    for (int ty0 = 0; ty0 < th; ty0 += rows) {
+        int ty1 = MIN(ty0 + rows, th);
+        if (add) {
+            if (W == 16) winograd_block(out, in, U, NULL, Cin, H, 16, 8, Cout, Coutp, ty0, ty1, ldv, V, M, 1, tid, nth);
+            else if (W == 8) winograd_block(out, in, U, NULL, Cin, H, 8, 4, Cout, Coutp, ty0, ty1, ldv, V, M, 1, tid, nth);
+            else winograd_block(out, in, U, NULL, Cin, H, W, tw, Cout, Coutp, ty0, ty1, ldv, V, M, 1, tid, nth);
+        } else {
+            if (W == 16) winograd_block(out, in, U, bias, Cin, H, 16, 8, Cout, Coutp, ty0, ty1, ldv, V, M, 0, tid, nth);
+            else if (W == 8) winograd_block(out, in, U, bias, Cin, H, 8, 4, Cout, Coutp, ty0, ty1, ldv, V, M, 0, tid, nth);
+            else winograd_block(out, in, U, bias, Cin, H, W, tw, Cout, Coutp, ty0, ty1, ldv, V, M, 0, tid, nth);
+        }
+    }
+}
+
+// out (Cout, H, W) = conv(in (Cin, H, W)) + bias, or += it when add. Called outside any
+// parallel region (a batch of one, or the driver's remainder samples) the threads share
+// the sample; inside one (a thread of the per-sample driver) it runs on that thread.
 static void winograd_sample(real *out, const real *in, const real *U, const real *bias, int Cin, int H, int W,
                             int Cout, int add) {
     int th = (H + 1) / 2, tw = (W + 1) / 2, Coutp = round_up(Cout, MR);
@@ -306,18 +349,13 @@ static void winograd_sample(real *out, const real *in, const real *U, const real
     int ldv = round_up(rows * tw, VL); // tiles per block, padded to whole vectors
     real *V = scratch_real(SCRATCH_COL, (size_t)16 * Cin * ldv);
     real *M = scratch_real(SCRATCH_COL2, (size_t)16 * Coutp * ldv + VL); // + slack, see output_transform_vec
-    for (int ty0 = 0; ty0 < th; ty0 += rows) {
-        int ty1 = MIN(ty0 + rows, th);
-        if (add) {
-            if (W == 16) winograd_block(out, in, U, NULL, Cin, H, 16, 8, Cout, Coutp, ty0, ty1, ldv, V, M, 1);
-            else if (W == 8) winograd_block(out, in, U, NULL, Cin, H, 8, 4, Cout, Coutp, ty0, ty1, ldv, V, M, 1);
-            else winograd_block(out, in, U, NULL, Cin, H, W, tw, Cout, Coutp, ty0, ty1, ldv, V, M, 1);
-        } else {
-            if (W == 16) winograd_block(out, in, U, bias, Cin, H, 16, 8, Cout, Coutp, ty0, ty1, ldv, V, M, 0);
-            else if (W == 8) winograd_block(out, in, U, bias, Cin, H, 8, 4, Cout, Coutp, ty0, ty1, ldv, V, M, 0);
-            else winograd_block(out, in, U, bias, Cin, H, W, tw, Cout, Coutp, ty0, ty1, ldv, V, M, 0);
-        }
+    int nth = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (nth <= 1) {
+        winograd_blocks(out, in, U, bias, Cin, H, W, Cout, add, V, M, rows, ldv, 0, 1);
+        return;
     }
+#pragma omp parallel num_threads(nth)
+    winograd_blocks(out, in, U, bias, Cin, H, W, Cout, add, V, M, rows, ldv, omp_get_thread_num(), omp_get_num_threads());
 }
 
 void conv2d_forward_winograd(real *out, const real *in, const real *U, const real *bias, int B, int Cin, int H,
