@@ -181,6 +181,35 @@ static void test_conv_direct(void) {
     CHECK(!conv_direct_applies(8, 1) && !conv_direct_applies(3, 2), "the direct kernel declines 8 input channels and strides");
 }
 
+// the forward-only fusion of GroupNorm, ReLU and 2x2 average pooling is bit-identical to
+// the three layers: instance and group norm, odd sizes (floor pooling), no affine weights,
+// no pooling, batches of one (groups shared by the threads) and three
+static void test_gn_relu_pool(void) {
+    int shapes[][6] = {{3, 16, 16, 8, 8, 1}, {1, 128, 128, 32, 32, 1}, {2, 12, 4, 7, 9, 1},
+                       {1, 8, 8, 6, 6, 0},   {3, 6, 2, 5, 4, 0},       {1, 4, 1, 3, 3, 1}};
+    Rng r;
+    rng_init(&r, 23, 0);
+    for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
+        int B = shapes[t][0], C = shapes[t][1], G = shapes[t][2], H = shapes[t][3], W = shapes[t][4], pool = shapes[t][5];
+        for (int affine = 0; affine < 2; affine++) {
+            size_t n = (size_t)B * C * H * W, no = pool ? (size_t)B * C * (H / 2) * (W / 2) : n;
+            float *x = zeros(n), *g = zeros(C), *bt = zeros(C), *y = zeros(no), *t1 = zeros(n), *t2 = zeros(n);
+            float *yr = zeros(no), *mean = zeros((size_t)B * G), *rstd = zeros((size_t)B * G);
+            for (size_t i = 0; i < n; i++) x[i] = 3 * rng_uniform(&r) - 1;
+            for (int c = 0; c < C; c++) g[c] = 2 * rng_uniform(&r) - 1, bt[c] = rng_uniform(&r) - 0.5f;
+            const float *gm = affine ? g : NULL, *bb = affine ? bt : NULL;
+            groupnorm_relu_pool_forward(y, x, gm, bb, B, C, H, W, G, 1e-5f, pool);
+            groupnorm_forward(t1, mean, rstd, x, gm, bb, B, C, H * W, G, 1e-5f);
+            act_forward(t2, t1, n, ACT_RELU, 0);
+            if (pool) avgpool_forward(yr, t2, B, C, H, W, 2, 2);
+            else memcpy(yr, t2, sizeof(float) * n);
+            CHECK(!memcmp(y, yr, sizeof(float) * no), "GroupNorm+ReLU%s B%d C%d G%d %dx%d%s: bit-identical to the layers",
+                  pool ? "+AvgPool" : "", B, C, G, H, W, affine ? "" : " (no affine)");
+            free(x), free(g), free(bt), free(y), free(t1), free(t2), free(yr), free(mean), free(rstd);
+        }
+    }
+}
+
 static void test_linear(void) {
     const FixTensor *x = T("linear.x"), *w = T("linear.weight"), *b = T("linear.bias"), *out = T("linear.out"),
                     *dout = T("linear.dout"), *dx = T("linear.dx"), *dw = T("linear.dweight"), *db = T("linear.dbias");
@@ -652,6 +681,7 @@ int main(int argc, char **argv) {
     test_winograd();
     test_winograd_backward();
     test_conv_direct();
+    test_gn_relu_pool();
     test_net_winograd();
     test_batch_independence();
     test_drivers();

@@ -790,7 +790,22 @@ static void node_forward(Net *net, Workspace *w, int l, const float *in0, int b0
 
 // in0: the normalised input (n, in size); runs nodes 0..last and returns node last's values
 static const float *chunk_forward_to(Net *net, Workspace *w, const float *in0, int n, int bn_train, int last) {
-    for (int l = 0; l <= last; l++) node_forward(net, w, l, in0, 0, n, bn_train, 0);
+    const float *P = net->params;
+    for (int l = 0; l <= last; l++) {
+        Layer *L = &net->layers[l];
+        // forward only: GroupNorm -> ReLU -> 2x2 average pooling (ConvNet's blocks), when
+        // each of the first two feeds only the next, in one pass, bit-identical to the
+        // three (groupnorm_relu_pool_forward)
+        if (w->fwd_only && L->kind == LAYER_GROUPNORM && l + 2 <= last && is_chain(net, l) && is_chain(net, l + 1) &&
+            L[1].kind == LAYER_ACT && L[1].act == ACT_RELU && L[1].in[0] == l && L[2].kind == LAYER_AVGPOOL &&
+            L[2].k == 2 && L[2].stride == 2 && L[2].in[0] == l + 1) {
+            groupnorm_relu_pool_forward(w->act[l + 2], node_in(w, in0, L->in[0]), P + L->w, P + L->b, n, L->in_c,
+                                        L->in_h, L->in_w, L->groups, L->eps, 1);
+            l += 2;
+            continue;
+        }
+        node_forward(net, w, l, in0, 0, n, bn_train, 0);
+    }
     if (bn_train) net->dropout_step++;
     return w->act[last];
 }

@@ -131,6 +131,13 @@ void groupnorm_forward(real *out,         // (B, C, HW)
                        const real *gamma, // (C) or NULL (no affine)
                        const real *beta,  // (C) or NULL
                        int B, int C, int HW, int G, real eps);
+// groupnorm_forward, act_forward(ACT_RELU) and (pool) avgpool_forward(2, 2) in one,
+// bit-identical to the three, saving nothing for backward: a forward-only pass's fusion
+void groupnorm_relu_pool_forward(real *out,         // (B, C, H/2, W/2), or (B, C, H, W) without pool
+                                 const real *in,    // (B, C, H, W)
+                                 const real *gamma, // (C) or NULL
+                                 const real *beta,  // (C) or NULL
+                                 int B, int C, int H, int W, int G, real eps, int pool);
 void groupnorm_backward(real *din,         // (B, C, HW) or NULL
                         real *dgamma,      // (C) or NULL
                         real *dbeta,       // (C) or NULL

@@ -117,6 +117,59 @@ void groupnorm_forward(real *out, real *mean, real *rstd, const real *in, const 
     }
 }
 
+// GroupNorm, then ReLU, then (pool) 2x2 average pooling, for forward-only passes: the
+// statistics as groupnorm_forward computes them, then one pass that normalises, clips and
+// pools, instead of three passes writing two full-size tensors. Every value is computed by
+// the same float operations in the same order as the three layers (groupnorm's
+// x * a + b, act_forward's x > 0 ? x : 0, avgpool's sum of the four in row order / 4), so
+// the result is bit-identical to them (test_nn checks).
+static void gn_relu_pool_group(real *out, const real *in, const real *gamma, const real *beta, int C, int H, int W,
+                               int G, real eps, int pool, int g) {
+    int cpg = C / G, HW = H * W;
+    size_t N = (size_t)cpg * HW;
+    const real *x = in + (size_t)g * N;
+    real m = (real)(sum_f(x, N) / (double)N);
+    double var = sumsq_dev(x, N, m) / (double)N;
+    real r = (real)(1.0 / sqrt(var + eps));
+    int Ho = H / 2, Wo = W / 2;
+    for (int c = g * cpg; c < (g + 1) * cpg; c++) {
+        real a = gamma ? gamma[c] * r : r;
+        real b = (beta ? beta[c] : 0.0f) - m * a;
+        const real *xc = in + (size_t)c * HW;
+        if (!pool) {
+            real *y = out + (size_t)c * HW;
+            for (int i = 0; i < HW; i++) {
+                real v = xc[i] * a + b;
+                y[i] = v > 0.0f ? v : 0.0f;
+            }
+            continue;
+        }
+        real *y = out + (size_t)c * Ho * Wo;
+        for (int oh = 0; oh < Ho; oh++) {
+            const real *r0 = xc + (size_t)(2 * oh) * W, *r1 = r0 + W;
+            real *yo = y + (size_t)oh * Wo;
+            for (int ow = 0; ow < Wo; ow++) {
+                real v00 = r0[2 * ow] * a + b, v01 = r0[2 * ow + 1] * a + b;
+                real v10 = r1[2 * ow] * a + b, v11 = r1[2 * ow + 1] * a + b;
+                v00 = v00 > 0.0f ? v00 : 0.0f, v01 = v01 > 0.0f ? v01 : 0.0f;
+                v10 = v10 > 0.0f ? v10 : 0.0f, v11 = v11 > 0.0f ? v11 : 0.0f;
+                yo[ow] = (v00 + v01 + v10 + v11) / (real)4;
+            }
+        }
+    }
+}
+
+void groupnorm_relu_pool_forward(real *out, const real *in, const real *gamma, const real *beta, int B, int C, int H,
+                                 int W, int G, real eps, int pool) {
+    size_t isz = (size_t)C * H * W, osz = pool ? (size_t)C * (H / 2) * (W / 2) : isz;
+    long n = (long)B * G; // (sample, group) pairs, as groupnorm_forward
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (long i = 0; i < n; i++) {
+        int b = (int)(i / G), g = (int)(i % G);
+        gn_relu_pool_group(out + b * osz, in + b * isz, gamma, beta, C, H, W, G, eps, pool, g);
+    }
+}
+
 // one sample; pgamma/pbeta receive this sample's contributions (overwritten)
 static void groupnorm_sample_backward(real *din, real *pgamma, real *pbeta, const real *dout, const real *mean,
                                       const real *rstd, const real *in, const real *gamma, int C, int HW, int G,
