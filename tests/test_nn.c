@@ -205,6 +205,20 @@ static void test_gn_relu_pool(void) {
             else memcpy(yr, t2, sizeof(float) * n);
             CHECK(!memcmp(y, yr, sizeof(float) * no), "GroupNorm+ReLU%s B%d C%d G%d %dx%d%s: bit-identical to the layers",
                   pool ? "+AvgPool" : "", B, C, G, H, W, affine ? "" : " (no affine)");
+            if (pool) { // the input gradient, against the three backward passes from zeroed buffers
+                float *gp = zeros(no), *d2 = zeros(n), *d1 = zeros(n), *dx = zeros(n), *dxr = zeros(n);
+                for (size_t i = 0; i < no; i++) gp[i] = 2 * rng_uniform(&r) - 1;
+                if (no) gp[0] = -0.0f;
+                for (size_t i = 0; i < n; i++) dx[i] = dxr[i] = rng_uniform(&r); // added into
+                groupnorm_relu_pool_backward(dx, gp, mean, rstd, x, t1, gm, B, C, H, W, G);
+                avgpool_backward(d2, gp, B, C, H, W, 2, 2);
+                act_backward(d1, d2, t1, n, ACT_RELU, 0);
+                groupnorm_backward(dxr, NULL, NULL, d1, mean, rstd, x, gm, B, C, H * W, G);
+                CHECK(!memcmp(dx, dxr, sizeof(float) * n),
+                      "GroupNorm+ReLU+AvgPool backward B%d C%d G%d %dx%d%s: bit-identical to the layers", B, C, G, H, W,
+                      affine ? "" : " (no affine)");
+                free(gp), free(d2), free(d1), free(dx), free(dxr);
+            }
             free(x), free(g), free(bt), free(y), free(t1), free(t2), free(yr), free(mean), free(rstd);
         }
     }

@@ -908,6 +908,29 @@ static int graph_backward(Net *net, Workspace *w, const float *in0, int n, int w
     for (int l = net->n_layers - 1; l >= 0 && !w->oom; l--) {
         if (!w->live[1 + l]) continue;
         Layer *L = &net->layers[l];
+        const float *g = w->grad[l];
+        // the input gradient of GroupNorm -> ReLU -> 2x2 average pooling (ConvNet's blocks)
+        // in one kernel, bit-identical to the three (groupnorm_relu_pool_backward), when no
+        // parameter gradient is wanted and the two inner nodes feed only the next and hold
+        // no seeded gradient
+        if (!pgrads && l >= 2 && L->kind == LAYER_AVGPOOL && L->k == 2 && L->stride == 2 && L->in[0] == l - 1 &&
+            L[-1].kind == LAYER_ACT && L[-1].act == ACT_RELU && L[-1].in[0] == l - 2 && L[-2].kind == LAYER_GROUPNORM &&
+            is_chain(net, l - 1) && is_chain(net, l - 2) && !w->live[l] && !w->live[l - 1]) {
+            int lg = l - 2;
+            Layer *G = &net->layers[lg];
+            float *din = grad_target(net, w, G->in[0], n, want_dx);
+            if (din)
+                groupnorm_relu_pool_backward(din, g, w->stats[lg], w->stats[lg] + (size_t)n * G->groups,
+                                             node_in(w, in0, G->in[0]), w->act[lg], net->params + G->w, n, G->in_c, G->in_h,
+                                             G->in_w, G->groups);
+            w->live[1 + l] = 0;
+            if (w->tape) {
+                pool_give(w, w->grad[l]);
+                w->grad[l] = NULL;
+            }
+            l = lg;
+            continue;
+        }
         float *din = grad_target(net, w, L->in[0], n, want_dx);
         float *din1 = L->n_in > 1 ? grad_target(net, w, L->in[1], n, want_dx) : NULL;
         node_backward(net, w, l, in0, 0, n, w->grad[l], din, din1, pgrads, bn_train);

@@ -138,6 +138,16 @@ void groupnorm_relu_pool_forward(real *out,         // (B, C, H/2, W/2), or (B, 
                                  const real *gamma, // (C) or NULL
                                  const real *beta,  // (C) or NULL
                                  int B, int C, int H, int W, int G, real eps, int pool);
+// the input gradient of the same three (no parameter gradients), bit-identical to their
+// backward passes run in turn from zeroed buffers
+void groupnorm_relu_pool_backward(real *din,         // (B, C, H, W), added into
+                                  const real *dout,  // (B, C, H/2, W/2): at the pooled output
+                                  const real *mean,  // (B, G) as groupnorm_forward saved them
+                                  const real *rstd,  // (B, G)
+                                  const real *in,    // (B, C, H, W): GroupNorm's input
+                                  const real *out,   // (B, C, H, W): GroupNorm's output
+                                  const real *gamma, // (C) or NULL
+                                  int B, int C, int H, int W, int G);
 void groupnorm_backward(real *din,         // (B, C, HW) or NULL
                         real *dgamma,      // (C) or NULL
                         real *dbeta,       // (C) or NULL

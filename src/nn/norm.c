@@ -170,36 +170,82 @@ void groupnorm_relu_pool_forward(real *out, const real *in, const real *gamma, c
     }
 }
 
-// one sample; pgamma/pbeta receive this sample's contributions (overwritten)
+// one group of cpg channels (every pointer at the group's first channel); pgamma/pbeta
+// receive the group's contributions (overwritten), dx is added into
+static void gn_group_backward(real *dx, real *pgamma, real *pbeta, const real *dy, const real *x, double m, double r,
+                              const real *gamma, int cpg, int HW) {
+    double N = (double)cpg * HW;
+    double sum_dxhat = 0.0, sum_dxhat_xhat = 0.0;
+    for (int c = 0; c < cpg; c++) {
+        const real *dyc = dy + (size_t)c * HW, *xc = x + (size_t)c * HW;
+        double s1 = sum_f(dyc, (size_t)HW), s2 = dot_f(dyc, xc, (size_t)HW);
+        double gxh = (s2 - m * s1) * r; // sum(dy * xhat) over the channel
+        double gm = gamma ? gamma[c] : 1.0;
+        sum_dxhat += gm * s1;
+        sum_dxhat_xhat += gm * gxh;
+        if (pgamma) pgamma[c] = (real)gxh;
+        if (pbeta) pbeta[c] = (real)s1;
+    }
+    if (!dx) return;
+    // dx = r*gm*dy - r*sum_dxhat/N - xhat*r*sum_dxhat_xhat/N, with xhat = (x - m) r
+    double k2 = r * r * sum_dxhat_xhat / N;
+    double k3 = -r * sum_dxhat / N + m * k2;
+    for (int c = 0; c < cpg; c++) {
+        real k1 = (real)(r * (gamma ? gamma[c] : 1.0));
+        real a = (real)-k2, b = (real)k3;
+        const real *dyc = dy + (size_t)c * HW, *xc = x + (size_t)c * HW;
+        real *dxc = dx + (size_t)c * HW;
+        for (int i = 0; i < HW; i++) dxc[i] += k1 * dyc[i] + a * xc[i] + b;
+    }
+}
+
+// groups [g0, g1) of one sample; pgamma/pbeta receive this sample's contributions
 static void groupnorm_sample_backward(real *din, real *pgamma, real *pbeta, const real *dout, const real *mean,
                                       const real *rstd, const real *in, const real *gamma, int C, int HW, int G,
                                       int g0, int g1) {
     int cpg = C / G;
-    double N = (double)cpg * HW;
     for (int g = g0; g < g1; g++) {
-        double m = mean[g], r = rstd[g];
-        double sum_dxhat = 0.0, sum_dxhat_xhat = 0.0;
-        for (int c = g * cpg; c < (g + 1) * cpg; c++) {
-            const real *dy = dout + (size_t)c * HW, *x = in + (size_t)c * HW;
-            double s1 = sum_f(dy, (size_t)HW), s2 = dot_f(dy, x, (size_t)HW);
-            double gxh = (s2 - m * s1) * r; // sum(dy * xhat) over the channel
-            double gm = gamma ? gamma[c] : 1.0;
-            sum_dxhat += gm * s1;
-            sum_dxhat_xhat += gm * gxh;
-            if (pgamma) pgamma[c] = (real)gxh;
-            if (pbeta) pbeta[c] = (real)s1;
-        }
-        if (!din) continue;
-        // dx = r*gm*dy - r*sum_dxhat/N - xhat*r*sum_dxhat_xhat/N, with xhat = (x - m) r
-        double k2 = r * r * sum_dxhat_xhat / N;
-        double k3 = -r * sum_dxhat / N + m * k2;
-        for (int c = g * cpg; c < (g + 1) * cpg; c++) {
-            real k1 = (real)(r * (gamma ? gamma[c] : 1.0));
-            real a = (real)-k2, b = (real)k3;
-            const real *dy = dout + (size_t)c * HW, *x = in + (size_t)c * HW;
-            real *dx = din + (size_t)c * HW;
-            for (int i = 0; i < HW; i++) dx[i] += k1 * dy[i] + a * x[i] + b;
-        }
+        size_t o = (size_t)g * cpg * HW;
+        gn_group_backward(din ? din + o : NULL, pgamma ? pgamma + g * cpg : NULL, pbeta ? pbeta + g * cpg : NULL,
+                          dout + o, in + o, mean[g], rstd[g], gamma ? gamma + g * cpg : NULL, cpg, HW);
+    }
+}
+
+// the input gradient of groupnorm_forward -> act_forward(RELU) -> avgpool_forward(2, 2),
+// one (sample, group) pair: the gradient at the GroupNorm output made channel by channel
+// in scratch as the two backward passes would leave it in their zeroed buffers (0 + v,
+// so that a -0 comes out as +0 as there), then gn_group_backward on it. y is the GroupNorm
+// output (ReLU's input, whose sign passes the gradient).
+static void gn_relu_pool_group_backward(real *dx, const real *dpool, const real *x, const real *y, double m, double r,
+                                        const real *gamma, int cpg, int H, int W, real *dy) {
+    int HW = H * W, Ho = H / 2, Wo = W / 2;
+    for (int c = 0; c < cpg; c++) {
+        const real *gp = dpool + (size_t)c * Ho * Wo, *yc = y + (size_t)c * HW;
+        real *d = dy + (size_t)c * HW;
+        for (int i = 0; i < HW; i++) d[i] = 0.0f;
+        for (int oh = 0; oh < Ho; oh++)
+            for (int ow = 0; ow < Wo; ow++) {
+                real v = 0.0f + gp[(size_t)oh * Wo + ow] / (real)4;
+                d[(size_t)(2 * oh) * W + 2 * ow] = v, d[(size_t)(2 * oh) * W + 2 * ow + 1] = v;
+                d[(size_t)(2 * oh + 1) * W + 2 * ow] = v, d[(size_t)(2 * oh + 1) * W + 2 * ow + 1] = v;
+            }
+        for (int i = 0; i < HW; i++) d[i] = 0.0f + (yc[i] > 0.0f ? d[i] : 0.0f);
+    }
+    gn_group_backward(dx, NULL, NULL, dy, x, m, r, gamma, cpg, HW);
+}
+
+void groupnorm_relu_pool_backward(real *din, const real *dout, const real *mean, const real *rstd, const real *in,
+                                  const real *out, const real *gamma, int B, int C, int H, int W, int G) {
+    int cpg = C / G;
+    size_t isz = (size_t)C * H * W, osz = (size_t)C * (H / 2) * (W / 2), gsz = (size_t)cpg * H * W;
+    long n = (long)B * G; // (sample, group) pairs, as groupnorm_backward
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (long i = 0; i < n; i++) {
+        int b = (int)(i / G), g = (int)(i % G);
+        real *dy = scratch_real(SCRATCH_TMP, gsz);
+        gn_relu_pool_group_backward(din + b * isz + g * gsz, dout + b * osz + (size_t)g * cpg * (H / 2) * (W / 2),
+                                    in + b * isz + g * gsz, out + b * isz + g * gsz, mean[(size_t)b * G + g],
+                                    rstd[(size_t)b * G + g], gamma ? gamma + g * cpg : NULL, cpg, H, W, dy);
     }
 }
 
