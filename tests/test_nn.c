@@ -146,7 +146,9 @@ static void test_winograd_backward(void) {
 static void test_conv_direct(void) {
     int shapes[][7] = {{2, 3, 128, 32, 32, 3, 1}, {1, 1, 128, 28, 28, 3, 3}, {2, 3, 16, 7, 5, 3, 1},
                        {1, 2, 9, 5, 37, 3, 0},    {1, 4, 8, 33, 17, 5, 2},   {3, 7, 20, 16, 16, 1, 0},
-                       {1, 3, 5, 2, 3, 3, 1},     {1, 1, 3, 40, 40, 3, 1},   {2, 5, 12, 9, 11, 3, 2}};
+                       {1, 3, 5, 2, 3, 3, 1},     {1, 1, 3, 40, 40, 3, 1},   {2, 5, 12, 9, 11, 3, 2},
+                       {1, 6, 12, 8, 10, 3, 1},   {2, 3, 7, 18, 4, 3, 0}};
+    int backward_cases = 0;
     Rng r;
     rng_init(&r, 13, 0);
     for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
@@ -176,9 +178,30 @@ static void test_conv_direct(void) {
         CHECK(!memcmp(y1, y2, sizeof(float) * ny / B) && !memcmp(y1, y2 + ny / B, sizeof(float) * ny / B),
               "direct C%d O%d %dx%d: a sample's output does not depend on its batch", C, O, H, W);
         free(x2), free(y1), free(y2);
+        if (conv_direct_backward_applies(C, 1, Ho, Wo)) { // the input gradient, where it applies
+            float *dy = zeros(ny), *dx = zeros(nx), *dxr = zeros(nx), *Wt = zeros(conv_direct_weights_backward_size(O, C, K));
+            for (size_t i = 0; i < ny; i++) dy[i] = 2 * rng_uniform(&r) - 1;
+            for (size_t i = 0; i < nx; i++) dx[i] = dxr[i] = rng_uniform(&r); // added into
+            conv_direct_weights_backward(Wt, w, O, C, K);
+            conv2d_backward_data_direct(dx, dy, Wt, B, C, H, W, O, K, pad);
+            conv2d_backward_ref(dxr, NULL, NULL, dy, x, w, B, C, H, W, O, K, 1, pad);
+            snprintf(what, sizeof(what), "direct dx B%d C%d O%d %dx%d k%d p%d vs naive", B, C, O, H, W, K, pad);
+            check_close(what, dx, dxr, nx, 1e-5, 1e-4);
+            float *dy2 = zeros(2 * ny / B), *d1 = zeros(nx / B), *d2 = zeros(2 * nx / B);
+            memcpy(dy2, dy, sizeof(float) * ny / B), memcpy(dy2 + ny / B, dy, sizeof(float) * ny / B);
+            conv2d_backward_data_direct(d1, dy, Wt, 1, C, H, W, O, K, pad);
+            conv2d_backward_data_direct(d2, dy2, Wt, 2, C, H, W, O, K, pad);
+            CHECK(!memcmp(d1, d2, sizeof(float) * nx / B) && !memcmp(d1, d2 + nx / B, sizeof(float) * nx / B),
+                  "direct dx C%d O%d %dx%d: a sample's gradient does not depend on its batch", C, O, H, W);
+            free(dy), free(dx), free(dxr), free(Wt), free(dy2), free(d1), free(d2);
+            backward_cases++;
+        }
         free(x), free(w), free(b), free(y), free(yr), free(Wp);
     }
     CHECK(!conv_direct_applies(8, 1) && !conv_direct_applies(3, 2), "the direct kernel declines 8 input channels and strides");
+    CHECK(backward_cases == 6, "the direct input gradient ran on %d shapes", backward_cases);
+    CHECK(!conv_direct_backward_applies(3, 1, 5, 37) && !conv_direct_backward_applies(8, 1, 32, 32),
+          "the direct input gradient declines outputs that are not whole vectors, and 8 input channels");
 }
 
 // the forward-only fusion of GroupNorm, ReLU and 2x2 average pooling is bit-identical to

@@ -52,7 +52,7 @@ static void im2col(real *col, const real *in, int Cin, int H, int W, int K, int 
 }
 
 // din (Cin, H, W) += col2im(col)
-static void col2im_add(real *din, const real *col, int Cin, int H, int W, int K, int stride, int pad, int Ho,
+void conv2d_col2im_add(real *din, const real *col, int Cin, int H, int W, int K, int stride, int pad, int Ho,
                        int Wo) {
     size_t P = (size_t)Ho * Wo;
     for (int c = 0; c < Cin; c++) {
@@ -137,7 +137,7 @@ static void conv_sample_backward(real *din, real *dweight, real *dbias, const re
             real *dcol = scratch_real(SCRATCH_COL2, (size_t)Kc * P);
             cblas_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, Kc, P, Cout, 1.0f, weight, Kc, dout, P, 0.0f, dcol,
                         P);
-            col2im_add(din, dcol, Cin, H, W, K, stride, pad, Ho, Wo);
+            conv2d_col2im_add(din, dcol, Cin, H, W, K, stride, pad, Ho, Wo);
         }
     }
 }

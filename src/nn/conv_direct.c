@@ -25,7 +25,7 @@
 #include "nn.h"
 #include "vec.h"
 
-#define MR 8 // output channels per register block
+#define MR GEMM_MR // output channels per register block
 
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
@@ -134,4 +134,53 @@ void conv2d_forward_direct(real *out, const real *in, const real *Wp, const real
     size_t in_sz = (size_t)Cin * H * W, out_sz = (size_t)Cout * Ho * Wo;
 #pragma omp parallel for schedule(static) if (B > 1)
     for (int b = 0; b < B; b++) direct_sample(out + b * out_sz, in + b * in_sz, Wp, bias, Cin, H, W, Cout, K, pad, Ho, Wo);
+}
+
+// ----------------------------------------------------------------------------
+// the input gradient: dcol = weight^T . dout, then col2im
+
+int conv_direct_backward_applies(int Cin, int stride, int Ho, int Wo) {
+    return stride == 1 && Cin < 8 && (size_t)Ho * Wo % VL == 0;
+}
+
+size_t conv_direct_weights_backward_size(int Cout, int Cin, int K) {
+    return (size_t)round_up(Cin * K * K, GEMM_MR) * Cout;
+}
+
+// weight^T packed as [kc / GEMM_MR][o][kc % GEMM_MR], kc = (c, i, j), zero rows past Cin K K
+void conv_direct_weights_backward(real *Wt, const real *weight, int Cout, int Cin, int K) {
+    size_t Kc = (size_t)Cin * K * K;
+    memset(Wt, 0, sizeof(real) * conv_direct_weights_backward_size(Cout, Cin, K));
+    for (size_t kc = 0; kc < Kc; kc++)
+        for (int o = 0; o < Cout; o++)
+            Wt[((kc / GEMM_MR) * Cout + o) * GEMM_MR + kc % GEMM_MR] = weight[(size_t)o * Kc + kc];
+}
+
+// dcol rows [kb0, kb1) blocks of GEMM_MR, every column
+static void dcol_blocks(real *dcol, const real *dout, const real *Wt, int Cout, int P, int kb0, int kb1) {
+    // columns outer: a chunk of dout (Cout rows of 2 vectors) stays in L1 across the blocks
+    for (int j = 0; j < P; j += 2 * VL) {
+        int nv = P - j >= 2 * VL ? 2 : 1;
+        for (int kb = kb0; kb < kb1; kb++)
+            gemm_mr_kernel(dcol + (size_t)kb * GEMM_MR * P + j, P, Wt + (size_t)kb * Cout * GEMM_MR, dout + j, P, Cout, nv);
+    }
+}
+
+void conv2d_backward_data_direct(real *din, const real *dout, const real *Wt, int B, int Cin, int H, int W, int Cout,
+                                 int K, int pad) {
+    int Ho = conv2d_out_size(H, K, 1, pad), Wo = conv2d_out_size(W, K, 1, pad), P = Ho * Wo;
+    int nkb = round_up(Cin * K * K, GEMM_MR) / GEMM_MR;
+    size_t in_sz = (size_t)Cin * H * W, out_sz = (size_t)Cout * P;
+#pragma omp parallel for schedule(static) if (B > 1)
+    for (int b = 0; b < B; b++) {
+        real *dcol = scratch_real(SCRATCH_COL2, (size_t)nkb * GEMM_MR * P);
+        // outside any parallel region (a batch of one) the threads share the row blocks
+        int nth = omp_in_parallel() ? 1 : MIN(omp_get_max_threads(), nkb);
+#pragma omp parallel num_threads(nth) if (nth > 1)
+        {
+            int t = omp_get_thread_num(), n = omp_get_num_threads();
+            dcol_blocks(dcol, dout + b * out_sz, Wt, Cout, P, (int)((long)nkb * t / n), (int)((long)nkb * (t + 1) / n));
+        }
+        conv2d_col2im_add(din + b * in_sz, dcol, Cin, H, W, K, 1, pad, Ho, Wo);
+    }
 }

@@ -28,20 +28,23 @@ void conv_plan_init(ConvPlan *p, int Cin, int H, int W, int Cout, int K, int str
         if (winograd_applies(Cout, K, stride, pad)) p->bwd = CONV_ALGO_WINOGRAD;
     } else if (conv_direct_applies(Cin, stride)) {
         p->fwd = CONV_ALGO_DIRECT;
+        if (conv_direct_backward_applies(Cin, stride, conv2d_out_size(H, K, stride, pad), conv2d_out_size(W, K, stride, pad)))
+            p->bwd = CONV_ALGO_DIRECT;
     }
 }
 
 static size_t transformed_size(const ConvPlan *p, int backward) {
     ConvAlgo a = backward ? p->bwd : p->fwd;
     if (a == CONV_ALGO_WINOGRAD) return backward ? winograd_weights_size(p->Cin, p->Cout) : winograd_weights_size(p->Cout, p->Cin);
-    return conv_direct_weights_size(p->Cout, p->Cin, p->K); // forward only
+    return backward ? conv_direct_weights_backward_size(p->Cout, p->Cin, p->K) : conv_direct_weights_size(p->Cout, p->Cin, p->K);
 }
 
 static void transform(const ConvPlan *p, float *U, const float *weight, int backward) {
     ConvAlgo a = backward ? p->bwd : p->fwd;
     if (a == CONV_ALGO_WINOGRAD && !backward) winograd_weights(U, weight, p->Cout, p->Cin);
     else if (a == CONV_ALGO_WINOGRAD) winograd_weights_backward(U, weight, p->Cout, p->Cin);
-    else conv_direct_weights(U, weight, p->Cout, p->Cin, p->K); // forward only
+    else if (!backward) conv_direct_weights(U, weight, p->Cout, p->Cin, p->K);
+    else conv_direct_weights_backward(U, weight, p->Cout, p->Cin, p->K);
 }
 
 void conv_plan_free(ConvPlan *p) {
@@ -81,8 +84,9 @@ void conv_plan_forward(const ConvPlan *p, float *out, const float *in, const flo
 
 void conv_plan_backward(const ConvPlan *p, float *din, float *dweight, float *dbias, const float *dout,
                         const float *in, const float *weight, int B) {
-    if (din && p->bwd == CONV_ALGO_WINOGRAD) {
-        conv2d_backward_data_winograd(din, dout, p->Ub, B, p->Cout, p->H, p->W, p->Cin);
+    if (din && p->bwd != CONV_ALGO_IM2COL) {
+        if (p->bwd == CONV_ALGO_WINOGRAD) conv2d_backward_data_winograd(din, dout, p->Ub, B, p->Cout, p->H, p->W, p->Cin);
+        else conv2d_backward_data_direct(din, dout, p->Ub, B, p->Cin, p->H, p->W, p->Cout, p->K, p->pad);
         din = NULL;
         if (!dweight && !dbias) return;
     }

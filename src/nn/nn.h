@@ -42,6 +42,8 @@ void conv2d_backward(real *din,          // (B, Cin, H, W) or NULL
                      const real *in,     // (B, Cin, H, W)
                      const real *weight, // (Cout, Cin, K, K)
                      int B, int Cin, int H, int W, int Cout, int K, int stride, int pad);
+// din (Cin, H, W) of one sample += col2im(col), col (Cin*K*K, Ho*Wo) as im2col lays it out
+void conv2d_col2im_add(real *din, const real *col, int Cin, int H, int W, int K, int stride, int pad, int Ho, int Wo);
 void conv2d_forward_ref(real *out, const real *in, const real *weight, const real *bias, int B, int Cin,
                         int H, int W, int Cout, int K, int stride, int pad);
 void conv2d_backward_ref(real *din, real *dweight, real *dbias, const real *dout, const real *in,
@@ -84,6 +86,16 @@ void conv2d_forward_direct(real *out,        // (B, Cout, Ho, Wo)
                            const real *Wp,   // from conv_direct_weights
                            const real *bias, // (Cout) or NULL
                            int B, int Cin, int H, int W, int Cout, int K, int pad);
+// and its input gradient: dcol (Cin*K*K, Ho*Wo) = weight^T . dout by the same register-
+// blocked GEMM kernel, then col2im; Wt from conv_direct_weights_backward,
+// conv_direct_weights_backward_size(Cout, Cin, K) values. Needs Ho*Wo a multiple of 16.
+int conv_direct_backward_applies(int Cin, int stride, int Ho, int Wo);
+size_t conv_direct_weights_backward_size(int Cout, int Cin, int K);
+void conv_direct_weights_backward(real *Wt, const real *weight, int Cout, int Cin, int K);
+void conv2d_backward_data_direct(real *din,        // (B, Cin, H, W), added into
+                                 const real *dout, // (B, Cout, Ho, Wo)
+                                 const real *Wt,   // from conv_direct_weights_backward
+                                 int B, int Cin, int H, int W, int Cout, int K, int pad);
 
 // ----------------------------------------------------------------------------
 // linear (torch.nn.Linear): out = in W^T + b

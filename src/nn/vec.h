@@ -60,4 +60,29 @@ static inline __attribute__((always_inline)) void lanes_store(real *p, vreal v, 
     }
 }
 
+// The GEMM micro-kernel of the Winograd and direct convolutions:
+//   m (GEMM_MR rows, ldm) = u (k x GEMM_MR, packed: u[i * GEMM_MR + r]) . v (k rows of ldv)
+// over nv (1 or 2) vectors of columns, GEMM_MR x nv accumulators in registers, one
+// broadcast of u per row and step. Each output is a sum over i in order, in its own lane.
+#define GEMM_MR 8
+static inline __attribute__((always_inline)) void gemm_mr_kernel(real *m, int ldm, const real *u, const real *v, int ldv,
+                                                                 int k, int nv) {
+    vreal acc0[GEMM_MR], acc1[GEMM_MR];
+    for (int r = 0; r < GEMM_MR; r++) acc0[r] = acc1[r] = (vreal){0};
+    for (int i = 0; i < k; i++) {
+        vreal b0 = vload(v + (size_t)i * ldv);
+        vreal b1 = nv > 1 ? vload(v + (size_t)i * ldv + VL) : (vreal){0};
+        const real *ui = u + (size_t)i * GEMM_MR;
+#pragma GCC unroll 8
+        for (int r = 0; r < GEMM_MR; r++) {
+            acc0[r] += ui[r] * b0;
+            if (nv > 1) acc1[r] += ui[r] * b1;
+        }
+    }
+    for (int r = 0; r < GEMM_MR; r++) {
+        vstore(m + (size_t)r * ldm, acc0[r]);
+        if (nv > 1) vstore(m + (size_t)r * ldm + VL, acc1[r]);
+    }
+}
+
 #endif

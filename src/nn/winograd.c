@@ -31,7 +31,7 @@
 #include "nn.h"
 #include "vec.h"
 
-#define MR 8          // output channels per register block
+#define MR GEMM_MR // output channels per register block
 #define BLOCK_TILES 32 // aim for this many tiles per block
 
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
@@ -82,27 +82,6 @@ void winograd_weights(real *U, const real *weight, int Cout, int Cin) { pack_wei
 // degrees and the channel roles swapped: U of that convolution.
 void winograd_weights_backward(real *U, const real *weight, int Cout, int Cin) {
     pack_weights(U, weight, Cin, Cout, 1);
-}
-
-// m (MR rows, ldm) = u (Cin x MR, packed) . v (Cin rows of ldv; nv vectors of tiles)
-static inline __attribute__((always_inline)) void kernel(real *m, int ldm, const real *u, const real *v, int ldv,
-                                                         int Cin, int nv) {
-    vreal acc0[MR], acc1[MR];
-    for (int r = 0; r < MR; r++) acc0[r] = acc1[r] = (vreal){0};
-    for (int c = 0; c < Cin; c++) {
-        vreal b0 = vload(v + (size_t)c * ldv);
-        vreal b1 = nv > 1 ? vload(v + (size_t)c * ldv + VL) : (vreal){0};
-        const real *uc = u + (size_t)c * MR;
-#pragma GCC unroll 8
-        for (int r = 0; r < MR; r++) {
-            acc0[r] += uc[r] * b0;
-            if (nv > 1) acc1[r] += uc[r] * b1;
-        }
-    }
-    for (int r = 0; r < MR; r++) {
-        vstore(m + (size_t)r * ldm, acc0[r]);
-        if (nv > 1) vstore(m + (size_t)r * ldm + VL, acc1[r]);
-    }
 }
 
 #define Z 16 // a lane of b = 0 in the shuffles below
@@ -306,8 +285,8 @@ static inline __attribute__((always_inline)) void winograd_block(real *out, cons
         const real *u = U + ((size_t)e * nob + ob) * Cin * MR;
         real *m = M + ((size_t)e * Coutp + (size_t)ob * MR) * ldv;
         int j = 0;
-        for (; j + 2 * VL <= round_up(nt, VL); j += 2 * VL) kernel(m + j, ldv, u, Ve + j, ldv, Cin, 2);
-        if (j < nt) kernel(m + j, ldv, u, Ve + j, ldv, Cin, 1);
+        for (; j + 2 * VL <= round_up(nt, VL); j += 2 * VL) gemm_mr_kernel(m + j, ldv, u, Ve + j, ldv, Cin, 2);
+        if (j < nt) gemm_mr_kernel(m + j, ldv, u, Ve + j, ldv, Cin, 1);
     }
     if (nth > 1) {
 #pragma omp barrier
