@@ -27,7 +27,7 @@
 
 static const char *usage_text =
     "usage: beard bench [--arch ConvNet] [--dataset cifar10] [--batch 256] [--threads N]\n"
-    "                   [--seconds S] [--json OUT] [--torch] [--python PY]\n"
+    "                   [--seconds S] [--json OUT] [--torch] [--python PY] [--peak]\n"
     "       beard bench --gemm [--threads N] [--json OUT]\n"
     "       beard bench --recover [--arch resnet18_modified] [--batch 100] [--threads N] [--torch]\n"
     "       beard bench --evaluate CONFIG [--log BEARD_LOG] [--limit N] [--project 10000]\n"
@@ -36,8 +36,10 @@ static const char *usage_text =
     "\n"
     "Measures images/s of forward, forward+backward-to-input (attack cost) and an SGD\n"
     "train step (train mode: BatchNorm on batch statistics), on random inputs of the\n"
-    "dataset's shape. --arch: any architecture of `beard --help` (default ConvNet).\n"
-    "--seconds: minimum time per measurement (default 3).\n"
+    "dataset's shape, and the effective GFLOP/s (the direct convolutions' FLOPs over the\n"
+    "time). --arch: any architecture of `beard --help` (default ConvNet). --seconds:\n"
+    "minimum time per measurement (default 3). --peak also measures sgemm (n=1024, same\n"
+    "threads) and prints the fraction of it reached.\n"
     "--torch also runs scripts/bench_torch.py with PyTorch on the CPU (same threads and\n"
     "batch; --python names the interpreter, default /usr/bin/python3) and prints ratios.\n"
     "--gemm measures sgemm GFLOP/s (OpenBLAS, square matrices) single- and multi-threaded.\n"
@@ -151,6 +153,23 @@ static double gemm_gflops(int n, int threads, double seconds) {
     parallel_blas_threads(1);
     xfree(A), xfree(Bm), xfree(C);
     return 2.0 * n * n * (double)n * calls / t / 1e9;
+}
+
+// direct-convolution FLOPs of one image's pass: forward (conv and linear layers, 2 per
+// multiply-add), backward to the input (the same again), SGD step (forward, input
+// gradients of every layer but the first, weight gradients)
+static void pass_flops(const Net *net, double out[3]) {
+    double f = 0, first = 0;
+    for (int l = 0; l < net->n_layers; l++) {
+        const Layer *L = &net->layers[l];
+        double v = 0;
+        if (L->kind == LAYER_CONV) // a grouped convolution's output sees in_c / groups channels
+            v = 2.0 * L->out_c * (L->in_c / (L->groups > 1 ? L->groups : 1)) * L->k * L->k * L->out_h * L->out_w;
+        if (L->kind == LAYER_LINEAR) v = 2.0 * L->out_c * L->in_c;
+        if (v && first == 0) first = v;
+        f += v;
+    }
+    out[0] = f, out[1] = 2 * f, out[2] = 3 * f - first;
 }
 
 // runs the PyTorch side; fills fwd/fb/train (images/s); returns 0 on success
@@ -386,7 +405,7 @@ int cmd_bench(int argc, char **argv) {
     const char *C = "bench", *arch = "ConvNet", *dataset = "cifar10", *json = NULL, *python = "/usr/bin/python3";
     long B = 256, threads = 0;
     double seconds = 3.0;
-    int gemm = 0, torch = 0, recover = 0, set_batch = 0, set_arch = 0;
+    int gemm = 0, torch = 0, recover = 0, set_batch = 0, set_arch = 0, with_peak = 0;
     EvalBenchOpts eo = {.limit = -1, .seed = -1, .threads = -1, .project = 10000};
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--distill") || !strncmp(argv[i], "--distill=", 10)) return bench_distill(argc, argv);
@@ -413,6 +432,7 @@ int cmd_bench(int argc, char **argv) {
             if (cli_parse_int(C, "--seed", v, 0, 1L << 53, &eo.seed)) return 2;
         }
         else if (cli_flag(argv, i, "--torch")) torch = 1;
+        else if (cli_flag(argv, i, "--peak")) with_peak = 1;
         else if ((v = cli_opt(argc, argv, &i, "--arch", &missing))) arch = v, set_arch = 1;
         else if ((v = cli_opt(argc, argv, &i, "--dataset", &missing))) dataset = v;
         else if ((v = cli_opt(argc, argv, &i, "--json", &missing))) json = v;
@@ -498,9 +518,22 @@ int cmd_bench(int argc, char **argv) {
     net.train = 1;
     double t_tr = time_calls(run_train_step, &c, seconds, &calls[2]);
     net.train = 0;
-    double ips[3] = {n / t_f, n / t_fb, n / t_tr};
+    double ips[3] = {n / t_f, n / t_fb, n / t_tr}, fl[3], gf[3];
+    pass_flops(&net, fl);
     const char *names[3] = {"forward", "forward+backward (to input)", "SGD train step"};
-    for (int k = 0; k < 3; k++) printf("  %-28s %9.1f images/s  (%d calls)\n", names[k], ips[k], calls[k]);
+    for (int k = 0; k < 3; k++) {
+        gf[k] = ips[k] * fl[k] / 1e9;
+        printf("  %-28s %9.1f images/s  %7.1f GFLOP/s effective  (%d calls)\n", names[k], ips[k], gf[k], calls[k]);
+    }
+    printf("  (effective: the direct convolutions' FLOPs, %.1f / %.1f / %.1f MFLOP per image, over the time)\n",
+           fl[0] / 1e6, fl[1] / 1e6, fl[2] / 1e6);
+    double peak = 0;
+    if (with_peak) {
+        peak = gemm_gflops(1024, nt, seconds / 2);
+        printf("sgemm, n=1024, %d threads: %.1f GFLOP/s; effective fraction of it: forward %.0f%%, forward+backward "
+               "%.0f%%, train step %.0f%%\n",
+               nt, peak, 100 * gf[0] / peak, 100 * gf[1] / peak, 100 * gf[2] / peak);
+    }
 
     double tb[3] = {0, 0, 0};
     int have_torch = 0;
@@ -516,8 +549,10 @@ int cmd_bench(int argc, char **argv) {
     if (jf) {
         fprintf(jf,
                 "{\"arch\": \"%s\", \"dataset\": \"%s\", \"batch\": %d, \"threads\": %d, \"blas_core\": \"%s\", "
-                "\"forward_ips\": %.2f, \"forward_backward_ips\": %.2f, \"train_step_ips\": %.2f",
-                net.arch, shapes[si].name, n, nt, parallel_blas_core(), ips[0], ips[1], ips[2]);
+                "\"forward_ips\": %.2f, \"forward_backward_ips\": %.2f, \"train_step_ips\": %.2f, "
+                "\"effective_gflops\": {\"forward\": %.2f, \"forward_backward\": %.2f, \"train_step\": %.2f}",
+                net.arch, shapes[si].name, n, nt, parallel_blas_core(), ips[0], ips[1], ips[2], gf[0], gf[1], gf[2]);
+        if (with_peak) fprintf(jf, ", \"sgemm_gflops\": %.2f", peak);
         if (have_torch)
             fprintf(jf,
                     ", \"torch\": {\"forward_ips\": %.2f, \"forward_backward_ips\": %.2f, \"train_step_ips\": %.2f}, "
