@@ -12,7 +12,6 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "scripts"))
 from torch_models import VARIANTS, get_network  # noqa: E402
-import zoo_models  # noqa: E402
 
 
 def timed(fn, seconds):
@@ -42,6 +41,8 @@ def main():
     if a.arch in VARIANTS:
         net = get_network(a.arch, a.channels, a.classes, (a.size, a.size))
     else:
+        import zoo_models  # noqa: E402  (the other architectures only: ConvNet runs without it)
+
         net = zoo_models.build(a.arch, *shape)
     net.eval()
     x = torch.rand(a.batch, a.channels, a.size, a.size)
