@@ -12,8 +12,9 @@
  *     statistic afterwards, and the norm of each one's change.
  * Gradients are discontinuous at the ReLU kinks: a ReLU input within float32 rounding of
  * 0 takes either side, and through train-mode BatchNorm that one element moves every
- * gradient below it (by ~1% in VGG11BN). The fixture measures that effect (a float64 run
- * with the masks of such inputs flipped, see gen_zoo_fixtures.py) and the gradient
+ * gradient below it (by ~1% in VGG11BN); a max-pool window whose runner-up is within
+ * rounding of its maximum is the same. The fixture measures that effect (a float64 run
+ * with such masks flipped and such ties broken the other way, see gen_zoo_fixtures.py) and the gradient
  * checks allow twice it, plus twice PyTorch float32's own error, above a floor of 1e-4.
  * Parameters are not in the fixture: both sides fill them from the same formula
  * (zoo_param, mirrored from the script), keyed by entry name.

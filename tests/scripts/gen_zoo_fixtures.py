@@ -17,8 +17,10 @@ sums one such element moves every gradient below it: in VGG11BN one BatchNorm ou
 (with that mask flipped, float64 PyTorch and beard agree to 2e-6). So a third run, in
 float64, flips the backward mask of every ReLU input within ten times the float32 run's
 rms error of that input (KINK_C) of 0; its distance from the float64 answer bounds what
-float32 rounding at the kinks can do. (Max-pool ties are the other kink; they are not
-modelled: none of the cases needs them.)
+float32 rounding at the kinks can do. Max pooling's near-ties are the other kink: the
+kink run sends the gradient of each window whose runner-up is within the same margin of
+its maximum to the runner-up. (Exact ties, as MNIST's black background makes, come from
+equal inputs; float32 keeps them equal and both sides take the first.)
 Per case (architecture, channels, size, classes) the fixture holds
   <case>.key.<name>    the shape of every state_dict entry, in PyTorch's order
   <case>.logits        (64, K) eval-mode logits on the first 64 test images
@@ -169,15 +171,68 @@ def _kink_relu(x, inplace=False):
     return _KinkReLU.apply(x)
 
 
+class _KinkMaxPool(torch.autograd.Function):
+    """non-overlapping max pooling (k = stride, no padding) whose gradient goes to the
+    last position of each window within KINK_C * err below its maximum, where there is
+    one, instead of to the maximum"""
+
+    @staticmethod
+    def forward(ctx, x, k, err):
+        N, C, H, W = x.shape
+        Ho, Wo = H // k, W // k
+        u = x[:, :, :Ho * k, :Wo * k].reshape(N, C, Ho, k, Wo, k).permute(0, 1, 2, 4, 3, 5).reshape(N, C, Ho, Wo, k * k)
+        m = u.max(-1).values
+        # a value within the margin below the maximum takes the gradient instead (exact
+        # ties come from equal inputs, equal in float32 too, and stay PyTorch's)
+        near = (u >= m.unsqueeze(-1) - KINK_C * err) & (u < m.unsqueeze(-1))
+        first = u.argmax(-1)
+        last = torch.where(near.any(-1), k * k - 1 - near.flip(-1).int().argmax(-1), first)
+        _Kinks.flipped += int(near.any(-1).sum())
+        ctx.save_for_backward(last)
+        ctx.shape = (N, C, H, W, k)
+        return m
+
+    @staticmethod
+    def backward(ctx, g):
+        (last,) = ctx.saved_tensors
+        N, C, H, W, k = ctx.shape
+        Ho, Wo = H // k, W // k
+        du = torch.zeros(N, C, Ho, Wo, k * k, dtype=g.dtype)
+        du.scatter_(-1, last.unsqueeze(-1), g.unsqueeze(-1))
+        dx = torch.zeros(N, C, H, W, dtype=g.dtype)
+        dx[:, :, :Ho * k, :Wo * k] = du.reshape(N, C, Ho, Wo, k, k).permute(0, 1, 2, 4, 3, 5).reshape(N, C, Ho * k, Wo * k)
+        return dx, None, None
+
+
+_max_pool2d = F.max_pool2d
+
+
+def _kink_max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    K = _Kinks
+    k, st = kernel_size, stride if stride is not None else kernel_size
+    plain = k == st and isinstance(k, int) and padding == 0 and dilation == 1 and not ceil_mode and not return_indices
+    if K.mode == "record":
+        K.seen.append(x.detach().double().clone())
+        K.calls += 1
+    elif K.mode == "flip" and plain:
+        err = (x.detach() - K.seen[K.calls]).pow(2).mean().sqrt()
+        K.calls += 1
+        return _KinkMaxPool.apply(x, k, err)
+    elif K.mode == "flip":
+        K.calls += 1
+    return _max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode, return_indices=return_indices)
+
+
 def run(model, x, y, kink=False):
     """eval logits, one image's input gradient, one SGD step in train mode; the model is
-    left as it was (a deep copy takes the step). Every ReLU is _KinkReLU (F.relu, which
-    nn.ReLU calls, replaced for the run): a float32 run records its inputs, and then
-    kink=True (float64) flips the near-zero backward masks."""
+    left as it was (a deep copy takes the step). Every ReLU is _KinkReLU and every max
+    pooling _kink_max_pool2d (F.relu and F.max_pool2d, which nn.ReLU and nn.MaxPool2d
+    call, replaced for the run): a float32 run records their inputs, and then kink=True
+    (float64) flips the near-zero backward masks and breaks the near-ties the other way."""
     import copy
     model = copy.deepcopy(model)
     relu = F.relu
-    F.relu = _kink_relu
+    F.relu, F.max_pool2d = _kink_relu, _kink_max_pool2d
     _Kinks.calls, _Kinks.flipped = 0, 0
     try:
         model.eval()
@@ -203,7 +258,7 @@ def run(model, x, y, kink=False):
         loss.backward()
         opt.step()
     finally:
-        F.relu = relu
+        F.relu, F.max_pool2d = relu, _max_pool2d
         _Kinks.mode = None
     out["flipped"] = _Kinks.flipped
     out["loss"] = loss.item()
