@@ -100,7 +100,8 @@ check: test
 #                   trained 3 times with BEARD's recipe. Hours on 2 cores; resumable (finished
 #                   steps are kept in $(B)/distill-fidelity). DISTILL_ARGS="--dm-iters N ..."
 #   train-fidelity-resnet18bn  the same recipe with DC's ResNet18BN (train-mode BatchNorm)
-#   zoo-interop     every zoo architecture's .pth, written by beard, loads in PyTorch (strict)
+#   zoo-interop     test_zoo in full (every case's SGD step, 64 images), then every zoo
+#                   architecture's .pth, written by beard, loads in PyTorch (strict)
 SHARED ?= ../shared
 OFFICIAL ?=
 fidelity: $(B)/tests/test_attack_fidelity
@@ -134,7 +135,7 @@ train-fidelity-resnet18bn: $(B)/beard
 
 zoo-interop: $(B)/tests/test_zoo
 	rm -rf $(B)/zoo-pth && mkdir -p $(B)/zoo-pth
-	BEARD_SHARED=$(SHARED) BEARD_ZOO_SAVE=$(B)/zoo-pth $(B)/tests/test_zoo
+	BEARD_SHARED=$(SHARED) BEARD_ZOO_FULL=1 BEARD_ZOO_SAVE=$(B)/zoo-pth $(B)/tests/test_zoo
 	BEARD_SHARED=$(SHARED) /usr/bin/python3 tests/scripts/check_zoo_pth.py --dir $(B)/zoo-pth
 
 # Sanitizer build: same sources at -O2 with frame pointers (the kernels vectorised, so that
