@@ -1208,6 +1208,17 @@ static void md_note(FILE *f, NoteList *l, const char *note) {
     else fputs(" |", f);
 }
 
+// one row's figures from the clean accuracy to the note, and the end of the row
+static void md_figures(FILE *f, NoteList *notes, double clean, const MetricsFigures *g, int any_passes, int any_ci) {
+    md_num(f, clean);
+    fprintf(f, " %d |", g->n_attacks);
+    md_num(f, g->rr), md_num(f, g->ae), md_num(f, g->crei);
+    if (any_passes) md_num(f, g->ae_passes);
+    if (any_ci) md_ci(f, g->rr_lo, g->rr_hi), md_ci(f, g->crei_lo, g->crei_hi);
+    md_note(f, notes, g->note);
+    fputc('\n', f);
+}
+
 void metrics_report_markdown(const MetricsReport *rep, FILE *f) {
     NoteList notes = {{0}, 0};
     int any_ci = 0, any_passes = 0;
@@ -1233,13 +1244,7 @@ void metrics_report_markdown(const MetricsReport *rep, FILE *f) {
             if (run_col) fprintf(f, "| %s ", rep->labels[r]);
             fprintf(f, "| %s | %s | %s | %s |", run->method[0] ? run->method : "?", run->dataset[0] ? run->dataset : "?",
                     run->ipc[0] ? run->ipc : run->label, m ? "Untargeted" : "Targeted");
-            md_num(f, run->clean_acc);
-            fprintf(f, " %d |", g->n_attacks);
-            md_num(f, g->rr), md_num(f, g->ae), md_num(f, g->crei);
-            if (any_passes) md_num(f, g->ae_passes);
-            if (any_ci) md_ci(f, g->rr_lo, g->rr_hi), md_ci(f, g->crei_lo, g->crei_hi);
-            md_note(f, &notes, g->note);
-            fputc('\n', f);
+            md_figures(f, &notes, run->clean_acc, g, any_passes, any_ci);
         }
 
     fprintf(f, "\n### Combined over %d run%s (multi-adversary): RRM, AEM, CREIM\n\n", rep->n_runs,
@@ -1250,13 +1255,7 @@ void metrics_report_markdown(const MetricsReport *rep, FILE *f) {
     for (int m = 0; m < 2; m++) {
         const MetricsFigures *g = &rep->combined[m];
         fprintf(f, "| %s |", m ? "Untargeted" : "Targeted");
-        md_num(f, g->clean_acc);
-        fprintf(f, " %d |", g->n_attacks);
-        md_num(f, g->rr), md_num(f, g->ae), md_num(f, g->crei);
-        if (any_passes) md_num(f, g->ae_passes);
-        if (any_ci) md_ci(f, g->rr_lo, g->rr_hi), md_ci(f, g->crei_lo, g->crei_hi);
-        md_note(f, &notes, g->note);
-        fputc('\n', f);
+        md_figures(f, &notes, g->clean_acc, g, any_passes, any_ci);
     }
 
     fprintf(f, "\n### Single adversary (one attack, pooled over the runs): RRS, AES, CREIS\n\n");
