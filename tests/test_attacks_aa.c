@@ -264,6 +264,24 @@ static void test_square(void) {
     predict(adv, N, pred);
     for (int i = 0; i < N; i++) hits += pred[i] == T[i];
     CHECK(2 * hits > N, "targeted Square hits its targets more often than not (%d of %d)", hits, N);
+    // a candidate equal to its current best point is not evaluated: the same examples
+    // as evaluating every candidate, with fewer forward passes (the 1-pixel squares late
+    // in the schedule repeat x_best often)
+    const char *rep[3] = {"n_queries=300", "n_queries=300,loss=ce", "norm=L2,eps=0.5,n_queries=100"};
+    for (int v = 0; v < 3; v++) {
+        square_eval_repeats = 1;
+        uint64_t f0 = net.n_forward;
+        int ok = run("Square", PRESET_TORCHATTACKS, rep[v], v == 1, 1, adv) == 0;
+        uint64_t all = net.n_forward - f0;
+        square_eval_repeats = 0;
+        f0 = net.n_forward;
+        ok &= run("Square", PRESET_TORCHATTACKS, rep[v], v == 1, 1, a2) == 0;
+        uint64_t skip = net.n_forward - f0;
+        CHECK(ok && !memcmp(adv, a2, sizeof(float) * N * DIM) && (v == 2 ? skip <= all : skip < all),
+              "Square %s%s: skipping repeated candidates gives the same examples (%llu forward passes, %llu when "
+              "every candidate is evaluated)",
+              rep[v], v == 1 ? " targeted" : "", (unsigned long long)skip, (unsigned long long)all);
+    }
     if (!sanitized) { // determinism is checked at full speed; the sanitizers look at memory
         check_determinism("Square", "n_queries=50", 0);
         check_determinism("Square", "norm=L2,eps=1,n_queries=100,n_restarts=2", 1);

@@ -6,6 +6,7 @@
  * conventions (normalised input, and pixels with the model normalising).
  */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,6 +99,19 @@ static void test_winograd(void) {
               "winograd C%d O%d %dx%d: a sample's output does not depend on its batch (threads shared or not)", C, O,
               H, W);
         free(x2), free(y1), free(y2);
+        // three samples as one thread's chunk (inside a parallel region), whose blocks span
+        // samples where a sample has fewer tiles than a block: each as when alone
+        float *x3 = zeros(3 * nx / B), *y3 = zeros(3 * ny / B), *ys = zeros(ny / B);
+        for (size_t i = 0; i < 3 * nx / B; i++) x3[i] = 2 * rng_uniform(&r) - 1;
+#pragma omp parallel num_threads(2)
+        if (omp_get_thread_num() == 0) conv2d_forward_winograd(y3, x3, U, b, 3, C, H, W, O);
+        int same = 1;
+        for (int s3 = 0; s3 < 3; s3++) {
+            conv2d_forward_winograd(ys, x3 + s3 * nx / B, U, b, 1, C, H, W, O);
+            same &= !memcmp(ys, y3 + s3 * ny / B, sizeof(float) * ny / B);
+        }
+        CHECK(same, "winograd C%d O%d %dx%d: three samples in one thread's chunk each as alone", C, O, H, W);
+        free(x3), free(y3), free(ys);
         free(x), free(w), free(b), free(y), free(yr), free(U);
     }
     CHECK(!winograd_applies(3, 3, 1, 1) && !winograd_applies(16, 3, 2, 1) && !winograd_applies(16, 5, 1, 2),
@@ -136,6 +150,19 @@ static void test_winograd_backward(void) {
         CHECK(!memcmp(d1, d2, sizeof(float) * nx / B) && !memcmp(d1, d2 + nx / B, sizeof(float) * nx / B),
               "winograd dx C%d O%d %dx%d: a sample's gradient does not depend on its batch", C, O, H, W);
         free(dy2), free(d1), free(d2);
+        // three samples as one thread's chunk: each as when alone
+        float *dy3 = zeros(3 * ny / B), *d3 = zeros(3 * nx / B), *ds = zeros(nx / B);
+        for (size_t i = 0; i < 3 * ny / B; i++) dy3[i] = 2 * rng_uniform(&r) - 1;
+#pragma omp parallel num_threads(2)
+        if (omp_get_thread_num() == 0) conv2d_backward_data_winograd(d3, dy3, U, 3, O, H, W, C);
+        int same = 1;
+        for (int s3 = 0; s3 < 3; s3++) {
+            memset(ds, 0, sizeof(float) * nx / B);
+            conv2d_backward_data_winograd(ds, dy3 + s3 * ny / B, U, 1, O, H, W, C);
+            same &= !memcmp(ds, d3 + s3 * nx / B, sizeof(float) * nx / B);
+        }
+        CHECK(same, "winograd dx C%d O%d %dx%d: three samples in one thread's chunk each as alone", C, O, H, W);
+        free(dy3), free(d3), free(ds);
         free(x), free(w), free(dy), free(dx), free(dxr), free(U);
     }
 }
@@ -536,7 +563,8 @@ static void test_net_winograd(void) {
 }
 
 // a sample's logits and input gradient do not depend on its batch: run one per thread, or
-// alone with the threads sharing it (a batch of one, the remainder of an odd batch)
+// alone with the threads sharing it (a batch of one, the remainder of an odd batch), and
+// in chunks of 1 to 3 samples a thread (ConvNet's default: 2)
 static void test_batch_independence(void) {
     Net net;
     Err e;
@@ -545,26 +573,38 @@ static void test_batch_independence(void) {
         return;
     }
     net_init_params(&net, 17);
-    int B = 5;
+    int B = 7;
     size_t in = net_in_size(&net);
-    float *x = zeros(in * B), *g = zeros(in * B), *g1 = zeros(in), lb[50], l1[10];
+    float *x = zeros(in * B), *g = zeros(in * B), *g1 = zeros(in), lb[70], lf[70], l1[10];
     Rng r;
     rng_init(&r, 21, 0);
     for (size_t i = 0; i < in * B; i++) x[i] = (float)rng_uniform(&r);
     for (int threads = 1; threads <= 2; threads++) {
         parallel_set_threads(threads);
         for (int nb = 1; nb <= B; nb++) {
-            CHECK(net_forward(&net, x, nb, lb, &e) == 0 && net_fb(&net, x, nb, lb, g) == 0, "batch of %d", nb);
+            CHECK(net_forward(&net, x, nb, lf, &e) == 0 && net_fb(&net, x, nb, lb, g) == 0, "batch of %d", nb);
             int same = 1;
             for (int b = 0; b < nb; b++) {
                 float z1[10];
                 net_forward(&net, x + b * in, 1, z1, &e);
                 net_fb(&net, x + b * in, 1, l1, g1);
                 same &= !memcmp(z1, lb + b * 10, sizeof(z1)) && !memcmp(l1, lb + b * 10, sizeof(l1)) &&
-                        !memcmp(g1, g + b * in, sizeof(float) * in);
+                        !memcmp(z1, lf + b * 10, sizeof(z1)) && !memcmp(g1, g + b * in, sizeof(float) * in);
             }
             CHECK(same, "%d threads, batch of %d: every sample's logits and gradient equal its batch-of-one run",
                   threads, nb);
+            for (int chunk = 1; chunk <= 3; chunk++) {
+                net.chunk = chunk;
+                float lc[70], *gc = zeros(in * B);
+                CHECK(net_forward(&net, x, nb, lc, &e) == 0 && !memcmp(lc, lf, sizeof(float) * 10 * nb),
+                      "%d threads, batch of %d, forward in chunks of %d: the same logits", threads, nb, chunk);
+                CHECK(net_fb(&net, x, nb, lc, gc) == 0 && !memcmp(lc, lb, sizeof(float) * 10 * nb) &&
+                          !memcmp(gc, g, sizeof(float) * in * nb),
+                      "%d threads, batch of %d, forward + backward in chunks of %d: the same logits and gradients",
+                      threads, nb, chunk);
+                free(gc);
+            }
+            net.chunk = 0;
         }
     }
     parallel_set_threads(0);

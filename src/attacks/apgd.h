@@ -59,4 +59,8 @@ typedef int (*AttackSubsetRun)(const AttackCtx *sub, const float *xs, const int 
 int attack_on_robust(const AttackCtx *ctx, const float *x, const int *lab, int B, unsigned char *robust, int runs,
                      AttackSubsetRun fn, void *user, float *x_adv, Err *e);
 
+// Square (square.c) skips the forward pass of a candidate equal to its current best point
+// (its result is known); set to evaluate every candidate (tests compare the two)
+extern int square_eval_repeats;
+
 #endif

@@ -21,6 +21,16 @@
  *           L2: s as above but at least 3 and odd; mass moves from a second square
  *           (vh2, vw2) into the first, with an eta profile, keeping the norm at eps.
  *           The candidate replaces x_best if its loss is lower or it is misclassified.
+ *           A candidate equal to its x_best bit for bit is not evaluated (unless
+ *           square_eval_repeats is set): the network is deterministic and a sample's
+ *           logits do not depend on its batch, so its loss would be x_best's own (a
+ *           sample still attacked has lossm = the loss of x_best: its last change
+ *           lowered the loss) and it would be rejected; skipping its forward pass leaves
+ *           every result bit-identical and only the pass count lower. Such repeats are
+ *           common late in the schedule, when a square is one pixel: a channel stays put
+ *           when its new sign is the one it has, or when both x - eps and x + eps clamp
+ *           to the same bound of [0, 1], which under beard semantics (normalised inputs
+ *           clamped to [0, 1]) holds for most pixels.
  * Only the points the model gets right (targeted: does not already put on the target)
  * are attacked; each restart takes the points still not fooled, and the output is the
  * clean image wherever the attack failed.
@@ -229,6 +239,8 @@ static void square_candidate(const Cfg *c, double p, const float *x, const float
     for (size_t j = 0; j < D; j++) xn[j] = clampf(x[j] + delta[j] / n * eps, 0.0f, 1.0f);
 }
 
+int square_eval_repeats;
+
 // one run (torchattacks' attack_single_run) on n samples; fooled (n) out, x_best (n, D) out
 static int square_single_run(const AttackCtx *ctx, const Cfg *c, const float *x, const int *lab, int n, uint32_t stream,
                              unsigned char *fooled, float *x_best, Err *e) {
@@ -262,12 +274,14 @@ static int square_single_run(const AttackCtx *ctx, const Cfg *c, const float *x,
             if (margin[b] > 0.0f) act[m++] = b;
         if (!m) break;
         double p = p_selection(c, it);
+        int q = 0; // the candidates that differ from their x_best: only they are evaluated
         for (int j = 0; j < m; j++) {
             int b = act[j];
-            square_candidate(c, p, x + b * D, x_best + b * D, xn + j * D, &rng[b], delta, e1, e2, nw);
+            square_candidate(c, p, x + b * D, x_best + b * D, xn + q * D, &rng[b], delta, e1, e2, nw);
+            if (square_eval_repeats || memcmp(xn + q * D, x_best + b * D, sizeof(float) * D)) act[q++] = b;
         }
-        if (attack_logits(ctx, xn, m, logits, e)) goto done;
-        for (int j = 0; j < m; j++) {
+        if (q && attack_logits(ctx, xn, q, logits, e)) goto done;
+        for (int j = 0; j < q; j++) {
             int b = act[j];
             float mg, ls;
             margin_loss(c, logits + (size_t)j * K, K, lab[b], &mg, &ls);

@@ -16,6 +16,15 @@
 
 static int g_threads = 1;
 
+// libgomp's idle threads spin GOMP_SPINCOUNT times (a `pause` each, about 140 cycles on
+// this Xeon) before they sleep; its default, 300,000, is some 20 ms here, so that between
+// two parallel regions a thread never sleeps, and on a machine that other jobs share a
+// thread waiting at a barrier for one the scheduler has put aside burns the core that one
+// could run on (a perf profile of AutoAttack's Square on 2 cores at a load of 6: 65% of
+// beard's samples in libgomp's spin loops). 10,000 (under a millisecond) still covers
+// the kernels' barriers, microseconds apart.
+#define BEARD_SPINCOUNT "10000"
+
 static int core_is(const char *have, const char *const *list) {
     for (; *list; list++)
         if (strcasecmp(have, *list) == 0) return 1;
@@ -24,24 +33,28 @@ static int core_is(const char *have, const char *const *list) {
 
 void parallel_init(int argc, char **argv) {
     (void)argc;
-    if (!getenv("OPENBLAS_CORETYPE") && !getenv("BEARD_NO_REEXEC")) {
-        static const char *const avx512[] = {"SkylakeX", "Cooperlake", "SapphireRapids", NULL};
-        static const char *const avx2[] = {"SkylakeX", "Cooperlake", "SapphireRapids", "Haswell",
-                                           "Zen",      "Skylake",    NULL};
-        const char *have = openblas_get_corename();
+    if (!getenv("BEARD_NO_REEXEC")) {
         const char *want = NULL;
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
-            if (!core_is(have, avx512)) want = "SkylakeX";
-        } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-            if (!core_is(have, avx2)) want = "Haswell";
+        if (!getenv("OPENBLAS_CORETYPE")) {
+            static const char *const avx512[] = {"SkylakeX", "Cooperlake", "SapphireRapids", NULL};
+            static const char *const avx2[] = {"SkylakeX", "Cooperlake", "SapphireRapids", "Haswell",
+                                               "Zen",      "Skylake",    NULL};
+            const char *have = openblas_get_corename();
+            __builtin_cpu_init();
+            if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+                if (!core_is(have, avx512)) want = "SkylakeX";
+            } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+                if (!core_is(have, avx2)) want = "Haswell";
+            }
         }
-        if (want) {
-            setenv("OPENBLAS_CORETYPE", want, 1);
+        int spin = !getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT");
+        if (want || spin) {
+            if (want) setenv("OPENBLAS_CORETYPE", want, 1);
+            if (spin) setenv("GOMP_SPINCOUNT", BEARD_SPINCOUNT, 1);
             setenv("BEARD_NO_REEXEC", "1", 1);
             execv("/proc/self/exe", argv);
-            // exec failed: carry on with the kernels we have
+            // exec failed: carry on with the kernels and the waits we have
         }
     }
     parallel_set_threads(0);

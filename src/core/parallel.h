@@ -10,8 +10,10 @@
  * SSE3 "Prescott" kernels, which are 4x slower than its AVX-512 ones on this hardware.
  * The core type can only be chosen before the library is loaded, so parallel_init()
  * re-executes the program once with OPENBLAS_CORETYPE set when the CPU supports better
- * kernels than the ones selected. Set OPENBLAS_CORETYPE yourself, or BEARD_NO_REEXEC=1,
- * to opt out.
+ * kernels than the ones selected. The same re-execution sets GOMP_SPINCOUNT (how long
+ * libgomp's idle threads spin before they sleep, see parallel.c) unless OMP_WAIT_POLICY
+ * or GOMP_SPINCOUNT is set. Set OPENBLAS_CORETYPE and GOMP_SPINCOUNT yourself, or
+ * BEARD_NO_REEXEC=1, to opt out.
  */
 #ifndef BEARD_PARALLEL_H
 #define BEARD_PARALLEL_H

@@ -318,6 +318,9 @@ int net_finish(Net *net, Err *e) {
     net->conv_im2col = conv && !strcmp(conv, "im2col");
     const char *bn = getenv("BEARD_BN");
     net->bn_layerwise = bn && !strcmp(bn, "layerwise");
+    const char *chunk = getenv("BEARD_CHUNK");
+    net->chunk = chunk ? atoi(chunk) : 0;
+    if (net->chunk < 0 || net->chunk > 64) net->chunk = 0;
     return 0;
 }
 
@@ -326,6 +329,7 @@ void net_free(Net *net) {
     xfree(net->grads);
     xfree(net->buffers);
     for (int i = 0; i < net->n_ws; i++) ws_free(net->ws[i]);
+    for (int i = 0; i < net->n_ws_chunk; i++) ws_free(net->ws_chunk[i]);
     if (net->conv)
         for (int l = 0; l < net->n_layers; l++) conv_plan_free(&net->conv[l]);
     xfree(net->conv);
@@ -523,6 +527,10 @@ struct Workspace {
     // 2 MB L2. (The buffers are the gradient chain's, unused in such a pass.)
     float **act_fwd;
     int fwd_only;        // a forward-only view (ws_forward_view): act is act_fwd
+    // the fused driver's chunks: the linear layers run one sample at a time, as BLAS may
+    // block the rows of a larger product differently (a sample's result then does not
+    // depend on its chunk)
+    int per_sample;
     unsigned char *live; // (1 + n_layers): live[0] the input, live[1 + l] node l: its grad holds a value
     float *dlogits;      // (n, nvec_cap, n_classes)
     float *pgrads;       // per-thread parameter gradients (fused driver), or NULL
@@ -739,7 +747,13 @@ static void node_forward(Net *net, Workspace *w, int l, const float *in0, int b0
         else
             conv_plan_forward(&net->conv[l], out, cur, P + L->w, bias, nb);
         break;
-    case LAYER_LINEAR: linear_forward(out, cur, P + L->w, bias, nb, L->in_c, L->out_c); break;
+    case LAYER_LINEAR:
+        if (w->per_sample)
+            for (int b = 0; b < nb; b++)
+                linear_forward(out + b * out_size, cur + b * in_size, P + L->w, bias, 1, L->in_c, L->out_c);
+        else
+            linear_forward(out, cur, P + L->w, bias, nb, L->in_c, L->out_c);
+        break;
     case LAYER_ACT: act_forward(out, cur, (size_t)nb * out_size, L->act, L->slope); break;
     case LAYER_GROUPNORM:
         groupnorm_forward(out, w->stats[l] + (size_t)b0 * L->groups, w->stats[l] + ((size_t)n + b0) * L->groups, cur,
@@ -858,7 +872,14 @@ static void node_backward(Net *net, Workspace *w, int l, const float *in0, int b
         else
             conv_plan_backward(&net->conv[l], din, dw, db, g, lin, P + L->w, nb);
         break;
-    case LAYER_LINEAR: linear_backward(din, dw, db, g, lin, P + L->w, nb, L->in_c, L->out_c); break;
+    case LAYER_LINEAR:
+        if (w->per_sample)
+            for (int b = 0; b < nb; b++)
+                linear_backward(din ? din + b * in_size : NULL, dw, db, g + b * osz, lin + b * in_size, P + L->w, 1,
+                                L->in_c, L->out_c);
+        else
+            linear_backward(din, dw, db, g, lin, P + L->w, nb, L->in_c, L->out_c);
+        break;
     case LAYER_ACT:
         if (din) act_backward(din, g, lin, (size_t)nb * in_size, L->act, L->slope);
         break;
@@ -920,7 +941,7 @@ static int graph_backward(Net *net, Workspace *w, const float *in0, int n, int w
             Layer *G = &net->layers[lg];
             float *din = grad_target(net, w, G->in[0], n, want_dx);
             if (din)
-                groupnorm_relu_pool_backward(din, g, w->stats[lg], w->stats[lg] + (size_t)n * G->groups,
+                groupnorm_relu_pool_backward(din, g, w->stats[lg], w->stats[lg] + (size_t)w->n * G->groups,
                                              node_in(w, in0, G->in[0]), w->act[lg], net->params + G->w, n, G->in_c, G->in_h,
                                              G->in_w, G->groups);
             w->live[1 + l] = 0;
@@ -1046,7 +1067,8 @@ static int thread_count(int B) {
     return nt < B ? nt : (B > 0 ? B : 1);
 }
 
-// How many of B samples the fused driver runs one per thread (contiguous blocks); the
+// How many of B samples the fused driver's passes with several gradient vectors a
+// sample (and no parameter gradients) run one per thread (contiguous blocks); the
 // rest run one at a time outside the parallel region, where the convolution and
 // normalisation kernels share a sample among the threads. That is for the samples left
 // over when B does not divide among the threads and too few remain to keep them all busy
@@ -1059,6 +1081,44 @@ static int per_thread_samples(int B) {
     return r && 2 * r <= P ? B - r : B;
 }
 
+// Samples per chunk of the fused driver's passes without parameter gradients (forward
+// only, or forward and backward to the input): a thread runs its samples through the
+// nodes this many at a time, so that a Winograd layer with fewer tiles a sample than a
+// block holds (ConvNet's 8x8 layer: 16 tiles) fills its blocks from several samples and
+// its GEMMs load each transformed weight once for all of them (winograd.c). 1 where no
+// such layer exists. A sample's values do not depend on its chunk: every kernel a chunk
+// runs computes each sample as alone (the linear layers run a sample at a time, see
+// Workspace.per_sample).
+static int chunk_size(const Net *net) {
+    if (net->chunk > 0) return net->chunk;
+    int s = 1;
+    size_t biggest = 1; // the largest node, in values a sample
+    for (int l = 0; l < net->n_layers; l++) {
+        const Layer *L = &net->layers[l];
+        biggest = node_size(L) > biggest ? node_size(L) : biggest;
+        if (L->kind != LAYER_CONV || L->groups != 1 || net->conv[l].fwd != CONV_ALGO_WINOGRAD) continue;
+        int tiles = ((L->in_h + 1) / 2) * ((L->in_w + 1) / 2);
+        int want = (32 + tiles - 1) / tiles; // winograd.c's BLOCK_TILES
+        s = want > s ? want : s;
+    }
+    // at most 4, and a chunk's largest node within 1 MB (half this machine's L2)
+    size_t cap = ((size_t)1 << 18) / biggest;
+    if ((size_t)s > cap) s = cap > 1 ? (int)cap : 1;
+    return s < 4 ? s : 4;
+}
+
+// the cached per-thread workspace of chunks
+static Workspace *ws_thread_chunk(Net *net, int t) {
+    int S = chunk_size(net);
+    Workspace *w = net->ws_chunk[t];
+    if (w && w->n == S) return w;
+    ws_free(w);
+    net->ws_chunk[t] = w = ws_alloc(net, S, 1, 0, 0);
+    if (t >= net->n_ws_chunk) net->n_ws_chunk = t + 1;
+    if (w) w->per_sample = 1;
+    return w;
+}
+
 // the forward-only view of a thread's workspace (see Workspace.act_fwd)
 static void ws_forward_view(const Workspace *w, Workspace *v) {
     *v = *w;
@@ -1066,33 +1126,55 @@ static void ws_forward_view(const Workspace *w, Workspace *v) {
     v->fwd_only = 1;
 }
 
-// samples [lo, hi) of a forward-only pass up to node `last`, on workspace w
-static void forward_samples(Net *net, Workspace *w, const float *x, int lo, int hi, int last, float *out, size_t K) {
+// How a pass without parameter gradients splits a batch of B: into chunks of
+// chunk_size(net) samples (the last one shorter) that the threads take in turn, each
+// thread the next one left, so that a thread the machine's other jobs hold up delays the
+// others by one chunk at most; a batch of fewer samples than threads one sample a
+// chunk; a batch of one sample, shared by the threads (its kernels split the work, never
+// a sum). A sample's result is the same on any thread and in any chunk.
+typedef struct {
+    int n_chunks, size, threads;
+} ChunkPlan;
+
+static ChunkPlan chunk_plan(const Net *net, int B) {
+    ChunkPlan c = {0, 1, thread_count(B)};
+    if (B <= 1) return c; // n_chunks 0: the shared path
+    c.size = chunk_size(net);
+    if ((long)c.size * c.threads > B) c.size = 1;
+    c.n_chunks = (B + c.size - 1) / c.size;
+    return c;
+}
+
+// a forward-only chunk of n samples from b up to node `last`, on workspace w (w->n >= n)
+static void forward_chunk(Net *net, Workspace *w, const float *x, int b, int n, int last, float *out, size_t K) {
     size_t in = net_in_size(net);
     Workspace v;
     ws_forward_view(w, &v);
-    for (int b = lo; b < hi; b++) {
-        const float *xb = x + b * in;
-        if (net->normalize) net_normalize_input(net, v.x0, xb, 1), xb = v.x0;
-        const float *o = chunk_forward_to(net, &v, xb, 1, 0, last);
-        memcpy(out + (size_t)b * K, o, sizeof(float) * K);
-    }
+    const float *xb = x + b * in;
+    if (net->normalize) net_normalize_input(net, v.x0, xb, n), xb = v.x0;
+    const float *o = chunk_forward_to(net, &v, xb, n, 0, last);
+    memcpy(out + (size_t)b * K, o, sizeof(float) * K * n);
 }
 
 // a forward-only pass of B samples up to node `last` (the fused driver)
 static int forward_fused(Net *net, const float *x, int B, int last, float *out, Err *e) {
     size_t K = net_node_size(net, last);
-    int Bt = per_thread_samples(B), nt = thread_count(Bt);
-    for (int t = 0; t < nt; t++)
-        if (!ws_thread(net, t, 1, 0)) return err_set(e, "out of memory for thread workspaces");
-    if (Bt > 0) {
-#pragma omp parallel num_threads(nt)
+    ChunkPlan c = chunk_plan(net, B);
+    for (int t = 0; t < c.threads; t++)
+        if (!ws_thread_chunk(net, t)) return err_set(e, "out of memory for thread workspaces");
+    if (c.n_chunks) {
+#pragma omp parallel num_threads(c.threads)
         {
-            int t = omp_get_thread_num();
-            forward_samples(net, net->ws[t], x, (int)((long)Bt * t / nt), (int)((long)Bt * (t + 1) / nt), last, out, K);
+            Workspace *w = net->ws_chunk[omp_get_thread_num()];
+#pragma omp for schedule(dynamic, 1)
+            for (int i = 0; i < c.n_chunks; i++) {
+                int b = i * c.size;
+                forward_chunk(net, w, x, b, B - b < c.size ? B - b : c.size, last, out, K);
+            }
         }
+    } else if (B == 1) {
+        forward_chunk(net, net->ws_chunk[0], x, 0, 1, last, out, K); // on all threads
     }
-    forward_samples(net, net->ws[0], x, Bt, B, last, out, K); // the rest, each on all threads
     net->n_forward += (uint64_t)B;
     return 0;
 }
@@ -1365,6 +1447,22 @@ static double fb_sample(Net *net, Workspace *w, const float *x, int b, NetBackwa
     return loss;
 }
 
+// samples [b, b + n) of a pass without parameter gradients and with one gradient vector,
+// as one chunk on workspace w (w->n >= n); their losses into loss[b ..]
+static void fb_chunk(Net *net, Workspace *w, const float *x, int b, int n, NetBackward *nb, double *loss) {
+    size_t in = net_in_size(net);
+    int K = net->n_classes, out = net->n_layers - 1;
+    const float *xb = x + b * in;
+    if (net->normalize) net_normalize_input(net, w->x0, xb, n), xb = w->x0;
+    const float *o = chunk_forward(net, w, xb, n, 0);
+    if (nb->logits) memcpy(nb->logits + (size_t)b * K, o, sizeof(float) * K * n);
+    for (int j = 0; j < n; j++) loss[b + j] = nb->loss(nb->ctx, b + j, o + (size_t)j * K, w->dlogits + (size_t)j * K);
+    w->grad[out] = w->dlogits;
+    w->live[1 + out] = 1;
+    graph_backward(net, w, xb, n, nb->dx != NULL, NULL, 0);
+    if (nb->dx) input_grad_out(net, w, nb->dx + (size_t)b * in, n);
+}
+
 int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *e) {
     if (nb->nvec < 1) nb->nvec = 1;
     if (nb->param_grads && nb->nvec != 1) return err_set(e, "parameter gradients need exactly one vector per sample");
@@ -1380,6 +1478,33 @@ int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *
 
     // (parameter gradients: every sample on its thread, as training's reduction expects)
     int Bt = nb->param_grads ? B : per_thread_samples(B), nvec = nb->nvec, nt = thread_count(Bt);
+    if (!nb->param_grads && nvec == 1) { // in chunks (see chunk_plan)
+        ChunkPlan c = chunk_plan(net, B);
+        for (int t = 0; t < c.threads; t++)
+            if (!ws_thread_chunk(net, t)) return err_set(e, "out of memory for thread workspaces");
+        double *losses = xcalloc(sizeof(double) * (size_t)B); // per sample, summed in order
+        if (!losses) return err_set(e, "out of memory");
+        if (c.n_chunks) {
+#pragma omp parallel num_threads(c.threads)
+            {
+                Workspace *w = net->ws_chunk[omp_get_thread_num()];
+#pragma omp for schedule(dynamic, 1)
+                for (int i = 0; i < c.n_chunks; i++) {
+                    int b = i * c.size;
+                    fb_chunk(net, w, x, b, B - b < c.size ? B - b : c.size, nb, losses);
+                }
+            }
+        } else if (B == 1) {
+            fb_chunk(net, net->ws_chunk[0], x, 0, 1, nb, losses); // on all threads
+        }
+        double loss = 0.0;
+        for (int b = 0; b < B; b++) loss += losses[b];
+        xfree(losses);
+        nb->loss_sum = loss;
+        net->n_forward += (uint64_t)B;
+        net->n_backward += (uint64_t)B;
+        return 0;
+    }
     for (int t = 0; t < nt; t++)
         if (!ws_thread(net, t, nvec, nb->param_grads)) return err_set(e, "out of memory for thread workspaces");
     double losses[256] = {0};

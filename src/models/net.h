@@ -151,9 +151,12 @@ typedef struct {
 
     // per-sample passes run so far (attack cost accounting): add-only, read by callers
     uint64_t n_forward, n_backward;
-    // per-thread workspaces of the fused driver, allocated on first use
-    void *ws[256];
-    int n_ws;
+    // per-thread workspaces of the fused driver, allocated on first use: ws for one
+    // sample, ws_chunk for the chunks of samples that passes without parameter gradients
+    // run in (net.c: chunk_size; chunk > 0 fixes their size, net_finish sets it from the
+    // environment: BEARD_CHUNK=N, 1 = one sample at a time)
+    void *ws[256], *ws_chunk[256];
+    int n_ws, n_ws_chunk, chunk;
     NetTape *tape; // the layer-wise driver's, kept between calls
 
     // conv[l]: which algorithm runs each pass of convolution node l, and its transformed

@@ -1,6 +1,7 @@
 /*
- * winograd.c: the forward pass of a 3x3, stride-1, pad-1 convolution by Winograd's
- * minimal filtering F(2x2, 3x3) (Lavin and Gray, arXiv 1509.09308).
+ * winograd.c: the forward pass and the input gradient of a 3x3, stride-1, pad-1
+ * convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, arXiv
+ * 1509.09308).
  *
  * Each 2x2 block of output pixels (a "tile") is computed from the 4x4 input patch around
  * it with 16 multiplications per (input, output) channel pair instead of 36:
@@ -17,11 +18,17 @@
  * sum only by rounding (tested against conv2d_forward_ref in test_nn; the GEMM kernel is
  * compiled with FMA contraction, see the Makefile). The hidden layers
  * of a ConvNet do 2.25x fewer multiply-adds this way, which is what makes forward-only
- * work (Square's 5000 queries) fast. Backward stays on im2col + sgemm (conv2d.c).
+ * work (Square's 5000 queries) fast. The input gradient is the same convolution on the
+ * rotated kernels (winograd_weights_backward); weight gradients stay on im2col + sgemm.
  *
- * Tiles of one sample are processed a block of tile rows at a time, so that a block's V
- * and M (16 x C x ~32 tiles) stay in L2, and the GEMMs run on a register-blocked kernel
- * over the packed U: MR output channels by up to two vectors of tiles.
+ * Tiles are processed a block of tile rows at a time, so that a block's V and M (16 x C
+ * x ~32 tiles) stay in L2, and the GEMMs run on a register-blocked kernel over the packed
+ * U: MR output channels by up to two vectors of tiles. The samples a thread is given
+ * (one thread's chunk of the fused driver, or its share of a batch) are one sequence of
+ * tile rows, so that a block may span samples: ConvNet's 8x8 layers have 16 tiles a
+ * sample, and a block of two samples loads each U once for 32 tiles, with the wider
+ * kernel. Each output is a sum over the input channels in order in its own lane, so a
+ * sample's result is the same in any block, chunk or thread (test_nn checks).
  */
 #include <omp.h>
 #include <string.h>
@@ -32,7 +39,9 @@
 #include "vec.h"
 
 #define MR GEMM_MR // output channels per register block
+#ifndef BLOCK_TILES
 #define BLOCK_TILES 32 // aim for this many tiles per block
+#endif
 
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
@@ -257,23 +266,34 @@ static inline void share(int n, int tid, int nth, int *lo, int *hi) {
     *lo = (int)((long)n * tid / nth), *hi = (int)((long)n * (tid + 1) / nth);
 }
 
-// one block of tile rows [ty0, ty1): transform in, 16 GEMMs, transform out. Inlined with
-// the ConvNet's widths as constants (see winograd_sample), so that the vector path's row
-// loads and stores compile to single vector moves. With nth > 1 the nth threads of a
-// parallel region share the block (input channels, then (e, output block) pairs, then
-// output channels, with barriers between): each value is computed as with one thread.
+// One block of tile rows [R0, R1) of a chunk of samples, numbered on through the chunk
+// (row R is sample R / th's tile row R % th): transform in, 16 GEMMs, transform out. A
+// block may span samples; its GEMMs then share each load of U among more tiles (the 8x8
+// layers of a ConvNet have 16 tiles a sample, half a block). Inlined with the ConvNet's
+// widths as constants (see winograd_blocks), so that the vector path's row loads and
+// stores compile to single vector moves. With nth > 1 the nth threads of a parallel
+// region share the block (input channels, then (e, output block) pairs, then output
+// channels, with barriers between). Every value is computed as with one thread and one
+// sample: each output is a sum over the input channels in order in its own lane,
+// whatever block or column it falls in.
 static inline __attribute__((always_inline)) void winograd_block(real *out, const real *in, const real *U,
                                                                  const real *bias, int Cin, int H, int W, int tw,
-                                                                 int Cout, int Coutp, int ty0, int ty1, int ldv,
+                                                                 int Cout, int Coutp, int R0, int R1, int ldv,
                                                                  real *V, real *M, int add, int tid, int nth) {
-    int nt = (ty1 - ty0) * tw, lo, hi;
+    int th = (H + 1) / 2, nt = (R1 - R0) * tw, lo, hi;
+    size_t in_sz = (size_t)Cin * H * W, out_sz = (size_t)Cout * H * W;
     share(Cin, tid, nth, &lo, &hi);
     if (nt < ldv) // the padding tiles of a partial block read zeros
         for (int e = 0; e < 16; e++)
             for (int c = lo; c < hi; c++) memset(V + ((size_t)e * Cin + c) * ldv + nt, 0, sizeof(real) * (ldv - nt));
     real *tmp = W <= VL ? NULL : scratch_real(SCRATCH_TMP, (size_t)18 * (tw + 1));
-    if (W <= VL) input_transform_vec(V, in, Cin, H, W, tw, ty0, ty1, ldv, lo, hi);
-    else input_transform_any(V, in, Cin, H, W, tw, ty0, ty1, ldv, tmp, lo, hi);
+    for (int R = R0; R < R1;) { // the block's rows of each sample in turn
+        int s = R / th, ty0 = R - s * th, ty1 = MIN(th, ty0 + (R1 - R));
+        real *Vs = V + (size_t)(R - R0) * tw;
+        if (W <= VL) input_transform_vec(Vs, in + s * in_sz, Cin, H, W, tw, ty0, ty1, ldv, lo, hi);
+        else input_transform_any(Vs, in + s * in_sz, Cin, H, W, tw, ty0, ty1, ldv, tmp, lo, hi);
+        R += ty1 - ty0;
+    }
     if (nth > 1) {
 #pragma omp barrier
     }
@@ -292,61 +312,81 @@ static inline __attribute__((always_inline)) void winograd_block(real *out, cons
 #pragma omp barrier
     }
     share(Cout, tid, nth, &lo, &hi);
-    if (W <= VL) output_transform_vec(out, M, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, add, lo, hi);
-    else output_transform_any(out, M, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, tmp, add, lo, hi);
+    for (int R = R0; R < R1;) {
+        int s = R / th, ty0 = R - s * th, ty1 = MIN(th, ty0 + (R1 - R));
+        const real *Ms = M + (size_t)(R - R0) * tw;
+        if (W <= VL) output_transform_vec(out + s * out_sz, Ms, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, add, lo, hi);
+        else output_transform_any(out + s * out_sz, Ms, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, tmp, add, lo, hi);
+        R += ty1 - ty0;
+    }
     if (nth > 1) { // V and M are reused by the next block
 #pragma omp barrier
     }
 }
 
-// the blocks of one sample, by thread tid of nth (all nth run this with the same V, M)
-static void winograd_blocks(real *out, const real *in, const real *U, const real *bias, int Cin, int H, int W,
-                            int Cout, int add, real *V, real *M, int rows, int ldv, int tid, int nth) {
-    int th = (H + 1) / 2, tw = (W + 1) / 2, Coutp = round_up(Cout, MR);
-    for (int ty0 = 0; ty0 < th; ty0 += rows) {
-        int ty1 = MIN(ty0 + rows, th);
+// the blocks of B samples, by thread tid of nth (all nth run this with the same V, M)
+static void winograd_blocks(real *out, const real *in, const real *U, const real *bias, int B, int Cin, int H,
+                            int W, int Cout, int add, real *V, real *M, int rows, int ldv, int tid, int nth) {
+    int th = (H + 1) / 2, tw = (W + 1) / 2, Coutp = round_up(Cout, MR), nr = B * th;
+    for (int R0 = 0; R0 < nr; R0 += rows) {
+        int R1 = MIN(R0 + rows, nr);
         if (add) {
-            if (W == 16) winograd_block(out, in, U, NULL, Cin, H, 16, 8, Cout, Coutp, ty0, ty1, ldv, V, M, 1, tid, nth);
-            else if (W == 8) winograd_block(out, in, U, NULL, Cin, H, 8, 4, Cout, Coutp, ty0, ty1, ldv, V, M, 1, tid, nth);
-            else winograd_block(out, in, U, NULL, Cin, H, W, tw, Cout, Coutp, ty0, ty1, ldv, V, M, 1, tid, nth);
+            if (W == 16) winograd_block(out, in, U, NULL, Cin, H, 16, 8, Cout, Coutp, R0, R1, ldv, V, M, 1, tid, nth);
+            else if (W == 8) winograd_block(out, in, U, NULL, Cin, H, 8, 4, Cout, Coutp, R0, R1, ldv, V, M, 1, tid, nth);
+            else winograd_block(out, in, U, NULL, Cin, H, W, tw, Cout, Coutp, R0, R1, ldv, V, M, 1, tid, nth);
         } else {
-            if (W == 16) winograd_block(out, in, U, bias, Cin, H, 16, 8, Cout, Coutp, ty0, ty1, ldv, V, M, 0, tid, nth);
-            else if (W == 8) winograd_block(out, in, U, bias, Cin, H, 8, 4, Cout, Coutp, ty0, ty1, ldv, V, M, 0, tid, nth);
-            else winograd_block(out, in, U, bias, Cin, H, W, tw, Cout, Coutp, ty0, ty1, ldv, V, M, 0, tid, nth);
+            if (W == 16) winograd_block(out, in, U, bias, Cin, H, 16, 8, Cout, Coutp, R0, R1, ldv, V, M, 0, tid, nth);
+            else if (W == 8) winograd_block(out, in, U, bias, Cin, H, 8, 4, Cout, Coutp, R0, R1, ldv, V, M, 0, tid, nth);
+            else winograd_block(out, in, U, bias, Cin, H, W, tw, Cout, Coutp, R0, R1, ldv, V, M, 0, tid, nth);
         }
     }
 }
 
-// out (Cout, H, W) = conv(in (Cin, H, W)) + bias, or += it when add. Called outside any
-// parallel region (a batch of one, or the driver's remainder samples) the threads share
-// the sample; inside one (a thread of the per-sample driver) it runs on that thread.
-static void winograd_sample(real *out, const real *in, const real *U, const real *bias, int Cin, int H, int W,
-                            int Cout, int add) {
+// out (B, Cout, H, W) = conv(in (B, Cin, H, W)) + bias, or += it when add, the samples'
+// tile rows in blocks of about BLOCK_TILES tiles. Called outside any parallel region
+// (a batch of one, or the driver's remainder samples) the threads share every block;
+// inside one (a thread of a per-sample driver) it runs on that thread.
+static void winograd_chunk(real *out, const real *in, const real *U, const real *bias, int B, int Cin, int H,
+                           int W, int Cout, int add) {
     int th = (H + 1) / 2, tw = (W + 1) / 2, Coutp = round_up(Cout, MR);
     int rows = tw >= BLOCK_TILES ? 1 : BLOCK_TILES / tw; // tile rows per block
-    if (rows > th) rows = th;
+    if (rows > B * th) rows = B * th;
     int ldv = round_up(rows * tw, VL); // tiles per block, padded to whole vectors
     real *V = scratch_real(SCRATCH_COL, (size_t)16 * Cin * ldv);
     real *M = scratch_real(SCRATCH_COL2, (size_t)16 * Coutp * ldv + VL); // + slack, see output_transform_vec
     int nth = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (nth <= 1) {
-        winograd_blocks(out, in, U, bias, Cin, H, W, Cout, add, V, M, rows, ldv, 0, 1);
+        winograd_blocks(out, in, U, bias, B, Cin, H, W, Cout, add, V, M, rows, ldv, 0, 1);
         return;
     }
 #pragma omp parallel num_threads(nth)
-    winograd_blocks(out, in, U, bias, Cin, H, W, Cout, add, V, M, rows, ldv, omp_get_thread_num(), omp_get_num_threads());
+    winograd_blocks(out, in, U, bias, B, Cin, H, W, Cout, add, V, M, rows, ldv, omp_get_thread_num(),
+                    omp_get_num_threads());
+}
+
+// B samples: one alone is shared by the threads; inside a parallel region this thread
+// runs them all as one chunk; otherwise each thread takes a contiguous share as a chunk
+static void winograd_batch(real *out, const real *in, const real *U, const real *bias, int B, int Cin, int H, int W,
+                           int Cout, int add) {
+    if (B <= 1 || omp_in_parallel() || omp_get_max_threads() <= 1) {
+        if (B > 0) winograd_chunk(out, in, U, bias, B, Cin, H, W, Cout, add);
+        return;
+    }
+    size_t in_sz = (size_t)Cin * H * W, out_sz = (size_t)Cout * H * W;
+#pragma omp parallel
+    {
+        int lo, hi;
+        share(B, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        if (hi > lo) winograd_chunk(out + lo * out_sz, in + lo * in_sz, U, bias, hi - lo, Cin, H, W, Cout, add);
+    }
 }
 
 void conv2d_forward_winograd(real *out, const real *in, const real *U, const real *bias, int B, int Cin, int H,
                              int W, int Cout) {
-    size_t in_sz = (size_t)Cin * H * W, out_sz = (size_t)Cout * H * W;
-#pragma omp parallel for schedule(static) if (B > 1)
-    for (int b = 0; b < B; b++) winograd_sample(out + b * out_sz, in + b * in_sz, U, bias, Cin, H, W, Cout, 0);
+    winograd_batch(out, in, U, bias, B, Cin, H, W, Cout, 0);
 }
 
 void conv2d_backward_data_winograd(real *din, const real *dout, const real *U, int B, int Cout, int H, int W,
                                    int Cin) {
-    size_t in_sz = (size_t)Cin * H * W, out_sz = (size_t)Cout * H * W;
-#pragma omp parallel for schedule(static) if (B > 1)
-    for (int b = 0; b < B; b++) winograd_sample(din + b * in_sz, dout + b * out_sz, U, NULL, Cout, H, W, Cin, 1);
+    winograd_batch(din, dout, U, NULL, B, Cout, H, W, Cin, 1);
 }
