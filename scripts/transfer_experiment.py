@@ -4,7 +4,8 @@ ConvNet surrogate, scored on target models of other architectures, success rates
     /usr/bin/python3 scripts/transfer_experiment.py --surrogate S.pth --surrogate-arch ConvNet \
         --target T1.pth --target-arch LeNet --target T2.pth --target-arch AlexNet \
         [--data ../shared/data] [--limit 761] [--threads 2] [--semantics pixel] [--seed 0] \
-        [--eps 8/255 --alpha 2/255 --steps 10 --decay 1] [--out DIR [--reuse]] [--beard build/beard]
+        [--eps 8/255 --alpha 2/255 --steps 10 --decay 1] [--target-label NAME ...] \
+        [--out DIR [--reuse]] [--beard build/beard]
 
 Runs `beard attack` once per attack with --transfer-to the targets, untargeted, with one
 budget for all four, given to each explicitly (eps 8/255, alpha 2/255, 10 steps, momentum
@@ -65,6 +66,7 @@ def main():
     ap.add_argument("--surrogate-arch", default="ConvNet")
     ap.add_argument("--target", action="append", required=True)
     ap.add_argument("--target-arch", action="append", required=True)
+    ap.add_argument("--target-label", action="append", help="a column name per target (default: its architecture)")
     ap.add_argument("--data", default=os.path.join(HERE, "..", "..", "shared", "data"))
     ap.add_argument("--limit", type=int, default=761)
     ap.add_argument("--threads", type=int, default=0)
@@ -80,11 +82,13 @@ def main():
     a = ap.parse_args()
     if len(a.target) != len(a.target_arch):
         sys.exit("transfer_experiment.py: give one --target-arch per --target")
+    if a.target_label and len(a.target_label) != len(a.target):
+        sys.exit("transfer_experiment.py: give one --target-label per --target, or none")
     if a.reuse and not a.out:
         sys.exit("transfer_experiment.py: --reuse reads the JSON files in --out: give --out")
     if a.out:
         os.makedirs(a.out, exist_ok=True)
-    rows = {}
+    rows, seeds = {}, set()
     for atk in ATTACKS:
         if a.out:
             path = os.path.join(a.out, f"{a.semantics}_{atk}.json")
@@ -100,13 +104,30 @@ def main():
         if len(r["transfer"]) != len(a.target):
             sys.exit(f"transfer_experiment.py: {path} scores {len(r['transfer'])} targets, not {len(a.target)}")
         rows[atk] = r
+        seeds.add(doc["seed"])
+    # the budget as the runs recorded it, the same for all four
+    budget = {}
+    for key in ("eps", "alpha", "steps", "decay"):
+        vals = {round(rows[atk]["params"][key], 8) for atk in ATTACKS}
+        if len(vals) != 1:
+            sys.exit(f"transfer_experiment.py: the attacks ran with different {key}: {sorted(vals)}")
+        budget[key] = vals.pop()
+    sems = {rows[atk]["semantics"] for atk in ATTACKS}
+    if len(sems) != 1:
+        sys.exit(f"transfer_experiment.py: the runs mix semantics {sorted(sems)}")
+
+    def frac(v):
+        k = v * 255
+        return f"{k:.4g}/255" if abs(k - round(k)) < 1e-4 else f"{v:.6g}"
+
     n = rows[ATTACKS[0]]["n"]
-    names = [f"{arch}" for arch in a.target_arch]
+    names = a.target_label or a.target_arch
     tcorrect = [sum(t["per_sample"]["clean_correct"]) for t in rows[ATTACKS[0]]["transfer"]]
     scorrect = sum(rows[ATTACKS[0]]["per_sample"]["clean_correct"])
     lines = []
-    lines.append(f"Success rate (%) on {n} CIFAR-10 test images, {a.semantics} semantics, untargeted, eps {a.eps}, "
-                 f"alpha {a.alpha}, {a.steps} steps, decay {a.decay}, seed {a.seed}; surrogate {a.surrogate_arch} "
+    lines.append(f"Success rate (%) on {n} CIFAR-10 test images, {sems.pop()} semantics, untargeted, "
+                 f"eps {frac(budget['eps'])}, alpha {frac(budget['alpha'])}, {budget['steps']:g} steps, "
+                 f"decay {budget['decay']:g}, seed {','.join(str(x) for x in sorted(seeds))}; surrogate {a.surrogate_arch} "
                  f"({os.path.basename(a.surrogate)}, clean {rows[ATTACKS[0]]['clean_accuracy']:.2f}%, "
                  f"{scorrect} correct)\n")
     lines.append("| attack | gradients / image | surrogate (white box) | "
