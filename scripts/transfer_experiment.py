@@ -22,8 +22,12 @@ surrogate's gradient passes per image. Then the paper's ordering (MIST above Adm
 MI-FGSM) per target, with an exact two-sided McNemar test on each pair (the same images,
 paired: the p-value that the two attacks fool the target equally often).
 
+The control row, GN with std 0, adds no perturbation: it shows what the attack space's
+[0, 1] clamp alone does (nothing under pixel semantics; under beard semantics BEARD's
+clamp of the normalised tensor, which moves most pixels by far more than eps).
+
 --out DIR keeps each attack's `beard attack --json` (per-sample) and the table there;
---reuse reads those JSON files instead of running the attacks again.
+--reuse reads the JSON files already there and runs only the missing ones.
 """
 import argparse
 import json
@@ -35,7 +39,12 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ATTACKS = ["MIFGSM", "DIFGSM", "Admix", "MIST"]
-LABELS = {"MIFGSM": "MI-FGSM", "DIFGSM": "DI-FGSM (M-DI2-FGSM)", "Admix": "Admix", "MIST": "MIST"}
+# the control: no perturbation, only the [0, 1] clamp of the attack space (nothing in
+# pixel semantics; under beard semantics BEARD's clamp of the normalised tensor)
+CONTROL = "GN(std=0)"
+LABELS = {"MIFGSM": "MI-FGSM", "DIFGSM": "DI-FGSM (M-DI2-FGSM)", "Admix": "Admix", "MIST": "MIST",
+          CONTROL: "control: the clamp alone (GN, std 0)"}
+FILES = {CONTROL: "control_clamp"}
 
 
 def mcnemar(a, b):
@@ -54,8 +63,9 @@ def run_attack(a, atk, path):
     cmd = [a.beard, "attack", "--model", a.surrogate, "--arch", a.surrogate_arch, "--dataset", "cifar10",
            "--data", a.data, "--attack", atk, "--semantics", a.semantics, "--limit", str(a.limit),
            "--seed", str(a.seed), "--threads", str(a.threads), "--transfer-to", ",".join(a.target),
-           "--transfer-arch", ",".join(a.target_arch), "--eps", a.eps, "--alpha", a.alpha, "--steps", str(a.steps),
-           "--decay", a.decay, "--per-sample", "--json", path, "--quiet"]
+           "--transfer-arch", ",".join(a.target_arch), "--per-sample", "--json", path, "--quiet"]
+    if atk != CONTROL:
+        cmd += ["--eps", a.eps, "--alpha", a.alpha, "--steps", str(a.steps), "--decay", a.decay]
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
     subprocess.run(cmd, check=True, stdout=sys.stderr)
 
@@ -89,12 +99,12 @@ def main():
     if a.out:
         os.makedirs(a.out, exist_ok=True)
     rows, seeds = {}, set()
-    for atk in ATTACKS:
+    for atk in ATTACKS + [CONTROL]:
         if a.out:
-            path = os.path.join(a.out, f"{a.semantics}_{atk}.json")
+            path = os.path.join(a.out, f"{a.semantics}_{FILES.get(atk, atk)}.json")
         else:
             path = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
-        if not a.reuse:
+        if not (a.reuse and os.path.exists(path)):
             run_attack(a, atk, path)
         with open(path) as f:
             doc = json.load(f)
@@ -133,13 +143,15 @@ def main():
     lines.append("| attack | gradients / image | surrogate (white box) | "
                  + " | ".join(f"{nm} ({c} correct)" for nm, c in zip(names, tcorrect)) + " |")
     lines.append("| --- | --- | --- | " + " | ".join("---" for _ in names) + " |")
-    for atk in ATTACKS:
+    for atk in ATTACKS + [CONTROL]:
         r = rows[atk]
         lines.append(f"| {LABELS[atk]} | {r['backward_per_sample']:.0f} | {r['asr']:.2f} | "
                      + " | ".join(f"{t['asr']:.2f}" for t in r["transfer"]) + " |")
     lines.append("")
     lines.append("targets' clean accuracy: " + ", ".join(
         f"{nm} {t['clean_accuracy']:.2f}%" for nm, t in zip(names, rows[ATTACKS[0]]["transfer"])))
+    lines.append("mean perturbation in pixel units, Linf / L2: " + ", ".join(
+        f"{LABELS[k]} {rows[k]['mean_linf_pixel']:.4f} / {rows[k]['mean_l2_pixel']:.3f}" for k in ATTACKS + [CONTROL]))
     lines.append("surrogate time (s): " + ", ".join(f"{LABELS[k]} {rows[k]['seconds']:.1f}" for k in ATTACKS))
     lines.append("")
 
