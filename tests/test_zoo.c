@@ -32,8 +32,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "../src/core/parallel.h"
 #include "../src/data/dataset.h"
+#include "../src/io/file.h"
 #include "../src/models/checkpoint.h"
 #include "../src/models/registry.h"
 #include "../src/nn/optim.h"
@@ -394,6 +397,38 @@ static void test_bad_input(void) {
           "aliases and case-insensitive names");
 }
 
+// --transfer-to with --per-sample: the target's per-sample arrays, consistent with its ASR
+// (successes are the target's correctly classified images it now gets wrong)
+static void check_transfer_json(const char *path, int n) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    Err e;
+    if (file_read_all(path, 1 << 20, &buf, &len, &e)) {
+        CHECK(0, "transfer JSON: %s", e.msg);
+        return;
+    }
+    cJSON *root = cJSON_ParseWithLength((const char *)buf, len);
+    free(buf);
+    cJSON *t = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "results"), 0), "transfer"), 0);
+    cJSON *ps = cJSON_GetObjectItem(t, "per_sample");
+    cJSON *cc = cJSON_GetObjectItem(ps, "clean_correct"), *ac = cJSON_GetObjectItem(ps, "adv_correct"),
+          *su = cJSON_GetObjectItem(ps, "success");
+    CHECK(cJSON_GetArraySize(cc) == n && cJSON_GetArraySize(ac) == n && cJSON_GetArraySize(su) == n,
+          "transfer JSON: per-sample arrays of %d", n);
+    int correct = 0, succ = 0, bad = 0;
+    for (int i = 0; i < cJSON_GetArraySize(su); i++) {
+        int c = cJSON_GetArrayItem(cc, i)->valueint, a = cJSON_GetArrayItem(ac, i)->valueint,
+            s = cJSON_GetArrayItem(su, i)->valueint;
+        correct += c, succ += s, bad += s != (c && !a);
+    }
+    cJSON *asr = cJSON_GetObjectItem(t, "asr");
+    CHECK(bad == 0 && cJSON_IsNumber(asr) &&
+              fabs(asr->valuedouble - (correct ? 100.0 * succ / correct : 0.0)) < 1e-6,
+          "transfer JSON: %d inconsistent samples, ASR %g against %d of %d", bad, asr ? asr->valuedouble : -1, succ,
+          correct);
+    cJSON_Delete(root);
+}
+
 // the architectures through the CLI: --help lists them; train --arch A,B prints the
 // cross-architecture table; eval --arch auto; attack --transfer-to another architecture;
 // bench --arch
@@ -435,10 +470,14 @@ static void test_cli(void) {
     CHECK(rc == 0 && strstr(out, "LeNet on CIFAR10"), "eval --arch auto: %s", out);
     rc = run_cli(out, sizeof(out), "eval --model %s --dataset cifar10 --data %s --limit 16", pb, data);
     CHECK(rc == 1 && strstr(out, "its keys fit LeNet"), "eval with the default ConvNet hints LeNet: %s", out);
+    const char *tjson = test_tmp("zoo_transfer.json");
     rc = run_cli(out, sizeof(out),
-                 "attack --model %s --arch MLP --dataset cifar10 --data %s --attack FGSM --limit 16 --transfer-to %s", pa,
-                 data, pb);
+                 "attack --model %s --arch MLP --dataset cifar10 --data %s --attack FGSM --limit 16 --transfer-to %s "
+                 "--per-sample --json %s",
+                 pa, data, pb, tjson);
     CHECK(rc == 0 && strstr(out, "(LeNet) accuracy"), "attack --transfer-to another architecture: %s", out);
+    check_transfer_json(tjson, 16);
+    unlink(tjson);
     rc = run_cli(out, sizeof(out),
                  "attack --model %s --arch MLP --dataset cifar10 --data %s --attack FGSM --limit 16 --transfer-to %s "
                  "--transfer-arch VGG11",

@@ -79,3 +79,21 @@ cJSON *attack_result_json(const AttackResult *r, int per_sample) {
     }
     return o;
 }
+
+cJSON *transfer_result_json(const char *model, const char *arch, const TransferResult *tr, int per_sample) {
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "model", model);
+    cJSON_AddStringToObject(t, "arch", arch);
+    cJSON_AddNumberToObject(t, "accuracy", tr->accuracy);
+    cJSON_AddNumberToObject(t, "clean_accuracy", tr->clean_accuracy);
+    cJSON_AddNumberToObject(t, "asr", tr->asr);
+    if (per_sample) { // per-sample successes, for paired comparisons of attacks on one target
+        cJSON *s = cJSON_AddObjectToObject(t, "per_sample");
+        cJSON *succ = cJSON_CreateArray();
+        for (int i = 0; i < tr->n; i++) cJSON_AddItemToArray(succ, cJSON_CreateNumber(tr->clean_ok[i] && !tr->adv_ok[i]));
+        cJSON_AddItemToObject(s, "clean_correct", byte_array(tr->clean_ok, tr->n));
+        cJSON_AddItemToObject(s, "adv_correct", byte_array(tr->adv_ok, tr->n));
+        cJSON_AddItemToObject(s, "success", succ);
+    }
+    return t;
+}

@@ -6,6 +6,10 @@
  *    "target_hit_rate" (targeted), "mean_l2", "mean_linf", "mean_l2_pixel",
  *    "mean_linf_pixel", "per_sample": {"clean_correct", "adv_correct", "success", "pred",
  *    "target", "l2", "linf", "l2_pixel", "linf_pixel"}}
+ * and a TransferResult (`beard attack --transfer-to`) as
+ *   {"model", "arch", "accuracy", "clean_accuracy", "asr", "per_sample": {"clean_correct",
+ *    "adv_correct", "success"}}
+ * where the target's ASR and success count its own correctly classified images.
  * Accuracies and rates are percentages, as BEARD prints them.
  */
 #ifndef BEARD_RESULT_JSON_H
@@ -16,5 +20,7 @@
 #include "runner.h"
 
 cJSON *attack_result_json(const AttackResult *r, int per_sample);
+// model: the target's path as given, arch: its architecture
+cJSON *transfer_result_json(const char *model, const char *arch, const TransferResult *tr, int per_sample);
 
 #endif

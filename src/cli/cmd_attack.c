@@ -32,7 +32,8 @@ static void usage(FILE *f) {
           "--preset beard makes it `beard`, (y+1) mod 10, as BEARD does), --seed 0.\n"
           "--semantics beard reproduces BEARD: attacks act on mean/std-normalised tensors with\n"
           "eps in normalised units and clamps to [0,1] in normalised space.\n"
-          "Numbers accept fractions (8/255). --per-sample adds per-sample arrays to the JSON.\n"
+          "Numbers accept fractions (8/255). --per-sample adds per-sample arrays to the JSON (for\n"
+          "--transfer-to also each target's clean_correct, adv_correct and success).\n"
           "--arch: the checkpoint's architecture (`beard --help` lists them; default ConvNet);\n"
           "--arch auto infers it from the checkpoint's keys (an error names the candidates when\n"
           "several fit).\n"
@@ -292,13 +293,7 @@ int cmd_attack(int argc, char **argv) {
                     }
                     printf("      -> %-40s (%s) accuracy %6.2f%%  (clean %6.2f%%)  ASR %6.2f%%\n", target_names[k],
                            targets[k].arch, tr.accuracy, tr.clean_accuracy, tr.asr);
-                    cJSON *t = cJSON_CreateObject();
-                    cJSON_AddStringToObject(t, "model", target_names[k]);
-                    cJSON_AddStringToObject(t, "arch", targets[k].arch);
-                    cJSON_AddNumberToObject(t, "accuracy", tr.accuracy);
-                    cJSON_AddNumberToObject(t, "clean_accuracy", tr.clean_accuracy);
-                    cJSON_AddNumberToObject(t, "asr", tr.asr);
-                    cJSON_AddItemToArray(tj, t);
+                    cJSON_AddItemToArray(tj, transfer_result_json(target_names[k], targets[k].arch, &tr, per_sample));
                     transfer_result_free(&tr);
                 }
             }
