@@ -1156,9 +1156,27 @@ static void forward_chunk(Net *net, Workspace *w, const float *x, int b, int n, 
     memcpy(out + (size_t)b * K, o, sizeof(float) * K * n);
 }
 
-// a forward-only pass of B samples up to node `last` (the fused driver)
-static int forward_fused(Net *net, const float *x, int B, int last, float *out, Err *e) {
-    size_t K = net_node_size(net, last);
+// samples [b, b + n) of a fb_chunk pass (defined below)
+static void fb_chunk(Net *net, Workspace *w, const float *x, int b, int n, NetBackward *nb, double *loss);
+
+// what run_chunks does with each chunk: a forward pass up to node `last` into out, or (nb
+// set) forward + backward to the input with the losses per sample into losses
+typedef struct {
+    const float *x;
+    int last;
+    float *out;
+    size_t K;
+    NetBackward *nb;
+    double *losses;
+} ChunkJob;
+
+static void chunk_job(Net *net, Workspace *w, int b, int n, const ChunkJob *j) {
+    if (j->nb) fb_chunk(net, w, j->x, b, n, j->nb, j->losses);
+    else forward_chunk(net, w, j->x, b, n, j->last, j->out, j->K);
+}
+
+// a pass of B samples without parameter gradients, in the chunks of chunk_plan
+static int run_chunks(Net *net, int B, const ChunkJob *j, Err *e) {
     ChunkPlan c = chunk_plan(net, B);
     for (int t = 0; t < c.threads; t++)
         if (!ws_thread_chunk(net, t)) return err_set(e, "out of memory for thread workspaces");
@@ -1169,12 +1187,19 @@ static int forward_fused(Net *net, const float *x, int B, int last, float *out, 
 #pragma omp for schedule(dynamic, 1)
             for (int i = 0; i < c.n_chunks; i++) {
                 int b = i * c.size;
-                forward_chunk(net, w, x, b, B - b < c.size ? B - b : c.size, last, out, K);
+                chunk_job(net, w, b, B - b < c.size ? B - b : c.size, j);
             }
         }
     } else if (B == 1) {
-        forward_chunk(net, net->ws_chunk[0], x, 0, 1, last, out, K); // on all threads
+        chunk_job(net, net->ws_chunk[0], 0, 1, j); // on all threads
     }
+    return 0;
+}
+
+// a forward-only pass of B samples up to node `last` (the fused driver)
+static int forward_fused(Net *net, const float *x, int B, int last, float *out, Err *e) {
+    ChunkJob j = {.x = x, .last = last, .out = out, .K = net_node_size(net, last)};
+    if (run_chunks(net, B, &j, e)) return -1;
     net->n_forward += (uint64_t)B;
     return 0;
 }
@@ -1479,23 +1504,12 @@ int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *
     // (parameter gradients: every sample on its thread, as training's reduction expects)
     int Bt = nb->param_grads ? B : per_thread_samples(B), nvec = nb->nvec, nt = thread_count(Bt);
     if (!nb->param_grads && nvec == 1) { // in chunks (see chunk_plan)
-        ChunkPlan c = chunk_plan(net, B);
-        for (int t = 0; t < c.threads; t++)
-            if (!ws_thread_chunk(net, t)) return err_set(e, "out of memory for thread workspaces");
         double *losses = xcalloc(sizeof(double) * (size_t)B); // per sample, summed in order
         if (!losses) return err_set(e, "out of memory");
-        if (c.n_chunks) {
-#pragma omp parallel num_threads(c.threads)
-            {
-                Workspace *w = net->ws_chunk[omp_get_thread_num()];
-#pragma omp for schedule(dynamic, 1)
-                for (int i = 0; i < c.n_chunks; i++) {
-                    int b = i * c.size;
-                    fb_chunk(net, w, x, b, B - b < c.size ? B - b : c.size, nb, losses);
-                }
-            }
-        } else if (B == 1) {
-            fb_chunk(net, net->ws_chunk[0], x, 0, 1, nb, losses); // on all threads
+        ChunkJob j = {.x = x, .nb = nb, .losses = losses};
+        if (run_chunks(net, B, &j, e)) {
+            xfree(losses);
+            return -1;
         }
         double loss = 0.0;
         for (int b = 0; b < B; b++) loss += losses[b];
