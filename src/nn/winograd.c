@@ -209,6 +209,18 @@ static inline __attribute__((always_inline)) void output_transform_vec(real *out
     }
 }
 
+// one output row of 2x2 tiles: a[x] to column 2x, b[x] to 2x + 1 (inside W), stored or added
+static inline void out_row(real *r, const real *a, const real *b, int tw, int W, int add) {
+    for (int x = 0; x < tw; x++) {
+        if (add) r[2 * x] += a[x];
+        else r[2 * x] = a[x];
+        if (2 * x + 1 < W) {
+            if (add) r[2 * x + 1] += b[x];
+            else r[2 * x + 1] = b[x];
+        }
+    }
+}
+
 static void output_transform_any(real *out, const real *M, const real *bias, int Cout, int Coutp, int H, int W,
                                  int tw, int ty0, int ty1, int ldm, real *tmp, int add, int o0, int o1) {
     size_t eplane = (size_t)Coutp * ldm;
@@ -232,31 +244,8 @@ static void output_transform_any(real *out, const real *M, const real *bias, int
                 y11[x] = s1[1] - s1[2] - s1[3] + b;
             }
             real *r0 = plane + (size_t)(2 * ty) * W;
-            if (add) {
-                for (int x = 0; x < tw; x++) {
-                    r0[2 * x] += y00[x];
-                    if (2 * x + 1 < W) r0[2 * x + 1] += y01[x];
-                }
-            } else {
-                for (int x = 0; x < tw; x++) {
-                    r0[2 * x] = y00[x];
-                    if (2 * x + 1 < W) r0[2 * x + 1] = y01[x];
-                }
-            }
-            if (2 * ty + 1 < H) {
-                real *r1 = r0 + W;
-                if (add) {
-                    for (int x = 0; x < tw; x++) {
-                        r1[2 * x] += y10[x];
-                        if (2 * x + 1 < W) r1[2 * x + 1] += y11[x];
-                    }
-                } else {
-                    for (int x = 0; x < tw; x++) {
-                        r1[2 * x] = y10[x];
-                        if (2 * x + 1 < W) r1[2 * x + 1] = y11[x];
-                    }
-                }
-            }
+            out_row(r0, y00, y01, tw, W, add);
+            if (2 * ty + 1 < H) out_row(r0 + W, y10, y11, tw, W, add);
         }
     }
 }
