@@ -44,11 +44,12 @@ static int check_size(const char *path, const char *kind, unsigned w, unsigned h
     return 0;
 }
 
-static int png_read_rgb(FILE *f, const char *path, int want_w, int want_h, uint8_t **rgb, int *w, int *h, Err *e) {
+static int png_read_rgb(const uint8_t *buf, size_t size, const char *path, int want_w, int want_h, uint8_t **rgb,
+                        int *w, int *h, Err *e) {
     png_image im;
     memset(&im, 0, sizeof(im));
     im.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_stdio(&im, f)) return err_set(e, "%s: %s", path, im.message);
+    if (!png_image_begin_read_from_memory(&im, buf, size)) return err_set(e, "%s: %s", path, im.message);
     if (check_size(path, "PNG", im.width, im.height, want_w, want_h, e)) {
         png_image_free(&im);
         return -1;
@@ -93,7 +94,8 @@ static void jpeg_on_error(j_common_ptr cinfo) {
 
 static void jpeg_quiet(j_common_ptr cinfo, int level) { (void)cinfo, (void)level; }
 
-static int jpeg_read_rgb(FILE *f, const char *path, int want_w, int want_h, uint8_t **rgb, int *w, int *h, Err *e) {
+static int jpeg_read_rgb(const uint8_t *buf, size_t size, const char *path, int want_w, int want_h, uint8_t **rgb,
+                         int *w, int *h, Err *e) {
     struct jpeg_decompress_struct cinfo;
     JpegErr je;
     // volatile: modified between setjmp and longjmp
@@ -107,7 +109,7 @@ static int jpeg_read_rgb(FILE *f, const char *path, int want_w, int want_h, uint
         return je.msg[0] ? err_set(e, "%s: %s", path, je.msg) : -1;
     }
     jpeg_create_decompress(&cinfo);
-    jpeg_stdio_src(&cinfo, f);
+    jpeg_mem_src(&cinfo, (unsigned char *)buf, (unsigned long)size);
     jpeg_read_header(&cinfo, TRUE);
     if (check_size(path, "JPEG", cinfo.image_width, cinfo.image_height, want_w, want_h, e)) {
         je.msg[0] = 0; // e says why
@@ -143,17 +145,19 @@ static int jpeg_read_rgb(FILE *f, const char *path, int want_w, int want_h, uint
 
 int image_read_rgb_sized(const char *path, int want_w, int want_h, uint8_t **rgb, int *w, int *h, Err *e) {
     *rgb = NULL;
-    FILE *f = file_open_regular(path, e); // a FIFO named .png must not hang the loader
-    if (!f) return -1;
-    uint8_t sig[8] = {0};
-    size_t got = fread(sig, 1, 8, f);
-    rewind(f);
+    // the whole file in memory first (a regular file: a FIFO named .png must not hang the
+    // loader): a truncated or corrupt JPEG makes libjpeg ask for more input at every
+    // marker it looks for, which from a FILE is a read() each time
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    if (file_read_all(path, IMAGE_MAX_FILE_BYTES, &buf, &size, e)) return -1;
     static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     int rc;
-    if (got == 8 && !memcmp(sig, png_sig, 8)) rc = png_read_rgb(f, path, want_w, want_h, rgb, w, h, e);
-    else if (got >= 3 && sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF) rc = jpeg_read_rgb(f, path, want_w, want_h, rgb, w, h, e);
+    if (size >= 8 && !memcmp(buf, png_sig, 8)) rc = png_read_rgb(buf, size, path, want_w, want_h, rgb, w, h, e);
+    else if (size >= 3 && buf[0] == 0xFF && buf[1] == 0xD8 && buf[2] == 0xFF)
+        rc = jpeg_read_rgb(buf, size, path, want_w, want_h, rgb, w, h, e);
     else rc = err_set(e, "%s is neither a PNG nor a JPEG file", path);
-    fclose(f);
+    free(buf);
     return rc;
 }
 

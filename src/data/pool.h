@@ -87,9 +87,12 @@ int image_read_rgb(const char *path, uint8_t **rgb, int *w, int *h, Err *e);
 int image_write(const char *path, const uint8_t *px, int w, int h, int c, const char *ext, Err *e);
 // The same, refusing from the header alone (before decoding or allocating anything) an
 // image that is not want_w x want_h (when both are > 0) or is larger than
-// IMAGE_MAX_SIDE per side or IMAGE_MAX_PIXELS in all (image_read_rgb's only limits).
+// IMAGE_MAX_SIDE per side or IMAGE_MAX_PIXELS in all; a file over IMAGE_MAX_FILE_BYTES
+// (read whole before decoding; room for the largest allowed image stored uncompressed)
+// is refused too. These are image_read_rgb's only limits.
 #define IMAGE_MAX_SIDE 16384
 #define IMAGE_MAX_PIXELS (1u << 26)
+#define IMAGE_MAX_FILE_BYTES ((size_t)1 << 29)
 int image_read_rgb_sized(const char *path, int want_w, int want_h, uint8_t **rgb, int *w, int *h, Err *e);
 
 #endif

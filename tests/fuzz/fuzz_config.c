@@ -52,7 +52,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             file_name_check(c.dataset, NULL, NULL) || file_name_check(c.ipc, NULL, NULL))
             abort(); // a name that becomes a file name got through
         char path[1200];
-        if (eval_config_output_path(&c, "results.json", path, sizeof(path), &e) == 0 && strstr(path, "/../")) abort();
+        // save_path is the user's own folder (it may well be ../results); what beard
+        // appends to it from the metadata must be one plain name
+        if (eval_config_output_path(&c, "results.json", path, sizeof(path), &e) == 0) {
+            const char *dir = c.save_path[0] ? c.save_path : ".";
+            size_t nd = strlen(dir);
+            int slash = dir[nd - 1] != '/'; // join adds one
+            if (strncmp(path, dir, nd) || (slash && path[nd] != '/')) abort();
+            const char *name = path + nd + slash;
+            if (strchr(name, '/') || file_name_check(name, NULL, NULL)) abort();
+        }
         cJSON_Delete(eval_config_to_json(&c));
     }
     static Grid g;
