@@ -18,9 +18,10 @@
 #include "../core/parallel.h"
 #include "nn.h"
 
-// col (Cin*K*K, Ho*Wo) from one sample's in (Cin, H, W)
-static void im2col(real *col, const real *in, int Cin, int H, int W, int K, int stride, int pad, int Ho, int Wo) {
-    size_t P = (size_t)Ho * Wo;
+// col (Cin*K*K rows of ld, the first Ho*Wo of each written) from one sample's in (Cin, H, W)
+void conv2d_im2col_ld(real *col, size_t ld, const real *in, int Cin, int H, int W, int K, int stride, int pad, int Ho,
+                      int Wo) {
+    size_t P = ld;
     for (int c = 0; c < Cin; c++) {
         const real *inc = in + (size_t)c * H * W;
         for (int ki = 0; ki < K; ki++) {
@@ -51,10 +52,15 @@ static void im2col(real *col, const real *in, int Cin, int H, int W, int K, int 
     }
 }
 
-// din (Cin, H, W) += col2im(col)
-void conv2d_col2im_add(real *din, const real *col, int Cin, int H, int W, int K, int stride, int pad, int Ho,
-                       int Wo) {
-    size_t P = (size_t)Ho * Wo;
+// col (Cin*K*K, Ho*Wo) from one sample's in (Cin, H, W)
+static void im2col(real *col, const real *in, int Cin, int H, int W, int K, int stride, int pad, int Ho, int Wo) {
+    conv2d_im2col_ld(col, (size_t)Ho * Wo, in, Cin, H, W, K, stride, pad, Ho, Wo);
+}
+
+// din (Cin, H, W) += col2im(col), col rows of ld
+void conv2d_col2im_add_ld(real *din, const real *col, size_t ld, int Cin, int H, int W, int K, int stride, int pad,
+                          int Ho, int Wo) {
+    size_t P = ld;
     for (int c = 0; c < Cin; c++) {
         real *dc = din + (size_t)c * H * W;
         for (int ki = 0; ki < K; ki++) {
@@ -78,6 +84,11 @@ void conv2d_col2im_add(real *din, const real *col, int Cin, int H, int W, int K,
             }
         }
     }
+}
+
+void conv2d_col2im_add(real *din, const real *col, int Cin, int H, int W, int K, int stride, int pad, int Ho,
+                       int Wo) {
+    conv2d_col2im_add_ld(din, col, (size_t)Ho * Wo, Cin, H, W, K, stride, pad, Ho, Wo);
 }
 
 static int direct_1x1(int K, int stride, int pad) { return K == 1 && stride == 1 && pad == 0; }

@@ -44,6 +44,12 @@ void conv2d_backward(real *din,          // (B, Cin, H, W) or NULL
                      int B, int Cin, int H, int W, int Cout, int K, int stride, int pad);
 // din (Cin, H, W) of one sample += col2im(col), col (Cin*K*K, Ho*Wo) as im2col lays it out
 void conv2d_col2im_add(real *din, const real *col, int Cin, int H, int W, int K, int stride, int pad, int Ho, int Wo);
+// the same with col's rows ld apart (samples side by side in one matrix, conv_batch.c), and
+// im2col itself: col (Cin*K*K rows of ld; the first Ho*Wo values of each written)
+void conv2d_col2im_add_ld(real *din, const real *col, size_t ld, int Cin, int H, int W, int K, int stride, int pad,
+                          int Ho, int Wo);
+void conv2d_im2col_ld(real *col, size_t ld, const real *in, int Cin, int H, int W, int K, int stride, int pad, int Ho,
+                      int Wo);
 void conv2d_forward_ref(real *out, const real *in, const real *weight, const real *bias, int B, int Cin,
                         int H, int W, int Cout, int K, int stride, int pad);
 void conv2d_backward_ref(real *din, real *dweight, real *dbias, const real *dout, const real *in,
