@@ -12,6 +12,7 @@
 
 #include "../src/core/parallel.h"
 #include "../src/models/convnet.h"
+#include "../src/nn/conv_batch.h"
 #include "../src/nn/nn.h"
 #include "../src/nn/optim.h"
 #include "harness.h"
@@ -562,6 +563,71 @@ static void test_net_winograd(void) {
     free(x), free(gw), free(gi);
 }
 
+// the grouped-samples convolution (conv_batch.c) against the naive reference and the
+// per-sample im2col kernel: strides, padding, 1x1, even kernels, non-square maps, channel
+// counts off every vector width, batches of 1 and 7 (one group, several groups, a partial
+// last group), on 1 and 2 threads (the groups in parallel, weight-gradient partials)
+static void test_conv_batch(void) {
+    // C, H, W, O, K, stride, pad
+    int shapes[][7] = {{5, 9, 9, 6, 3, 2, 1},  {12, 8, 8, 16, 1, 1, 0}, {3, 4, 5, 7, 3, 1, 1},   {9, 16, 16, 4, 5, 1, 2},
+                       {17, 6, 6, 10, 2, 2, 0}, {13, 7, 7, 11, 1, 2, 0}, {20, 4, 4, 24, 3, 1, 1}, {6, 3, 3, 5, 3, 1, 2}};
+    Rng r;
+    rng_init(&r, 9, 0);
+    for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++)
+        for (int B = 1; B <= 7; B += 6)
+            for (int threads = 1; threads <= 2; threads++) {
+                int C = shapes[t][0], H = shapes[t][1], W = shapes[t][2], O = shapes[t][3], K = shapes[t][4];
+                int s = shapes[t][5], p = shapes[t][6];
+                int Ho = conv2d_out_size(H, K, s, p), Wo = conv2d_out_size(W, K, s, p);
+                size_t nx = (size_t)B * C * H * W, nw = (size_t)O * C * K * K, ny = (size_t)B * O * Ho * Wo;
+                float *x = zeros(nx), *w = zeros(nw), *b = zeros(O), *dy = zeros(ny);
+                float *y = zeros(ny), *yr = zeros(ny), *ys = zeros(ny);
+                float *dx = zeros(nx), *dxr = zeros(nx), *dxs = zeros(nx);
+                float *dw = zeros(nw), *dwr = zeros(nw), *dws = zeros(nw), *db = zeros(O), *dbr = zeros(O), *dbs = zeros(O);
+                float bound = 1.0f / sqrtf((float)C * K * K);
+                for (size_t i = 0; i < nx; i++) x[i] = 2 * rng_uniform(&r) - 1;
+                for (size_t i = 0; i < nw; i++) w[i] = bound * (2 * rng_uniform(&r) - 1);
+                for (int i = 0; i < O; i++) b[i] = bound * (2 * rng_uniform(&r) - 1);
+                for (size_t i = 0; i < ny; i++) dy[i] = 2 * rng_uniform(&r) - 1;
+                for (size_t i = 0; i < nx; i++) dx[i] = dxr[i] = dxs[i] = 0.25f; // backward adds into din
+                parallel_set_threads(threads);
+                conv2d_batch_forward(y, x, w, b, B, C, H, W, O, K, s, p);
+                conv2d_batch_backward(dx, dw, db, dy, x, w, B, C, H, W, O, K, s, p);
+                conv2d_forward(ys, x, w, b, B, C, H, W, O, K, s, p);
+                conv2d_backward(dxs, dws, dbs, dy, x, w, B, C, H, W, O, K, s, p);
+                conv2d_forward_ref(yr, x, w, b, B, C, H, W, O, K, s, p);
+                conv2d_backward_ref(dxr, dwr, dbr, dy, x, w, B, C, H, W, O, K, s, p);
+                char what[128];
+#define CB_CHECK(name, got, ref, n)                                                                                    \
+    snprintf(what, sizeof(what), "conv_batch C%d %dx%d O%d k%d s%d p%d B%d %dt: %s", C, H, W, O, K, s, p, B, threads, \
+             name);                                                                                                    \
+    check_close(what, got, ref, n, ATOL, RTOL)
+                CB_CHECK("forward vs naive", y, yr, ny);
+                CB_CHECK("forward vs per-sample", y, ys, ny);
+                CB_CHECK("dx vs naive", dx, dxr, nx);
+                CB_CHECK("dx vs per-sample", dx, dxs, nx);
+                CB_CHECK("dweight vs naive", dw, dwr, nw);
+                CB_CHECK("dweight vs per-sample", dw, dws, nw);
+                CB_CHECK("dbias vs naive", db, dbr, (size_t)O);
+                // only the input gradient wanted, then only the parameter gradients
+                memset(dxs, 0, sizeof(float) * nx), memset(dws, 0, sizeof(float) * nw), memset(dbs, 0, sizeof(float) * O);
+                conv2d_batch_backward(dxs, NULL, NULL, dy, x, w, B, C, H, W, O, K, s, p);
+                conv2d_batch_backward(NULL, dws, dbs, dy, x, w, B, C, H, W, O, K, s, p);
+                for (size_t i = 0; i < nx; i++) dxr[i] -= 0.25f;
+                CB_CHECK("dx alone vs naive", dxs, dxr, nx);
+                CB_CHECK("dweight alone vs naive", dws, dwr, nw);
+                CB_CHECK("dbias alone vs naive", dbs, dbr, (size_t)O);
+#undef CB_CHECK
+                free(x), free(w), free(b), free(dy), free(y), free(yr), free(ys), free(dx), free(dxr), free(dxs);
+                free(dw), free(dwr), free(dws), free(db), free(dbr), free(dbs);
+            }
+    parallel_set_threads(0);
+    CHECK(conv_batch_applies(512, 512, 3, 4, 4) && conv_batch_applies(256, 512, 1, 4, 4) &&
+              conv_batch_applies(512, 512, 3, 2, 2) && !conv_batch_applies(128, 128, 3, 8, 8) &&
+              !conv_batch_applies(64, 64, 3, 32, 32),
+          "conv_batch takes output maps of 4x4 and less (not ConvNet's, 8x8 and up)");
+}
+
 // a sample's logits and input gradient do not depend on its batch: run one per thread, or
 // alone with the threads sharing it (a batch of one, the remainder of an odd batch), and
 // in chunks of 1 to 3 samples a thread (ConvNet's default: 2)
@@ -760,6 +826,7 @@ int main(int argc, char **argv) {
     test_conv_direct();
     test_gn_relu_pool();
     test_net_winograd();
+    test_conv_batch();
     test_batch_independence();
     test_drivers();
     test_relu_nan();
