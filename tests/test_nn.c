@@ -626,6 +626,11 @@ static void test_conv_batch(void) {
               conv_batch_applies(512, 512, 3, 2, 2) && !conv_batch_applies(128, 128, 3, 8, 8) &&
               !conv_batch_applies(64, 64, 3, 32, 32),
           "conv_batch takes output maps of 4x4 and less (not ConvNet's, 8x8 and up)");
+    ConvPlan pl;
+    conv_plan_init(&pl, 512, 4, 4, 512, 3, 1, 1, 0);
+    CHECK(pl.fwd == CONV_ALGO_BATCH && pl.bwd == CONV_ALGO_BATCH, "ConvPlan runs 512 channels at 4x4 in groups of samples");
+    conv_plan_init(&pl, 512, 4, 4, 512, 3, 1, 1, 1);
+    CHECK(pl.fwd == CONV_ALGO_IM2COL && pl.bwd == CONV_ALGO_IM2COL, "BEARD_CONV=im2col: per-sample im2col");
 }
 
 // a sample's logits and input gradient do not depend on its batch: run one per thread, or
