@@ -628,9 +628,9 @@ static void test_conv_batch(void) {
           "conv_batch takes output maps of 4x4 and less (not ConvNet's, 8x8 and up)");
     ConvPlan pl;
     conv_plan_init(&pl, 512, 4, 4, 512, 3, 1, 1, 0);
-    CHECK(pl.fwd == CONV_ALGO_BATCH && pl.bwd == CONV_ALGO_BATCH, "ConvPlan runs 512 channels at 4x4 in groups of samples");
+    CHECK(pl.batch && pl.fwd == CONV_ALGO_WINOGRAD, "ConvPlan runs 512 channels at 4x4 in groups of samples (Winograd for one)");
     conv_plan_init(&pl, 512, 4, 4, 512, 3, 1, 1, 1);
-    CHECK(pl.fwd == CONV_ALGO_IM2COL && pl.bwd == CONV_ALGO_IM2COL, "BEARD_CONV=im2col: per-sample im2col");
+    CHECK(!pl.batch && pl.fwd == CONV_ALGO_IM2COL && pl.bwd == CONV_ALGO_IM2COL, "BEARD_CONV=im2col: per-sample im2col");
 }
 
 // a sample's logits and input gradient do not depend on its batch: run one per thread, or

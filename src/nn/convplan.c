@@ -24,9 +24,8 @@ void conv_plan_init(ConvPlan *p, int Cin, int H, int W, int Cout, int K, int str
     p->im2col_only = im2col_only;
     p->fwd = p->bwd = CONV_ALGO_IM2COL;
     if (im2col_only) return;
-    if (conv_batch_applies(Cin, Cout, K, conv2d_out_size(H, K, stride, pad), conv2d_out_size(W, K, stride, pad))) {
-        p->fwd = p->bwd = CONV_ALGO_BATCH;
-    } else if (winograd_applies(Cin, K, stride, pad)) {
+    p->batch = conv_batch_applies(Cin, Cout, K, conv2d_out_size(H, K, stride, pad), conv2d_out_size(W, K, stride, pad));
+    if (winograd_applies(Cin, K, stride, pad)) {
         p->fwd = CONV_ALGO_WINOGRAD;
         if (winograd_applies(Cout, K, stride, pad)) p->bwd = CONV_ALGO_WINOGRAD;
     } else if (conv_direct_applies(Cin, stride)) {
@@ -55,11 +54,8 @@ void conv_plan_free(ConvPlan *p) {
     p->src = p->Uf = p->Ub = NULL;
 }
 
-// the algorithms that run on transformed or packed weights
-static int transforms(ConvAlgo a) { return a == CONV_ALGO_WINOGRAD || a == CONV_ALGO_DIRECT; }
-
 int conv_plan_update(ConvPlan *p, const float *weight, int backward) {
-    if (!transforms(p->fwd) && !transforms(p->bwd)) return 0;
+    if (p->fwd == CONV_ALGO_IM2COL && p->bwd == CONV_ALGO_IM2COL) return 0;
     size_t nw = (size_t)p->Cout * p->Cin * p->K * p->K;
     if (!p->src) {
         if (!(p->src = xmalloc(sizeof(float) * nw))) return -1;
@@ -68,11 +64,11 @@ int conv_plan_update(ConvPlan *p, const float *weight, int backward) {
         p->Uf = p->Ub = NULL;
     }
     if (!p->Uf && !p->Ub) memcpy(p->src, weight, sizeof(float) * nw);
-    if (transforms(p->fwd) && !p->Uf) {
+    if (p->fwd != CONV_ALGO_IM2COL && !p->Uf) {
         if (!(p->Uf = xmalloc(sizeof(float) * transformed_size(p, 0)))) return -1;
         transform(p, p->Uf, weight, 0);
     }
-    if (backward && transforms(p->bwd) && !p->Ub) {
+    if (backward && p->bwd != CONV_ALGO_IM2COL && !p->Ub) {
         if (!(p->Ub = xmalloc(sizeof(float) * transformed_size(p, 1)))) return -1;
         transform(p, p->Ub, weight, 1);
     }
@@ -80,19 +76,19 @@ int conv_plan_update(ConvPlan *p, const float *weight, int backward) {
 }
 
 void conv_plan_forward(const ConvPlan *p, float *out, const float *in, const float *weight, const float *bias, int B) {
-    if (p->fwd == CONV_ALGO_WINOGRAD)
+    if (p->batch && B > 1)
+        conv2d_batch_forward(out, in, weight, bias, B, p->Cin, p->H, p->W, p->Cout, p->K, p->stride, p->pad);
+    else if (p->fwd == CONV_ALGO_WINOGRAD)
         conv2d_forward_winograd(out, in, p->Uf, bias, B, p->Cin, p->H, p->W, p->Cout);
     else if (p->fwd == CONV_ALGO_DIRECT)
         conv2d_forward_direct(out, in, p->Uf, bias, B, p->Cin, p->H, p->W, p->Cout, p->K, p->pad);
-    else if (p->fwd == CONV_ALGO_BATCH)
-        conv2d_batch_forward(out, in, weight, bias, B, p->Cin, p->H, p->W, p->Cout, p->K, p->stride, p->pad);
     else
         conv2d_forward(out, in, weight, bias, B, p->Cin, p->H, p->W, p->Cout, p->K, p->stride, p->pad);
 }
 
 void conv_plan_backward(const ConvPlan *p, float *din, float *dweight, float *dbias, const float *dout,
                         const float *in, const float *weight, int B) {
-    if (p->bwd == CONV_ALGO_BATCH) {
+    if (p->batch && B > 1) {
         conv2d_batch_backward(din, dweight, dbias, dout, in, weight, B, p->Cin, p->H, p->W, p->Cout, p->K, p->stride,
                               p->pad);
         return;

@@ -9,9 +9,10 @@
  *   input grad   Winograd on the flipped kernels when the forward pass uses Winograd and
  *                the layer has at least 8 output channels, otherwise im2col + sgemm;
  *   weight grad  im2col + sgemm;
- * except that a layer with an output map of 4x4 or less (conv_batch_applies: the deep
- * layers of ResNet-18 and VGG11) runs all three passes over groups of samples, one GEMM
- * per group (conv_batch.c).
+ * and a layer with an output map of 4x4 or less (conv_batch_applies: the deep layers of
+ * ResNet-18 and VGG11) runs all three passes over groups of samples, one GEMM per group
+ * (conv_batch.c), whenever a call has more than one sample (batch set); a single sample
+ * keeps the kernels above, which share it among the threads.
  * im2col_only (BEARD_CONV=im2col) runs every pass by im2col + sgemm one sample at a time.
  *
  * The transformed weights are made from a copy of the weights they came from; every
@@ -24,12 +25,12 @@
 
 #include <stddef.h>
 
-typedef enum { CONV_ALGO_IM2COL, CONV_ALGO_WINOGRAD, CONV_ALGO_DIRECT, CONV_ALGO_BATCH } ConvAlgo;
+typedef enum { CONV_ALGO_IM2COL, CONV_ALGO_WINOGRAD, CONV_ALGO_DIRECT } ConvAlgo;
 
 typedef struct {
     int Cin, H, W, Cout, K, stride, pad, im2col_only;
-    ConvAlgo fwd, bwd; // forward and input-gradient algorithms (CONV_ALGO_BATCH: both, and
-                       // the weight gradient, by conv_batch.c)
+    ConvAlgo fwd, bwd; // forward and input-gradient algorithms
+    int batch;         // calls of more than one sample: all three passes by conv_batch.c
     float *src;        // (Cout, Cin, K, K): the weights the transforms below were made from
     float *Uf, *Ub;    // transformed (Winograd) or packed (direct) weights of the forward
                        // pass, the input gradient's (NULL until first needed)
