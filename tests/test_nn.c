@@ -633,6 +633,84 @@ static void test_conv_batch(void) {
     CHECK(!pl.batch && pl.fwd == CONV_ALGO_IM2COL && pl.bwd == CONV_ALGO_IM2COL, "BEARD_CONV=im2col: per-sample im2col");
 }
 
+// the plans of a VGG11's convolutions with maps of 4x4 and less: in groups of samples, or
+// (batched 0) by the per-sample kernels they ran by before (Winograd), which also takes
+// the fused driver back to one sample at a time
+static int vgg_batch_plans(Net *net, int batched) {
+    int n = 0;
+    for (int l = 0; l < net->n_layers; l++) {
+        const Layer *L = &net->layers[l];
+        if (L->kind != LAYER_CONV || L->out_h * L->out_w > 16) continue;
+        n += net->conv[l].batch;
+        net->conv[l].batch = batched;
+    }
+    return n;
+}
+
+// VGG11BN (eval mode), whose four 512-channel layers (4x4 and 2x2 maps) run in groups of
+// samples and make the fused driver run chunks of samples through the graph, against the
+// same net with those layers by the per-sample kernels (Winograd), one sample at a time:
+// logits, input gradient, parameter gradients, on 1 and 2 threads, with a batch that
+// leaves a remainder sample. (VGG11 itself normalises each channel of a 2x2 map over its
+// 4 values, which amplifies the GEMMs' rounding into gradients ~1e-3 apart.)
+static void test_net_conv_batch(void) {
+    Net net;
+    Err e;
+    if (model_create(&net, "VGG11BN", 3, 10, 32, 32, &e)) {
+        CHECK(0, "%s", e.msg);
+        return;
+    }
+    net_init_params(&net, 13);
+    if (net_alloc_grads(&net, &e)) {
+        CHECK(0, "%s", e.msg);
+        net_free(&net);
+        return;
+    }
+    int B = 5;
+    size_t in = net_in_size(&net), np = net.n_params;
+    float *x = zeros(in * B), *g1 = zeros(in * B), *g2 = zeros(in * B), *pg = zeros(np), l1[50], l2[50];
+    Rng r;
+    rng_init(&r, 6, 0);
+    for (size_t i = 0; i < in * B; i++) x[i] = (float)rng_uniform(&r);
+    static const int labels[5] = {1, 2, 3, 4, 5};
+    Ce ce = {labels, 10};
+    for (int threads = 1; threads <= 2; threads++) {
+        parallel_set_threads(threads);
+        CHECK(net_forward(&net, x, B, l1, &e) == 0, "VGG11BN forward");
+        CHECK(vgg_batch_plans(&net, 0) == 4, "VGG11BN runs its four 512-channel convolutions in groups of samples");
+        CHECK(net_forward(&net, x, B, l2, &e) == 0, "VGG11BN forward (per sample)");
+        check_close("VGG11BN logits: grouped vs per sample", l1, l2, 10 * B, 1e-6, 1e-5);
+        NetBackward nb = {.loss = ce_fn, .ctx = &ce, .nvec = 1, .logits = l2, .dx = g2};
+        CHECK(net_forward_backward(&net, x, B, &nb, &e) == 0, "VGG11BN forward + backward (per sample)");
+        vgg_batch_plans(&net, 1);
+        nb.logits = l1, nb.dx = g1;
+        CHECK(net_forward_backward(&net, x, B, &nb, &e) == 0, "VGG11BN forward + backward");
+        check_close("VGG11BN input gradient: grouped vs per sample", g1, g2, in * B, 1e-7, 1e-4);
+        NetBackward tb = {.loss = ce_fn, .ctx = &ce, .nvec = 1, .param_grads = 1};
+        net_zero_grads(&net);
+        CHECK(net_forward_backward(&net, x, B, &tb, &e) == 0, "VGG11BN parameter gradients");
+        memcpy(pg, net.grads, sizeof(float) * np);
+        vgg_batch_plans(&net, 0);
+        net_zero_grads(&net);
+        CHECK(net_forward_backward(&net, x, B, &tb, &e) == 0, "VGG11BN parameter gradients (per sample)");
+        check_close("VGG11BN parameter gradients: grouped vs per sample", pg, net.grads, np, 1e-7, 1e-4);
+        vgg_batch_plans(&net, 1);
+        // BEARD_CONV=im2col (conv_im2col): every layer by the per-sample im2col kernel
+        net.conv_im2col = 1;
+        CHECK(net_forward(&net, x, B, l2, &e) == 0, "VGG11BN forward (im2col)");
+        int im2col = 0, convs = 0;
+        for (int l = 0; l < net.n_layers; l++)
+            if (net.layers[l].kind == LAYER_CONV)
+                convs++, im2col += !net.conv[l].batch && net.conv[l].fwd == CONV_ALGO_IM2COL && net.conv[l].bwd == CONV_ALGO_IM2COL;
+        CHECK(im2col == convs, "BEARD_CONV=im2col runs all %d convolutions of VGG11BN by im2col (%d)", convs, im2col);
+        check_close("VGG11BN logits: grouped vs BEARD_CONV=im2col", l1, l2, 10 * B, 1e-5, 1e-4);
+        net.conv_im2col = 0;
+    }
+    parallel_set_threads(0);
+    net_free(&net);
+    free(x), free(g1), free(g2), free(pg);
+}
+
 // a sample's logits and input gradient do not depend on its batch: run one per thread, or
 // alone with the threads sharing it (a batch of one, the remainder of an odd batch), and
 // in chunks of 1 to 3 samples a thread (ConvNet's default: 2)
@@ -832,6 +910,7 @@ int main(int argc, char **argv) {
     test_gn_relu_pool();
     test_net_winograd();
     test_conv_batch();
+    test_net_conv_batch();
     test_batch_independence();
     test_drivers();
     test_relu_nan();

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../core/parallel.h"
+#include "../nn/conv_batch.h"
 
 typedef struct Workspace Workspace;
 static void ws_free(Workspace *w);
@@ -642,13 +643,13 @@ static void ws_free(Workspace *w) {
     xfree(w);
 }
 
-// the cached per-thread workspace for one sample, grown when more is asked of it
-static Workspace *ws_thread(Net *net, int t, int nvec, int pgrads) {
+// the cached per-thread workspace for n samples, grown when more is asked of it
+static Workspace *ws_thread(Net *net, int t, int n, int nvec, int pgrads) {
     Workspace *w = net->ws[t];
-    if (w && w->nvec_cap >= nvec && (w->has_pgrads || !pgrads)) return w;
+    if (w && w->n >= n && w->nvec_cap >= nvec && (w->has_pgrads || !pgrads)) return w;
     ws_free(w);
     int cap_nvec = nvec > 1 ? nvec : 1;
-    net->ws[t] = w = ws_alloc(net, 1, cap_nvec, pgrads, 0);
+    net->ws[t] = w = ws_alloc(net, n, cap_nvec, pgrads, 0);
     if (t >= net->n_ws) net->n_ws = t + 1;
     return w;
 }
@@ -1081,6 +1082,33 @@ static int per_thread_samples(int B) {
     return r && 2 * r <= P ? B - r : B;
 }
 
+// Samples a thread of the fused driver runs through the graph together where a
+// convolution runs over groups of samples (ConvPlan.batch: the 4x4 and 2x2 maps of
+// ResNet-18, VGG11 and AlexNet, where one sample's GEMM is a few columns against
+// megabytes of weights): as many as such a GEMM takes (conv_batch_samples), at most
+// NET_CHUNK_MAX, within NET_CHUNK_BYTES of workspace a thread. 0 for a net without such a
+// layer (ConvNet's family). A sample's values then depend on its chunk through the
+// GEMMs' rounding only; every pass uses these chunks, with and without parameter
+// gradients.
+#define NET_CHUNK_MAX 32
+#define NET_CHUNK_BYTES ((size_t)192 << 20)
+static int batch_chunk(const Net *net) {
+    int c = 0;
+    size_t per = 2 * net_in_size(net); // floats a sample in a workspace, roughly
+    for (int l = 0; l < net->n_layers; l++) {
+        const Layer *L = &net->layers[l];
+        per += 2 * node_size(L) + (L->kind == LAYER_MAXPOOL ? node_size(L) : 0);
+        if (L->kind == LAYER_CONV && L->groups == 1 && net->conv[l].batch) {
+            int m = conv_batch_samples(L->out_h, L->out_w);
+            c = m > c ? m : c;
+        }
+    }
+    if (!c) return 0;
+    if (c > NET_CHUNK_MAX) c = NET_CHUNK_MAX;
+    while (c > 1 && (size_t)c * per * sizeof(float) > NET_CHUNK_BYTES) c--;
+    return c;
+}
+
 // Samples per chunk of the fused driver's passes without parameter gradients (forward
 // only, or forward and backward to the input): a thread runs its samples through the
 // nodes this many at a time, so that a Winograd layer with fewer tiles a sample than a
@@ -1088,10 +1116,12 @@ static int per_thread_samples(int B) {
 // its GEMMs load each transformed weight once for all of them (winograd.c). 1 where no
 // such layer exists. A sample's values do not depend on its chunk: every kernel a chunk
 // runs computes each sample as alone (the linear layers run a sample at a time, see
-// Workspace.per_sample).
+// Workspace.per_sample). A net with grouped convolutions takes batch_chunk's size.
 static int chunk_size(const Net *net) {
     if (net->chunk > 0) return net->chunk;
-    int s = 1;
+    int s = batch_chunk(net);
+    if (s) return s;
+    s = 1;
     size_t biggest = 1; // the largest node, in values a sample
     for (int l = 0; l < net->n_layers; l++) {
         const Layer *L = &net->layers[l];
@@ -1129,8 +1159,8 @@ static void ws_forward_view(const Workspace *w, Workspace *v) {
 // How a pass without parameter gradients splits a batch of B: into chunks of
 // chunk_size(net) samples (the last one shorter) that the threads take in turn, each
 // thread the next one left, so that a thread the machine's other jobs hold up delays the
-// others by one chunk at most; a batch of fewer samples than threads one sample a
-// chunk; a batch of one sample, shared by the threads (its kernels split the work, never
+// others by one chunk at most; a batch too small to give every thread a whole chunk in
+// chunks of B / threads (rounded up); a batch of one sample, shared by the threads (its kernels split the work, never
 // a sum). A sample's result is the same on any thread and in any chunk.
 typedef struct {
     int n_chunks, size, threads;
@@ -1140,7 +1170,7 @@ static ChunkPlan chunk_plan(const Net *net, int B) {
     ChunkPlan c = {0, 1, thread_count(B)};
     if (B <= 1) return c; // n_chunks 0: the shared path
     c.size = chunk_size(net);
-    if ((long)c.size * c.threads > B) c.size = 1;
+    if ((long)c.size * c.threads > B) c.size = (B + c.threads - 1) / c.threads;
     c.n_chunks = (B + c.size - 1) / c.size;
     return c;
 }
@@ -1157,7 +1187,8 @@ static void forward_chunk(Net *net, Workspace *w, const float *x, int b, int n, 
 }
 
 // samples [b, b + n) of a fb_chunk pass (defined below)
-static void fb_chunk(Net *net, Workspace *w, const float *x, int b, int n, NetBackward *nb, double *loss);
+static void fb_chunk(Net *net, Workspace *w, const float *x, int b, int n, NetBackward *nb, float *pgrads,
+                     double *loss);
 
 // what run_chunks does with each chunk: a forward pass up to node `last` into out, or (nb
 // set) forward + backward to the input with the losses per sample into losses
@@ -1171,7 +1202,7 @@ typedef struct {
 } ChunkJob;
 
 static void chunk_job(Net *net, Workspace *w, int b, int n, const ChunkJob *j) {
-    if (j->nb) fb_chunk(net, w, j->x, b, n, j->nb, j->losses);
+    if (j->nb) fb_chunk(net, w, j->x, b, n, j->nb, NULL, j->losses);
     else forward_chunk(net, w, j->x, b, n, j->last, j->out, j->K);
 }
 
@@ -1310,7 +1341,11 @@ static int forward_backward_bn_train(Net *net, const float *x, int B, NetBackwar
         net->tape = t;
     }
     for (int th = 0; th < nt; th++)
-        if (!ws_thread(net, th, 1, nb->param_grads)) return err_set(e, "out of memory for thread workspaces");
+        if (!ws_thread(net, th, 1, 1, nb->param_grads)) return err_set(e, "out of memory for thread workspaces");
+    // samples a step of the per-sample passes: one, or batch_chunk's (grouped convolutions)
+    int c = batch_chunk(net), per = (B + nt - 1) / nt;
+    if (c < 1) c = 1;
+    if (c > per) c = per > 1 ? per : 1;
     Workspace *w = t->w;
     for (int l = 0; l < nl; l++)
         if (w->grad[l]) pool_give(w, w->grad[l]), w->grad[l] = NULL;
@@ -1348,9 +1383,9 @@ static int forward_backward_bn_train(Net *net, const float *x, int B, NetBackwar
 #pragma omp parallel num_threads(nt)
         {
             int th = omp_get_thread_num(), lo = (int)((long)B * th / nt), hi = (int)((long)B * (th + 1) / nt);
-            for (int b = lo; b < hi; b++)
+            for (int b = lo; b < hi; b += c)
                 for (int l = 0; l < nl; l++)
-                    if (lev[l] == p) node_forward(net, w, l, in0, b, 1, 1, 1);
+                    if (lev[l] == p) node_forward(net, w, l, in0, b, hi - b < c ? hi - b : c, 1, 1);
         }
     }
     net->dropout_step++;
@@ -1401,7 +1436,8 @@ static int forward_backward_bn_train(Net *net, const float *x, int B, NetBackwar
         {
             int th = omp_get_thread_num(), lo = (int)((long)B * th / nt), hi = (int)((long)B * (th + 1) / nt);
             float *pg = nb->param_grads ? ((Workspace *)net->ws[th])->pgrads : NULL;
-            for (int b = lo; b < hi; b++) {
+            for (int b = lo; b < hi; b += c) {
+                int n = hi - b < c ? hi - b : c;
                 for (int l = 0; l < nl; l++) { // the next level's BatchNorm nodes: input gradients
                     Layer *L = &net->layers[l];
                     if (lev[l] != p + 1 || L->kind != LAYER_BATCHNORM || !w->live[1 + l]) continue;
@@ -1410,7 +1446,7 @@ static int forward_backward_bn_train(Net *net, const float *x, int B, NetBackwar
                     float *din = j < 0 ? (want_dx ? w->dx0 : NULL) : w->grad[j];
                     if (din)
                         batchnorm_backward_apply(din + b * isz, coef + coef_at[l], w->grad[l] + b * osz,
-                                                 node_in(w, in0, j) + b * isz, 1, L->in_c, L->in_h * L->in_w);
+                                                 node_in(w, in0, j) + b * isz, n, L->in_c, L->in_h * L->in_w);
                 }
                 for (int l = nl - 1; l >= 0; l--) { // this level's other nodes, last first
                     Layer *L = &net->layers[l];
@@ -1421,7 +1457,7 @@ static int forward_backward_bn_train(Net *net, const float *x, int B, NetBackwar
                         float *base = j < 0 ? (want_dx ? w->dx0 : NULL) : w->grad[j];
                         d[k] = base ? base + (size_t)b * net_node_size(net, j) : NULL;
                     }
-                    node_backward(net, w, l, in0, b, 1, w->grad[l] + (size_t)b * node_size(L), d[0], d[1], pg, 1);
+                    node_backward(net, w, l, in0, b, n, w->grad[l] + (size_t)b * node_size(L), d[0], d[1], pg, 1);
                 }
             }
         }
@@ -1472,9 +1508,11 @@ static double fb_sample(Net *net, Workspace *w, const float *x, int b, NetBackwa
     return loss;
 }
 
-// samples [b, b + n) of a pass without parameter gradients and with one gradient vector,
-// as one chunk on workspace w (w->n >= n); their losses into loss[b ..]
-static void fb_chunk(Net *net, Workspace *w, const float *x, int b, int n, NetBackward *nb, double *loss) {
+// samples [b, b + n) of a pass with one gradient vector, as one chunk on workspace w
+// (w->n >= n), parameter gradients (when pgrads is set) added into pgrads; their losses
+// into loss[b ..]
+static void fb_chunk(Net *net, Workspace *w, const float *x, int b, int n, NetBackward *nb, float *pgrads,
+                     double *loss) {
     size_t in = net_in_size(net);
     int K = net->n_classes, out = net->n_layers - 1;
     const float *xb = x + b * in;
@@ -1484,8 +1522,39 @@ static void fb_chunk(Net *net, Workspace *w, const float *x, int b, int n, NetBa
     for (int j = 0; j < n; j++) loss[b + j] = nb->loss(nb->ctx, b + j, o + (size_t)j * K, w->dlogits + (size_t)j * K);
     w->grad[out] = w->dlogits;
     w->live[1 + out] = 1;
-    graph_backward(net, w, xb, n, nb->dx != NULL, NULL, 0);
+    graph_backward(net, w, xb, n, nb->dx != NULL, pgrads, 0);
     if (nb->dx) input_grad_out(net, w, nb->dx + (size_t)b * in, n);
+}
+
+// A pass with parameter gradients on a net with grouped convolutions (batch_chunk): each
+// thread runs its block of samples (as fb_sample's path) c at a time into its own
+// partial gradients, reduced in thread order; the losses are summed in sample order.
+static int fb_param_chunks(Net *net, const float *x, int B, NetBackward *nb, int c, Err *e) {
+    int nt = thread_count(B), per = (B + nt - 1) / nt;
+    if (c > per) c = per > 1 ? per : 1;
+    for (int t = 0; t < nt; t++)
+        if (!ws_thread(net, t, c, 1, 1)) return err_set(e, "out of memory for thread workspaces");
+    double *losses = xcalloc(sizeof(double) * (size_t)(B > 0 ? B : 1));
+    if (!losses) return err_set(e, "out of memory");
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num();
+        Workspace *w = net->ws[t];
+        memset(w->pgrads, 0, sizeof(float) * net->n_params);
+        int lo = (int)((long)B * t / nt), hi = (int)((long)B * (t + 1) / nt);
+        for (int b = lo; b < hi; b += c) fb_chunk(net, w, x, b, hi - b < c ? hi - b : c, nb, w->pgrads, losses);
+    }
+    double loss = 0.0;
+    for (int b = 0; b < B; b++) loss += losses[b];
+    xfree(losses);
+    for (int t = 0; t < nt; t++) {
+        const float *pg = ((Workspace *)net->ws[t])->pgrads;
+        for (size_t i = 0; i < net->n_params; i++) net->grads[i] += pg[i];
+    }
+    nb->loss_sum = loss;
+    net->n_forward += (uint64_t)B;
+    net->n_backward += (uint64_t)B;
+    return 0;
 }
 
 int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *e) {
@@ -1503,6 +1572,8 @@ int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *
 
     // (parameter gradients: every sample on its thread, as training's reduction expects)
     int Bt = nb->param_grads ? B : per_thread_samples(B), nvec = nb->nvec, nt = thread_count(Bt);
+    int cb = nvec == 1 ? batch_chunk(net) : 0;
+    if (nb->param_grads && cb) return fb_param_chunks(net, x, B, nb, cb, e);
     if (!nb->param_grads && nvec == 1) { // in chunks (see chunk_plan)
         double *losses = xcalloc(sizeof(double) * (size_t)B); // per sample, summed in order
         if (!losses) return err_set(e, "out of memory");
@@ -1520,7 +1591,7 @@ int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *
         return 0;
     }
     for (int t = 0; t < nt; t++)
-        if (!ws_thread(net, t, nvec, nb->param_grads)) return err_set(e, "out of memory for thread workspaces");
+        if (!ws_thread(net, t, 1, nvec, nb->param_grads)) return err_set(e, "out of memory for thread workspaces");
     double losses[256] = {0};
 #pragma omp parallel num_threads(nt) if (Bt > 0)
     {
