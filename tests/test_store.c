@@ -3,9 +3,11 @@
  * and undefined figures, the same key under another configuration is another row, a
  * second write of a row keeps the first unless replaced, merging adds what is missing and
  * reports rows that disagree, published figures import from CSV (and bad CSV is refused
- * with the line), a file that is not a store is refused, PRAGMA integrity_check passes.
+ * with the line), a file that is not a store is refused, and so is one whose schema version
+ * is NULL or missing, PRAGMA integrity_check passes.
  */
 #include <math.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -155,6 +157,20 @@ int main(void) {
     fputs("this is not a database\n", f);
     fclose(f);
     CHECK(store_open(&s, junk, 1, &e) != 0, "a text file is not a store");
+
+    // a store whose schema version is NULL, or missing (fuzz_store's finding: the NULL
+    // went into strcmp)
+    static const char *metas[2] = {"INSERT INTO meta VALUES('schema', NULL);", ""};
+    for (int k = 0; k < 2; k++) {
+        unlink(junk);
+        sqlite3 *db = NULL;
+        char sql[256];
+        snprintf(sql, sizeof(sql), "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT); %s", metas[k]);
+        CHECK(sqlite3_open(junk, &db) == SQLITE_OK && sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK, "make the store");
+        sqlite3_close(db);
+        CHECK(store_open(&s, junk, 0, &e) != 0 && strstr(e.msg, "schema none"), "a %s schema version is refused: %s",
+              k ? "missing" : "NULL", e.msg);
+    }
 
     char h1[65], h2[65];
     store_sha256_hex("abc", 3, h1);

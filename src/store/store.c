@@ -200,9 +200,11 @@ int store_open(Store **out, const char *path, int create, Err *e) {
         db_err(s, e, "reading the schema version");
         goto fail;
     }
-    int ok = sqlite3_step(st) == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(st, 0), STORE_SCHEMA);
+    // the value may be missing, NULL or not text in a file made elsewhere
+    const char *got = sqlite3_step(st) == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    int ok = got && !strcmp(got, STORE_SCHEMA);
     char ver[32] = "none";
-    if (!ok && sqlite3_column_text(st, 0)) snprintf(ver, sizeof(ver), "%s", (const char *)sqlite3_column_text(st, 0));
+    if (!ok && got) snprintf(ver, sizeof(ver), "%s", got);
     sqlite3_finalize(st);
     if (!ok) {
         err_set(e, "%s has store schema %s; this beard reads schema " STORE_SCHEMA, path, ver);
