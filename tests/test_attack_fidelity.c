@@ -25,6 +25,10 @@
  *   with the reference (one disagreement allowed per 200 samples), and the accuracy must
  *   be within the tolerance plus twice the standard deviation of the difference of two
  *   independent coin flips on the ties (100 sqrt(ties / 2) / N).
+ * - Jitter without noise (Jitter_det), pixel semantics, targeted: sample 10 swings between
+ *   classes every step, and torchattacks itself ends on another class in float64 than in
+ *   float32 (beard's, README "Fidelity"); one sample of 128, inside the 0.3 tolerance's
+ *   one-sample floor.
  * The query-hungry attacks (Square's and AutoAttack's 5000 queries per robust point,
  * SPSA's 256 passes per point, JSMA's Jacobians, EAD's 900 iterations, SparseFool,
  * OnePixel, Pixle) use at most their case's max_n images unless $BEARD_FIDELITY_N is
@@ -359,6 +363,11 @@ int main(int argc, char **argv) {
                     printf("    sample %d: L1 %.6g vs torchattacks %.6g (%+.2f%%), L0 %.0f vs %.0f\n", i, l1, w1,
                            100.0 * (l1 - w1) / fmax(w1, 1e-9), l0, w0);
                 r0[i] = l1, r1[i] = w1;
+            }
+            if (getenv("BEARD_FIDELITY_VERBOSE")) { // every sample's L1, for comparisons by hand
+                printf("    beard L1:");
+                for (int i = 0; i < n; i++) printf(" %.9g", r0[i]);
+                printf("\n");
             }
             qsort(r0, n, sizeof(double), cmp_double);
             qsort(r1, n, sizeof(double), cmp_double);
