@@ -480,7 +480,8 @@ int main(int argc, char **argv) {
             // the whole batch, the same for every batch: DI-FGSM's and TI-FGSM's input
             // diversity) or whose single-run gap was out of tolerance: the reference holds
             // several torch seeds' accuracies, and the check compares the mean of those with
-            // the mean of FIDELITY_SEEDS beard seeds (0, 1, ...) within the tolerance
+            // the mean of FIDELITY_SEEDS beard seeds (0, 1, ...) within the tolerance (and
+            // the means' own noise, below)
             int ts = cJSON_GetArraySize(seed_acc);
             double acc_b[FIDELITY_SEEDS], mb, sb, mt, st;
             acc_b[0] = res.accuracy;
