@@ -15,6 +15,8 @@
  *     batch-wide by design, as in their references, and are left out);
  *   - an ensemble of a network with itself attacks exactly as the network alone, and an
  *     ensemble of surrogates with different input shapes is refused;
+ *   - DI-/TI-FGSM's batch_draws=1 shares a batch's draws (copies of one image end
+ *     identical), the per-image default does not;
  *   - input diversity's bilinear resize and its adjoint, and TI-FGSM's kernel, against
  *     PyTorch/SciPy (tests/fixtures/attacks/transfer_ops.bin, written by
  *     tests/scripts/gen_transfer_fixtures.py).
@@ -213,6 +215,26 @@ static void test_linf_family(void) {
     CHECK(!memcmp(adv, mi, sizeof(float) * N * DIM), "TI-FGSM with a 1x1 kernel is MI-FGSM");
     run("UPGD", "", 0, 1, adv);
     CHECK(!memcmp(adv, mi, sizeof(float) * N * DIM), "UPGD (CE, no random start) is MI-FGSM");
+    // batch_draws=1: a batch's images share each step's input-diversity draw (torchattacks'
+    // scheme), so copies of one image end identical; drawn per image (the default) they do not
+    {
+        float *cp = malloc(sizeof(float) * N * DIM);
+        int ys[N], ts[N];
+        memcpy(ys, Y, sizeof(ys)), memcpy(ts, T, sizeof(ts));
+        for (int i = 0; i < N; i++) memcpy(cp + i * DIM, X, sizeof(float) * DIM), Y[i] = ys[0], T[i] = ts[0];
+        const char *di[2] = {"DIFGSM", "TIFGSM"};
+        for (int a = 0; a < 2; a++) {
+            int shared = 1, differ = 0;
+            run_on(NULL, 0, di[a], "batch_draws=1", 0, 1, cp, N, IDS, adv);
+            for (int i = 1; i < N; i++) shared &= !memcmp(adv + i * DIM, adv, sizeof(float) * DIM);
+            run_on(NULL, 0, di[a], "", 0, 1, cp, N, IDS, adv);
+            for (int i = 1; i < N; i++) differ |= memcmp(adv + i * DIM, adv, sizeof(float) * DIM) != 0;
+            CHECK(shared, "%s batch_draws=1: copies of one image end differently", di[a]);
+            CHECK(differ, "%s: copies of one image end identically with per-image draws", di[a]);
+        }
+        memcpy(Y, ys, sizeof(ys)), memcpy(T, ts, sizeof(ts));
+        free(cp);
+    }
     // EOTPGD without its random start is PGD
     run("PGD", "random_start=0", 0, 1, mi);
     run("EOTPGD", "random_start=0", 0, 1, adv);

@@ -23,6 +23,7 @@ static const AttackParamDef params[] = {
     {"nsig", 3, P_SAME, P_SAME, "the Gaussian spans [-nsig, nsig]", AP_POS(100)},
     {"resize_rate", 0.9, P_SAME, P_SAME, "the resized side is drawn from [int(W * rate), W)", AP_POS(1)},
     {"diversity_prob", 0.5, P_SAME, P_SAME, "probability of transforming the input at a step", AP_REAL(0, 1)},
+    {"batch_draws", 0, P_SAME, P_SAME, "one input-diversity draw per batch and step, shared by its images, as torchattacks does (0: one per image)", AP_BOOL},
     {"random_start", 0, P_SAME, P_SAME, "start from a uniform random point in the eps-ball", AP_BOOL},
     {NULL},
 };

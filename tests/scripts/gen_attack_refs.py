@@ -79,6 +79,17 @@ def beard_attacks():
     }
 
 
+class DIFGSMPerImage(torchattacks.DIFGSM):
+    """torchattacks' DIFGSM with its input diversity drawn for each image on its own (its own
+    input_diversity called on one image at a time) instead of once for the whole batch: beard's
+    scheme. Each image's transforms have the same distribution, so the expected accuracy is
+    torchattacks'; a run's spread is that of independent per-image draws, not of ten
+    batch-wide coin flips, so a few seeds pin the mean down."""
+
+    def input_diversity(self, x):
+        return torch.cat([torchattacks.DIFGSM.input_diversity(self, x[i:i + 1]) for i in range(len(x))])
+
+
 # the attacks BEARD does not run, with torchattacks' defaults: name -> (constructor of
 # (model, train loader), supports targeted, image limit or None)
 def other_attacks():
@@ -94,6 +105,7 @@ def other_attacks():
         "UPGD_dlr": (lambda m, tl: ta.UPGD(m, loss="dlr"), True, None),
         "UPGD_margin": (lambda m, tl: ta.UPGD(m, loss="margin"), True, None),
         "DIFGSM": (lambda m, tl: ta.DIFGSM(m), True, None),
+        "DIFGSM_perimage": (lambda m, tl: DIFGSMPerImage(m), True, None),
         "TIFGSM": (lambda m, tl: ta.TIFGSM(m), True, None),
         "TIFGSM_nodi": (lambda m, tl: ta.TIFGSM(m, diversity_prob=0.0), True, None),
         "Jitter": (lambda m, tl: ta.Jitter(m), True, None),
@@ -121,7 +133,7 @@ def other_attacks():
     }
 
 
-def run_attack(make, model, x, y, targeted, device, batch=256):
+def run_attack(make, model, x, y, targeted, device, batch=256, seed=0):
     atk = make(model)
     if targeted:
         atk.set_mode_targeted_by_label(quiet=True)
@@ -129,9 +141,9 @@ def run_attack(make, model, x, y, targeted, device, batch=256):
     t0 = time.time()
     for i in range(0, len(x), batch):
         xb, yb = x[i:i + batch].to(device), y[i:i + batch].to(device)
-        torch.manual_seed(0)
-        np.random.seed(0)
-        random.seed(0)
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
         adv = atk(xb, (yb + 1) % 10 if targeted else yb)
         with torch.no_grad():
             pred = model(adv).argmax(1)
@@ -148,6 +160,23 @@ def run_attack(make, model, x, y, targeted, device, batch=256):
 NORM_ATTACKS = {"EADL1", "EADEN", "JSMA", "SparseFool", "OnePixel", "Pixle"}
 
 
+def patch_ead_float64():
+    """EAD's adjust_best_result stores argmax(...).float() into its best-score tensors, which
+    are float64 under a float64 default dtype (index_put refuses the mix): give it float32
+    copies of the two score tensors and copy them back (the scores are small integers, exact
+    in both). Everything else runs as torchattacks wrote it."""
+    for cls in (torchattacks.EADL1, torchattacks.EADEN):
+        orig = cls.adjust_best_result
+
+        def adjust(self, adv, labels, output, cost, bestl1, bestscore, o_bestl1, o_bestscore, final, orig=orig):
+            bs, obs = bestscore.float(), o_bestscore.float()
+            orig(self, adv, labels, output, cost, bestl1, bs, o_bestl1, obs, final)
+            bestscore.copy_(bs)
+            o_bestscore.copy_(obs)
+
+        cls.adjust_best_result = adjust
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -159,6 +188,13 @@ def main():
     ap.add_argument("--semantics", default="beard,pixel")
     ap.add_argument("--modes", default="targeted,untargeted")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                    help="model and images in this precision (float64: to measure how far torchattacks' own float32 "
+                         "run is from exact arithmetic; torchattacks' internal tensors stay as it makes them)")
+    ap.add_argument("--seeds", default="0",
+                    help="comma-separated seeds: each setting runs once per seed (torch, numpy and random seeded with "
+                         "it before every batch); the row's correct/pred are the first seed's, and with more than one "
+                         "seed the row adds seeds and seed_accuracy (one accuracy per seed)")
     ap.add_argument("--train-weights", action="store_true",
                     help="keep requires_grad on the model's weights (torchattacks' own setting; the figures are the same)")
     a = ap.parse_args()
@@ -171,11 +207,18 @@ def main():
         torch.backends.cudnn.benchmark = False
     net = ConvNet(3, 10)
     net.load_state_dict(torch.load(a.model, map_location="cpu"))
-    net.eval().to(a.device)
+    dt = torch.float64 if a.dtype == "float64" else torch.float32
+    net.eval().to(a.device, dt)
+    seeds = [int(s) for s in a.seeds.split(",")]
     xpix, y = load_cifar_bin(a.data, a.limit)
     mean = torch.tensor(MEAN).reshape(1, 3, 1, 1)
     std = torch.tensor(STD).reshape(1, 3, 1, 1)
-    xnorm = (xpix - mean) / std
+    xnorm = (xpix - mean) / std  # in float32, then converted (the float32 run's inputs, exactly)
+    xpix, xnorm = xpix.to(dt), xnorm.to(dt)
+    # float64: torchattacks' own tensors (EAD's bounds and best norms, its one-hot) too
+    torch.set_default_dtype(dt)
+    if dt == torch.float64:
+        patch_ead_float64()
     results = json.load(open(a.out)) if os.path.exists(a.out) else {"n": a.limit, "results": []}
     with torch.no_grad():
         clean = (net(xnorm.to(a.device)).argmax(1).cpu() == y)
@@ -191,7 +234,7 @@ def main():
         make, can_target, limit = attacks[name]
         n = min(a.limit, limit or a.limit)
         for sem in a.semantics.split(","):
-            model = net if sem == "beard" else Normalized(net).to(a.device)
+            model = net if sem == "beard" else Normalized(net).to(a.device, dt)
             x = (xnorm if sem == "beard" else xpix)[:n]
             tx = (train_x - mean) / std if sem == "beard" else train_x
             loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(tx, train_y), batch_size=256,
@@ -207,16 +250,27 @@ def main():
                 # (the same predictions: checked on 17 settings); LGV trains copies of the model and needs them
                 for p in net.parameters():
                     p.requires_grad_(a.train_weights or name == "LGV")
-                c, secs, pred, norms = run_attack(lambda m: make(m, loader), model, x, y[:n], targeted, a.device)
-                acc = 100.0 * c.float().mean().item()
-                print(f"{name:9s} {sem:5s} {'targeted' if targeted else 'untargeted':10s} acc {acc:6.2f}  ({secs:.1f}s)",
-                      flush=True)
+                accs, secs = [], 0.0
+                for k, seed in enumerate(seeds):
+                    ck, sk, pk, nk = run_attack(lambda m: make(m, loader), model, x, y[:n], targeted, a.device, seed=seed)
+                    if k == 0:
+                        c, pred, norms = ck, pk, nk
+                    secs += sk
+                    accs.append(100.0 * ck.float().mean().item())
+                    print(f"{name:9s} {sem:5s} {'targeted' if targeted else 'untargeted':10s} acc {accs[-1]:6.2f}  "
+                          f"seed {seed} ({sk:.1f}s)", flush=True)
+                acc = accs[0]
                 entry = {
                     "attack": name, "semantics": sem, "targeted": targeted, "accuracy": round(acc, 4),
                     "seconds": round(secs, 2), "device": a.device, "n": len(c),
                     "correct": "".join("1" if v else "0" for v in c.tolist()),
                     "pred": "".join(str(int(v)) for v in pred.tolist()),
                 }
+                if a.dtype != "float32":
+                    entry["dtype"] = a.dtype
+                if len(seeds) > 1:
+                    entry["seeds"] = seeds
+                    entry["seed_accuracy"] = [round(v, 4) for v in accs]
                 if name in NORM_ATTACKS:
                     for k, key in enumerate(["l0", "l1", "l2", "linf"]):
                         entry[key] = [float("%.6g" % v) for v in norms[:, k].tolist()]
