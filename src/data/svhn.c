@@ -29,7 +29,7 @@
 // (found by fuzz_dataset). Every top-level variable (miMATRIX, or miCOMPRESSED holding
 // one, whose first bytes are inflated here) must be a numeric matrix of rank 2 to 4 whose
 // size the file can hold (deflate expands at most ~1030:1). v7.3 files are HDF5 and are
-// left to HDF5.
+// left to HDF5; a file without a v5/v7.3 header (v4, or anything else) is refused.
 
 enum { MI_INT32 = 5, MI_UINT32 = 6, MI_MATRIX = 14, MI_COMPRESSED = 15 };
 
@@ -65,7 +65,13 @@ static int precheck_mat(const char *path, Err *e) {
         rc = err_set(e, "%s is too short for a MATLAB file", path);
         goto done;
     }
-    if (hdr[126] != 'I' && hdr[126] != 'M') goto done; // not v5: matio says what it is
+    // matio would also take a MATLAB v4 file, and trusts its header's name length (a
+    // 342-byte file made it malloc 2 GB in Mat_Open: found by fuzz_dataset); SVHN comes
+    // as v5 (v7.3 carries the same 128-byte header), so anything else is refused here
+    if (hdr[126] != 'I' && hdr[126] != 'M') {
+        rc = err_set(e, "%s is not a MATLAB v5 or v7.3 file (no MATLAB header; v4 files are not read)", path);
+        goto done;
+    }
     int swap = hdr[126] == 'M';                          // "MI": written big-endian
     unsigned ver = swap ? (unsigned)(hdr[124] << 8 | hdr[125]) : (unsigned)(hdr[124] | hdr[125] << 8);
     if (ver == 0x0200) goto done; // v7.3: HDF5
