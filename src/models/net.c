@@ -1109,6 +1109,23 @@ static int batch_chunk(const Net *net) {
     return c;
 }
 
+// batch_chunk's size for B samples split into nt contiguous blocks: at most a block, at
+// least one sample
+static int block_chunk(const Net *net, int B, int nt) {
+    int c = batch_chunk(net), per = (B + nt - 1) / nt;
+    if (c > per) c = per;
+    return c > 1 ? c : 1;
+}
+
+// the threads' parameter gradients (Workspace.pgrads of threads 0..nt) added into
+// net->grads in thread order
+static void pgrads_reduce(Net *net, int nt) {
+    for (int t = 0; t < nt; t++) {
+        const float *pg = ((Workspace *)net->ws[t])->pgrads;
+        for (size_t i = 0; i < net->n_params; i++) net->grads[i] += pg[i];
+    }
+}
+
 // Samples per chunk of the fused driver's passes without parameter gradients (forward
 // only, or forward and backward to the input): a thread runs its samples through the
 // nodes this many at a time, so that a Winograd layer with fewer tiles a sample than a
@@ -1160,8 +1177,9 @@ static void ws_forward_view(const Workspace *w, Workspace *v) {
 // chunk_size(net) samples (the last one shorter) that the threads take in turn, each
 // thread the next one left, so that a thread the machine's other jobs hold up delays the
 // others by one chunk at most; a batch too small to give every thread a whole chunk in
-// chunks of B / threads (rounded up); a batch of one sample, shared by the threads (its kernels split the work, never
-// a sum). A sample's result is the same on any thread and in any chunk.
+// chunks of B / threads (rounded up); a batch of one sample, shared by the threads (its
+// kernels split the work, never a sum). A sample's result is the same on any thread and
+// in any chunk.
 typedef struct {
     int n_chunks, size, threads;
 } ChunkPlan;
@@ -1343,9 +1361,7 @@ static int forward_backward_bn_train(Net *net, const float *x, int B, NetBackwar
     for (int th = 0; th < nt; th++)
         if (!ws_thread(net, th, 1, 1, nb->param_grads)) return err_set(e, "out of memory for thread workspaces");
     // samples a step of the per-sample passes: one, or batch_chunk's (grouped convolutions)
-    int c = batch_chunk(net), per = (B + nt - 1) / nt;
-    if (c < 1) c = 1;
-    if (c > per) c = per > 1 ? per : 1;
+    int c = block_chunk(net, B, nt);
     Workspace *w = t->w;
     for (int l = 0; l < nl; l++)
         if (w->grad[l]) pool_give(w, w->grad[l]), w->grad[l] = NULL;
@@ -1475,11 +1491,7 @@ static int forward_backward_bn_train(Net *net, const float *x, int B, NetBackwar
     memset(w->live, 0, (size_t)nl + 1);
     xfree(lev), xfree(coef);
     if (rc) return err_set(e, "out of memory for the gradients of a batch of %d", B);
-    if (nb->param_grads)
-        for (int th = 0; th < nt; th++) {
-            const float *pg = ((Workspace *)net->ws[th])->pgrads;
-            for (size_t i = 0; i < net->n_params; i++) net->grads[i] += pg[i];
-        }
+    if (nb->param_grads) pgrads_reduce(net, nt);
     if (want_dx) {
         w->live[0] = 1;
         input_grad_out(net, w, nb->dx, B);
@@ -1529,9 +1541,8 @@ static void fb_chunk(Net *net, Workspace *w, const float *x, int b, int n, NetBa
 // A pass with parameter gradients on a net with grouped convolutions (batch_chunk): each
 // thread runs its block of samples (as fb_sample's path) c at a time into its own
 // partial gradients, reduced in thread order; the losses are summed in sample order.
-static int fb_param_chunks(Net *net, const float *x, int B, NetBackward *nb, int c, Err *e) {
-    int nt = thread_count(B), per = (B + nt - 1) / nt;
-    if (c > per) c = per > 1 ? per : 1;
+static int fb_param_chunks(Net *net, const float *x, int B, NetBackward *nb, Err *e) {
+    int nt = thread_count(B), c = block_chunk(net, B, nt);
     for (int t = 0; t < nt; t++)
         if (!ws_thread(net, t, c, 1, 1)) return err_set(e, "out of memory for thread workspaces");
     double *losses = xcalloc(sizeof(double) * (size_t)(B > 0 ? B : 1));
@@ -1547,10 +1558,7 @@ static int fb_param_chunks(Net *net, const float *x, int B, NetBackward *nb, int
     double loss = 0.0;
     for (int b = 0; b < B; b++) loss += losses[b];
     xfree(losses);
-    for (int t = 0; t < nt; t++) {
-        const float *pg = ((Workspace *)net->ws[t])->pgrads;
-        for (size_t i = 0; i < net->n_params; i++) net->grads[i] += pg[i];
-    }
+    pgrads_reduce(net, nt);
     nb->loss_sum = loss;
     net->n_forward += (uint64_t)B;
     net->n_backward += (uint64_t)B;
@@ -1572,8 +1580,7 @@ int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *
 
     // (parameter gradients: every sample on its thread, as training's reduction expects)
     int Bt = nb->param_grads ? B : per_thread_samples(B), nvec = nb->nvec, nt = thread_count(Bt);
-    int cb = nvec == 1 ? batch_chunk(net) : 0;
-    if (nb->param_grads && cb) return fb_param_chunks(net, x, B, nb, cb, e);
+    if (nb->param_grads && batch_chunk(net)) return fb_param_chunks(net, x, B, nb, e); // nvec is 1 here
     if (!nb->param_grads && nvec == 1) { // in chunks (see chunk_plan)
         double *losses = xcalloc(sizeof(double) * (size_t)B); // per sample, summed in order
         if (!losses) return err_set(e, "out of memory");
@@ -1603,13 +1610,8 @@ int net_forward_backward(Net *net, const float *x, int B, NetBackward *nb, Err *
     }
     for (int b = Bt; b < B; b++) losses[0] += fb_sample(net, net->ws[0], x, b, nb, NULL); // each on all threads
     double loss = 0.0;
-    for (int t = 0; t < nt; t++) {
-        loss += losses[t];
-        if (nb->param_grads) {
-            const float *pg = ((Workspace *)net->ws[t])->pgrads;
-            for (size_t i = 0; i < net->n_params; i++) net->grads[i] += pg[i];
-        }
-    }
+    for (int t = 0; t < nt; t++) loss += losses[t];
+    if (nb->param_grads) pgrads_reduce(net, nt);
     nb->loss_sum = loss;
     net->n_forward += (uint64_t)B;
     net->n_backward += (uint64_t)B * nvec;

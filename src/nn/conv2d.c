@@ -185,8 +185,15 @@ void conv2d_backward(real *din, real *dweight, real *dbias, const real *dout, co
             conv_sample_backward(din ? din + b * in_sz : NULL, dweight ? pw : NULL, dbias ? pw + wsz : NULL,
                                  dout + b * out_sz, in + b * in_sz, weight, Cin, H, W, Cout, K, stride, pad, Ho, Wo);
     }
+    conv2d_partials_add(dweight, dbias, partial, nt, wsz, Cout);
+}
+
+// the per-thread partial parameter gradients of a backward pass, nt blocks of wsz + Cout
+// (the weights', then the bias'), added into dweight and dbias in thread order (so the same
+// thread count gives the same bits), then freed
+void conv2d_partials_add(real *dweight, real *dbias, real *partial, int nt, size_t wsz, int Cout) {
     for (int t = 0; t < nt; t++) {
-        const real *pw = partial + (size_t)t * per;
+        const real *pw = partial + (size_t)t * (wsz + (size_t)Cout);
         if (dweight)
             for (size_t i = 0; i < wsz; i++) dweight[i] += pw[i];
         if (dbias)

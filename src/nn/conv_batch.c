@@ -149,12 +149,5 @@ void conv2d_batch_backward(real *din, real *dweight, real *dbias, const real *do
                            dout + b0 * out_sz, in + b0 * in_sz, weight, n, Cin, H, W, Cout, K, stride, pad, Ho, Wo);
         }
     }
-    for (int t = 0; t < nt; t++) {
-        const real *pw = partial + (size_t)t * per;
-        if (dweight)
-            for (size_t i = 0; i < wsz; i++) dweight[i] += pw[i];
-        if (dbias)
-            for (int o = 0; o < Cout; o++) dbias[o] += pw[wsz + o];
-    }
-    xfree(partial);
+    conv2d_partials_add(dweight, dbias, partial, nt, wsz, Cout);
 }

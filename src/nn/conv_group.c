@@ -140,14 +140,7 @@ void conv2d_group_backward(real *din, real *dweight, real *dbias, const real *do
             sample_backward(din ? din + b * in_sz : NULL, dweight ? pw : NULL, dbias ? pw + wsz : NULL, dout + b * out_sz,
                             in + b * in_sz, weight, Cin, H, W, Cout, K, stride, pad, G, Ho, Wo);
     }
-    for (int t = 0; t < nt; t++) {
-        const real *pw = partial + (size_t)t * per;
-        if (dweight)
-            for (size_t i = 0; i < wsz; i++) dweight[i] += pw[i];
-        if (dbias)
-            for (int o = 0; o < Cout; o++) dbias[o] += pw[wsz + o];
-    }
-    xfree(partial);
+    conv2d_partials_add(dweight, dbias, partial, nt, wsz, Cout);
 }
 
 // ----------------------------------------------------------------------------

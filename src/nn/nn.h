@@ -42,6 +42,10 @@ void conv2d_backward(real *din,          // (B, Cin, H, W) or NULL
                      const real *in,     // (B, Cin, H, W)
                      const real *weight, // (Cout, Cin, K, K)
                      int B, int Cin, int H, int W, int Cout, int K, int stride, int pad);
+// the backward kernels' per-thread partials (nt blocks of wsz weight-gradient values
+// followed by Cout bias-gradient values) added into dweight / dbias (either may be NULL)
+// in thread order; frees partial
+void conv2d_partials_add(real *dweight, real *dbias, real *partial, int nt, size_t wsz, int Cout);
 // din (Cin, H, W) of one sample += col2im(col), col (Cin*K*K, Ho*Wo) as im2col lays it out
 void conv2d_col2im_add(real *din, const real *col, int Cin, int H, int W, int K, int stride, int pad, int Ho, int Wo);
 // the same with col's rows ld apart (samples side by side in one matrix, conv_batch.c), and
