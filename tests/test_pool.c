@@ -227,14 +227,26 @@ static void test_imagefolder(void) {
     int w, h;
     CHECK(image_read_rgb(DIR "folder/class_002/notes.txt", &rgb, &w, &h, &e) == -1 && strstr(e.msg, "neither"),
           "not an image: %s", e.msg);
-    // a JPEG cut short: libjpeg warns and fills with grey; a header cut short is an error
+    // a JPEG cut short is an error, as in PIL: in its header, in its scan data (where
+    // libjpeg would fill the rest with grey), or only its EOI marker missing
     const char *tmp = test_tmp("cut.jpg");
-    FILE *f = fopen(DIR "folder/class_000/b.jpg", "rb"), *g = fopen(tmp, "wb");
-    uint8_t buf[64];
+    FILE *f = fopen(DIR "folder/class_000/b.jpg", "rb");
+    uint8_t buf[65536];
     size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
-    if (g) fwrite(buf, 1, n, g), fclose(g);
     if (f) fclose(f);
-    CHECK(image_read_rgb(tmp, &rgb, &w, &h, &e) == -1, "a JPEG without its frame header is an error");
+    CHECK(n > 200 && n < sizeof(buf) && buf[n - 2] == 0xFF && buf[n - 1] == 0xD9, "b.jpg read whole (%zu bytes)", n);
+    const size_t cuts[3] = {64, n > 200 ? n - 40 : 0, n - 2};
+    const char *what[3] = {"without its frame header", "cut in its scan data", "without its EOI marker"};
+    for (int k = 0; k < 3 && n > 200; k++) {
+        FILE *g = fopen(tmp, "wb");
+        if (g) fwrite(buf, 1, cuts[k], g), fclose(g);
+        rgb = NULL;
+        int rc = image_read_rgb(tmp, &rgb, &w, &h, &e);
+        CHECK(rc == -1 && !rgb, "a JPEG %s is an error", what[k]);
+        if (k) CHECK(rc == -1 && strstr(e.msg, "truncated JPEG"), "a JPEG %s: %s", what[k], rc ? e.msg : "decoded");
+        xfree(rgb);
+    }
+    CHECK(image_read_rgb(DIR "folder/class_000/b.jpg", &rgb, &w, &h, &e) == 0, "the whole JPEG decodes: %s", e.msg);
     xfree(rgb);
     unlink(tmp);
 }

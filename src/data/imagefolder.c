@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <stdio.h> // before jpeglib.h, which uses FILE
 #include <jpeglib.h>
+#include <jerror.h> // JWRN_JPEG_EOF
 #include <png.h>
 #include <setjmp.h>
 #include <stdlib.h>
@@ -92,7 +93,18 @@ static void jpeg_on_error(j_common_ptr cinfo) {
     longjmp(je->jump, 1);
 }
 
-static void jpeg_quiet(j_common_ptr cinfo, int level) { (void)cinfo, (void)level; }
+// libjpeg's warnings are not printed. One is an error: the data ending before the image
+// (or its EOI marker) does, where libjpeg would fill the rest with grey and go on. PIL,
+// which torchvision's loaders and the official DD code read images with, refuses such a
+// file ("image file is truncated"), so beard does too: a cut-off download must not
+// become a silently grey image (and a 600-byte file claiming 8000x8000 pixels is not
+// decoded in full)
+static void jpeg_on_message(j_common_ptr cinfo, int level) {
+    if (level >= 0 || cinfo->err->msg_code != JWRN_JPEG_EOF) return;
+    JpegErr *je = (JpegErr *)cinfo->err;
+    snprintf(je->msg, sizeof(je->msg), "truncated JPEG (its data ends before the image does; PIL refuses it too)");
+    longjmp(je->jump, 1);
+}
 
 static int jpeg_read_rgb(const uint8_t *buf, size_t size, const char *path, int want_w, int want_h, uint8_t **rgb,
                          int *w, int *h, Err *e) {
@@ -102,7 +114,7 @@ static int jpeg_read_rgb(const uint8_t *buf, size_t size, const char *path, int 
     uint8_t *volatile out = NULL;
     cinfo.err = jpeg_std_error(&je.pub);
     je.pub.error_exit = jpeg_on_error;
-    je.pub.emit_message = jpeg_quiet;
+    je.pub.emit_message = jpeg_on_message;
     if (setjmp(je.jump)) {
         jpeg_destroy_decompress(&cinfo);
         xfree(out);
