@@ -109,6 +109,12 @@ def image_seeds():
     b = io.BytesIO()
     Image.fromarray(rgb).save(b, format="JPEG", progressive=True)
     put("image", "progressive.jpg", b.getvalue())
+    # a flat 8000x8000 JPEG cut 40 bytes into its scan: libjpeg alone fills the rest with
+    # grey, decoding all 64M pixels from 649 bytes; beard refuses it as PIL does
+    b = io.BytesIO()
+    Image.new("RGB", (8000, 8000), (120, 30, 200)).save(b, format="JPEG", quality=75)
+    d = b.getvalue()
+    put("image", "regress-jpeg-truncated-8000", d[:d.find(b"\xff\xda") + 40])
 
 
 def config_seeds():
