@@ -40,14 +40,15 @@
  *   spread like beard's.
  * - EAD (EADL1, EADEN): each sample's success must agree exactly. Its perturbation sizes
  *   come out of a per-sample binary search and a batch-wide early stop over iterates that
- *   sit on the decision boundary, and float32 rounding alone moves them by percents: beard
- *   runs each setting a second time with its other convolution path (im2col instead of
- *   Winograd, the same arithmetic summed in another order) and allows beard's sizes no
- *   more samples beyond 1% of torchattacks' than its two paths have between them (plus
- *   n / 20), and no sample further off than twice the paths' largest difference plus 1%.
- *   torchattacks itself moves as much: its float64 run of EADL1 (pixel, untargeted) is
- *   more than 1% from its float32 one on samples 0, 10 and 11 (up to 5.5%), and beard's
- *   two beyond 1% are 10 and 11 (README "Fidelity").
+ *   sit on the decision boundary, and float32 rounding alone flips the search's decisions:
+ *   per sample the sizes are a lottery of a few outcomes. torchattacks' own float32 run is
+ *   more than 1% from its float64 one on 14 of 32 samples for EADEN pixel targeted (up to
+ *   16.5%; 18 of 32 for EADL1), and beard's two convolution paths (Winograd and im2col:
+ *   the same arithmetic summed in another order) differ as much. So the sizes are judged
+ *   on the whole batch: the mean |log| of beard's per-sample ratios to torchattacks within
+ *   twice the rounding spread measured on both sides (beard's two paths; torchattacks'
+ *   float32 against float64 where the row holds l1_float64) plus 1%, and no bias (the mean
+ *   log ratio within 1% plus two standard errors: every size 3% too large fails it).
  * The query-hungry attacks (Square's and AutoAttack's 5000 queries per robust point,
  * SPSA's 256 passes per point, JSMA's Jacobians, EAD's 900 iterations, SparseFool,
  * OnePixel, Pixle) use at most their case's max_n images unless $BEARD_FIDELITY_N is
@@ -419,8 +420,16 @@ int main(int argc, char **argv) {
                 }
                 net.conv_im2col = !net.conv_im2col;
             }
-            int off_t = 0, off_b = 0;
-            double max_t = 0, max_b = 0;
+            // torchattacks' own float32 run against its float64 one (gen_attack_refs.py --dtype
+            // float64, merged into the row as l1_float64 by merge_float64.py), where measured
+            const cJSON *ref_f64 = c->spread ? cJSON_GetObjectItem(r, "l1_float64") : NULL;
+            int have_f = cJSON_IsArray(ref_f64) && cJSON_GetArraySize(ref_f64) >= n;
+            int off_t = 0, off_b = 0, off_f = 0;
+            double max_t = 0, max_b = 0, max_f = 0;
+            // mean |log| of the per-sample ratios (beard / torchattacks, beard's two paths,
+            // torchattacks float32 / float64) and the mean signed log ratio beard / torchattacks
+            double mad_t = 0, mad_b = 0, mad_f = 0, bias = 0, bias_sq = 0;
+            int n_log = 0;
             for (int i = 0; i < n; i++) {
                 double l0 = l0s[i], l1 = l1s[i];
                 double w0 = cJSON_GetArrayItem(ref_l0, i)->valuedouble, w1 = cJSON_GetArrayItem(ref_l1, i)->valuedouble;
@@ -428,31 +437,54 @@ int main(int argc, char **argv) {
                                    : l0 == w0 || fabs(l1 - w1) <= 0.01 * fmax(w1, 1e-9);
                 same += ok;
                 double rt = fabs(l1 - w1) / fmax(w1, 1e-9), rb = have_b ? fabs(l1 - l1b[i]) / fmax(l1b[i], 1e-9) : 0;
-                off_t += rt > 0.01, off_b += rb > 0.01;
-                max_t = fmax(max_t, rt), max_b = fmax(max_b, rb);
+                double f1 = have_f ? cJSON_GetArrayItem(ref_f64, i)->valuedouble : w1;
+                double rf = fabs(w1 - f1) / fmax(f1, 1e-9);
+                off_t += rt > 0.01, off_b += rb > 0.01, off_f += rf > 0.01;
+                max_t = fmax(max_t, rt), max_b = fmax(max_b, rb), max_f = fmax(max_f, rf);
+                if (l1 > 0 && w1 > 0 && (!have_b || l1b[i] > 0) && f1 > 0) {
+                    double lt = log(l1 / w1);
+                    mad_t += fabs(lt), bias += lt, bias_sq += lt * lt;
+                    mad_b += have_b ? fabs(log(l1 / l1b[i])) : 0;
+                    mad_f += fabs(log(w1 / f1));
+                    n_log++;
+                } else {
+                    CHECK((l1 > 0) == (w1 > 0), "%s sample %d: L1 %.6g against torchattacks' %.6g", name, i, l1, w1);
+                }
                 if (!ok && c->tol <= 0.3) {
                     printf("    sample %d: L1 %.6g vs torchattacks %.6g (%+.2f%%), L0 %.0f vs %.0f", i, l1, w1,
                            100.0 * (l1 - w1) / fmax(w1, 1e-9), l0, w0);
                     if (have_b) printf("; beard's other convolution path %.6g (%+.2f%%)", l1b[i], 100.0 * (l1 - l1b[i]) / fmax(l1b[i], 1e-9));
+                    if (have_f) printf("; torchattacks in float64 %.6g (%+.2f%%)", f1, 100.0 * (l1 - f1) / fmax(f1, 1e-9));
                     printf("\n");
                 }
                 r0[i] = l1, r1[i] = w1;
             }
             if (have_b) {
-                // two float32 evaluations of one algorithm (beard's convolution paths) differ by
-                // as much as beard and torchattacks do (EADL1 pixel targeted: 13 of 32 samples
-                // beyond 1%, up to 9.5%, against 11 and 13 for each path against torchattacks;
-                // README "Fidelity"). beard against torchattacks may have no more samples beyond
-                // 1% than its two paths have between them, plus n / 20, and no sample further
-                // off than twice the paths' largest difference plus 1%
-                printf("    rounding spread: beard vs torchattacks %d/%d samples beyond 1%% (largest %.2f%%); beard's "
-                       "two convolution paths %d/%d (largest %.2f%%)\n", off_t, n, 100 * max_t, off_b, n, 100 * max_b);
-                CHECK(off_t <= off_b + MAX(1, n / 20), "%s %s %s: %d samples' L1 beyond 1%% of torchattacks', against %d "
-                      "between beard's convolution paths", name, semantics_name(sem),
-                      targeted ? "targeted" : "untargeted", off_t, off_b);
-                CHECK(max_t <= 2 * max_b + 0.01, "%s %s %s: an L1 %.2f%% from torchattacks', beyond twice the paths' "
-                      "largest difference (%.2f%%) plus 1%%", name, semantics_name(sem),
-                      targeted ? "targeted" : "untargeted", 100 * max_t, 100 * max_b);
+                // EAD's sizes come out of a binary search whose decisions float32 rounding
+                // flips (module comment): per sample they are a lottery of a few outcomes.
+                // torchattacks' float32 run is more than 1% from its own float64 one on 14 of
+                // 32 samples (EADEN pixel targeted, up to 16.5%), beard's two paths on as
+                // many. So beard is judged on the whole batch against the rounding spread
+                // measured on both sides: the mean |log| of beard's ratios to torchattacks
+                // within twice the larger of its two paths' and torchattacks' float32/float64
+                // ones, plus 1%; and no bias: the mean log ratio within 1% plus two standard
+                // errors. A wrong constant or search step moves every sample one way
+                n_log = MAX(n_log, 1);
+                mad_t /= n_log, mad_b /= n_log, mad_f /= n_log;
+                double mean = bias / n_log, sd = sqrt(fmax(bias_sq / n_log - mean * mean, 0) * n_log / MAX(n_log - 1, 1));
+                double spread = fmax(mad_b, mad_f), se = sd / sqrt((double)n_log);
+                printf("    rounding spread: beard vs torchattacks %d/%d samples beyond 1%% (largest %.2f%%, mean |log| "
+                       "%.2f%%); beard's two convolution paths %d/%d (%.2f%%, %.2f%%)", off_t, n, 100 * max_t,
+                       100 * mad_t, off_b, n, 100 * max_b, 100 * mad_b);
+                if (have_f)
+                    printf("; torchattacks float32 vs float64 %d/%d (%.2f%%, %.2f%%)", off_f, n, 100 * max_f, 100 * mad_f);
+                printf("; bias %+.2f%% +- %.2f%%\n", 100 * mean, 100 * se);
+                CHECK(mad_t <= 2 * spread + 0.01, "%s %s %s: L1 %.2f%% from torchattacks' on average (mean |log|), "
+                      "beyond twice the rounding spread (%.2f%%) plus 1%%", name, semantics_name(sem),
+                      targeted ? "targeted" : "untargeted", 100 * mad_t, 100 * spread);
+                CHECK(fabs(mean) <= 2 * se + 0.01, "%s %s %s: L1 biased against torchattacks' (mean log ratio %+.2f%%, "
+                      "standard error %.2f%%)", name, semantics_name(sem), targeted ? "targeted" : "untargeted",
+                      100 * mean, 100 * se);
             }
             if (getenv("BEARD_FIDELITY_VERBOSE")) { // every sample's L1, for comparisons by hand
                 printf("    beard L1:");
