@@ -428,7 +428,7 @@ int main(int argc, char **argv) {
             double max_t = 0, max_b = 0, max_f = 0;
             // mean |log| of the per-sample ratios (beard / torchattacks, beard's two paths,
             // torchattacks float32 / float64) and the mean signed log ratio beard / torchattacks
-            double mad_t = 0, mad_b = 0, mad_f = 0, bias = 0, bias_sq = 0;
+            double mad_t = 0, mad_b = 0, mad_f = 0, *log_t = malloc(sizeof(double) * n);
             int n_log = 0;
             for (int i = 0; i < n; i++) {
                 double l0 = l0s[i], l1 = l1s[i];
@@ -443,7 +443,7 @@ int main(int argc, char **argv) {
                 max_t = fmax(max_t, rt), max_b = fmax(max_b, rb), max_f = fmax(max_f, rf);
                 if (l1 > 0 && w1 > 0 && (!have_b || l1b[i] > 0) && f1 > 0) {
                     double lt = log(l1 / w1);
-                    mad_t += fabs(lt), bias += lt, bias_sq += lt * lt;
+                    mad_t += fabs(lt), log_t[n_log] = lt;
                     mad_b += have_b ? fabs(log(l1 / l1b[i])) : 0;
                     mad_f += fabs(log(w1 / f1));
                     n_log++;
@@ -469,9 +469,10 @@ int main(int argc, char **argv) {
                 // within twice the larger of its two paths' and torchattacks' float32/float64
                 // ones, plus 1%; and no bias: the mean log ratio within 1% plus two standard
                 // errors. A wrong constant or search step moves every sample one way
+                double mean = 0, sd = 0;
+                if (n_log) mean_sd(log_t, n_log, &mean, &sd);
                 n_log = MAX(n_log, 1);
                 mad_t /= n_log, mad_b /= n_log, mad_f /= n_log;
-                double mean = bias / n_log, sd = sqrt(fmax(bias_sq / n_log - mean * mean, 0) * n_log / MAX(n_log - 1, 1));
                 double spread = fmax(mad_b, mad_f), se = sd / sqrt((double)n_log);
                 printf("    rounding spread: beard vs torchattacks %d/%d samples beyond 1%% (largest %.2f%%, mean |log| "
                        "%.2f%%); beard's two convolution paths %d/%d (%.2f%%, %.2f%%)", off_t, n, 100 * max_t,
@@ -506,7 +507,7 @@ int main(int argc, char **argv) {
             else
                 CHECK(fabs(m0 - m1) <= notch + 1e-6 * fmax(m1, 1e-9), "%s %s: median L1 %.4g vs torchattacks %.4g "
                       "(notches %.3g)", name, semantics_name(sem), m0, m1, notch);
-            free(x0), free(r0), free(r1), free(l0s), free(l1s), free(l0b), free(l1b);
+            free(x0), free(r0), free(r1), free(l0s), free(l1s), free(l0b), free(l1b), free(log_t);
         }
         const cJSON *seed_acc = cJSON_GetObjectItem(r, "seed_accuracy");
         if (cJSON_IsArray(seed_acc) && cJSON_GetArraySize(seed_acc) > 1 && getenv("BEARD_FIDELITY_N") &&

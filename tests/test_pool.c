@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../src/data/pool.h"
+#include "../src/io/file.h"
 #include <time.h>
 #include <zlib.h>
 
@@ -230,22 +231,22 @@ static void test_imagefolder(void) {
     // a JPEG cut short is an error, as in PIL: in its header, in its scan data (where
     // libjpeg would fill the rest with grey), or only its EOI marker missing
     const char *tmp = test_tmp("cut.jpg");
-    FILE *f = fopen(DIR "folder/class_000/b.jpg", "rb");
-    uint8_t buf[65536];
-    size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
-    if (f) fclose(f);
-    CHECK(n > 200 && n < sizeof(buf) && buf[n - 2] == 0xFF && buf[n - 1] == 0xD9, "b.jpg read whole (%zu bytes)", n);
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    CHECK(file_read_all(DIR "folder/class_000/b.jpg", 1 << 20, &buf, &n, &e) == 0 && n > 200 && buf[n - 2] == 0xFF &&
+              buf[n - 1] == 0xD9,
+          "b.jpg read whole (%zu bytes)", n);
     const size_t cuts[3] = {64, n > 200 ? n - 40 : 0, n - 2};
     const char *what[3] = {"without its frame header", "cut in its scan data", "without its EOI marker"};
-    for (int k = 0; k < 3 && n > 200; k++) {
-        FILE *g = fopen(tmp, "wb");
-        if (g) fwrite(buf, 1, cuts[k], g), fclose(g);
+    for (int k = 0; k < 3 && buf && n > 200; k++) {
+        CHECK(file_write_all(tmp, buf, cuts[k], &e) == 0, "%s: %s", tmp, e.msg);
         rgb = NULL;
         int rc = image_read_rgb(tmp, &rgb, &w, &h, &e);
         CHECK(rc == -1 && !rgb, "a JPEG %s is an error", what[k]);
         if (k) CHECK(rc == -1 && strstr(e.msg, "truncated JPEG"), "a JPEG %s: %s", what[k], rc ? e.msg : "decoded");
         xfree(rgb);
     }
+    free(buf);
     CHECK(image_read_rgb(DIR "folder/class_000/b.jpg", &rgb, &w, &h, &e) == 0, "the whole JPEG decodes: %s", e.msg);
     xfree(rgb);
     unlink(tmp);
