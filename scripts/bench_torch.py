@@ -7,8 +7,11 @@ import os
 import sys
 import time
 
-import torch
-import torch.nn.functional as F
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError as err:
+    sys.exit(f"bench_torch.py: PyTorch is needed ({err}; Debian: apt-get install python3-torch)")
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "scripts"))
 from torch_models import VARIANTS, get_network  # noqa: E402
@@ -41,7 +44,10 @@ def main():
     if a.arch in VARIANTS:
         net = get_network(a.arch, a.channels, a.classes, (a.size, a.size))
     else:
-        import zoo_models  # noqa: E402  (the other architectures only: ConvNet runs without it)
+        try:
+            import zoo_models  # noqa: E402  (the other architectures only: ConvNet runs without it)
+        except ImportError as err:
+            sys.exit(f"bench_torch.py: {a.arch} needs torchvision ({err}; Debian: apt-get install python3-torchvision)")
 
         net = zoo_models.build(a.arch, *shape)
     net.eval()

@@ -41,7 +41,8 @@ static const char *usage_text =
     "minimum time per measurement (default 3). --peak also measures sgemm (n=1024, same\n"
     "threads) and prints the fraction of it reached.\n"
     "--torch also runs scripts/bench_torch.py with PyTorch on the CPU (same threads and\n"
-    "batch; --python names the interpreter, default /usr/bin/python3) and prints ratios.\n"
+    "batch; --python names the interpreter, default /usr/bin/python3) and prints ratios;\n"
+    "the architectures other than the ConvNet family also need torchvision.\n"
     "--gemm measures sgemm GFLOP/s (OpenBLAS, square matrices) single- and multi-threaded.\n"
     "\n"
     "       beard bench --distill METHOD [--ipc 10] [--iterations 5] [--data DIR] [--train-size 5000]\n"
@@ -543,7 +544,7 @@ int cmd_bench(int argc, char **argv) {
             printf("PyTorch (CPU, %d threads, batch %d):\n", nt, n);
             for (int k = 0; k < 3; k++) printf("  %-28s %9.1f images/s  -> beard is %.2fx\n", names[k], tb[k], ips[k] / tb[k]);
         } else {
-            printf("PyTorch comparison unavailable (%s scripts/bench_torch.py failed; is torch installed?)\n", python);
+            printf("PyTorch comparison unavailable (%s scripts/bench_torch.py failed, see its message above)\n", python);
         }
     }
     if (jf) {
