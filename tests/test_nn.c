@@ -64,54 +64,58 @@ static void test_conv(int k, int s, int p) {
     free(y), free(yr), free(gx), free(gw), free(gb), free(gxr), free(gwr), free(gbr);
 }
 
-// Winograd F(2x2, 3x3) against the naive direct sum, over shapes that exercise partial
-// tile rows (odd sizes), partial blocks, Cout not a multiple of the register block, and
-// the ConvNet's own 128 -> 128 layers at 16x16 and 8x8
-static void test_winograd(void) {
+// Winograd F(2x2, 3x3) and F(4x4, 3x3) against the naive direct sum, over shapes that
+// exercise partial tile rows (sizes not a multiple of the tile), partial blocks, Cout not
+// a multiple of the register block, the vector (W <= 16) and the generic paths, and the
+// ConvNet's own 128 -> 128 layers at 16x16 and 8x8
+static void test_winograd(int tile) {
     int shapes[][5] = {{2, 8, 8, 16, 16}, {3, 16, 13, 7, 5}, {1, 128, 128, 16, 16}, {2, 128, 128, 8, 8},
                        {2, 9, 5, 1, 1},   {1, 12, 24, 33, 9}, {2, 20, 16, 2, 3},   {1, 8, 8, 70, 4},
-                       {1, 8, 8, 5, 37},  {1, 16, 8, 32, 32}};
+                       {1, 8, 8, 5, 37},  {1, 16, 8, 32, 32}, {2, 8, 16, 15, 14}, {1, 8, 8, 6, 18}};
     Rng r;
     rng_init(&r, 7, 0);
+    // F(4x4)'s rounding is about twice F(2x2)'s (its larger coefficients)
+    float atol = tile == 4 ? 3e-5f : 1e-5f;
     for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
         int B = shapes[t][0], C = shapes[t][1], O = shapes[t][2], H = shapes[t][3], W = shapes[t][4];
         size_t nx = (size_t)B * C * H * W, nw = (size_t)O * C * 9, ny = (size_t)B * O * H * W;
         float *x = zeros(nx), *w = zeros(nw), *b = zeros(O), *y = zeros(ny), *yr = zeros(ny);
-        float *U = zeros(winograd_weights_size(O, C));
+        float *U = zeros(winograd_weights_size(tile, O, C));
         float bound = 1.0f / sqrtf((float)C * 9);
         for (size_t i = 0; i < nx; i++) x[i] = 2 * rng_uniform(&r) - 1;
         for (size_t i = 0; i < nw; i++) w[i] = bound * (2 * rng_uniform(&r) - 1);
         for (int i = 0; i < O; i++) b[i] = bound * (2 * rng_uniform(&r) - 1);
         CHECK(winograd_applies(C, 3, 1, 1), "winograd applies to %d input channels", C);
-        winograd_weights(U, w, O, C);
+        winograd_weights(tile, U, w, O, C);
         for (size_t i = 0; i < ny; i++) y[i] = NAN; // every output must be written
-        conv2d_forward_winograd(y, x, U, b, B, C, H, W, O);
+        conv2d_forward_winograd(tile, y, x, U, b, B, C, H, W, O);
         conv2d_forward_ref(yr, x, w, b, B, C, H, W, O, 3, 1, 1);
         char what[96];
-        snprintf(what, sizeof(what), "winograd B%d C%d O%d %dx%d vs naive", B, C, O, H, W);
-        check_close(what, y, yr, ny, 1e-5, 1e-4);
+        snprintf(what, sizeof(what), "winograd F(%dx%d) B%d C%d O%d %dx%d vs naive", tile, tile, B, C, O, H, W);
+        check_close(what, y, yr, ny, atol, 1e-4);
         // a batch of one runs on all threads (outside a parallel region), a batch of two
         // one sample per thread: the first sample's output must be bit-identical
         float *x2 = zeros(2 * nx / B), *y1 = zeros(ny / B), *y2 = zeros(2 * ny / B);
         memcpy(x2, x, sizeof(float) * nx / B), memcpy(x2 + nx / B, x, sizeof(float) * nx / B);
-        conv2d_forward_winograd(y1, x, U, b, 1, C, H, W, O);
-        conv2d_forward_winograd(y2, x2, U, b, 2, C, H, W, O);
+        conv2d_forward_winograd(tile, y1, x, U, b, 1, C, H, W, O);
+        conv2d_forward_winograd(tile, y2, x2, U, b, 2, C, H, W, O);
         CHECK(!memcmp(y1, y2, sizeof(float) * ny / B) && !memcmp(y1, y2 + ny / B, sizeof(float) * ny / B),
-              "winograd C%d O%d %dx%d: a sample's output does not depend on its batch (threads shared or not)", C, O,
-              H, W);
+              "winograd F(%dx%d) C%d O%d %dx%d: a sample's output does not depend on its batch (threads shared or not)",
+              tile, tile, C, O, H, W);
         free(x2), free(y1), free(y2);
         // three samples as one thread's chunk (inside a parallel region), whose blocks span
         // samples where a sample has fewer tiles than a block: each as when alone
         float *x3 = zeros(3 * nx / B), *y3 = zeros(3 * ny / B), *ys = zeros(ny / B);
         for (size_t i = 0; i < 3 * nx / B; i++) x3[i] = 2 * rng_uniform(&r) - 1;
 #pragma omp parallel num_threads(2)
-        if (omp_get_thread_num() == 0) conv2d_forward_winograd(y3, x3, U, b, 3, C, H, W, O);
+        if (omp_get_thread_num() == 0) conv2d_forward_winograd(tile, y3, x3, U, b, 3, C, H, W, O);
         int same = 1;
         for (int s3 = 0; s3 < 3; s3++) {
-            conv2d_forward_winograd(ys, x3 + s3 * nx / B, U, b, 1, C, H, W, O);
+            conv2d_forward_winograd(tile, ys, x3 + s3 * nx / B, U, b, 1, C, H, W, O);
             same &= !memcmp(ys, y3 + s3 * ny / B, sizeof(float) * ny / B);
         }
-        CHECK(same, "winograd C%d O%d %dx%d: three samples in one thread's chunk each as alone", C, O, H, W);
+        CHECK(same, "winograd F(%dx%d) C%d O%d %dx%d: three samples in one thread's chunk each as alone", tile, tile, C, O,
+              H, W);
         free(x3), free(y3), free(ys);
         free(x), free(w), free(b), free(y), free(yr), free(U);
     }
@@ -121,48 +125,51 @@ static void test_winograd(void) {
 
 // the input gradient by Winograd (the flipped convolution from Cout to Cin channels)
 // against the naive backward, over the same kinds of shapes; it adds into din
-static void test_winograd_backward(void) {
+static void test_winograd_backward(int tile) {
     int shapes[][5] = {{2, 16, 8, 16, 16}, {3, 5, 16, 7, 5}, {1, 128, 128, 16, 16}, {2, 128, 128, 8, 8},
                        {2, 3, 128, 32, 32}, {1, 24, 12, 33, 9}, {2, 16, 20, 2, 3},  {1, 8, 8, 70, 4},
-                       {1, 1, 9, 5, 37},    {1, 8, 16, 32, 32}};
+                       {1, 1, 9, 5, 37},    {1, 8, 16, 32, 32}, {2, 8, 8, 15, 14}};
     Rng r;
     rng_init(&r, 9, 0);
+    float atol = tile == 4 ? 3e-5f : 1e-5f;
     for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
         int B = shapes[t][0], C = shapes[t][1], O = shapes[t][2], H = shapes[t][3], W = shapes[t][4];
         size_t nx = (size_t)B * C * H * W, nw = (size_t)O * C * 9, ny = (size_t)B * O * H * W;
         float *x = zeros(nx), *w = zeros(nw), *dy = zeros(ny), *dx = zeros(nx), *dxr = zeros(nx);
-        float *U = zeros(winograd_weights_size(C, O));
+        float *U = zeros(winograd_weights_size(tile, C, O));
         float bound = 1.0f / sqrtf((float)C * 9);
         for (size_t i = 0; i < nw; i++) w[i] = bound * (2 * rng_uniform(&r) - 1);
         for (size_t i = 0; i < ny; i++) dy[i] = 2 * rng_uniform(&r) - 1;
         for (size_t i = 0; i < nx; i++) dx[i] = dxr[i] = rng_uniform(&r); // added into
         CHECK(winograd_applies(O, 3, 1, 1), "winograd applies to the backward pass of %d output channels", O);
-        winograd_weights_backward(U, w, O, C);
-        conv2d_backward_data_winograd(dx, dy, U, B, O, H, W, C);
+        winograd_weights_backward(tile, U, w, O, C);
+        conv2d_backward_data_winograd(tile, dx, dy, U, B, O, H, W, C);
         conv2d_backward_ref(dxr, NULL, NULL, dy, x, w, B, C, H, W, O, 3, 1, 1);
         char what[96];
-        snprintf(what, sizeof(what), "winograd dx B%d C%d O%d %dx%d vs naive", B, C, O, H, W);
-        check_close(what, dx, dxr, nx, 1e-5, 1e-4);
+        snprintf(what, sizeof(what), "winograd F(%dx%d) dx B%d C%d O%d %dx%d vs naive", tile, tile, B, C, O, H, W);
+        check_close(what, dx, dxr, nx, atol, 1e-4);
         // all threads on a batch of one, one thread per sample on two: bit-identical
         float *dy2 = zeros(2 * ny / B), *d1 = zeros(nx / B), *d2 = zeros(2 * nx / B);
         memcpy(dy2, dy, sizeof(float) * ny / B), memcpy(dy2 + ny / B, dy, sizeof(float) * ny / B);
-        conv2d_backward_data_winograd(d1, dy, U, 1, O, H, W, C);
-        conv2d_backward_data_winograd(d2, dy2, U, 2, O, H, W, C);
+        conv2d_backward_data_winograd(tile, d1, dy, U, 1, O, H, W, C);
+        conv2d_backward_data_winograd(tile, d2, dy2, U, 2, O, H, W, C);
         CHECK(!memcmp(d1, d2, sizeof(float) * nx / B) && !memcmp(d1, d2 + nx / B, sizeof(float) * nx / B),
-              "winograd dx C%d O%d %dx%d: a sample's gradient does not depend on its batch", C, O, H, W);
+              "winograd F(%dx%d) dx C%d O%d %dx%d: a sample's gradient does not depend on its batch", tile, tile, C,
+              O, H, W);
         free(dy2), free(d1), free(d2);
         // three samples as one thread's chunk: each as when alone
         float *dy3 = zeros(3 * ny / B), *d3 = zeros(3 * nx / B), *ds = zeros(nx / B);
         for (size_t i = 0; i < 3 * ny / B; i++) dy3[i] = 2 * rng_uniform(&r) - 1;
 #pragma omp parallel num_threads(2)
-        if (omp_get_thread_num() == 0) conv2d_backward_data_winograd(d3, dy3, U, 3, O, H, W, C);
+        if (omp_get_thread_num() == 0) conv2d_backward_data_winograd(tile, d3, dy3, U, 3, O, H, W, C);
         int same = 1;
         for (int s3 = 0; s3 < 3; s3++) {
             memset(ds, 0, sizeof(float) * nx / B);
-            conv2d_backward_data_winograd(ds, dy3 + s3 * ny / B, U, 1, O, H, W, C);
+            conv2d_backward_data_winograd(tile, ds, dy3 + s3 * ny / B, U, 1, O, H, W, C);
             same &= !memcmp(ds, d3 + s3 * nx / B, sizeof(float) * nx / B);
         }
-        CHECK(same, "winograd dx C%d O%d %dx%d: three samples in one thread's chunk each as alone", C, O, H, W);
+        CHECK(same, "winograd F(%dx%d) dx C%d O%d %dx%d: three samples in one thread's chunk each as alone", tile, tile,
+              C, O, H, W);
         free(dy3), free(d3), free(ds);
         free(x), free(w), free(dy), free(dx), free(dxr), free(U);
     }
@@ -559,6 +566,19 @@ static void test_net_winograd(void) {
     CHECK(net_fb(&net, x, B, li, gi) == 0, "forward + backward (im2col, new weights)");
     check_close("Winograd vs im2col logits after a weight change", lw, li, 30, 1e-5, 1e-4);
     check_close("Winograd vs im2col input gradient after a weight change", gw, gi, in * B, 1e-6, 1e-3);
+    // F(4x4) (BEARD_CONV=winograd4) on the 16x16 layer, F(2x2) kept on the 8x8 one
+    net.conv_im2col = 0;
+    net.conv_tile = 4;
+    CHECK(net_fb(&net, x, B, lw, gw) == 0, "forward + backward (Winograd F(4x4))");
+    int tiles[2] = {0, 0}, nt = 0;
+    for (int l = 0; l < net.n_layers && nt < 2; l++)
+        if (net.layers[l].kind == LAYER_CONV && net.conv[l].fwd == CONV_ALGO_WINOGRAD) tiles[nt++] = net.conv[l].tile;
+    CHECK(tiles[0] == 4 && tiles[1] == 2, "winograd4: F(4x4) at 16x16, F(2x2) at 8x8 (tiles %d, %d)", tiles[0], tiles[1]);
+    check_close("Winograd F(4x4) vs im2col logits", lw, li, 30, 3e-5, 1e-4);
+    check_close("Winograd F(4x4) vs im2col input gradient", gw, gi, in * B, 1e-6, 1e-3);
+    CHECK(net_forward(&net, x, B, li, &e) == 0, "forward (Winograd F(4x4))");
+    CHECK(!memcmp(li, lw, sizeof(float) * 30), "winograd4: the forward-only and the forward + backward logits agree");
+    net.conv_tile = 2;
     net_free(&net);
     free(x), free(gw), free(gi);
 }
@@ -627,9 +647,9 @@ static void test_conv_batch(void) {
               !conv_batch_applies(64, 64, 3, 32, 32),
           "conv_batch takes output maps of 4x4 and less (not ConvNet's, 8x8 and up)");
     ConvPlan pl;
-    conv_plan_init(&pl, 512, 4, 4, 512, 3, 1, 1, 0);
+    conv_plan_init(&pl, 512, 4, 4, 512, 3, 1, 1, 0, 2);
     CHECK(pl.batch && pl.fwd == CONV_ALGO_WINOGRAD, "ConvPlan runs 512 channels at 4x4 in groups of samples (Winograd for one)");
-    conv_plan_init(&pl, 512, 4, 4, 512, 3, 1, 1, 1);
+    conv_plan_init(&pl, 512, 4, 4, 512, 3, 1, 1, 1, 2);
     CHECK(!pl.batch && pl.fwd == CONV_ALGO_IM2COL && pl.bwd == CONV_ALGO_IM2COL, "BEARD_CONV=im2col: per-sample im2col");
 }
 
@@ -904,8 +924,10 @@ int main(int argc, char **argv) {
         test_model("mnist", "instancenorm", "relu", "avgpooling", 3, 1, 28);
         fixture_free(&F);
     }
-    test_winograd();
-    test_winograd_backward();
+    test_winograd(2);
+    test_winograd(4);
+    test_winograd_backward(2);
+    test_winograd_backward(4);
     test_conv_direct();
     test_gn_relu_pool();
     test_net_winograd();

@@ -317,6 +317,7 @@ int net_finish(Net *net, Err *e) {
     net_init_params(net, 0);
     const char *conv = getenv("BEARD_CONV");
     net->conv_im2col = conv && !strcmp(conv, "im2col");
+    net->conv_tile = conv && !strcmp(conv, "winograd4") ? 4 : 2;
     const char *bn = getenv("BEARD_BN");
     net->bn_layerwise = bn && !strcmp(bn, "layerwise");
     const char *chunk = getenv("BEARD_CHUNK");
@@ -690,9 +691,10 @@ static int conv_update(Net *net, int backward, Err *e) {
         Layer *L = &net->layers[l];
         if (L->kind != LAYER_CONV || L->groups != 1) continue; // grouped: conv_group.c
         ConvPlan *p = &net->conv[l];
-        if (p->K == 0 || p->im2col_only != net->conv_im2col) {
+        int tile = conv_plan_tile(net->conv_tile, L->in_w);
+        if (p->K == 0 || p->im2col_only != net->conv_im2col || p->tile != tile) {
             conv_plan_free(p);
-            conv_plan_init(p, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride, L->pad, net->conv_im2col);
+            conv_plan_init(p, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride, L->pad, net->conv_im2col, tile);
         }
         if (conv_plan_update(p, net->params + L->w, backward))
             return err_set(e, "out of memory for the transformed weights of node %s", L->name);
@@ -1144,7 +1146,7 @@ static int chunk_size(const Net *net) {
         const Layer *L = &net->layers[l];
         biggest = node_size(L) > biggest ? node_size(L) : biggest;
         if (L->kind != LAYER_CONV || L->groups != 1 || net->conv[l].fwd != CONV_ALGO_WINOGRAD) continue;
-        int tiles = ((L->in_h + 1) / 2) * ((L->in_w + 1) / 2);
+        int t = conv_plan_tile(net->conv_tile, L->in_w), tiles = ((L->in_h + t - 1) / t) * ((L->in_w + t - 1) / t);
         int want = (32 + tiles - 1) / tiles; // winograd.c's BLOCK_TILES
         s = want > s ? want : s;
     }

@@ -162,8 +162,9 @@ typedef struct {
     // conv[l]: which algorithm runs each pass of convolution node l, and its transformed
     // weights (src/nn/convplan.h), brought up to date with the parameters at every entry
     // point. conv_im2col (net_finish sets it from the environment: BEARD_CONV=im2col)
-    // runs every pass by im2col + sgemm.
-    int conv_im2col;
+    // runs every pass by im2col + sgemm. conv_tile: the Winograd layers' output tile, 2
+    // (F(2x2, 3x3), the default) or 4 (F(4x4, 3x3): BEARD_CONV=winograd4).
+    int conv_im2col, conv_tile;
     ConvPlan *conv; // (n_layers)
 } Net;
 

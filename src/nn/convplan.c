@@ -18,10 +18,14 @@
 #include "conv_batch.h"
 #include "nn.h"
 
-void conv_plan_init(ConvPlan *p, int Cin, int H, int W, int Cout, int K, int stride, int pad, int im2col_only) {
+int conv_plan_tile(int tile, int W) { return tile == 4 && W >= 13 ? 4 : 2; }
+
+void conv_plan_init(ConvPlan *p, int Cin, int H, int W, int Cout, int K, int stride, int pad, int im2col_only,
+                    int tile) {
     memset(p, 0, sizeof(*p));
     p->Cin = Cin, p->H = H, p->W = W, p->Cout = Cout, p->K = K, p->stride = stride, p->pad = pad;
     p->im2col_only = im2col_only;
+    p->tile = conv_plan_tile(tile, W);
     p->fwd = p->bwd = CONV_ALGO_IM2COL;
     if (im2col_only) return;
     p->batch = conv_batch_applies(Cin, Cout, K, conv2d_out_size(H, K, stride, pad), conv2d_out_size(W, K, stride, pad));
@@ -37,14 +41,15 @@ void conv_plan_init(ConvPlan *p, int Cin, int H, int W, int Cout, int K, int str
 
 static size_t transformed_size(const ConvPlan *p, int backward) {
     ConvAlgo a = backward ? p->bwd : p->fwd;
-    if (a == CONV_ALGO_WINOGRAD) return backward ? winograd_weights_size(p->Cin, p->Cout) : winograd_weights_size(p->Cout, p->Cin);
+    if (a == CONV_ALGO_WINOGRAD)
+        return backward ? winograd_weights_size(p->tile, p->Cin, p->Cout) : winograd_weights_size(p->tile, p->Cout, p->Cin);
     return backward ? conv_direct_weights_backward_size(p->Cout, p->Cin, p->K) : conv_direct_weights_size(p->Cout, p->Cin, p->K);
 }
 
 static void transform(const ConvPlan *p, float *U, const float *weight, int backward) {
     ConvAlgo a = backward ? p->bwd : p->fwd;
-    if (a == CONV_ALGO_WINOGRAD && !backward) winograd_weights(U, weight, p->Cout, p->Cin);
-    else if (a == CONV_ALGO_WINOGRAD) winograd_weights_backward(U, weight, p->Cout, p->Cin);
+    if (a == CONV_ALGO_WINOGRAD && !backward) winograd_weights(p->tile, U, weight, p->Cout, p->Cin);
+    else if (a == CONV_ALGO_WINOGRAD) winograd_weights_backward(p->tile, U, weight, p->Cout, p->Cin);
     else if (!backward) conv_direct_weights(U, weight, p->Cout, p->Cin, p->K);
     else conv_direct_weights_backward(U, weight, p->Cout, p->Cin, p->K);
 }
@@ -79,7 +84,7 @@ void conv_plan_forward(const ConvPlan *p, float *out, const float *in, const flo
     if (p->batch && B > 1)
         conv2d_batch_forward(out, in, weight, bias, B, p->Cin, p->H, p->W, p->Cout, p->K, p->stride, p->pad);
     else if (p->fwd == CONV_ALGO_WINOGRAD)
-        conv2d_forward_winograd(out, in, p->Uf, bias, B, p->Cin, p->H, p->W, p->Cout);
+        conv2d_forward_winograd(p->tile, out, in, p->Uf, bias, B, p->Cin, p->H, p->W, p->Cout);
     else if (p->fwd == CONV_ALGO_DIRECT)
         conv2d_forward_direct(out, in, p->Uf, bias, B, p->Cin, p->H, p->W, p->Cout, p->K, p->pad);
     else
@@ -94,7 +99,8 @@ void conv_plan_backward(const ConvPlan *p, float *din, float *dweight, float *db
         return;
     }
     if (din && p->bwd != CONV_ALGO_IM2COL) {
-        if (p->bwd == CONV_ALGO_WINOGRAD) conv2d_backward_data_winograd(din, dout, p->Ub, B, p->Cout, p->H, p->W, p->Cin);
+        if (p->bwd == CONV_ALGO_WINOGRAD)
+            conv2d_backward_data_winograd(p->tile, din, dout, p->Ub, B, p->Cout, p->H, p->W, p->Cin);
         else conv2d_backward_data_direct(din, dout, p->Ub, B, p->Cin, p->H, p->W, p->Cout, p->K, p->pad);
         din = NULL;
         if (!dweight && !dbias) return;

@@ -14,6 +14,10 @@
  * (conv_batch.c), whenever a call has more than one sample (batch set); a single sample
  * keeps the kernels above, which share it among the threads.
  * im2col_only (BEARD_CONV=im2col) runs every pass by im2col + sgemm one sample at a time.
+ * tile picks the Winograd variant: 2, F(2x2, 3x3), the default; 4, F(4x4, 3x3)
+ * (BEARD_CONV=winograd4), for both Winograd passes of the layers whose rows hold four
+ * tiles or more (W >= 13; conv_plan_tile): narrower maps keep F(2x2), whose 16 tiles an
+ * 8x8 sample fills a vector of the GEMM with where F(4x4) has 4.
  *
  * The transformed weights are made from a copy of the weights they came from; every
  * conv_plan_update compares the two, so any change of the parameters (a training step,
@@ -29,6 +33,7 @@ typedef enum { CONV_ALGO_IM2COL, CONV_ALGO_WINOGRAD, CONV_ALGO_DIRECT } ConvAlgo
 
 typedef struct {
     int Cin, H, W, Cout, K, stride, pad, im2col_only;
+    int tile;          // the Winograd passes' output tile: 2 or 4
     ConvAlgo fwd, bwd; // forward and input-gradient algorithms
     int batch;         // calls of more than one sample: all three passes by conv_batch.c
     float *src;        // (Cout, Cin, K, K): the weights the transforms below were made from
@@ -36,8 +41,11 @@ typedef struct {
                        // pass, the input gradient's (NULL until first needed)
 } ConvPlan;
 
+// the Winograd tile a layer of width W runs with when tile is asked for (2 or 4)
+int conv_plan_tile(int tile, int W);
 // chooses the algorithms for a layer; allocates nothing
-void conv_plan_init(ConvPlan *p, int Cin, int H, int W, int Cout, int K, int stride, int pad, int im2col_only);
+void conv_plan_init(ConvPlan *p, int Cin, int H, int W, int Cout, int K, int stride, int pad, int im2col_only,
+                    int tile);
 // brings the transformed weights up to date with weight (Cout, Cin, K, K); backward: also
 // those of the input gradient. Returns 0, or -1 when memory runs out.
 int conv_plan_update(ConvPlan *p, const float *weight, int backward);

@@ -59,29 +59,30 @@ void conv2d_forward_ref(real *out, const real *in, const real *weight, const rea
 void conv2d_backward_ref(real *din, real *dweight, real *dbias, const real *dout, const real *in,
                          const real *weight, int B, int Cin, int H, int W, int Cout, int K, int stride, int pad);
 
-// the forward pass of a 3x3, stride-1, pad-1 conv by Winograd F(2x2, 3x3) (winograd.c);
-// U holds the transformed weights, winograd_weights_size(Cout, Cin) values, written by
-// winograd_weights once per weight update
+// the forward pass of a 3x3, stride-1, pad-1 conv by Winograd's minimal filtering
+// (winograd.c), tile 2: F(2x2, 3x3), or tile 4: F(4x4, 3x3); U holds the transformed
+// weights, winograd_weights_size(tile, Cout, Cin) values, written by winograd_weights
+// once per weight update
 int winograd_applies(int Cin, int K, int stride, int pad);
-size_t winograd_weights_size(int Cout, int Cin);
-void winograd_weights(real *U,              // winograd_weights_size(Cout, Cin)
+size_t winograd_weights_size(int tile, int Cout, int Cin);
+void winograd_weights(int tile, real *U,    // winograd_weights_size(tile, Cout, Cin)
                       const real *weight,   // (Cout, Cin, 3, 3)
                       int Cout, int Cin);
-void conv2d_forward_winograd(real *out,      // (B, Cout, H, W)
-                             const real *in, // (B, Cin, H, W)
-                             const real *U,  // from winograd_weights
-                             const real *bias, // (Cout) or NULL
+void conv2d_forward_winograd(int tile, real *out, // (B, Cout, H, W)
+                             const real *in,      // (B, Cin, H, W)
+                             const real *U,       // from winograd_weights, the same tile
+                             const real *bias,    // (Cout) or NULL
                              int B, int Cin, int H, int W, int Cout);
 // the input gradient of the same convolution: din += conv_transpose(dout), as the
 // Winograd convolution from Cout to Cin channels with the kernels rotated by 180 degrees.
 // It applies when winograd_applies(Cout, ...) (the backward pass's input channels); U is
-// winograd_weights_size(Cin, Cout) values from winograd_weights_backward.
-void winograd_weights_backward(real *U,            // winograd_weights_size(Cin, Cout)
-                               const real *weight, // (Cout, Cin, 3, 3)
+// winograd_weights_size(tile, Cin, Cout) values from winograd_weights_backward.
+void winograd_weights_backward(int tile, real *U,   // winograd_weights_size(tile, Cin, Cout)
+                               const real *weight,  // (Cout, Cin, 3, 3)
                                int Cout, int Cin);
-void conv2d_backward_data_winograd(real *din,        // (B, Cin, H, W), added into
-                                   const real *dout, // (B, Cout, H, W)
-                                   const real *U,    // from winograd_weights_backward
+void conv2d_backward_data_winograd(int tile, real *din, // (B, Cin, H, W), added into
+                                   const real *dout,    // (B, Cout, H, W)
+                                   const real *U,       // from winograd_weights_backward
                                    int B, int Cout, int H, int W, int Cin);
 
 // the forward pass of stride-1 convolutions with fewer than 8 input channels (a first

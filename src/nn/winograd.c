@@ -21,6 +21,19 @@
  * work (Square's 5000 queries) fast. The input gradient is the same convolution on the
  * rotated kernels (winograd_weights_backward); weight gradients stay on im2col + sgemm.
  *
+ * F(4x4, 3x3) (tile 4, selected by BEARD_CONV=winograd4; F(2x2) stays the default):
+ * each 4x4 block of outputs from the 6x6 patch around it, with 36 multiplications per
+ * channel pair instead of 144 (1.78x fewer than F(2x2)), on the points 0, 1, -1, 2, -2
+ * and infinity:
+ *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
+ *          0 4 0 -5 0 1]
+ *   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+ *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+ * G's thirds and sixths are not exact in binary, and the larger coefficients amplify
+ * rounding: on BEARD's BACON ConvNet its float32 logits are about 2.5 times further from
+ * a float64 direct convolution than F(2x2)'s (max 1.4e-5 against 6e-6 on 128 test images;
+ * float32 direct: 6.4e-6). U is computed in double and rounded once.
+ *
  * Tiles are processed a block of tile rows at a time, so that a block's V and M (16 x C
  * x ~32 tiles) stay in L2, and the GEMMs run on a register-blocked kernel over the packed
  * U: MR output channels by up to two vectors of tiles. The samples a thread is given
@@ -47,7 +60,10 @@ static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
 int winograd_applies(int Cin, int K, int stride, int pad) { return K == 3 && stride == 1 && pad == 1 && Cin >= 8; }
 
-size_t winograd_weights_size(int Cout, int Cin) { return (size_t)16 * round_up(Cout, MR) * Cin; }
+// positions of a transformed tile: (tile + 2)^2
+static int tile_elems(int tile) { return (tile + 2) * (tile + 2); }
+
+size_t winograd_weights_size(int tile, int Cout, int Cin) { return (size_t)tile_elems(tile) * round_up(Cout, MR) * Cin; }
 
 // u = G g G^T of one 3x3 kernel g (row-major); flip: of g rotated by 180 degrees
 static void transform_kernel(real u[16], const real *g, int flip) {
@@ -69,28 +85,48 @@ static void transform_kernel(real u[16], const real *g, int flip) {
     }
 }
 
-// U packed as [e (16)][o / MR][c][o % MR], zero rows past Cout, for the convolution
+// u = G g G^T for F(4x4, 3x3), in double, rounded once
+static void transform_kernel4(real u[36], const real *g, int flip) {
+    static const double G[6][3] = {{1.0 / 4, 0, 0},
+                                   {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                   {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                   {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                   {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                   {0, 0, 1}};
+    double k[9], t[6][3];
+    for (int i = 0; i < 9; i++) k[i] = g[flip ? 8 - i : i];
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 3; j++) t[i][j] = G[i][0] * k[j] + G[i][1] * k[3 + j] + G[i][2] * k[6 + j];
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 6; j++) u[i * 6 + j] = (real)(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
+}
+
+// U packed as [e][o / MR][c][o % MR], zero rows past Cout, for the convolution
 // (Cin -> Cout) whose kernel (o, c) is g(o, c): weight[o][c], or for the input gradient
 // (Cout and Cin swapped) weight[c][o] rotated by 180 degrees
-static void pack_weights(real *U, const real *weight, int Cout, int Cin, int backward) {
-    int Coutp = round_up(Cout, MR);
-    memset(U, 0, sizeof(real) * winograd_weights_size(Cout, Cin));
+static void pack_weights(int tile, real *U, const real *weight, int Cout, int Cin, int backward) {
+    int Coutp = round_up(Cout, MR), E = tile_elems(tile);
+    memset(U, 0, sizeof(real) * winograd_weights_size(tile, Cout, Cin));
     for (int o = 0; o < Cout; o++)
         for (int c = 0; c < Cin; c++) {
-            real u[16];
-            transform_kernel(u, weight + ((size_t)(backward ? c * Cout + o : o * Cin + c)) * 9, backward);
-            for (size_t e = 0; e < 16; e++) U[((e * (Coutp / MR) + o / MR) * Cin + c) * MR + o % MR] = u[e];
+            real u[36];
+            const real *g = weight + ((size_t)(backward ? c * Cout + o : o * Cin + c)) * 9;
+            if (tile == 4) transform_kernel4(u, g, backward);
+            else transform_kernel(u, g, backward);
+            for (size_t e = 0; e < (size_t)E; e++) U[((e * (Coutp / MR) + o / MR) * Cin + c) * MR + o % MR] = u[e];
         }
 }
 
-void winograd_weights(real *U, const real *weight, int Cout, int Cin) { pack_weights(U, weight, Cout, Cin, 0); }
+void winograd_weights(int tile, real *U, const real *weight, int Cout, int Cin) {
+    pack_weights(tile, U, weight, Cout, Cin, 0);
+}
 
 // The input gradient of out = conv(in, weight) (3x3, stride 1, pad 1) is
 //   din[c][y][x] = sum_o sum_ij weight[o][c][2-i][2-j] dout[o][y+i-1][x+j-1],
 // the same convolution from Cout to Cin channels with every kernel rotated by 180
 // degrees and the channel roles swapped: U of that convolution.
-void winograd_weights_backward(real *U, const real *weight, int Cout, int Cin) {
-    pack_weights(U, weight, Cin, Cout, 1);
+void winograd_weights_backward(int tile, real *U, const real *weight, int Cout, int Cin) {
+    pack_weights(tile, U, weight, Cin, Cout, 1);
 }
 
 #define Z 16 // a lane of b = 0 in the shuffles below
@@ -250,44 +286,289 @@ static void output_transform_any(real *out, const real *M, const real *bias, int
     }
 }
 
+// ----------------------------------------------------------------------------
+// F(4x4, 3x3): B^T and A^T applied to six values (vectors or scalars alike)
+#define BT6(d, o)                                                                                                     \
+    do {                                                                                                              \
+        (o)[0] = 4 * (d)[0] - 5 * (d)[2] + (d)[4];                                                                    \
+        (o)[1] = ((d)[3] + (d)[4]) - 4 * ((d)[1] + (d)[2]);                                                           \
+        (o)[2] = ((d)[4] - (d)[3]) + 4 * ((d)[1] - (d)[2]);                                                           \
+        (o)[3] = ((d)[4] - (d)[2]) + 2 * ((d)[3] - (d)[1]);                                                           \
+        (o)[4] = ((d)[4] - (d)[2]) - 2 * ((d)[3] - (d)[1]);                                                           \
+        (o)[5] = 4 * (d)[1] - 5 * (d)[3] + (d)[5];                                                                    \
+    } while (0)
+#define AT6(m, o)                                                                                                     \
+    do {                                                                                                              \
+        (o)[0] = (m)[0] + ((m)[1] + (m)[2]) + ((m)[3] + (m)[4]);                                                      \
+        (o)[1] = ((m)[1] - (m)[2]) + 2 * ((m)[3] - (m)[4]);                                                           \
+        (o)[2] = ((m)[1] + (m)[2]) + 4 * ((m)[3] + (m)[4]);                                                           \
+        (o)[3] = ((m)[1] - (m)[2]) + 8 * ((m)[3] - (m)[4]) + (m)[5];                                                  \
+    } while (0)
+
+// Rows of four tiles (13 <= W <= 16) four at a time: the 16 tiles of four tile rows fill a
+// vector, lane 4 q + x holding tile x of row q, so that the transforms along the rows,
+// and all of the output transform, run on whole vectors. CL: the column 4x - 1 + j of
+// phase j, clamped into the row (the two lanes outside it are zeroed after the gather).
+#define CL(x, j) ((4 * (x) - 1 + (j)) < 0 ? 0 : (4 * (x) - 1 + (j)) > 15 ? 15 : (4 * (x) - 1 + (j)))
+#define PH2(a, b, j)                                                                                                  \
+    SHUF(a, b, CL(0, j), CL(1, j), CL(2, j), CL(3, j), 16 + CL(0, j), 16 + CL(1, j), 16 + CL(2, j), 16 + CL(3, j), 0, \
+         0, 0, 0, 0, 0, 0, 0)
+#define PH4(t0, t1, t2, t3, j)                                                                                        \
+    SHUF(PH2(t0, t1, j), PH2(t2, t3, j), 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+
+// V of four tile rows ty .. ty + 3 of one channel plane (tw = 4): 16 tiles a vector
+static inline __attribute__((always_inline)) void input_group4(real *v, size_t eplane, const real *plane, int H,
+                                                               int W, int ty) {
+    const vreal zero = {0};
+    vreal t[4][6]; // t[q][i]: B^T down the columns of tile row ty + q
+    for (int q = 0; q < 4; q++) {
+        vreal d[6];
+        for (int r = 0; r < 6; r++) {
+            int y = 4 * (ty + q) - 1 + r;
+            d[r] = y >= 0 && y < H ? row_load(plane + (size_t)y * W, W) : zero;
+        }
+        BT6(d, t[q]);
+    }
+    for (int i = 0; i < 6; i++) {
+        vreal p[6], u[6];
+        p[0] = PH4(t[0][i], t[1][i], t[2][i], t[3][i], 0);
+        p[0] = SHUF(p[0], zero, Z, 1, 2, 3, Z, 5, 6, 7, Z, 9, 10, 11, Z, 13, 14, 15); // column -1
+        p[1] = PH4(t[0][i], t[1][i], t[2][i], t[3][i], 1);
+        p[2] = PH4(t[0][i], t[1][i], t[2][i], t[3][i], 2);
+        p[3] = PH4(t[0][i], t[1][i], t[2][i], t[3][i], 3);
+        p[4] = PH4(t[0][i], t[1][i], t[2][i], t[3][i], 4);
+        p[5] = PH4(t[0][i], t[1][i], t[2][i], t[3][i], 5);
+        p[5] = SHUF(p[5], zero, 0, 1, 2, Z, 4, 5, 6, Z, 8, 9, 10, Z, 12, 13, 14, Z); // column 16
+        BT6(p, u);
+        for (int k = 0; k < 6; k++) vstore(v + (size_t)(i * 6 + k) * eplane, u[k]);
+    }
+}
+
+// image row 4 q + dy of a group from y[dy][0..3] (lane 4 q + x: tile x of tile row q)
+#define OUTROW4(q)                                                                                                    \
+    do {                                                                                                              \
+        vreal a_ = SHUF(yd[0], yd[1], 4 * (q), 16 + 4 * (q), 4 * (q) + 1, 17 + 4 * (q), 4 * (q) + 2, 18 + 4 * (q),    \
+                        4 * (q) + 3, 19 + 4 * (q), 0, 0, 0, 0, 0, 0, 0, 0);                                           \
+        vreal c_ = SHUF(yd[2], yd[3], 4 * (q), 16 + 4 * (q), 4 * (q) + 1, 17 + 4 * (q), 4 * (q) + 2, 18 + 4 * (q),    \
+                        4 * (q) + 3, 19 + 4 * (q), 0, 0, 0, 0, 0, 0, 0, 0);                                           \
+        rows[q] = SHUF(a_, c_, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);                               \
+    } while (0)
+
+// out rows of four tile rows ty .. ty + 3 of one output plane from M (16 tiles a vector)
+static inline __attribute__((always_inline)) void output_group4(real *plane, const real *m, size_t eplane, real b,
+                                                                int H, int W, int ty, int add) {
+    vreal s[6][4];
+    for (int i = 0; i < 6; i++) {
+        vreal mi[6];
+        for (int k = 0; k < 6; k++) mi[k] = vload(m + (size_t)(i * 6 + k) * eplane);
+        AT6(mi, s[i]);
+    }
+    for (int dy = 0; dy < 4; dy++) {
+        vreal yd[4];
+        for (int dx = 0; dx < 4; dx++) {
+            vreal col[6] = {s[0][dx], s[1][dx], s[2][dx], s[3][dx], s[4][dx], s[5][dx]}, r[4];
+            AT6(col, r);
+            yd[dx] = r[dy] + b;
+        }
+        vreal rows[4];
+        OUTROW4(0);
+        OUTROW4(1);
+        OUTROW4(2);
+        OUTROW4(3);
+        for (int q = 0; q < 4; q++) {
+            int y = 4 * (ty + q) + dy;
+            if (y >= H) break;
+            real *row = plane + (size_t)y * W;
+            vreal r = rows[q];
+            if (add) r += row_load(row, W);
+            lanes_store(row, r, W);
+        }
+    }
+}
+
+// V[e][c][j] of F(4x4) for tile rows [ty0, ty1), W <= 16: a row of tiles (at most four)
+// in the first lanes of a vector. Down the columns first, t = B^T (rows 4ty-1 .. 4ty+4),
+// then along each t, where tile x sees t[4x-1 .. 4x+4]: six shuffles, the same for any
+// W <= 16 (the lanes of t past W are zeros, and the lanes past tw are not stored).
+static inline __attribute__((always_inline)) void input_transform4_vec(real *V, const real *in, int Cin, int H, int W,
+                                                                       int tw, int ty0, int ty1, int ldv, int c0,
+                                                                       int c1) {
+    size_t eplane = (size_t)Cin * ldv;
+    const vreal zero = {0};
+    for (int c = c0; c < c1; c++) {
+        const real *plane = in + (size_t)c * H * W;
+        int ty = ty0;
+        if (tw == 4)
+            for (; ty + 4 <= ty1; ty += 4) input_group4(V + (size_t)c * ldv + (size_t)(ty - ty0) * tw, eplane, plane, H, W, ty);
+        for (; ty < ty1; ty++) {
+            vreal d[6], t[6];
+            for (int r = 0; r < 6; r++) {
+                int y = 4 * ty - 1 + r;
+                d[r] = y >= 0 && y < H ? row_load(plane + (size_t)y * W, W) : zero;
+            }
+            BT6(d, t);
+            real *v = V + (size_t)c * ldv + (size_t)(ty - ty0) * tw;
+            for (int i = 0; i < 6; i++) {
+                vreal p[6], u[6];
+                p[0] = SHUF(t[i], zero, Z, 3, 7, 11, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z);
+                p[1] = SHUF(t[i], zero, 0, 4, 8, 12, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z);
+                p[2] = SHUF(t[i], zero, 1, 5, 9, 13, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z);
+                p[3] = SHUF(t[i], zero, 2, 6, 10, 14, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z);
+                p[4] = SHUF(t[i], zero, 3, 7, 11, 15, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z);
+                p[5] = SHUF(t[i], zero, 4, 8, 12, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z);
+                BT6(p, u);
+                for (int k = 0; k < 6; k++) lanes_store(v + (size_t)(i * 6 + k) * eplane, u[k], tw);
+            }
+        }
+    }
+}
+
+// the same for any W, from one zero-padded image row at a time (p[q] = row[q - 1])
+static void input_transform4_any(real *V, const real *in, int Cin, int H, int W, int tw, int ty0, int ty1, int ldv,
+                                 real *tmp, int c0, int c1) {
+    real *pr = tmp;              // the padded row, 4 tw + 2
+    real *a = pr + 4 * tw + 2;   // a[r][k][x]: the rows along B, 36 tw
+    size_t eplane = (size_t)Cin * ldv;
+    for (int c = c0; c < c1; c++) {
+        const real *plane = in + (size_t)c * H * W;
+        for (int ty = ty0; ty < ty1; ty++) {
+            for (int r = 0; r < 6; r++) {
+                int y = 4 * ty - 1 + r;
+                memset(pr, 0, sizeof(real) * (4 * tw + 2));
+                if (y >= 0 && y < H) memcpy(pr + 1, plane + (size_t)y * W, sizeof(real) * W);
+                for (int x = 0; x < tw; x++) {
+                    real o[6];
+                    BT6(pr + 4 * x, o);
+                    for (int k = 0; k < 6; k++) a[((size_t)r * 6 + k) * tw + x] = o[k];
+                }
+            }
+            size_t j0 = (size_t)(ty - ty0) * tw;
+            for (int k = 0; k < 6; k++)
+                for (int x = 0; x < tw; x++) {
+                    real d[6], o[6];
+                    for (int r = 0; r < 6; r++) d[r] = a[((size_t)r * 6 + k) * tw + x];
+                    BT6(d, o);
+                    for (int i = 0; i < 6; i++) V[(size_t)(i * 6 + k) * eplane + (size_t)c * ldv + j0 + x] = o[i];
+                }
+        }
+    }
+}
+
+// out[o][4ty + dy][4tx + dx] = (A^T M A)[dy][dx] + bias[o] of F(4x4), tile rows [ty0, ty1),
+// W <= 16: the tiles of a row in the first lanes, two rounds of shuffles interleave the
+// four output columns of the tiles into an image row
+static inline __attribute__((always_inline)) void output_transform4_vec(real *out, const real *M, const real *bias,
+                                                                        int Cout, int Coutp, int H, int W, int tw,
+                                                                        int ty0, int ty1, int ldm, int add, int o0,
+                                                                        int o1) {
+    size_t eplane = (size_t)Coutp * ldm;
+    for (int o = o0; o < o1; o++) {
+        real b = bias ? bias[o] : 0;
+        real *plane = out + (size_t)o * H * W;
+        int ty = ty0;
+        if (tw == 4)
+            for (; ty + 4 <= ty1; ty += 4)
+                output_group4(plane, M + (size_t)o * ldm + (size_t)(ty - ty0) * tw, eplane, b, H, W, ty, add);
+        for (; ty < ty1; ty++) {
+            const real *m = M + (size_t)o * ldm + (size_t)(ty - ty0) * tw;
+            vreal s[6][4];
+            for (int i = 0; i < 6; i++) { // M A along each row i of M
+                vreal mi[6];
+                for (int k = 0; k < 6; k++) mi[k] = vload(m + (size_t)(i * 6 + k) * eplane);
+                AT6(mi, s[i]);
+            }
+            vreal y[4][4]; // y[dy][dx]: A^T down the columns
+            for (int dx = 0; dx < 4; dx++) {
+                vreal col[6] = {s[0][dx], s[1][dx], s[2][dx], s[3][dx], s[4][dx], s[5][dx]}, r[4];
+                AT6(col, r);
+                for (int dy = 0; dy < 4; dy++) y[dy][dx] = r[dy] + b;
+            }
+            for (int dy = 0; dy < 4 && 4 * ty + dy < H; dy++) {
+                real *row = plane + (size_t)(4 * ty + dy) * W;
+                vreal a = SHUF(y[dy][0], y[dy][1], 0, 16, 1, 17, 2, 18, 3, 19, Z, Z, Z, Z, Z, Z, Z, Z);
+                vreal c = SHUF(y[dy][2], y[dy][3], 0, 16, 1, 17, 2, 18, 3, 19, Z, Z, Z, Z, Z, Z, Z, Z);
+                vreal r = SHUF(a, c, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+                if (add) r += row_load(row, W);
+                lanes_store(row, r, W);
+            }
+        }
+    }
+}
+
+static void output_transform4_any(real *out, const real *M, const real *bias, int Cout, int Coutp, int H, int W,
+                                  int tw, int ty0, int ty1, int ldm, int add, int o0, int o1) {
+    size_t eplane = (size_t)Coutp * ldm;
+    for (int o = o0; o < o1; o++) {
+        real b = bias ? bias[o] : 0;
+        real *plane = out + (size_t)o * H * W;
+        for (int ty = ty0; ty < ty1; ty++) {
+            const real *m = M + (size_t)o * ldm + (size_t)(ty - ty0) * tw;
+            for (int x = 0; x < tw; x++) {
+                real s[6][4];
+                for (int i = 0; i < 6; i++) {
+                    real mi[6];
+                    for (int k = 0; k < 6; k++) mi[k] = m[(size_t)(i * 6 + k) * eplane + x];
+                    AT6(mi, s[i]);
+                }
+                for (int dx = 0; dx < 4 && 4 * x + dx < W; dx++) {
+                    real col[6] = {s[0][dx], s[1][dx], s[2][dx], s[3][dx], s[4][dx], s[5][dx]}, r[4];
+                    AT6(col, r);
+                    for (int dy = 0; dy < 4 && 4 * ty + dy < H; dy++) {
+                        real *q = plane + (size_t)(4 * ty + dy) * W + 4 * x + dx;
+                        real v = r[dy] + b;
+                        if (add) *q += v;
+                        else *q = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
 // the share [lo, hi) of n items that thread tid of nth takes
 static inline void share(int n, int tid, int nth, int *lo, int *hi) {
     *lo = (int)((long)n * tid / nth), *hi = (int)((long)n * (tid + 1) / nth);
 }
 
 // One block of tile rows [R0, R1) of a chunk of samples, numbered on through the chunk
-// (row R is sample R / th's tile row R % th): transform in, 16 GEMMs, transform out. A
-// block may span samples; its GEMMs then share each load of U among more tiles (the 8x8
-// layers of a ConvNet have 16 tiles a sample, half a block). Inlined with the ConvNet's
-// widths as constants (see winograd_blocks), so that the vector path's row loads and
-// stores compile to single vector moves. With nth > 1 the nth threads of a parallel
-// region share the block (input channels, then (e, output block) pairs, then output
-// channels, with barriers between). Every value is computed as with one thread and one
-// sample: each output is a sum over the input channels in order in its own lane,
-// whatever block or column it falls in.
-static inline __attribute__((always_inline)) void winograd_block(real *out, const real *in, const real *U,
+// (row R is sample R / th's tile row R % th): transform in, E = (tile + 2)^2 GEMMs,
+// transform out. A block may span samples; its GEMMs then share each load of U among
+// more tiles (the 8x8 layers of a ConvNet have 16 tiles a sample, half a block). Inlined
+// with the tile and the ConvNet's widths as constants (see winograd_blocks), so that the
+// vector path's row loads and stores compile to single vector moves. With nth > 1 the nth
+// threads of a parallel region share the block (input channels, then (e, output block)
+// pairs, then output channels, with barriers between). Every value is computed as with
+// one thread and one sample: each output is a sum over the input channels in order in
+// its own lane, whatever block or column it falls in.
+static inline __attribute__((always_inline)) void winograd_block(int tile, real *out, const real *in, const real *U,
                                                                  const real *bias, int Cin, int H, int W, int tw,
                                                                  int Cout, int Coutp, int R0, int R1, int ldv,
                                                                  real *V, real *M, int add, int tid, int nth) {
-    int th = (H + 1) / 2, nt = (R1 - R0) * tw, lo, hi;
+    int th = (H + tile - 1) / tile, nt = (R1 - R0) * tw, E = tile_elems(tile), lo, hi;
     size_t in_sz = (size_t)Cin * H * W, out_sz = (size_t)Cout * H * W;
     share(Cin, tid, nth, &lo, &hi);
     if (nt < ldv) // the padding tiles of a partial block read zeros
-        for (int e = 0; e < 16; e++)
+        for (int e = 0; e < E; e++)
             for (int c = lo; c < hi; c++) memset(V + ((size_t)e * Cin + c) * ldv + nt, 0, sizeof(real) * (ldv - nt));
-    real *tmp = W <= VL ? NULL : scratch_real(SCRATCH_TMP, (size_t)18 * (tw + 1));
+    real *tmp = W <= VL ? NULL : scratch_real(SCRATCH_TMP, (size_t)40 * (tw + 1));
     for (int R = R0; R < R1;) { // the block's rows of each sample in turn
         int s = R / th, ty0 = R - s * th, ty1 = MIN(th, ty0 + (R1 - R));
         real *Vs = V + (size_t)(R - R0) * tw;
-        if (W <= VL) input_transform_vec(Vs, in + s * in_sz, Cin, H, W, tw, ty0, ty1, ldv, lo, hi);
-        else input_transform_any(Vs, in + s * in_sz, Cin, H, W, tw, ty0, ty1, ldv, tmp, lo, hi);
+        const real *ins = in + s * in_sz;
+        if (tile == 4) {
+            if (W <= VL) input_transform4_vec(Vs, ins, Cin, H, W, tw, ty0, ty1, ldv, lo, hi);
+            else input_transform4_any(Vs, ins, Cin, H, W, tw, ty0, ty1, ldv, tmp, lo, hi);
+        } else {
+            if (W <= VL) input_transform_vec(Vs, ins, Cin, H, W, tw, ty0, ty1, ldv, lo, hi);
+            else input_transform_any(Vs, ins, Cin, H, W, tw, ty0, ty1, ldv, tmp, lo, hi);
+        }
         R += ty1 - ty0;
     }
     if (nth > 1) {
 #pragma omp barrier
     }
     int nob = Coutp / MR;
-    share(16 * nob, tid, nth, &lo, &hi);
+    share(E * nob, tid, nth, &lo, &hi);
     for (int pair = lo; pair < hi; pair++) {
         int e = pair / nob, ob = pair % nob;
         const real *Ve = V + (size_t)e * Cin * ldv;
@@ -304,8 +585,14 @@ static inline __attribute__((always_inline)) void winograd_block(real *out, cons
     for (int R = R0; R < R1;) {
         int s = R / th, ty0 = R - s * th, ty1 = MIN(th, ty0 + (R1 - R));
         const real *Ms = M + (size_t)(R - R0) * tw;
-        if (W <= VL) output_transform_vec(out + s * out_sz, Ms, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, add, lo, hi);
-        else output_transform_any(out + s * out_sz, Ms, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, tmp, add, lo, hi);
+        real *outs = out + s * out_sz;
+        if (tile == 4) {
+            if (W <= VL) output_transform4_vec(outs, Ms, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, add, lo, hi);
+            else output_transform4_any(outs, Ms, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, add, lo, hi);
+        } else {
+            if (W <= VL) output_transform_vec(outs, Ms, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, add, lo, hi);
+            else output_transform_any(outs, Ms, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, tmp, add, lo, hi);
+        }
         R += ty1 - ty0;
     }
     if (nth > 1) { // V and M are reused by the next block
@@ -313,52 +600,61 @@ static inline __attribute__((always_inline)) void winograd_block(real *out, cons
     }
 }
 
-// the blocks of B samples, by thread tid of nth (all nth run this with the same V, M)
-static void winograd_blocks(real *out, const real *in, const real *U, const real *bias, int B, int Cin, int H,
-                            int W, int Cout, int add, real *V, real *M, int rows, int ldv, int tid, int nth) {
-    int th = (H + 1) / 2, tw = (W + 1) / 2, Coutp = round_up(Cout, MR), nr = B * th;
+// the blocks of B samples for one tile size (a constant once inlined), by thread tid of
+// nth (all nth run this with the same V, M)
+static inline __attribute__((always_inline)) void winograd_blocks_tile(int tile, real *out, const real *in,
+                                                                       const real *U, const real *bias, int B, int Cin,
+                                                                       int H, int W, int Cout, int add, real *V,
+                                                                       real *M, int rows, int ldv, int tid, int nth) {
+    int th = (H + tile - 1) / tile, tw = (W + tile - 1) / tile, Coutp = round_up(Cout, MR), nr = B * th;
     for (int R0 = 0; R0 < nr; R0 += rows) {
         int R1 = MIN(R0 + rows, nr);
         if (add) {
-            if (W == 16) winograd_block(out, in, U, NULL, Cin, H, 16, 8, Cout, Coutp, R0, R1, ldv, V, M, 1, tid, nth);
-            else if (W == 8) winograd_block(out, in, U, NULL, Cin, H, 8, 4, Cout, Coutp, R0, R1, ldv, V, M, 1, tid, nth);
-            else winograd_block(out, in, U, NULL, Cin, H, W, tw, Cout, Coutp, R0, R1, ldv, V, M, 1, tid, nth);
+            if (W == 16) winograd_block(tile, out, in, U, NULL, Cin, H, 16, 16 / tile, Cout, Coutp, R0, R1, ldv, V, M, 1, tid, nth);
+            else if (W == 8) winograd_block(tile, out, in, U, NULL, Cin, H, 8, 8 / tile, Cout, Coutp, R0, R1, ldv, V, M, 1, tid, nth);
+            else winograd_block(tile, out, in, U, NULL, Cin, H, W, tw, Cout, Coutp, R0, R1, ldv, V, M, 1, tid, nth);
         } else {
-            if (W == 16) winograd_block(out, in, U, bias, Cin, H, 16, 8, Cout, Coutp, R0, R1, ldv, V, M, 0, tid, nth);
-            else if (W == 8) winograd_block(out, in, U, bias, Cin, H, 8, 4, Cout, Coutp, R0, R1, ldv, V, M, 0, tid, nth);
-            else winograd_block(out, in, U, bias, Cin, H, W, tw, Cout, Coutp, R0, R1, ldv, V, M, 0, tid, nth);
+            if (W == 16) winograd_block(tile, out, in, U, bias, Cin, H, 16, 16 / tile, Cout, Coutp, R0, R1, ldv, V, M, 0, tid, nth);
+            else if (W == 8) winograd_block(tile, out, in, U, bias, Cin, H, 8, 8 / tile, Cout, Coutp, R0, R1, ldv, V, M, 0, tid, nth);
+            else winograd_block(tile, out, in, U, bias, Cin, H, W, tw, Cout, Coutp, R0, R1, ldv, V, M, 0, tid, nth);
         }
     }
+}
+
+static void winograd_blocks(int tile, real *out, const real *in, const real *U, const real *bias, int B, int Cin,
+                            int H, int W, int Cout, int add, real *V, real *M, int rows, int ldv, int tid, int nth) {
+    if (tile == 4) winograd_blocks_tile(4, out, in, U, bias, B, Cin, H, W, Cout, add, V, M, rows, ldv, tid, nth);
+    else winograd_blocks_tile(2, out, in, U, bias, B, Cin, H, W, Cout, add, V, M, rows, ldv, tid, nth);
 }
 
 // out (B, Cout, H, W) = conv(in (B, Cin, H, W)) + bias, or += it when add, the samples'
 // tile rows in blocks of about BLOCK_TILES tiles. Called outside any parallel region
 // (a batch of one, or the driver's remainder samples) the threads share every block;
 // inside one (a thread of a per-sample driver) it runs on that thread.
-static void winograd_chunk(real *out, const real *in, const real *U, const real *bias, int B, int Cin, int H,
-                           int W, int Cout, int add) {
-    int th = (H + 1) / 2, tw = (W + 1) / 2, Coutp = round_up(Cout, MR);
+static void winograd_chunk(int tile, real *out, const real *in, const real *U, const real *bias, int B, int Cin,
+                           int H, int W, int Cout, int add) {
+    int th = (H + tile - 1) / tile, tw = (W + tile - 1) / tile, Coutp = round_up(Cout, MR), E = tile_elems(tile);
     int rows = tw >= BLOCK_TILES ? 1 : BLOCK_TILES / tw; // tile rows per block
     if (rows > B * th) rows = B * th;
     int ldv = round_up(rows * tw, VL); // tiles per block, padded to whole vectors
-    real *V = scratch_real(SCRATCH_COL, (size_t)16 * Cin * ldv);
-    real *M = scratch_real(SCRATCH_COL2, (size_t)16 * Coutp * ldv + VL); // + slack, see output_transform_vec
+    real *V = scratch_real(SCRATCH_COL, (size_t)E * Cin * ldv);
+    real *M = scratch_real(SCRATCH_COL2, (size_t)E * Coutp * ldv + VL); // + slack, see output_transform_vec
     int nth = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (nth <= 1) {
-        winograd_blocks(out, in, U, bias, B, Cin, H, W, Cout, add, V, M, rows, ldv, 0, 1);
+        winograd_blocks(tile, out, in, U, bias, B, Cin, H, W, Cout, add, V, M, rows, ldv, 0, 1);
         return;
     }
 #pragma omp parallel num_threads(nth)
-    winograd_blocks(out, in, U, bias, B, Cin, H, W, Cout, add, V, M, rows, ldv, omp_get_thread_num(),
+    winograd_blocks(tile, out, in, U, bias, B, Cin, H, W, Cout, add, V, M, rows, ldv, omp_get_thread_num(),
                     omp_get_num_threads());
 }
 
 // B samples: one alone is shared by the threads; inside a parallel region this thread
 // runs them all as one chunk; otherwise each thread takes a contiguous share as a chunk
-static void winograd_batch(real *out, const real *in, const real *U, const real *bias, int B, int Cin, int H, int W,
-                           int Cout, int add) {
+static void winograd_batch(int tile, real *out, const real *in, const real *U, const real *bias, int B, int Cin,
+                           int H, int W, int Cout, int add) {
     if (B <= 1 || omp_in_parallel() || omp_get_max_threads() <= 1) {
-        if (B > 0) winograd_chunk(out, in, U, bias, B, Cin, H, W, Cout, add);
+        if (B > 0) winograd_chunk(tile, out, in, U, bias, B, Cin, H, W, Cout, add);
         return;
     }
     size_t in_sz = (size_t)Cin * H * W, out_sz = (size_t)Cout * H * W;
@@ -366,16 +662,16 @@ static void winograd_batch(real *out, const real *in, const real *U, const real 
     {
         int lo, hi;
         share(B, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-        if (hi > lo) winograd_chunk(out + lo * out_sz, in + lo * in_sz, U, bias, hi - lo, Cin, H, W, Cout, add);
+        if (hi > lo) winograd_chunk(tile, out + lo * out_sz, in + lo * in_sz, U, bias, hi - lo, Cin, H, W, Cout, add);
     }
 }
 
-void conv2d_forward_winograd(real *out, const real *in, const real *U, const real *bias, int B, int Cin, int H,
-                             int W, int Cout) {
-    winograd_batch(out, in, U, bias, B, Cin, H, W, Cout, 0);
+void conv2d_forward_winograd(int tile, real *out, const real *in, const real *U, const real *bias, int B, int Cin,
+                             int H, int W, int Cout) {
+    winograd_batch(tile, out, in, U, bias, B, Cin, H, W, Cout, 0);
 }
 
-void conv2d_backward_data_winograd(real *din, const real *dout, const real *U, int B, int Cout, int H, int W,
-                                   int Cin) {
-    winograd_batch(din, dout, U, NULL, B, Cout, H, W, Cin, 1);
+void conv2d_backward_data_winograd(int tile, real *din, const real *dout, const real *U, int B, int Cout, int H,
+                                   int W, int Cin) {
+    winograd_batch(tile, din, dout, U, NULL, B, Cout, H, W, Cin, 1);
 }
