@@ -113,6 +113,10 @@ int main(int argc, char **argv) {
     write_bytes(evil, hostile, sizeof(hostile) - 1);
 
     char args[4096];
+    // a misspelt BEARD_CONV is refused, not run on the default kernels
+    setenv("BEARD_CONV", "winograd", 1);
+    expect_error("unknown BEARD_CONV", "bench --batch 1 --seconds 0.01", "BEARD_CONV=winograd");
+    unsetenv("BEARD_CONV");
     snprintf(args, sizeof(args), "eval --model %s --dataset cifar10 --data %s", trunc, data);
     expect_error("truncated zip", args, NULL);
     snprintf(args, sizeof(args), "inspect %s", pkl);

@@ -316,6 +316,8 @@ int net_finish(Net *net, Err *e) {
     }
     net_init_params(net, 0);
     const char *conv = getenv("BEARD_CONV");
+    if (conv && *conv && strcmp(conv, "im2col") && strcmp(conv, "winograd4"))
+        return err_set(e, "BEARD_CONV=%s: expected im2col or winograd4 (or unset: the default kernels)", conv);
     net->conv_im2col = conv && !strcmp(conv, "im2col");
     net->conv_tile = conv && !strcmp(conv, "winograd4") ? 4 : 2;
     const char *bn = getenv("BEARD_BN");
