@@ -108,6 +108,7 @@ fidelity: $(B)/tests/test_attack_fidelity
 	BEARD_SHARED=$(SHARED) BEARD_FIDELITY_N=761 $(B)/tests/test_attack_fidelity
 
 train-fidelity: $(B)/beard
+	mkdir -p $(B)/train-fidelity
 	$(B)/beard train --data-file $(SHARED)/beard/dataset_pool/res_RandomReal_CIFAR10_ConvNet_10ipc.pt --dataset cifar10 \
 		--data $(SHARED)/data --epochs 300 --runs 3 --no-aug --eval-every 50 --log-every 50 \
 		--save-path $(B)/train-fidelity --json $(B)/train-fidelity/beard.json
@@ -127,6 +128,7 @@ distill-fidelity-decoupled: $(B)/beard
 		--out $(DECOUPLED_OUT) $(DECOUPLED_ARGS)
 
 train-fidelity-resnet18bn: $(B)/beard
+	mkdir -p $(B)/train-fidelity-resnet18bn
 	$(B)/beard train --data-file $(SHARED)/beard/dataset_pool/res_RandomReal_CIFAR10_ConvNet_10ipc.pt --dataset cifar10 \
 		--data $(SHARED)/data --arch ResNet18BN --epochs 300 --runs 3 --no-aug --eval-every 50 --log-every 50 \
 		--save-path $(B)/train-fidelity-resnet18bn --json $(B)/train-fidelity-resnet18bn/beard.json
