@@ -14,13 +14,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_models import ConvNet  # noqa: E402
+from gen_attack_refs import MEAN, STD, load_cifar_bin  # noqa: E402
 
 torch.set_num_threads(1)
 S = os.environ.get("BEARD_SHARED", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared"))
-raw = np.fromfile(S + "/data/cifar-10-batches-bin/test_batch.bin", dtype=np.uint8).reshape(-1, 3073)[:128]
-x = torch.from_numpy(raw[:, 1:].reshape(-1, 3, 32, 32).copy()).float().div(255)
-mean = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1); std = torch.tensor([0.2023, 0.1994, 0.2010]).view(1, 3, 1, 1)
-x = (x - mean) / std
+x, _ = load_cifar_bin(S + "/data/cifar-10-batches-bin/test_batch.bin", 128)
+x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
 net = ConvNet(3, 10)
 sd = torch.load(S + "/beard/model_pool/BACON_ConvNet_CIFAR10_50_None_0.6995.pth", map_location="cpu")
 net.load_state_dict(sd); net.eval()
