@@ -7,6 +7,9 @@
 # crashed, hung or blew up a target (its regression inputs), so each run replays them
 # first. Fails if any fuzzer finds a crash, leak, timeout or out-of-memory; the
 # reproducer is then kept in $B/fuzz/artifacts/ (commit it to the corpus once fixed).
+# A single allocation over 1 GB is a finding (-malloc_limit_mb=1024; no input of at most
+# 64 KB needs one): a parser that trusts a size field then fails at once and always, not
+# only when the sanitizer's quarantine happens to push the process over the RSS limit.
 # Prints executions per target; FUZZ_REPORT=FILE also writes them there.
 #
 #   B=build-io FUZZ_TIME=300 sh tests/run_fuzz.sh
@@ -34,7 +37,7 @@ for f in "$B"/fuzz/fuzz_*; do
     runs=""
     [ "$RUNS" -gt 0 ] && runs="-runs=$RUNS"
     start=$(date +%s)
-    if TMPDIR="$work" "$f" -max_total_time="$T" $runs -timeout=20 -rss_limit_mb=2560 -max_len=65536 $dict \
+    if TMPDIR="$work" "$f" -max_total_time="$T" $runs -timeout=20 -rss_limit_mb=2560 -malloc_limit_mb=1024 -max_len=65536 $dict \
         -print_final_stats=1 -artifact_prefix="$work/" "$work/corpus" >"$work/log" 2>&1; then
         execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -n 1)
         line="ok   $name: ${execs:-?} executions in $(( $(date +%s) - start )) s, $(ls "$work/corpus" | wc -l) corpus inputs, no findings"

@@ -424,6 +424,17 @@ static void test_svhn(void) {
     write_bytes(path, v4, sizeof(v4));
     CHECK(dataset_load(&ds, "svhn", dir, 0, 0, &e) == -1 && strstr(e.msg, "not a MATLAB v5"), "a v4 .mat: %s", e.msg);
     dataset_free(&ds);
+    // the same v4 header with a half-right v5 mark: matio reads v5 only for exactly "IM"/"MI"
+    // and version 0x0100/0x0200, and takes anything else as v4 (fuzz_dataset's second
+    // finding: "II" passed a check of byte 126 alone and reached a 1.27 GB malloc)
+    static const uint8_t marks[3][4] = {{0, 1, 'I', 'I'}, {0, 1, 'M', 'M'}, {1, 1, 'I', 'M'}};
+    for (int k = 0; k < 3; k++) {
+        memcpy(v4 + 124, marks[k], 4);
+        write_bytes(path, v4, sizeof(v4));
+        CHECK(dataset_load(&ds, "svhn", dir, 0, 0, &e) == -1 && strstr(e.msg, "not a MATLAB v5"),
+              "v5 mark %c%c version 0x%02x%02x: %s", marks[k][2], marks[k][3], marks[k][1], marks[k][0], e.msg);
+        dataset_free(&ds);
+    }
     remove(path);
     rmdir(dir);
 }
