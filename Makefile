@@ -96,8 +96,9 @@ check: test
 #   distill-fidelity  stage 1 end to end: DM, IDM, BACON, DC, DSA, MTT at IPC 1 and 10 on the
 #                   subset, beside random real images and (with OFFICIAL=DIR, checkouts of the
 #                   official code: DatasetCondensation/, IDM/, BACON/, mtt-distillation/; MTT's
-#                   ZCA needs kornia 0.6.3 on PYTHONPATH) the official code in PyTorch; each set
-#                   trained 3 times with BEARD's recipe. Hours on 2 cores; resumable (finished
+#                   ZCA needs kornia 0.6.3 on PYTHONPATH, IDM and BACON python3-tqdm and
+#                   python3-matplotlib) the official code in PyTorch; each set trained 3 times
+#                   with BEARD's recipe. Hours on 2 cores; resumable (finished
 #                   steps are kept in $(B)/distill-fidelity). DISTILL_ARGS="--dm-iters N ..."
 #   train-fidelity-resnet18bn  the same recipe with DC's ResNet18BN (train-mode BatchNorm)
 #   zoo-interop     test_zoo in full (every case's SGD step, 64 images), then every zoo
