@@ -186,6 +186,21 @@ def save_mtt(box, out):
         torch.save(lr, os.path.join(d, "lr_best.pt"))
 
 
+# what the official scripts import beyond torch (IDM and BACON: tqdm, matplotlib; BACON's
+# utils.py: scikit-learn's TSNE; all of them: scipy, torchvision), by Debian package
+NEEDED = {"scipy": "python3-scipy", "torchvision": "python3-torchvision", "tqdm": "python3-tqdm",
+          "matplotlib": "python3-matplotlib", "sklearn": "python3-sklearn"}
+
+
+def check_modules():
+    """names every missing module at once, before the script runs, instead of one at a time"""
+    import importlib.util
+    missing = [m for m in NEEDED if importlib.util.find_spec(m) is None]
+    if missing:
+        sys.exit("run_official_distill.py: the official code imports %s; apt-get install %s" %
+                 (", ".join(missing), " ".join(NEEDED[m] for m in missing)))
+
+
 def main():
     argv = sys.argv[1:]
     rest = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -199,6 +214,7 @@ def main():
     ap.add_argument("--timing")
     ap.add_argument("--mtt-out")
     a = ap.parse_args(own)
+    check_modules()
     torch.set_num_threads(a.threads)
     random.seed(a.seed)
     np.random.seed(a.seed)
