@@ -305,7 +305,7 @@ def attack(a, name, train_json, method, ipc):
     """stage 3: `beard evaluate` (BEARD's evaluate_config.json keys) on the final model of
     the best run: clean, FGSM and PGD, untargeted, BEARD's parameters and semantics"""
     out = os.path.join(train_dir(a), name)
-    res = os.path.join(out, "evaluate", "ConvNet_CIFAR10_%d_results.json" % ipc)
+    res = os.path.join(out, "evaluate", "%s_ConvNet_CIFAR10_%d_results.json" % (method, ipc))  # {method}_{model}_...
     if not os.path.exists(res):
         cfg = {"dataset": "CIFAR10", "model": "ConvNet", "method": method, "ipc": str(ipc),
                "load_file": train_json["saved"]["final"], "save_path": os.path.join(out, "evaluate") + "/",
