@@ -97,9 +97,9 @@ check: test
 #                   subset, beside random real images and (with OFFICIAL=DIR, checkouts of the
 #                   official code: DatasetCondensation/, IDM/, BACON/, mtt-distillation/; MTT's
 #                   ZCA needs kornia 0.6.3 on PYTHONPATH, IDM and BACON python3-tqdm and
-#                   python3-matplotlib, BACON python3-sklearn) the official code in PyTorch; each set trained 3 times
-#                   with BEARD's recipe. Hours on 2 cores; resumable (finished
-#                   steps are kept in $(B)/distill-fidelity). DISTILL_ARGS="--dm-iters N ..."
+#                   python3-matplotlib, BACON python3-sklearn) the official code in PyTorch;
+#                   each set trained 3 times with BEARD's recipe. Hours on 2 cores; resumable
+#                   (finished steps are kept in $(B)/distill-fidelity). DISTILL_ARGS="--dm-iters N ..."
 #   train-fidelity-resnet18bn  the same recipe with DC's ResNet18BN (train-mode BatchNorm)
 #   zoo-interop     test_zoo in full (every case's SGD step, 64 images), then every zoo
 #                   architecture's .pth, written by beard, loads in PyTorch (strict)

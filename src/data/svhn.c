@@ -65,17 +65,14 @@ static int precheck_mat(const char *path, Err *e) {
         rc = err_set(e, "%s is too short for a MATLAB file", path);
         goto done;
     }
-    // matio would also take a MATLAB v4 file, and trusts its header's name length (a
-    // 342-byte file made it malloc 2 GB in Mat_Open: found by fuzz_dataset); SVHN comes
-    // as v5 (v7.3 carries the same 128-byte header), so anything else is refused here
-    // matio takes the file as v5 only when the endian mark is exactly "IM" or "MI" and the
-    // version 0x0100 (0x0200: v7.3); with any other mark it falls back to v4, so both are
-    // checked here exactly as matio does (a 244-byte file with the mark "II" reached the
-    // v4 reader and a 1.27 GB malloc: found by fuzz_dataset)
-    int le = hdr[126] == 'I' && hdr[127] == 'M', be = hdr[126] == 'M' && hdr[127] == 'I';
-    int swap = be;                                       // "MI": written big-endian
+    // matio takes a file as v5 only when its endian mark is exactly "IM" or "MI" and its
+    // version 0x0100 (0x0200: v7.3), and reads anything else as MATLAB v4, trusting the v4
+    // header's name length (fuzz_dataset: a 342-byte v4 file made Mat_Open malloc 2 GB, and
+    // a 244-byte one marked "II" 1.27 GB). SVHN comes as v5 or v7.3, so the same test is
+    // applied here and everything else refused.
+    int le = hdr[126] == 'I' && hdr[127] == 'M', swap = hdr[126] == 'M' && hdr[127] == 'I'; // "MI": big-endian
     unsigned ver = swap ? (unsigned)(hdr[124] << 8 | hdr[125]) : (unsigned)(hdr[124] | hdr[125] << 8);
-    if ((!le && !be) || (ver != 0x0100 && ver != 0x0200)) {
+    if ((!le && !swap) || (ver != 0x0100 && ver != 0x0200)) {
         rc = err_set(e, "%s is not a MATLAB v5 or v7.3 file (no MATLAB header; v4 files are not read)", path);
         goto done;
     }
