@@ -155,7 +155,8 @@ def official_mtt_experts(a):
     os.makedirs(out, exist_ok=True)
     cmd = [sys.executable, os.path.join(HERE, "run_official_distill.py"), "--code",
            os.path.join(a.official, "mtt-distillation"), "--script", "buffer.py", "--cifar",
-           os.path.join(a.shared, "data", "cifar-10-batches-bin"), "--threads", str(a.threads), "--seed", str(a.distill_seed), "--",
+           os.path.join(a.shared, "data", "cifar-10-batches-bin"), "--threads", str(a.threads),
+           "--seed", str(a.distill_seed), "--",
            "--dataset", "CIFAR10", "--model", "ConvNet", "--zca", "--num_experts", str(a.mtt_experts),
            "--train_epochs", str(a.mtt_epochs), "--save_interval", str(a.mtt_experts), "--buffer_path", out,
            "--data_path", "data"]
@@ -185,7 +186,8 @@ def official(a, method, ipc):
             args = official_args(method, ipc, iters)
         cmd = [sys.executable, os.path.join(HERE, "run_official_distill.py"), "--code", os.path.join(a.official, code),
                "--script", script, "--cifar", os.path.join(a.shared, "data", "cifar-10-batches-bin"), "--threads",
-               str(a.threads), "--seed", str(a.distill_seed), "--timing", os.path.join(out, "timing.json")] + extra + ["--"] + args
+               str(a.threads), "--seed", str(a.distill_seed), "--timing",
+               os.path.join(out, "timing.json")] + extra + ["--"] + args
         load0 = load_avg()
         dt = run(cmd, os.path.join(out, "log.txt"), cwd=out)
         json.dump({"seconds": dt, "iterations": iters, "load_before": load0, "load_after": load_avg()},
@@ -238,7 +240,8 @@ def beard(a, method, ipc):
     mark(out)
     iters = iterations(a, method, ipc)
     cmd = [a.beard, "distill", "--method", method, "--dataset", "cifar10", "--data", os.path.join(a.shared, "data"),
-           "--ipc", str(ipc), "--iterations", str(iters), "--seed", str(a.distill_seed), "--threads", str(a.threads), "--out", out,
+           "--ipc", str(ipc), "--iterations", str(iters), "--seed", str(a.distill_seed), "--threads", str(a.threads),
+           "--out", out,
            "--json", os.path.join(out, "distill.json"), "--log-every", "10", "--force"]
     if method == "MTT":
         _, _, ms, _, _, _ = mtt_settings(ipc, a.mtt_epochs)
@@ -340,8 +343,8 @@ def main():
     ap.add_argument("--mtt-epochs", type=int, default=8, help="epochs of each expert")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--distill-seed", type=int, default=0,
-                    help="seed of both sides' distillations (the official wrapper seeds numpy, random and torch with it; "
-                         "MTT's experts too); a run at another seed wants its own --work")
+                    help="seed of both sides' distillations (the official wrapper seeds numpy, random and "
+                         "torch with it; MTT's experts too); a run at another seed wants its own --work")
     ap.add_argument("--epochs", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", default="")
