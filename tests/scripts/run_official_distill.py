@@ -24,11 +24,16 @@ What this wrapper changes around it, and nothing inside it:
   - MTT (GeorgeCazenavette/mtt-distillation distill.py, buffer.py): wandb, which
     distill.py logs to, is a stub that records nothing (its config is the command line);
     torch.Tensor.cuda returns the tensor itself (distill.py calls .cuda() when it saves,
-    also without a GPU); with --mtt-out DIR the final synthetic images (ZCA space with
-    --zca), labels and syn_lr are taken from distill.py's main() when it returns and
-    written there as images_best.pt, labels_best.pt and lr_best.pt, and with --zca the
-    images un-whitened and mean/std-normalised as unwhitened/images_best.pt (with the
-    labels and lr), which is what stage 2 trains on. kornia, for --zca, must be importable
+    also without a GPU); torch.Tensor.cpu of a tensor already on the CPU returns a copy,
+    as it does from the GPU the code was written for: buffer.py snapshots each epoch's
+    parameters with `p.detach().cpu()`, which on a CPU is the live parameter itself, so
+    without the copy every snapshot of a trajectory is its final epoch, theta_0 equals
+    theta*, and distill.py's loss divides by zero (inf at iteration 0, then nan); with
+    --mtt-out DIR the final synthetic images (ZCA space with --zca), labels and syn_lr
+    are taken from distill.py's main() when it returns and written there as
+    images_best.pt, labels_best.pt and lr_best.pt, and with --zca the images un-whitened
+    and mean/std-normalised as unwhitened/images_best.pt (with the labels and lr), which
+    is what stage 2 trains on. kornia, for --zca, must be importable
     (MTT pins 0.6.3: pip install --target DIR kornia==0.6.3 --no-deps; PYTHONPATH=DIR).
 
 usage: run_official_distill.py --code DIR --script main_DM.py --cifar DIR [--threads 2]
@@ -157,6 +162,8 @@ def install_mtt():
     w.run = types.SimpleNamespace(name="beard-reference")
     sys.modules["wandb"] = w
     torch.Tensor.cuda = lambda self, *a, **k: self
+    cpu = torch.Tensor.cpu
+    torch.Tensor.cpu = lambda self, *a, **k: self.clone() if self.device.type == "cpu" else cpu(self, *a, **k)
 
 
 def capture_main(script):
