@@ -73,11 +73,10 @@ static void put_array(Bytes *b) {
     put(b, "tR", 2);
 }
 
-// CPU seconds of this process: the limits below are about work, and the machine the suite
-// runs on may be shared (wall time would measure the neighbours)
-// the calling thread's CPU time: the loaders are single-threaded, and the process clock
-// also counts OpenMP/OpenBLAS workers that spin after an earlier test (CI once read 2.42 s
-// for a 0.22 s load while another job shared the two cores)
+// CPU seconds of the calling thread: the limits below are about work, and the machine may
+// be shared (wall time would measure the neighbours); the loaders are single-threaded, and
+// the process clock also counts OpenMP/OpenBLAS workers that spin after an earlier test
+// (CI once read 2.42 s for a 0.22 s load while another job shared the two cores)
 static double cpu_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
