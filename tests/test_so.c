@@ -441,6 +441,58 @@ static void test_residual(int threads) {
     }
 }
 
+// net_hvp's convolutions by their plans (Winograd F(2x2) or F(4x4), the direct first
+// layer) against the same pass with every convolution by im2col + sgemm (BEARD_CONV=im2col),
+// at a ConvNet's real shapes (32 px, 16 channels: every plan's algorithm runs), per sample
+// (instance norm) and batch-coupled (BatchNorm in training mode)
+static void test_hvp_plans_vs_im2col(int threads) {
+    parallel_set_threads(threads);
+    static const char *norms[] = {"instancenorm", "batchnorm"};
+    for (int ni = 0; ni < 2; ni++)
+        for (int tile = 2; tile <= 4; tile += 2) {
+            ConvNetConfig cfg = {.width = 16, .depth = 3};
+            snprintf(cfg.arch, sizeof(cfg.arch), "so_plans");
+            snprintf(cfg.act, sizeof(cfg.act), "relu");
+            snprintf(cfg.norm, sizeof(cfg.norm), "%s", norms[ni]);
+            snprintf(cfg.pool, sizeof(cfg.pool), "avgpooling");
+            Net net;
+            Err e = {{0}};
+            if (convnet_build(&net, &cfg, 3, 10, 32, 32, &e)) {
+                CHECK(0, "plans vs im2col: %s", e.msg);
+                continue;
+            }
+            net_init_params(&net, 5);
+            enum { B = 3 };
+            size_t P = net.n_params, nx = (size_t)B * net_in_size(&net);
+            Rng r;
+            rng_init(&r, 17, 0);
+            float *v = so_zeros(P), *x = so_zeros(nx), *out[2][4];
+            for (size_t i = 0; i < P; i++) v[i] = 0.01f * (float)rng_normal(&r);
+            for (size_t i = 0; i < nx; i++) x[i] = (float)rng_uniform(&r);
+            int labels[B] = {1, 7, 4};
+            size_t sz[4] = {P, P, nx, (size_t)B * 10};
+            for (int k = 0; k < 2; k++) { // k 0: the plans, 1: im2col everywhere
+                net.conv_im2col = k, net.conv_tile = tile;
+                for (int i = 0; i < 4; i++) out[k][i] = so_zeros(sz[i]);
+                NetHvp h = {.labels = labels, .v = v, .train = ni == 1, .grad = out[k][0], .hv = out[k][1],
+                            .dx = out[k][2], .logits = out[k][3]};
+                if (net_hvp(&net, x, B, &h, &e)) CHECK(0, "plans vs im2col: net_hvp: %s", e.msg);
+            }
+            static const char *nm[4] = {"grad", "H v", "grad_x (v . grad_theta L)", "logits"};
+            for (int i = 0; i < 4; i++) {
+                double mx = 0;
+                for (size_t j = 0; j < sz[i]; j++) mx = fmax(mx, fabs(out[1][i][j]));
+                char what[160];
+                snprintf(what, sizeof(what), "net_hvp %s, tile %d, %d threads: %s by the plans vs im2col", norms[ni],
+                         tile, threads, nm[i]);
+                check_close(what, out[0][i], out[1][i], sz[i], 1e-5 * mx, 1e-4);
+                free(out[0][i]), free(out[1][i]);
+            }
+            free(v), free(x);
+            net_free(&net);
+        }
+}
+
 int main(int argc, char **argv) {
     parallel_init(argc, argv);
     if (fixture_load("tests/fixtures/so_layers.bin", &F) == 0) {
@@ -449,6 +501,8 @@ int main(int argc, char **argv) {
         fixture_free(&F);
     }
     test_conv_vs_naive();
+    test_hvp_plans_vs_im2col(1);
+    test_hvp_plans_vs_im2col(2);
     if (fixture_load("tests/fixtures/so_models.bin", &F) == 0) {
         test_convnets();
         test_net_hvp(1);

@@ -704,6 +704,8 @@ static int conv_update(Net *net, int backward, Err *e) {
     return 0;
 }
 
+int net_conv_prepare(Net *net, int backward, Err *e) { return conv_update(net, backward, e); }
+
 // ----------------------------------------------------------------------------
 // one chunk of n samples through every node
 
@@ -1157,6 +1159,8 @@ static int chunk_size(const Net *net) {
     if ((size_t)s > cap) s = cap > 1 ? (int)cap : 1;
     return s < 4 ? s : 4;
 }
+
+int net_chunk_size(const Net *net) { return chunk_size(net); }
 
 // the cached per-thread workspace of chunks
 static Workspace *ws_thread_chunk(Net *net, int t) {

@@ -213,6 +213,13 @@ int net_finish(Net *net, Err *e);
 int net_finish_shapes(Net *net, Err *e);
 void net_free(Net *net);
 
+// brings every convolution's plan (net->conv) up to date with the parameters (backward:
+// also the input gradient's transformed weights), for drivers outside net.c that run
+// conv_plan_forward / conv_plan_backward themselves (net_hvp.c)
+int net_conv_prepare(Net *net, int backward, Err *e);
+// the samples a chunk of the per-sample passes holds (net.c's chunk_size: enough for the
+// Winograd layers' GEMM blocks, BEARD_CHUNK=N to choose); needs the plans prepared
+int net_chunk_size(const Net *net);
 int net_alloc_grads(Net *net, Err *e);
 void net_zero_grads(Net *net);
 // PyTorch's default initialisation (see nn/init.c), from beard's Philox stream `seed`

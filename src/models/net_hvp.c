@@ -9,7 +9,12 @@
  *   forward tangent    tout[l]           with t_theta = v, t_x = 0
  *   backward tangent   tdy[l], hv into its partial, tdx0 = grad_x0 (v . grad_theta L)
  * Every gradient buffer is zeroed before its pass and the kernels add into it.
- * Convolutions run by im2col (conv2d_forward), not Winograd, in every pass.
+ * Convolutions run by the layer's plan (src/nn/convplan.h: Winograd, the direct kernel or
+ * im2col, as the first-order passes choose), and every tangent is the sum of the plan's
+ * own passes that conv2d_tangent.c spells out: the forward and input-gradient passes of
+ * t_W by a second plan of the tangent's weights (made for each call, since v changes),
+ * weight gradients by im2col + sgemm as always. BEARD_CONV=im2col runs all of it by im2col
+ * + sgemm, which is the reference the fast path is tested against (tests/test_so.c).
  */
 #include "net_hvp.h"
 
@@ -26,6 +31,7 @@ typedef struct {
     float **out, **dy, **tout, **tdy, **stats;
     int **argmax;
     float *pg, *ph; // parameter partials (n_params each), or NULL
+    const ConvPlan *tplan; // (n_layers) plans of v's convolution weights, or NULL without v
     void *mem;
 } HvpWs;
 
@@ -120,8 +126,7 @@ static void chunk_forward(Net *net, HvpWs *w, const float *x, int train) {
         int HW = L->in_h * L->in_w;
         switch (L->kind) {
         case LAYER_CONV:
-            conv2d_forward(out, cur, P + L->w, bias, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride,
-                           L->pad);
+            conv_plan_forward(&net->conv[l], out, cur, P + L->w, bias, n);
             break;
         case LAYER_LINEAR: linear_forward(out, cur, P + L->w, bias, n, L->in_c, L->out_c); break;
         case LAYER_ACT: act_forward(out, cur, (size_t)n * node_size(L), L->act, L->slope); break;
@@ -169,8 +174,7 @@ static void chunk_backward(Net *net, HvpWs *w, float *pg, int train) {
         int HW = L->in_h * L->in_w;
         switch (L->kind) {
         case LAYER_CONV:
-            conv2d_backward(din, dw, db, g, lin, P + L->w, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k, L->stride,
-                            L->pad);
+            conv_plan_backward(&net->conv[l], din, dw, db, g, lin, P + L->w, n);
             break;
         case LAYER_LINEAR: linear_backward(din, dw, db, g, lin, P + L->w, n, L->in_c, L->out_c); break;
         case LAYER_ACT:
@@ -209,10 +213,19 @@ static void chunk_forward_tangent(Net *net, HvpWs *w, const float *v, int train)
         float *tout = w->tout[l];
         int HW = L->in_h * L->in_w;
         switch (L->kind) {
-        case LAYER_CONV:
-            conv2d_forward_tangent(tout, cur, tin, P + L->w, tw, tb, n, L->in_c, L->in_h, L->in_w, L->out_c, L->k,
-                                   L->stride, L->pad);
+        case LAYER_CONV: {
+            // t_out = conv(t_in, W) + conv(in, t_W) + t_b; tdy[l], not yet in use, holds the second
+            size_t m = (size_t)n * node_size(L);
+            if (!tin) { // the model input does not move: conv(in, t_W) + t_b alone
+                conv_plan_forward(&w->tplan[l], tout, cur, tw, tb, n);
+                break;
+            }
+            conv_plan_forward(&net->conv[l], tout, tin, P + L->w, tb, n);
+            float *tmp = w->tdy[l];
+            conv_plan_forward(&w->tplan[l], tmp, cur, tw, NULL, n);
+            for (size_t i = 0; i < m; i++) tout[i] += tmp[i];
             break;
+        }
         case LAYER_LINEAR: linear_forward_tangent(tout, cur, tin, P + L->w, tw, tb, n, L->in_c, L->out_c); break;
         case LAYER_ACT: act_forward_tangent(tout, cur, tin, (size_t)n * node_size(L), L->act, L->slope); break;
         case LAYER_GROUPNORM:
@@ -260,8 +273,10 @@ static void chunk_backward_tangent(Net *net, HvpWs *w, const float *v, float *ph
         int HW = L->in_h * L->in_w;
         switch (L->kind) {
         case LAYER_CONV:
-            conv2d_backward_tangent(tdin, hw, hb, g, tg, lin, tin, P + L->w, tw, n, L->in_c, L->in_h, L->in_w,
-                                    L->out_c, L->k, L->stride, L->pad);
+            // t_din += conv^T(t_dout, W) + conv^T(dout, t_W), t_dW += corr(t_dout, in) + corr(dout, t_in)
+            conv_plan_backward(&net->conv[l], tdin, hw, hb, tg, lin, P + L->w, n);
+            if (tw) conv_plan_backward(&w->tplan[l], tdin, NULL, NULL, g, lin, tw, n);
+            if (tin && hw) conv_plan_backward(&net->conv[l], NULL, hw, NULL, g, tin, P + L->w, n);
             break;
         case LAYER_LINEAR:
             linear_backward_tangent(tdin, hw, hb, g, tg, lin, tin, P + L->w, tw, n, L->in_c, L->out_c);
@@ -329,6 +344,33 @@ double net_mean_ce(void *ctx, int i, const float *logits, float *dlogits) {
     return l;
 }
 
+static void tangent_plans_free(const Net *net, ConvPlan *tp) {
+    for (int l = 0; tp && l < net->n_layers; l++) conv_plan_free(&tp[l]);
+    xfree(tp);
+}
+
+// net->conv brought up to date with the parameters, and with a tangent v (else *out stays
+// NULL) a plan per convolution made from v's weights, with the same algorithms
+static int tangent_plans(Net *net, const float *v, ConvPlan **out, Err *e) {
+    *out = NULL;
+    if (net_conv_prepare(net, 1, e)) return -1;
+    if (!v) return 0;
+    ConvPlan *tp = xcalloc(sizeof(ConvPlan) * (size_t)net->n_layers);
+    if (!tp) return err_set(e, "out of memory for the tangent's convolution plans");
+    for (int l = 0; l < net->n_layers; l++) {
+        const Layer *L = &net->layers[l];
+        if (L->kind != LAYER_CONV) continue;
+        const ConvPlan *p = &net->conv[l];
+        conv_plan_init(&tp[l], p->Cin, p->H, p->W, p->Cout, p->K, p->stride, p->pad, p->im2col_only, p->tile);
+        if (conv_plan_update(&tp[l], v + L->w, 1)) {
+            tangent_plans_free(net, tp);
+            return err_set(e, "out of memory for the transformed tangent weights of node %s", L->name);
+        }
+    }
+    *out = tp;
+    return 0;
+}
+
 int net_hvp(Net *net, const float *x, int B, NetHvp *out, Err *e) {
     const NetHvp *h = out;
     if (B < 1) return err_set(e, "second-order pass over an empty batch");
@@ -354,11 +396,17 @@ int net_hvp(Net *net, const float *x, int B, NetHvp *out, Err *e) {
     if (hh.targets) hh.labels = NULL;
     h = &hh;
     size_t P = net->n_params;
+    ConvPlan *tplan = NULL;
+    if (tangent_plans(net, h->v, &tplan, e)) return -1;
     int bn_train = h->train && net_has_batchnorm(net);
     double loss = 0.0;
     if (bn_train) {
         HvpWs w;
-        if (ws_init(&w, net, B, 0)) return err_set(e, "out of memory for a second-order pass over %d samples", B);
+        if (ws_init(&w, net, B, 0)) {
+            tangent_plans_free(net, tplan);
+            return err_set(e, "out of memory for a second-order pass over %d samples", B);
+        }
+        w.tplan = tplan;
         if (h->grad) memset(h->grad, 0, sizeof(float) * P);
         if (h->hv) memset(h->hv, 0, sizeof(float) * P);
         loss = chunk_run(net, &w, x, 0, B, h, h->grad, h->hv);
@@ -367,14 +415,21 @@ int net_hvp(Net *net, const float *x, int B, NetHvp *out, Err *e) {
         int nt = parallel_threads();
         if (nt > B) nt = B;
         if (nt < 1) nt = 1;
+        int S = net_chunk_size(net); // samples a chunk, each computed as alone
+        if (S > (B + nt - 1) / nt) S = (B + nt - 1) / nt;
+        if (S < 1) S = 1;
         int want_p = h->grad || h->hv;
         HvpWs *ws = xcalloc(sizeof(HvpWs) * (size_t)nt);
         double *losses = xcalloc(sizeof(double) * (size_t)nt);
         int bad = !ws || !losses;
-        for (int t = 0; t < nt && !bad; t++) bad = ws_init(&ws[t], net, 1, want_p);
+        for (int t = 0; t < nt && !bad; t++) {
+            bad = ws_init(&ws[t], net, S, want_p);
+            ws[t].tplan = tplan;
+        }
         if (bad) {
             for (int t = 0; ws && t < nt; t++) ws_free(&ws[t]);
             xfree(ws), xfree(losses);
+            tangent_plans_free(net, tplan);
             return err_set(e, "out of memory for second-order workspaces (%d threads)", nt);
         }
 #pragma omp parallel num_threads(nt)
@@ -383,8 +438,10 @@ int net_hvp(Net *net, const float *x, int B, NetHvp *out, Err *e) {
             HvpWs *w = &ws[t];
             if (w->pg) memset(w->pg, 0, sizeof(float) * P), memset(w->ph, 0, sizeof(float) * P);
             int lo = (int)((long)B * t / nt), hi = (int)((long)B * (t + 1) / nt);
-            for (int b = lo; b < hi; b++)
+            for (int b = lo; b < hi; b += S) {
+                w->n = hi - b < S ? hi - b : S; // the last chunk may be shorter (buffers hold S)
                 losses[t] += chunk_run(net, w, x, b, B, h, h->grad ? w->pg : NULL, h->hv ? w->ph : NULL);
+            }
         }
         if (h->grad) memset(h->grad, 0, sizeof(float) * P);
         if (h->hv) memset(h->hv, 0, sizeof(float) * P);
@@ -396,6 +453,7 @@ int net_hvp(Net *net, const float *x, int B, NetHvp *out, Err *e) {
         }
         xfree(ws), xfree(losses);
     }
+    tangent_plans_free(net, tplan);
     out->loss = loss / B;
     net->n_forward += (uint64_t)B;
     net->n_backward += (uint64_t)B;

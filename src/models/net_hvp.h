@@ -15,10 +15,12 @@
  * Any graph the Net builds (layer chains such as the ConvNet family, residual sums):
  * every pass runs over the nodes in topological order, sums of branches included.
  *
- * Drivers. Without batch coupling (no BatchNorm in training mode) every sample runs all
- * four passes on its own in a per-thread workspace (one sample's activations, gradients
- * and their tangents), and parameter results are reduced from per-thread partials in
- * thread order, as net_forward_backward does: deterministic for a given thread count.
+ * Drivers. Without batch coupling (no BatchNorm in training mode) every thread runs all
+ * four passes over its share of the batch in chunks of net_chunk_size samples (2 for a
+ * 32 px ConvNet: enough tiles for the Winograd layers' GEMM blocks; each sample computed
+ * as alone) in a per-thread workspace (a chunk's activations, gradients and their
+ * tangents), and parameter results are reduced from per-thread partials in thread order,
+ * as net_forward_backward does: deterministic for a given thread count.
  * BatchNorm in training mode (batch statistics) couples the samples, and the batch runs
  * layer by layer instead (kernels parallel inside). Running statistics are never
  * updated here, in either mode.
