@@ -138,8 +138,10 @@ static void test_crossentropy(void) {
 static void test_conv_vs_naive(void) {
     Rng r;
     rng_init(&r, 11, 0);
-    int shapes[][7] = {{2, 3, 9, 8, 5, 3, 1}, {3, 4, 7, 7, 6, 3, 2}, {1, 8, 6, 6, 8, 1, 1}, {2, 2, 5, 6, 3, 5, 2}};
-    for (int t = 0; t < 4; t++) {
+    // the last two: Winograd in both passes (F(2x2); F(4x4) at 13 px and wider) for the plans
+    int shapes[][7] = {{2, 3, 9, 8, 5, 3, 1}, {3, 4, 7, 7, 6, 3, 2}, {1, 8, 6, 6, 8, 1, 1},
+                       {2, 2, 5, 6, 3, 5, 2}, {2, 8, 10, 12, 8, 3, 1}, {2, 8, 14, 13, 9, 3, 1}};
+    for (int t = 0; t < 6; t++) {
         int B = shapes[t][0], C = shapes[t][1], H = shapes[t][2], W = shapes[t][3], O = shapes[t][4], K = shapes[t][5],
             S = shapes[t][6], P = K / 2;
         int Ho = conv2d_out_size(H, K, S, P), Wo = conv2d_out_size(W, K, S, P);
@@ -168,8 +170,28 @@ static void test_conv_vs_naive(void) {
             for (int i = 0; i < 3; i++) {
                 snprintf(what, sizeof(what), "conv tangent %d mask %d: %s vs naive", t, mask, nm[i]);
                 check_close(what, g[i], gr[i], gs[i], 1e-4, 1e-4);
-                free(g[i]), free(gr[i]);
             }
+            // the same tangents by the layer's plans (net_hvp's path), both Winograd tiles
+            for (int tile = 2; tile <= 4; tile += 2) {
+                ConvPlan pw, pt;
+                conv_plan_init(&pw, C, H, W, O, K, S, P, 0, tile);
+                conv_plan_init(&pt, C, H, W, O, K, S, P, 0, tile);
+                CHECK(!conv_plan_update(&pw, w, 1) && !conv_plan_update(&pt, tw, 1), "conv plans: out of memory");
+                float *tmp = so_zeros(ny);
+                conv_plan_forward_tangent(&pw, &pt, ty, tmp, x, txm, w, twm, tb, B);
+                snprintf(what, sizeof(what), "conv tangent %d mask %d, plan tile %d: forward vs naive", t, mask, tile);
+                check_close(what, ty, tyr, ny, 1e-4, 1e-4);
+                for (int i = 0; i < 3; i++) memset(g[i], 0, sizeof(float) * gs[i]);
+                conv_plan_backward_tangent(&pw, &pt, g[0], g[1], g[2], dy, tdym, x, txm, w, twm, B);
+                for (int i = 0; i < 3; i++) {
+                    snprintf(what, sizeof(what), "conv tangent %d mask %d, plan tile %d: %s vs naive", t, mask, tile,
+                             nm[i]);
+                    check_close(what, g[i], gr[i], gs[i], 1e-4, 1e-4);
+                }
+                free(tmp);
+                conv_plan_free(&pw), conv_plan_free(&pt);
+            }
+            for (int i = 0; i < 3; i++) free(g[i]), free(gr[i]);
             free(ty), free(tyr);
         }
         for (int i = 0; i < 7; i++) free(buf[i]);

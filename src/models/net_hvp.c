@@ -10,10 +10,9 @@
  *   backward tangent   tdy[l], hv into its partial, tdx0 = grad_x0 (v . grad_theta L)
  * Every gradient buffer is zeroed before its pass and the kernels add into it.
  * Convolutions run by the layer's plan (src/nn/convplan.h: Winograd, the direct kernel or
- * im2col, as the first-order passes choose), and every tangent is the sum of the plan's
- * own passes that conv2d_tangent.c spells out: the forward and input-gradient passes of
- * t_W by a second plan of the tangent's weights (made for each call, since v changes),
- * weight gradients by im2col + sgemm as always. BEARD_CONV=im2col runs all of it by im2col
+ * im2col, as the first-order passes choose), their tangents by conv_plan_forward_tangent
+ * and conv_plan_backward_tangent, with a second plan of the tangent's weights (made for
+ * each call, since v changes); weight gradients by im2col + sgemm as always. BEARD_CONV=im2col runs all of it by im2col
  * + sgemm, which is the reference the fast path is tested against (tests/test_so.c).
  */
 #include "net_hvp.h"
@@ -213,19 +212,9 @@ static void chunk_forward_tangent(Net *net, HvpWs *w, const float *v, int train)
         float *tout = w->tout[l];
         int HW = L->in_h * L->in_w;
         switch (L->kind) {
-        case LAYER_CONV: {
-            // t_out = conv(t_in, W) + conv(in, t_W) + t_b; tdy[l], not yet in use, holds the second
-            size_t m = (size_t)n * node_size(L);
-            if (!tin) { // the model input does not move: conv(in, t_W) + t_b alone
-                conv_plan_forward(&w->tplan[l], tout, cur, tw, tb, n);
-                break;
-            }
-            conv_plan_forward(&net->conv[l], tout, tin, P + L->w, tb, n);
-            float *tmp = w->tdy[l];
-            conv_plan_forward(&w->tplan[l], tmp, cur, tw, NULL, n);
-            for (size_t i = 0; i < m; i++) tout[i] += tmp[i];
+        case LAYER_CONV: // tdy[l], not yet in use, holds the sum's second term
+            conv_plan_forward_tangent(&net->conv[l], &w->tplan[l], tout, w->tdy[l], cur, tin, P + L->w, tw, tb, n);
             break;
-        }
         case LAYER_LINEAR: linear_forward_tangent(tout, cur, tin, P + L->w, tw, tb, n, L->in_c, L->out_c); break;
         case LAYER_ACT: act_forward_tangent(tout, cur, tin, (size_t)n * node_size(L), L->act, L->slope); break;
         case LAYER_GROUPNORM:
@@ -273,10 +262,7 @@ static void chunk_backward_tangent(Net *net, HvpWs *w, const float *v, float *ph
         int HW = L->in_h * L->in_w;
         switch (L->kind) {
         case LAYER_CONV:
-            // t_din += conv^T(t_dout, W) + conv^T(dout, t_W), t_dW += corr(t_dout, in) + corr(dout, t_in)
-            conv_plan_backward(&net->conv[l], tdin, hw, hb, tg, lin, P + L->w, n);
-            if (tw) conv_plan_backward(&w->tplan[l], tdin, NULL, NULL, g, lin, tw, n);
-            if (tin && hw) conv_plan_backward(&net->conv[l], NULL, hw, NULL, g, tin, P + L->w, n);
+            conv_plan_backward_tangent(&net->conv[l], &w->tplan[l], tdin, hw, hb, g, tg, lin, tin, P + L->w, tw, n);
             break;
         case LAYER_LINEAR:
             linear_backward_tangent(tdin, hw, hb, g, tg, lin, tin, P + L->w, tw, n, L->in_c, L->out_c);

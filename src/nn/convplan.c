@@ -107,3 +107,32 @@ void conv_plan_backward(const ConvPlan *p, float *din, float *dweight, float *db
     }
     conv2d_backward(din, dweight, dbias, dout, in, weight, B, p->Cin, p->H, p->W, p->Cout, p->K, p->stride, p->pad);
 }
+
+// t_out = conv(t_in, W) + conv(in, t_W) + t_b
+void conv_plan_forward_tangent(const ConvPlan *p, const ConvPlan *tp, float *tout, float *tmp, const float *in,
+                               const float *tin, const float *weight, const float *tweight, const float *tbias,
+                               int B) {
+    int Ho = conv2d_out_size(p->H, p->K, p->stride, p->pad), Wo = conv2d_out_size(p->W, p->K, p->stride, p->pad);
+    size_t plane = (size_t)Ho * Wo, m = (size_t)B * p->Cout * plane;
+    if (!tin && tweight) { // the input does not move: one pass gives both remaining terms
+        conv_plan_forward(tp, tout, in, tweight, tbias, B);
+        return;
+    }
+    if (tin) conv_plan_forward(p, tout, tin, weight, tbias, B);
+    else
+        for (size_t c = 0; c < m / plane; c++)
+            for (size_t i = 0; i < plane; i++) tout[c * plane + i] = tbias ? tbias[c % p->Cout] : 0.0f;
+    if (!tin || !tweight) return;
+    conv_plan_forward(tp, tmp, in, tweight, NULL, B);
+    for (size_t i = 0; i < m; i++) tout[i] += tmp[i];
+}
+
+// t_din += conv^T(t_dout, W) + conv^T(dout, t_W), t_dW += corr(t_dout, in) + corr(dout, t_in),
+// t_db += sum t_dout
+void conv_plan_backward_tangent(const ConvPlan *p, const ConvPlan *tp, float *tdin, float *tdweight, float *tdbias,
+                                const float *dout, const float *tdout, const float *in, const float *tin,
+                                const float *weight, const float *tweight, int B) {
+    if (tdout && (tdin || tdweight || tdbias)) conv_plan_backward(p, tdin, tdweight, tdbias, tdout, in, weight, B);
+    if (tweight && tdin) conv_plan_backward(tp, tdin, NULL, NULL, dout, in, tweight, B);
+    if (tin && tdweight) conv_plan_backward(p, NULL, tdweight, NULL, dout, tin, weight, B);
+}

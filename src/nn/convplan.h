@@ -69,4 +69,16 @@ void conv_plan_backward(const ConvPlan *p,
                         const float *weight, // (Cout, Cin, K, K)
                         int B);
 
+// the tangents of both passes (src/nn/tangent.h: conv2d_forward_tangent and
+// conv2d_backward_tangent, the same sums) with every term by a plan: p for the weights,
+// tp (the same layer's shape) for the tangent weights, both brought up to date with
+// backward set. tmp holds tout's size when tin and tweight are both given (the sum's
+// second term); tin, tweight, tbias, tdout may be NULL as there.
+void conv_plan_forward_tangent(const ConvPlan *p, const ConvPlan *tp, float *tout, float *tmp, const float *in,
+                               const float *tin, const float *weight, const float *tweight, const float *tbias,
+                               int B);
+void conv_plan_backward_tangent(const ConvPlan *p, const ConvPlan *tp, float *tdin, float *tdweight, float *tdbias,
+                                const float *dout, const float *tdout, const float *in, const float *tin,
+                                const float *weight, const float *tweight, int B);
+
 #endif
