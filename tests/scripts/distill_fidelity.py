@@ -27,7 +27,7 @@ usage: distill_fidelity.py --beard build/beard --shared ../shared --work DIR --o
                            [--dm-iters 100] [--idm-iters 10] [--dc-iters 49 --dc10-iters 0]
                            [--dsa-iters 19 --dsa10-iters 0]
                            [--mtt-iters 20 --mtt10-iters 5 --mtt-experts 3 --mtt-epochs 8]
-                           [--seeds 3] [--epochs 1000] [--distill-seed 0]
+                           [--seeds 3] [--epochs 1000] [--distill-seed 0] [--no-random]
                            [--threads 2] [--only official|beard|train|table] [--methods DM,IDM,BACON,DC,DSA,MTT]
                            [--ipcs 1,10]
 """
@@ -350,6 +350,8 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--methods", default="DM,IDM,BACON,DC,DSA,MTT")
     ap.add_argument("--ipcs", default="1,10")
+    ap.add_argument("--no-random", action="store_true",
+                    help="leave out the random real rows (train, table), e.g. in a second lane or a rerun")
     a = ap.parse_args()
     a.beard = os.path.abspath(a.beard)
     methods, ipcs = a.methods.split(","), [int(i) for i in a.ipcs.split(",")]
@@ -364,7 +366,7 @@ def main():
         return
     rows = []
     for ipc in ipcs:
-        for m in ["RandomReal"] + [m for m in methods if m]:
+        for m in ([] if a.no_random else ["RandomReal"]) + [m for m in methods if m]:
             r = {"method": m, "ipc": ipc}
             for who in (("random",) if m == "RandomReal" else ("beard", "official")):
                 if who == "random":
