@@ -175,38 +175,6 @@ static void test_winograd_backward(int tile) {
     }
 }
 
-// the weight gradient by F(2x2, 3x3) against the naive sums, over the same kinds of shape
-// (odd sizes: partial edge tiles; blocks that span samples; the generic path past 16 px;
-// the ConvNet's 128 -> 128 layers), in a thread's chunk and shared by the threads, and
-// accumulating into what dweight held
-static void test_winograd_wgrad(void) {
-    int shapes[][5] = {{2, 16, 8, 16, 16}, {3, 5, 16, 7, 5}, {1, 128, 128, 16, 16}, {4, 128, 128, 8, 8},
-                       {1, 24, 12, 33, 9}, {2, 16, 20, 2, 3},  {1, 8, 8, 70, 4},     {1, 1, 9, 5, 37},
-                       {2, 8, 16, 32, 32}, {5, 8, 8, 15, 14},  {9, 12, 10, 8, 8}};
-    Rng r;
-    rng_init(&r, 10, 0);
-    for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
-        int B = shapes[t][0], C = shapes[t][1], O = shapes[t][2], H = shapes[t][3], W = shapes[t][4];
-        size_t nx = (size_t)B * C * H * W, nw = (size_t)O * C * 9, ny = (size_t)B * O * H * W;
-        float *x = zeros(nx), *dy = zeros(ny), *dw = zeros(nw), *dwr = zeros(nw), *dw1 = zeros(nw);
-        for (size_t i = 0; i < nx; i++) x[i] = 2 * rng_uniform(&r) - 1;
-        for (size_t i = 0; i < ny; i++) dy[i] = 2 * rng_uniform(&r) - 1;
-        for (size_t i = 0; i < nw; i++) dw[i] = dwr[i] = dw1[i] = rng_uniform(&r); // added into
-        conv2d_backward_weight_winograd(dw, dy, x, B, C, H, W, O);
-        conv2d_backward_ref(NULL, dwr, NULL, dy, x, dw, B, C, H, W, O, 3, 1, 1);
-        // a sum over B * H * W products of magnitude ~1/3: its rounding grows with the count
-        float atol = 2e-6f * sqrtf((float)B * H * W) + 1e-5f;
-        char what[96];
-        snprintf(what, sizeof(what), "winograd dweight B%d C%d O%d %dx%d vs naive (shared by the threads)", B, C, O, H, W);
-        check_close(what, dw, dwr, nw, atol, 1e-4);
-#pragma omp parallel num_threads(2)
-        if (omp_get_thread_num() == 0) conv2d_backward_weight_winograd(dw1, dy, x, B, C, H, W, O);
-        snprintf(what, sizeof(what), "winograd dweight B%d C%d O%d %dx%d vs naive (one thread's chunk)", B, C, O, H, W);
-        check_close(what, dw1, dwr, nw, atol, 1e-4);
-        free(x), free(dy), free(dw), free(dwr), free(dw1);
-    }
-}
-
 // the direct kernel of layers with few input channels against the naive sums: the RGB
 // and MNIST (pad 3) first layers, widths over one and two vectors, partial register
 // blocks, other K and pads
@@ -960,7 +928,6 @@ int main(int argc, char **argv) {
     test_winograd(4);
     test_winograd_backward(2);
     test_winograd_backward(4);
-    test_winograd_wgrad();
     test_conv_direct();
     test_gn_relu_pool();
     test_net_winograd();

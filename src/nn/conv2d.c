@@ -153,16 +153,6 @@ static void conv_sample_backward(real *din, real *dweight, real *dbias, const re
     }
 }
 
-void conv2d_bias_backward(real *dbias, const real *dout, int B, int Cout, int P) {
-    for (int b = 0; b < B; b++)
-        for (int o = 0; o < Cout; o++) { // as conv_sample_backward sums it
-            const real *r = dout + ((size_t)b * Cout + o) * P;
-            real s = 0.0f;
-            for (int p = 0; p < P; p++) s += r[p];
-            dbias[o] += s;
-        }
-}
-
 void conv2d_backward(real *din, real *dweight, real *dbias, const real *dout, const real *in,
                      const real *weight, int B, int Cin, int H, int W, int Cout, int K, int stride, int pad) {
     int Ho = conv2d_out_size(H, K, stride, pad), Wo = conv2d_out_size(W, K, stride, pad);

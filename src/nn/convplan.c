@@ -26,13 +26,12 @@ void conv_plan_init(ConvPlan *p, int Cin, int H, int W, int Cout, int K, int str
     p->Cin = Cin, p->H = H, p->W = W, p->Cout = Cout, p->K = K, p->stride = stride, p->pad = pad;
     p->im2col_only = im2col_only;
     p->tile = conv_plan_tile(tile, W);
-    p->fwd = p->bwd = p->wgrad = CONV_ALGO_IM2COL;
+    p->fwd = p->bwd = CONV_ALGO_IM2COL;
     if (im2col_only) return;
     p->batch = conv_batch_applies(Cin, Cout, K, conv2d_out_size(H, K, stride, pad), conv2d_out_size(W, K, stride, pad));
     if (winograd_applies(Cin, K, stride, pad)) {
         p->fwd = CONV_ALGO_WINOGRAD;
         if (winograd_applies(Cout, K, stride, pad)) p->bwd = CONV_ALGO_WINOGRAD;
-        if (H >= 8 && W >= 8) p->wgrad = CONV_ALGO_WINOGRAD;
     } else if (conv_direct_applies(Cin, stride)) {
         p->fwd = CONV_ALGO_DIRECT;
         if (conv_direct_backward_applies(Cin, stride, conv2d_out_size(H, K, stride, pad), conv2d_out_size(W, K, stride, pad)))
@@ -105,12 +104,6 @@ void conv_plan_backward(const ConvPlan *p, float *din, float *dweight, float *db
         else conv2d_backward_data_direct(din, dout, p->Ub, B, p->Cin, p->H, p->W, p->Cout, p->K, p->pad);
         din = NULL;
         if (!dweight && !dbias) return;
-    }
-    if (p->wgrad == CONV_ALGO_WINOGRAD && (dweight || dbias)) {
-        if (din) conv2d_backward(din, NULL, NULL, dout, in, weight, B, p->Cin, p->H, p->W, p->Cout, p->K, p->stride, p->pad);
-        if (dbias) conv2d_bias_backward(dbias, dout, B, p->Cout, p->H * p->W);
-        if (dweight) conv2d_backward_weight_winograd(dweight, dout, in, B, p->Cin, p->H, p->W, p->Cout);
-        return;
     }
     conv2d_backward(din, dweight, dbias, dout, in, weight, B, p->Cin, p->H, p->W, p->Cout, p->K, p->stride, p->pad);
 }

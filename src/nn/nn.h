@@ -54,8 +54,6 @@ void conv2d_col2im_add_ld(real *din, const real *col, size_t ld, int Cin, int H,
                           int Ho, int Wo);
 void conv2d_im2col_ld(real *col, size_t ld, const real *in, int Cin, int H, int W, int K, int stride, int pad, int Ho,
                       int Wo);
-// dbias (Cout) += the sums of dout (B, Cout, P) over the samples and positions
-void conv2d_bias_backward(real *dbias, const real *dout, int B, int Cout, int P);
 void conv2d_forward_ref(real *out, const real *in, const real *weight, const real *bias, int B, int Cin,
                         int H, int W, int Cout, int K, int stride, int pad);
 void conv2d_backward_ref(real *din, real *dweight, real *dbias, const real *dout, const real *in,
@@ -86,13 +84,6 @@ void conv2d_backward_data_winograd(int tile, real *din, // (B, Cin, H, W), added
                                    const real *dout,    // (B, Cout, H, W)
                                    const real *U,       // from winograd_weights_backward
                                    int B, int Cout, int H, int W, int Cin);
-// the weight gradient of the same convolution by F(2x2, 3x3) (whatever tile the other
-// passes use): dweight += the sum over the B samples of d/dweight (winograd.c); any
-// Cin, Cout, H, W (the edge tiles read zeros)
-void conv2d_backward_weight_winograd(real *dweight,     // (Cout, Cin, 3, 3), added into
-                                     const real *dout,  // (B, Cout, H, W)
-                                     const real *in,    // (B, Cin, H, W)
-                                     int B, int Cin, int H, int W, int Cout);
 
 // the forward pass of stride-1 convolutions with fewer than 8 input channels (a first
 // layer) by a direct register-blocked kernel (conv_direct.c); Wp holds the weights packed
