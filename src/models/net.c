@@ -1187,7 +1187,12 @@ static void ws_forward_view(const Workspace *w, Workspace *v) {
 // others by one chunk at most; a batch too small to give every thread a whole chunk in
 // chunks of B / threads (rounded up); a batch of one sample, shared by the threads (its
 // kernels split the work, never a sum). A sample's result is the same on any thread and
-// in any chunk.
+// in any chunk, except in the layers that run over groups of samples by sgemm
+// (batch_chunk: conv_batch.c), where the BLAS's rounding may follow a sample's place in
+// its group (OpenBLAS's Zen kernels do: an input gradient's last bits). For such a net a
+// small batch is split by CHUNK_SPLIT instead of the thread count, so that the chunks, and
+// with them every value, are the same for any number of threads.
+#define CHUNK_SPLIT 4
 typedef struct {
     int n_chunks, size, threads;
 } ChunkPlan;
@@ -1196,7 +1201,8 @@ static ChunkPlan chunk_plan(const Net *net, int B) {
     ChunkPlan c = {0, 1, thread_count(B)};
     if (B <= 1) return c; // n_chunks 0: the shared path
     c.size = chunk_size(net);
-    if ((long)c.size * c.threads > B) c.size = (B + c.threads - 1) / c.threads;
+    int split = batch_chunk(net) ? CHUNK_SPLIT : c.threads;
+    if ((long)c.size * split > B) c.size = (B + split - 1) / split;
     c.n_chunks = (B + c.size - 1) / c.size;
     return c;
 }
