@@ -222,14 +222,19 @@ static void gn_relu_pool_group_backward(real *dx, const real *dpool, const real 
     for (int c = 0; c < cpg; c++) {
         const real *gp = dpool + (size_t)c * Ho * Wo, *yc = y + (size_t)c * HW;
         real *d = dy + (size_t)c * HW;
-        for (int i = 0; i < HW; i++) d[i] = 0.0f;
-        for (int oh = 0; oh < Ho; oh++)
+        // one pass: the pooled gradient spread over its 2x2 window, masked by ReLU; the
+        // same bits as the two passes' 0 + (y > 0 ? 0 + g / 4 : 0), as v is never -0
+        for (int h = 0; h < 2 * Ho; h++) {
+            const real *g = gp + (size_t)(h / 2) * Wo, *yr = yc + (size_t)h * W;
+            real *dr = d + (size_t)h * W;
             for (int ow = 0; ow < Wo; ow++) {
-                real v = 0.0f + gp[(size_t)oh * Wo + ow] / (real)4;
-                d[(size_t)(2 * oh) * W + 2 * ow] = v, d[(size_t)(2 * oh) * W + 2 * ow + 1] = v;
-                d[(size_t)(2 * oh + 1) * W + 2 * ow] = v, d[(size_t)(2 * oh + 1) * W + 2 * ow + 1] = v;
+                real v = 0.0f + g[ow] / (real)4;
+                dr[2 * ow] = yr[2 * ow] > 0.0f ? v : 0.0f;
+                dr[2 * ow + 1] = yr[2 * ow + 1] > 0.0f ? v : 0.0f;
             }
-        for (int i = 0; i < HW; i++) d[i] = 0.0f + (yc[i] > 0.0f ? d[i] : 0.0f);
+            if (W > 2 * Wo) dr[W - 1] = 0.0f;
+        }
+        if (H > 2 * Ho) memset(d + (size_t)(H - 1) * W, 0, sizeof(real) * W);
     }
     gn_group_backward(dx, NULL, NULL, dy, x, m, r, gamma, cpg, HW);
 }

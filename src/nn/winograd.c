@@ -167,14 +167,31 @@ static inline __attribute__((always_inline)) void input_transform_vec(real *V, c
 }
 #endif
 
+// the even and the odd lanes of the 2 VL values a, b (a's first)
+#if VEC16
+#define EVENS(a, b) SHUF(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+#define ODDS(a, b) SHUF(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
+#else
+#define EVENS(a, b) SHUF(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
+#define ODDS(a, b) SHUF(a, b, 1, 3, 5, 7, 9, 11, 13, 15)
+#endif
+
+// the padded row length of input_transform_any: the 2 tw + 2 columns a row of tiles
+// reads, rounded up so that VL tiles at a time read whole vectors
+static int any_row_len(int tw) { return round_up(2 * round_up(tw, VL) + 2, VL); }
+
+// scratch floats the generic input transforms need (F(2x2) and F(4x4))
+static size_t any_tmp_len(int tw) { return MAX((size_t)40 * (tw + 1), (size_t)8 * any_row_len(tw)); }
+
 // the same for any W, in the same order of operations as input_transform_vec (down the
 // columns, then along the rows), so that both paths give the same bits: the four rows
 // of a tile row, padded (d[r][k] = row[k - 1], zeros outside), combined into
-// t = B^T d, then each tile x takes t[2x .. 2x + 3]
+// t = B^T d, then each tile x takes t[2x .. 2x + 3], VL tiles at a time (the even and
+// odd lanes of t from 2x and from 2x + 2)
 static void input_transform_any(real *V, const real *in, int Cin, int H, int W, int tw, int ty0, int ty1, int ldv,
                                 real *tmp, int c0, int c1) {
-    int np = 2 * tw + 2; // padded columns
-    real *d = tmp;       // 4 rows of np
+    int np = any_row_len(tw); // padded columns
+    real *d = tmp;            // 4 rows of np
     real *t = d + 4 * np;
     size_t eplane = (size_t)Cin * ldv;
     for (int c = c0; c < c1; c++) {
@@ -187,29 +204,31 @@ static void input_transform_any(real *V, const real *in, int Cin, int H, int W, 
                     memset(dr, 0, sizeof(real) * np);
                     continue;
                 }
-                const real *row = plane + (size_t)y * W;
                 dr[0] = 0;
-                for (int k = 1; k < np; k++) dr[k] = k - 1 < W ? row[k - 1] : 0;
+                memcpy(dr + 1, plane + (size_t)y * W, sizeof(real) * W);
+                memset(dr + 1 + W, 0, sizeof(real) * (np - 1 - W));
             }
-            const real *d0 = d, *d1 = d0 + np, *d2 = d1 + np, *d3 = d2 + np;
-            real *t0 = t, *t1 = t0 + np, *t2 = t1 + np, *t3 = t2 + np;
-            for (int k = 0; k < np; k++) {
-                t0[k] = d0[k] - d2[k];
-                t1[k] = d1[k] + d2[k];
-                t2[k] = d2[k] - d1[k];
-                t3[k] = d1[k] - d3[k];
+            for (int k = 0; k < np; k += VL) {
+                vreal d0 = vload(d + k), d1 = vload(d + np + k), d2 = vload(d + 2 * np + k),
+                      d3 = vload(d + 3 * np + k);
+                vstore(t + k, d0 - d2);
+                vstore(t + np + k, d1 + d2);
+                vstore(t + 2 * np + k, d2 - d1);
+                vstore(t + 3 * np + k, d1 - d3);
             }
             size_t j0 = (size_t)(ty - ty0) * tw;
             for (int i = 0; i < 4; i++) {
                 const real *ti = t + (size_t)i * np;
                 real *v0 = V + (size_t)(i * 4) * eplane + (size_t)c * ldv + j0;
-                real *v1 = v0 + eplane, *v2 = v1 + eplane, *v3 = v2 + eplane;
-                for (int x = 0; x < tw; x++) {
-                    real p0 = ti[2 * x], p1 = ti[2 * x + 1], p2 = ti[2 * x + 2], p3 = ti[2 * x + 3];
-                    v0[x] = p0 - p2;
-                    v1[x] = p1 + p2;
-                    v2[x] = p2 - p1;
-                    v3[x] = p1 - p3;
+                for (int x = 0; x < tw; x += VL) {
+                    vreal a = vload(ti + 2 * x), b = vload(ti + 2 * x + VL);
+                    vreal a2 = vload(ti + 2 * x + 2), b2 = vload(ti + 2 * x + 2 + VL);
+                    vreal p0 = EVENS(a, b), p1 = ODDS(a, b), p2 = EVENS(a2, b2), p3 = ODDS(a2, b2);
+                    int n = MIN(VL, tw - x);
+                    lanes_store(v0 + x, p0 - p2, n);
+                    lanes_store(v0 + eplane + x, p1 + p2, n);
+                    lanes_store(v0 + 2 * eplane + x, p2 - p1, n);
+                    lanes_store(v0 + 3 * eplane + x, p1 - p3, n);
                 }
             }
         }
@@ -254,43 +273,52 @@ static inline __attribute__((always_inline)) void output_transform_vec(real *out
 }
 #endif
 
-// one output row of 2x2 tiles: a[x] to column 2x, b[x] to 2x + 1 (inside W), stored or added
-static inline void out_row(real *r, const real *a, const real *b, int tw, int W, int add) {
-    for (int x = 0; x < tw; x++) {
-        if (add) r[2 * x] += a[x];
-        else r[2 * x] = a[x];
-        if (2 * x + 1 < W) {
-            if (add) r[2 * x + 1] += b[x];
-            else r[2 * x + 1] = b[x];
-        }
+// one output row of 2x2 tiles, n <= VL of them from tile x: a to columns 2x, b to 2x + 1
+// (inside W), stored or added, the two interleaved into 2 VL columns
+static inline __attribute__((always_inline)) void out_row(real *r, vreal a, vreal b, int n, int x, int W, int add) {
+#if VEC16
+    vreal lo = SHUF(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    vreal hi = SHUF(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+#else
+    vreal lo = SHUF(a, b, 0, 8, 1, 9, 2, 10, 3, 11);
+    vreal hi = SHUF(a, b, 4, 12, 5, 13, 6, 14, 7, 15);
+#endif
+    int cols = MIN(2 * n, W - 2 * x), n0 = MIN(VL, cols), n1 = cols - n0;
+    r += 2 * x;
+    if (add) lo += lanes_load(r, n0);
+    lanes_store(r, lo, n0);
+    if (n1 > 0) {
+        if (add) hi += lanes_load(r + VL, n1);
+        lanes_store(r + VL, hi, n1);
     }
 }
 
+// the same as output_transform_vec for any W, VL tiles at a time, in its order of
+// operations
 static void output_transform_any(real *out, const real *M, const real *bias, int Cout, int Coutp, int H, int W,
-                                 int tw, int ty0, int ty1, int ldm, real *tmp, int add, int o0, int o1) {
+                                 int tw, int ty0, int ty1, int ldm, int add, int o0, int o1) {
     size_t eplane = (size_t)Coutp * ldm;
-    real *y00 = tmp, *y01 = y00 + tw, *y10 = y01 + tw, *y11 = y10 + tw;
     for (int o = o0; o < o1; o++) {
         real b = bias ? bias[o] : 0;
         real *plane = out + (size_t)o * H * W;
         for (int ty = ty0; ty < ty1; ty++) {
             const real *m = M + (size_t)o * ldm + (size_t)(ty - ty0) * tw;
-            for (int x = 0; x < tw; x++) {
-                real s0[4], s1[4];
+            real *r0 = plane + (size_t)(2 * ty) * W;
+            for (int x = 0; x < tw; x += VL) { // reads past tw stay in M (see winograd_blocks)
+                vreal s0[4], s1[4];
                 for (int i = 0; i < 4; i++) {
                     const real *mi = m + (size_t)(i * 4) * eplane + x;
-                    real m0 = mi[0], m1 = mi[eplane], m2 = mi[2 * eplane], m3 = mi[3 * eplane];
+                    vreal m0 = vload(mi), m1 = vload(mi + eplane), m2 = vload(mi + 2 * eplane),
+                          m3 = vload(mi + 3 * eplane);
                     s0[i] = m0 + m1 + m2;
                     s1[i] = m1 - m2 - m3;
                 }
-                y00[x] = s0[0] + s0[1] + s0[2] + b;
-                y01[x] = s1[0] + s1[1] + s1[2] + b;
-                y10[x] = s0[1] - s0[2] - s0[3] + b;
-                y11[x] = s1[1] - s1[2] - s1[3] + b;
+                vreal y00 = s0[0] + s0[1] + s0[2] + b, y01 = s1[0] + s1[1] + s1[2] + b;
+                vreal y10 = s0[1] - s0[2] - s0[3] + b, y11 = s1[1] - s1[2] - s1[3] + b;
+                int n = MIN(VL, tw - x);
+                out_row(r0, y00, y01, n, x, W, add);
+                if (2 * ty + 1 < H) out_row(r0 + W, y10, y11, n, x, W, add);
             }
-            real *r0 = plane + (size_t)(2 * ty) * W;
-            out_row(r0, y00, y01, tw, W, add);
-            if (2 * ty + 1 < H) out_row(r0 + W, y10, y11, tw, W, add);
         }
     }
 }
@@ -574,7 +602,7 @@ static inline __attribute__((always_inline)) void winograd_block(int tile, real 
     if (nt < ldv) // the padding tiles of a partial block read zeros
         for (int e = 0; e < E; e++)
             for (int c = lo; c < hi; c++) memset(V + ((size_t)e * Cin + c) * ldv + nt, 0, sizeof(real) * (ldv - nt));
-    real *tmp = ROW_VEC(W) ? NULL : scratch_real(SCRATCH_TMP, (size_t)40 * (tw + 1));
+    real *tmp = ROW_VEC(W) ? NULL : scratch_real(SCRATCH_TMP, any_tmp_len(tw));
     for (int R = R0; R < R1;) { // the block's rows of each sample in turn
         int s = R / th, ty0 = R - s * th, ty1 = MIN(th, ty0 + (R1 - R));
         real *Vs = V + (size_t)(R - R0) * tw;
@@ -615,7 +643,7 @@ static inline __attribute__((always_inline)) void winograd_block(int tile, real 
             else output_transform4_any(outs, Ms, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, add, lo, hi);
         } else {
             if (ROW_VEC(W)) output_transform_vec(outs, Ms, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, add, lo, hi);
-            else output_transform_any(outs, Ms, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, tmp, add, lo, hi);
+            else output_transform_any(outs, Ms, bias, Cout, Coutp, H, W, tw, ty0, ty1, ldv, add, lo, hi);
         }
         R += ty1 - ty0;
     }
