@@ -177,8 +177,9 @@ static inline __attribute__((always_inline)) void input_transform_vec(real *V, c
 #endif
 
 // the padded row length of input_transform_any: the 2 tw + 2 columns a row of tiles
-// reads, rounded up so that VL tiles at a time read whole vectors
-static int any_row_len(int tw) { return round_up(2 * round_up(tw, VL) + 2, VL); }
+// reads, rounded up so that VL tiles at a time read whole vectors, and the vectors of t
+// stored from column 1 fit
+static int any_row_len(int tw) { return round_up(2 * round_up(tw, VL) + 2, VL) + VL; }
 
 // scratch floats the generic input transforms need (F(2x2) and F(4x4))
 static size_t any_tmp_len(int tw) { return MAX((size_t)40 * (tw + 1), (size_t)8 * any_row_len(tw)); }
@@ -187,34 +188,31 @@ static size_t any_tmp_len(int tw) { return MAX((size_t)40 * (tw + 1), (size_t)8 
 // columns, then along the rows), so that both paths give the same bits: the four rows
 // of a tile row, padded (d[r][k] = row[k - 1], zeros outside), combined into
 // t = B^T d, then each tile x takes t[2x .. 2x + 3], VL tiles at a time (the even and
-// odd lanes of t from 2x and from 2x + 2)
+// odd lanes of t from 2x and from 2x + 2). t is made from the image rows a vector at a
+// time (a row outside the image is a vector of zeros, as d's zeros were) and stored one
+// column on; its first column and those past W + 1 stay the zeros they start as.
 static void input_transform_any(real *V, const real *in, int Cin, int H, int W, int tw, int ty0, int ty1, int ldv,
-                                real *tmp, int c0, int c1) {
+                                real *t, int c0, int c1) {
     int np = any_row_len(tw); // padded columns
-    real *d = tmp;            // 4 rows of np
-    real *t = d + 4 * np;
     size_t eplane = (size_t)Cin * ldv;
+    const vreal zero = {0};
+    memset(t, 0, sizeof(real) * 4 * np);
     for (int c = c0; c < c1; c++) {
         const real *plane = in + (size_t)c * H * W;
         for (int ty = ty0; ty < ty1; ty++) {
+            const real *row[4];
             for (int r = 0; r < 4; r++) {
                 int y = 2 * ty - 1 + r;
-                real *dr = d + (size_t)r * np;
-                if (y < 0 || y >= H) {
-                    memset(dr, 0, sizeof(real) * np);
-                    continue;
-                }
-                dr[0] = 0;
-                memcpy(dr + 1, plane + (size_t)y * W, sizeof(real) * W);
-                memset(dr + 1 + W, 0, sizeof(real) * (np - 1 - W));
+                row[r] = y >= 0 && y < H ? plane + (size_t)y * W : NULL;
             }
-            for (int k = 0; k < np; k += VL) {
-                vreal d0 = vload(d + k), d1 = vload(d + np + k), d2 = vload(d + 2 * np + k),
-                      d3 = vload(d + 3 * np + k);
-                vstore(t + k, d0 - d2);
-                vstore(t + np + k, d1 + d2);
-                vstore(t + 2 * np + k, d2 - d1);
-                vstore(t + 3 * np + k, d1 - d3);
+            for (int k = 0; k < W; k += VL) {
+                int n = MIN(VL, W - k);
+                vreal d[4];
+                for (int r = 0; r < 4; r++) d[r] = row[r] ? lanes_load(row[r] + k, n) : zero;
+                vstore(t + 1 + k, d[0] - d[2]);
+                vstore(t + np + 1 + k, d[1] + d[2]);
+                vstore(t + 2 * np + 1 + k, d[2] - d[1]);
+                vstore(t + 3 * np + 1 + k, d[1] - d[3]);
             }
             size_t j0 = (size_t)(ty - ty0) * tw;
             for (int i = 0; i < 4; i++) {
