@@ -29,6 +29,9 @@ void conv_plan_init(ConvPlan *p, int Cin, int H, int W, int Cout, int K, int str
     p->fwd = p->bwd = CONV_ALGO_IM2COL;
     if (im2col_only) return;
     p->batch = conv_batch_applies(Cin, Cout, K, conv2d_out_size(H, K, stride, pad), conv2d_out_size(W, K, stride, pad));
+    // without 16-lane vectors the small maps run faster by Winograd (winograd_small_maps)
+    if (p->batch && winograd_small_maps() && winograd_applies(Cin, K, stride, pad) && winograd_applies(Cout, K, stride, pad))
+        p->batch = 0;
     if (winograd_applies(Cin, K, stride, pad)) {
         p->fwd = CONV_ALGO_WINOGRAD;
         if (winograd_applies(Cout, K, stride, pad)) p->bwd = CONV_ALGO_WINOGRAD;

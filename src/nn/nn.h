@@ -64,6 +64,10 @@ void conv2d_backward_ref(real *din, real *dweight, real *dbias, const real *dout
 // weights, winograd_weights_size(tile, Cout, Cin) values, written by winograd_weights
 // once per weight update
 int winograd_applies(int Cin, int K, int stride, int pad);
+// whether the layers with maps of 4x4 or less that Winograd applies to (both passes) take
+// it rather than conv_batch.c's GEMM over groups of samples: in builds without 16-lane
+// vectors (AVX2), where it measured 1.11-1.20x on ResNet-18 (convplan.h)
+int winograd_small_maps(void);
 size_t winograd_weights_size(int tile, int Cout, int Cin);
 void winograd_weights(int tile, real *U,    // winograd_weights_size(tile, Cout, Cin)
                       const real *weight,   // (Cout, Cin, 3, 3)

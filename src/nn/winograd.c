@@ -60,6 +60,8 @@ static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
 int winograd_applies(int Cin, int K, int stride, int pad) { return K == 3 && stride == 1 && pad == 1 && Cin >= 8; }
 
+int winograd_small_maps(void) { return !VEC16; }
+
 // positions of a transformed tile: (tile + 2)^2
 static int tile_elems(int tile) { return (tile + 2) * (tile + 2); }
 
