@@ -184,7 +184,7 @@ static inline __attribute__((always_inline)) void input_transform_vec(real *V, c
 static int any_row_len(int tw) { return round_up(2 * round_up(tw, VL) + 2, VL) + VL; }
 
 // scratch floats the generic input transforms need (F(2x2) and F(4x4))
-static size_t any_tmp_len(int tw) { return MAX((size_t)40 * (tw + 1), (size_t)8 * any_row_len(tw)); }
+static size_t any_tmp_len(int tw) { return MAX((size_t)40 * (round_up(tw, VL) + 1), (size_t)8 * any_row_len(tw)); }
 
 // the same for any W, in the same order of operations as input_transform_vec (down the
 // columns, then along the rows), so that both paths give the same bits: the four rows
@@ -462,32 +462,44 @@ static inline __attribute__((always_inline)) void input_transform4_vec(real *V, 
 }
 #endif
 
-// the same for any W, from one zero-padded image row at a time (p[q] = row[q - 1])
+// the same for any W, from one zero-padded image row at a time (p[q] = row[q - 1]), VL
+// tiles at a time: tile x of a row sees p[4x .. 4x + 5], the lanes 4x + q of p taken
+// apart by two rounds of even/odd shuffles (from 4x, and from 4x + 4 for q = 4, 5);
+// the same operations in the same order as one tile at a time
 static void input_transform4_any(real *V, const real *in, int Cin, int H, int W, int tw, int ty0, int ty1, int ldv,
                                  real *tmp, int c0, int c1) {
-    real *pr = tmp;              // the padded row, 4 tw + 2
-    real *a = pr + 4 * tw + 2;   // a[r][k][x]: the rows along B, 36 tw
+    int twp = round_up(tw, VL), np = 4 * twp + 4; // a's row pitch; the padded row's length
+    real *pr = tmp;                               // the padded row
+    real *a = pr + np;                            // a[r][k][x]: the rows along B, 36 twp
     size_t eplane = (size_t)Cin * ldv;
     for (int c = c0; c < c1; c++) {
         const real *plane = in + (size_t)c * H * W;
         for (int ty = ty0; ty < ty1; ty++) {
             for (int r = 0; r < 6; r++) {
                 int y = 4 * ty - 1 + r;
-                memset(pr, 0, sizeof(real) * (4 * tw + 2));
+                memset(pr, 0, sizeof(real) * np);
                 if (y >= 0 && y < H) memcpy(pr + 1, plane + (size_t)y * W, sizeof(real) * W);
-                for (int x = 0; x < tw; x++) {
-                    real o[6];
-                    BT6(pr + 4 * x, o);
-                    for (int k = 0; k < 6; k++) a[((size_t)r * 6 + k) * tw + x] = o[k];
+                for (int x = 0; x < tw; x += VL) {
+                    const real *q = pr + 4 * x;
+                    vreal e0 = EVENS(vload(q), vload(q + VL)), o0 = ODDS(vload(q), vload(q + VL));
+                    vreal e1 = EVENS(vload(q + 2 * VL), vload(q + 3 * VL)), o1 = ODDS(vload(q + 2 * VL), vload(q + 3 * VL));
+                    vreal f0 = EVENS(vload(q + 4), vload(q + 4 + VL)), g0 = ODDS(vload(q + 4), vload(q + 4 + VL));
+                    vreal f1 = EVENS(vload(q + 4 + 2 * VL), vload(q + 4 + 3 * VL));
+                    vreal g1 = ODDS(vload(q + 4 + 2 * VL), vload(q + 4 + 3 * VL));
+                    vreal p[6] = {EVENS(e0, e1), EVENS(o0, o1), ODDS(e0, e1), ODDS(o0, o1), EVENS(f0, f1), EVENS(g0, g1)};
+                    vreal o[6];
+                    BT6(p, o);
+                    for (int k = 0; k < 6; k++) vstore(a + ((size_t)r * 6 + k) * twp + x, o[k]);
                 }
             }
             size_t j0 = (size_t)(ty - ty0) * tw;
             for (int k = 0; k < 6; k++)
-                for (int x = 0; x < tw; x++) {
-                    real d[6], o[6];
-                    for (int r = 0; r < 6; r++) d[r] = a[((size_t)r * 6 + k) * tw + x];
+                for (int x = 0; x < tw; x += VL) {
+                    vreal d[6], o[6];
+                    for (int r = 0; r < 6; r++) d[r] = vload(a + ((size_t)r * 6 + k) * twp + x);
                     BT6(d, o);
-                    for (int i = 0; i < 6; i++) V[(size_t)(i * 6 + k) * eplane + (size_t)c * ldv + j0 + x] = o[i];
+                    int n = MIN(VL, tw - x);
+                    for (int i = 0; i < 6; i++) lanes_store(V + (size_t)(i * 6 + k) * eplane + (size_t)c * ldv + j0 + x, o[i], n);
                 }
         }
     }
@@ -536,6 +548,23 @@ static inline __attribute__((always_inline)) void output_transform4_vec(real *ou
 }
 #endif
 
+// lanes 0.. of a and b interleaved (ZIP_LO) and the upper halves (ZIP_HI); ZIP2_*: the
+// same for pairs of lanes
+#if VEC16
+#define ZIP_LO(a, b) SHUF(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+#define ZIP_HI(a, b) SHUF(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+#define ZIP2_LO(a, b) SHUF(a, b, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23)
+#define ZIP2_HI(a, b) SHUF(a, b, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31)
+#else
+#define ZIP_LO(a, b) SHUF(a, b, 0, 8, 1, 9, 2, 10, 3, 11)
+#define ZIP_HI(a, b) SHUF(a, b, 4, 12, 5, 13, 6, 14, 7, 15)
+#define ZIP2_LO(a, b) SHUF(a, b, 0, 1, 8, 9, 2, 3, 10, 11)
+#define ZIP2_HI(a, b) SHUF(a, b, 4, 5, 12, 13, 6, 7, 14, 15)
+#endif
+
+// the same for any W, VL tiles at a time: M A along the rows of M, then A^T down the
+// columns, and the four output columns of the tiles interleaved into an image row (the
+// same operations in the same order as one tile at a time; reads past tw stay in M)
 static void output_transform4_any(real *out, const real *M, const real *bias, int Cout, int Coutp, int H, int W,
                                   int tw, int ty0, int ty1, int ldm, int add, int o0, int o1) {
     size_t eplane = (size_t)Coutp * ldm;
@@ -544,21 +573,27 @@ static void output_transform4_any(real *out, const real *M, const real *bias, in
         real *plane = out + (size_t)o * H * W;
         for (int ty = ty0; ty < ty1; ty++) {
             const real *m = M + (size_t)o * ldm + (size_t)(ty - ty0) * tw;
-            for (int x = 0; x < tw; x++) {
-                real s[6][4];
+            for (int x = 0; x < tw; x += VL) {
+                vreal s[6][4], r[4][4]; // r[dx][dy]
                 for (int i = 0; i < 6; i++) {
-                    real mi[6];
-                    for (int k = 0; k < 6; k++) mi[k] = m[(size_t)(i * 6 + k) * eplane + x];
+                    vreal mi[6];
+                    for (int k = 0; k < 6; k++) mi[k] = vload(m + (size_t)(i * 6 + k) * eplane + x);
                     AT6(mi, s[i]);
                 }
-                for (int dx = 0; dx < 4 && 4 * x + dx < W; dx++) {
-                    real col[6] = {s[0][dx], s[1][dx], s[2][dx], s[3][dx], s[4][dx], s[5][dx]}, r[4];
-                    AT6(col, r);
-                    for (int dy = 0; dy < 4 && 4 * ty + dy < H; dy++) {
-                        real *q = plane + (size_t)(4 * ty + dy) * W + 4 * x + dx;
-                        real v = r[dy] + b;
-                        if (add) *q += v;
-                        else *q = v;
+                for (int dx = 0; dx < 4; dx++) {
+                    vreal col[6] = {s[0][dx], s[1][dx], s[2][dx], s[3][dx], s[4][dx], s[5][dx]};
+                    AT6(col, r[dx]);
+                }
+                int cols = MIN(4 * MIN(VL, tw - x), W - 4 * x);
+                for (int dy = 0; dy < 4 && 4 * ty + dy < H; dy++) {
+                    vreal v0 = r[0][dy] + b, v1 = r[1][dy] + b, v2 = r[2][dy] + b, v3 = r[3][dy] + b;
+                    vreal l01 = ZIP_LO(v0, v1), h01 = ZIP_HI(v0, v1), l23 = ZIP_LO(v2, v3), h23 = ZIP_HI(v2, v3);
+                    vreal w[4] = {ZIP2_LO(l01, l23), ZIP2_HI(l01, l23), ZIP2_LO(h01, h23), ZIP2_HI(h01, h23)};
+                    real *q = plane + (size_t)(4 * ty + dy) * W + 4 * x;
+                    for (int j = 0; j < 4 && j * VL < cols; j++) {
+                        int n = MIN(VL, cols - j * VL);
+                        if (add) w[j] += lanes_load(q + j * VL, n);
+                        lanes_store(q + j * VL, w[j], n);
                     }
                 }
             }
