@@ -78,6 +78,18 @@ $(B)/tests/test_gradcheck: tests/test_gradcheck.c $(TEST_LIB) $(NN64_OBJ) $(B)/l
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DNN_REAL_DOUBLE -Itests -o $@ $< $(TEST_LIB) $(NN64_OBJ) $(B)/libbeard.a $(LDLIBS)
 
+# test_nn once more with the vector kernels built for 16 lanes whatever the CPU (the
+# compiler splits them where AVX-512 is missing): the paths only AVX-512 builds take are
+# then tested on every host, against the naive convolution as the 8-lane ones are
+LANES16_OBJ = $(B)/lanes16/winograd.o $(B)/lanes16/conv_direct.o
+$(B)/lanes16/%.o: src/nn/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -ffp-contract=fast -fexpensive-optimizations -DBEARD_VEC16 -c $< -o $@
+$(B)/tests/test_nn_lanes16: tests/test_nn.c $(TEST_LIB) $(LANES16_OBJ) $(B)/libbeard.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_LIB) $(LANES16_OBJ) $(B)/libbeard.a $(LDLIBS)
+TEST_BIN += $(B)/tests/test_nn_lanes16
+
 tests: $(TEST_BIN) $(B)/beard
 
 # the README's test command

@@ -17,7 +17,9 @@
 
 #include "real.h"
 
-#ifdef __AVX512F__
+// BEARD_VEC16 asks for 16 lanes on any target (the Makefile's test_nn_lanes16, which runs
+// the AVX-512 paths, split in two by the compiler, on a CPU without it)
+#if defined(__AVX512F__) || defined(BEARD_VEC16)
 #define VEC16 1
 #define VEC_BYTES 64
 #else
