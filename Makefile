@@ -185,4 +185,4 @@ fuzz-long: fuzz
 clean:
 	rm -rf $(B) beard
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(NN64_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(NN64_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d) $(LANES16_OBJ:.o=.d)
