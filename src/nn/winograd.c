@@ -178,13 +178,28 @@ static inline __attribute__((always_inline)) void input_transform_vec(real *V, c
 #define ODDS(a, b) SHUF(a, b, 1, 3, 5, 7, 9, 11, 13, 15)
 #endif
 
-// the padded row length of input_transform_any: the 2 tw + 2 columns a row of tiles
-// reads, rounded up so that VL tiles at a time read whole vectors, and the vectors of t
-// stored from column 1 fit
-static int any_row_len(int tw) { return round_up(2 * round_up(tw, VL) + 2, VL) + VL; }
+// lanes 0.. of a and b interleaved (ZIP_LO) and the upper halves (ZIP_HI); ZIP2_*: the
+// same for pairs of lanes
+#if VEC16
+#define ZIP_LO(a, b) SHUF(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+#define ZIP_HI(a, b) SHUF(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+#define ZIP2_LO(a, b) SHUF(a, b, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23)
+#define ZIP2_HI(a, b) SHUF(a, b, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31)
+#else
+#define ZIP_LO(a, b) SHUF(a, b, 0, 8, 1, 9, 2, 10, 3, 11)
+#define ZIP_HI(a, b) SHUF(a, b, 4, 12, 5, 13, 6, 14, 7, 15)
+#define ZIP2_LO(a, b) SHUF(a, b, 0, 1, 8, 9, 2, 3, 10, 11)
+#define ZIP2_HI(a, b) SHUF(a, b, 4, 5, 12, 13, 6, 7, 14, 15)
+#endif
 
-// scratch floats the generic input transforms need (F(2x2) and F(4x4))
-static size_t any_tmp_len(int tw) { return MAX((size_t)40 * (round_up(tw, VL) + 1), (size_t)8 * any_row_len(tw)); }
+// the padded row length of input_transform_any: the 2 tw + 2 columns a row of tiles
+// reads, rounded up so that VL tiles at a time read whole vectors (the vectors of t
+// stored from column 1 end by column 2 round_up(tw, VL), inside it too)
+static int any_row_len(int tw) { return round_up(2 * round_up(tw, VL) + 2, VL); }
+
+// scratch floats the generic input transforms need: F(2x2)'s 4 rows of t, F(4x4)'s padded
+// row and 36 rows of round_up(tw, VL)
+static size_t any_tmp_len(int tw) { return MAX((size_t)40 * (round_up(tw, VL) + 1), (size_t)4 * any_row_len(tw)); }
 
 // the same for any W, in the same order of operations as input_transform_vec (down the
 // columns, then along the rows), so that both paths give the same bits: the four rows
@@ -260,11 +275,11 @@ static inline __attribute__((always_inline)) void output_transform_vec(real *out
             vreal y00 = s0[0] + s0[1] + s0[2] + b, y01 = s1[0] + s1[1] + s1[2] + b;
             vreal y10 = s0[1] - s0[2] - s0[3] + b, y11 = s1[1] - s1[2] - s1[3] + b;
             real *p0 = plane + (size_t)(2 * ty) * W;
-            vreal r0 = SHUF(y00, y01, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+            vreal r0 = ZIP_LO(y00, y01);
             if (add) r0 += row_load(p0, W);
             lanes_store(p0, r0, W);
             if (2 * ty + 1 < H) {
-                vreal r1 = SHUF(y10, y11, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+                vreal r1 = ZIP_LO(y10, y11);
                 if (add) r1 += row_load(p0 + W, W);
                 lanes_store(p0 + W, r1, W);
             }
@@ -276,13 +291,7 @@ static inline __attribute__((always_inline)) void output_transform_vec(real *out
 // one output row of 2x2 tiles, n <= VL of them from tile x: a to columns 2x, b to 2x + 1
 // (inside W), stored or added, the two interleaved into 2 VL columns
 static inline __attribute__((always_inline)) void out_row(real *r, vreal a, vreal b, int n, int x, int W, int add) {
-#if VEC16
-    vreal lo = SHUF(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    vreal hi = SHUF(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-#else
-    vreal lo = SHUF(a, b, 0, 8, 1, 9, 2, 10, 3, 11);
-    vreal hi = SHUF(a, b, 4, 12, 5, 13, 6, 14, 7, 15);
-#endif
+    vreal lo = ZIP_LO(a, b), hi = ZIP_HI(a, b);
     int cols = MIN(2 * n, W - 2 * x), n0 = MIN(VL, cols), n1 = cols - n0;
     r += 2 * x;
     if (add) lo += lanes_load(r, n0);
@@ -481,11 +490,10 @@ static void input_transform4_any(real *V, const real *in, int Cin, int H, int W,
                 if (y >= 0 && y < H) memcpy(pr + 1, plane + (size_t)y * W, sizeof(real) * W);
                 for (int x = 0; x < tw; x += VL) {
                     const real *q = pr + 4 * x;
-                    vreal e0 = EVENS(vload(q), vload(q + VL)), o0 = ODDS(vload(q), vload(q + VL));
-                    vreal e1 = EVENS(vload(q + 2 * VL), vload(q + 3 * VL)), o1 = ODDS(vload(q + 2 * VL), vload(q + 3 * VL));
-                    vreal f0 = EVENS(vload(q + 4), vload(q + 4 + VL)), g0 = ODDS(vload(q + 4), vload(q + 4 + VL));
-                    vreal f1 = EVENS(vload(q + 4 + 2 * VL), vload(q + 4 + 3 * VL));
-                    vreal g1 = ODDS(vload(q + 4 + 2 * VL), vload(q + 4 + 3 * VL));
+                    vreal l[4], h[4]; // p from 4x, and from 4x + 4
+                    for (int j = 0; j < 4; j++) l[j] = vload(q + j * VL), h[j] = vload(q + 4 + j * VL);
+                    vreal e0 = EVENS(l[0], l[1]), o0 = ODDS(l[0], l[1]), e1 = EVENS(l[2], l[3]), o1 = ODDS(l[2], l[3]);
+                    vreal f0 = EVENS(h[0], h[1]), g0 = ODDS(h[0], h[1]), f1 = EVENS(h[2], h[3]), g1 = ODDS(h[2], h[3]);
                     vreal p[6] = {EVENS(e0, e1), EVENS(o0, o1), ODDS(e0, e1), ODDS(o0, o1), EVENS(f0, f1), EVENS(g0, g1)};
                     vreal o[6];
                     BT6(p, o);
@@ -546,20 +554,6 @@ static inline __attribute__((always_inline)) void output_transform4_vec(real *ou
         }
     }
 }
-#endif
-
-// lanes 0.. of a and b interleaved (ZIP_LO) and the upper halves (ZIP_HI); ZIP2_*: the
-// same for pairs of lanes
-#if VEC16
-#define ZIP_LO(a, b) SHUF(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
-#define ZIP_HI(a, b) SHUF(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
-#define ZIP2_LO(a, b) SHUF(a, b, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23)
-#define ZIP2_HI(a, b) SHUF(a, b, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31)
-#else
-#define ZIP_LO(a, b) SHUF(a, b, 0, 8, 1, 9, 2, 10, 3, 11)
-#define ZIP_HI(a, b) SHUF(a, b, 4, 12, 5, 13, 6, 14, 7, 15)
-#define ZIP2_LO(a, b) SHUF(a, b, 0, 1, 8, 9, 2, 3, 10, 11)
-#define ZIP2_HI(a, b) SHUF(a, b, 4, 5, 12, 13, 6, 7, 14, 15)
 #endif
 
 // the same for any W, VL tiles at a time: M A along the rows of M, then A^T down the
