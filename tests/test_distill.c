@@ -381,6 +381,83 @@ static void test_determinism_and_resume(const char *method) {
     CHECK(rc == -1 && strstr(e.msg, "resume"), "%s: missing checkpoint: %s", method, e.msg);
 }
 
+// runs into a folder of its own and leaves the res file there (its path in res)
+static int run_keep(const DistillConfig *cfg, const DistillParams *p, const char *name, char *res, size_t n, Err *e) {
+    DistillResult r;
+    DistillPaths paths;
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s", test_tmp(name));
+    mkdir(dir, 0777);
+    if (distill_paths(&paths, dir, cfg, e)) return -1;
+    remove(paths.res), remove(paths.pkl), remove(paths.png);
+    int rc = distill_run(cfg, p, &g_ds, NULL, NULL, &paths, 0, &r, e);
+    distill_result_free(&r);
+    snprintf(res, n, "%s", paths.res);
+    return rc;
+}
+
+// --init-from: the file's images replace the method's initial set and nothing else
+static void test_init_from(const char *method) {
+    Err e;
+    int rc;
+    char other[1200], own[1200];
+    DistillConfig cfg = stage_cfg(method, 3);
+    DistillParams p, still;
+    small_params(&p, &cfg);
+    // another seed's distilled set, and this seed's own initial draw (lr_img 0 keeps it)
+    cfg.seed = 9;
+    CHECK(run_keep(&cfg, &p, "init_other", other, sizeof(other), &e) == 0, "%s: a set to start from: %s", method, e.msg);
+    cfg.seed = 5;
+    still = p;
+    set(&still, "lr_img", "0");
+    CHECK(run_keep(&cfg, &still, "init_own", own, sizeof(own), &e) == 0, "%s: the initial draw: %s", method, e.msg);
+    // with lr_img 0 the final set is the file's, bit for bit
+    DistillConfig c = cfg;
+    c.init_from = other;
+    float *a = run_final(&c, &still, 0, NULL, &e, &rc);
+    Pool f;
+    PoolOptions po = {.info = &g_info, .exp = -1};
+    CHECK(pool_load(&f, other, &po, &e) == 0, "%s: %s", method, e.msg);
+    CHECK(rc == 0 && a && f.n == 6 && !memcmp(a, f.x, sizeof(float) * 6 * 768),
+          "%s: --init-from with lr_img 0 ends on the file's images: %s", method, rc ? e.msg : "");
+    float *b = run_final(&cfg, &still, 0, NULL, &e, &rc);
+    CHECK(rc == 0 && b && memcmp(b, f.x, sizeof(float) * 6 * 768), "%s: without it, on its own draw", method);
+    pool_free(&f);
+    free(a), free(b);
+    // starting from its own initial draw is the plain run, bit for bit: the networks, real
+    // batches and DSA draws are still those of the seed
+    a = run_final(&cfg, &p, 0, NULL, &e, &rc);
+    c.init_from = own;
+    b = run_final(&c, &p, 0, NULL, &e, &rc);
+    CHECK(rc == 0 && a && b && !memcmp(a, b, sizeof(float) * 6 * 768),
+          "%s: --init-from its own initial set = the plain run: %s", method, rc ? e.msg : "");
+    free(a), free(b);
+    // a resume must start from the same file
+    DistillConfig c1 = c, c2 = cfg;
+    c1.iterations = 1, c1.ckpt_every = 1;
+    snprintf(c1.ckpt_path, sizeof(c1.ckpt_path), "%s", test_tmp("init_from.ckpt.pt"));
+    snprintf(c2.ckpt_path, sizeof(c2.ckpt_path), "%s", c1.ckpt_path);
+    DistillResult res;
+    rc = distill_run(&c1, &p, &g_ds, NULL, NULL, NULL, 0, &res, &e);
+    CHECK(rc == 0, "%s: a checkpointed --init-from run: %s", method, e.msg);
+    rc = distill_run(&c2, &p, &g_ds, NULL, NULL, NULL, 1, &res, &e);
+    CHECK(rc == -1 && strstr(e.msg, "another run"), "%s: resumed without --init-from: %s", method, e.msg);
+    c2.init_from = other;
+    rc = distill_run(&c2, &p, &g_ds, NULL, NULL, NULL, 1, &res, &e);
+    CHECK(rc == -1 && strstr(e.msg, "another run"), "%s: resumed from another file: %s", method, e.msg);
+    remove(c1.ckpt_path);
+    // a file of another IPC, and a method that does not take it
+    c.ipc = 1;
+    rc = distill_run(&c, &p, &g_ds, NULL, NULL, NULL, 0, &res, &e);
+    CHECK(rc == -1 && strstr(e.msg, "holds 6 images") && strstr(e.msg, "starts from 3"), "%s: wrong IPC: %s", method, e.msg);
+    c = cfg;
+    c.method = distill_method_find("MTT");
+    c.init_from = own;
+    rc = distill_run(&c, &p, &g_ds, NULL, NULL, NULL, 0, &res, &e);
+    CHECK(rc == -1 && strstr(e.msg, "does not take --init-from"), "MTT refuses --init-from: %s", e.msg);
+    remove(own), remove(other);
+}
+
 // NaN weights for the fourth network: the loss is NaN at iteration 3
 static int nan_net(void *ctx, Net *net, int tag) {
     (void)ctx;
@@ -639,6 +716,7 @@ static void test_cli(void) {
         {"an unknown model", "--ipc 1 --arch ResNet999", 2, "unknown architecture"},
         {"a NaN loss", "--ipc 1 --lr-img 1e39 --init noise --checkpoint-every 1", 1, "not finite"},
         {"--resume without a checkpoint", "--ipc 1 --resume", 1, "no checkpoint"},
+        {"--init-from a missing file", "--ipc 1 --init-from /nonexistent/res.pt", 1, "--init-from /nonexistent/res.pt"},
     };
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         int st = run_cli_stderr(err, sizeof(err), "%s --data %s --out %s %s", base, data, out, bad[k].args);
@@ -697,6 +775,8 @@ int main(void) {
     random_dataset(10);
     test_determinism_and_resume("DM");
     test_determinism_and_resume("IDM");
+    test_init_from("DM");
+    test_init_from("IDM");
     test_nan();
     test_shapes();
     test_outputs_and_eval();

@@ -58,6 +58,9 @@ static void usage(FILE *f) {
             "             --seed S (default 0; same seed and threads: identical output)\n"
             "             --threads N (default: all cores)  --train-limit N (the first N training\n"
             "             images; 0 = all; SRe2L, CDA and SC-DD read no training images)\n"
+            "             --init-from FILE (DM, IDM, BACON, DC, DSA: start from the images of a\n"
+            "             res_*.pt / .pkl of the same method, dataset and IPC instead of the\n"
+            "             method's initialisation; its model draws stay those of --seed)\n"
             "output:      --out PATH (a folder, default ./result, or a res file name ending in .pt;\n"
             "             alias --save-path)  --force (replace existing outputs)  --json FILE\n"
             "             --dry-run (print the settings and exit)  --quiet (no progress bar)\n"
@@ -127,7 +130,7 @@ static int method_opt(int argc, char **argv, int *i, DistillSettings *s, const D
 }
 
 typedef struct {
-    const char *json;
+    const char *json, *init_from;
     int quiet, force, resume, dry_run;
     long train_limit, stop_after;
 } Opts;
@@ -153,6 +156,7 @@ static int parse(int argc, char **argv, DistillSettings *s, Opts *o, const Disti
         else if ((v = cli_opt(argc, argv, &i, "--out", &missing)) || (v = cli_opt(argc, argv, &i, "--save-path", &missing)))
             snprintf(s->out, sizeof(s->out), "%s", v);
         else if ((v = cli_opt(argc, argv, &i, "--json", &missing))) o->json = v;
+        else if ((v = cli_opt(argc, argv, &i, "--init-from", &missing))) o->init_from = v;
         else if ((v = cli_opt(argc, argv, &i, "--ipc", &missing))) {
             if (cli_parse_int(C, "--ipc", v, 1, 100000, &l)) return 2;
             s->ipc = (int)l;
@@ -327,7 +331,8 @@ int cmd_distill(int argc, char **argv) {
                          .iterations = s.iterations >= 0 ? s.iterations : def_iters,
                          .eval_every = s.eval_every, .num_eval = s.num_eval, .epoch_eval_train = s.epoch_eval_train,
                          .batch_train = s.batch_train, .lr_net = s.lr_net, .ckpt_every = s.ckpt_every,
-                         .progress = !o.quiet, .log = stdout, .log_every = s.log_every, .stop_after = o.stop_after};
+                         .progress = !o.quiet, .log = stdout, .log_every = s.log_every, .stop_after = o.stop_after,
+                         .init_from = o.init_from};
     snprintf(cfg.arch, sizeof(cfg.arch), "%s", s.arch);
     Net probe;
     if (model_create(&probe, cfg.arch, info->c, info->n_classes, info->h, info->w, &e))
@@ -353,6 +358,7 @@ int cmd_distill(int argc, char **argv) {
     printf(", %s", paths.png);
     if (def->outputs & DISTILL_OUT_IMAGEFOLDER) printf(", %s/", paths.images);
     printf("\n");
+    if (cfg.init_from) printf("  initial set from %s\n", cfg.init_from);
     if (cfg.ckpt_every) printf("  checkpoint every %ld iterations: %s\n", cfg.ckpt_every, cfg.ckpt_path);
     if (cfg.eval_every)
         printf("  evaluation every %ld updates: %d %s models, %d epochs\n", cfg.eval_every, cfg.num_eval, cfg.arch,

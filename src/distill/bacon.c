@@ -100,6 +100,7 @@ const DistillMethodDef distill_bacon = {
                     "eval_interval 500; CIFAR-100 IPC 10: ce_weight 0.1, model_train_steps 50, IPC 50: "
                     "model_train_steps 50; TinyImageNet IPC 10: model_train_steps 50, eval_interval 500",
     .outputs = DISTILL_OUT_RES | DISTILL_OUT_PKL,
+    .init_from_ok = 1,
     .init = idm_init,
     .step = bacon_step,
     .save = idm_save,

@@ -209,6 +209,12 @@ typedef struct {
     // written there, no release files, and --resume continues (a time-boxed run, as a
     // batch system's job limit wants it)
     long stop_after;
+    // the initial synthetic set from a file (a res_*.pt, .pkl or tensor pair pool_load
+    // reads) instead of the method's own initialisation, or NULL: for methods that set
+    // init_from_ok. The method still makes its initial draws (its networks are those of
+    // the seed); the file's images replace the set it drew. Its images' SHA-256 is part of
+    // the run's identity, so a resume with another file is refused.
+    const char *init_from;
     int progress;          // progress bar on stderr
     FILE *log;             // per-iteration lines (every log_every steps) and evaluations, or NULL
     long log_every;
@@ -265,6 +271,7 @@ typedef struct DistillRun {
     int nets_made;   // distill_net_new's count (the tag passed to ov->net_init)
     int packed4;     // set by init: each image is a 2x2 mosaic of four (IDM's partition and
                      // expansion); evaluation unpacks it (pool_unpack4, BEARD's aug)
+    char init_sha256[65]; // cfg->init_from: the SHA-256 of the images taken from it, else ""
     int *perm, *pick, *idx; // scratch of the draw helpers (the size of the training set)
 } DistillRun;
 
@@ -293,6 +300,8 @@ typedef struct DistillMethodDef {
     long default_iterations;  // --iterations when not given (0: DISTILL_DEFAULT_ITERATIONS)
     const char *iterations_help; // what --iterations counts for it (NULL: the official Iteration)
     int no_real_data;      // needs no real training images: the stage may run with train NULL
+    int init_from_ok;      // r->syn after init is the whole initial set, and nothing else of
+                           // the method's state depends on its values: --init-from may replace it
     long (*total_steps)(const DistillRun *r); // NULL: cfg->iterations + 1
     int (*init)(DistillRun *r, Err *e);
     int (*step)(DistillRun *r, Err *e);

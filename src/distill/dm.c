@@ -215,6 +215,7 @@ const DistillMethodDef distill_dm = {
     .reference = "VICO-UoE/DatasetCondensation main_DM.py",
     .params = dm_params,
     .outputs = DISTILL_OUT_RES,
+    .init_from_ok = 1,
     .init = dm_init,
     .step = dm_step,
     .save = dm_save,

@@ -569,6 +569,7 @@ const DistillMethodDef distill_idm = {
                     "eval_interval 500; CIFAR-100 IPC 10: ce_weight 0.1, model_train_steps 50; TinyImageNet: IPC 10 "
                     "eval_interval 500, IPC 50 ce_weight 0.8, model_train_steps 50, eval_interval 1000",
     .outputs = DISTILL_OUT_RES | DISTILL_OUT_PKL,
+    .init_from_ok = 1,
     .init = idm_init,
     .step = idm_step,
     .save = idm_save,

@@ -30,8 +30,10 @@
 
 #include "../core/progress.h"
 #include "../io/file.h"
+#include "../data/pool.h"
 #include "../io/torch_pt.h"
 #include "../models/convnet.h"
+#include "../store/store.h"
 #include "distill.h"
 
 #define STREAM_STEP 0x4453544C00000000ull // 'DSTL': the step generators
@@ -92,6 +94,40 @@ void distill_run_free(DistillRun *r) {
     memset(r, 0, sizeof(*r));
 }
 
+// --init-from: the file's images replace the set the method's init drew; the file must hold
+// exactly that set's shape, class-major with the same hard labels
+static int init_from_file(DistillRun *r, const char *path, Err *e) {
+    const char *m = r->cfg->method->name;
+    Pool pool;
+    PoolOptions po = {.info = r->info, .exp = -1};
+    if (pool_load(&pool, path, &po, e)) {
+        pool_free(&pool);
+        return err_wrap(e, "--init-from %s", path);
+    }
+    int rc = -1;
+    if (pool.soft) {
+        err_set(e, "--init-from %s holds soft labels; %s starts from hard-labelled images", path, m);
+    } else if (pool.n != r->n_syn || pool.c != r->syn_c || pool.h != r->syn_h || pool.w != r->syn_w) {
+        err_set(e, "--init-from %s holds %d images of %dx%dx%d; %s at IPC %d starts from %d of %dx%dx%d%s", path,
+                pool.n, pool.c, pool.h, pool.w, m, r->ipc, r->n_syn, r->syn_c, r->syn_h, r->syn_w,
+                r->packed4 ? " (its compact 2x2 mosaics, as its res file holds them)" : "");
+    } else {
+        int i = 0;
+        while (i < pool.n && pool.y[i] == r->syn_y[i]) i++;
+        if (i < pool.n) {
+            err_set(e, "--init-from %s: image %d has label %d where %s's class-major set has %d", path, i, pool.y[i], m,
+                    r->syn_y[i]);
+        } else {
+            size_t bytes = sizeof(float) * distill_syn_size(r) * (size_t)r->n_syn;
+            memcpy(r->syn, pool.x, bytes);
+            store_sha256_hex(r->syn, bytes, r->init_sha256);
+            rc = 0;
+        }
+    }
+    pool_free(&pool);
+    return rc;
+}
+
 int distill_run_init(DistillRun *r, const DistillConfig *cfg, const DistillParams *p, const Dataset *train,
                      const DistillOverride *ov, Err *e) {
     memset(r, 0, sizeof(*r));
@@ -100,6 +136,9 @@ int distill_run_init(DistillRun *r, const DistillConfig *cfg, const DistillParam
     if (train && (train->c != info->c || train->h != info->h || train->w != info->w || train->n_classes != info->n_classes))
         return err_set(e, "the training set does not have %s's shape", info->name);
     if (cfg->ipc < 1) return err_set(e, "--ipc must be at least 1");
+    if (cfg->init_from && !cfg->method->init_from_ok)
+        return err_set(e, "%s does not take --init-from (its initial state is more than the images it starts from)",
+                       cfg->method->name);
     r->cfg = cfg, r->p = p, r->info = info, r->real = train, r->ov = ov;
     r->C = info->c, r->H = info->h, r->W = info->w, r->K = info->n_classes, r->ipc = cfg->ipc;
     int K = r->K, n_train = train ? train->n : 0;
@@ -134,7 +173,7 @@ int distill_run_init(DistillRun *r, const DistillConfig *cfg, const DistillParam
     // initialisation draws come from the generator of step 0's "before"
     rng_init(&r->rng, cfg->seed, STREAM_STEP - 1);
     r->it = -1;
-    if (cfg->method->init(r, e)) {
+    if (cfg->method->init(r, e) || (cfg->init_from && init_from_file(r, cfg->init_from, e))) {
         distill_run_free(r);
         return -1;
     }
@@ -170,6 +209,7 @@ static char *identity_json(const DistillRun *r) {
     char seed[32];
     snprintf(seed, sizeof(seed), "%llu", (unsigned long long)cfg->seed);
     cJSON_AddStringToObject(o, "seed", seed);
+    if (r->init_sha256[0]) cJSON_AddStringToObject(o, "init_from_sha256", r->init_sha256);
     cJSON *pp = cJSON_AddObjectToObject(o, "params");
     for (int i = 0; i < r->p->n; i++) {
         char buf[DISTILL_STR_MAX];
@@ -237,8 +277,8 @@ static int checkpoint_read(DistillRun *r, long *next, DistillResult *res, Err *e
         goto done;
     }
     if (!id || cf->numel != strlen(id) || memcmp(cf->data, id, cf->numel)) {
-        err_set(e, "cannot resume: %s is a checkpoint of another run (method, dataset, model, IPC, seed or a "
-                   "parameter differs); its settings: %.*s",
+        err_set(e, "cannot resume: %s is a checkpoint of another run (method, dataset, model, IPC, seed, --init-from "
+                   "set or a parameter differs); its settings: %.*s",
                 path, (int)(cf->numel > 300 ? 300 : cf->numel), (const char *)cf->data);
         goto done;
     }

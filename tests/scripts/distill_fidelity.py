@@ -18,6 +18,12 @@ images) goes into a table, with the distillation's wall time. The final model of
 best run then goes through stage 3, `beard evaluate` with a BEARD evaluate_config.json
 (clean, FGSM, PGD, untargeted, BEARD's parameters): the three stages chained.
 
+With --same-init the official run also writes its initial synthetic set (init.pt), and
+beard distills from that (`beard distill --init-from`) instead of drawing its own: the
+two sides then start from the same images and differ only in what the iterations draw
+(the real batches, the DSA parameters, the networks). That separates a difference in
+the iterations from the luck of one initial draw (DM, IDM, BACON, DC, DSA).
+
 Every step is skipped when its output is already there, so the run can be stopped and
 started again. The official checkouts are not part of beard; --official names a folder
 holding DatasetCondensation/ (VICO-UoE), IDM/ (uitrbn), BACON/ (zhouzhengqd) and
@@ -27,7 +33,7 @@ usage: distill_fidelity.py --beard build/beard --shared ../shared --work DIR --o
                            [--dm-iters 100] [--idm-iters 10] [--dc-iters 49 --dc10-iters 0]
                            [--dsa-iters 19 --dsa10-iters 0]
                            [--mtt-iters 20 --mtt10-iters 5 --mtt-experts 3 --mtt-epochs 8]
-                           [--seeds 3] [--epochs 1000] [--distill-seed 0] [--no-random]
+                           [--seeds 3] [--epochs 1000] [--distill-seed 0] [--no-random] [--same-init]
                            [--threads 2] [--only official|beard|train|table] [--methods DM,IDM,BACON,DC,DSA,MTT]
                            [--ipcs 1,10]
 """
@@ -165,6 +171,11 @@ def official_mtt_experts(a):
     return out
 
 
+def same_init_out(a, out):
+    """--same-init: the official run writes its initial set (run_official_distill.py --init-out)"""
+    return ["--init-out", os.path.join(out, "init.pt")] if a.same_init else []
+
+
 def official(a, method, ipc):
     out = os.path.join(a.work, "official", "%s_%d" % (method, ipc))
     res = official_res(a, method, ipc)
@@ -187,7 +198,7 @@ def official(a, method, ipc):
         cmd = [sys.executable, os.path.join(HERE, "run_official_distill.py"), "--code", os.path.join(a.official, code),
                "--script", script, "--cifar", os.path.join(a.shared, "data", "cifar-10-batches-bin"), "--threads",
                str(a.threads), "--seed", str(a.distill_seed), "--timing",
-               os.path.join(out, "timing.json")] + extra + ["--"] + args
+               os.path.join(out, "timing.json")] + extra + same_init_out(a, out) + ["--"] + args
         load0 = load_avg()
         dt = run(cmd, os.path.join(out, "log.txt"), cwd=out)
         json.dump({"seconds": dt, "iterations": iters, "load_before": load0, "load_after": load_avg()},
@@ -199,7 +210,8 @@ def official(a, method, ipc):
         args += IDM_COMMON + IDM_IPC[ipc]
     cmd = [sys.executable, os.path.join(HERE, "run_official_distill.py"), "--code", os.path.join(a.official, code),
            "--script", script, "--cifar", os.path.join(a.shared, "data", "cifar-10-batches-bin"), "--threads",
-           str(a.threads), "--seed", str(a.distill_seed), "--timing", os.path.join(out, "timing.json"), "--"] + args
+           str(a.threads), "--seed", str(a.distill_seed), "--timing", os.path.join(out, "timing.json")] + \
+        same_init_out(a, out) + ["--"] + args
     load0 = load_avg()
     dt = run(cmd, os.path.join(out, "log.txt"), cwd=out)
     json.dump({"seconds": dt, "iterations": iters, "load_before": load0, "load_after": load_avg()},
@@ -237,12 +249,19 @@ def beard(a, method, ipc):
     if busy(out):
         log("%s IPC %d (beard) is being run by another driver" % (method, ipc))
         return None
+    init = []
+    if a.same_init:
+        path = os.path.join(a.work, "official", "%s_%d" % (method, ipc), "init.pt")
+        if not os.path.exists(path):
+            log("%s IPC %d (beard): --same-init needs the official run's %s first" % (method, ipc, path))
+            return None
+        init = ["--init-from", path]
     mark(out)
     iters = iterations(a, method, ipc)
     cmd = [a.beard, "distill", "--method", method, "--dataset", "cifar10", "--data", os.path.join(a.shared, "data"),
            "--ipc", str(ipc), "--iterations", str(iters), "--seed", str(a.distill_seed), "--threads", str(a.threads),
            "--out", out,
-           "--json", os.path.join(out, "distill.json"), "--log-every", "10", "--force"]
+           "--json", os.path.join(out, "distill.json"), "--log-every", "10", "--force"] + init
     if method == "MTT":
         _, _, ms, _, _, _ = mtt_settings(ipc, a.mtt_epochs)
         cmd += ["--buffer_path", beard_mtt_experts(a), "--max_start_epoch", str(ms)]
@@ -345,6 +364,10 @@ def main():
     ap.add_argument("--distill-seed", type=int, default=0,
                     help="seed of both sides' distillations (the official wrapper seeds numpy, random and "
                          "torch with it; MTT's experts too); a run at another seed wants its own --work")
+    ap.add_argument("--same-init", action="store_true",
+                    help="beard starts from the official run's initial set (DM, IDM, BACON, DC, DSA): the official "
+                         "side writes it (init.pt) and beard distill --init-from reads it, so that the two sides "
+                         "differ only in what the iterations draw; wants its own --work")
     ap.add_argument("--epochs", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", default="")

@@ -21,6 +21,9 @@ What this wrapper changes around it, and nothing inside it:
   - with --timing FILE, the wall-clock and the process CPU time of every step of the
     synthetic images' optimiser (the SGD with momentum 0.5) are recorded, so that a
     benchmark can take the time per iteration without the set-up;
+  - with --init-out FILE, the synthetic set as the image optimiser first receives it (the
+    official initialisation) is written as a res_*.pt, which `beard distill --init-from`
+    reads: the two sides then start from the same images;
   - MTT (GeorgeCazenavette/mtt-distillation distill.py, buffer.py): wandb, which
     distill.py logs to, is a stub that records nothing (its config is the command line);
     torch.Tensor.cuda returns the tensor itself (distill.py calls .cuda() when it saves,
@@ -37,7 +40,7 @@ What this wrapper changes around it, and nothing inside it:
     (MTT pins 0.6.3: pip install --target DIR kornia==0.6.3 --no-deps; PYTHONPATH=DIR).
 
 usage: run_official_distill.py --code DIR --script main_DM.py --cifar DIR [--threads 2]
-                               [--seed 0] [--timing FILE] [--mtt-out DIR] -- <the script's own arguments>
+                               [--seed 0] [--timing FILE] [--mtt-out DIR] [--init-out FILE] -- <the script's own arguments>
 """
 import argparse
 import json
@@ -148,6 +151,24 @@ def install_timing(path):
     atexit.register(dump)
 
 
+def install_init_out(path):
+    """--init-out: the synthetic set as the image optimiser (SGD with momentum 0.5) first
+    receives it, i.e. the official initialisation, as a res_*.pt that `beard distill
+    --init-from` reads (the labels are the caller's label_syn)"""
+    init = torch.optim.SGD.__init__
+
+    def new_init(self, params, *a, **k):
+        params = list(params)
+        init(self, params, *a, **k)
+        if self.defaults.get("momentum") == 0.5 and not os.path.exists(path):
+            x = self.param_groups[0]["params"][0].detach().clone().cpu()
+            y = sys._getframe(1).f_locals.get("label_syn")
+            y = y.detach().clone().cpu() if y is not None else torch.arange(10).repeat_interleave(x.shape[0] // 10)
+            torch.save({"data": [[x, y.long()]], "accs_all_exps": {}}, path)
+
+    torch.optim.SGD.__init__ = new_init
+
+
 def install_mtt():
     w = types.ModuleType("wandb")
 
@@ -225,6 +246,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timing")
     ap.add_argument("--mtt-out")
+    ap.add_argument("--init-out")
     a = ap.parse_args(own)
     check_modules(os.path.abspath(a.code))
     torch.set_num_threads(a.threads)
@@ -238,6 +260,8 @@ def main():
     install_cifar(os.path.abspath(a.cifar))
     if a.timing:
         install_timing(os.path.abspath(a.timing))
+    if a.init_out:
+        install_init_out(os.path.abspath(a.init_out))
     script = os.path.join(os.path.abspath(a.code), a.script)
     sys.path.insert(0, os.path.dirname(script))
     sys.argv = [script] + rest
