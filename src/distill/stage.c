@@ -29,8 +29,8 @@
 #include <cjson/cJSON.h>
 
 #include "../core/progress.h"
-#include "../io/file.h"
 #include "../data/pool.h"
+#include "../io/file.h"
 #include "../io/torch_pt.h"
 #include "../models/convnet.h"
 #include "../store/store.h"
